@@ -1,0 +1,208 @@
+"""JWT issue and verification.
+
+Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` (a list of
+glob patterns such as ``ops`` or ``team-*``; absent means every room), ``iss`` and ``aud``.
+The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
+public key only RS256/384/512, an EC public key only ES256/384/512. ``alg: none`` is never
+accepted, and a public key can never be used as an HMAC secret (HS/RS confusion).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from chatctl.errors import ConfigError, PermissionDenied, TokenError
+from chatctl.protocol import USER_RULE, valid_user
+
+HMAC_ALGORITHMS = ["HS256"]
+RSA_ALGORITHMS = ["RS256", "RS384", "RS512"]
+EC_ALGORITHMS = ["ES256", "ES384", "ES512"]
+
+
+@dataclass(frozen=True)
+class Claims:
+    user: str
+    rooms: tuple[str, ...] | None
+    exp: float | None
+    raw: dict[str, Any]
+
+    def allows(self, room: str) -> bool:
+        if self.rooms is None:
+            return True
+        return any(fnmatch.fnmatchcase(room, pattern) for pattern in self.rooms)
+
+    def check_room(self, room: str) -> None:
+        if not self.allows(room):
+            raise PermissionDenied(f"token for {self.user} does not allow room {room}")
+
+
+def load_public_key(path: Path) -> tuple[Any, list[str]]:
+    """Load a PEM public key and the algorithms it may verify."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read public key {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM public key: {exc}") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, RSA_ALGORITHMS
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key, EC_ALGORITHMS
+    raise ConfigError(f"{path}: only RSA and EC public keys are supported")
+
+
+def load_private_key(path: Path) -> tuple[Any, str]:
+    """Load a PEM private key and the algorithm ``token create`` signs with."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"cannot read private key {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an unencrypted PEM private key: {exc}") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key, "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key, "ES256"
+    raise ConfigError(f"{path}: only RSA and EC private keys are supported")
+
+
+class Verifier:
+    """Verifies tokens against one key with pinned algorithms."""
+
+    def __init__(
+        self,
+        key: Any,
+        algorithms: list[str],
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key = key
+        self.algorithms = algorithms
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.clock = clock
+
+    @classmethod
+    def hmac(cls, secret: bytes, **kwargs: Any) -> Verifier:
+        return cls(secret, HMAC_ALGORITHMS, **kwargs)
+
+    @classmethod
+    def public_key(cls, path: Path, **kwargs: Any) -> Verifier:
+        key, algorithms = load_public_key(path)
+        return cls(key, algorithms, **kwargs)
+
+    def verify(self, token: str) -> Claims:
+        """Return the token's claims, or raise :class:`TokenError` saying why it is refused."""
+        if not token:
+            raise TokenError("missing token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise TokenError("malformed token") from None
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise TokenError(
+                f"token algorithm {alg!r} is not accepted (expected {', '.join(self.algorithms)})"
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=self.algorithms,
+                issuer=self.issuer,
+                audience=self.audience,
+                options={
+                    "require": ["sub", "exp"],
+                    "verify_exp": False,  # checked below, to say when it expired
+                    "verify_aud": self.audience is not None,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenError("bad token signature") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError(f"token has no {exc.claim!r} claim") from None
+        except jwt.InvalidIssuerError:
+            raise TokenError("token issuer is not accepted") from None
+        except jwt.InvalidAudienceError:
+            raise TokenError("token audience is not accepted") from None
+        except jwt.InvalidKeyError:
+            raise TokenError("token cannot be verified with this server's key") from None
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {exc}") from None
+        return self._claims(claims)
+
+    def _claims(self, claims: dict[str, Any]) -> Claims:
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float):
+            raise TokenError("token exp claim is not a number")
+        if exp + self.leeway < self.clock():
+            expired_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(exp))
+            raise TokenError(f"token expired at {expired_at}")
+        user = claims.get("sub")
+        if not isinstance(user, str) or not valid_user(user):
+            raise TokenError(f"token sub must be a user name: {USER_RULE}")
+        rooms = claims.get("rooms")
+        if rooms is not None and (
+            not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
+        ):
+            raise TokenError("token rooms claim must be a list of patterns")
+        return Claims(user, None if rooms is None else tuple(rooms), float(exp), claims)
+
+
+def mint(
+    key: Any,
+    user: str,
+    *,
+    ttl: float,
+    rooms: list[str] | None = None,
+    algorithm: str = "HS256",
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Create a signed token for ``user`` valid for ``ttl`` seconds."""
+    if not valid_user(user):
+        raise TokenError(f"invalid user name {user!r}: {USER_RULE}")
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
+    if rooms:
+        claims["rooms"] = rooms
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``12h``, ``7d`` or ``1w`` into seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    unit = 1
+    if text and text[-1] in units:
+        unit = units[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a duration such as 90s, 15m, 12h or 7d") from None
+    if value <= 0:
+        raise ValueError("a duration must be positive")
+    return value * unit

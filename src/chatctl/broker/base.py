@@ -1,0 +1,97 @@
+"""The broker contract: what the server needs from whatever stores and fans out messages.
+
+A broker owns, per room: the id counter, the history log, de-duplication of client ids,
+presence, and the node-level live subscription. The server owns connections. Every broker
+(memory, redis) passes the one conformance suite in tests/broker/test_conformance.py.
+
+Guarantees every implementation gives:
+
+- ``publish`` returns only after the message is stored; ids are per room, strictly
+  increasing, starting at 1. A repeated ``(room, user, client_id)`` within the
+  de-duplication window returns the original message with ``duplicate=True`` and is not
+  delivered again.
+- ``subscribe`` registers ONE callback per room per node; the broker calls it for every
+  message of the room in id order, each exactly once per subscription (a Redis broker
+  catches up from its log after an outage), and for presence changes.
+- ``history(since=N)`` returns the kept messages with ``id > N`` and says whether they are
+  complete, i.e. nothing after ``N`` was trimmed away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from chatctl.protocol import Message, MessageKind, Presence
+
+#: Called by the broker, on the event loop, for each live message or presence change of a room.
+Deliver = Callable[[Message | Presence], None]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    message: Message
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class History:
+    """Messages of a room, oldest first.
+
+    ``last_id`` is the newest id in the room (0 when empty); ``complete`` is true when
+    ``messages`` holds every message after the ``since`` asked for (always true without
+    ``since`` ); ``epoch`` changes whenever the room's history was lost and ids restarted.
+    """
+
+    messages: list[Message]
+    last_id: int
+    epoch: str
+    complete: bool = True
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """The interface the server talks to. See the module docstring for the guarantees."""
+
+    async def start(self) -> None:
+        """Connect and start background work. Called once before anything else."""
+
+    async def close(self) -> None:
+        """Stop background work and release connections."""
+
+    async def publish(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+    ) -> PublishResult:
+        """Store and fan out a message; raise ``BrokerUnavailable`` if it was not stored."""
+        ...
+
+    async def subscribe(self, room: str, deliver: Deliver) -> None:
+        """Start delivering the room's live messages and presence changes to ``deliver``."""
+
+    async def unsubscribe(self, room: str) -> None:
+        """Stop delivering the room's events to this node."""
+
+    async def history(self, room: str, *, since: int | None, limit: int) -> History:
+        """Up to ``limit`` newest messages after ``since`` (or the newest ``limit`` ones)."""
+        ...
+
+    async def join(self, room: str, user: str, conn_id: str) -> None:
+        """Record a connection of ``user`` in ``room``; the first one announces a join."""
+
+    async def leave(self, room: str, user: str, conn_id: str) -> None:
+        """Forget a connection; the user's last one announces a leave."""
+
+    async def users(self, room: str) -> list[str]:
+        """Users with at least one connection in the room, on any node, sorted."""
+        ...
+
+    def healthy(self) -> bool:
+        """True when publishing and live delivery both work right now."""
+        ...

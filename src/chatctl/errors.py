@@ -1,0 +1,69 @@
+"""The exception tree of chatctl.
+
+::
+
+    ChatctlError                  root; carries the exit status of the CLI
+    ├── UsageError                bad flag, URL, room name, config (status 2)
+    ├── ConfigError               unreadable config or secret/key file (status 2)
+    ├── AuthError                 a token could not be made or was refused (status 3)
+    │   ├── TokenError            raised by chatctl.auth.verify: invalid token -> HTTP 401
+    │   └── PermissionDenied      valid token, room not allowed -> HTTP 403
+    ├── ConnectError              server unreachable (status 4), raised by the client core
+    ├── DeliveryTimeout           not all messages acked in time (status 5)
+    ├── MessageRejected           the server answered a message with an error (status 6)
+    └── BrokerError               the broker cannot accept or serve a request right now
+        └── BrokerUnavailable     the backing store (Redis) is down; retry later
+
+``ProtocolError`` lives in :mod:`chatctl.protocol` (no I/O module imports this one's
+dependencies) and subclasses ``ChatctlError`` too.
+"""
+
+from __future__ import annotations
+
+from chatctl.status import ExitStatus
+
+
+class ChatctlError(Exception):
+    """Root of every error chatctl raises on purpose."""
+
+    status: ExitStatus = ExitStatus.ERROR
+
+
+class UsageError(ChatctlError):
+    status = ExitStatus.USAGE
+
+
+class ConfigError(ChatctlError):
+    status = ExitStatus.USAGE
+
+
+class AuthError(ChatctlError):
+    status = ExitStatus.AUTH
+
+
+class TokenError(AuthError):
+    """The token is missing, malformed, expired, badly signed or has wrong claims."""
+
+
+class PermissionDenied(AuthError):
+    """The token is valid but does not allow the room."""
+
+
+class ConnectError(ChatctlError):
+    status = ExitStatus.CONNECT
+
+
+class DeliveryTimeout(ChatctlError):
+    status = ExitStatus.TIMEOUT
+
+
+class MessageRejected(ChatctlError):
+    status = ExitStatus.REJECTED
+
+
+class BrokerError(ChatctlError):
+    """The broker could not do what was asked."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker's backing store is unreachable; nothing was stored."""

@@ -1,0 +1,393 @@
+"""The chatctl wire protocol: frame types, parsing, validation and serialisation.
+
+No I/O happens here: this module imports neither asyncio nor websockets, so every rule of the
+protocol is tested with plain function calls. docs/protocol.md is the prose version of it.
+
+Every frame is one JSON object in one WebSocket text frame, with a ``type`` field.
+A client frame without ``type`` but with ``message`` is a chat message (what a browser
+sending ``{"message": "hi"}`` expects).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from functools import cached_property
+from typing import Any, Literal
+
+from chatctl.errors import ChatctlError
+
+PROTOCOL_VERSION = 1
+
+#: Largest incoming WebSocket frame/message in bytes; over it the server closes with 1009.
+MAX_FRAME_BYTES = 64 * 1024
+#: Longest chat message text in characters; over it the sender gets a ``message_too_long`` error.
+MAX_MESSAGE_CHARS = 8000
+#: Longest client-chosen message id.
+MAX_CLIENT_ID_CHARS = 64
+#: Messages kept per room for history and resume, unless configured otherwise.
+DEFAULT_HISTORY = 1000
+#: History messages a welcome carries when the client asks for neither ``since`` nor ``history``.
+DEFAULT_WELCOME_HISTORY = 20
+#: Seconds during which a repeated (user, client_id) in a room returns the original ack.
+DEFAULT_DEDUP_WINDOW = 600.0
+
+ROOM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ROOM_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+USER_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
+USER_RULE = "1-64 characters, no spaces or control characters"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down
+    POLICY_VIOLATION = 1008  # sustained abuse (e.g. rate limit)
+    MESSAGE_TOO_BIG = 1009  # frame over the size limit
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012  # graceful drain: reconnect (elsewhere) and resume
+    SLOW_CONSUMER = 4008  # pending output over the per-connection bound
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an error frame. The connection stays open after every one of them."""
+
+    INVALID_JSON = "invalid_json"  # not JSON, or not UTF-8
+    INVALID_FRAME = "invalid_frame"  # JSON but not an object, or a binary frame
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"  # a field of the wrong type or form
+    MESSAGE_TOO_LONG = "message_too_long"
+    BROKER_UNAVAILABLE = "broker_unavailable"  # not stored, not acked: retry later
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+
+
+class ProtocolError(ChatctlError):
+    """A client frame broke a rule; the server answers it with an error frame."""
+
+    def __init__(self, code: ErrorCode, reason: str, *, client_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.client_id = client_id
+
+    def to_frame(self) -> ErrorFrame:
+        return ErrorFrame(code=self.code, reason=self.reason, client_id=self.client_id)
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """Serialise one frame: compact, UTF-8 kept as is."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def valid_room(room: str) -> bool:
+    return ROOM_RE.fullmatch(room) is not None
+
+
+def valid_user(user: str) -> bool:
+    return USER_RE.fullmatch(user) is not None
+
+
+# --------------------------------------------------------------------------- server -> client
+
+MessageKind = Literal["text", "action"]
+
+
+@dataclass(frozen=True, slots=False)
+class Message:
+    """A stored chat message: what ``message`` frames and history carry.
+
+    ``id`` is room-scoped and strictly increasing; ``ts`` is the server's Unix time in seconds.
+    The serialised frame is computed once and shared by every delivery.
+    """
+
+    id: int
+    room: str
+    user: str
+    text: str
+    ts: float
+    kind: MessageKind = "text"
+    client_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": "message",
+            "id": self.id,
+            "room": self.room,
+            "user": self.user,
+            "message": self.text,
+            "ts": self.ts,
+            "kind": self.kind,
+        }
+        if self.client_id is not None:
+            d["client_id"] = self.client_id
+        return d
+
+    @cached_property
+    def frame(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Message:
+        """Build from a ``message`` frame or a stored record; raise ``ValueError`` if malformed."""
+        try:
+            kind = d.get("kind", "text")
+            client_id = d.get("client_id")
+            msg = cls(
+                id=int(d["id"]),
+                room=str(d["room"]),
+                user=str(d["user"]),
+                text=str(d["message"]),
+                ts=float(d["ts"]),
+                kind="action" if kind == "action" else "text",
+                client_id=None if client_id is None else str(client_id),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a message record: {exc}") from exc
+        return msg
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """First frame on every connection.
+
+    ``last_id`` is the newest message id in the room when the connection subscribed (0 if none):
+    everything after it arrives live. ``recovered`` is set only when the client asked to resume
+    (``since``): True when ``history`` holds every message after ``since``; False when some
+    were no longer kept (or the room's ``epoch`` changed), so the client knows it missed some.
+    """
+
+    user: str
+    room: str
+    epoch: str
+    last_id: int
+    history: list[Message]
+    users: list[str]
+    since: int | None = None
+    recovered: bool | None = None
+    server: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "user": self.user,
+            "room": self.room,
+            "epoch": self.epoch,
+            "last_id": self.last_id,
+            "history": [m.to_dict() for m in self.history],
+            "users": self.users,
+            "server": self.server,
+        }
+        if self.since is not None:
+            d["since"] = self.since
+            d["recovered"] = self.recovered
+        return d
+
+    def frame(self) -> str:
+        return dumps(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The broker stored the message with client id ``client_id`` as ``id``.
+
+    ``duplicate`` is true when this client id was seen before: the original ack is returned and
+    the message is not delivered again.
+    """
+
+    client_id: str
+    id: int
+    room: str
+    ts: float
+    duplicate: bool = False
+
+    def frame(self) -> str:
+        return dumps(
+            {
+                "type": "ack",
+                "client_id": self.client_id,
+                "id": self.id,
+                "room": self.room,
+                "ts": self.ts,
+                "duplicate": self.duplicate,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ErrorFrame:
+    code: ErrorCode
+    reason: str
+    client_id: str | None = None
+    retry_after: float | None = None
+
+    def frame(self) -> str:
+        d: dict[str, Any] = {"type": "error", "code": str(self.code), "reason": self.reason}
+        if self.client_id is not None:
+            d["client_id"] = self.client_id
+        if self.retry_after is not None:
+            d["retry_after"] = self.retry_after
+        return dumps(d)
+
+
+PresenceEvent = Literal["join", "leave"]
+
+
+@dataclass(frozen=True)
+class Presence:
+    """``user`` joined or left ``room`` (first connection in / last connection out)."""
+
+    room: str
+    user: str
+    event: PresenceEvent
+    ts: float
+
+    @cached_property
+    def frame(self) -> str:
+        return dumps(
+            {
+                "type": "presence",
+                "event": self.event,
+                "room": self.room,
+                "user": self.user,
+                "ts": self.ts,
+            }
+        )
+
+
+def who_frame(room: str, users: list[str]) -> str:
+    return dumps({"type": "who", "room": room, "users": users})
+
+
+def pong_frame(data: Any) -> str:
+    return dumps({"type": "pong", "data": data})
+
+
+# --------------------------------------------------------------------------- client -> server
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """A chat message from a client. ``client_id`` asks for an ack and de-duplication."""
+
+    text: str
+    client_id: str | None = None
+    kind: MessageKind = "text"
+
+    def frame(self) -> str:
+        d: dict[str, Any] = {"type": "message", "message": self.text}
+        if self.client_id is not None:
+            d["client_id"] = self.client_id
+        if self.kind != "text":
+            d["kind"] = self.kind
+        return dumps(d)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Ask for the room's user list (answered by a ``who`` frame)."""
+
+    def frame(self) -> str:
+        return dumps({"type": "who"})
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Application-level ping, answered by ``pong`` with the same ``data``."""
+
+    data: Any = field(default=None)
+
+    def frame(self) -> str:
+        return dumps({"type": "ping", "data": self.data})
+
+
+ClientFrame = SendMessage | Who | Ping
+
+
+def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS) -> ClientFrame:
+    """Parse and validate one frame a client sent; raise :class:`ProtocolError` if it is bad."""
+    if isinstance(data, bytes):
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, "binary frames are not supported; send JSON text"
+        )
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "a frame must be a JSON object")
+
+    client_id = obj.get("client_id")
+    if client_id is not None and (
+        not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS
+    ):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            f"client_id must be a string of 1-{MAX_CLIENT_ID_CHARS} characters",
+        )
+
+    ftype = obj.get("type", "message" if "message" in obj else None)
+    if ftype is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: type", client_id=client_id)
+    if ftype == "message":
+        return _parse_message(obj, client_id, max_chars)
+    if ftype == "who":
+        return Who()
+    if ftype == "ping":
+        return Ping(obj.get("data"))
+    raise ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"unknown frame type: {str(ftype)[:40]!r}", client_id=client_id
+    )
+
+
+def _parse_message(obj: dict[str, Any], client_id: str | None, max_chars: int) -> SendMessage:
+    if "message" not in obj:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: message", client_id=client_id)
+    text = obj["message"]
+    if not isinstance(text, str):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, "message must be a string", client_id=client_id
+        )
+    if not text.strip():
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "message is empty", client_id=client_id)
+    if len(text) > max_chars:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LONG,
+            f"message is {len(text)} characters; the limit is {max_chars}",
+            client_id=client_id,
+        )
+    kind = obj.get("kind", "text")
+    if kind not in ("text", "action"):
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, "kind must be 'text' or 'action'", client_id=client_id
+        )
+    return SendMessage(text=text, client_id=client_id, kind=kind)
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def parse_server_frame(data: str | bytes) -> dict[str, Any]:
+    """Decode one server frame for a client; raise :class:`ProtocolError` if it is not an object
+    with a string ``type``. Clients dispatch on ``type`` and ignore types they do not know."""
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"server sent invalid JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "server frame is not a typed JSON object")
+    return obj
+
+
+def parse_since(value: str | None) -> int | None:
+    """Parse the ``since`` query parameter: a non-negative integer message id."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 19:
+        raise ValueError("since must be a non-negative integer message id")
+    return int(value)

@@ -1,0 +1,115 @@
+"""``chatctl serve``: turn flags into a running :class:`~chatctl.server.ChatServer`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatctl.auth import Verifier
+from chatctl.broker import create_broker
+from chatctl.config import resolve_secret
+from chatctl.errors import UsageError
+from chatctl.server import ChatServer, ServerSettings
+
+log = logging.getLogger("chatctl.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    history: int = 1000
+    welcome_history: int = 20
+    secret_file: Path | None = None
+    public_key: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "chatctl"
+    max_frame: int = 65536
+    max_message: int = 8000
+    max_pending: int = 1048576
+    dedup_window: float = 600.0
+    ping_interval: float = 20.0
+    compression: bool = False
+    log_level: str = "info"
+
+
+def setup_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise UsageError(f"unknown log level {level!r}: use debug, info, warning or error")
+    logging.basicConfig(
+        level=numeric,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # websockets' own INFO lines repeat ours (and would show request paths): keep its warnings.
+    logging.getLogger("websockets").setLevel(max(numeric, logging.WARNING))
+
+
+def build_verifier(opts: ServeOptions) -> Verifier:
+    if opts.public_key is not None:
+        verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
+        log.info(
+            "verifying %s tokens with public key %s", "/".join(verifier.algorithms), opts.public_key
+        )
+        return verifier
+    source = resolve_secret(opts.secret_file, create=True)
+    assert source is not None
+    if source.created:
+        log.warning(
+            "created a new token secret in %s (mode 0600); "
+            "'chatctl token create --user NAME' uses it",
+            source.origin,
+        )
+    else:
+        log.info("verifying HS256 tokens with the secret from %s", source.origin)
+    return Verifier.hmac(source.secret, issuer=opts.issuer, audience=opts.audience)
+
+
+def run_serve(opts: ServeOptions) -> None:
+    setup_logging(opts.log_level)
+    verifier = build_verifier(opts)
+    broker_options: dict[str, object] = {
+        "history_size": opts.history,
+        "dedup_window": opts.dedup_window,
+    }
+    if opts.redis_url:
+        broker_options["prefix"] = opts.redis_prefix
+    broker = create_broker(opts.redis_url, **broker_options)
+    settings = ServerSettings(
+        host=opts.host,
+        port=opts.port,
+        history_size=opts.history,
+        welcome_history=min(opts.welcome_history, opts.history),
+        max_frame_bytes=opts.max_frame,
+        max_message_chars=opts.max_message,
+        max_pending_bytes=opts.max_pending,
+        ping_interval=opts.ping_interval or None,
+        ping_timeout=opts.ping_interval or None,
+        compression=opts.compression,
+    )
+    server = ChatServer(settings, verifier, broker)
+    asyncio.run(_serve(server))
+
+
+async def _serve(server: ChatServer) -> None:
+    try:
+        await server.start()
+    except OSError as exc:
+        s = server.settings
+        raise UsageError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
+    s = server.settings
+    kind = type(server.broker).__name__.removesuffix("Broker").lower()
+    log.info(
+        "listening on ws://%s:%d/ws/{room} (broker: %s, node %s)",
+        s.host,
+        server.port,
+        kind,
+        server.node_id,
+    )
+    await server.serve_until_signal()

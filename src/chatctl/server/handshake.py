@@ -1,0 +1,99 @@
+"""The opening handshake: route, room name, token and resume parameters, all checked before
+the upgrade. A refused request gets a plain-text HTTP answer and never becomes a WebSocket.
+
+=======  =====================================================================
+400      bad room name or bad ``since`` / ``history`` / ``epoch`` parameter
+401      missing, malformed, expired or badly signed token
+403      valid token that does not allow the room
+404      a path other than ``/ws/{room}``
+=======  =====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.datastructures import Headers
+
+from chatctl.auth import Claims, Verifier
+from chatctl.errors import PermissionDenied, TokenError
+from chatctl.protocol import ROOM_RULE, parse_since, valid_room
+
+WS_PREFIX = "/ws/"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What an accepted handshake asked for."""
+
+    claims: Claims
+    room: str
+    since: int | None
+    epoch: str | None
+    history: int | None
+
+
+class Refusal(Exception):
+    """The handshake is refused with ``status`` and a one-line ``reason``."""
+
+    def __init__(self, status: HTTPStatus, reason: str, *, user: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.user = user
+
+
+def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
+    """The token from ``Authorization: Bearer …`` or, for browsers, the ``token`` parameter."""
+    auth = headers.get("Authorization")
+    if auth is not None:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""
+    values = query.get("token")
+    return values[-1] if values else None
+
+
+def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) -> Admission:
+    """Check one upgrade request; return what it asked for or raise :class:`Refusal`."""
+    parts = urlsplit(path)
+    if not parts.path.startswith(WS_PREFIX):
+        raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}")
+    room = unquote(parts.path[len(WS_PREFIX) :])
+    if not valid_room(room):
+        raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid room name: {ROOM_RULE}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+
+    token = bearer_token(headers, query)
+    if token is None:
+        raise Refusal(HTTPStatus.UNAUTHORIZED, "missing token: send Authorization: Bearer TOKEN")
+    try:
+        claims = verifier.verify(token)
+        claims.check_room(room)
+    except PermissionDenied as exc:
+        raise Refusal(HTTPStatus.FORBIDDEN, str(exc)) from None
+    except TokenError as exc:
+        raise Refusal(HTTPStatus.UNAUTHORIZED, str(exc)) from None
+
+    try:
+        since = parse_since(_last(query, "since"))
+    except ValueError as exc:
+        raise Refusal(HTTPStatus.BAD_REQUEST, str(exc), user=claims.user) from None
+    history_text = _last(query, "history")
+    history: int | None = None
+    if history_text:
+        if not history_text.isdigit():
+            raise Refusal(
+                HTTPStatus.BAD_REQUEST, "history must be a non-negative integer", user=claims.user
+            )
+        history = min(int(history_text[:9]), max_history)
+    epoch = _last(query, "epoch") or None
+    return Admission(claims, room, since, epoch, history)
+
+
+def _last(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None

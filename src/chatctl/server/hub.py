@@ -1,0 +1,143 @@
+"""Local fan-out: the connections of this process, grouped by room.
+
+The hub holds ONE broker subscription per room that has local members, however many
+connections the room has. A connection is attached as soon as its handshake is accepted
+(before the 101 response is sent), so nothing published after that point can miss it;
+until its welcome is written, live events are kept aside for it and then flushed, skipping
+messages the welcome's history already carried.
+
+Fan-out writes each frame, encoded once, straight into every member's transport without
+awaiting anyone: a slow or stalled client never delays the others. A member whose pending
+output passes ``max_pending`` bytes is disconnected with close code 4008 (slow consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from chatctl.broker.base import Broker
+from chatctl.protocol import CloseCode, Message, Presence
+
+log = logging.getLogger("chatctl.server")
+
+#: Seconds a slow consumer's close frame gets before its TCP connection is aborted.
+SLOW_CLOSE_GRACE = 2.0
+
+
+@dataclass(eq=False)
+class RoomMembers:
+    name: str
+    ready: set[ServerConnection] = field(default_factory=set)
+    #: connections whose welcome is not written yet -> the events they must still get
+    waiting: dict[ServerConnection, list[Message | Presence]] = field(default_factory=dict)
+    last_id: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ready) + len(self.waiting)
+
+
+class Hub:
+    def __init__(self, broker: Broker, *, max_pending: int) -> None:
+        self.broker = broker
+        self.max_pending = max_pending
+        self.rooms: dict[str, RoomMembers] = {}
+        self._lock = asyncio.Lock()
+        self.slow_disconnects = 0
+        self.deliveries = 0
+
+    @property
+    def connections(self) -> int:
+        return sum(len(r) for r in self.rooms.values())
+
+    async def attach(self, room: str, conn: ServerConnection) -> None:
+        """Subscribe ``conn`` to ``room``; live events are kept for it until :meth:`ready`."""
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None:
+                members = RoomMembers(room)
+                await self.broker.subscribe(room, lambda event: self._deliver(members, event))
+                self.rooms[room] = members
+            members.waiting[conn] = []
+
+    def ready(self, room: str, conn: ServerConnection, after_id: int) -> None:
+        """The welcome (with history up to ``after_id``) is written: flush what came since."""
+        members = self.rooms[room]
+        for event in members.waiting.pop(conn, ()):
+            if isinstance(event, Message) and event.id <= after_id:
+                continue
+            self.write(conn, event.frame.encode())
+        members.ready.add(conn)
+
+    async def detach(self, room: str, conn: ServerConnection) -> None:
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None:
+                return
+            members.ready.discard(conn)
+            members.waiting.pop(conn, None)
+            if not members:
+                del self.rooms[room]
+                await self.broker.unsubscribe(room)
+
+    def _deliver(self, members: RoomMembers, event: Message | Presence) -> None:
+        if isinstance(event, Message):
+            if event.id <= members.last_id:  # a broker replay after a reconnect: never twice
+                return
+            members.last_id = event.id
+        for pending in members.waiting.values():
+            pending.append(event)
+        if not members.ready:
+            return
+        data = event.frame.encode()
+        max_pending = self.max_pending
+        slow: list[ServerConnection] = []
+        for conn in members.ready:
+            if conn.protocol.state is not State.OPEN:
+                continue
+            if conn.transport.get_write_buffer_size() > max_pending:
+                slow.append(conn)
+                continue
+            conn.protocol.send_text(data)
+            conn.send_data()
+        self.deliveries += len(members.ready) - len(slow)
+        for conn in slow:
+            self.disconnect_slow(conn)
+
+    def write(self, conn: ServerConnection, data: bytes) -> bool:
+        """Write one encoded text frame to ``conn`` now; False if it is closed or too slow."""
+        if conn.protocol.state is not State.OPEN:
+            return False
+        if conn.transport.get_write_buffer_size() > self.max_pending:
+            self.disconnect_slow(conn)
+            return False
+        conn.protocol.send_text(data)
+        conn.send_data()
+        return True
+
+    def disconnect_slow(self, conn: ServerConnection) -> None:
+        if conn.protocol.state is not State.OPEN:
+            return
+        self.slow_disconnects += 1
+        log.warning(
+            "slow consumer disconnected peer=%s pending=%d bytes limit=%d",
+            peer(conn),
+            conn.transport.get_write_buffer_size(),
+            self.max_pending,
+        )
+        conn.protocol.fail(CloseCode.SLOW_CONSUMER, "slow consumer: too much pending output")
+        conn.send_data()
+        asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
+
+
+def peer(conn: ServerConnection) -> str:
+    """``host:port`` of the client, for log lines."""
+    addr = conn.remote_address
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in str(host) else f"{host}:{addr[1]}"
+    return str(addr)

@@ -1,0 +1,103 @@
+"""One client connection after the upgrade: welcome, then one receive loop until it closes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+
+from chatctl.broker.base import History
+from chatctl.errors import BrokerError
+from chatctl.protocol import (
+    Ack,
+    ErrorCode,
+    ErrorFrame,
+    Ping,
+    ProtocolError,
+    SendMessage,
+    Welcome,
+    Who,
+    parse_client_frame,
+    pong_frame,
+    who_frame,
+)
+from chatctl.server.handshake import Admission
+
+if TYPE_CHECKING:
+    from chatctl.server.app import ChatServer
+
+log = logging.getLogger("chatctl.server")
+
+
+async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission) -> None:
+    """Welcome the client, then answer its frames one at a time until it goes away."""
+    hub, broker, settings = server.hub, server.broker, server.settings
+    user, room = adm.claims.user, adm.room
+
+    history = await _welcome_history(server, adm)
+    users = await broker.users(room)
+    welcome = Welcome(
+        user=user,
+        room=room,
+        epoch=history.epoch,
+        last_id=history.last_id,
+        history=history.messages,
+        users=users,
+        since=adm.since,
+        recovered=None if adm.since is None else history.complete,
+        server=server.server_name,
+    )
+    hub.write(conn, welcome.frame().encode())
+    hub.ready(room, conn, history.last_id)
+
+    async for data in conn:
+        try:
+            frame = parse_client_frame(data, max_chars=settings.max_message_chars)
+        except ProtocolError as exc:
+            server.count_error(exc.code)
+            hub.write(conn, exc.to_frame().frame().encode())
+            continue
+        if isinstance(frame, SendMessage):
+            await _publish(server, conn, adm, frame)
+        elif isinstance(frame, Who):
+            hub.write(conn, who_frame(room, await broker.users(room)).encode())
+        elif isinstance(frame, Ping):
+            hub.write(conn, pong_frame(frame.data).encode())
+
+
+async def _welcome_history(server: ChatServer, adm: Admission) -> History:
+    broker, settings = server.broker, server.settings
+    if adm.since is None:
+        limit = settings.welcome_history if adm.history is None else adm.history
+        return await broker.history(adm.room, since=None, limit=limit)
+    history = await broker.history(adm.room, since=adm.since, limit=settings.history_size)
+    if adm.epoch is not None and adm.epoch != history.epoch:
+        # The room's ids restarted since the client last saw it: its `since` means nothing here.
+        recent = await broker.history(adm.room, since=None, limit=settings.welcome_history)
+        return History(recent.messages, recent.last_id, recent.epoch, complete=False)
+    return history
+
+
+async def _publish(
+    server: ChatServer, conn: ServerConnection, adm: Admission, frame: SendMessage
+) -> None:
+    try:
+        result = await server.broker.publish(
+            adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
+        )
+    except BrokerError as exc:
+        server.count_error(ErrorCode.BROKER_UNAVAILABLE)
+        error = ErrorFrame(
+            ErrorCode.BROKER_UNAVAILABLE,
+            f"message not stored, retry later: {exc}",
+            client_id=frame.client_id,
+            retry_after=1.0,
+        )
+        server.hub.write(conn, error.frame().encode())
+        return
+    server.messages_in += 1
+    if frame.client_id is not None:
+        msg = result.message
+        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+        server.hub.write(conn, ack.frame().encode())

@@ -1,0 +1,30 @@
+"""Exit statuses of every chatctl command, documented in ``--help``, README and man pages."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """What a chatctl process tells its caller when it exits.
+
+    ===  ======================================================================
+    0    success: everything asked for was done (``send``: every message acked)
+    1    an unexpected error (a bug: run with ``--traceback`` and report it)
+    2    usage error: a bad flag, argument, URL, room name or config file
+    3    authentication or permission rejected by the server (HTTP 401/403)
+    4    cannot connect: the server was unreachable until the timeout
+    5    timeout: connected, but not every message was acked in time
+    6    the server refused a message (e.g. too long, rate limited)
+    130  interrupted (Ctrl-C) before the work was done
+    ===  ======================================================================
+    """
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    AUTH = 3
+    CONNECT = 4
+    TIMEOUT = 5
+    REJECTED = 6
+    INTERRUPTED = 130

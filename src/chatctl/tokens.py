@@ -1,0 +1,109 @@
+"""``chatctl token create`` and ``chatctl token inspect``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from chatctl.auth import Verifier, load_private_key, mint, parse_duration
+from chatctl.config import resolve_secret
+from chatctl.errors import ConfigError, TokenError, UsageError
+
+
+def create_token(
+    *,
+    user: str,
+    rooms: list[str],
+    ttl: str,
+    secret_file: Path | None,
+    private_key: Path | None,
+    issuer: str | None,
+    audience: str | None,
+) -> str:
+    try:
+        seconds = parse_duration(ttl)
+    except ValueError as exc:
+        raise UsageError(f"--ttl {ttl!r}: {exc}") from None
+    if private_key is not None:
+        key, algorithm = load_private_key(private_key)
+    else:
+        source = resolve_secret(secret_file)
+        if source is None:
+            raise ConfigError(
+                "no secret: run 'chatctl serve' once on this host (it creates one), "
+                "or set --secret-file or CHATCTL_SECRET"
+            )
+        key, algorithm = source.secret, "HS256"
+    try:
+        return mint(
+            key,
+            user,
+            ttl=seconds,
+            rooms=rooms,
+            algorithm=algorithm,
+            issuer=issuer,
+            audience=audience,
+        )
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def inspect_token(
+    token: str,
+    *,
+    secret_file: Path | None,
+    public_key: Path | None,
+    issuer: str | None,
+    audience: str | None,
+    json_output: bool,
+) -> bool:
+    """Print the token's header and claims and whether it verifies; return that verdict."""
+    try:
+        header = jwt.get_unverified_header(token)
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise UsageError(f"not a JWT: {exc}") from None
+
+    if public_key is not None:
+        verifier = Verifier.public_key(public_key, issuer=issuer, audience=audience)
+        key_origin = str(public_key)
+    else:
+        source = resolve_secret(secret_file)
+        if source is None:
+            raise ConfigError(
+                "no secret to verify with: set --secret-file, CHATCTL_SECRET or --public-key"
+            )
+        verifier = Verifier.hmac(source.secret, issuer=issuer, audience=audience)
+        key_origin = source.origin
+    try:
+        verifier.verify(token)
+        verdict, reason = True, "verified"
+    except TokenError as exc:
+        verdict, reason = False, str(exc)
+
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "header": header,
+                    "claims": claims,
+                    "valid": verdict,
+                    "reason": reason,
+                    "key": key_origin,
+                }
+            )
+        )
+        return verdict
+    print(f"header: {json.dumps(header)}")
+    print(f"claims: {json.dumps(claims, indent=2)}")
+    for name in ("iat", "exp"):
+        value = claims.get(name)
+        if isinstance(value, int | float):
+            print(f"{name}: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(value))}")
+    print(f"key: {key_origin}")
+    print(f"valid: {'yes' if verdict else 'no'} ({reason})")
+    return verdict

@@ -1,0 +1,53 @@
+"""Fixtures every test can use: an isolated home, in-process servers, redis-server processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from chatctl.broker.memory import MemoryBroker
+from chatctl.server import ChatServer, ServerSettings
+from helpers import RedisServer, verifier
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real ~/.config or ~/.local/state, or sees CHATCTL_* vars."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("CHATCTL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path
+
+
+def make_server(**settings: object) -> ChatServer:
+    history = int(settings.pop("history_size", 1000))  # type: ignore[call-overload]
+    broker = MemoryBroker(history_size=history)
+    return ChatServer(
+        ServerSettings(port=0, history_size=history, **settings),  # type: ignore[arg-type]
+        verifier(),
+        broker,
+    )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ChatServer]:
+    """An in-process chatctl server with the memory broker on a free port."""
+    srv = make_server()
+    async with srv:
+        yield srv
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server on a free port (never the machine's shared one)."""
+    redis = RedisServer().start()
+    try:
+        yield redis
+    finally:
+        redis.cleanup()

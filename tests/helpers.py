@@ -1,0 +1,224 @@
+"""Shared test helpers: free ports, tokens, real servers (in-process or `chatctl serve`
+processes), real redis-server processes, and websockets clients that wait on frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from chatctl.auth import Verifier, mint
+
+SECRET = b"chatctl-test-secret-0123456789abcdefghij"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_token(
+    user: str, *, ttl: float = 3600, rooms: list[str] | None = None, **kwargs: Any
+) -> str:
+    return mint(SECRET, user, ttl=ttl, rooms=rooms, **kwargs)
+
+
+def verifier() -> Verifier:
+    return Verifier.hmac(SECRET)
+
+
+def ws_url(port: int, room: str, **params: Any) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"ws://127.0.0.1:{port}/ws/{room}" + (f"?{query}" if query else "")
+
+
+@asynccontextmanager
+async def client(
+    port: int, room: str, user: str, *, token: str | None = None, **params: Any
+) -> AsyncIterator[ClientConnection]:
+    """A real websockets client authenticated as ``user`` with a Bearer header."""
+    headers = {"Authorization": f"Bearer {token or make_token(user)}"}
+    async with connect(
+        ws_url(port, room, **params), additional_headers=headers, open_timeout=10
+    ) as ws:
+        yield ws
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    data = await asyncio.wait_for(ws.recv(), timeout)
+    obj: dict[str, Any] = json.loads(data)
+    return obj
+
+
+async def recv_type(ws: ClientConnection, ftype: str, timeout: float = 10) -> dict[str, Any]:
+    """Read frames until one of type ``ftype`` arrives (others are skipped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await recv_json(ws, timeout)
+            if frame["type"] == ftype:
+                return frame
+
+
+async def recv_messages(ws: ClientConnection, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    out = []
+    while len(out) < n:
+        out.append(await recv_type(ws, "message", timeout))
+    return out
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def chatctl_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATCTL_")}
+    env["CHATCTL_SECRET"] = SECRET.decode()
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class ServeProcess:
+    """A real ``chatctl serve`` process on a free port; ready once it logs 'listening on'."""
+
+    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None):
+        self.port = port or free_port()
+        self.args = args
+        self.env = env or chatctl_env()
+        self.proc: subprocess.Popen[str] | None = None
+        self.log: list[str] = []
+
+    def start(self, timeout: float = 15) -> ServeProcess:
+        cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self.env,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError(f"chatctl serve exited early: {''.join(self.log)}")
+            self.log.append(line)
+            if "listening on" in line:
+                return self
+        raise RuntimeError("chatctl serve did not start in time:\n" + "".join(self.log))
+
+    def read_log(self) -> str:
+        """Everything the process wrote to stderr (call after it exits)."""
+        if self.proc is not None and self.proc.stderr is not None and self.proc.poll() is not None:
+            self.log.append(self.proc.stderr.read())
+        return "".join(self.log)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free port in a temporary directory.
+
+    Tests never touch the machine's shared Redis on 6379.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="chatctl-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        binary = require_redis_server()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def require_redis_server() -> str:
+    """The redis-server binary; skip loudly on a user's machine without one, fail under CI."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = (
+            "redis-server is not installed: Redis tests need it (apt-get install redis-server)"
+        )
+        if IN_CI:
+            pytest.fail(message + " -- CI must not pass by skipping", pytrace=False)
+        pytest.skip(message)
+    return binary
+
+
+def wait_until(predicate: Any, timeout: float = 10, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
