@@ -1,0 +1,222 @@
+"""The one conformance suite every broker passes (see chatctl.broker.base for the contract).
+
+The ``broker`` fixture is parametrised over every implementation; a new broker joins by
+adding a factory to ``BROKERS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from helpers import RedisServer
+
+from chatctl.broker import Broker, create_broker
+from chatctl.protocol import Message, Presence
+
+HISTORY = 5
+
+
+@pytest.fixture(scope="module")
+def redis_for_conformance() -> Iterator[RedisServer]:
+    pytest.importorskip("chatctl.broker.redis", reason="the Redis broker is not built yet")
+    redis = RedisServer().start()
+    try:
+        yield redis
+    finally:
+        redis.cleanup()
+
+
+_prefix_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    options: dict[str, object] = {"history_size": HISTORY, "dedup_window": 60.0}
+    if request.param == "memory":
+        b = create_broker(None, **options)
+    else:
+        redis: RedisServer = request.getfixturevalue("redis_for_conformance")
+        b = create_broker(redis.url, prefix=f"conf{next(_prefix_counter)}", **options)
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+class Sink:
+    """Collects what a broker delivers and lets a test wait for it."""
+
+    def __init__(self) -> None:
+        self.events: list[Message | Presence] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: Message | Presence) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    @property
+    def messages(self) -> list[Message]:
+        return [e for e in self.events if isinstance(e, Message)]
+
+    @property
+    def presence(self) -> list[Presence]:
+        return [e for e in self.events if isinstance(e, Presence)]
+
+    async def wait_for(self, pred: Callable[[Sink], bool], timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout):
+            while not pred(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_ids_are_per_room_and_strictly_increasing(broker: Broker) -> None:
+    a1 = await broker.publish("a", "alice", "one")
+    a2 = await broker.publish("a", "alice", "two")
+    b1 = await broker.publish("b", "bob", "uno")
+    assert (a1.message.id, a2.message.id, b1.message.id) == (1, 2, 1)
+    assert a2.message.room == "a" and a2.message.user == "alice" and a2.message.text == "two"
+    assert not a1.duplicate
+    assert a1.message.ts > 0
+
+
+async def test_subscriber_gets_every_message_once_in_order(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    for i in range(20):
+        await broker.publish("room", "alice", f"m{i}")
+    await sink.wait_for(lambda s: len(s.messages) >= 20)
+    assert [m.id for m in sink.messages] == list(range(1, 21))
+    assert [m.text for m in sink.messages] == [f"m{i}" for i in range(20)]
+
+
+async def test_other_rooms_are_not_delivered(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("mine", sink)
+    await broker.publish("other", "alice", "not for you")
+    await broker.publish("mine", "alice", "for you")
+    await sink.wait_for(lambda s: len(s.messages) >= 1)
+    assert [m.text for m in sink.messages] == ["for you"]
+
+
+async def test_unsubscribe_stops_delivery(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    await broker.publish("room", "alice", "before")
+    await sink.wait_for(lambda s: len(s.messages) == 1)
+    await broker.unsubscribe("room")
+    await broker.publish("room", "alice", "after")
+    marker = Sink()
+    await broker.subscribe("marker", marker)
+    await broker.publish("marker", "alice", "x")
+    await marker.wait_for(lambda s: len(s.messages) == 1)
+    assert [m.text for m in sink.messages] == ["before"]
+
+
+async def test_duplicate_client_id_returns_original_and_is_not_delivered(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    first = await broker.publish("room", "alice", "hello", client_id="c-1")
+    again = await broker.publish("room", "alice", "hello", client_id="c-1")
+    assert again.duplicate and not first.duplicate
+    assert again.message.id == first.message.id
+    assert again.message.client_id == "c-1"
+    other_user = await broker.publish("room", "bob", "hello", client_id="c-1")
+    assert not other_user.duplicate and other_user.message.id == 2
+    await sink.wait_for(lambda s: len(s.messages) >= 2)
+    assert [m.id for m in sink.messages] == [1, 2]
+
+
+async def test_history_without_since_returns_newest(broker: Broker) -> None:
+    for i in range(3):
+        await broker.publish("room", "alice", f"m{i}")
+    h = await broker.history("room", since=None, limit=2)
+    assert [m.text for m in h.messages] == ["m1", "m2"]
+    assert h.last_id == 3 and h.complete and h.epoch
+
+
+async def test_history_of_an_empty_room(broker: Broker) -> None:
+    h = await broker.history("nobody-here", since=None, limit=10)
+    assert h.messages == [] and h.last_id == 0
+    resumed = await broker.history("nobody-here", since=0, limit=10)
+    assert resumed.messages == [] and resumed.complete
+
+
+async def test_history_since_returns_exactly_what_came_after(broker: Broker) -> None:
+    for i in range(4):
+        await broker.publish("room", "alice", f"m{i}")
+    h = await broker.history("room", since=2, limit=100)
+    assert [m.id for m in h.messages] == [3, 4]
+    assert h.complete
+    up_to_date = await broker.history("room", since=4, limit=100)
+    assert up_to_date.messages == [] and up_to_date.complete
+
+
+async def test_history_since_older_than_kept_is_incomplete(broker: Broker) -> None:
+    for i in range(HISTORY + 3):
+        await broker.publish("room", "alice", f"m{i}")
+    h = await broker.history("room", since=1, limit=100)
+    assert not h.complete
+    assert h.messages and h.messages[-1].id == HISTORY + 3
+    assert len(h.messages) <= HISTORY + 1  # approximate trimming may keep a few more
+    # just inside what is kept: complete, nothing missing, nothing repeated
+    first_kept = h.messages[0].id
+    inside = await broker.history("room", since=first_kept - 1, limit=100)
+    assert inside.complete
+    assert [m.id for m in inside.messages] == list(range(first_kept, HISTORY + 4))
+
+
+async def test_history_since_beyond_last_id_is_incomplete(broker: Broker) -> None:
+    await broker.publish("room", "alice", "only")
+    h = await broker.history("room", since=99, limit=10)
+    assert not h.complete
+
+
+async def test_presence_join_leave_once_per_user(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    await broker.join("room", "alice", "c1")
+    await broker.join("room", "alice", "c2")
+    await broker.join("room", "bob", "c3")
+    assert await broker.users("room") == ["alice", "bob"]
+    await broker.leave("room", "alice", "c1")
+    assert await broker.users("room") == ["alice", "bob"]
+    await broker.leave("room", "alice", "c2")
+    assert await broker.users("room") == ["bob"]
+    await sink.wait_for(lambda s: len(s.presence) >= 3)
+    assert [(p.user, p.event) for p in sink.presence] == [
+        ("alice", "join"),
+        ("bob", "join"),
+        ("alice", "leave"),
+    ]
+
+
+async def test_leave_of_unknown_connection_is_harmless(broker: Broker) -> None:
+    await broker.leave("room", "ghost", "nope")
+    assert await broker.users("room") == []
+
+
+async def test_unicode_and_actions_round_trip(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    text = 'héllo "wörld" \\ 🎉\nsecond line'
+    await broker.publish("room", "zoë", text, kind="action", client_id="ü-1")
+    await sink.wait_for(lambda s: len(s.messages) == 1)
+    (msg,) = sink.messages
+    assert (msg.user, msg.text, msg.kind, msg.client_id) == ("zoë", text, "action", "ü-1")
+    (stored,) = (await broker.history("room", since=None, limit=1)).messages
+    assert stored == msg
+
+
+async def test_concurrent_publishes_get_distinct_ids(broker: Broker) -> None:
+    results = await asyncio.gather(
+        *(broker.publish("room", f"u{i % 3}", f"m{i}") for i in range(30))
+    )
+    ids = sorted(r.message.id for r in results)
+    assert ids == list(range(1, 31))
+
+
+async def test_healthy_when_started(broker: Broker) -> None:
+    assert broker.healthy()
