@@ -68,6 +68,14 @@ Examples:
 
   chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of many nodes
 
+  chatctl serve --host 0.0.0.0 --port 443 --certfile fullchain.pem --keyfile key.pem \\
+      --allowed-origin https://chat.example.com --log-format json
+
+Signals: SIGTERM drains (clients are closed with 1012 and reconnect elsewhere), SIGINT
+closes them with 1001; both finish within --drain-timeout.
+
+HTTP: GET /healthz (200 or 503) and GET /metrics (Prometheus) on the same port.
+
 Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, CHATCTL_REDIS_URL, XDG_CONFIG_HOME.
 """
 
@@ -138,6 +146,63 @@ def serve(
             help="debug, info, warning or error.", envvar="CHATCTL_LOG_LEVEL", show_envvar=False
         ),
     ] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json for one JSON object per line.")
+    ] = "text",
+    certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve wss:// with this PEM certificate chain (leaf first)."),
+    ] = None,
+    keyfile: Annotated[
+        Path | None, typer.Option(help="PEM private key of --certfile (if not in it).")
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Browser Origin allowed besides the server's own, e.g. https://chat.example.com "
+            "or https://*.example.com; '*' allows any (repeatable). Clients that send no "
+            "Origin (CLIs) are never refused.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            help="Frames per second per connection (over it: rate_limited error; 0: no limit).",
+            min=0,
+        ),
+    ] = 50.0,
+    rate_burst: Annotated[
+        float, typer.Option(help="Frames a connection may send at once above --rate-limit.", min=1)
+    ] = 100.0,
+    user_rate_limit: Annotated[
+        float,
+        typer.Option(help="Frames per second per user, all its connections on this node.", min=0),
+    ] = 100.0,
+    user_rate_burst: Annotated[
+        float, typer.Option(help="Burst above --user-rate-limit.", min=1)
+    ] = 200.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Connections on this node (over it: HTTP 503; 0: no limit).", min=0)
+    ] = 10000,
+    max_user_connections: Annotated[
+        int, typer.Option(help="Connections per user on this node (over it: HTTP 429).", min=0)
+    ] = 100,
+    max_rooms: Annotated[
+        int,
+        typer.Option(help="Rooms with members on this node (over it: HTTP 503).", min=0),
+    ] = 10000,
+    max_user_rooms: Annotated[
+        int,
+        typer.Option(help="Distinct rooms one user may be in on this node (HTTP 429).", min=0),
+    ] = 32,
+    handshake_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds for the TCP+TLS+WebSocket opening handshake.", min=0.1),
+    ] = 10.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a SIGTERM drain or shutdown may take before aborting.", min=0),
+    ] = 10.0,
 ) -> None:
     """Run the chat server. Rooms live at ws://HOST:PORT/ws/ROOM."""
     from chatctl.serve import ServeOptions, run_serve
@@ -161,6 +226,20 @@ def serve(
             ping_interval=ping_interval,
             compression=compression,
             log_level=log_level,
+            log_format=log_format,
+            certfile=certfile,
+            keyfile=keyfile,
+            allowed_origins=tuple(allowed_origin or ()),
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            user_rate_limit=user_rate_limit,
+            user_rate_burst=user_rate_burst,
+            max_connections=max_connections,
+            max_user_connections=max_user_connections,
+            max_rooms=max_rooms,
+            max_user_rooms=max_user_rooms,
+            handshake_timeout=handshake_timeout,
+            drain_timeout=drain_timeout,
         )
     )
 

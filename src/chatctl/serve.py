@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,9 @@ from chatctl.auth import Verifier
 from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
+from chatctl.log import setup_logging
 from chatctl.server import ChatServer, ServerSettings
+from chatctl.server.limits import ConnectionSettings, RateSettings
 
 log = logging.getLogger("chatctl.server")
 
@@ -36,19 +37,20 @@ class ServeOptions:
     ping_interval: float = 20.0
     compression: bool = False
     log_level: str = "info"
-
-
-def setup_logging(level: str) -> None:
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise UsageError(f"unknown log level {level!r}: use debug, info, warning or error")
-    logging.basicConfig(
-        level=numeric,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # websockets' own INFO lines repeat ours (and would show request paths): keep its warnings.
-    logging.getLogger("websockets").setLevel(max(numeric, logging.WARNING))
+    log_format: str = "text"
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    allowed_origins: tuple[str, ...] = ()
+    rate_limit: float = 50.0
+    rate_burst: float = 100.0
+    user_rate_limit: float = 100.0
+    user_rate_burst: float = 200.0
+    max_connections: int = 10000
+    max_user_connections: int = 100
+    max_rooms: int = 10000
+    max_user_rooms: int = 32
+    handshake_timeout: float = 10.0
+    drain_timeout: float = 10.0
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
@@ -72,7 +74,9 @@ def build_verifier(opts: ServeOptions) -> Verifier:
 
 
 def run_serve(opts: ServeOptions) -> None:
-    setup_logging(opts.log_level)
+    setup_logging(opts.log_level, opts.log_format)
+    if opts.keyfile is not None and opts.certfile is None:
+        raise UsageError("--keyfile needs --certfile")
     verifier = build_verifier(opts)
     broker_options: dict[str, object] = {
         "history_size": opts.history,
@@ -92,6 +96,23 @@ def run_serve(opts: ServeOptions) -> None:
         ping_interval=opts.ping_interval or None,
         ping_timeout=opts.ping_interval or None,
         compression=opts.compression,
+        shutdown_timeout=opts.drain_timeout,
+        handshake_timeout=opts.handshake_timeout,
+        certfile=opts.certfile,
+        keyfile=opts.keyfile,
+        allowed_origins=opts.allowed_origins,
+        rates=RateSettings(
+            conn_rate=opts.rate_limit,
+            conn_burst=opts.rate_burst,
+            user_rate=opts.user_rate_limit,
+            user_burst=opts.user_rate_burst,
+        ),
+        limits=ConnectionSettings(
+            max_connections=opts.max_connections,
+            max_user_connections=opts.max_user_connections,
+            max_rooms=opts.max_rooms,
+            max_user_rooms=opts.max_user_rooms,
+        ),
     )
     server = ChatServer(settings, verifier, broker)
     asyncio.run(_serve(server))
@@ -106,7 +127,8 @@ async def _serve(server: ChatServer) -> None:
     s = server.settings
     kind = type(server.broker).__name__.removesuffix("Broker").lower()
     log.info(
-        "listening on ws://%s:%d/ws/{room} (broker: %s, node %s)",
+        "listening on %s://%s:%d/ws/{room} (broker: %s, node %s)",
+        server.scheme,
         s.host,
         server.port,
         kind,

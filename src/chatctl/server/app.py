@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -26,7 +28,10 @@ from chatctl.protocol import (
     CloseCode,
 )
 from chatctl.server.handshake import Admission, Refusal, admit
+from chatctl.server.http import OriginPolicy, plain_response, route_http
 from chatctl.server.hub import Hub, peer
+from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
+from chatctl.server.metrics import Metrics
 from chatctl.server.session import run_session
 
 log = logging.getLogger("chatctl.server")
@@ -45,7 +50,17 @@ class ServerSettings:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     compression: bool = False
+    #: seconds a shutdown or SIGTERM drain may take before remaining connections are aborted
     shutdown_timeout: float = 5.0
+    #: seconds a client has for the TCP, TLS and WebSocket opening handshakes together
+    handshake_timeout: float = 10.0
+    #: serve wss:// with this PEM certificate chain (and key, unless ``keyfile`` is given)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    #: browser origins allowed besides the server's own (see server/http.py); "*" allows all
+    allowed_origins: tuple[str, ...] = ()
+    rates: RateSettings = field(default_factory=RateSettings)
+    limits: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 class ChatServer:
@@ -55,22 +70,41 @@ class ChatServer:
         self.settings = settings
         self.verifier = verifier
         self.broker = broker
-        self.hub = Hub(broker, max_pending=settings.max_pending_bytes)
+        self.metrics = Metrics(self)
+        self.hub = Hub(
+            broker,
+            max_pending=settings.max_pending_bytes,
+            observe_fanout=self.metrics.fanout_seconds.observe,
+        )
+        self.limits = Limits(settings.limits, settings.rates)
+        self.origins = OriginPolicy(settings.allowed_origins)
         self.node_id = secrets.token_hex(4)
         self.server_name = f"chatctl/{__version__}"
         self._admissions: dict[ServerConnection, Admission] = {}
         self._conn_ids = itertools.count(1)
         self._ws: Server | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        #: connection -> (user, room) while it counts against the connection limits
+        self._slots: dict[ServerConnection, tuple[str, str]] = {}
+        #: the close code of a shutdown in progress (1001, or 1012 for a SIGTERM drain)
+        self._closing_code: int | None = None
         self.messages_in = 0
+        self.acks = 0
+        self.policy_closes = 0
         self.errors: Counter[str] = Counter()
-        self.rejections: Counter[int] = Counter()
+        #: (reason, HTTP status) -> handshakes refused
+        self.rejections: Counter[tuple[str, int]] = Counter()
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         await self.broker.start()
         s = self.settings
+        tls = None
+        if s.certfile is not None:
+            from chatctl.server.tls import server_context
+
+            tls = server_context(s.certfile, s.keyfile)
         self._ws = await serve(
             self._handler,
             s.host,
@@ -82,7 +116,32 @@ class ChatServer:
             ping_timeout=s.ping_timeout,
             compression="deflate" if s.compression else None,
             server_header=self.server_name,
+            open_timeout=s.handshake_timeout or None,
+            ssl=tls,
         )
+
+    @property
+    def scheme(self) -> str:
+        """``wss`` with TLS, else ``ws``."""
+        return "wss" if self.settings.certfile is not None else "ws"
+
+    @property
+    def draining(self) -> bool:
+        return self._closing_code is not None
+
+    def broker_healthy(self) -> bool:
+        try:
+            return bool(self.broker.healthy())
+        except Exception:
+            return False
+
+    def health_problem(self) -> str | None:
+        """None when this node serves and its broker works, else why not (for /healthz)."""
+        if self._ws is None or self.draining:
+            return "draining: not accepting connections"
+        if not self.broker_healthy():
+            return "broker unavailable"
+        return None
 
     @property
     def port(self) -> int:
@@ -93,22 +152,34 @@ class ChatServer:
         return port
 
     async def stop(self, *, code: int = CloseCode.GOING_AWAY) -> None:
-        """Stop accepting, close every client with ``code`` and release the broker."""
+        """Stop accepting, close every client with ``code`` and release the broker, all
+        within ``settings.shutdown_timeout`` (then the remaining connections are aborted).
+
+        ``code`` is 1001 (going away) for a plain stop and 1012 (service restart) for a drain:
+        clients reconnect, to another node behind the same address, and resume.
+        """
         if self._ws is None:
             return
         ws, self._ws = self._ws, None
+        self._closing_code = code
         ws.close(close_connections=False)
+        reason = (
+            "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
+        )
         try:
             async with asyncio.timeout(self.settings.shutdown_timeout):
                 await asyncio.gather(
-                    *(conn.close(code, "server shutting down") for conn in ws.connections),
+                    *(conn.close(code, reason) for conn in ws.connections),
                     return_exceptions=True,
                 )
                 await ws.wait_closed()
         except TimeoutError:
-            log.warning("shutdown: %d connections did not close in time", len(ws.connections))
-            for conn in ws.connections:
+            log.warning("shutdown: %d connections did not close in time", len(ws.all_connections))
+            for conn in list(ws.all_connections):
                 conn.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # let the handlers run their cleanup
+                    await ws.wait_closed()
         await self.broker.close()
 
     async def __aenter__(self) -> ChatServer:
@@ -119,31 +190,67 @@ class ChatServer:
         await self.stop()
 
     async def serve_until_signal(self) -> None:
-        """Serve (once started) until SIGINT or SIGTERM, then shut down cleanly."""
+        """Serve (once started) until SIGINT or SIGTERM, then shut down cleanly.
+
+        SIGTERM drains: clients are closed with 1012 (service restart) so they reconnect and
+        resume elsewhere; SIGINT closes them with 1001 (going away).
+        """
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        received: asyncio.Future[signal.Signals] = loop.create_future()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not received.done():
+                received.set_result(sig)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
+        code = CloseCode.GOING_AWAY
         try:
-            await stop.wait()
-            log.info("shutting down: closing %d connections", self.hub.connections)
+            sig = await received
+            if sig == signal.SIGTERM:
+                code = CloseCode.SERVICE_RESTART
+            log.info(
+                "%s: %s %d connections with %d (at most %.1fs)",
+                sig.name,
+                "draining" if code == CloseCode.SERVICE_RESTART else "shutting down, closing",
+                self.hub.connections,
+                code,
+                self.settings.shutdown_timeout,
+            )
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self.stop()
+            await self.stop(code=code)
+            log.info("stopped")
 
     # ---------------------------------------------------------------- handshake
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        response = route_http(self, request)
+        if response is not None:
+            return response
         try:
+            origin = request.headers.get_all("Origin")
+            if len(origin) > 1 or not self.origins.allows(
+                origin[0] if origin else None, request.headers.get("Host")
+            ):
+                raise Refusal(
+                    HTTPStatus.FORBIDDEN,
+                    "origin not allowed (see chatctl serve --allowed-origin)",
+                    kind="origin",
+                )
             adm = admit(
                 request.path,
                 request.headers,
                 self.verifier,
                 max_history=self.settings.history_size,
             )
+            over = self.limits.refusal(adm.claims.user, adm.room)
+            if over is not None:
+                status, kind, reason = over
+                raise Refusal(status, reason, user=adm.claims.user, kind=kind)
         except Refusal as refusal:
-            self.rejections[refusal.status] += 1
+            self.rejections[refusal.kind, refusal.status] += 1
             log.info(
                 "rejected %d %s peer=%s user=%s: %s",
                 refusal.status,
@@ -152,9 +259,20 @@ class ChatServer:
                 refusal.user or "-",
                 refusal.reason,
             )
-            return conn.respond(refusal.status, refusal.reason + "\n")
+            retry: tuple[tuple[str, str], ...] = ()
+            if refusal.status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE):
+                retry = (("Retry-After", "5"),)
+            return plain_response(refusal.status, refusal.reason + "\n", headers=retry)
+        self.limits.acquire(adm.claims.user, adm.room)
+        self._slots[conn] = (adm.claims.user, adm.room)
         self._admissions[conn] = adm
         return None
+
+    def _release(self, conn: ServerConnection) -> None:
+        """The connection no longer counts against the limits (idempotent)."""
+        slot = self._slots.pop(conn, None)
+        if slot is not None:
+            self.limits.release(*slot)
 
     async def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
@@ -162,7 +280,9 @@ class ChatServer:
         adm = self._admissions.get(conn)
         if adm is None or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
             self._admissions.pop(conn, None)
+            self._release(conn)
             return None
+        conn.connection_lost_waiter.add_done_callback(lambda _: self._release(conn))
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         await self.hub.attach(adm.room, conn)
         conn.connection_lost_waiter.add_done_callback(lambda _: self._forget(conn, adm.room))
@@ -184,9 +304,13 @@ class ChatServer:
         started = time.monotonic()
         log.info("connect user=%s room=%s peer=%s conn=%s", user, room, peer(conn), conn_id)
         try:
+            if self._closing_code is not None:  # accepted just as the shutdown began
+                await conn.close(self._closing_code, "server shutting down")
+                return
             await self.broker.join(room, user, conn_id)
             await run_session(self, conn, adm)
         finally:
+            self._release(conn)
             await self.hub.detach(room, conn)
             try:
                 await self.broker.leave(room, user, conn_id)

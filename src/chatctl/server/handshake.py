@@ -5,8 +5,12 @@ the upgrade. A refused request gets a plain-text HTTP answer and never becomes a
 400      bad room name or bad ``since`` / ``history`` / ``epoch`` parameter
 401      missing, malformed, expired or badly signed token
 403      valid token that does not allow the room
-404      a path other than ``/ws/{room}``
+404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
+         before this, see server/http.py)
 =======  =====================================================================
+
+The server adds 403 for a browser ``Origin`` that is not allowed, 429 for a user over its
+connection or room limits and 503 for a full node (server/limits.py).
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ class Admission:
 
 
 class Refusal(Exception):
-    """The handshake is refused with ``status`` and a one-line ``reason``."""
+    """The handshake is refused with ``status`` and a one-line ``reason``; ``kind`` is a short
+    fixed label for metrics (never user input)."""
 
-    def __init__(self, status: HTTPStatus, reason: str, *, user: str | None = None) -> None:
+    def __init__(
+        self, status: HTTPStatus, reason: str, *, user: str | None = None, kind: str = "other"
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.user = user
+        self.kind = kind
 
 
 def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
@@ -61,33 +69,42 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
     """Check one upgrade request; return what it asked for or raise :class:`Refusal`."""
     parts = urlsplit(path)
     if not parts.path.startswith(WS_PREFIX):
-        raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}")
+        raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}", kind="not_found")
     room = unquote(parts.path[len(WS_PREFIX) :])
     if not valid_room(room):
-        raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid room name: {ROOM_RULE}")
+        raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid room name: {ROOM_RULE}", kind="bad_room")
     query = parse_qs(parts.query, keep_blank_values=True)
 
     token = bearer_token(headers, query)
     if token is None:
-        raise Refusal(HTTPStatus.UNAUTHORIZED, "missing token: send Authorization: Bearer TOKEN")
+        raise Refusal(
+            HTTPStatus.UNAUTHORIZED,
+            "missing token: send Authorization: Bearer TOKEN",
+            kind="missing_token",
+        )
     try:
         claims = verifier.verify(token)
         claims.check_room(room)
     except PermissionDenied as exc:
-        raise Refusal(HTTPStatus.FORBIDDEN, str(exc)) from None
+        raise Refusal(HTTPStatus.FORBIDDEN, str(exc), kind="room_forbidden") from None
     except TokenError as exc:
-        raise Refusal(HTTPStatus.UNAUTHORIZED, str(exc)) from None
+        raise Refusal(HTTPStatus.UNAUTHORIZED, str(exc), kind="invalid_token") from None
 
     try:
         since = parse_since(_last(query, "since"))
     except ValueError as exc:
-        raise Refusal(HTTPStatus.BAD_REQUEST, str(exc), user=claims.user) from None
+        raise Refusal(
+            HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
+        ) from None
     history_text = _last(query, "history")
     history: int | None = None
     if history_text:
         if not history_text.isdigit():
             raise Refusal(
-                HTTPStatus.BAD_REQUEST, "history must be a non-negative integer", user=claims.user
+                HTTPStatus.BAD_REQUEST,
+                "history must be a non-negative integer",
+                user=claims.user,
+                kind="bad_param",
             )
         history = min(int(history_text[:9]), max_history)
     epoch = _last(query, "epoch") or None

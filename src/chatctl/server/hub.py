@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
@@ -42,9 +44,17 @@ class RoomMembers:
 
 
 class Hub:
-    def __init__(self, broker: Broker, *, max_pending: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        max_pending: int,
+        observe_fanout: Callable[[float], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.max_pending = max_pending
+        #: called with the seconds each fan-out call took (the fan-out latency histogram)
+        self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
         self._lock = asyncio.Lock()
         self.slow_disconnects = 0
@@ -60,7 +70,7 @@ class Hub:
             members = self.rooms.get(room)
             if members is None:
                 members = RoomMembers(room)
-                await self.broker.subscribe(room, lambda event: self._deliver(members, event))
+                await self.broker.subscribe(room, lambda event: self._fanout(members, event))
                 self.rooms[room] = members
             members.waiting[conn] = []
 
@@ -83,6 +93,14 @@ class Hub:
             if not members:
                 del self.rooms[room]
                 await self.broker.unsubscribe(room)
+
+    def _fanout(self, members: RoomMembers, event: Message | Presence) -> None:
+        if self.observe_fanout is None:
+            self._deliver(members, event)
+            return
+        started = time.perf_counter()
+        self._deliver(members, event)
+        self.observe_fanout(time.perf_counter() - started)
 
     def _deliver(self, members: RoomMembers, event: Message | Presence) -> None:
         if isinstance(event, Message):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
@@ -11,6 +13,7 @@ from chatctl.broker.base import History
 from chatctl.errors import BrokerError
 from chatctl.protocol import (
     Ack,
+    CloseCode,
     ErrorCode,
     ErrorFrame,
     Ping,
@@ -23,6 +26,8 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server.handshake import Admission
+from chatctl.server.hub import peer
+from chatctl.server.limits import Verdict
 
 if TYPE_CHECKING:
     from chatctl.server.app import ChatServer
@@ -51,7 +56,22 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
     hub.write(conn, welcome.frame().encode())
     hub.ready(room, conn, history.last_id)
 
+    limiter = server.limits.frame_limiter(user)
     async for data in conn:
+        verdict, wait = limiter.check()
+        if verdict != Verdict.ALLOW:
+            if verdict == Verdict.CLOSE:
+                server.policy_closes += 1
+                log.warning(
+                    "closing user=%s peer=%s with 1008: %d frames over the rate limit",
+                    user,
+                    peer(conn),
+                    limiter.refused,
+                )
+                await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
+                return
+            _rate_limited(server, conn, data, wait)
+            continue
         try:
             frame = parse_client_frame(data, max_chars=settings.max_message_chars)
         except ProtocolError as exc:
@@ -79,9 +99,32 @@ async def _welcome_history(server: ChatServer, adm: Admission) -> History:
     return history
 
 
+def _rate_limited(
+    server: ChatServer, conn: ServerConnection, data: str | bytes, wait: float
+) -> None:
+    """Refuse one frame over the rate limit with an error frame (never a silent drop)."""
+    client_id = None
+    try:
+        frame = parse_client_frame(data, max_chars=server.settings.max_message_chars)
+    except ProtocolError as exc:
+        client_id = exc.client_id
+    else:
+        if isinstance(frame, SendMessage):
+            client_id = frame.client_id
+    server.count_error(ErrorCode.RATE_LIMITED)
+    error = ErrorFrame(
+        ErrorCode.RATE_LIMITED,
+        "too many frames: wait retry_after seconds, then send again",
+        client_id=client_id,
+        retry_after=math.ceil(wait * 1000) / 1000,
+    )
+    server.hub.write(conn, error.frame().encode())
+
+
 async def _publish(
     server: ChatServer, conn: ServerConnection, adm: Admission, frame: SendMessage
 ) -> None:
+    started = time.perf_counter()
     try:
         result = await server.broker.publish(
             adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
@@ -96,8 +139,10 @@ async def _publish(
         )
         server.hub.write(conn, error.frame().encode())
         return
+    server.metrics.publish_seconds.observe(time.perf_counter() - started)
     server.messages_in += 1
     if frame.client_id is not None:
         msg = result.message
         ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
-        server.hub.write(conn, ack.frame().encode())
+        if server.hub.write(conn, ack.frame().encode()):
+            server.acks += 1

@@ -1,0 +1,99 @@
+"""Plain HTTP on the WebSocket port: ``GET /healthz``, ``GET /metrics``, and the ``Origin``
+check that keeps other sites' pages from opening WebSockets with a visitor's browser.
+
+``/healthz``  200 ``ok`` while the node accepts connections and its broker can publish and
+              deliver; 503 with the reason otherwise (draining, broker down). Load balancers
+              take a 503 node out of rotation.
+``/metrics``  Prometheus text format (see :mod:`chatctl.server.metrics`).
+
+Origin: browsers send ``Origin`` with every WebSocket handshake; command-line clients send
+none and are never refused for it. A browser request is accepted when its origin is the
+server's own (same scheme-less host and port as ``Host``) or matches an ``--allowed-origin``
+(exact, or a glob such as ``https://*.example.com``; ``*`` allows every origin).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import fnmatch
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from chatctl.server.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from chatctl.server.app import ChatServer
+
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+
+
+def plain_response(
+    status: HTTPStatus,
+    body: str | bytes,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """A complete HTTP response that closes the connection."""
+    data = body.encode() if isinstance(body, str) else body
+    h = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(data))),
+            ("Content-Type", content_type),
+            ("Cache-Control", "no-store"),
+            *headers,
+        ]
+    )
+    return Response(status.value, status.phrase, h, data)
+
+
+def route_http(server: ChatServer, request: Request) -> Response | None:
+    """Answer ``/healthz`` and ``/metrics``; None for every other path (the WebSocket routes)."""
+    path = urlsplit(request.path).path
+    if path == HEALTH_PATH:
+        problem = server.health_problem()
+        if problem is None:
+            return plain_response(HTTPStatus.OK, "ok\n")
+        return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
+    if path == METRICS_PATH:
+        return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
+    return None
+
+
+class OriginPolicy:
+    """Which browser origins may open WebSockets (see the module docstring)."""
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self.patterns = tuple(_normalize(o) for o in allowed)
+        self.allow_all = "*" in self.patterns
+
+    def allows(self, origin: str | None, host: str | None) -> bool:
+        if origin is None or self.allow_all:
+            return True
+        norm = _normalize(origin)
+        if norm != "null" and host is not None:
+            netloc = urlsplit(norm).netloc
+            if netloc and netloc == _strip_default_port(host.strip().lower(), norm):
+                return True
+        return any(fnmatch.fnmatchcase(norm, p) for p in self.patterns)
+
+
+def _normalize(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def _strip_default_port(host: str, origin: str) -> str:
+    """``Host`` as an origin would spell it (browsers omit the scheme's default port)."""
+    scheme = origin.partition(":")[0]
+    default = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        return host[: -len(default)]
+    return host

@@ -1,0 +1,214 @@
+"""Limits that protect one node from one client: token buckets for frame rates and the
+connection/room bookkeeping checked before the upgrade.
+
+Nothing here does I/O or knows about websockets; the server asks and acts on the answer.
+
+Frame rate (per connection and per user on this node)
+    Every frame a client sends takes a token from its connection's bucket and from its
+    user's bucket. With either empty the frame is answered with a ``rate_limited`` error frame
+    carrying ``retry_after`` (never silently dropped) and not processed. Refused frames take a
+    token from a third bucket, the connection's *abuse* allowance; a client that keeps
+    sending after being told to wait empties it and is closed with 1008.
+
+Connections and rooms (checked in the handshake, before the upgrade)
+    Connections per user and in total, distinct rooms per user and rooms with local members
+    per node. A user over its own limits gets 429, a full node 503 (try another node).
+    In this protocol a connection is in exactly one room (the one in its URL), so "rooms
+    per connection" is always 1; rooms per user bounds what one token can make a node
+    subscribe to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; a rate of 0 means unlimited."""
+
+    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: float, *, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self._clock = clock
+        self._tokens = self.burst
+        self._stamp = clock()
+
+    def take(self, n: float = 1.0) -> float:
+        """Take ``n`` tokens: 0.0 when granted, else the seconds until they would be there."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if tokens >= n:
+            self._tokens = tokens - n
+            return 0.0
+        self._tokens = tokens
+        return (n - tokens) / self.rate
+
+    def refund(self, n: float = 1.0) -> None:
+        """Give back ``n`` tokens taken by a :meth:`take` whose work was not done."""
+        self._tokens = min(self.burst, self._tokens + n)
+
+
+@dataclass(frozen=True)
+class RateSettings:
+    """Frames per second (0 = unlimited) and bursts for connections and users."""
+
+    conn_rate: float = 50.0
+    conn_burst: float = 100.0
+    user_rate: float = 100.0
+    user_burst: float = 200.0
+    #: refused frames a connection may send in a burst before it is closed with 1008 ...
+    abuse_burst: float = 50.0
+    #: ... and per second once that burst is spent
+    abuse_rate: float = 5.0
+
+
+class Verdict:
+    """What to do with one incoming frame."""
+
+    ALLOW = "allow"
+    REFUSE = "refuse"  # answer rate_limited with retry_after
+    CLOSE = "close"  # sustained abuse: close with 1008
+
+
+@dataclass
+class FrameLimiter:
+    """The buckets of one connection (its user's bucket is shared with the user's others)."""
+
+    conn: TokenBucket
+    user: TokenBucket
+    abuse: TokenBucket
+    refused: int = 0
+
+    def check(self) -> tuple[str, float]:
+        """Take a token for one frame: ``(verdict, retry_after seconds)``."""
+        wait = self.conn.take()
+        if not wait:
+            wait = self.user.take()
+            if wait:  # the frame is not processed: the connection keeps its token
+                self.conn.refund()
+        if not wait:
+            return Verdict.ALLOW, 0.0
+        self.refused += 1
+        if self.abuse.take():
+            return Verdict.CLOSE, wait
+        return Verdict.REFUSE, wait
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Handshake-time limits; 0 means unlimited."""
+
+    max_connections: int = 10000
+    max_user_connections: int = 100
+    max_rooms: int = 10000
+    max_user_rooms: int = 32
+
+
+@dataclass
+class _User:
+    connections: int = 0
+    rooms: Counter[str] = field(default_factory=Counter)
+    bucket: TokenBucket | None = None
+
+
+class Limits:
+    """Per-node bookkeeping of connections, rooms and frame-rate buckets.
+
+    :meth:`acquire` is called when a handshake is accepted and :meth:`release` exactly once
+    when that connection is gone; between them the connection counts against every limit.
+    """
+
+    def __init__(
+        self,
+        connections: ConnectionSettings,
+        rates: RateSettings,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = connections
+        self.rates = rates
+        self._clock = clock
+        self._users: dict[str, _User] = {}
+        self._rooms: Counter[str] = Counter()
+        self.total = 0
+
+    def refusal(self, user: str, room: str) -> tuple[HTTPStatus, str, str] | None:
+        """Why ``user`` may not open one more connection to ``room``: (status, kind, reason)."""
+        s = self.settings
+        u = self._users.get(user)
+        if s.max_connections and self.total >= s.max_connections:
+            return (
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "node_connections",
+                f"this node is full ({s.max_connections} connections); try another node",
+            )
+        if s.max_rooms and room not in self._rooms and len(self._rooms) >= s.max_rooms:
+            return (
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "node_rooms",
+                f"this node serves its limit of {s.max_rooms} rooms; try another node",
+            )
+        if u is None:
+            return None
+        if s.max_user_connections and u.connections >= s.max_user_connections:
+            return (
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "user_connections",
+                f"too many connections for this user (limit {s.max_user_connections})",
+            )
+        if s.max_user_rooms and room not in u.rooms and len(u.rooms) >= s.max_user_rooms:
+            return (
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "user_rooms",
+                f"this user is in too many rooms on this node (limit {s.max_user_rooms})",
+            )
+        return None
+
+    def acquire(self, user: str, room: str) -> None:
+        u = self._users.get(user)
+        if u is None:
+            u = self._users[user] = _User()
+        u.connections += 1
+        u.rooms[room] += 1
+        self._rooms[room] += 1
+        self.total += 1
+
+    def release(self, user: str, room: str) -> None:
+        u = self._users.get(user)
+        if u is None:
+            return
+        self.total -= 1
+        u.connections -= 1
+        u.rooms[room] -= 1
+        if u.rooms[room] <= 0:
+            del u.rooms[room]
+        self._rooms[room] -= 1
+        if self._rooms[room] <= 0:
+            del self._rooms[room]
+        if u.connections <= 0:
+            del self._users[user]
+
+    def frame_limiter(self, user: str) -> FrameLimiter:
+        """Buckets for a new connection of ``user`` (which must hold an :meth:`acquire`)."""
+        r, clock = self.rates, self._clock
+        u = self._users.get(user)
+        if u is None:  # not acquired (direct use in tests): a private user bucket
+            u = _User()
+        if u.bucket is None:
+            u.bucket = TokenBucket(r.user_rate, r.user_burst, clock=clock)
+        return FrameLimiter(
+            conn=TokenBucket(r.conn_rate, r.conn_burst, clock=clock),
+            user=u.bucket,
+            abuse=TokenBucket(r.abuse_rate, r.abuse_burst, clock=clock),
+        )

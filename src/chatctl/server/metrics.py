@@ -1,0 +1,114 @@
+"""Prometheus metrics of one server, in their own ``CollectorRegistry``.
+
+Counters are plain integers the server and hub already keep (``hub.deliveries`` grows by the
+number of deliveries once per fan-out call, never once per delivery); a collector turns them
+into Prometheus families when ``/metrics`` is scraped, so the hot paths pay one integer add.
+Only the two latency histograms are observed as events happen, once per publish and once
+per fan-out call.
+
+Redis reconnects: a broker may expose ``reconnects``, an ``int`` attribute it increments each
+time it re-establishes its connection (or pub/sub subscription) after losing it. That is the
+whole coupling; a broker without it simply has no ``chatctl_broker_reconnects_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from chatctl.server.app import ChatServer
+
+#: Content-Type of the text exposition format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+PUBLISH_BUCKETS = (
+    *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05),
+    *(0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+FANOUT_BUCKETS = (
+    *(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005),
+    *(0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+class Metrics:
+    """The registry of one :class:`~chatctl.server.app.ChatServer` and its histograms."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.publish_seconds = Histogram(
+            "chatctl_broker_publish_seconds",
+            "Time for the broker to store and publish one message (until the ack can be sent).",
+            buckets=PUBLISH_BUCKETS,
+            registry=self.registry,
+        )
+        self.fanout_seconds = Histogram(
+            "chatctl_fanout_seconds",
+            "Time to write one event to every local member of its room (one fan-out call).",
+            buckets=FANOUT_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_ServerCollector(server))
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class _ServerCollector(Collector):
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        srv, hub = self.server, self.server.hub
+        yield GaugeMetricFamily(
+            "chatctl_connections", "Open client connections on this node.", hub.connections
+        )
+        yield GaugeMetricFamily("chatctl_rooms", "Rooms with members on this node.", len(hub.rooms))
+        yield GaugeMetricFamily(
+            "chatctl_broker_up", "1 when the broker can publish and deliver.", srv.broker_healthy()
+        )
+        yield GaugeMetricFamily("chatctl_draining", "1 while the node drains.", srv.draining)
+        yield CounterMetricFamily(
+            "chatctl_messages_in", "Chat messages accepted from clients.", srv.messages_in
+        )
+        yield CounterMetricFamily(
+            "chatctl_deliveries", "Events written to client connections.", hub.deliveries
+        )
+        yield CounterMetricFamily("chatctl_acks", "Acks sent to senders.", srv.acks)
+        errors = CounterMetricFamily(
+            "chatctl_errors", "Error frames sent to clients, by code.", labels=["code"]
+        )
+        for code, n in sorted(srv.errors.items()):
+            errors.add_metric([str(code)], n)
+        yield errors
+        rejections = CounterMetricFamily(
+            "chatctl_handshake_rejections",
+            "Upgrade requests refused before the upgrade, by reason and HTTP status.",
+            labels=["reason", "status"],
+        )
+        for (reason, status), n in sorted(srv.rejections.items()):
+            rejections.add_metric([reason, str(status)], n)
+        yield rejections
+        yield CounterMetricFamily(
+            "chatctl_slow_consumer_disconnects",
+            "Connections closed with 4008 because their pending output passed the bound.",
+            hub.slow_disconnects,
+        )
+        yield CounterMetricFamily(
+            "chatctl_policy_closes",
+            "Connections closed with 1008 for sustained rate-limit abuse.",
+            srv.policy_closes,
+        )
+        reconnects = getattr(srv.broker, "reconnects", None)
+        if isinstance(reconnects, int):
+            yield CounterMetricFamily(
+                "chatctl_broker_reconnects",
+                "Times the broker re-established its connection to Redis.",
+                reconnects,
+            )
