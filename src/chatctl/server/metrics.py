@@ -40,7 +40,7 @@ class Metrics:
     """The registry of one :class:`~chatctl.server.app.ChatServer` and its histograms."""
 
     def __init__(self, server: ChatServer) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         self.publish_seconds = Histogram(
             "chatctl_broker_publish_seconds",
             "Time for the broker to store and publish one message (until the ack can be sent).",

@@ -1,0 +1,137 @@
+"""GET /healthz, GET /metrics and the Origin check, on a live in-process server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harden_helpers import http_get, refused
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+
+from chatctl.server import ChatServer
+from chatctl.server.http import OriginPolicy
+from conftest import make_server
+from helpers import client, make_token, recv_type, ws_url
+
+
+async def test_healthz_is_200_while_serving(server: ChatServer) -> None:
+    status, headers, body = await http_get(server.port, "/healthz")
+    assert (status, body) == (200, b"ok\n")
+    assert headers["content-type"].startswith("text/plain")
+
+
+async def test_healthz_is_503_when_the_broker_is_unhealthy(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.broker, "healthy", lambda: False)
+    status, _, body = await http_get(server.port, "/healthz")
+    assert status == 503 and b"broker unavailable" in body
+    monkeypatch.setattr(server.broker, "healthy", lambda: 1 / 0)  # a broken check is unhealthy
+    assert (await http_get(server.port, "/healthz"))[0] == 503
+
+
+async def test_healthz_is_503_while_draining() -> None:
+    srv = make_server(shutdown_timeout=2.0)
+    async with srv, client(srv.port, "r", "alice") as ws:
+        await recv_type(ws, "welcome")
+        srv._closing_code = 1012  # what stop() sets first
+        assert srv.health_problem() is not None
+        srv._closing_code = None
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[s.name, tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+async def test_metrics_count_what_happened() -> None:
+    srv = make_server()
+    async with srv:
+        async with client(srv.port, "lobby", "alice") as a, client(srv.port, "lobby", "bob") as b:
+            await recv_type(a, "welcome")
+            await recv_type(b, "welcome")
+            for i in range(3):
+                await a.send(json.dumps({"message": f"hi {i}", "client_id": f"c{i}"}))
+                await recv_type(a, "ack")
+            await a.send("not json")
+            await recv_type(a, "error")
+            for _ in range(3):
+                await recv_type(b, "message")
+            await refused(srv.port, "lobby", "eve", headers={"Authorization": "Bearer nope"})
+            status, headers, body = await http_get(srv.port, "/metrics")
+            assert status == 200 and headers["content-type"].startswith("text/plain; version=")
+            m = samples(body.decode())
+        assert m["chatctl_connections", ()] == 2
+        assert m["chatctl_rooms", ()] == 1
+        assert m["chatctl_broker_up", ()] == 1
+        assert m["chatctl_messages_in_total", ()] == 3
+        assert m["chatctl_acks_total", ()] == 3
+        assert m["chatctl_deliveries_total", ()] >= 6  # 3 messages x 2 members (+ presence)
+        assert m["chatctl_errors_total", (("code", "invalid_json"),)] == 1
+        rejection = (("reason", "invalid_token"), ("status", "401"))
+        assert m["chatctl_handshake_rejections_total", rejection] == 1
+        assert m["chatctl_broker_publish_seconds_count", ()] == 3
+        assert m["chatctl_fanout_seconds_count", ()] >= 3
+        assert m["chatctl_slow_consumer_disconnects_total", ()] == 0
+        assert ("chatctl_broker_reconnects_total", ()) not in m  # the memory broker has none
+
+
+async def test_metrics_expose_a_brokers_reconnects() -> None:
+    srv = make_server()
+    srv.broker.reconnects = 4  # type: ignore[attr-defined]  # what a Redis broker keeps
+    async with srv:
+        _, _, body = await http_get(srv.port, "/metrics")
+    assert samples(body.decode())["chatctl_broker_reconnects_total", ()] == 4
+
+
+async def test_every_server_has_its_own_registry() -> None:
+    a, b = make_server(), make_server()
+    async with a, b, client(a.port, "r", "alice") as ws:
+        await recv_type(ws, "welcome")
+        ma = samples((await http_get(a.port, "/metrics"))[2].decode())
+        mb = samples((await http_get(b.port, "/metrics"))[2].decode())
+    assert ma["chatctl_connections", ()] == 1 and mb["chatctl_connections", ()] == 0
+
+
+# ------------------------------------------------------------------------------ origin
+
+
+def test_origin_policy() -> None:
+    default = OriginPolicy()
+    assert default.allows(None, "chat.example.com")  # CLIs send no Origin
+    assert default.allows("https://chat.example.com", "chat.example.com")  # same origin
+    assert default.allows("https://chat.example.com", "chat.example.com:443")
+    assert default.allows("http://127.0.0.1:8000", "127.0.0.1:8000")
+    assert not default.allows("https://evil.example", "chat.example.com")
+    assert not default.allows("http://127.0.0.1:9999", "127.0.0.1:8000")
+    assert not default.allows("null", "chat.example.com")
+    listed = OriginPolicy(["https://app.example.com", "https://*.corp.example/"])
+    assert listed.allows("https://APP.example.com", "api.example.com")
+    assert listed.allows("https://team.corp.example", "api.example.com")
+    assert not listed.allows("http://app.example.com", "api.example.com")
+    assert OriginPolicy(["*"]).allows("https://anything.example", "x")
+
+
+async def test_cross_site_browser_gets_403_before_the_upgrade() -> None:
+    srv = make_server(allowed_origins=("https://chat.example.com",))
+    async with srv:
+        status, body = await refused(
+            srv.port, "lobby", "alice", headers={"Origin": "https://evil.example"}
+        )
+        assert status == 403 and "origin not allowed" in body
+        assert srv.rejections["origin", 403] == 1
+        # an allowed page, the server's own origin, and a CLI without Origin all get in
+        for headers in (
+            {"Origin": "https://chat.example.com"},
+            {"Origin": f"http://127.0.0.1:{srv.port}"},
+            {},
+        ):
+            async with connect(
+                ws_url(srv.port, "lobby"),
+                additional_headers={"Authorization": f"Bearer {make_token('a')}", **headers},
+            ) as ws:
+                await recv_type(ws, "welcome")

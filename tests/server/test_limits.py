@@ -1,0 +1,207 @@
+"""Rate limits (token buckets) and connection/room limits, unit and live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from harden_helpers import http_get, refused
+from websockets.exceptions import ConnectionClosed
+
+from chatctl.server.limits import (
+    ConnectionSettings,
+    FrameLimiter,
+    Limits,
+    RateSettings,
+    TokenBucket,
+    Verdict,
+)
+from conftest import make_server
+from helpers import client, recv_type
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ------------------------------------------------------------------------------ unit
+
+
+def test_bucket_grants_burst_then_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, 5, clock=clock)
+    assert [bucket.take() for _ in range(5)] == [0.0] * 5
+    assert bucket.take() == pytest.approx(0.1)
+    clock.now += 0.1
+    assert bucket.take() == 0.0
+    clock.now += 100  # never more than the burst saved up
+    assert [bucket.take() for _ in range(5)] == [0.0] * 5
+    assert bucket.take() > 0
+
+
+def test_zero_rate_is_unlimited() -> None:
+    bucket = TokenBucket(0, 1, clock=FakeClock())
+    assert all(bucket.take() == 0.0 for _ in range(10_000))
+
+
+def test_limiter_refuses_then_closes_sustained_abuse() -> None:
+    clock = FakeClock()
+    rates = RateSettings(conn_rate=1, conn_burst=2, user_rate=100, user_burst=100)
+    rates = RateSettings(**{**rates.__dict__, "abuse_burst": 3, "abuse_rate": 1})
+    limiter = Limits(ConnectionSettings(), rates, clock=clock).frame_limiter("alice")
+    verdicts = [limiter.check()[0] for _ in range(6)]
+    assert verdicts == [Verdict.ALLOW] * 2 + [Verdict.REFUSE] * 3 + [Verdict.CLOSE]
+
+
+def test_user_bucket_is_shared_and_refunds_the_connection() -> None:
+    clock = FakeClock()
+    rates = RateSettings(conn_rate=10, conn_burst=10, user_rate=1, user_burst=3)
+    limits = Limits(ConnectionSettings(), rates, clock=clock)
+    limits.acquire("alice", "r")
+    limits.acquire("alice", "r")
+    a, b = limits.frame_limiter("alice"), limits.frame_limiter("alice")
+    assert isinstance(a, FrameLimiter) and a.user is b.user
+    assert [a.check()[0], b.check()[0], a.check()[0]] == [Verdict.ALLOW] * 3
+    assert b.check()[0] == Verdict.REFUSE
+    assert b.conn.take() == 0.0  # the refused frame did not cost b its own token
+
+
+def test_connection_and_room_limits() -> None:
+    limits = Limits(
+        ConnectionSettings(
+            max_connections=3, max_user_connections=2, max_rooms=2, max_user_rooms=1
+        ),
+        RateSettings(),
+    )
+    assert limits.refusal("alice", "a") is None
+    limits.acquire("alice", "a")
+    refusal = limits.refusal("alice", "b")
+    assert refusal is not None and refusal[1] == "user_rooms" and refusal[0] == 429
+    limits.acquire("alice", "a")
+    refusal = limits.refusal("alice", "a")
+    assert refusal is not None and refusal[1] == "user_connections"
+    limits.acquire("bob", "b")
+    refusal = limits.refusal("carol", "c")
+    assert refusal is not None and refusal[1] == "node_connections" and refusal[0] == 503
+    limits.release("alice", "a")
+    refusal = limits.refusal("carol", "c")
+    assert refusal is not None and refusal[1] == "node_rooms"
+    assert limits.refusal("carol", "b") is None
+    for user, room in [("alice", "a"), ("bob", "b")]:
+        limits.release(user, room)
+    assert limits.total == 0 and not limits._users and not limits._rooms
+
+
+# ------------------------------------------------------------------------------ live
+
+
+async def test_over_the_rate_gets_rate_limited_with_retry_after_never_a_silent_drop() -> None:
+    srv = make_server(rates=RateSettings(conn_rate=5, conn_burst=5, abuse_burst=1000))
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        for i in range(20):
+            await ws.send(json.dumps({"type": "message", "message": f"m{i}", "client_id": f"c{i}"}))
+        acked, limited = set(), {}
+        while len(acked) + len(limited) < 20:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if frame["type"] == "ack":
+                acked.add(frame["client_id"])
+            elif frame["type"] == "error":
+                assert frame["code"] == "rate_limited"
+                limited[frame["client_id"]] = frame["retry_after"]
+        assert len(acked) >= 5 and len(limited) >= 10  # every frame answered, one way or other
+        assert all(0 < r <= 1 for r in limited.values())
+        await asyncio.sleep(max(limited.values()))
+        await ws.send(json.dumps({"type": "message", "message": "again", "client_id": "late"}))
+        assert (await recv_type(ws, "ack"))["client_id"] == "late"
+    assert srv.errors["rate_limited"] == len(limited)
+
+
+async def test_sustained_abuse_closes_with_1008() -> None:
+    rates = RateSettings(conn_rate=2, conn_burst=2, abuse_burst=10, abuse_rate=1)
+    srv = make_server(rates=rates)
+    async with srv, client(srv.port, "lobby", "mallory") as ws:
+        await recv_type(ws, "welcome")
+        with pytest.raises(ConnectionClosed) as info:
+            for i in range(200):
+                await ws.send(json.dumps({"message": f"spam {i}"}))
+                await asyncio.sleep(0)
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert srv.policy_closes == 1
+
+
+async def test_user_rate_is_shared_by_the_users_connections() -> None:
+    rates = RateSettings(conn_rate=100, conn_burst=100, user_rate=1, user_burst=4)
+    srv = make_server(rates=rates)
+    async with srv, client(srv.port, "a", "alice") as a, client(srv.port, "a", "alice") as b:
+        await recv_type(a, "welcome")
+        await recv_type(b, "welcome")
+        for i in range(3):
+            await a.send(json.dumps({"message": "x", "client_id": f"a{i}"}))
+            await recv_type(a, "ack")
+        await b.send(json.dumps({"message": "x", "client_id": "b0"}))
+        await recv_type(b, "ack")
+        await b.send(json.dumps({"message": "x", "client_id": "b1"}))
+        error = await recv_type(b, "error")
+        assert error["code"] == "rate_limited" and error["client_id"] == "b1"
+
+
+async def test_connections_per_user_get_429_and_are_released() -> None:
+    srv = make_server(limits=ConnectionSettings(max_user_connections=2))
+    async with srv:
+        async with client(srv.port, "r", "alice") as a, client(srv.port, "r", "alice"):
+            await recv_type(a, "welcome")
+            status, body = await refused(srv.port, "r", "alice")
+            assert status == 429 and "too many connections" in body
+            async with client(srv.port, "r", "bob") as b:  # other users are unaffected
+                await recv_type(b, "welcome")
+        await asyncio.sleep(0.1)
+        async with client(srv.port, "r", "alice") as a:  # slots come back on disconnect
+            await recv_type(a, "welcome")
+    assert srv.rejections["user_connections", 429] == 1
+
+
+async def test_connections_in_total_get_503_with_retry_after() -> None:
+    srv = make_server(limits=ConnectionSettings(max_connections=2))
+    async with srv, client(srv.port, "r", "alice"), client(srv.port, "r", "bob"):
+        status, body = await refused(srv.port, "r", "carol")
+        assert status == 503 and "try another node" in body
+        # the refusal carries Retry-After and a plain body
+        _, headers, _ = await http_get(
+            srv.port,
+            "/ws/r",
+            headers={
+                "Authorization": "Bearer " + __import__("helpers").make_token("dave"),
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
+        )
+        assert headers["retry-after"] == "5"
+        assert headers["content-type"].startswith("text/plain")
+
+
+async def test_rooms_per_user_get_429() -> None:
+    srv = make_server(limits=ConnectionSettings(max_user_rooms=2))
+    async with srv, client(srv.port, "r1", "alice"), client(srv.port, "r2", "alice"):
+        status, body = await refused(srv.port, "r3", "alice")
+        assert status == 429 and "too many rooms" in body
+        async with client(srv.port, "r2", "alice") as again:  # a room it is in already: fine
+            await recv_type(again, "welcome")
+
+
+async def test_rooms_per_node_get_503() -> None:
+    srv = make_server(limits=ConnectionSettings(max_rooms=1))
+    async with srv, client(srv.port, "r1", "alice"):
+        status, _ = await refused(srv.port, "r2", "bob")
+        assert status == 503
+        async with client(srv.port, "r1", "bob") as ws:
+            await recv_type(ws, "welcome")
