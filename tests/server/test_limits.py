@@ -18,7 +18,7 @@ from chatctl.server.limits import (
     Verdict,
 )
 from conftest import make_server
-from helpers import client, recv_type
+from helpers import client, make_token, recv_type
 
 
 class FakeClock:
@@ -178,7 +178,7 @@ async def test_connections_in_total_get_503_with_retry_after() -> None:
             srv.port,
             "/ws/r",
             headers={
-                "Authorization": "Bearer " + __import__("helpers").make_token("dave"),
+                "Authorization": "Bearer " + make_token("dave"),
                 "Upgrade": "websocket",
                 "Connection": "Upgrade",
                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",

@@ -15,6 +15,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from chatctl import __version__
@@ -98,13 +99,13 @@ class ChatServer:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        await self.broker.start()
         s = self.settings
         tls = None
         if s.certfile is not None:
             from chatctl.server.tls import server_context
 
             tls = server_context(s.certfile, s.keyfile)
+        await self.broker.start()
         self._ws = await serve(
             self._handler,
             s.host,
@@ -309,6 +310,8 @@ class ChatServer:
                 return
             await self.broker.join(room, user, conn_id)
             await run_session(self, conn, adm)
+        except ConnectionClosed:  # an abnormal close is the client's business, not an error
+            pass
         finally:
             self._release(conn)
             await self.hub.detach(room, conn)

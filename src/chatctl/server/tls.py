@@ -17,11 +17,11 @@ def server_context(certfile: Path, keyfile: Path | None = None) -> ssl.SSLContex
         ctx.load_cert_chain(certfile, keyfile)
     except FileNotFoundError as exc:
         raise ConfigError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read TLS certificate or key: {exc.strerror or exc}") from None
     except ssl.SSLError as exc:
         raise ConfigError(
             f"cannot load TLS certificate {certfile} with key {keyfile or certfile}: "
             f"{exc.reason or exc}"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS certificate or key: {exc.strerror or exc}") from None
     return ctx
