@@ -61,7 +61,7 @@ async def test_sigint_closes_with_1001() -> None:
     assert codes == [1001, 1001]
 
 
-async def test_drain_is_bounded_even_if_clients_never_answer_the_close() -> None:
+def test_drain_is_bounded_even_if_clients_never_answer_the_close() -> None:
     """Clients that stopped reading never complete the closing handshake: aborted in time."""
     proc = ServeProcess("--drain-timeout", "1").start()
     socks = []

@@ -7,12 +7,12 @@ import ssl
 from pathlib import Path
 
 import pytest
-from conftest import make_server
 from harden_helpers import client_tls, self_signed_cert
 from websockets.asyncio.client import connect
 
 from chatctl.errors import ConfigError
 from chatctl.server.tls import server_context
+from conftest import make_server
 from helpers import ServeProcess, make_token, recv_json
 
 
