@@ -1,0 +1,155 @@
+"""A client that stops reading while others receive a flood: it is disconnected (4008)
+once its pending output passes --max-pending, and the others' latency does not move."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import statistics
+import time
+from typing import Any
+
+from harden_helpers import http_get
+from websockets.asyncio.client import ClientConnection
+
+from helpers import ServeProcess, client, make_token, recv_type
+
+ROOM = "flood"
+PAYLOAD = "x" * 1000
+
+
+def stalled_client(port: int, user: str = "stalled") -> socket.socket:
+    """A raw WebSocket client that completes the handshake and then never reads again."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up fast
+    s.connect(("127.0.0.1", port))
+    s.sendall(
+        (
+            f"GET /ws/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {make_token(user)}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+async def flood(ws: ClientConnection, n: int, tag: str, window: int = 64) -> None:
+    """Send ``n`` messages with their send time, at most ``window`` unacked."""
+    sent = acked = 0
+    while acked < n:
+        while sent < n and sent - acked < window:
+            text = f"{tag} {sent} {time.perf_counter():.6f} {PAYLOAD}"
+            await ws.send(json.dumps({"message": text, "client_id": f"{tag}-{sent}"}))
+            sent += 1
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if frame["type"] == "ack":
+            acked += 1
+        elif frame["type"] == "error":
+            raise AssertionError(frame)
+
+
+async def listen(ws: ClientConnection, n: int, tag: str, latencies: list[float]) -> None:
+    got = 0
+    while got < n:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        if frame["type"] != "message":
+            continue
+        parts = frame["message"].split(" ", 3)
+        if parts[0] == tag:
+            latencies.append(time.perf_counter() - float(parts[2]))
+            got += 1
+
+
+async def phase(port: int, listeners: list[ClientConnection], n: int, tag: str) -> list[float]:
+    latencies: list[float] = []
+    async with client(port, ROOM, "flooder") as sender:
+        await recv_type(sender, "welcome")
+        await asyncio.gather(
+            flood(sender, n, tag), *(listen(w, n, tag, latencies) for w in listeners)
+        )
+    return latencies
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+async def test_stalled_reader_is_cut_off_and_others_keep_their_latency() -> None:
+    max_pending = 256 * 1024
+    proc = ServeProcess(
+        "--max-pending", str(max_pending), "--rate-limit", "0", "--user-rate-limit", "0"
+    ).start()
+    report: dict[str, Any] = {}
+    try:
+        listeners = []
+        for i in range(3):
+            cm = client(proc.port, ROOM, f"listener{i}")
+            listeners.append((cm, await cm.__aenter__()))
+        conns = [ws for _, ws in listeners]
+        for ws in conns:
+            await recv_type(ws, "welcome")
+
+        n = 3000  # 3 MB per listener per phase
+        # the first flood of a process is slower (allocations, caches): measure from the second
+        await phase(proc.port, conns, n, "warmup")
+        baseline = await phase(proc.port, conns, n, "base")
+
+        stalled = stalled_client(proc.port)
+        started = time.monotonic()
+        loaded = await phase(proc.port, conns, n, "load")
+        # the stalled client's kernel buffers (up to ~4 MB here) fill before its pending output
+        # grows in the server; keep flooding until the server cuts it off
+        for round_ in range(10):
+            _, _, body = await http_get(proc.port, "/metrics")
+            if metric(body.decode(), "chatctl_slow_consumer_disconnects_total") >= 1:
+                break
+            loaded += await phase(proc.port, conns, n, f"more{round_}")
+        disconnected_after = time.monotonic() - started
+        _, _, body = await http_get(proc.port, "/metrics")
+        assert metric(body.decode(), "chatctl_slow_consumer_disconnects_total") == 1
+        for _ in range(50):  # the TCP connection is aborted SLOW_CLOSE_GRACE (2 s) later
+            _, _, body = await http_get(proc.port, "/metrics")
+            if metric(body.decode(), "chatctl_connections") == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert metric(body.decode(), "chatctl_connections") == 3
+
+        # its socket is gone: after reading what was buffered it sees EOF or a reset
+        stalled.settimeout(5)
+        received = 0
+        try:
+            while chunk := stalled.recv(1 << 20):
+                received += len(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        stalled.close()
+
+        after = await phase(proc.port, conns, n, "after")
+        for cm, _ in listeners:
+            await cm.__aexit__(None, None, None)
+    finally:
+        proc.stop()
+    for name, lat in (("baseline", baseline), ("stalled", loaded), ("after", after)):
+        report[name] = (round(p(lat, 50) * 1000, 2), round(p(lat, 99) * 1000, 2))
+    print(
+        f"\nlatency ms (p50, p99): {report}; cut off after {disconnected_after:.2f}s, "
+        f"{received} bytes were in flight to it"
+    )
+    base50, base99 = report["baseline"]
+    for name in ("stalled", "after"):
+        p50, p99 = report[name]
+        assert p50 <= max(3 * base50, base50 + 5), report
+        assert p99 <= max(3 * base99, base99 + 20), report
+    assert "slow consumer disconnected" in proc.read_log()
