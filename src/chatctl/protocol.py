@@ -321,6 +321,11 @@ def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS)
         raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.INVALID_FRAME, "a frame must be a JSON object")
+    if ("\\u" in data or not data.isascii()) and not _encodable(obj):
+        # "\ud800" is valid JSON but no UTF-8 can carry it: stored, it would poison history
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON, "invalid JSON: a \\u escape encodes a lone surrogate"
+        )
 
     client_id = obj.get("client_id")
     if client_id is not None and (
@@ -343,6 +348,15 @@ def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS)
     raise ProtocolError(
         ErrorCode.UNKNOWN_TYPE, f"unknown frame type: {str(ftype)[:40]!r}", client_id=client_id
     )
+
+
+def _encodable(obj: dict[str, Any]) -> bool:
+    """True when ``obj`` serialises to valid UTF-8 (no lone surrogates anywhere in it)."""
+    try:
+        dumps(obj).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_message(obj: dict[str, Any], client_id: str | None, max_chars: int) -> SendMessage:

@@ -1,0 +1,135 @@
+"""Property-based fuzzing of the client frame parser: whatever arrives, it returns a frame or
+raises ProtocolError (nothing else), and every valid frame round-trips."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from chatctl.protocol import (
+    MAX_CLIENT_ID_CHARS,
+    ErrorCode,
+    Ping,
+    ProtocolError,
+    SendMessage,
+    Who,
+    parse_client_frame,
+    pong_frame,
+)
+
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+frame_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["message", "who", "ping", "pong", "", "MESSAGE"]) | json_values,
+        "message": st.text(max_size=50) | json_values,
+        "client_id": st.text(max_size=80) | json_values,
+        "kind": st.sampled_from(["text", "action", "me"]) | json_values,
+        "data": json_values,
+    },
+)
+
+
+def check(data: str | bytes, max_chars: int = 100) -> None:
+    try:
+        frame = parse_client_frame(data, max_chars=max_chars)
+    except ProtocolError as exc:
+        assert isinstance(exc.code, ErrorCode)
+        exc.to_frame().frame().encode()  # the error is always serialisable and sendable
+        return
+    assert isinstance(frame, SendMessage | Who | Ping)
+    # whatever is accepted can be stored, serialised and sent as UTF-8 to every member
+    frame.frame().encode()
+    if isinstance(frame, Ping):
+        pong_frame(frame.data).encode()
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes(data: bytes) -> None:
+    check(data)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return
+    check(text)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+@example("[" * 100_000)  # deep nesting
+@example('{"message": "\\ud800"}')  # a lone surrogate
+@example('{"message": 1e999}')
+@example('{"type": "message", "message": "x", "client_id": ""}')
+def test_arbitrary_text(text: str) -> None:
+    check(text)
+
+
+@FUZZ
+@given(json_values)
+def test_arbitrary_json(value: Any) -> None:
+    check(json.dumps(value))
+
+
+@FUZZ
+@given(frame_like)
+def test_frame_shaped_objects(obj: dict[str, Any]) -> None:
+    check(json.dumps(obj))
+
+
+#: one surrogate code point alone (a high one followed by a low one would be a valid pair)
+surrogates = st.characters(categories=["Cs"])
+
+
+@FUZZ
+@given(st.text(max_size=10), surrogates, st.sampled_from(["message", "client_id", "data"]))
+@example("hi", "\ud800", "message")
+def test_lone_surrogates_never_get_in(prefix: str, bad: str, field: str) -> None:
+    """``"\\ud800"`` is valid JSON that no UTF-8 can carry: stored, it would poison history."""
+    obj = {"type": "ping" if field == "data" else "message", "message": "ok", field: prefix + bad}
+    data = json.dumps(obj)  # ASCII, with \u escapes, as a client would send it
+    try:
+        parse_client_frame(data)
+    except ProtocolError as exc:
+        assert exc.code in (ErrorCode.INVALID_JSON, ErrorCode.INVALID_FIELD)
+    else:
+        raise AssertionError(f"accepted {data}")
+
+
+send_messages = st.builds(
+    SendMessage,
+    text=st.text(min_size=1, max_size=100).filter(str.strip),
+    client_id=st.none() | st.text(min_size=1, max_size=MAX_CLIENT_ID_CHARS),
+    kind=st.sampled_from(["text", "action"]),
+)
+
+
+@FUZZ
+@given(send_messages | st.just(Who()) | st.builds(Ping, json_values))
+def test_valid_frames_round_trip(frame: SendMessage | Who | Ping) -> None:
+    assert parse_client_frame(frame.frame(), max_chars=100) == frame
+    assert parse_client_frame(frame.frame().encode().decode(), max_chars=100) == frame
+
+
+@FUZZ
+@given(st.text(min_size=101, max_size=200).filter(str.strip), st.text(min_size=1, max_size=8))
+def test_too_long_keeps_the_client_id(text: str, client_id: str) -> None:
+    frame = SendMessage(text, client_id)
+    try:
+        parse_client_frame(frame.frame(), max_chars=100)
+    except ProtocolError as exc:
+        assert exc.code == ErrorCode.MESSAGE_TOO_LONG and exc.client_id == client_id
+    else:
+        raise AssertionError("accepted a message over the limit")
