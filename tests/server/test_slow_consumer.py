@@ -19,14 +19,14 @@ ROOM = "flood"
 PAYLOAD = "x" * 1000
 
 
-def stalled_client(port: int, user: str = "stalled") -> socket.socket:
+def stalled_client(port: int, user: str = "stalled", room: str = ROOM) -> socket.socket:
     """A raw WebSocket client that completes the handshake and then never reads again."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up fast
     s.connect(("127.0.0.1", port))
     s.sendall(
         (
-            f"GET /ws/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"GET /ws/{room} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {make_token(user)}\r\n\r\n"
         ).encode()

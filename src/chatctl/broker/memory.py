@@ -11,7 +11,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from chatctl.broker.base import Deliver, History, PublishResult
@@ -29,7 +29,7 @@ class _Room:
     history_size: int
     last_id: int = 0
     log: deque[Message] = field(init=False)
-    #: (user, client_id) -> (message, first seen at), oldest first
+    #: (user, client_id) -> (message without its text, first seen at), oldest first
     seen: OrderedDict[tuple[str, str], tuple[Message, float]] = field(default_factory=OrderedDict)
     subscriber: Deliver | None = None
     #: user -> ids of that user's connections in the room
@@ -90,7 +90,9 @@ class MemoryBroker:
         msg = Message(r.last_id, room, user, text, round(now, 3), kind, client_id)
         r.log.append(msg)
         if client_id is not None:
-            r.seen[(user, client_id)] = (msg, now)
+            # Only what an ack needs: a text kept for the whole window would let one client pin
+            # (rate x window) full messages in memory long after they left the history.
+            r.seen[(user, client_id)] = (replace(msg, text=""), now)
         if r.subscriber is not None:
             r.subscriber(msg)
         return PublishResult(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server.handshake import Admission
-from chatctl.server.hub import peer
+from chatctl.server.hub import SLOW_CLOSE_GRACE, peer
 from chatctl.server.limits import Verdict
 
 if TYPE_CHECKING:
@@ -68,7 +69,11 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
                     peer(conn),
                     limiter.refused,
                 )
-                await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
+                # Not conn.close(): it would wait for the client's close frame behind the
+                # frames it is still flooding us with, which nobody reads any more.
+                conn.protocol.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
+                conn.send_data()
+                asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
                 return
             _rate_limited(server, conn, data, wait)
             continue
