@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -29,6 +30,8 @@ async def http_get(
             raw = await reader.read()
     finally:
         writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     hdrs = {}

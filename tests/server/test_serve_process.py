@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from harden_helpers import http_get, refused
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -173,3 +174,26 @@ def test_bad_flags_are_usage_errors() -> None:
         )
         assert result.returncode == 2, result.stderr
         assert message in result.stderr
+
+
+async def test_limit_flags_reach_the_server() -> None:
+    proc = ServeProcess(
+        *("--allowed-origin", "https://chat.example.com", "--max-user-connections", "1"),
+        *("--rate-limit", "1", "--rate-burst", "1"),
+    ).start()
+    try:
+        status, _ = await refused(
+            proc.port, "lobby", "alice", headers={"Origin": "https://evil.example"}
+        )
+        assert status == 403
+        async with client(proc.port, "lobby", "alice") as ws:
+            await recv_type(ws, "welcome")
+            assert (await refused(proc.port, "lobby", "alice"))[0] == 429
+            await ws.send(json.dumps({"message": "one", "client_id": "1"}))
+            await ws.send(json.dumps({"message": "two", "client_id": "2"}))
+            error = await recv_type(ws, "error")
+            assert error["code"] == "rate_limited" and error["client_id"] == "2"
+        status, _, body = await http_get(proc.port, "/metrics")
+        assert status == 200 and b'chatctl_errors_total{code="rate_limited"} 1.0' in body
+    finally:
+        assert proc.stop() == 0
