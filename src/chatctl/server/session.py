@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatctl.server")
 
+#: frames a connection may have handled before it lets the other connections run
+FRAMES_PER_TURN = 32
+
 
 async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission) -> None:
     """Welcome the client, then answer its frames one at a time until it goes away."""
@@ -58,7 +61,13 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
     hub.ready(room, conn, history.last_id)
 
     limiter = server.limits.frame_limiter(user)
+    frames = 0
     async for data in conn:
+        frames += 1
+        if frames % FRAMES_PER_TURN == 0:
+            # recv() does not yield while frames are queued, and one TCP read can queue
+            # thousands of small ones: let the other connections have a turn.
+            await asyncio.sleep(0)
         verdict, wait = limiter.check()
         if verdict != Verdict.ALLOW:
             if verdict == Verdict.CLOSE:
