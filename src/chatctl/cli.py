@@ -71,10 +71,13 @@ Examples:
   chatctl serve --host 0.0.0.0 --port 443 --certfile fullchain.pem --keyfile key.pem \\
       --allowed-origin https://chat.example.com --log-format json
 
-Signals: SIGTERM drains (clients are closed with 1012 and reconnect elsewhere), SIGINT
-closes them with 1001; both finish within --drain-timeout.
+SIGTERM drains: clients get 1012, reconnect elsewhere and resume (within --drain-timeout).
 
-HTTP: GET /healthz (200 or 503) and GET /metrics (Prometheus) on the same port.
+SIGINT closes clients with 1001.
+
+GET /healthz (200 or 503) and GET /metrics (Prometheus) are served on the same port.
+
+Limits, TLS, Origin and the threat model: docs/security.md.
 
 Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, CHATCTL_REDIS_URL, XDG_CONFIG_HOME.
 """
