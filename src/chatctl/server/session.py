@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from chatctl.broker.base import History
 from chatctl.errors import BrokerError
@@ -32,7 +33,7 @@ log = logging.getLogger("chatctl.server")
 
 async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission) -> None:
     """Welcome the client, then answer its frames one at a time until it goes away."""
-    hub, broker, settings = server.hub, server.broker, server.settings
+    hub, broker = server.hub, server.broker
     user, room = adm.claims.user, adm.room
 
     history = await _welcome_history(server, adm)
@@ -49,21 +50,33 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
         server=server.server_name,
     )
     hub.write(conn, welcome.frame().encode())
-    hub.ready(room, conn, history.last_id)
+    hub.ready(room, conn, history.last_id, user)
 
-    async for data in conn:
-        try:
-            frame = parse_client_frame(data, max_chars=settings.max_message_chars)
-        except ProtocolError as exc:
-            server.count_error(exc.code)
-            hub.write(conn, exc.to_frame().frame().encode())
-            continue
-        if isinstance(frame, SendMessage):
-            await _publish(server, conn, adm, frame)
-        elif isinstance(frame, Who):
-            hub.write(conn, who_frame(room, await broker.users(room)).encode())
-        elif isinstance(frame, Ping):
-            hub.write(conn, pong_frame(frame.data).encode())
+    try:
+        async for data in conn:
+            await _handle(server, conn, adm, data)
+    except ConnectionClosed:
+        pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+
+
+async def _handle(
+    server: ChatServer, conn: ServerConnection, adm: Admission, data: str | bytes
+) -> None:
+    """Answer one client frame."""
+    hub = server.hub
+    try:
+        frame = parse_client_frame(data, max_chars=server.settings.max_message_chars)
+    except ProtocolError as exc:
+        server.count_error(exc.code)
+        hub.write(conn, exc.to_frame().frame().encode())
+        return
+    if isinstance(frame, SendMessage):
+        await _publish(server, conn, adm, frame)
+    elif isinstance(frame, Who):
+        users = await server.broker.users(adm.room)
+        hub.write(conn, who_frame(adm.room, users).encode())
+    elif isinstance(frame, Ping):
+        hub.write(conn, pong_frame(frame.data).encode())
 
 
 async def _welcome_history(server: ChatServer, adm: Admission) -> History:
