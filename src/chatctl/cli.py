@@ -281,9 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args, prog_name="chatctl", standalone_mode=False)
-    except click_exc.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        sys.exit(ExitStatus.USAGE)
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(ExitStatus.USAGE)  # the help was printed already
     except click_exc.UsageError as exc:
         hint = f" (see 'chatctl {exc.ctx.info_name} --help')" if exc.ctx else ""
         if exc.ctx and exc.ctx.command_path:

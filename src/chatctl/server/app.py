@@ -127,10 +127,10 @@ class ChatServer:
         try:
             await stop.wait()
             log.info("shutting down: closing %d connections", self.hub.connections)
+            await self.stop()  # a second signal meanwhile is absorbed by the same handler
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self.stop()
 
     # ---------------------------------------------------------------- handshake
 
