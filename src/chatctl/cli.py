@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - older typer
 
 from chatctl import __version__
 from chatctl.errors import ChatctlError, UsageError
+from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
 
 app = typer.Typer(
@@ -185,7 +186,12 @@ def token_create(
     user: Annotated[str, typer.Option("--user", "-u", help="User name (the 'sub' claim).")],
     room: Annotated[
         list[str] | None,
-        typer.Option("--room", "-r", help="Allow only rooms matching this glob (repeatable)."),
+        typer.Option(
+            "--room",
+            "-r",
+            help="Allow only rooms matching this glob (repeatable).",
+            autocompletion=complete_room,
+        ),
     ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: 90s, 15m, 12h, 7d, 1w.")] = "24h",
     secret_file: Annotated[
