@@ -24,8 +24,40 @@ from chatctl.errors import ChatctlError, UsageError
 from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
 
+ROOT_EPILOG = """\
+Examples:
+
+  chatctl serve                        # a server on 127.0.0.1:8000
+  export CHATCTL_TOKEN=$(chatctl token create --user alice)
+  chatctl serve --help                 # every command has examples
+
+Environment:
+
+  CHATCTL_CONFIG        config file instead of ~/.config/chatctl/config.toml
+  CHATCTL_TRACEBACK     set: show tracebacks of errors (as --traceback)
+  XDG_CONFIG_HOME       config file and token secret (default ~/.config)
+  XDG_STATE_HOME        recent rooms, for completion (default ~/.local/state)
+  NO_COLOR              set: no colour
+
+Exit status: 0 ok, 1 bug, 2 usage error, 3 auth refused, 4 cannot connect,
+5 timeout, 6 message refused, 130 interrupted. See 'man chatctl'.
+"""
+TOKEN_EPILOG = """\
+Examples:
+
+  chatctl token create --user alice --ttl 12h
+  chatctl token create --user bob | chatctl token inspect -
+
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+"""
+
 app = typer.Typer(
     name="chatctl",
+    epilog=ROOT_EPILOG,
     help="A command-line chat toolkit: a WebSocket chat server, a terminal client and a "
     "scriptable sender.",
     no_args_is_help=True,
@@ -35,6 +67,7 @@ app = typer.Typer(
 )
 token_app = typer.Typer(
     help="Mint and inspect access tokens (JWT).",
+    epilog=TOKEN_EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -63,13 +96,20 @@ def _root(
 SERVE_EPILOG = """\
 Examples:
 
-  chatctl serve                                  # 127.0.0.1:8000, secret created if needed
-
+  chatctl serve                        # on 127.0.0.1:8000
   chatctl serve --host 0.0.0.0 --history 5000
+  chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of several nodes
 
-  chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of many nodes
+Environment:
 
-Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, CHATCTL_REDIS_URL, XDG_CONFIG_HOME.
+  CHATCTL_SECRET        the HS256 secret itself (prefer CHATCTL_SECRET_FILE)
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  CHATCTL_REDIS_URL     as --redis-url
+  CHATCTL_LOG_LEVEL     as --log-level
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
+See 'man chatctl-serve' and docs/deploy.md.
 """
 
 
@@ -172,12 +212,16 @@ TOKEN_CREATE_EPILOG = """\
 Examples:
 
   chatctl token create --user alice
-
   chatctl token create --user deploy-bot --room ops --room 'team-*' --ttl 30d
-
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
 
-Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, XDG_CONFIG_HOME.
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 printed, 2 usage error (bad user or TTL, no secret).
 """
 
 
@@ -228,10 +272,16 @@ TOKEN_INSPECT_EPILOG = """\
 Examples:
 
   chatctl token inspect "$CHATCTL_TOKEN"
-
   chatctl token create --user bob | chatctl token inspect -
+  chatctl token inspect --json "$CHATCTL_TOKEN" | jq .claims
 
-Exit status: 0 the token verifies with this server's key, 3 it does not, 2 usage error.
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 the token verifies with this key, 3 it does not, 2 usage error.
 """
 
 
