@@ -29,12 +29,13 @@ HEADER = (
 )
 
 # typer's zsh shim only registers the function with compdef, which does nothing useful when
-# the file is autoloaded from $fpath (the first Tab would complete nothing). This is the
-# idiom click itself uses: call the function when autoloaded, register it when sourced.
+# the file is autoloaded from $fpath: its content is then the body of the function _chatctl,
+# run on every Tab. So: complete when running as _chatctl (autoloaded: the first Tab runs
+# in the 'loadautofunc' context, later ones as the function); register when sourced.
 ZSH_REGISTER = "compdef _chatctl_completion chatctl"
 ZSH_EITHER = """\
-if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-  # autoloaded from $fpath: complete now
+if [[ $zsh_eval_context[-1] == loadautofunc || $funcstack[1] == _chatctl ]]; then
+  # autoloaded from $fpath (share/zsh/site-functions): complete now
   _chatctl_completion "$@"
 else
   # sourced: register for later
