@@ -78,8 +78,10 @@ def bash_completion_link(*, check: bool) -> int:
     if BASH_LINK.is_symlink() and os.readlink(BASH_LINK) == target:
         return 0
     if check:
-        print(f"gen_completions: {BASH_LINK.relative_to(ROOT)} is not a symlink to {target}",
-              file=sys.stderr)
+        print(
+            f"gen_completions: {BASH_LINK.relative_to(ROOT)} is not a symlink to {target}",
+            file=sys.stderr,
+        )
         return 1
     BASH_LINK.parent.mkdir(parents=True, exist_ok=True)
     BASH_LINK.unlink(missing_ok=True)

@@ -48,8 +48,12 @@ def write_or_check(
                 stale.append(f"{rel}: missing")
             else:
                 diff = difflib.unified_diff(
-                    current.splitlines(), text.splitlines(), f"{rel} (checked in)",
-                    f"{rel} (generated)", lineterm="", n=1,
+                    current.splitlines(),
+                    text.splitlines(),
+                    f"{rel} (checked in)",
+                    f"{rel} (generated)",
+                    lineterm="",
+                    n=1,
                 )
                 stale.append(f"{rel}: stale\n" + "\n".join(list(diff)[:40]))
         else:

@@ -78,7 +78,8 @@ def test_tab_in_an_interactive_bash(chatctl_on_path: dict[str, str], tmp_path: P
     """A real interactive bash with the generated script sourced: Tab completes."""
     recent.remember_room("deploys")
     rc = tmp_path / "bashrc"
-    rc.write_text(f"source {BASH_SCRIPT}\nPS1='$ '\nbind 'set bell-style none'\nbind 'set enable-bracketed-paste off'\n")
+    settings = ["PS1='$ '", "bind 'set bell-style none'", "bind 'set enable-bracketed-paste off'"]
+    rc.write_text("\n".join([f"source {BASH_SCRIPT}", *settings]) + "\n")
     shell = pexpect.spawn(
         "bash",
         ["--noprofile", "--rcfile", str(rc), "-i"],
@@ -115,7 +116,9 @@ def require_shell(name: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["autoload", "source"])
-def test_tab_in_an_interactive_zsh(chatctl_on_path: dict[str, str], tmp_path: Path, how: str) -> None:
+def test_tab_in_an_interactive_zsh(
+    chatctl_on_path: dict[str, str], tmp_path: Path, how: str
+) -> None:
     """zsh loads share/zsh/site-functions/_chatctl from $fpath (every Tab must complete, the
     first one too), or users source the file after compinit."""
     zsh = require_shell("zsh")
@@ -149,8 +152,7 @@ def test_fish_completes(chatctl_on_path: dict[str, str]) -> None:
     recent.remember_room("deploys")
     script = ROOT / "completions" / "chatctl.fish"
     commands = (
-        f"source {script}; complete -C 'chatctl tok'; "
-        "complete -C 'chatctl token create --room dep'"
+        f"source {script}; complete -C 'chatctl tok'; complete -C 'chatctl token create --room dep'"
     )
     result = subprocess.run(
         [fish, "--no-config", "-c", commands],

@@ -61,14 +61,27 @@ def test_a_token_issued_as_documented_verifies(tmp_path: Path, algorithm: str) -
     check = block("sh", ISSUING, 2)
     assert "--issuer https://app.example.com --audience chatctl" in " ".join(check.split())
     inspected = chatctl(
-        "token", "inspect", "--json", "--public-key", str(tmp_path / "issuer-public.pem"),
-        "--issuer", "https://app.example.com", "--audience", "chatctl", token,
+        "token",
+        "inspect",
+        "--json",
+        "--public-key",
+        str(tmp_path / "issuer-public.pem"),
+        "--issuer",
+        "https://app.example.com",
+        "--audience",
+        "chatctl",
+        token,
     )
     assert inspected.returncode == 0, inspected.stdout + inspected.stderr
     assert '"sub": "alice"' in inspected.stdout and "support-*" in inspected.stdout
     wrong_audience = chatctl(
-        "token", "inspect", "--public-key", str(tmp_path / "issuer-public.pem"),
-        "--audience", "other", token,
+        "token",
+        "inspect",
+        "--public-key",
+        str(tmp_path / "issuer-public.pem"),
+        "--audience",
+        "other",
+        token,
     )
     assert wrong_audience.returncode == 3
 
