@@ -71,7 +71,7 @@ def test_help_has_summary_examples_and_environment(path: str, command: Any) -> N
     # each example is on a line of its own in the rendered help (not re-wrapped or joined)
     for example in examples(epilog):
         assert example in lines, f"{path}: example {example!r} does not render on one line"
-        assert example.startswith(("chatctl ", "export ", "echo ", "tail ")), example
+        assert "chatctl" in example, f"{path}: {example!r} is not a chatctl command line"
     needed = envvars(command)
     if needed:
         assert "Environment:" in text, f"{path}: reads {sorted(needed)} but --help says nothing"
