@@ -7,6 +7,7 @@ import copy
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def test_man_pages_are_fresh() -> None:
 def test_generate_check_runs_as_a_script() -> None:
     """The command the README tells contributors to run, in check mode."""
     result = subprocess.run(
-        ["python3" if shutil.which("python3") else "python", "scripts/generate.py", "--check"],
+        [sys.executable, "scripts/generate.py", "--check"],
         cwd=ROOT,
         capture_output=True,
         text=True,
