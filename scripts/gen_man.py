@@ -339,6 +339,11 @@ def generate(data: dict[str, Any] | None = None, root: Any = None) -> dict[Path,
                 f"gen_man: [{key}] is marked pending but exists now: review it and drop 'pending'",
                 file=sys.stderr,
             )
+        for flag in sorted(set(data[key].get("pending_options", [])) & cmd.options):
+            print(
+                f"gen_man: [{key}] {flag} exists now: drop it from pending_options",
+                file=sys.stderr,
+            )
         name = "chatctl" if key == "chatctl" else f"chatctl-{key}"
         outputs[OUT / f"{name}.1"] = render_page(key, cmd, data[key], ctx, data)
     return outputs
