@@ -55,8 +55,12 @@ async def client(
 ) -> AsyncIterator[ClientConnection]:
     """A real websockets client authenticated as ``user`` with a Bearer header."""
     headers = {"Authorization": f"Bearer {token or make_token(user)}"}
+    # max_queue=None: a test that does not read every frame must not stall its own close.
     async with connect(
-        ws_url(port, room, **params), additional_headers=headers, open_timeout=10
+        ws_url(port, room, **params),
+        additional_headers=headers,
+        open_timeout=10,
+        max_queue=None,
     ) as ws:
         yield ws
 

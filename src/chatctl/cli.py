@@ -21,10 +21,43 @@ except ImportError:  # pragma: no cover - older typer
 
 from chatctl import __version__
 from chatctl.errors import ChatctlError, UsageError
+from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
+
+ROOT_EPILOG = """\
+Examples:
+
+  chatctl serve                        # a server on 127.0.0.1:8000
+  export CHATCTL_TOKEN=$(chatctl token create --user alice)
+  chatctl serve --help                 # every command has examples
+
+Environment:
+
+  CHATCTL_CONFIG        config file instead of ~/.config/chatctl/config.toml
+  CHATCTL_TRACEBACK     set: show tracebacks of errors (as --traceback)
+  XDG_CONFIG_HOME       config file and token secret (default ~/.config)
+  XDG_STATE_HOME        recent rooms, for completion (default ~/.local/state)
+  NO_COLOR              set: no colour
+
+Exit status: 0 ok, 1 bug, 2 usage error, 3 auth refused, 4 cannot connect,
+5 timeout, 6 message refused, 130 interrupted. See 'man chatctl'.
+"""
+TOKEN_EPILOG = """\
+Examples:
+
+  chatctl token create --user alice --ttl 12h
+  chatctl token create --user bob | chatctl token inspect -
+
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+"""
 
 app = typer.Typer(
     name="chatctl",
+    epilog=ROOT_EPILOG,
     help="A command-line chat toolkit: a WebSocket chat server, a terminal client and a "
     "scriptable sender.",
     no_args_is_help=True,
@@ -34,6 +67,7 @@ app = typer.Typer(
 )
 token_app = typer.Typer(
     help="Mint and inspect access tokens (JWT).",
+    epilog=TOKEN_EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -62,24 +96,28 @@ def _root(
 SERVE_EPILOG = """\
 Examples:
 
-  chatctl serve                                  # 127.0.0.1:8000, secret created if needed
-
+  chatctl serve                        # on 127.0.0.1:8000
   chatctl serve --host 0.0.0.0 --history 5000
+  chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of several nodes
+  chatctl serve --port 443 --certfile cert.pem --keyfile key.pem   # wss://
+  chatctl serve --allowed-origin https://chat.example.com --log-format json
 
-  chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of many nodes
+Environment:
 
-  chatctl serve --host 0.0.0.0 --port 443 --certfile fullchain.pem --keyfile key.pem \\
-      --allowed-origin https://chat.example.com --log-format json
+  CHATCTL_SECRET        the HS256 secret itself (prefer CHATCTL_SECRET_FILE)
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  CHATCTL_REDIS_URL     as --redis-url
+  CHATCTL_LOG_LEVEL     as --log-level
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
-SIGTERM drains: clients get 1012, reconnect elsewhere and resume (within --drain-timeout).
+Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
+--drain-timeout; SIGINT closes them with 1001.
 
-SIGINT closes clients with 1001.
+HTTP: GET /healthz (200, or 503 while draining or when the broker is down) and
+GET /metrics (Prometheus) on the same port.
 
-GET /healthz (200 or 503) and GET /metrics (Prometheus) are served on the same port.
-
-Limits, TLS, Origin and the threat model: docs/security.md.
-
-Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, CHATCTL_REDIS_URL, XDG_CONFIG_HOME.
+Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
+See 'man chatctl-serve', docs/deploy.md and docs/security.md.
 """
 
 
@@ -173,17 +211,17 @@ def serve(
             help="Frames per second per connection (over it: rate_limited error; 0: no limit).",
             min=0,
         ),
-    ] = 50.0,
+    ] = 200.0,
     rate_burst: Annotated[
         float, typer.Option(help="Frames a connection may send at once above --rate-limit.", min=1)
-    ] = 100.0,
+    ] = 1000.0,
     user_rate_limit: Annotated[
         float,
         typer.Option(help="Frames per second per user, all its connections on this node.", min=0),
-    ] = 100.0,
+    ] = 500.0,
     user_rate_burst: Annotated[
         float, typer.Option(help="Burst above --user-rate-limit.", min=1)
-    ] = 200.0,
+    ] = 2000.0,
     max_connections: Annotated[
         int, typer.Option(help="Connections on this node (over it: HTTP 503; 0: no limit).", min=0)
     ] = 10000,
@@ -253,12 +291,16 @@ TOKEN_CREATE_EPILOG = """\
 Examples:
 
   chatctl token create --user alice
-
   chatctl token create --user deploy-bot --room ops --room 'team-*' --ttl 30d
-
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
 
-Environment: CHATCTL_SECRET, CHATCTL_SECRET_FILE, XDG_CONFIG_HOME.
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 printed, 2 usage error (bad user or TTL, no secret).
 """
 
 
@@ -267,7 +309,12 @@ def token_create(
     user: Annotated[str, typer.Option("--user", "-u", help="User name (the 'sub' claim).")],
     room: Annotated[
         list[str] | None,
-        typer.Option("--room", "-r", help="Allow only rooms matching this glob (repeatable)."),
+        typer.Option(
+            "--room",
+            "-r",
+            help="Allow only rooms matching this glob (repeatable).",
+            autocompletion=complete_room,
+        ),
     ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: 90s, 15m, 12h, 7d, 1w.")] = "24h",
     secret_file: Annotated[
@@ -304,10 +351,16 @@ TOKEN_INSPECT_EPILOG = """\
 Examples:
 
   chatctl token inspect "$CHATCTL_TOKEN"
-
   chatctl token create --user bob | chatctl token inspect -
+  chatctl token inspect --json "$CHATCTL_TOKEN" | jq .claims
 
-Exit status: 0 the token verifies with this server's key, 3 it does not, 2 usage error.
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 the token verifies with this key, 3 it does not, 2 usage error.
 """
 
 
@@ -363,9 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args, prog_name="chatctl", standalone_mode=False)
-    except click_exc.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        sys.exit(ExitStatus.USAGE)
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(ExitStatus.USAGE)  # the help was printed already
     except click_exc.UsageError as exc:
         hint = f" (see 'chatctl {exc.ctx.info_name} --help')" if exc.ctx else ""
         if exc.ctx and exc.ctx.command_path:

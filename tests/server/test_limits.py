@@ -165,7 +165,7 @@ async def test_connections_per_user_get_429_and_are_released() -> None:
         await asyncio.sleep(0.1)
         async with client(srv.port, "r", "alice") as a:  # slots come back on disconnect
             await recv_type(a, "welcome")
-    assert srv.rejections["user_connections", 429] == 1
+    assert srv.rejection_reasons["user_connections", 429] == 1
 
 
 async def test_connections_in_total_get_503_with_retry_after() -> None:

@@ -15,7 +15,6 @@ from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from chatctl import __version__
@@ -93,8 +92,9 @@ class ChatServer:
         self.acks = 0
         self.policy_closes = 0
         self.errors: Counter[str] = Counter()
-        #: (reason, HTTP status) -> handshakes refused
-        self.rejections: Counter[tuple[str, int]] = Counter()
+        self.rejections: Counter[int] = Counter()  # by HTTP status
+        #: (reason, HTTP status) -> handshakes refused, for /metrics
+        self.rejection_reasons: Counter[tuple[str, int]] = Counter()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -205,11 +205,9 @@ class ChatServer:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        code = CloseCode.GOING_AWAY
         try:
             sig = await received
-            if sig == signal.SIGTERM:
-                code = CloseCode.SERVICE_RESTART
+            code = CloseCode.SERVICE_RESTART if sig == signal.SIGTERM else CloseCode.GOING_AWAY
             log.info(
                 "%s: %s %d connections with %d (at most %.1fs)",
                 sig.name,
@@ -218,11 +216,11 @@ class ChatServer:
                 code,
                 self.settings.shutdown_timeout,
             )
+            await self.stop(code=code)  # a second signal meanwhile is absorbed by on_signal
+            log.info("stopped")
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self.stop(code=code)
-            log.info("stopped")
 
     # ---------------------------------------------------------------- handshake
 
@@ -251,7 +249,8 @@ class ChatServer:
                 status, kind, reason = over
                 raise Refusal(status, reason, user=adm.claims.user, kind=kind)
         except Refusal as refusal:
-            self.rejections[refusal.kind, refusal.status] += 1
+            self.rejections[refusal.status] += 1
+            self.rejection_reasons[refusal.kind, refusal.status] += 1
             log.info(
                 "rejected %d %s peer=%s user=%s: %s",
                 refusal.status,
@@ -310,8 +309,6 @@ class ChatServer:
                 return
             await self.broker.join(room, user, conn_id)
             await run_session(self, conn, adm)
-        except ConnectionClosed:  # an abnormal close is the client's business, not an error
-            pass
         finally:
             self._release(conn)
             await self.hub.detach(room, conn)

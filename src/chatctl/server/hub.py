@@ -74,11 +74,15 @@ class Hub:
                 self.rooms[room] = members
             members.waiting[conn] = []
 
-    def ready(self, room: str, conn: ServerConnection, after_id: int) -> None:
-        """The welcome (with history up to ``after_id``) is written: flush what came since."""
+    def ready(self, room: str, conn: ServerConnection, after_id: int, user: str) -> None:
+        """The welcome (with history up to ``after_id`` and ``user`` in its user list) is
+        written: flush what came since, minus what the welcome already said."""
         members = self.rooms[room]
         for event in members.waiting.pop(conn, ()):
-            if isinstance(event, Message) and event.id <= after_id:
+            if isinstance(event, Message):
+                if event.id <= after_id:
+                    continue
+            elif event.user == user and event.event == "join":
                 continue
             self.write(conn, event.frame.encode())
         members.ready.add(conn)

@@ -92,7 +92,7 @@ class _ServerCollector(Collector):
             "Upgrade requests refused before the upgrade, by reason and HTTP status.",
             labels=["reason", "status"],
         )
-        for (reason, status), n in sorted(srv.rejections.items()):
+        for (reason, status), n in sorted(srv.rejection_reasons.items()):
             rejections.add_metric([reason, str(status)], n)
         yield rejections
         yield CounterMetricFamily(

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from chatctl.broker.base import History
 from chatctl.errors import BrokerError
@@ -41,7 +42,7 @@ FRAMES_PER_TURN = 32
 
 async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission) -> None:
     """Welcome the client, then answer its frames one at a time until it goes away."""
-    hub, broker, settings = server.hub, server.broker, server.settings
+    hub, broker = server.hub, server.broker
     user, room = adm.claims.user, adm.room
 
     history = await _welcome_history(server, adm)
@@ -58,46 +59,47 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
         server=server.server_name,
     )
     hub.write(conn, welcome.frame().encode())
-    hub.ready(room, conn, history.last_id)
+    hub.ready(room, conn, history.last_id, user)
 
     limiter = server.limits.frame_limiter(user)
     frames = 0
-    async for data in conn:
-        frames += 1
-        if frames % FRAMES_PER_TURN == 0:
-            # recv() does not yield while frames are queued, and one TCP read can queue
-            # thousands of small ones: let the other connections have a turn.
-            await asyncio.sleep(0)
-        verdict, wait = limiter.check()
-        if verdict != Verdict.ALLOW:
-            if verdict == Verdict.CLOSE:
-                server.policy_closes += 1
-                log.warning(
-                    "closing user=%s peer=%s with 1008: %d frames over the rate limit",
-                    user,
-                    peer(conn),
-                    limiter.refused,
-                )
-                # Not conn.close(): it would wait for the client's close frame behind the
-                # frames it is still flooding us with, which nobody reads any more.
-                conn.protocol.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
-                conn.send_data()
-                asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
+    try:
+        async for data in conn:
+            frames += 1
+            if frames % FRAMES_PER_TURN == 0:
+                # recv() does not yield while frames are queued, and one TCP read can queue
+                # thousands of small ones: let the other connections have a turn.
+                await asyncio.sleep(0)
+            verdict, wait = limiter.check()
+            if verdict == Verdict.ALLOW:
+                await _handle(server, conn, adm, data)
+            elif verdict == Verdict.REFUSE:
+                _rate_limited(server, conn, data, wait)
+            else:
+                _close_abusive(server, conn, user, limiter.refused)
                 return
-            _rate_limited(server, conn, data, wait)
-            continue
-        try:
-            frame = parse_client_frame(data, max_chars=settings.max_message_chars)
-        except ProtocolError as exc:
-            server.count_error(exc.code)
-            hub.write(conn, exc.to_frame().frame().encode())
-            continue
-        if isinstance(frame, SendMessage):
-            await _publish(server, conn, adm, frame)
-        elif isinstance(frame, Who):
-            hub.write(conn, who_frame(room, await broker.users(room)).encode())
-        elif isinstance(frame, Ping):
-            hub.write(conn, pong_frame(frame.data).encode())
+    except ConnectionClosed:
+        pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+
+
+async def _handle(
+    server: ChatServer, conn: ServerConnection, adm: Admission, data: str | bytes
+) -> None:
+    """Answer one client frame."""
+    hub = server.hub
+    try:
+        frame = parse_client_frame(data, max_chars=server.settings.max_message_chars)
+    except ProtocolError as exc:
+        server.count_error(exc.code)
+        hub.write(conn, exc.to_frame().frame().encode())
+        return
+    if isinstance(frame, SendMessage):
+        await _publish(server, conn, adm, frame)
+    elif isinstance(frame, Who):
+        users = await server.broker.users(adm.room)
+        hub.write(conn, who_frame(adm.room, users).encode())
+    elif isinstance(frame, Ping):
+        hub.write(conn, pong_frame(frame.data).encode())
 
 
 async def _welcome_history(server: ChatServer, adm: Admission) -> History:
@@ -111,6 +113,22 @@ async def _welcome_history(server: ChatServer, adm: Admission) -> History:
         recent = await broker.history(adm.room, since=None, limit=settings.welcome_history)
         return History(recent.messages, recent.last_id, recent.epoch, complete=False)
     return history
+
+
+def _close_abusive(server: ChatServer, conn: ServerConnection, user: str, refused: int) -> None:
+    """Close with 1008 a connection that kept sending over the rate limit."""
+    server.policy_closes += 1
+    log.warning(
+        "closing user=%s peer=%s with 1008: %d frames over the rate limit",
+        user,
+        peer(conn),
+        refused,
+    )
+    # Not conn.close(): it would wait for the client's close frame behind the frames it is
+    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
+    conn.protocol.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
+    conn.send_data()
+    asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
 
 
 def _rate_limited(
