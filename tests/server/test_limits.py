@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -205,3 +206,53 @@ async def test_rooms_per_node_get_503() -> None:
         assert status == 503
         async with client(srv.port, "r1", "bob") as ws:
             await recv_type(ws, "welcome")
+
+
+async def test_every_way_a_connection_ends_gives_its_slot_back() -> None:
+    """A leaked slot would refuse a user forever: count them after every kind of ending."""
+    srv = make_server(limits=ConnectionSettings(max_user_connections=3), shutdown_timeout=2.0)
+    async with srv:
+        port = srv.port
+        # normal close, an abrupt TCP abort, a 1009 close, a 1007 close
+        async with client(port, "r", "alice") as ws:
+            await recv_type(ws, "welcome")
+        async with client(port, "r", "alice") as ws:
+            await recv_type(ws, "welcome")
+            ws.transport.abort()
+        for payload in ("x" * 70_000, b"\xff"):
+            async with client(port, "r", "alice", max_size=None) as ws:
+                await recv_type(ws, "welcome")
+                await ws.send(payload, text=True)
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+        # an upgrade request that the handshake refuses after admission (bad key) ...
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            (
+                "GET /ws/r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: nope\r\nSec-WebSocket-Version: 13\r\n"
+                f"Authorization: Bearer {make_token('alice')}\r\n\r\n"
+            ).encode()
+        )
+        assert (await reader.read()).startswith(b"HTTP/1.1 400")
+        writer.close()
+        # ... and one that goes away right after sending its request
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            (
+                "GET /ws/r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                f"Authorization: Bearer {make_token('alice')}\r\n\r\n"
+            ).encode()
+        )
+        writer.transport.abort()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if srv.limits.total == 0 and not srv._slots and not srv._admissions:
+                break
+        assert srv.limits.total == 0 and not srv._slots and not srv._admissions
+        assert srv.hub.connections == 0
+        async with contextlib.AsyncExitStack() as stack:  # all 3 connections, at once
+            for _ in range(3):
+                ws = await stack.enter_async_context(client(port, "r", "alice"))
+                await recv_type(ws, "welcome")
