@@ -256,3 +256,24 @@ async def test_every_way_a_connection_ends_gives_its_slot_back() -> None:
             for _ in range(3):
                 ws = await stack.enter_async_context(client(port, "r", "alice"))
                 await recv_type(ws, "welcome")
+
+
+async def test_welcome_history_is_bounded_by_max_pending() -> None:
+    """?history=N on a room of long messages must not make a handshake cost megabytes."""
+    srv = make_server(max_pending_bytes=64 * 1024)
+    async with srv:
+        for i in range(100):
+            await srv.broker.publish("big", "bob", f"{i} " + "z" * 4000)
+        async with client(srv.port, "big", "alice", history=100) as ws:
+            raw = await asyncio.wait_for(ws.recv(), 5)
+            welcome = json.loads(raw)
+            assert len(raw.encode()) < 64 * 1024 + 4096
+            ids = [m["id"] for m in welcome["history"]]
+            assert 0 < len(ids) < 100 and ids[-1] == 100  # the newest ones, in order
+            assert ids == list(range(ids[0], 101))
+        async with client(srv.port, "big", "alice", since=0) as ws:
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert welcome["recovered"] is False  # told, never a silent partial recovery
+        async with client(srv.port, "big", "alice", since=97) as ws:
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert welcome["recovered"] is True and len(welcome["history"]) == 3

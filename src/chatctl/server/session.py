@@ -45,7 +45,7 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
     hub, broker = server.hub, server.broker
     user, room = adm.claims.user, adm.room
 
-    history = await _welcome_history(server, adm)
+    history = _fit(await _welcome_history(server, adm), server.settings.max_pending_bytes)
     users = await broker.users(room)
     welcome = Welcome(
         user=user,
@@ -100,6 +100,25 @@ async def _handle(
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
+
+
+def _fit(history: History, budget: int) -> History:
+    """Keep the newest messages whose frames fit in ``budget`` bytes; if older ones are left
+    out, the history is not complete (a resuming client is told ``recovered: false``).
+
+    Without this, ``?history=1000`` on a room of long messages makes every handshake cost
+    megabytes of output that a client which never reads leaves pending in the server.
+    """
+    total, keep = 0, 0
+    for msg in reversed(history.messages):
+        total += len(msg.frame.encode()) + 1
+        if total > budget:
+            break
+        keep += 1
+    if keep == len(history.messages):
+        return history
+    kept = history.messages[len(history.messages) - keep :]
+    return History(kept, history.last_id, history.epoch, complete=False)
 
 
 async def _welcome_history(server: ChatServer, adm: Admission) -> History:
