@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http import HTTPStatus
 
 Clock = Callable[[], float]
@@ -73,7 +74,7 @@ class RateSettings:
     abuse_rate: float = 5.0
 
 
-class Verdict:
+class Verdict(StrEnum):
     """What to do with one incoming frame."""
 
     ALLOW = "allow"
@@ -90,7 +91,7 @@ class FrameLimiter:
     abuse: TokenBucket
     refused: int = 0
 
-    def check(self) -> tuple[str, float]:
+    def check(self) -> tuple[Verdict, float]:
         """Take a token for one frame: ``(verdict, retry_after seconds)``."""
         wait = self.conn.take()
         if not wait:
