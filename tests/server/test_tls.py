@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
 import ssl
 from pathlib import Path
 
 import pytest
 from harden_helpers import client_tls, self_signed_cert
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from chatctl.errors import ConfigError
 from chatctl.server.tls import server_context
@@ -63,3 +67,46 @@ async def test_chatctl_serve_with_certfile(cert: tuple[Path, Path]) -> None:
             assert json.loads(await ws.recv())["type"] == "welcome"
     finally:
         assert proc.stop() == 0
+
+
+async def test_a_stalled_tls_reader_is_cut_off_too(cert: tuple[Path, Path]) -> None:
+    """With TLS the pending output sits in the TLS layer; it must still count (4008)."""
+    certfile, keyfile = cert
+    proc = ServeProcess(
+        *("--certfile", str(certfile), "--keyfile", str(keyfile), "--max-pending", "65536"),
+        *("--rate-limit", "0", "--user-rate-limit", "0"),
+    ).start()
+    try:
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", proc.port))
+        stalled = client_tls(certfile).wrap_socket(raw, server_hostname="127.0.0.1")
+        stalled.sendall(
+            (
+                "GET /ws/flood HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                f"Authorization: Bearer {make_token('stalled')}\r\n\r\n"
+            ).encode()
+        )
+        assert stalled.recv(12) == b"HTTP/1.1 101"  # and it never reads again
+        stalled_port = stalled.getsockname()[1]
+        url = f"wss://127.0.0.1:{proc.port}/ws/flood"
+        headers = {"Authorization": f"Bearer {make_token('sender')}"}
+        async with connect(url, additional_headers=headers, ssl=client_tls(certfile)) as ws:
+
+            async def drain() -> None:  # read our own copies as they come
+                with contextlib.suppress(ConnectionClosed):
+                    async for _ in ws:
+                        pass
+
+            reader = asyncio.create_task(drain())
+            for i in range(8000):  # 8 MB: more than the kernel buffers and --max-pending
+                await ws.send(json.dumps({"message": f"{i} " + "x" * 1000}))
+                if i % 50 == 0:  # let our own reader keep up: only the stalled one is slow
+                    await asyncio.sleep(0.005)
+            reader.cancel()
+        stalled.close()
+    finally:
+        assert proc.stop() == 0
+    slow = [line for line in proc.read_log().splitlines() if "slow consumer" in line]
+    assert len(slow) == 1 and f"peer=127.0.0.1:{stalled_port} " in slow[0], slow
