@@ -1,0 +1,110 @@
+"""Read stdin line by line for ``chatctl send`` without blocking the event loop.
+
+A daemon thread reads the file descriptor (a pipe, a tty, a regular file or a socket: all
+work, unlike ``loop.connect_read_pipe``), splits complete lines and hands them to the loop in
+batches. The buffer is bounded: when ``max_buffered`` bytes wait unsent the thread stops
+reading, so ``yes | chatctl send`` runs in constant memory. Each complete line is handed
+over as soon as it is read, so ``tail -f log | chatctl send ops`` sends lines as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+
+#: Longest accepted line in bytes; a longer one is an error, never split silently.
+MAX_LINE_BYTES = 64 * 1024
+READ_SIZE = 64 * 1024
+
+
+class LineTooLong(Exception):
+    def __init__(self, line_no: int) -> None:
+        super().__init__(f"line {line_no} is longer than {MAX_LINE_BYTES} bytes")
+        self.line_no = line_no
+
+
+class LineReader:
+    """``await reader.batch()`` -> the next decoded lines (without newline), ``[]`` at EOF."""
+
+    def __init__(self, fd: int, *, max_buffered: int = 1 << 20) -> None:
+        self.fd = fd
+        self.max_buffered = max_buffered
+        self._lines: deque[str] = deque()
+        self._bytes = 0
+        self._eof = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self.lines_read = 0
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="stdin-reader", daemon=True)
+        self._thread.start()
+
+    def _notify(self) -> None:
+        assert self._loop is not None and self._wakeup is not None
+        try:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+        except RuntimeError:  # the loop is closed: nobody reads any more
+            pass
+
+    def _run(self) -> None:
+        partial = b""
+        try:
+            while True:
+                with self._cond:
+                    while self._bytes >= self.max_buffered:
+                        self._cond.wait()
+                chunk = os.read(self.fd, READ_SIZE)
+                if not chunk:
+                    break
+                *complete, partial = (partial + chunk).split(b"\n")
+                if complete:
+                    self._push(complete)
+                if len(partial) > MAX_LINE_BYTES:
+                    raise LineTooLong(self.lines_read + 1)
+            if partial:
+                self._push([partial])
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            with self._cond:
+                self._eof = True
+            self._notify()
+
+    def _push(self, raw: list[bytes]) -> None:
+        for line in raw:
+            if len(line) > MAX_LINE_BYTES:
+                raise LineTooLong(self.lines_read + 1)
+        lines = [b.removesuffix(b"\r").decode("utf-8", "replace") for b in raw]
+        with self._cond:
+            self._lines.extend(lines)
+            self._bytes += sum(map(len, raw))
+            self.lines_read += len(lines)
+        self._notify()
+
+    async def batch(self, limit: int = 1000) -> list[str]:
+        """Up to ``limit`` lines, waiting for at least one; ``[]`` means end of input."""
+        assert self._wakeup is not None
+        while True:
+            with self._cond:
+                if self._lines:
+                    n = min(limit, len(self._lines))
+                    out = [self._lines.popleft() for _ in range(n)]
+                    self._bytes -= sum(map(len, out))
+                    if self._bytes < 0 or not self._lines:
+                        self._bytes = 0
+                    self._cond.notify()
+                    return out
+                if self._eof:
+                    if self._error is not None:
+                        raise self._error
+                    return []
+                self._wakeup.clear()
+            await self._wakeup.wait()
