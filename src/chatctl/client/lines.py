@@ -10,6 +10,7 @@ over as soon as it is read, so ``tail -f log | chatctl send ops`` sends lines as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections import deque
@@ -49,10 +50,8 @@ class LineReader:
 
     def _notify(self) -> None:
         assert self._loop is not None and self._wakeup is not None
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody reads any more
             self._loop.call_soon_threadsafe(self._wakeup.set)
-        except RuntimeError:  # the loop is closed: nobody reads any more
-            pass
 
     def _run(self) -> None:
         partial = b""

@@ -220,7 +220,7 @@ class Sender:
                 self._on_error(frame)
 
     def _on_error(self, frame: dict[str, object]) -> None:
-        p, delay = self.outbox.on_error(frame)  # type: ignore[arg-type]
+        p, delay = self.outbox.on_error(frame)
         if p is None:
             self.note(f"server error: {frame.get('reason') or frame.get('code')}")
             return
