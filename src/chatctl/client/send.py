@@ -231,7 +231,8 @@ class Sender:
             return
         if len(self.outbox.rejected) <= MAX_REPORTED:
             reason = self.outbox.rejected[-1][1]
-            self.note(f"{self._where(p) or 'message '}not sent: {reason}")
+            where = f"line {p.origin}" if self.reader is not None else "message"
+            self.note(f"{where} not sent: {reason}")
         self.window_open.set()
         self._check_done()
 
