@@ -202,13 +202,13 @@ class ChatUI:
         resume = client.resume(welcome)
         self.me = self.renderer.me = str(welcome.get("user") or self.me)
         self.present = {str(u) for u in welcome.get("users", [])}
-        for m in resume.new_history:
-            self._message(m, live=False)
-        if resume.missed:
-            self.error(missed_notice(resume, client.room))
         if resume.reconnect:
             self.info(f"reconnected to {client.room}")
-        else:
+        if resume.missed:
+            self.error(missed_notice(resume, client.room))
+        for m in resume.new_history:
+            self._message(m, live=False)
+        if not resume.reconnect:
             users = sorted(self.present)
             self.info(
                 f"joined {client.room} as {self.me}; {len(users)} here: {', '.join(users)}"

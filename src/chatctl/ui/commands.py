@@ -115,10 +115,10 @@ def lookup(name: str) -> Command | None:
 
 
 def completion_table() -> dict[str, str]:
-    """``/name`` -> help, for the completer (aliases included)."""
+    """``/name`` -> help, for the completer (aliases included, one-letter ones excepted)."""
     table: dict[str, str] = {}
     for cmd in COMMANDS:
-        for name in (cmd.name, *cmd.aliases):
+        for name in (cmd.name, *(a for a in cmd.aliases if len(a) > 1)):
             table["/" + name] = cmd.help
     return table
 
