@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from helpers import ServeProcess, chatctl_env, make_token
+import pytest
+
+from helpers import RedisServer, ServeProcess, chatctl_env, make_token
 
 CHATCTL = [sys.executable, "-m", "chatctl"]
 
@@ -68,3 +70,18 @@ def serving(*args: str, port: int | None = None) -> Iterator[ServeProcess]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A private redis-server's URL, for tests of a ``chatctl serve --redis-url`` server.
+
+    Skipped (before redis-server is started) while ``chatctl.broker.redis`` cannot be
+    imported: the Redis broker is developed on another branch.
+    """
+    pytest.importorskip("chatctl.broker.redis")
+    redis = RedisServer().start()
+    try:
+        yield redis.url
+    finally:
+        redis.cleanup()

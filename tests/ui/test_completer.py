@@ -17,7 +17,9 @@ def complete(text: str, users: list[str] | None = None) -> list[str]:
         {"/bell": lambda: ["on", "off"]},
     )
     doc = Document(text, len(text))
-    return [c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))]
+    return [
+        c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))
+    ]
 
 
 def test_commands_complete_with_a_space() -> None:

@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from client_helpers import CHATCTL, client_env, run_cli, serving
-from helpers import RedisServer, ServeProcess, make_token
+from helpers import ServeProcess, make_token
 
 UP = "\x1b[A"
 CTRL_C, CTRL_D = "\x03", "\x04"
@@ -27,7 +27,9 @@ def srv() -> Iterator[ServeProcess]:
 def spawn(
     port: int, room: str, *args: str, user: str = "alice", color: bool = False, **env: str
 ) -> pexpect.spawn:
-    full_env = client_env(port, user, **{"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **env})
+    full_env = client_env(
+        port, user, **{"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **env}
+    )
     if not color:
         full_env["NO_COLOR"] = "1"
     child = pexpect.spawn(
@@ -182,7 +184,9 @@ def test_dumb_terminal_gets_no_escape_colours(srv: ServeProcess) -> None:
 def test_expired_token_is_one_line_and_status_3(srv: ServeProcess) -> None:
     env = client_env(srv.port, "", TERM="xterm", NO_COLOR="1")
     env["CHATCTL_TOKEN"] = make_token("alice", ttl=-100)
-    child = pexpect.spawn(sys.executable, ["-m", "chatctl", "join", "r8"], env=env, encoding="utf-8")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "chatctl", "join", "r8"], env=env, encoding="utf-8"
+    )
     child.expect("chatctl: authentication failed: token expired at ")
     child.expect(pexpect.EOF)
     child.close()
@@ -209,16 +213,15 @@ def test_reconnects_after_restart_and_reports_lost_memory_history() -> None:
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_reconnects_after_restart_with_redis_and_misses_nothing(redis_server: RedisServer) -> None:
-    pytest.importorskip("chatctl.broker.redis")
-    with serving("--redis-url", redis_server.url) as first:
+def test_reconnects_after_restart_with_redis_and_misses_nothing(redis_url: str) -> None:
+    with serving("--redis-url", redis_url) as first:
         say(first.port, "ops", "before")
         child = spawn(first.port, "ops")
         assert "bob: before" in child.before
         first.stop()
         child.expect("reconnecting")
         say_later = ["while down"]
-    with serving("--redis-url", redis_server.url, port=first.port) as second:
+    with serving("--redis-url", redis_url, port=first.port) as second:
         say(second.port, "ops", *say_later)
         child.expect("reconnected to ops")
         child.expect("bob: while down")
