@@ -180,7 +180,8 @@ ServerOpt = Annotated[
     typer.Option(
         "--server",
         "-s",
-        help="Server URL, ws:// or wss:// [env: CHATCTL_SERVER; default ws://127.0.0.1:8000].",
+        help="Server URL, ws:// or wss:// (env CHATCTL_SERVER, then config.toml; default "
+        "ws://127.0.0.1:8000).",
         show_default=False,
     ),
 ]
@@ -197,7 +198,7 @@ TokenOpt = Annotated[
 TokenFileOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Read the token from this file [env: CHATCTL_TOKEN_FILE].", show_default=False
+        help="Read the token from this file (env CHATCTL_TOKEN_FILE).", show_default=False
     ),
 ]
 UserOpt = Annotated[
@@ -213,7 +214,7 @@ UserOpt = Annotated[
 CafileOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Trust this CA bundle (PEM) for wss:// [env: CHATCTL_CAFILE].", show_default=False
+        help="Trust this CA bundle (PEM) for wss:// (env CHATCTL_CAFILE).", show_default=False
     ),
 ]
 
