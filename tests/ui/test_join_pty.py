@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,15 +131,23 @@ def test_mention_rings_the_bell_unless_turned_off(srv: ServeProcess) -> None:
     quit_cleanly(child)
 
 
-@pytest.mark.parametrize("key", [CTRL_D, CTRL_C])
-def test_ctrl_d_and_ctrl_c_exit_cleanly_and_restore_the_terminal(
+@pytest.mark.parametrize("key", [CTRL_D, CTRL_C, "SIGTERM"])
+def test_ctrl_d_ctrl_c_and_sigterm_exit_cleanly_and_restore_the_terminal(
     srv: ServeProcess, key: str
 ) -> None:
     env = client_env(srv.port, TERM="xterm-256color", NO_COLOR="1", PROMPT_TOOLKIT_NO_CPR="1")
-    cmd = " ".join(CHATCTL) + " join r4; echo rc=$?; stty -a"
+    # the inner sh prints its pid, then becomes chatctl (in the foreground, on the pty)
+    inner = "echo pid=$$; exec " + " ".join(CHATCTL) + " join r4"
+    cmd = f"sh -c '{inner}'; echo rc=$?; stty -a"
     child = pexpect.spawn("sh", ["-c", cmd], env=env, encoding="utf-8", timeout=15)
+    if key == "SIGTERM":
+        child.expect(r"pid=(\d+)")
+        pid = int(child.match.group(1))
     child.expect("joined r4")
-    child.send(key)
+    if key == "SIGTERM":
+        os.kill(pid, signal.SIGTERM)
+    else:
+        child.send(key)
     child.expect(r"rc=(\d+)")
     assert child.match.group(1) == "0"
     child.expect(pexpect.EOF)

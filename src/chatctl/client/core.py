@@ -35,7 +35,7 @@ from websockets.exceptions import (
 from chatctl import __version__
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError, PermissionDenied, UsageError
-from chatctl.protocol import MAX_FRAME_BYTES, MessageKind, ProtocolError, SendMessage, dumps
+from chatctl.protocol import MAX_FRAME_BYTES, MessageKind, SendMessage
 
 #: Seconds to wait for the TCP+TLS+HTTP handshake, then for the welcome frame.
 OPEN_TIMEOUT = 10.0
@@ -347,12 +347,10 @@ __all__ = [
     "ClientSettings",
     "Outbox",
     "Pending",
-    "ProtocolError",
     "Resume",
     "Retryable",
     "RoomClient",
     "close_reason",
-    "dumps",
     "open_connection",
     "parse_frame",
 ]

@@ -80,7 +80,7 @@ class ChatUI:
             {"/bell": lambda: ["on", "off"], "/help": lambda: [c.name for c in commands.COMMANDS]},
         )
         self.session: PromptSession[str] = PromptSession(
-            message=lambda: f"[{self.room}] ",
+            message=self._prompt,
             completer=self.completer,
             complete_while_typing=False,
             key_bindings=create_key_bindings(),
@@ -89,6 +89,9 @@ class ChatUI:
         )
         self.stop = asyncio.Event()
         self.reconnect = asyncio.Event()
+
+    def _prompt(self) -> str:
+        return f"[{self.room}] " if self.ws is not None else f"[{self.room} offline] "
 
     def _client(self, room: str, since: int | None) -> RoomClient:
         return RoomClient(
@@ -163,9 +166,12 @@ class ChatUI:
 
     async def confirm_paste(self, text: str) -> bool:
         lines = text.count("\n") + 1
-        answer = await PromptSession[str]().prompt_async(
-            f"send this {lines}-line text as one message? [y/N] "
-        )
+        try:
+            answer = await PromptSession[str]().prompt_async(
+                f"send this {lines}-line text as one message? [y/N] "
+            )
+        except (EOFError, KeyboardInterrupt):
+            return False
         return answer.strip().lower() in ("y", "yes")
 
     async def handle_line(self, line: str) -> bool:
@@ -184,6 +190,7 @@ class ChatUI:
             ws, welcome = await client.connect(deadline=None)
             try:
                 self.ws = ws
+                self.session.app.invalidate()
                 self._welcome(client, welcome)
                 for p in self.outbox.unacked():
                     await ws.send(p.frame)
@@ -196,6 +203,7 @@ class ChatUI:
                     self.error(f"{close_reason(exc)}; reconnecting")
             finally:
                 self.ws = None
+                self.session.app.invalidate()
                 await ws.close()
 
     def _welcome(self, client: RoomClient, welcome: dict[str, Any]) -> None:
@@ -222,6 +230,8 @@ class ChatUI:
             self._message(frame, live=True)
         elif ftype == "presence":
             user = str(frame.get("user"))
+            if user == self.me:  # our own arrival: the "joined" line already said it
+                return
             if frame.get("event") == "join":
                 self.present.add(user)
                 self.write(self.renderer.system(f"{user} joined {self.room}", ts=frame.get("ts")))
