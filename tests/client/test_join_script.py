@@ -120,3 +120,26 @@ def test_restart_with_memory_broker_reports_missed_history() -> None:
         _, err = proc.communicate(timeout=10)
     assert "reconnected to ws://127.0.0.1" in err
     assert "missed messages: the server lost the history of ops" in err
+
+
+async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None:
+    """``chatctl join ops | head -1``: when the reader goes away, join exits 0."""
+    await post(server.port, "ops", "bob", "m1", "m2")
+    proc = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "ops",
+        "--history",
+        "200",
+        env=client_env(server.port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    await proc.stdout.readline()
+    proc.stdout.feed_eof()
+    transport = proc._transport  # type: ignore[attr-defined]
+    transport.get_pipe_transport(1).close()  # like head exiting after one line
+    await post(server.port, "ops", "bob", "one more")  # the next write finds no reader
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert await proc.stderr.read() == b""

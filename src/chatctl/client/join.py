@@ -10,6 +10,7 @@ longer has the missed messages it says so on stderr.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -146,4 +147,9 @@ class ScriptJoin:
 
 
 def run_join(settings: ClientSettings, opts: JoinOptions) -> None:
-    asyncio.run(ScriptJoin(settings, opts).run())
+    try:
+        asyncio.run(ScriptJoin(settings, opts).run())
+    except BrokenPipeError:
+        # The reader went away (``| head -3``): done, like any filter. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
