@@ -17,7 +17,7 @@ CHATCTL = [sys.executable, "-m", "chatctl"]
 
 
 def client_env(port: int, user: str = "alice", **extra: str) -> dict[str, str]:
-    env = chatctl_env(CHATCTL_SERVER=f"ws://127.0.0.1:{port}", **extra)
+    env = chatctl_env(**{"CHATCTL_SERVER": f"ws://127.0.0.1:{port}", **extra})
     if user:
         env["CHATCTL_TOKEN"] = make_token(user)
     return env

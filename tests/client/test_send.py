@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -312,3 +314,80 @@ def test_redis_server_killed_mid_stream_delivers_every_line_exactly_once(
         res = run_cli("join", "ops", "--json", "--since", "0", "--once", env=client_env(srv.port))
     texts = [json.loads(line)["message"] for line in res.stdout.splitlines()]
     assert Counter(texts) == Counter(f"msg {i}" for i in range(n))
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost / 127.0.0.1 and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_wss_uses_system_cas_and_cafile(certificate: tuple[Path, Path]) -> None:
+    """wss:// verifies the certificate: refused (one line, status 4) with the system CAs
+    only, accepted with --cafile naming the private CA."""
+    cert, key = certificate
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+
+    async def handler(ws: ServerConnection) -> None:  # welcomes, then acks every message
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "welcome",
+                    "user": "alice",
+                    "room": "ops",
+                    "epoch": "e",
+                    "last_id": 0,
+                    "history": [],
+                    "users": [],
+                }
+            )
+        )
+        async for data in ws:
+            frame = json.loads(data)
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "ack",
+                        "client_id": frame["client_id"],
+                        "id": 1,
+                        "room": "ops",
+                        "ts": 0,
+                        "duplicate": False,
+                    }
+                )
+            )
+
+    async with serve(handler, "127.0.0.1", 0, ssl=ctx) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        env = client_env(port, CHATCTL_SERVER=f"wss://localhost:{port}")
+        res = await arun_cli("send", "ops", "hi", "--timeout", "3", env=env)
+        assert res.returncode == 4
+        assert res.stderr.startswith(
+            f"chatctl: TLS certificate of wss://localhost:{port} not trusted"
+        )
+        res = await arun_cli("send", "ops", "hi", "--cafile", str(cert), env=env)
+        assert res.returncode == 0, res.stderr
