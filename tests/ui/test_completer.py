@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
@@ -69,3 +70,23 @@ def test_want_color_honours_no_color_and_dumb_terminals() -> None:
     assert not want_color({}, {"TERM": "xterm", "NO_COLOR": "1"})
     assert not want_color({}, {"TERM": "dumb"})
     assert not want_color({"color": False}, {"TERM": "xterm"})
+
+
+def test_config_styles_override_the_defaults() -> None:
+    r = Renderer(me="alice", color=True, colors={"self": "red", "bob": "blue"})
+    own, _ = r.message({"user": "alice", "message": "hi", "ts": 0})
+    assert "\x1b[31malice" in own
+    other, _ = r.message({"user": "bob", "message": "hi", "ts": 0})
+    assert "\x1b[34mbob" in other
+
+
+def test_bad_join_settings_are_config_errors() -> None:
+    from chatctl.client.settings import resolve_settings
+    from chatctl.errors import ConfigError
+    from chatctl.ui.app import ChatUI
+
+    settings = resolve_settings(env={"CHATCTL_TOKEN": "x.e30.x"}, server="ws://h:1")
+    for bad in ({"bell": "off"}, {"history": "10"}, {"colors": "red"}):
+        object.__setattr__(settings, "config", {"join": bad})
+        with pytest.raises(ConfigError, match=r"\[join\]"):
+            ChatUI(settings, "ops")

@@ -239,3 +239,16 @@ def test_reconnects_after_restart_with_redis_and_misses_nothing(redis_url: str) 
         say(second.port, "ops", "live again")
         child.expect("bob: live again")
         quit_cleanly(child)
+
+
+def test_join_command_switches_rooms(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r9a")
+    child.send("/join r9b\r")
+    child.expect("joined r9b as alice")
+    child.send("now in b\r")
+    child.expect("alice: now in b")
+    child.send("/join bad room!\r")
+    child.expect("invalid room name")
+    quit_cleanly(child)
+    assert room_texts(srv.port, "r9b") == ["now in b"]
+    assert room_texts(srv.port, "r9a") == []

@@ -14,7 +14,7 @@ import contextlib
 import signal
 import sys
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeVar
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -26,14 +26,26 @@ from chatctl.client.core import Outbox, RoomClient, close_reason, parse_frame
 from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.config import state_dir
+from chatctl.errors import ConfigError
 from chatctl.protocol import MessageKind
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.keys import create_key_bindings
 from chatctl.ui.render import Renderer, want_color
 
+T = TypeVar("T")
+D = TypeVar("D")
+
 #: Names remembered for completion (most recently active first).
 MAX_KNOWN_USERS = 500
+
+
+def _setting(config: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
+    """``[join] key`` from config.toml, checked to be a ``kind``."""
+    value = config.get(key, default)
+    if value is default or (isinstance(value, kind) and not (kind is int and value is True)):
+        return value
+    raise ConfigError(f"config.toml: [join] {key} must be a {kind.__name__}, not {value!r}")
 
 
 def input_history() -> History:
@@ -59,20 +71,21 @@ class ChatUI:
         config: dict[str, Any] = dict(settings.config.get("join", {}))
         self.settings = settings
         self.room = room
-        self.bell = bool(config.get("bell", True))
-        self.history = history if history is not None else config.get("history")
+        self.bell = _setting(config, "bell", bool, True)
+        self.history = history if history is not None else _setting(config, "history", int, None)
         self.client = self._client(room, since)
         self.outbox = Outbox()
         self.ws: ClientConnection | None = None
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         self.active: OrderedDict[str, None] = OrderedDict()
-        colors = config.get("colors", {})
+        colors = _setting(config, "colors", dict, {})
+        _setting(config, "color", bool, True)
         self.renderer = Renderer(
             me=self.me,
             color=want_color(config),
-            colors=colors if isinstance(colors, dict) else {},
-            timestamp=str(config.get("timestamp", "%H:%M:%S")),
+            colors={str(k): str(v) for k, v in colors.items()},
+            timestamp=_setting(config, "timestamp", str, "%H:%M:%S"),
         )
         self.completer = ChatCompleter(
             commands.completion_table(),
