@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -391,3 +392,27 @@ async def test_wss_uses_system_cas_and_cafile(certificate: tuple[Path, Path]) ->
         )
         res = await arun_cli("send", "ops", "hi", "--cafile", str(cert), env=env)
         assert res.returncode == 0, res.stderr
+
+
+async def test_send_imports_no_ui_redis_or_jwt(server: ChatServer) -> None:
+    """Shell scripts call ``chatctl send`` in loops: it must not load the UI stack."""
+    env = client_env(server.port)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "chatctl",
+        "send",
+        "ops",
+        "hi",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    modules = {line.split("|")[-1].strip() for line in err.decode().splitlines()}
+    assert "chatctl.client.send" in modules
+    for heavy in ("prompt_toolkit", "rich", "redis", "jwt", "cryptography", "chatctl.server"):
+        assert heavy not in modules, heavy

@@ -120,7 +120,7 @@ def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
 def test_mention_rings_the_bell_unless_turned_off(srv: ServeProcess) -> None:
     child = spawn(srv.port, "r3")
     say(srv.port, "r3", "ping alice")
-    child.expect("ping alice")
+    child.expect("bob: ping alice")  # NO_COLOR: no escape code inside the line
     child.expect("\a")
     child.send("/bell off\r")
     child.expect("bell on mentions is off")
