@@ -252,3 +252,23 @@ def test_join_command_switches_rooms(srv: ServeProcess) -> None:
     quit_cleanly(child)
     assert room_texts(srv.port, "r9b") == ["now in b"]
     assert room_texts(srv.port, "r9a") == []
+
+
+def test_brief_visits_are_quiet_but_joins_and_leaves_are_shown(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r10")
+    say(srv.port, "r10", "quick visit")  # chatctl send: connects, posts, leaves
+    child.expect("bob: quick visit")
+    bob = subprocess.Popen(
+        [*CHATCTL, "join", "r10"],
+        env=client_env(srv.port, "bob"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        child.expect("bob joined r10")
+        assert "left" not in child.before and "joined" not in child.before
+    finally:
+        bob.terminate()
+        bob.wait()
+    child.expect("bob left r10")
+    quit_cleanly(child)

@@ -36,6 +36,8 @@ from chatctl.ui.render import Renderer, want_color
 T = TypeVar("T")
 D = TypeVar("D")
 
+#: Seconds a join waits before it is shown; a leave in that time hides both.
+PRESENCE_DELAY = 2.0
 #: Names remembered for completion (most recently active first).
 MAX_KNOWN_USERS = 500
 
@@ -100,6 +102,7 @@ class ChatUI:
             history=input_history(),
             enable_suspend=True,
         )
+        self._joins: dict[str, asyncio.TimerHandle] = {}
         self.stop = asyncio.Event()
         self.reconnect = asyncio.Event()
 
@@ -245,12 +248,7 @@ class ChatUI:
             user = str(frame.get("user"))
             if user == self.me:  # our own arrival: the "joined" line already said it
                 return
-            if frame.get("event") == "join":
-                self.present.add(user)
-                self.write(self.renderer.system(f"{user} joined {self.room}", ts=frame.get("ts")))
-            else:
-                self.present.discard(user)
-                self.write(self.renderer.system(f"{user} left {self.room}", ts=frame.get("ts")))
+            self._presence(user, str(frame.get("event")), frame.get("ts"))
         elif ftype == "who":
             users = [str(u) for u in frame.get("users", [])]
             self.present = set(users)
@@ -259,6 +257,31 @@ class ChatUI:
             self.outbox.on_ack(frame)
         elif ftype == "error":
             self._error(frame)
+
+    def _presence(self, user: str, event: str, ts: Any) -> None:
+        """Show joins and leaves, except brief visits: a join is shown after
+        :data:`PRESENCE_DELAY` seconds, and a leave within that time hides both (each
+        ``chatctl send`` connects, posts and leaves: its message is what matters)."""
+        room = self.room
+        if event == "join":
+            self.present.add(user)
+            if user in self._joins:
+                return
+            line = self.renderer.system(f"{user} joined {room}", ts=ts)
+            self._joins[user] = asyncio.get_running_loop().call_later(
+                PRESENCE_DELAY, self._show_join, user, line
+            )
+            return
+        self.present.discard(user)
+        pending = self._joins.pop(user, None)
+        if pending is not None:
+            pending.cancel()
+            return
+        self.write(self.renderer.system(f"{user} left {room}", ts=ts))
+
+    def _show_join(self, user: str, line: str) -> None:
+        if self._joins.pop(user, None) is not None:
+            self.write(line)
 
     def _message(self, frame: dict[str, Any], *, live: bool) -> None:
         self._active(str(frame.get("user")))
