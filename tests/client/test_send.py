@@ -178,7 +178,7 @@ async def test_too_long_message_exits_6_and_the_rest_is_delivered(server: ChatSe
     res = await arun_cli("send", "ops", env=client_env(server.port), input=text)
     assert res.returncode == 6
     assert "line 2 not sent: message is 9000 characters; the limit is 8000" in res.stderr
-    assert "1 of 3 messages rejected by the server" in res.stderr
+    assert "1 of 3 messages not sent; first: line 2: message is 9000" in res.stderr
     history = await server.broker.history("ops", since=None, limit=10)
     assert [m.text for m in history.messages] == ["ok 1", "ok 2"]
 
@@ -416,3 +416,14 @@ async def test_send_imports_no_ui_redis_or_jwt(server: ChatServer) -> None:
     assert "chatctl.client.send" in modules
     for heavy in ("prompt_toolkit", "rich", "redis", "jwt", "cryptography", "chatctl.server"):
         assert heavy not in modules, heavy
+
+
+async def test_a_line_over_64k_is_reported_never_split(server: ChatServer) -> None:
+    text = "before\n" + "y" * 200_000 + "\nafter\n" + "z" * 70_000  # the last one at EOF
+    res = await arun_cli("send", "ops", env=client_env(server.port), input=text)
+    assert res.returncode == 6
+    assert "line 2 not sent: longer than 65536 bytes (lines are never split)" in res.stderr
+    assert "line 4 not sent: longer than 65536 bytes" in res.stderr
+    assert "2 of 4 messages not sent" in res.stderr
+    history = await server.broker.history("ops", since=None, limit=10)
+    assert [m.text for m in history.messages] == ["before", "after"]

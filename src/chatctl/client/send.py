@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.client.core import Outbox, Pending, RoomClient, close_reason, parse_frame
-from chatctl.client.lines import LineReader, LineTooLong
+from chatctl.client.lines import MAX_LINE_BYTES, LineReader
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import ConnectError, DeliveryTimeout, MessageRejected, UsageError
 from chatctl.protocol import MessageKind
@@ -66,11 +66,11 @@ class Sender:
         self.texts: list[str] = list(opts.texts or [])
         self.eof = False
         self.line_no = 0
+        self.overlong = 0
         self.progress = time.monotonic()
         self.window_open = asyncio.Event()
         self.done = asyncio.Event()
         self.ws: ClientConnection | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
 
     def note(self, text: str) -> None:
         print(f"chatctl: {text}", file=self.stderr, flush=True)
@@ -82,14 +82,8 @@ class Sender:
         if opts.texts is None:
             self.reader = LineReader(self.stdin_fd)
             self.reader.start()
-        client = RoomClient(
-            self.settings,
-            opts.room,
-            history=0,
-            on_retry=lambda reason, delay: None,
-        )
-        started = time.monotonic()
-        deadline = started + opts.timeout if opts.timeout else None
+        client = RoomClient(self.settings, opts.room, history=0)
+        deadline = time.monotonic() + opts.timeout if opts.timeout else None
         while True:
             try:
                 ws, _ = await client.connect(deadline=deadline)
@@ -113,9 +107,9 @@ class Sender:
         rejected = self.outbox.rejected
         if rejected:
             p, reason = rejected[0]
+            total = self.outbox.seq + self.overlong
             raise MessageRejected(
-                f"{len(rejected)} of {self.outbox.seq} messages rejected by the server; "
-                f"first: {self._where(p)}{reason}"
+                f"{len(rejected)} of {total} messages not sent; first: {self._where(p)}{reason}"
             )
 
     def _where(self, p: Pending) -> str:
@@ -164,14 +158,12 @@ class Sender:
         if self.eof and not self.outbox.pending:
             self.done.set()
 
-    async def _next_texts(self, limit: int) -> list[str]:
+    async def _next_texts(self, limit: int) -> list[str | None]:
         if self.reader is None:
             texts, self.texts = self.texts[:limit], self.texts[limit:]
-            return texts
+            return list(texts)
         try:
             return await self.reader.batch(limit)
-        except LineTooLong as exc:
-            raise MessageRejected(f"{exc}; messages are sent one per line, never split") from None
         except OSError as exc:
             raise UsageError(f"cannot read stdin: {exc.strerror or exc}") from None
 
@@ -192,6 +184,13 @@ class Sender:
             batch: list[Pending] = []
             for text in texts:
                 self.line_no += 1
+                if text is None:
+                    self.overlong += 1
+                    self._reject(
+                        Pending("", "", origin=self.line_no),
+                        f"longer than {MAX_LINE_BYTES} bytes (lines are never split)",
+                    )
+                    continue
                 if not text.strip():
                     continue
                 if not outbox.pending:
@@ -226,15 +225,19 @@ class Sender:
             return
         self.progress = time.monotonic()
         if delay is not None:
-            handle = asyncio.get_running_loop().call_later(delay, self._resend, p)
-            self._timers.add(handle)
+            asyncio.get_running_loop().call_later(delay, self._resend, p)
             return
-        if len(self.outbox.rejected) <= MAX_REPORTED:
-            reason = self.outbox.rejected[-1][1]
-            where = f"line {p.origin}" if self.reader is not None else "message"
-            self.note(f"{where} not sent: {reason}")
+        self._reject(p, None)
         self.window_open.set()
         self._check_done()
+
+    def _reject(self, p: Pending, reason: str | None) -> None:
+        """Report a message the server refused (``reason`` None: already recorded)."""
+        if reason is not None:
+            self.outbox.rejected.append((p, reason))
+        if len(self.outbox.rejected) <= MAX_REPORTED:
+            where = f"line {p.origin}" if self.reader is not None else "message"
+            self.note(f"{where} not sent: {self.outbox.rejected[-1][1]}")
 
     def _resend(self, p: Pending) -> None:
         ws = self.ws
