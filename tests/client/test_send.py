@@ -427,3 +427,20 @@ async def test_a_line_over_64k_is_reported_never_split(server: ChatServer) -> No
     assert "2 of 4 messages not sent" in res.stderr
     history = await server.broker.history("ops", since=None, limit=10)
     assert [m.text for m in history.messages] == ["before", "after"]
+
+
+async def test_token_from_stdin_and_local_fallback_token(server: ChatServer) -> None:
+    env = client_env(server.port, user="")
+    res = await arun_cli(
+        "send", "ops", "via stdin", "--token", "-", env=env, input=make_token("dora") + "\n"
+    )
+    assert res.returncode == 0, res.stderr
+    # no token anywhere, server on this host, its secret readable: a short token is minted
+    res = await arun_cli("send", "ops", "minted", "--user", "erin", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "no token given: using a 10-minute token for erin" in res.stderr
+    history = await server.broker.history("ops", since=None, limit=10)
+    assert [(m.user, m.text) for m in history.messages] == [
+        ("dora", "via stdin"),
+        ("erin", "minted"),
+    ]
