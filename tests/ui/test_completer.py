@@ -90,3 +90,21 @@ def test_bad_join_settings_are_config_errors() -> None:
         object.__setattr__(settings, "config", {"join": bad})
         with pytest.raises(ConfigError, match=r"\[join\]"):
             ChatUI(settings, "ops")
+
+
+def test_day_change_lines_between_messages_of_different_days() -> None:
+    import time
+
+    from chatctl.client.settings import resolve_settings
+    from chatctl.ui.app import ChatUI
+
+    ui = ChatUI(resolve_settings(env={"CHATCTL_TOKEN": "x.e30.x"}, server="ws://h:1"), "ops")
+    ui.renderer = Renderer(color=False)
+    out: list[str] = []
+    ui.write = out.append  # type: ignore[method-assign]
+    now = time.time()
+    for ts in (now - 3 * 86400, now - 3 * 86400 + 1, now):
+        ui._message({"user": "b", "message": "m", "ts": ts}, live=False)
+    days = [line for line in out if "-!-" in line]
+    assert len(out) == 5 and len(days) == 2
+    assert days[1].endswith(time.strftime("%A %d %B %Y"))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections import OrderedDict
 from typing import Any, TypeVar
 
@@ -103,6 +104,7 @@ class ChatUI:
             enable_suspend=True,
         )
         self._joins: dict[str, asyncio.TimerHandle] = {}
+        self._day: str | None = None
         self.stop = asyncio.Event()
         self.reconnect = asyncio.Event()
 
@@ -285,11 +287,24 @@ class ChatUI:
 
     def _message(self, frame: dict[str, Any], *, live: bool) -> None:
         self._active(str(frame.get("user")))
+        self._day_marker(frame.get("ts"))
         line, mention = self.renderer.message(frame)
         self.write(line)
         if mention and live and self.bell:
             sys.stdout.write("\a")
             sys.stdout.flush()
+
+    def _day_marker(self, ts: Any) -> None:
+        """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
+        (the time column shows no date)."""
+        try:
+            day = time.strftime("%A %d %B %Y", time.localtime(float(ts)))
+        except (TypeError, ValueError, OverflowError):
+            return
+        today = time.strftime("%A %d %B %Y")
+        if day != (self._day or today):
+            self.write(self.renderer.system(day, ts=float(ts)))
+        self._day = day
 
     def _error(self, frame: dict[str, Any]) -> None:
         p, delay = self.outbox.on_error(frame)
