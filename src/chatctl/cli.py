@@ -321,7 +321,8 @@ Examples:
 
   chatctl join ops --since 1200 --count 10        # 10 messages after id 1200
 
-On a terminal: /help /who /me /clear /bell /quit; Tab completes; Ctrl-D or Ctrl-C quits.
+On a terminal: /help /who /me /join /clear /bell /quit; Tab completes; Up/Down recalls;
+Alt-Enter adds a newline; Ctrl-D or Ctrl-C quits.
 When stdout is not a terminal (or with --json) one line per event is printed:
 'HH:MM:SS user: text' (newlines in text shown as \\n), or with --json the protocol's message
 and presence frames. Notices (reconnects, missed history) go to stderr.
