@@ -272,3 +272,29 @@ def test_brief_visits_are_quiet_but_joins_and_leaves_are_shown(srv: ServeProcess
         bob.wait()
     child.expect("bob left r10")
     quit_cleanly(child)
+
+
+def test_screen_keeps_the_input_line_at_the_bottom(srv: ServeProcess) -> None:
+    """Replay the pty output in a terminal emulator: messages arriving while typing scroll
+    by above, and the bottom row still shows the prompt with the text typed so far."""
+    pyte = pytest.importorskip("pyte")
+    screen = pyte.Screen(160, 40)  # the size spawn() gives the pty
+    stream = pyte.Stream(screen)
+    child = spawn(srv.port, "r11", color=True)
+    stream.feed(child.before + child.after)
+    child.logfile_read = type(
+        "Feed", (), {"write": lambda _, s: stream.feed(s), "flush": lambda _: None}
+    )()
+    child.send("half a sent")
+    child.expect("half a sent")
+    n = 60  # more lines than the screen has: it scrolls
+    say(srv.port, "r11", *(f"incoming {i}" for i in range(n)))
+    child.expect(f"incoming {n - 1}")
+    child.send("ence")
+    child.expect("ence")
+    rows = [line.rstrip() for line in screen.display]
+    assert rows[-1] == "[r11] half a sentence"
+    assert (screen.cursor.y, screen.cursor.x) == (39, len(rows[-1]))
+    shown = [row.split(" ", 1)[1] for row in rows[:-1]]
+    assert shown == [f"bob: incoming {i}" for i in range(n - 39, n)]
+    quit_cleanly(child, "\r/quit\r")
