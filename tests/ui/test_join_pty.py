@@ -297,4 +297,7 @@ def test_screen_keeps_the_input_line_at_the_bottom(srv: ServeProcess) -> None:
     assert (screen.cursor.y, screen.cursor.x) == (39, len(rows[-1]))
     shown = [row.split(" ", 1)[1] for row in rows[:-1]]
     assert shown == [f"bob: incoming {i}" for i in range(n - 39, n)]
+    name = screen.buffer[38][9]  # the "b" of bob on the last message row: coloured, intact
+    assert name.data == "b" and name.fg != "default"
+    assert screen.buffer[38][0].fg != name.fg  # the time column has its own style
     quit_cleanly(child, "\r/quit\r")
