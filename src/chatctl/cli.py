@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -54,6 +54,9 @@ Environment:
   CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 """
+
+if TYPE_CHECKING:
+    from chatctl.client.settings import ClientSettings
 
 app = typer.Typer(
     name="chatctl",
@@ -282,6 +285,232 @@ def serve(
             handshake_timeout=handshake_timeout,
             drain_timeout=drain_timeout,
         )
+    )
+
+
+# ------------------------------------------------------------------------------ clients
+
+CLIENT_ENV = (
+    "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE, CHATCTL_CAFILE, "
+    "CHATCTL_CONFIG, NO_COLOR, XDG_CONFIG_HOME, XDG_STATE_HOME."
+)
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        "-s",
+        help="Server URL, ws:// or wss:// (env CHATCTL_SERVER, then config.toml; default "
+        "ws://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        "-t",
+        help="Access token, or - to read it from stdin (prefer CHATCTL_TOKEN or --token-file: "
+        "argv is visible in ps).",
+        show_default=False,
+    ),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Read the token from this file (env CHATCTL_TOKEN_FILE).", show_default=False
+    ),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        help="Your name, used only when no token is given and one is minted from the local "
+        "server's secret (default: $USER).",
+        show_default=False,
+    ),
+]
+CafileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Trust this CA bundle (PEM) for wss:// (env CHATCTL_CAFILE).", show_default=False
+    ),
+]
+
+
+def _client_settings(
+    server: str | None,
+    token: str | None,
+    token_file: Path | None,
+    user: str | None,
+    cafile: Path | None,
+) -> ClientSettings:
+    from chatctl.client.settings import resolve_settings
+
+    return resolve_settings(
+        server=server, token=token, token_file=token_file, user=user, cafile=cafile
+    )
+
+
+SEND_EPILOG = f"""\
+Examples:
+
+  chatctl send ops 'deploy finished'
+
+  chatctl send ops --me 'restarts the build'
+
+  tail -f /var/log/app.log | chatctl send ops
+
+  make 2>&1 | chatctl send build --json | jq .id
+
+Exit status: 0 every message acked; 2 usage error; 3 token rejected (HTTP 401) or room not
+allowed (403); 4 cannot connect within --timeout; 5 connected but not every message acked
+within --timeout; 6 the server rejected a message (e.g. too long); 130 interrupted.
+
+{CLIENT_ENV}
+"""
+
+
+@app.command(epilog=SEND_EPILOG)
+def send(
+    room: Annotated[
+        str,
+        typer.Argument(
+            help="Room to send to.", show_default=False, autocompletion=complete_room
+        ),
+    ],
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The message (words are joined with spaces). Without it, or with -, each "
+            "line of stdin is one message, sent as it arrives.",
+            show_default=False,
+        ),
+    ] = None,
+    me: Annotated[bool, typer.Option("--me", help="Send as an action (like /me).")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Give up after this many seconds without a connection, or without an ack "
+            "for a pending message (0 = never).",
+            min=0,
+        ),
+    ] = 30.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print each ack as one JSON object per line.")
+    ] = False,
+    window: Annotated[
+        int, typer.Option(help="Messages in flight before waiting for acks.", min=1, max=100000)
+    ] = 1000,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    cafile: CafileOpt = None,
+) -> None:
+    """Send a message, or one message per line of stdin; exit 0 once the server acked all."""
+    from chatctl.client.send import SendOptions, run_send, stdin_is_terminal
+    from chatctl.client.settings import check_room
+
+    check_room(room)
+    texts: list[str] | None = None
+    if text and text != ["-"]:
+        texts = [" ".join(text)]
+    elif not text and stdin_is_terminal():
+        raise UsageError("no message: give TEXT, or pipe lines to stdin (or use - for stdin)")
+    if token == "-" and texts is None:
+        raise UsageError("--token - and messages from stdin cannot share stdin")
+    settings = _client_settings(server, token, token_file, user, cafile)
+    run_send(
+        settings,
+        SendOptions(
+            room=room,
+            texts=texts,
+            kind="action" if me else "text",
+            timeout=timeout,
+            json=json_output,
+            window=window,
+        ),
+    )
+
+
+JOIN_EPILOG = f"""\
+Examples:
+
+  chatctl join ops                                # interactive; /help lists commands
+
+  chatctl join ops --json | jq -r .message        # one JSON object per event
+
+  chatctl join ops --history 50 --once            # print recent history and exit
+
+  chatctl join ops --since 1200 --count 10        # 10 messages after id 1200
+
+On a terminal: /help /who /me /join /clear /bell /quit; Tab completes; Up/Down recalls;
+Alt-Enter adds a newline; Ctrl-D or Ctrl-C quits.
+When stdout is not a terminal (or with --json) one line per event is printed:
+'HH:MM:SS user: text' (newlines in text shown as \\n), or with --json the protocol's message
+and presence frames. Notices (reconnects, missed history) go to stderr.
+
+Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token rejected or room not
+allowed; 130 interrupted. Lost connections are retried until stopped.
+
+{CLIENT_ENV}
+"""
+
+
+@app.command(epilog=JOIN_EPILOG)
+def join(
+    room: Annotated[
+        str,
+        typer.Argument(
+            help="Room to join.", show_default=False, autocompletion=complete_room
+        ),
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event (implies script mode).")
+    ] = False,
+    since: Annotated[
+        int | None,
+        typer.Option(help="Start after this message id.", min=0, show_default=False),
+    ] = None,
+    history: Annotated[
+        int | None,
+        typer.Option(
+            help="History messages to show first (server default: 20).", min=0, show_default=False
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(help="Exit after printing N messages.", min=1, show_default=False),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit at the end of the history (no live messages).")
+    ] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    cafile: CafileOpt = None,
+) -> None:
+    """Join ROOM: an interactive chat on a terminal, one line per event in a pipe."""
+    from chatctl.client.settings import check_room
+
+    check_room(room)
+    settings = _client_settings(server, token, token_file, user, cafile)
+    interactive = not json_output and not once and count is None and sys.stdout.isatty()
+    if interactive and sys.stdin.isatty():
+        from chatctl.ui.app import run_interactive
+
+        run_interactive(settings, room, since=since, history=history)
+        return
+    from chatctl.client.join import JoinOptions, run_join
+
+    run_join(
+        settings,
+        JoinOptions(
+            room=room, json=json_output, since=since, history=history, count=count, once=once
+        ),
     )
 
 

@@ -1,0 +1,361 @@
+"""The client core shared by ``join``, ``send`` and ``bench``: connect, authenticate, reconnect
+with backoff, resume from the last id, and track unacknowledged messages.
+
+Errors are split in two:
+
+- final (raised at once): HTTP 401 -> :class:`AuthError`, 403 -> :class:`PermissionDenied`,
+  400/404 or a malformed URL -> :class:`UsageError`, an untrusted TLS certificate ->
+  :class:`ConnectError`. Retrying would give the same answer.
+- retryable (:class:`Retryable`): refused, reset or timed-out connections, HTTP 5xx, a
+  connection dropped before or after the welcome. :meth:`RoomClient.connect` retries them with
+  capped exponential backoff and jitter until its deadline, then raises :class:`ConnectError`
+  with the last reason ("cannot connect to ws://…: connection refused").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
+
+from chatctl import __version__
+from chatctl.client.settings import ClientSettings
+from chatctl.errors import AuthError, ConnectError, PermissionDenied, UsageError
+from chatctl.protocol import MAX_FRAME_BYTES, MessageKind, SendMessage
+from chatctl.recent import remember_room
+
+#: Seconds to wait for the TCP+TLS+HTTP handshake, then for the welcome frame.
+OPEN_TIMEOUT = 10.0
+
+
+class Retryable(Exception):
+    """A connection attempt failed in a way that may succeed later; ``str()`` says why."""
+
+
+# --------------------------------------------------------------------------- backoff
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter: ``initial * 2**n`` up to ``cap``, each delay
+    drawn uniformly from its upper half (so many clients do not reconnect in lockstep)."""
+
+    initial: float = 0.2
+    cap: float = 10.0
+    attempts: int = 0
+
+    def next(self) -> float:
+        base = min(self.cap, self.initial * 2**self.attempts)
+        self.attempts += 1
+        return random.uniform(base / 2, base)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+# --------------------------------------------------------------------------- one attempt
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """A short human reason for a socket error ("connection refused", "timed out"…)."""
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc)
+    if "Connect call failed" in text or "[Errno 111]" in text:
+        return "connection refused"
+    strerror = getattr(exc, "strerror", None)
+    return (strerror or text or type(exc).__name__).lower()
+
+
+def _ssl_context(settings: ClientSettings) -> Any:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    if settings.cafile is not None:
+        ctx.load_verify_locations(cafile=str(settings.cafile.expanduser()))
+    return ctx
+
+
+async def open_connection(settings: ClientSettings, room: str, url: str) -> ClientConnection:
+    """One connection attempt with a fresh ``Authorization: Bearer`` header."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("wss://"):
+        kwargs["ssl"] = _ssl_context(settings)
+    try:
+        return await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {settings.token()}"},
+            open_timeout=OPEN_TIMEOUT,
+            compression=None,
+            max_size=MAX_FRAME_BYTES * 16,
+            max_queue=64,
+            user_agent_header=f"chatctl/{__version__}",
+            **kwargs,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        body = (exc.response.body or b"").decode(errors="replace").strip()
+        reason = body.splitlines()[0] if body else exc.response.reason_phrase
+        if status == 401:
+            raise AuthError(f"authentication failed: {reason}") from None
+        if status == 403:
+            raise PermissionDenied(f"no permission for room {room}: {reason}") from None
+        if status in (400, 404):
+            raise UsageError(f"{url.split('?')[0]}: {reason} (HTTP {status})") from None
+        raise Retryable(f"HTTP {status} {reason}") from None
+    except InvalidURI as exc:
+        raise UsageError(f"malformed server URL: {exc}") from None
+    except OSError as exc:
+        import ssl
+
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise ConnectError(
+                f"TLS certificate of {settings.server} not trusted: "
+                f"{exc.verify_message or exc}; pass --cafile"
+            ) from None
+        raise Retryable(describe_os_error(exc)) from None
+    except TimeoutError:
+        raise Retryable("timed out") from None
+    except (InvalidHandshake, ConnectionClosed, EOFError) as exc:
+        raise Retryable(str(exc) or type(exc).__name__) from None
+
+
+def close_reason(exc: ConnectionClosed) -> str:
+    rcvd = exc.rcvd
+    if rcvd is None:
+        return "connection lost"
+    return f"closed by server ({rcvd.code}{': ' + rcvd.reason if rcvd.reason else ''})"
+
+
+# --------------------------------------------------------------------------- room client
+
+
+@dataclass
+class Resume:
+    """What a welcome means for this client: the history it has not seen yet, and whether
+    messages were missed (``recovered: false``) since the previous connection."""
+
+    new_history: list[dict[str, Any]]
+    missed: bool
+    epoch_changed: bool
+    reconnect: bool
+
+
+class RoomClient:
+    """Connects to one room and remembers where it was, so every reconnect resumes.
+
+    The first connection asks for ``?since=ID`` (with ``since``) or ``?history=N``; later ones
+    for ``?since=LAST&epoch=EPOCH``, LAST being the newest id seen. :meth:`resume` turns each
+    welcome into the history not yet shown.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        room: str,
+        *,
+        since: int | None = None,
+        history: int | None = None,
+        backoff: Backoff | None = None,
+        on_retry: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.room = room
+        self.last_id: int | None = since
+        self.epoch: str | None = None
+        self.history = history
+        self.backoff = backoff or Backoff()
+        self.on_retry = on_retry
+        self.connections = 0
+        #: add the room to the recent rooms shell completion offers, on the first welcome
+        self.remember = True
+        self.user: str | None = None
+
+    @property
+    def display_url(self) -> str:
+        return self.settings.room_url(self.room)
+
+    def url(self) -> str:
+        params: dict[str, object] = {}
+        if self.last_id is not None:
+            params["since"] = self.last_id
+            if self.epoch is not None:
+                params["epoch"] = self.epoch
+        elif self.history is not None:
+            params["history"] = self.history
+        return self.settings.room_url(self.room, params)
+
+    async def connect(self, *, deadline: float | None) -> tuple[ClientConnection, dict[str, Any]]:
+        """Connect and read the welcome, retrying until ``deadline`` (``time.monotonic()``;
+        None = forever). Final errors propagate; running out of time raises ConnectError."""
+        while True:
+            try:
+                ws = await open_connection(self.settings, self.room, self.url())
+                try:
+                    welcome = await self._read_welcome(ws)
+                except BaseException:
+                    await ws.close()
+                    raise
+                self.connections += 1
+                self.user = str(welcome.get("user") or self.user or "")
+                if self.connections == 1 and self.remember:
+                    remember_room(self.room)  # offered by shell completion from now on
+                return ws, welcome
+            except Retryable as exc:
+                reason = str(exc)
+            delay = self.backoff.next()
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise ConnectError(f"cannot connect to {self.display_url}: {reason}")
+            if self.on_retry is not None:
+                self.on_retry(reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _read_welcome(self, ws: ClientConnection) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                data = await ws.recv()
+        except TimeoutError:
+            raise Retryable("no welcome from the server") from None
+        except ConnectionClosed as exc:
+            raise Retryable(close_reason(exc)) from None
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            raise Retryable("the server sent an invalid welcome") from None
+        if not isinstance(frame, dict) or frame.get("type") != "welcome":
+            raise Retryable("the server did not start with a welcome frame")
+        return frame
+
+    def resume(self, welcome: dict[str, Any]) -> Resume:
+        """Account for a welcome: return the unseen history and update the resume position."""
+        reconnect = self.connections > 1
+        prev_last, prev_epoch = self.last_id, self.epoch
+        epoch = str(welcome.get("epoch", ""))
+        history = [m for m in welcome.get("history", []) if isinstance(m, dict)]
+        epoch_changed = prev_epoch is not None and epoch != prev_epoch
+        missed = welcome.get("recovered") is False
+        if prev_last is not None and not epoch_changed:
+            history = [m for m in history if int(m.get("id", 0)) > prev_last]
+        self.epoch = epoch
+        last = welcome.get("last_id")
+        self.last_id = int(last) if isinstance(last, int) else self.last_id
+        for m in history:
+            self.seen(m)
+        self.backoff.reset()
+        return Resume(history, missed, epoch_changed, reconnect)
+
+    def seen(self, message: dict[str, Any]) -> None:
+        """Record a delivered message id, the next resume point."""
+        mid = message.get("id")
+        if isinstance(mid, int) and (self.last_id is None or mid > self.last_id):
+            self.last_id = mid
+
+
+# --------------------------------------------------------------------------- acks
+
+
+@dataclass
+class Pending:
+    client_id: str
+    text: str
+    kind: MessageKind = "text"
+    #: where the message came from (a stdin line number), for error messages
+    origin: int = 0
+    frame: str = field(default="", repr=False)
+    #: monotonic time before which it must not be re-sent (after broker_unavailable)
+    not_before: float = 0.0
+
+
+class Outbox:
+    """Messages sent with a client id and not acked yet, in send order.
+
+    Client ids are ``<random prefix>-<sequence>``: unique across runs, so the server's
+    de-duplication recognises a re-sent message and never a new one. After a reconnect,
+    :meth:`unacked` gives what to send again, with the same ids.
+    """
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or secrets.token_hex(6)
+        self.seq = 0
+        self.pending: dict[str, Pending] = {}
+        self.acked = 0
+        self.duplicates = 0
+        self.rejected: list[tuple[Pending, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
+        self.seq += 1
+        cid = f"{self.prefix}-{self.seq}"
+        p = Pending(cid, text, kind, origin)
+        p.frame = SendMessage(text, client_id=cid, kind=kind).frame()
+        self.pending[cid] = p
+        return p
+
+    def unacked(self) -> Iterator[Pending]:
+        return iter(list(self.pending.values()))
+
+    def on_ack(self, frame: dict[str, Any]) -> Pending | None:
+        p = self.pending.pop(str(frame.get("client_id")), None)
+        if p is not None:
+            self.acked += 1
+            self.duplicates += bool(frame.get("duplicate"))
+        return p
+
+    def on_error(self, frame: dict[str, Any]) -> tuple[Pending | None, float | None]:
+        """Handle an error frame: ``(pending, retry_after)`` when it should be re-sent later,
+        ``(pending, None)`` when the server refused it for good (kept in ``rejected``)."""
+        p = self.pending.get(str(frame.get("client_id")))
+        if p is None:
+            return None, None
+        code = frame.get("code")
+        retry_after = frame.get("retry_after")
+        if code in ("broker_unavailable", "rate_limited", "internal"):
+            delay = float(retry_after) if isinstance(retry_after, int | float) else 1.0
+            p.not_before = time.monotonic() + delay
+            return p, delay
+        del self.pending[p.client_id]
+        self.rejected.append((p, str(frame.get("reason") or code)))
+        return p, None
+
+
+def parse_frame(data: str | bytes) -> dict[str, Any]:
+    """A server frame as a dict; a frame that is not a typed JSON object is ignored."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return {"type": "invalid"}
+    if not isinstance(obj, dict):
+        return {"type": "invalid"}
+    return obj
+
+
+__all__ = [
+    "Backoff",
+    "ClientSettings",
+    "Outbox",
+    "Pending",
+    "Resume",
+    "Retryable",
+    "RoomClient",
+    "close_reason",
+    "open_connection",
+    "parse_frame",
+]

@@ -1,0 +1,5 @@
+"""Fixtures of the client tests."""
+
+from __future__ import annotations
+
+from client_helpers import redis_url as redis_url

@@ -1,0 +1,145 @@
+"""``chatctl join`` when stdout is not a terminal: one line per event, resume across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+
+from chatctl.client.join import clean, plain_line
+from chatctl.server import ChatServer
+from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
+from helpers import client, make_token, recv_type
+
+LINE = re.compile(r"\d\d:\d\d:\d\d (\S+): (.*)")
+
+
+async def post(port: int, room: str, user: str, *texts: str, kind: str = "text") -> None:
+    async with client(port, room, user, history=0) as ws:
+        await recv_type(ws, "welcome")
+        for i, text in enumerate(texts):
+            await ws.send(json.dumps({"message": text, "client_id": f"t{i}-{text}", "kind": kind}))
+            await recv_type(ws, "ack")
+
+
+def test_plain_line_format() -> None:
+    frame = {"type": "message", "user": "bob", "message": "a\nb\x1b[2J", "ts": 0, "kind": "text"}
+    line = plain_line(frame)
+    assert line is not None and line.endswith(" bob: a\\nb[2J")
+    action = plain_line({**frame, "kind": "action", "message": "waves"})
+    assert action is not None and action.endswith(" * bob waves")
+    assert plain_line({"type": "presence"}) is None
+    assert clean("tab\there") == "tab\\there"
+
+
+async def test_history_once_plain(server: ChatServer) -> None:
+    await post(server.port, "ops", "bob", "one", "two", "three")
+    res = await arun_cli("join", "ops", "--history", "2", "--once", env=client_env(server.port))
+    assert res.returncode == 0, res.stderr
+    assert [LINE.fullmatch(line).groups() for line in res.stdout.splitlines()] == [  # type: ignore[union-attr]
+        ("bob", "two"),
+        ("bob", "three"),
+    ]
+
+
+async def test_json_lines_carry_the_protocol_fields(server: ChatServer) -> None:
+    await post(server.port, "ops", "bob", "hello")
+    await post(server.port, "ops", "bob", "waves", kind="action")
+    res = await arun_cli("join", "ops", "--json", "--once", env=client_env(server.port))
+    assert res.returncode == 0, res.stderr
+    frames = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(f["type"], f["id"], f["user"], f["message"], f["kind"]) for f in frames] == [
+        ("message", 1, "bob", "hello", "text"),
+        ("message", 2, "bob", "waves", "action"),
+    ]
+    assert {"room", "ts", "client_id"} <= frames[0].keys()
+
+
+async def test_since_and_count_follow_live_messages(server: ChatServer) -> None:
+    await post(server.port, "ops", "bob", "m1", "m2", "m3")
+    proc = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "ops",
+        "--since",
+        "2",
+        "--count",
+        "3",
+        "--json",
+        env=client_env(server.port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 10))
+    assert (first["id"], first["message"]) == (3, "m3")
+    await post(server.port, "ops", "carol", "live 1", "live 2", "live 3")
+    out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err
+    frames = [json.loads(line) for line in out.decode().splitlines()]
+    assert ("presence", "carol", "join") in [
+        (f["type"], f.get("user"), f.get("event")) for f in frames
+    ]
+    assert [f["message"] for f in frames if f["type"] == "message"] == [
+        "live 1",
+        "live 2",
+    ]
+
+
+async def test_expired_token_is_final(server: ChatServer) -> None:
+    env = client_env(server.port, user="")
+    env["CHATCTL_TOKEN"] = make_token("alice", ttl=-100)
+    res = await arun_cli("join", "ops", "--once", env=env)
+    assert res.returncode == 3
+    assert re.fullmatch(
+        r"chatctl: authentication failed: token expired at \d{4}-\d\d-\d\d [\d:]+ UTC\n",
+        res.stderr,
+    )
+
+
+def test_restart_with_memory_broker_reports_missed_history() -> None:
+    """The memory broker loses history on restart: the client resumes, is told the room's
+    history is gone (not recovered), and goes on printing new messages — never stopping."""
+    with serving() as srv:
+        run_cli("send", "ops", "before", env=client_env(srv.port, user="bob"))
+        proc = subprocess.Popen(
+            [*CHATCTL, "join", "ops"],
+            env=client_env(srv.port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().endswith(" bob: before\n")
+        srv.stop()
+    with serving(port=srv.port):
+        assert run_cli("send", "ops", "after", env=client_env(srv.port, user="bob")).returncode == 0
+        assert proc.stdout.readline().endswith(" bob: after\n")
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "reconnected to ws://127.0.0.1" in err
+    assert "missed messages: the server lost the history of ops" in err
+
+
+async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None:
+    """``chatctl join ops | head -1``: when the reader goes away, join exits 0."""
+    await post(server.port, "ops", "bob", "m1", "m2")
+    proc = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "ops",
+        "--history",
+        "200",
+        env=client_env(server.port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    await proc.stdout.readline()
+    proc.stdout.feed_eof()
+    transport = proc._transport  # type: ignore[attr-defined]
+    transport.get_pipe_transport(1).close()  # like head exiting after one line
+    await post(server.port, "ops", "bob", "one more")  # the next write finds no reader
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert await proc.stderr.read() == b""

@@ -1,0 +1,303 @@
+"""The interactive ``chatctl join`` driven through a real pty (pexpect) against a real
+``chatctl serve``. Every wait is on output (expect), never on a sleep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pexpect
+import pytest
+
+from client_helpers import CHATCTL, client_env, run_cli, serving
+from helpers import ServeProcess, make_token
+
+UP = "\x1b[A"
+CTRL_C, CTRL_D = "\x03", "\x04"
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServeProcess]:
+    with serving() as server:
+        yield server
+
+
+def spawn(
+    port: int, room: str, *args: str, user: str = "alice", color: bool = False, **env: str
+) -> pexpect.spawn:
+    full_env = client_env(
+        port, user, **{"TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1", **env}
+    )
+    if not color:
+        full_env["NO_COLOR"] = "1"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chatctl", "join", room, *args],
+        env=full_env,
+        encoding="utf-8",
+        timeout=15,
+        dimensions=(40, 160),
+    )
+    child.expect(f"joined {room} as {user}")
+    return child
+
+
+def say(port: int, room: str, *texts: str, user: str = "bob") -> None:
+    res = run_cli("send", room, env=client_env(port, user), input="".join(t + "\n" for t in texts))
+    assert res.returncode == 0, res.stderr
+
+
+def quit_cleanly(child: pexpect.spawn, keys: str = "/quit\r") -> None:
+    child.send(keys)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+
+
+def room_texts(port: int, room: str) -> list[str]:
+    res = run_cli("join", room, "--json", "--since", "0", "--once", env=client_env(port))
+    return [json.loads(line)["message"] for line in res.stdout.splitlines()]
+
+
+def test_input_line_survives_incoming_messages(srv: ServeProcess) -> None:
+    say(srv.port, "r1", "earlier")
+    child = spawn(srv.port, "r1", color=True)
+    assert "bob" in child.before  # history shown on join
+    child.send("hello wor")
+    say(srv.port, "r1", *(f"incoming {i}" for i in range(5)))
+    child.expect("incoming 4")
+    child.send("ld\r")
+    child.expect("alice")
+    child.expect("hello world")
+    assert "\x1b[" in child.before or "\x1b[" in child.after  # colours on a colour terminal
+    quit_cleanly(child)
+    assert room_texts(srv.port, "r1")[-1] == "hello world"
+
+
+def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
+    bob = subprocess.Popen(
+        [*CHATCTL, "join", "r2", "--json"],
+        env=client_env(srv.port, "bob"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert bob.stdout is not None
+        child = spawn(srv.port, "r2")
+        child.send("/who\r")
+        child.expect(r"users in r2 \(2\): alice bob")
+        child.send("/wh\t")  # Tab completes the command (the redraw writes the missing "o")
+        child.expect("o")
+        child.send("\r")
+        child.expect(r"users in r2 \(2\): alice bob")
+        child.send("b\t")  # Tab completes the user name, IRC style
+        child.expect("ob:")
+        child.send("hi there\r")
+        child.expect("alice: bob: hi there")
+        child.send("/me waves\r")
+        child.expect(r"\* alice waves")
+        child.send("/nosuch\r")
+        child.expect("unknown command /nosuch")
+        child.send("/help\r")
+        child.expect("/bell")
+        quit_cleanly(child)
+        texts = []
+        while len(texts) < 2:
+            frame = json.loads(bob.stdout.readline())
+            if frame["type"] == "message":
+                texts.append((frame["kind"], frame["message"]))
+        assert texts == [("text", "bob: hi there"), ("action", "waves")]
+    finally:
+        bob.terminate()
+        bob.wait()
+
+
+def test_mention_rings_the_bell_unless_turned_off(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r3")
+    say(srv.port, "r3", "ping alice")
+    child.expect("bob: ping alice")  # NO_COLOR: no escape code inside the line
+    child.expect("\a")
+    child.send("/bell off\r")
+    child.expect("bell on mentions is off")
+    say(srv.port, "r3", "again alice", "marker")
+    child.expect("again alice")
+    child.expect("marker")
+    assert "\a" not in child.before
+    quit_cleanly(child)
+
+
+@pytest.mark.parametrize("key", [CTRL_D, CTRL_C, "SIGTERM"])
+def test_ctrl_d_ctrl_c_and_sigterm_exit_cleanly_and_restore_the_terminal(
+    srv: ServeProcess, key: str
+) -> None:
+    env = client_env(srv.port, TERM="xterm-256color", NO_COLOR="1", PROMPT_TOOLKIT_NO_CPR="1")
+    # the inner sh prints its pid, then becomes chatctl (in the foreground, on the pty)
+    inner = "echo pid=$$; exec " + " ".join(CHATCTL) + " join r4"
+    cmd = f"sh -c '{inner}'; echo rc=$?; stty -a"
+    child = pexpect.spawn("sh", ["-c", cmd], env=env, encoding="utf-8", timeout=15)
+    if key == "SIGTERM":
+        child.expect(r"pid=(\d+)")
+        pid = int(child.match.group(1))
+    child.expect("joined r4")
+    if key == "SIGTERM":
+        os.kill(pid, signal.SIGTERM)
+    else:
+        child.send(key)
+    child.expect(r"rc=(\d+)")
+    assert child.match.group(1) == "0"
+    child.expect(pexpect.EOF)
+    modes = child.before.split()
+    assert "icanon" in modes and "echo" in modes and "-icanon" not in modes
+
+
+def test_input_history_is_kept_across_runs(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r5")
+    child.send("remember me\r")
+    child.expect("alice: remember me")
+    quit_cleanly(child)
+    child = spawn(srv.port, "r5")
+    child.send(UP + UP + "\r")  # Up twice: /quit, then the message
+    child.expect("alice: remember me")
+    quit_cleanly(child)
+    assert room_texts(srv.port, "r5") == ["remember me", "remember me"]
+
+
+def test_multiline_paste_is_asked_about_and_sent_as_one_message(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r6")
+    child.send("\x1b[200~first line\nsecond line\x1b[201~\r")
+    child.expect(r"send this 2-line text as one message\? \[y/N\]")
+    child.send("n\r")
+    child.expect("not sent")
+    child.send(UP + "\r")
+    child.expect(r"\[y/N\]")
+    child.send("y\r")
+    child.expect("second line")
+    quit_cleanly(child)
+    assert room_texts(srv.port, "r6") == ["first line\nsecond line"]
+
+
+def test_dumb_terminal_gets_no_escape_colours(srv: ServeProcess) -> None:
+    say(srv.port, "r7", "plain please")
+    child = spawn(srv.port, "r7", TERM="dumb", color=True)
+    assert "bob: plain please" in child.before
+    child.send("typed on dumb\r")
+    child.expect("alice: typed on dumb")
+    assert "\x1b[38" not in child.before
+    quit_cleanly(child)
+
+
+def test_expired_token_is_one_line_and_status_3(srv: ServeProcess) -> None:
+    env = client_env(srv.port, "", TERM="xterm", NO_COLOR="1")
+    env["CHATCTL_TOKEN"] = make_token("alice", ttl=-100)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "chatctl", "join", "r8"], env=env, encoding="utf-8"
+    )
+    child.expect("chatctl: authentication failed: token expired at ")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    assert "Traceback" not in child.before
+
+
+@pytest.mark.slow
+def test_reconnects_after_restart_and_reports_lost_memory_history() -> None:
+    with serving() as first:
+        child = spawn(first.port, "ops")
+        child.send("draft kept")
+        first.stop()
+        child.expect("reconnecting")
+    with serving(port=first.port) as second:
+        child.expect("reconnected to ops")
+        child.expect("missed messages: the server lost the history of ops")
+        say(second.port, "ops", "after restart")
+        child.expect("bob: after restart")
+        child.send(" intact\r")
+        child.expect("alice: draft kept intact")
+        quit_cleanly(child)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_reconnects_after_restart_with_redis_and_misses_nothing(redis_url: str) -> None:
+    with serving("--redis-url", redis_url) as first:
+        say(first.port, "ops", "before")
+        child = spawn(first.port, "ops")
+        assert "bob: before" in child.before
+        first.stop()
+        child.expect("reconnecting")
+        say_later = ["while down"]
+    with serving("--redis-url", redis_url, port=first.port) as second:
+        say(second.port, "ops", *say_later)
+        child.expect("reconnected to ops")
+        child.expect("bob: while down")
+        assert "missed" not in child.before
+        say(second.port, "ops", "live again")
+        child.expect("bob: live again")
+        quit_cleanly(child)
+
+
+def test_join_command_switches_rooms(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r9a")
+    child.send("/join r9b\r")
+    child.expect("joined r9b as alice")
+    child.send("now in b\r")
+    child.expect("alice: now in b")
+    child.send("/join bad room!\r")
+    child.expect("invalid room name")
+    quit_cleanly(child)
+    assert room_texts(srv.port, "r9b") == ["now in b"]
+    assert room_texts(srv.port, "r9a") == []
+
+
+def test_brief_visits_are_quiet_but_joins_and_leaves_are_shown(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r10")
+    say(srv.port, "r10", "quick visit")  # chatctl send: connects, posts, leaves
+    child.expect("bob: quick visit")
+    bob = subprocess.Popen(
+        [*CHATCTL, "join", "r10"],
+        env=client_env(srv.port, "bob"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        child.expect("bob joined r10")
+        assert "left" not in child.before and "joined" not in child.before
+    finally:
+        bob.terminate()
+        bob.wait()
+    child.expect("bob left r10")
+    quit_cleanly(child)
+
+
+def test_screen_keeps_the_input_line_at_the_bottom(srv: ServeProcess) -> None:
+    """Replay the pty output in a terminal emulator: messages arriving while typing scroll
+    by above, and the bottom row still shows the prompt with the text typed so far."""
+    pyte = pytest.importorskip("pyte")
+    screen = pyte.Screen(160, 40)  # the size spawn() gives the pty
+    stream = pyte.Stream(screen)
+    child = spawn(srv.port, "r11", color=True)
+    stream.feed(child.before + child.after)
+    child.logfile_read = type(
+        "Feed", (), {"write": lambda _, s: stream.feed(s), "flush": lambda _: None}
+    )()
+    child.send("half a sent")
+    child.expect("half a sent")
+    n = 60  # more lines than the screen has: it scrolls
+    say(srv.port, "r11", *(f"incoming {i}" for i in range(n)))
+    child.expect(f"incoming {n - 1}")
+    child.send("ence")
+    child.expect("ence")
+    rows = [line.rstrip() for line in screen.display]
+    assert rows[-1] == "[r11] half a sentence"
+    assert (screen.cursor.y, screen.cursor.x) == (39, len(rows[-1]))
+    shown = [row.split(" ", 1)[1] for row in rows[:-1]]
+    assert shown == [f"bob: incoming {i}" for i in range(n - 39, n)]
+    name = screen.buffer[38][9]  # the "b" of bob on the last message row: coloured, intact
+    assert name.data == "b" and name.fg != "default"
+    assert screen.buffer[38][0].fg != name.fg  # the time column has its own style
+    quit_cleanly(child, "\r/quit\r")
