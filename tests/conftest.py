@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chatctl.broker.memory import MemoryBroker
-from chatctl.server import ChatServer, ServerSettings
-from helpers import RedisServer, verifier
+from chatctl.server import ChatServer
+from helpers import RedisServer, make_server
 
 
 @pytest.fixture(autouse=True)
@@ -23,16 +22,6 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return tmp_path
-
-
-def make_server(**settings: object) -> ChatServer:
-    history = int(settings.pop("history_size", 1000))  # type: ignore[call-overload]
-    broker = MemoryBroker(history_size=history)
-    return ChatServer(
-        ServerSettings(port=0, history_size=history, **settings),  # type: ignore[arg-type]
-        verifier(),
-        broker,
-    )
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from chatctl.auth import Verifier, mint
+from chatctl.broker.memory import MemoryBroker
+from chatctl.server import ChatServer, ServerSettings
 
 SECRET = b"chatctl-test-secret-0123456789abcdefghij"
 IN_CI = bool(os.environ.get("CI"))
@@ -226,3 +228,13 @@ def wait_until(predicate: Any, timeout: float = 10, interval: float = 0.02) -> N
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def make_server(**settings: object) -> ChatServer:
+    history = int(settings.pop("history_size", 1000))  # type: ignore[call-overload]
+    broker = MemoryBroker(history_size=history)
+    return ChatServer(
+        ServerSettings(port=0, history_size=history, **settings),  # type: ignore[arg-type]
+        verifier(),
+        broker,
+    )

@@ -214,17 +214,17 @@ def serve(
             help="Frames per second per connection (over it: rate_limited error; 0: no limit).",
             min=0,
         ),
-    ] = 200.0,
+    ] = 1000.0,
     rate_burst: Annotated[
         float, typer.Option(help="Frames a connection may send at once above --rate-limit.", min=1)
-    ] = 1000.0,
+    ] = 50000.0,
     user_rate_limit: Annotated[
         float,
         typer.Option(help="Frames per second per user, all its connections on this node.", min=0),
-    ] = 500.0,
+    ] = 2000.0,
     user_rate_burst: Annotated[
         float, typer.Option(help="Burst above --user-rate-limit.", min=1)
-    ] = 2000.0,
+    ] = 100000.0,
     max_connections: Annotated[
         int, typer.Option(help="Connections on this node (over it: HTTP 503; 0: no limit).", min=0)
     ] = 10000,
@@ -291,8 +291,8 @@ def serve(
 # ------------------------------------------------------------------------------ clients
 
 CLIENT_ENV = (
-    "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE, CHATCTL_CAFILE, "
-    "CHATCTL_CONFIG, NO_COLOR, XDG_CONFIG_HOME, XDG_STATE_HOME."
+    "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE, CHATCTL_CAFILE,\n"
+    "CHATCTL_CONFIG, XDG_CONFIG_HOME, XDG_STATE_HOME."
 )
 
 ServerOpt = Annotated[
@@ -364,9 +364,10 @@ Examples:
 
   make 2>&1 | chatctl send build --json | jq .id
 
-Exit status: 0 every message acked; 2 usage error; 3 token rejected (HTTP 401) or room not
-allowed (403); 4 cannot connect within --timeout; 5 connected but not every message acked
-within --timeout; 6 the server rejected a message (e.g. too long); 130 interrupted.
+Exit status: 0 every message acked; 2 usage error; 3 token rejected
+(HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
+5 connected but not every message acked within --timeout; 6 the server
+rejected a message (e.g. too long); 130 interrupted.
 
 {CLIENT_ENV}
 """
@@ -376,9 +377,7 @@ within --timeout; 6 the server rejected a message (e.g. too long); 130 interrupt
 def send(
     room: Annotated[
         str,
-        typer.Argument(
-            help="Room to send to.", show_default=False, autocompletion=complete_room
-        ),
+        typer.Argument(help="Room to send to.", show_default=False, autocompletion=complete_room),
     ],
     text: Annotated[
         list[str] | None,
@@ -438,24 +437,26 @@ def send(
 JOIN_EPILOG = f"""\
 Examples:
 
-  chatctl join ops                                # interactive; /help lists commands
+  chatctl join ops                          # interactive; try /help
 
-  chatctl join ops --json | jq -r .message        # one JSON object per event
+  chatctl join ops --json | jq -r .message  # one JSON line per event
 
-  chatctl join ops --history 50 --once            # print recent history and exit
+  chatctl join ops --history 50 --once      # recent history, then exit
 
-  chatctl join ops --since 1200 --count 10        # 10 messages after id 1200
+  chatctl join ops --since 1200 --count 10  # 10 messages after id 1200
 
-On a terminal: /help /who /me /join /clear /bell /quit; Tab completes; Up/Down recalls;
-Alt-Enter adds a newline; Ctrl-D or Ctrl-C quits.
-When stdout is not a terminal (or with --json) one line per event is printed:
-'HH:MM:SS user: text' (newlines in text shown as \\n), or with --json the protocol's message
-and presence frames. Notices (reconnects, missed history) go to stderr.
+On a terminal: /help /who /me /join /clear /bell /quit; Tab completes;
+Up/Down recalls; Alt-Enter adds a newline; Ctrl-D or Ctrl-C quits.
 
-Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token rejected or room not
-allowed; 130 interrupted. Lost connections are retried until stopped.
+When stdout is not a terminal (or with --json): one line per event,
+'HH:MM:SS user: text', or with --json the protocol's frames. Notices
+(reconnects, missed history) go to stderr.
 
-{CLIENT_ENV}
+Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token
+rejected or room not allowed; 130 interrupted. Lost connections are
+retried until stopped.
+
+{CLIENT_ENV} NO_COLOR or TERM=dumb: no colour.
 """
 
 
@@ -463,9 +464,7 @@ allowed; 130 interrupted. Lost connections are retried until stopped.
 def join(
     room: Annotated[
         str,
-        typer.Argument(
-            help="Room to join.", show_default=False, autocompletion=complete_room
-        ),
+        typer.Argument(help="Room to join.", show_default=False, autocompletion=complete_room),
     ],
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per event (implies script mode).")

@@ -41,10 +41,10 @@ class ServeOptions:
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
-    rate_limit: float = 200.0
-    rate_burst: float = 1000.0
-    user_rate_limit: float = 500.0
-    user_rate_burst: float = 2000.0
+    rate_limit: float = 1000.0
+    rate_burst: float = 50000.0
+    user_rate_limit: float = 2000.0
+    user_rate_burst: float = 100000.0
     max_connections: int = 10000
     max_user_connections: int = 100
     max_rooms: int = 10000

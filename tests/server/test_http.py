@@ -11,8 +11,7 @@ from websockets.asyncio.client import connect
 
 from chatctl.server import ChatServer
 from chatctl.server.http import OriginPolicy
-from conftest import make_server
-from helpers import client, make_token, recv_type, ws_url
+from helpers import client, make_server, make_token, recv_type, ws_url
 
 
 async def test_healthz_is_200_while_serving(server: ChatServer) -> None:

@@ -18,8 +18,7 @@ from chatctl.server.limits import (
     TokenBucket,
     Verdict,
 )
-from conftest import make_server
-from helpers import client, make_token, recv_type
+from helpers import client, make_server, make_token, recv_type
 
 
 class FakeClock:

@@ -16,8 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chatctl.errors import ConfigError
 from chatctl.server.tls import server_context
-from conftest import make_server
-from helpers import ServeProcess, make_token, recv_json
+from helpers import ServeProcess, make_server, make_token, recv_json
 
 
 @pytest.fixture

@@ -64,12 +64,12 @@ class TokenBucket:
 class RateSettings:
     """Frames per second (0 = unlimited) and bursts for connections and users."""
 
-    conn_rate: float = 200.0
-    conn_burst: float = 1000.0
-    user_rate: float = 500.0
-    user_burst: float = 2000.0
+    conn_rate: float = 1000.0
+    conn_burst: float = 50000.0
+    user_rate: float = 2000.0
+    user_burst: float = 100000.0
     #: refused frames a connection may send in a burst before it is closed with 1008 ...
-    abuse_burst: float = 50.0
+    abuse_burst: float = 2000.0
     #: ... and per second once that burst is spent
     abuse_rate: float = 5.0
 
