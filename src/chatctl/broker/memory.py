@@ -11,7 +11,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 
 from chatctl.broker.base import Deliver, History, PublishResult
@@ -23,14 +23,21 @@ from chatctl.protocol import (
     Presence,
 )
 
+#: Client ids remembered per room at most (the oldest are forgotten first). A retry re-sends
+#: at most the few thousand messages a client has in flight, so this never matters for it.
+MAX_DEDUP_ENTRIES = 200_000
+
 
 @dataclass
 class _Room:
     history_size: int
     last_id: int = 0
     log: deque[Message] = field(init=False)
-    #: (user, client_id) -> (message without its text, first seen at), oldest first
-    seen: OrderedDict[tuple[str, str], tuple[Message, float]] = field(default_factory=OrderedDict)
+    #: (user, client_id) -> (message id, message ts, first seen at), oldest first; only what
+    #: an ack needs, so one client cannot pin (rate x window) message texts in memory
+    seen: OrderedDict[tuple[str, str], tuple[int, float, float]] = field(
+        default_factory=OrderedDict
+    )
     subscriber: Deliver | None = None
     #: user -> ids of that user's connections in the room
     members: dict[str, set[str]] = field(default_factory=dict)
@@ -85,14 +92,16 @@ class MemoryBroker:
             self._expire(r, now)
             seen = r.seen.get((user, client_id))
             if seen is not None:
-                return PublishResult(seen[0], duplicate=True)
+                msg_id, ts, _ = seen
+                original = Message(msg_id, room, user, "", ts, kind, client_id)
+                return PublishResult(original, duplicate=True)
         r.last_id += 1
         msg = Message(r.last_id, room, user, text, round(now, 3), kind, client_id)
         r.log.append(msg)
         if client_id is not None:
-            # Only what an ack needs: a text kept for the whole window would let one client pin
-            # (rate x window) full messages in memory long after they left the history.
-            r.seen[(user, client_id)] = (replace(msg, text=""), now)
+            r.seen[(user, client_id)] = (msg.id, msg.ts, now)
+            if len(r.seen) > MAX_DEDUP_ENTRIES:  # bounded even under a flood within the window
+                r.seen.popitem(last=False)
         if r.subscriber is not None:
             r.subscriber(msg)
         return PublishResult(msg)
@@ -101,7 +110,7 @@ class MemoryBroker:
         horizon = now - self.dedup_window
         seen = r.seen
         while seen:
-            key, (_, at) = next(iter(seen.items()))
+            key, (_, _, at) = next(iter(seen.items()))
             if at >= horizon:
                 break
             del seen[key]
