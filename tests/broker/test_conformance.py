@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from helpers import RedisServer
 
 from chatctl.broker import Broker, create_broker
 from chatctl.protocol import Message, Presence
+from helpers import RedisServer
 
 HISTORY = 5
 
