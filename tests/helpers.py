@@ -151,10 +151,12 @@ class RedisServer:
     Tests never touch the machine's shared Redis on 6379.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="chatctl-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        #: AOF with fsync on every write: a restart keeps everything acknowledged
+        self.persistent = persistent
 
     @property
     def url(self) -> str:
@@ -172,7 +174,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir,
                 "--protected-mode",
@@ -197,6 +201,26 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def restart(self) -> RedisServer:
+        """Stop, then start again on the same port and directory (data kept if persistent)."""
+        self.stop()
+        return self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open but answers nothing (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> Any:
+        """A synchronous redis-py client to this server (for inspecting it in tests)."""
+        import redis
+
+        return redis.Redis(port=self.port, decode_responses=True, protocol=2)
 
     def cleanup(self) -> None:
         self.stop()

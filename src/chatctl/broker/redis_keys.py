@@ -195,10 +195,11 @@ def message_from_json(room: str, payload: str) -> Message:
     return _message(room, int(d["id"]), d)
 
 
-def message_from_entry(room: str, entry: list[Any]) -> Message:
-    """A stream entry ``[id, [field, value, ...]]`` as a message."""
+def message_from_entry(room: str, entry: Any) -> Message:
+    """A stream entry as a message: ``[id, [field, value, ...]]`` as a script returns it, or
+    ``(id, {field: value})`` as redis-py parses an XRANGE reply."""
     entry_id, flat = entry
-    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    fields = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
     return _message(room, int(str(entry_id).rpartition("-")[2]), fields)
 
 

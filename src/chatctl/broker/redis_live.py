@@ -289,6 +289,10 @@ class LiveFeed:
         except (*REDIS_ERRORS, rx.RedisError) as exc:
             self._drop(f"catch-up of room {r.name} failed: {exc}")
             return
+        except Exception:  # a bug must not leave the room deaf: log it, start over
+            log.exception("catch-up of room %s failed", r.name)
+            self._drop("catch-up failed")
+            return
         if self._connected and all(x.confirmed and x.held is None for x in self._rooms.values()):
             self._on_up()
 
