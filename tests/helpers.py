@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,7 @@ class ServeProcess:
         self.env = env or chatctl_env()
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
+        self._drain: threading.Thread | None = None
 
     def start(self, timeout: float = 15) -> ServeProcess:
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(self.port), *self.args]
@@ -122,13 +124,21 @@ class ServeProcess:
                 raise RuntimeError(f"chatctl serve exited early: {''.join(self.log)}")
             self.log.append(line)
             if "listening on" in line:
+                # keep draining stderr, or a chatty server blocks on a full pipe
+                self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+                self._drain.start()
                 return self
         raise RuntimeError("chatctl serve did not start in time:\n" + "".join(self.log))
 
+    def _drain_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
     def read_log(self) -> str:
-        """Everything the process wrote to stderr (call after it exits)."""
-        if self.proc is not None and self.proc.stderr is not None and self.proc.poll() is not None:
-            self.log.append(self.proc.stderr.read())
+        """What the process wrote to stderr so far (everything, once it has exited)."""
+        if self.proc is not None and self.proc.poll() is not None and self._drain is not None:
+            self._drain.join(5)
         return "".join(self.log)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from test_conformance import Sink
@@ -42,9 +42,10 @@ async def nodes(redis: RedisServer) -> AsyncIterator[list[RedisBroker]]:
             await b.close()
 
 
-async def wait_for(predicate: object, timeout: float = 10) -> None:
+async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll a state that has no event to wait on (``healthy()``), up to ``timeout`` seconds."""
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():  # noqa: ASYNC110 - health is a state, not an event
             await asyncio.sleep(0.02)
 
 
@@ -120,7 +121,7 @@ async def test_outage_refuses_then_catches_up_exactly_once(
     with pytest.raises(BrokerUnavailable):
         await a.publish("room", "alice", "during")
     assert time.monotonic() - started < 1.0
-    await wait_for(lambda: not a.healthy() and not b.healthy())
+    await eventually(lambda: not a.healthy() and not b.healthy())
     redis.start()
     # a reconnects and stores; b must get these whether or not its pub/sub is back yet
     async with asyncio.timeout(10):
@@ -130,7 +131,7 @@ async def test_outage_refuses_then_catches_up_exactly_once(
             except BrokerUnavailable:
                 await asyncio.sleep(0.05)
     await sink.wait_for(lambda s: len(s.messages) >= 30)
-    await wait_for(lambda: a.healthy() and b.healthy())
+    await eventually(lambda: a.healthy() and b.healthy())
     assert [m.id for m in sink.messages] == acked == list(range(1, 31))
 
 
@@ -158,15 +159,15 @@ async def test_health_follows_a_hung_redis(redis: RedisServer, nodes: list[Redis
     assert a.healthy()
     redis.pause()  # sockets stay open, nothing answers: only the pub/sub ping notices
     try:
-        await wait_for(lambda: not a.healthy(), timeout=5)
+        await eventually(lambda: not a.healthy(), timeout=5)
     finally:
         redis.resume()
-    await wait_for(lambda: a.healthy(), timeout=10)
+    await eventually(lambda: a.healthy(), timeout=10)
     result = await a.publish("room", "alice", "still here")
     assert result.message.id == 1
 
 
-async def test_lost_redis_data_gives_a_new_epoch(tmp_path: object) -> None:
+async def test_lost_redis_data_gives_a_new_epoch() -> None:
     redis = RedisServer(persistent=False).start()
     broker = RedisBroker(redis.url, prefix="t", health_interval=0.2, timeout=1)
     await broker.start()

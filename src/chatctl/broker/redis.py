@@ -168,11 +168,11 @@ class RedisBroker:
 
     def _came_back(self) -> None:
         if self._down_since is not None:
-            log.warning(
+            log.info(
                 "Redis available again at %s after %.1fs: %d rooms re-subscribed and caught up",
                 redact(self.url),
                 time.monotonic() - self._down_since,
-                len(self._live._rooms),
+                self._live.room_count,
             )
             self._down_since = None
             self._beat_now.set()
@@ -299,7 +299,7 @@ class RedisBroker:
         """Refresh this node's connections, retry failed leaves, reap expired entries."""
         ttl = round(self.presence_ttl * 1000)
         leaves = list(self._pending_leaves)
-        rooms = set(self._local) | set(self._live._rooms)
+        rooms = set(self._local) | self._live.rooms()
         pipe = self._redis.pipeline(transaction=False)
         for room, conn_id in leaves:
             keys = room_keys(self.prefix, room)

@@ -115,6 +115,13 @@ class LiveFeed:
         with contextlib.suppress(Exception):
             await self._conn.disconnect(nowait=True)
 
+    @property
+    def room_count(self) -> int:
+        return len(self._rooms)
+
+    def rooms(self) -> set[str]:
+        return set(self._rooms)
+
     def healthy(self) -> bool:
         """Connected, heard from within the deadline, and every room's subscription confirmed."""
         if not self._connected:
