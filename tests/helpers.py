@@ -161,12 +161,24 @@ class RedisServer:
     Tests never touch the machine's shared Redis on 6379.
     """
 
-    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, *, persistent: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="chatctl-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
         #: AOF with fsync on every write: a restart keeps everything acknowledged
         self.persistent = persistent
+        #: more redis-server options (ACL users, a unix socket...)
+        self.args = args
+
+    @property
+    def socket_path(self) -> str:
+        """Where ``unixsocket()`` listens."""
+        return os.path.join(self.dir, "redis.sock")
+
+    def unixsocket(self) -> tuple[str, ...]:
+        return ("--unixsocket", self.socket_path, "--unixsocketperm", "700")
 
     @property
     def url(self) -> str:
@@ -191,6 +203,7 @@ class RedisServer:
                 self.dir,
                 "--protected-mode",
                 "no",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ import pytest
 from test_conformance import Sink
 
 from chatctl.broker.redis import RedisBroker
-from chatctl.errors import BrokerUnavailable
+from chatctl.errors import BrokerError, BrokerUnavailable
 from helpers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -216,3 +216,39 @@ async def test_presence_spans_nodes_and_expires_without_heartbeat(redis: RedisSe
     finally:
         await a.close()
         await b.close()
+
+
+async def test_acl_user_in_the_url_and_a_unix_socket() -> None:
+    """An ACL user limited to chatctl's keys and channels is enough, over TCP or a socket."""
+    acl = ("--user", "chat", "on", ">s3cret", "~app:*", "&app:*", "+@all", "-@dangerous")
+    redis = RedisServer(args=acl)
+    redis.args += redis.unixsocket()
+    redis.start()
+    urls = [
+        f"redis://chat:s3cret@127.0.0.1:{redis.port}/0",
+        f"unix://chat:s3cret@{redis.socket_path}?db=0",
+    ]
+    try:
+        for n, url in enumerate(urls):
+            node, other = (RedisBroker(url, prefix="app") for _ in range(2))
+            await node.start()
+            await other.start()
+            try:
+                sink = Sink()
+                await other.subscribe("room", sink)
+                await node.join("room", "alice", "c1")
+                sent = await node.publish("room", "alice", "hi", client_id=f"x{n}")
+                await sink.wait_for(lambda s: bool(s.messages))
+                assert sink.messages == [sent.message]
+                assert await other.users("room") == ["alice"]
+                assert (await other.history("room", since=None, limit=5)).messages
+                assert node.healthy() and other.healthy()
+            finally:
+                await node.close()
+                await other.close()
+        wrong = RedisBroker(f"redis://chat:nope@127.0.0.1:{redis.port}/0", prefix="app")
+        with pytest.raises(BrokerError, match="refused the credentials"):
+            await wrong.start()
+        await wrong.close()
+    finally:
+        redis.cleanup()

@@ -300,19 +300,19 @@ class RedisBroker:
         ttl = round(self.presence_ttl * 1000)
         leaves = list(self._pending_leaves)
         rooms = set(self._local) | self._live.rooms()
-        pipe = self._redis.pipeline(transaction=False)
-        for room, conn_id in leaves:
-            keys = room_keys(self.prefix, room)
-            await self._leave(keys=keys.presence, args=[keys.channel, conn_id], client=pipe)
-        for room in rooms:
-            keys = room_keys(self.prefix, room)
-            pairs = [x for item in self._local.get(room, {}).items() for x in item]
-            for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
-                chunk = pairs[i : i + 2 * REFRESH_BATCH]
-                await self._refresh(
-                    keys=keys.presence, args=[keys.channel, ttl, *chunk], client=pipe
-                )
-        if not leaves and not rooms:
-            pipe.ping()
-        await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room, conn_id in leaves:
+                keys = room_keys(self.prefix, room)
+                await self._leave(keys=keys.presence, args=[keys.channel, conn_id], client=pipe)
+            for room in rooms:
+                keys = room_keys(self.prefix, room)
+                pairs = [x for item in self._local.get(room, {}).items() for x in item]
+                for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
+                    chunk = pairs[i : i + 2 * REFRESH_BATCH]
+                    await self._refresh(
+                        keys=keys.presence, args=[keys.channel, ttl, *chunk], client=pipe
+                    )
+            if not leaves and not rooms:
+                pipe.ping()
+            await pipe.execute()
         self._pending_leaves.difference_update(leaves)

@@ -5,7 +5,7 @@ keeps a whole room on one slot and each script touches one slot only (docs/redis
 
     P:{R}:meta          HASH    epoch, last (the id counter)
     P:{R}:log           STREAM  one entry per message, entry id 0-<message id>
-    P:{R}:dedup:U\\nC    STRING  the message JSON for user U's client id C, expires after the window
+    P:{R}:dedup:U C     STRING  the message JSON for user U's client id C, expires after the window
     P:{R}:conns         ZSET    connection id -> expiry (ms, Redis clock)
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
@@ -147,8 +147,8 @@ class RoomKeys:
     channel: str
 
     def dedup_key(self, user: str, client_id: str | None) -> str:
-        # A user name has no whitespace, so "\n" cannot occur in it: the key is unambiguous.
-        return self.dedup if client_id is None else f"{self.dedup}{user}\n{client_id}"
+        # A user name has no whitespace, so the first space ends it: the key is unambiguous.
+        return self.dedup if client_id is None else f"{self.dedup}{user} {client_id}"
 
     @property
     def presence(self) -> list[str]:

@@ -307,12 +307,12 @@ class LiveFeed:
         """Deliver what the stream holds after ``r.last``, then the held live messages."""
         keys = room_keys(self._prefix, r.name)
         while True:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hget(keys.meta, "epoch")
-            pipe.hget(keys.meta, "last")
-            if r.last is not None:
-                pipe.xrange(keys.log, f"0-{r.last + 1}", "+", count=CATCH_UP_BATCH)
-            replies = await pipe.execute()
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.meta, "epoch")
+                pipe.hget(keys.meta, "last")
+                if r.last is not None:
+                    pipe.xrange(keys.log, f"0-{r.last + 1}", "+", count=CATCH_UP_BATCH)
+                replies = await pipe.execute()
             if self._rooms.get(r.name) is not r:
                 return
             epoch: str | None = replies[0]
