@@ -52,7 +52,7 @@ class _Room:
     name: str
     channel: str
     deliver: Deliver
-    #: newest id delivered (None until the first sync reads where the room stands)
+    #: newest id delivered (None only if subscribed while Redis was down, until the first sync)
     last: int | None = None
     epoch: str | None = None
     confirmed: bool = False
@@ -137,7 +137,22 @@ class LiveFeed:
         if current is not None:
             current.deliver = deliver
             return
-        r = _Room(room, room_keys(self._prefix, room).channel, deliver)
+        keys = room_keys(self._prefix, room)
+        r = _Room(room, keys.channel, deliver)
+        # Where the room stands now: every later message reaches `deliver`, by pub/sub or, if
+        # the subscription is late or Redis is cut off, by catching up from the stream.
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.meta, "last")
+                pipe.hget(keys.meta, "epoch")
+                last, r.epoch = await pipe.execute()
+            r.last = int(last or 0)
+        except (*REDIS_ERRORS, rx.RedisError) as exc:
+            # Down: the first sync after the reconnect starts from where the room is then.
+            log.debug("subscribing %s while Redis is unavailable: %s", room, exc)
+        if room in self._rooms:  # subscribed concurrently meanwhile
+            self._rooms[room].deliver = deliver
+            return
         self._rooms[room] = r
         if not self._send("SUBSCRIBE", r.channel):
             return  # down: the reconnect subscribes and syncs it
@@ -317,7 +332,7 @@ class LiveFeed:
                 return
             epoch: str | None = replies[0]
             last = int(replies[1] or 0)
-            if r.last is None:  # first sync: live from here on
+            if r.last is None:  # subscribed while Redis was down: live from here on
                 r.last, r.epoch = last, epoch
                 entries: list[Any] = []
             elif r.epoch is not None and epoch != r.epoch:
