@@ -238,3 +238,25 @@ async def test_redis_restart_mid_stream_loses_and_repeats_nothing(
     for node in (a, b):
         assert node.proc is not None and node.proc.poll() is None, "a node died"
         assert node.read_log().count("Redis unavailable") == 1
+
+
+async def test_restarted_node_resumes_its_clients_without_a_gap(
+    nodes: list[ServeProcess],
+) -> None:
+    a, b = nodes
+    async with client(b.port, "room", "sender") as sender:
+        await recv_type(sender, "welcome")
+        async with client(a.port, "room", "reader") as reader:
+            welcome = await recv_type(reader, "welcome")
+            await send_and_wait(sender, "m0", "c0")
+            last = (await recv_messages(reader, 1))[0]["id"]
+            # graceful stop: the reader is told to go away (1001) while we keep reading
+            await asyncio.gather(asyncio.to_thread(a.stop), drain(reader))
+            assert reader.close_code == 1001
+        for i in range(1, 4):
+            await send_and_wait(sender, f"m{i}", f"c{i}")
+        await asyncio.to_thread(a.start)  # the same port again
+        async with client(a.port, "room", "reader", since=last, epoch=welcome["epoch"]) as again:
+            resumed = await recv_type(again, "welcome")
+            assert resumed["recovered"] is True
+            assert [m["message"] for m in resumed["history"]] == ["m1", "m2", "m3"]
