@@ -75,10 +75,16 @@ def start_node(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
 
 
 def commandstats(port: int) -> dict[str, int]:
+    """Calls per command, plus ``usec:NAME`` (total microseconds) and ``cpu`` (ms, user+sys)."""
     import redis
 
-    info: dict[str, Any] = redis.Redis(port=port).info("commandstats")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    r = redis.Redis(port=port)
+    info: dict[str, Any] = r.info("commandstats")
+    stats = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+    stats |= {"usec:" + k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in info.items()}
+    cpu: dict[str, Any] = r.info("cpu")
+    stats["cpu"] = round((cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1000)
+    return stats
 
 
 # ----------------------------------------------------------------------------- receivers
@@ -211,10 +217,14 @@ def main() -> None:
             f"n={len(lat)}"
         )
     print(f"Redis commands per published message (INFO commandstats delta / {count}):")
-    for name in sorted(after, key=lambda n: -(after[n] - before.get(n, 0))):
-        delta = after[name] - before.get(name, 0)
-        if delta:
-            print(f"  {name:12} {delta / count:6.2f}")
+    calls = {n: after[n] - before.get(n, 0) for n in after if ":" not in n and n != "cpu"}
+    for name in sorted(calls, key=lambda n: -calls[n]):
+        if calls[name]:
+            print(f"  {name:12} {calls[name] / count:6.2f}")
+    if calls.get("evalsha"):
+        usec = after["usec:evalsha"] - before.get("usec:evalsha", 0)
+        print(f"  EVALSHA: {usec / calls['evalsha']:.1f} us inside Redis per call")
+    print(f"  redis-server CPU: {(after['cpu'] - before['cpu']) * 1000 / count:.1f} us per message")
 
 
 if __name__ == "__main__":
