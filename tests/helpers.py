@@ -78,7 +78,7 @@ async def recv_type(ws: ClientConnection, ftype: str, timeout: float = 10) -> di
 
 
 async def recv_messages(ws: ClientConnection, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     while len(out) < n:
         out.append(await recv_type(ws, "message", timeout))
     return out

@@ -161,7 +161,8 @@ class RedisBroker:
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning(
-                "Redis unavailable at %s (%s): messages are refused until it is back",
+                "Redis unavailable at %s (%s): reconnecting; "
+                "messages are refused while it cannot be reached",
                 redact(self.url),
                 reason,
             )

@@ -171,14 +171,20 @@ class LiveFeed:
     # ------------------------------------------------------------------ connection
 
     def _send(self, *args: str) -> bool:
-        """Queue a command on the pub/sub connection if it is up (never reconnects it)."""
+        """Queue a command on the pub/sub connection if it is up; False if it is down."""
         if not self._connected or not self._conn.is_connected:
             return False
-        task = asyncio.ensure_future(self._conn.send_command(*args, check_health=False))
-        task.add_done_callback(self._sent)
+        task = asyncio.ensure_future(self._write(args))
+        task.add_done_callback(self._written)
         return True
 
-    def _sent(self, task: asyncio.Future[None]) -> None:
+    async def _write(self, args: tuple[str, ...]) -> None:
+        # Checked again right before writing: redis-py's send_command would silently open a
+        # new connection (without our subscriptions) if this one dropped since _send.
+        if self._connected and self._conn.is_connected:
+            await self._conn.send_command(*args, check_health=False)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._drop(f"pub/sub write failed: {task.exception()}")
 
