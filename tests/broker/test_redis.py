@@ -252,3 +252,28 @@ async def test_acl_user_in_the_url_and_a_unix_socket() -> None:
         await wrong.close()
     finally:
         redis.cleanup()
+
+
+async def test_starts_while_redis_is_down_and_connects_when_it_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis = RedisServer(persistent=True)  # not started yet
+    broker = RedisBroker(redis.url, prefix="t", health_interval=0.2, timeout=0.5)
+    try:
+        await broker.start()  # does not raise: a node may come up before its Redis
+        assert not broker.healthy()
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish("room", "alice", "too early")
+        sink = Sink()
+        await broker.subscribe("room", sink)
+        await broker.join("room", "alice", "c1")  # recorded once Redis is there
+        redis.start()
+        await eventually(broker.healthy)
+        sent = await broker.publish("room", "alice", "now")
+        await sink.wait_for(lambda s: bool(s.messages))
+        assert sink.messages == [sent.message] and sent.message.id == 1
+        await eventually(lambda: redis.client().hkeys("t:{room}:users") == ["alice"])
+        assert sum("Redis unavailable" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        await broker.close()
+        redis.cleanup()
