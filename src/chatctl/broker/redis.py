@@ -46,9 +46,9 @@ from chatctl.broker.redis_keys import (
     message_from_json,
     room_keys,
 )
-from chatctl.broker.redis_live import LiveFeed
+from chatctl.broker.redis_live import LiveFeed, stop_task
 from chatctl.errors import BrokerError, BrokerUnavailable
-from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, MessageKind
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.redis")
 
@@ -129,6 +129,7 @@ class RedisBroker:
         self._down_since: float | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,10 +146,8 @@ class RedisBroker:
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="chatctl-presence")
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._heartbeat
+        self._closing = True
+        await stop_task(self._heartbeat)
         await self._live.close()
         await self._redis.aclose()
         await self._pool.disconnect()
@@ -203,7 +202,7 @@ class RedisBroker:
     ) -> PublishResult:
         keys = room_keys(self.prefix, room)
         try:
-            duplicate, payload = await self._publish(
+            reply = await self._publish(
                 keys=[keys.meta, keys.log, keys.dedup_key(user, client_id)],
                 args=[
                     secrets.token_hex(4),
@@ -219,7 +218,23 @@ class RedisBroker:
         except rx.RedisError as exc:
             raise self._failed(exc) from None
         self._succeeded()
-        return PublishResult(message_from_json(room, payload), duplicate=bool(duplicate))
+        if reply[0] == 0:
+            return PublishResult(message_from_json(room, reply[1]))
+        return PublishResult(self._original(room, user, text, kind, client_id, reply), True)
+
+    @staticmethod
+    def _original(
+        room: str, user: str, text: str, kind: MessageKind, client_id: str | None, reply: Any
+    ) -> Message:
+        """The message a repeated client id first published, from the PUBLISH script's reply."""
+        id, ts = str(reply[1]).split()
+        if len(reply) > 2:
+            original = message_from_entry(room, reply[2])
+            if (original.user, original.client_id) == (user, client_id):
+                return original
+        # Trimmed from the log (or its id reused after the room lost its history): the id and
+        # time are the original's, the rest is what this repeat carries.
+        return Message(int(id), room, user, text, float(ts), kind, client_id)
 
     async def history(self, room: str, *, since: int | None, limit: int) -> History:
         keys = room_keys(self.prefix, room)
@@ -282,7 +297,7 @@ class RedisBroker:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.presence_ttl / 4
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._beat_now.wait()

@@ -5,7 +5,7 @@ keeps a whole room on one slot and each script touches one slot only (docs/redis
 
     P:{R}:meta          HASH    epoch, last (the id counter)
     P:{R}:log           STREAM  one entry per message, entry id 0-<message id>
-    P:{R}:dedup:U C     STRING  the message JSON for user U's client id C, expires after the window
+    P:{R}:dedup:U C     STRING  "id ts" of user U's message with client id C, for the window
     P:{R}:conns         ZSET    connection id -> expiry (ms, Redis clock)
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
@@ -57,12 +57,18 @@ end
 
 #: Store, trim, remember the client id and publish, all or nothing.
 #: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
-#: maxlen, dedup window (ms), channel. Returns {1 if duplicate else 0, message JSON}.
+#: maxlen, dedup window (ms), channel. Returns {0, message JSON} for a new message; for a
+#: repeated client id {1, "id ts", the original stream entry if it is still kept}.
 PUBLISH = """
 local cid = ARGV[5]
 if cid ~= '' then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {1, seen} end
+  if seen then
+    local at = '0-' .. string.match(seen, '^%d+')
+    local entry = redis.call('XRANGE', KEYS[2], at, at)
+    if #entry > 0 then return {1, seen, entry[1]} end
+    return {1, seen}
+  end
 end
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
 local id = string.format('%d', redis.call('HINCRBY', KEYS[1], 'last', 1))
@@ -71,7 +77,7 @@ local ts = t[1] .. '.' .. string.format('%03d', math.floor(tonumber(t[2]) / 1000
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id,
   'u', ARGV[2], 't', ARGV[3], 'k', ARGV[4], 'c', cid, 'ts', ts)
 local payload = cjson.encode({id = id, ts = ts, u = ARGV[2], t = ARGV[3], k = ARGV[4], c = cid})
-if cid ~= '' then redis.call('SET', KEYS[3], payload, 'PX', ARGV[7]) end
+if cid ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ts, 'PX', ARGV[7]) end
 redis.call('PUBLISH', ARGV[8], payload)
 return {0, payload}
 """

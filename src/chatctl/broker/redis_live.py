@@ -47,6 +47,16 @@ SUBSCRIBE_BATCH = 500
 REDIS_ERRORS = (rx.ConnectionError, rx.TimeoutError, OSError)
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if it swallowed the request
+    (library code that catches ``CancelledError`` while cleaning up a connection can)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        log.debug("%s ended with %r", task.get_name(), task.exception())
+
+
 @dataclass(eq=False)
 class _Room:
     name: str
@@ -104,13 +114,9 @@ class LiveFeed:
 
     async def close(self) -> None:
         self._closing = True
-        tasks = [t for t in (self._runner, self._pinger) if t is not None]
-        tasks += [r.task for r in self._rooms.values() if r.task is not None]
+        tasks = [self._runner, self._pinger, *(r.task for r in self._rooms.values())]
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
         self._rooms.clear()
         with contextlib.suppress(Exception):
             await self._conn.disconnect(nowait=True)
@@ -254,7 +260,7 @@ class LiveFeed:
                 self._on_unsubscribed(resp[1])
 
     async def _ping_loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._health_interval)
             self._send("PING")
 
