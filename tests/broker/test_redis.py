@@ -277,3 +277,17 @@ async def test_starts_while_redis_is_down_and_connects_when_it_comes(
     finally:
         await broker.close()
         redis.cleanup()
+
+
+async def test_duplicate_of_a_trimmed_message_keeps_its_id(redis: RedisServer) -> None:
+    broker = RedisBroker(redis.url, prefix="t", history_size=5)
+    await broker.start()
+    try:
+        first = await broker.publish("room", "alice", "hello", client_id="early")
+        for i in range(300):  # far past the history: the original entry is trimmed away
+            await broker.publish("room", "bob", f"m{i}")
+        assert (await broker.history("room", since=0, limit=100)).messages[0].id > 1
+        again = await broker.publish("room", "alice", "hello", client_id="early")
+        assert again.duplicate and again.message == first.message
+    finally:
+        await broker.close()
