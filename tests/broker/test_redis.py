@@ -12,7 +12,7 @@ from test_conformance import Sink
 
 from chatctl.broker.redis import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
-from helpers import RedisServer
+from helpers import RedisServer, free_port, make_tls_files
 
 pytestmark = pytest.mark.redis
 
@@ -291,3 +291,30 @@ async def test_duplicate_of_a_trimmed_message_keeps_its_id(redis: RedisServer) -
         assert again.duplicate and again.message == first.message
     finally:
         await broker.close()
+
+
+async def test_tls_with_a_ca_and_an_untrusted_server_refused_at_start() -> None:
+    redis = RedisServer()
+    tls = make_tls_files(redis.dir)
+    tls_port = free_port()
+    redis.args = ("--tls-port", str(tls_port), "--tls-cert-file", tls["cert"])
+    redis.args += ("--tls-key-file", tls["key"], "--tls-ca-cert-file", tls["ca"])
+    redis.args += ("--tls-auth-clients", "no")
+    redis.start()
+    try:
+        broker = RedisBroker(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={tls['ca']}")
+        await broker.start()
+        try:
+            sink = Sink()
+            await broker.subscribe("room", sink)
+            sent = await broker.publish("room", "alice", "over TLS")
+            await sink.wait_for(lambda s: bool(s.messages))
+            assert sink.messages == [sent.message] and broker.healthy()
+        finally:
+            await broker.close()
+        untrusted = RedisBroker(f"rediss://127.0.0.1:{tls_port}/0")  # system CAs only
+        with pytest.raises(BrokerError, match="certificate"):
+            await untrusted.start()
+        await untrusted.close()
+    finally:
+        redis.cleanup()

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,6 +57,15 @@ log = logging.getLogger("chatctl.broker.redis")
 UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, OSError)
 #: Connection pairs per REFRESH script call.
 REFRESH_BATCH = 1000
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def redact(url: str) -> str:
@@ -141,6 +151,11 @@ class RedisBroker:
                 f"Redis at {redact(self.url)} refused the credentials: {exc}"
             ) from None
         except UNAVAILABLE as exc:
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                raise BrokerError(
+                    f"Redis at {redact(self.url)}: TLS certificate not trusted "
+                    f"(add ?ssl_ca_certs=/path/to/ca.pem to the URL): {exc}"
+                ) from None
             self._went_down(str(exc))
         await self._live.start(timeout=self._timeout)
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="chatctl-presence")
