@@ -56,7 +56,7 @@ async def run(port: int, rate: float, count: int, nodes: int) -> None:
                 continue
             pubsub_lat.append(time.monotonic() - float(json.loads(msg["data"])["t"]))
             got += 1
-        await ps.aclose()
+        await ps.aclose()  # type: ignore[no-untyped-call]
         await r.aclose()
 
     async def xread_node() -> None:
@@ -80,7 +80,8 @@ async def run(port: int, rate: float, count: int, nodes: int) -> None:
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            args = ["e", "u", f"{time.monotonic():.6f}", "text", "", 1000, 1000, keys.channel]
+            args: list[str | int] = ["e", "u", f"{time.monotonic():.6f}", "text", "", 1000]
+            args += [1000, keys.channel]
             await script(keys=[keys.meta, keys.log, keys.dedup], args=args)
         return before
 
