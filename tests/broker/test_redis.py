@@ -12,6 +12,7 @@ from test_conformance import Sink
 
 from chatctl.broker.redis import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
+from chatctl.protocol import Message, Presence
 from helpers import RedisServer, free_port, make_tls_files
 
 pytestmark = pytest.mark.redis
@@ -318,3 +319,20 @@ async def test_tls_with_a_ca_and_an_untrusted_server_refused_at_start() -> None:
         await untrusted.close()
     finally:
         redis.cleanup()
+
+
+async def test_a_failing_subscriber_does_not_stop_the_feed(nodes: list[RedisBroker]) -> None:
+    a, b = nodes
+    sink = Sink()
+
+    def flaky(event: Message | Presence) -> None:
+        sink(event)
+        if isinstance(event, Message) and event.id == 1:
+            raise RuntimeError("subscriber bug")
+
+    await b.subscribe("room", flaky)
+    for i in range(3):
+        await a.publish("room", "alice", f"m{i}")
+    await sink.wait_for(lambda s: len(s.messages) >= 3)
+    assert [m.id for m in sink.messages] == [1, 2, 3]
+    assert b._live.reconnects == 0

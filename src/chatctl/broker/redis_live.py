@@ -36,7 +36,7 @@ from chatctl.broker.redis_keys import (
     room_keys,
     room_of_channel,
 )
-from chatctl.protocol import Message
+from chatctl.protocol import Message, Presence
 
 log = logging.getLogger("chatctl.broker.redis")
 
@@ -296,17 +296,25 @@ class LiveFeed:
             log.warning("ignoring a malformed event on %s: %s", channel, exc)
             return
         if not isinstance(event, Message):
-            r.deliver(event)
+            self._hand_over(r, event)
             return
         if r.held is not None:
             r.held.append(event)
         elif r.last is None or event.id == r.last + 1:
             r.last = event.id
-            r.deliver(event)
+            self._hand_over(r, event)
         elif event.id > r.last + 1:  # ids were skipped: fetch them from the stream
             r.held = [event]
             self._sync(r)
         # event.id <= r.last: already delivered
+
+    @staticmethod
+    def _hand_over(r: _Room, event: Message | Presence) -> None:
+        """Call the room's callback; its failure is logged and must not stop the feed."""
+        try:
+            r.deliver(event)
+        except Exception:
+            log.exception("the subscriber of room %s failed on %r", r.name, event)
 
     # ------------------------------------------------------------------ catch-up
 
@@ -370,7 +378,7 @@ class LiveFeed:
                         msg.id - r.last - 1,
                     )
                 r.last = msg.id
-                r.deliver(msg)
+                self._hand_over(r, msg)
             if len(entries) == CATCH_UP_BATCH:
                 continue
             if self._release_held(r):
@@ -387,7 +395,7 @@ class LiveFeed:
                 r.held = held[i:]
                 return False
             r.last = msg.id
-            r.deliver(msg)
+            self._hand_over(r, msg)
         if not r.confirmed:
             r.held = []
             return True  # the next SUBSCRIBE reply syncs again
