@@ -142,16 +142,21 @@ async def test_dropped_subscription_catches_up_from_the_stream(
     a, b = nodes
     sink = Sink()
     await b.subscribe("room", sink)
-    sender = asyncio.gather(*[a.publish("room", "alice", f"m{i}") for i in range(300)])
-    for _ in range(3):  # cut b's pub/sub connection while a keeps publishing
-        await sink.wait_for(lambda s: len(s.messages) >= 1)
+
+    async def produce() -> None:
+        for i in range(300):
+            await a.publish("room", "alice", f"m{i}")
+            await asyncio.sleep(0.002)  # a steady stream (pacing, not synchronisation)
+
+    producer = asyncio.create_task(produce())
+    for seen in (20, 100, 200):  # cut b's pub/sub connection while a keeps publishing
+        await sink.wait_for(lambda s, seen=seen: len(s.messages) >= seen)  # type: ignore[misc]
         redis.client().client_kill_filter(_type="pubsub")
-        await asyncio.sleep(0.05)
-    await sender
-    await sink.wait_for(lambda s: len(s.messages) >= 300)
-    await asyncio.sleep(0.1)
-    assert [m.id for m in sink.messages] == list(range(1, 301))
-    assert b._live.reconnects >= 1
+    await producer
+    await a.publish("room", "alice", "marker")
+    await sink.wait_for(lambda s: bool(s.messages) and s.messages[-1].text == "marker")
+    assert [m.id for m in sink.messages] == list(range(1, 302))
+    assert b._live.reconnects == 3
 
 
 async def test_health_follows_a_hung_redis(redis: RedisServer, nodes: list[RedisBroker]) -> None:
