@@ -341,3 +341,28 @@ async def test_a_failing_subscriber_does_not_stop_the_feed(nodes: list[RedisBrok
     await sink.wait_for(lambda s: len(s.messages) >= 3)
     assert [m.id for m in sink.messages] == [1, 2, 3]
     assert b._live.reconnects == 0
+
+
+async def test_room_lost_by_redis_restarts_its_ids_for_subscribers() -> None:
+    redis = RedisServer(persistent=False).start()
+    node, other = (RedisBroker(redis.url, prefix="t", health_interval=0.2) for _ in range(2))
+    await node.start()
+    await other.start()
+    try:
+        sink = Sink()
+        await other.subscribe("fresh", sink)  # before the room exists: no epoch known yet
+        for i in range(3):
+            await node.publish("fresh", "alice", f"old{i}")
+        await sink.wait_for(lambda s: len(s.messages) == 3)
+        # no persistence: the room is gone, ids restart under a new epoch
+        await asyncio.to_thread(redis.restart)
+        both = (node, other)
+        await eventually(lambda: all(b._live.reconnects and b.healthy() for b in both))
+        for i in range(2):
+            await node.publish("fresh", "alice", f"new{i}")
+        await sink.wait_for(lambda s: len(s.messages) == 5)
+        assert [(m.id, m.text) for m in sink.messages[3:]] == [(1, "new0"), (2, "new1")]
+    finally:
+        await node.close()
+        await other.close()
+        redis.cleanup()

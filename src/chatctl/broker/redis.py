@@ -140,6 +140,7 @@ class RedisBroker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat_now = asyncio.Event()
         self._closing = False
+        self._dropping: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,6 +175,7 @@ class RedisBroker:
     def _went_down(self, reason: str) -> None:
         if self._down_since is None:
             self._down_since = time.monotonic()
+            self._drop_idle_connections()
             log.warning(
                 "Redis unavailable at %s (%s): reconnecting; "
                 "messages are refused while it cannot be reached",
@@ -191,11 +193,22 @@ class RedisBroker:
             )
             self._down_since = None
             self._beat_now.set()
+            self._drop_idle_connections()
+
+    def _drop_idle_connections(self) -> None:
+        """Close the pool's idle connections: after an outage they are dead (the server closed
+        them), and redis-py would only find out by failing the next command on each."""
+        if self._dropping is None or self._dropping.done():
+            self._dropping = asyncio.ensure_future(self._pool.disconnect(inuse_connections=False))
+            self._dropping.add_done_callback(
+                lambda f: f.cancelled() or f.exception()  # retrieved: nothing to report
+            )
 
     def _failed(self, exc: Exception) -> BrokerError:
         """The error to raise for ``exc``; notes the outage (logged once)."""
         if isinstance(exc, UNAVAILABLE):
             self._went_down(str(exc) or type(exc).__name__)
+            self._drop_idle_connections()
             return BrokerUnavailable(f"Redis unavailable: {exc}")
         log.warning("Redis error: %s", exc)
         return BrokerError(f"Redis error: {exc}")

@@ -355,7 +355,9 @@ class LiveFeed:
             if r.last is None:  # subscribed while Redis was down: live from here on
                 r.last, r.epoch = last, epoch
                 entries: list[Any] = []
-            elif r.epoch is not None and epoch != r.epoch:
+            elif (r.epoch is not None and epoch != r.epoch) or last < r.last:
+                # a new epoch, or the counter went back (the room was created after we
+                # subscribed, so we never saw its first epoch): Redis lost the room
                 log.warning(
                     "room %s lost its history in Redis (epoch %s -> %s): ids restart",
                     r.name,
