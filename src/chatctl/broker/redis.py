@@ -189,7 +189,7 @@ class RedisBroker:
                 "Redis available again at %s after %.1fs: %d rooms re-subscribed and caught up",
                 redact(self.url),
                 time.monotonic() - self._down_since,
-                self._live.room_count,
+                len(self._live.rooms()),
             )
             self._down_since = None
             self._beat_now.set()

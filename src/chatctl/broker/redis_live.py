@@ -54,7 +54,7 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         await asyncio.wait({task}, timeout=0.5)
     if task is not None and not task.cancelled() and task.exception() is not None:
-        log.debug("%s ended with %r", task.get_name(), task.exception())
+        log.error("%s had failed: %r", task.get_name(), task.exception())
 
 
 @dataclass(eq=False)
@@ -120,10 +120,6 @@ class LiveFeed:
         self._rooms.clear()
         with contextlib.suppress(Exception):
             await self._conn.disconnect(nowait=True)
-
-    @property
-    def room_count(self) -> int:
-        return len(self._rooms)
 
     def rooms(self) -> set[str]:
         return set(self._rooms)
