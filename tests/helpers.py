@@ -105,6 +105,7 @@ class ServeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self._drain: threading.Thread | None = None
+        self._listening = threading.Event()
 
     def start(self, timeout: float = 15) -> ServeProcess:
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(self.port), *self.args]
@@ -116,24 +117,26 @@ class ServeProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError(f"chatctl serve exited early: {''.join(self.log)}")
-            self.log.append(line)
-            if "listening on" in line:
-                # keep draining stderr, or a chatty server blocks on a full pipe
-                self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
-                self._drain.start()
-                return self
-        raise RuntimeError("chatctl serve did not start in time:\n" + "".join(self.log))
+        # A thread reads stderr from the start, so a chatty server never blocks on a full
+        # pipe and a silent one cannot hang the test past `timeout`.
+        self._listening = threading.Event()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
+        if self._listening.wait(timeout) and self.proc.poll() is None:
+            return self
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("chatctl serve did not start in time:\n" + self.read_log())
+        raise RuntimeError(f"chatctl serve exited early: {self.read_log()}")
 
     def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
             self.log.append(line)
+            if "listening on" in line:
+                self._listening.set()
+        self._listening.set()  # end of output: the process exited
 
     def read_log(self) -> str:
         """What the process wrote to stderr so far (everything, once it has exited)."""
