@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,7 +84,7 @@ async def recv_type(ws: ClientConnection, ftype: str, timeout: float = 10) -> di
 
 
 async def recv_messages(ws: ClientConnection, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     while len(out) < n:
         out.append(await recv_type(ws, "message", timeout))
     return out
@@ -109,6 +110,8 @@ class ServeProcess:
         self.env = env or chatctl_env()
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
+        self._drain: threading.Thread | None = None
+        self._listening = threading.Event()
 
     def start(self, timeout: float = 15) -> ServeProcess:
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(self.port), *self.args]
@@ -120,21 +123,31 @@ class ServeProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError(f"chatctl serve exited early: {''.join(self.log)}")
+        # A thread reads stderr from the start, so a chatty server never blocks on a full
+        # pipe and a silent one cannot hang the test past `timeout`.
+        self._listening = threading.Event()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
+        if self._listening.wait(timeout) and self.proc.poll() is None:
+            return self
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("chatctl serve did not start in time:\n" + self.read_log())
+        raise RuntimeError(f"chatctl serve exited early: {self.read_log()}")
+
+    def _drain_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
             self.log.append(line)
             if "listening on" in line:
-                return self
-        raise RuntimeError("chatctl serve did not start in time:\n" + "".join(self.log))
+                self._listening.set()
+        self._listening.set()  # end of output: the process exited
 
     def read_log(self) -> str:
-        """Everything the process wrote to stderr (call after it exits)."""
-        if self.proc is not None and self.proc.stderr is not None and self.proc.poll() is not None:
-            self.log.append(self.proc.stderr.read())
+        """What the process wrote to stderr so far (everything, once it has exited)."""
+        if self.proc is not None and self.proc.poll() is not None and self._drain is not None:
+            self._drain.join(5)
         return "".join(self.log)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
@@ -157,10 +170,24 @@ class RedisServer:
     Tests never touch the machine's shared Redis on 6379.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, persistent: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="chatctl-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        #: AOF with fsync on every write: a restart keeps everything acknowledged
+        self.persistent = persistent
+        #: more redis-server options (ACL users, a unix socket...)
+        self.args = args
+
+    @property
+    def socket_path(self) -> str:
+        """Where ``unixsocket()`` listens."""
+        return os.path.join(self.dir, "redis.sock")
+
+    def unixsocket(self) -> tuple[str, ...]:
+        return ("--unixsocket", self.socket_path, "--unixsocketperm", "700")
 
     @property
     def url(self) -> str:
@@ -178,11 +205,14 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir,
                 "--protected-mode",
                 "no",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -203,6 +233,26 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def restart(self) -> RedisServer:
+        """Stop, then start again on the same port and directory (data kept if persistent)."""
+        self.stop()
+        return self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open but answers nothing (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> Any:
+        """A synchronous redis-py client to this server (for inspecting it in tests)."""
+        import redis
+
+        return redis.Redis(port=self.port, decode_responses=True, protocol=2)
 
     def cleanup(self) -> None:
         self.stop()
@@ -238,3 +288,59 @@ def make_server(**settings: object) -> ChatServer:
         verifier(),
         broker,
     )
+
+
+def make_tls_files(directory: str) -> dict[str, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chatctl test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - day)
+        .not_valid_after(now + day)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - day)
+        .not_valid_after(now + day)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    files = {
+        "ca": ca.public_bytes(pem),
+        "cert": cert.public_bytes(pem),
+        "key": key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = os.path.join(directory, f"{name}.pem")
+        with open(paths[name], "wb") as f:
+            f.write(data)
+    return paths

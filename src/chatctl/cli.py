@@ -161,6 +161,14 @@ def serve(
         ),
     ] = None,
     redis_prefix: Annotated[str, typer.Option(help="Prefix of every Redis key.")] = "chatctl",
+    presence_ttl: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before the users of a vanished node leave (Redis broker).",
+            min=1,
+            hidden=True,
+        ),
+    ] = 20.0,
     max_frame: Annotated[
         int, typer.Option(help="Largest incoming frame in bytes (over it: close 1009).", min=256)
     ] = 65536,
@@ -263,6 +271,7 @@ def serve(
             audience=audience,
             redis_url=redis_url,
             redis_prefix=redis_prefix,
+            presence_ttl=presence_ttl,
             max_frame=max_frame,
             max_message=max_message,
             max_pending=max_pending,

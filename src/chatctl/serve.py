@@ -30,6 +30,8 @@ class ServeOptions:
     audience: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "chatctl"
+    #: seconds a connection's presence entry lives without a heartbeat (Redis broker only)
+    presence_ttl: float = 20.0
     max_frame: int = 65536
     max_message: int = 8000
     max_pending: int = 1048576
@@ -84,6 +86,7 @@ def run_serve(opts: ServeOptions) -> None:
     }
     if opts.redis_url:
         broker_options["prefix"] = opts.redis_prefix
+        broker_options["presence_ttl"] = opts.presence_ttl
     broker = create_broker(opts.redis_url, **broker_options)
     settings = ServerSettings(
         host=opts.host,

@@ -1,0 +1,362 @@
+"""The Redis broker: many ``chatctl serve`` processes act as one server through one Redis.
+
+Per room, Redis holds the id counter and the epoch (a HASH), the history (a STREAM whose entry
+``0-N`` is message ``N``, trimmed with ``MAXLEN ~``), the de-duplication keys and presence;
+the key layout is in :mod:`chatctl.broker.redis_keys` and docs/redis.md. A publish is ONE Lua
+script: check the client id, increment, XADD + trim, remember the client id, PUBLISH. It is
+acked only once that script returned, so nothing acked is unstored.
+
+Connections: a bounded command pool (``max_connections``) plus ONE pub/sub connection
+(:class:`~chatctl.broker.redis_live.LiveFeed`), whatever the number of clients and rooms.
+
+Outages: commands fail fast (no client-side retries: a retried publish could store twice) and
+raise :class:`~chatctl.errors.BrokerUnavailable`; the outage is logged once when it starts
+and once when it ends. The live feed reconnects with capped backoff, re-subscribes and catches
+every room up from its stream. Presence is a set of per-connection entries that expire unless
+their node refreshes them every ``presence_ttl / 4`` seconds, so the users of a node that dies
+disappear within about ``presence_ttl`` seconds; any node reaps expired entries and announces
+the leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import exceptions as rx
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from chatctl.broker.base import Deliver, History, PublishResult
+from chatctl.broker.redis_keys import (
+    HISTORY,
+    JOIN,
+    LEAVE,
+    PUBLISH,
+    REFRESH,
+    USERS,
+    check_prefix,
+    message_from_entry,
+    message_from_json,
+    room_keys,
+)
+from chatctl.broker.redis_live import LiveFeed, stop_task
+from chatctl.errors import BrokerError, BrokerUnavailable
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
+
+log = logging.getLogger("chatctl.broker.redis")
+
+#: Errors that mean "Redis cannot be reached or cannot write now": the message was not stored.
+UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, OSError)
+#: Connection pairs per REFRESH script call.
+REFRESH_BATCH = 1000
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class RedisBroker:
+    """A :class:`~chatctl.broker.base.Broker` backed by Redis (>= 7), shared by every node."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        history_size: int = DEFAULT_HISTORY,
+        dedup_window: float = DEFAULT_DEDUP_WINDOW,
+        prefix: str = "chatctl",
+        presence_ttl: float = 20.0,
+        max_connections: int = 8,
+        timeout: float = 2.0,
+        health_interval: float = 1.0,
+        backoff_cap: float = 2.0,
+    ) -> None:
+        if history_size < 1:
+            raise ValueError("history_size must be at least 1")
+        if presence_ttl <= 0:
+            raise ValueError("presence_ttl must be positive")
+        self.url = url
+        self.history_size = history_size
+        self.dedup_window = dedup_window
+        self.prefix = check_prefix(prefix)
+        self.presence_ttl = presence_ttl
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+            # RESP2: pub/sub messages come back from read_response instead of a push handler
+            "protocol": 2,
+        }
+        self._pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, **options
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        self._pubsub_pool = ConnectionPool.from_url(url, max_connections=1, **options)
+        self._live = LiveFeed(
+            self._redis,
+            self._pubsub_pool.make_connection(),  # type: ignore[no-untyped-call]
+            prefix=self.prefix,
+            health_interval=health_interval,
+            backoff_cap=backoff_cap,
+            on_down=self._went_down,
+            on_up=self._came_back,
+        )
+        self._timeout = timeout
+        self._publish = self._redis.register_script(PUBLISH)
+        self._history = self._redis.register_script(HISTORY)
+        self._join = self._redis.register_script(JOIN)
+        self._leave = self._redis.register_script(LEAVE)
+        self._refresh = self._redis.register_script(REFRESH)
+        self._users = self._redis.register_script(USERS)
+        #: room -> {connection id: user} for this node's connections
+        self._local: dict[str, dict[str, str]] = {}
+        self._pending_leaves: set[tuple[str, str]] = set()
+        self._down_since: float | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._beat_now = asyncio.Event()
+        self._closing = False
+        self._dropping: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        try:
+            await self._redis.ping()
+        except (rx.AuthenticationError, rx.AuthorizationError) as exc:
+            raise BrokerError(
+                f"Redis at {redact(self.url)} refused the credentials: {exc}"
+            ) from None
+        except UNAVAILABLE as exc:
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                raise BrokerError(
+                    f"Redis at {redact(self.url)}: TLS certificate not trusted "
+                    f"(add ?ssl_ca_certs=/path/to/ca.pem to the URL): {exc}"
+                ) from None
+            self._went_down(str(exc))
+        await self._live.start(timeout=self._timeout)
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="chatctl-presence")
+
+    async def close(self) -> None:
+        self._closing = True
+        await stop_task(self._heartbeat)
+        await self._live.close()
+        await self._redis.aclose()
+        await self._pool.disconnect()
+        await self._pubsub_pool.disconnect()
+
+    def healthy(self) -> bool:
+        return self._down_since is None and self._live.healthy()
+
+    def _went_down(self, reason: str) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._drop_idle_connections()
+            log.warning(
+                "Redis unavailable at %s (%s): reconnecting; "
+                "messages are refused while it cannot be reached",
+                redact(self.url),
+                reason,
+            )
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            log.info(
+                "Redis available again at %s after %.1fs: %d rooms re-subscribed and caught up",
+                redact(self.url),
+                time.monotonic() - self._down_since,
+                len(self._live.rooms()),
+            )
+            self._down_since = None
+            self._beat_now.set()
+            self._drop_idle_connections()
+
+    def _drop_idle_connections(self) -> None:
+        """Close the pool's idle connections: after an outage they are dead (the server closed
+        them), and redis-py would only find out by failing the next command on each."""
+        if self._dropping is None or self._dropping.done():
+            self._dropping = asyncio.ensure_future(self._pool.disconnect(inuse_connections=False))
+            self._dropping.add_done_callback(
+                lambda f: f.cancelled() or f.exception()  # retrieved: nothing to report
+            )
+
+    def _failed(self, exc: Exception) -> BrokerError:
+        """The error to raise for ``exc``; notes the outage (logged once)."""
+        if isinstance(exc, UNAVAILABLE):
+            self._went_down(str(exc) or type(exc).__name__)
+            self._drop_idle_connections()
+            return BrokerUnavailable(f"Redis unavailable: {exc}")
+        log.warning("Redis error: %s", exc)
+        return BrokerError(f"Redis error: {exc}")
+
+    def _succeeded(self) -> None:
+        if self._down_since is not None and self._live.healthy():
+            self._came_back()
+
+    # ------------------------------------------------------------------ messages
+
+    async def publish(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+    ) -> PublishResult:
+        keys = room_keys(self.prefix, room)
+        try:
+            reply = await self._publish(
+                keys=[keys.meta, keys.log, keys.dedup_key(user, client_id)],
+                args=[
+                    secrets.token_hex(4),
+                    user,
+                    text,
+                    kind,
+                    client_id or "",
+                    self.history_size,
+                    max(1, round(self.dedup_window * 1000)),
+                    keys.channel,
+                ],
+            )
+        except rx.RedisError as exc:
+            raise self._failed(exc) from None
+        self._succeeded()
+        if reply[0] == 0:
+            return PublishResult(message_from_json(room, reply[1]))
+        return PublishResult(self._original(room, user, text, kind, client_id, reply), True)
+
+    @staticmethod
+    def _original(
+        room: str, user: str, text: str, kind: MessageKind, client_id: str | None, reply: Any
+    ) -> Message:
+        """The message a repeated client id first published, from the PUBLISH script's reply."""
+        id, ts = str(reply[1]).split()
+        if len(reply) > 2:
+            original = message_from_entry(room, reply[2])
+            if (original.user, original.client_id) == (user, client_id):
+                return original
+        # Trimmed from the log (or its id reused after the room lost its history): the id and
+        # time are the original's, the rest is what this repeat carries.
+        return Message(int(id), room, user, text, float(ts), kind, client_id)
+
+    async def history(self, room: str, *, since: int | None, limit: int) -> History:
+        keys = room_keys(self.prefix, room)
+        try:
+            epoch, last, complete, entries = await self._history(
+                keys=[keys.meta, keys.log],
+                args=[
+                    secrets.token_hex(4),
+                    -1 if since is None else since,
+                    max(0, limit),
+                    self.history_size,
+                ],
+            )
+        except rx.RedisError as exc:
+            raise self._failed(exc) from None
+        messages = [message_from_entry(room, e) for e in entries]
+        return History(messages, int(last), str(epoch), bool(complete))
+
+    async def subscribe(self, room: str, deliver: Deliver) -> None:
+        room_keys(self.prefix, room)  # validates the name
+        await self._live.subscribe(room, deliver, timeout=self._timeout)
+
+    async def unsubscribe(self, room: str) -> None:
+        await self._live.unsubscribe(room)
+
+    # ------------------------------------------------------------------ presence
+
+    async def join(self, room: str, user: str, conn_id: str) -> None:
+        """Record the connection; while Redis is down the heartbeat records it once back."""
+        keys = room_keys(self.prefix, room)
+        self._local.setdefault(room, {})[conn_id] = user
+        self._pending_leaves.discard((room, conn_id))
+        ttl = round(self.presence_ttl * 1000)
+        try:
+            await self._join(keys=keys.presence, args=[keys.channel, ttl, conn_id, user])
+        except UNAVAILABLE as exc:
+            self._went_down(str(exc))
+
+    async def leave(self, room: str, user: str, conn_id: str) -> None:
+        """Forget the connection; while Redis is down the heartbeat retries (or it expires)."""
+        keys = room_keys(self.prefix, room)
+        conns = self._local.get(room)
+        if conns is not None:
+            conns.pop(conn_id, None)
+            if not conns:
+                del self._local[room]
+        try:
+            await self._leave(keys=keys.presence, args=[keys.channel, conn_id])
+        except UNAVAILABLE as exc:
+            self._went_down(str(exc))
+            self._pending_leaves.add((room, conn_id))
+
+    async def users(self, room: str) -> list[str]:
+        keys = room_keys(self.prefix, room)
+        try:
+            users: list[str] = await self._users(keys=keys.presence, args=[keys.channel])
+        except rx.RedisError as exc:
+            raise self._failed(exc) from None
+        return sorted(users)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.presence_ttl / 4
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._beat_now.wait()
+            self._beat_now.clear()
+            try:
+                await self._beat()
+            except UNAVAILABLE as exc:
+                self._went_down(str(exc))
+            except rx.RedisError as exc:
+                log.warning("presence heartbeat failed: %s", exc)
+            else:
+                self._succeeded()
+
+    async def _beat(self) -> None:
+        """Refresh this node's connections, retry failed leaves, reap expired entries."""
+        ttl = round(self.presence_ttl * 1000)
+        leaves = list(self._pending_leaves)
+        rooms = set(self._local) | self._live.rooms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room, conn_id in leaves:
+                keys = room_keys(self.prefix, room)
+                await self._leave(keys=keys.presence, args=[keys.channel, conn_id], client=pipe)
+            for room in rooms:
+                keys = room_keys(self.prefix, room)
+                pairs = [x for item in self._local.get(room, {}).items() for x in item]
+                for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
+                    chunk = pairs[i : i + 2 * REFRESH_BATCH]
+                    await self._refresh(
+                        keys=keys.presence, args=[keys.channel, ttl, *chunk], client=pipe
+                    )
+            if not leaves and not rooms:
+                pipe.ping()
+            await pipe.execute()
+        self._pending_leaves.difference_update(leaves)

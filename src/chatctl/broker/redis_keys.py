@@ -1,0 +1,231 @@
+"""Where a room lives in Redis: its keys, its channel, and the Lua scripts that change them.
+
+Every key of room ``R`` under prefix ``P`` carries the hash tag ``{R}``, so a Redis Cluster
+keeps a whole room on one slot and each script touches one slot only (docs/redis.md)::
+
+    P:{R}:meta          HASH    epoch, last (the id counter)
+    P:{R}:log           STREAM  one entry per message, entry id 0-<message id>
+    P:{R}:dedup:U C     STRING  "id ts" of user U's message with client id C, for the window
+    P:{R}:conns         ZSET    connection id -> expiry (ms, Redis clock)
+    P:{R}:conn-user     HASH    connection id -> user
+    P:{R}:users         HASH    user -> number of live connections
+    P:{R}               channel live messages and presence events (pub/sub)
+
+Room names are validated (``[A-Za-z0-9][A-Za-z0-9._-]*``), so they never contain a brace or
+a colon; the prefix may not contain braces (it would steal the hash tag).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from chatctl.protocol import Message, Presence, valid_room
+
+#: Lua helpers shared by the presence scripts. KEYS: conns, conn-user, users; ARGV[1]: channel.
+_PRESENCE_PRELUDE = """
+local conns, owners, counts, channel = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function event(user, what)
+  local ts = string.format('%d.%03d', math.floor(now / 1000), now % 1000)
+  redis.call('PUBLISH', channel, cjson.encode({p = what, u = user, ts = ts}))
+end
+local function add(conn, user, expires)
+  if redis.call('ZADD', conns, expires, conn) == 1 then
+    redis.call('HSET', owners, conn, user)
+    if redis.call('HINCRBY', counts, user, 1) == 1 then event(user, 'join') end
+  end
+end
+local function remove(conn)
+  local user = redis.call('HGET', owners, conn)
+  redis.call('ZREM', conns, conn)
+  if not user then return end
+  redis.call('HDEL', owners, conn)
+  if redis.call('HINCRBY', counts, user, -1) <= 0 then
+    redis.call('HDEL', counts, user)
+    event(user, 'leave')
+  end
+end
+local function reap()
+  local expired = redis.call('ZRANGEBYSCORE', conns, '-inf', now, 'LIMIT', 0, 1000)
+  for _, conn in ipairs(expired) do remove(conn) end
+end
+"""
+
+#: Store, trim, remember the client id and publish, all or nothing.
+#: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
+#: maxlen, dedup window (ms), channel. Returns {0, message JSON} for a new message; for a
+#: repeated client id {1, "id ts", the original stream entry if it is still kept}.
+PUBLISH = """
+local cid = ARGV[5]
+if cid ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local at = '0-' .. string.match(seen, '^%d+')
+    local entry = redis.call('XRANGE', KEYS[2], at, at)
+    if #entry > 0 then return {1, seen, entry[1]} end
+    return {1, seen}
+  end
+end
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+local id = string.format('%d', redis.call('HINCRBY', KEYS[1], 'last', 1))
+local t = redis.call('TIME')
+local ts = t[1] .. '.' .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id,
+  'u', ARGV[2], 't', ARGV[3], 'k', ARGV[4], 'c', cid, 'ts', ts)
+local payload = cjson.encode({id = id, ts = ts, u = ARGV[2], t = ARGV[3], k = ARGV[4], c = cid})
+if cid ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ts, 'PX', ARGV[7]) end
+redis.call('PUBLISH', ARGV[8], payload)
+return {0, payload}
+"""
+
+#: A consistent view of the room's kept history (the newest ``cap`` entries at most).
+#: KEYS: meta, log. ARGV: epoch if new, since (-1 = none), limit, cap.
+#: Returns {epoch, last id, 1 if complete else 0, entries}.
+HISTORY = """
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+local since, limit, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local first = last + 1
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #head > 0 then first = tonumber(string.match(head[1][1], '%-(%d+)$')) end
+first = math.max(first, last - cap + 1)
+local start, complete
+if since < 0 or since > last then
+  start = math.max(first, last - limit + 1)
+  complete = (since < 0) and 1 or 0
+else
+  start = math.max(first, since + 1)
+  complete = (since + 1 >= first) and 1 or 0
+  if last - start + 1 > limit then
+    start = last - limit + 1
+    complete = 0
+  end
+end
+local entries = {}
+if start <= last and limit > 0 then
+  entries = redis.call('XRANGE', KEYS[2], '0-' .. string.format('%d', start), '+',
+    'COUNT', limit)
+end
+return {epoch, last, complete, entries}
+"""
+
+#: ARGV: channel, ttl (ms), connection id, user.
+JOIN = _PRESENCE_PRELUDE + "reap()\nadd(ARGV[3], ARGV[4], now + tonumber(ARGV[2]))\n"
+
+#: ARGV: channel, connection id.
+LEAVE = _PRESENCE_PRELUDE + "remove(ARGV[2])\n"
+
+#: Heartbeat of one node in one room. ARGV: channel, ttl (ms), then connection id, user pairs.
+#: Re-adds connections that vanished (expired or lost by Redis), then reaps the expired ones.
+REFRESH = (
+    _PRESENCE_PRELUDE
+    + """
+local expires = now + tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  if redis.call('ZSCORE', conns, ARGV[i]) then
+    redis.call('ZADD', conns, 'XX', expires, ARGV[i])
+  else
+    add(ARGV[i], ARGV[i + 1], expires)
+  end
+end
+reap()
+"""
+)
+
+#: ARGV: channel. Reaps expired connections, then returns the users.
+USERS = _PRESENCE_PRELUDE + "reap()\nreturn redis.call('HKEYS', counts)\n"
+
+
+@dataclass(frozen=True)
+class RoomKeys:
+    room: str
+    meta: str
+    log: str
+    dedup: str
+    conns: str
+    conn_user: str
+    users: str
+    channel: str
+
+    def dedup_key(self, user: str, client_id: str | None) -> str:
+        # A user name has no whitespace, so the first space ends it: the key is unambiguous.
+        return self.dedup if client_id is None else f"{self.dedup}{user} {client_id}"
+
+    @property
+    def presence(self) -> list[str]:
+        return [self.conns, self.conn_user, self.users]
+
+
+def check_prefix(prefix: str) -> str:
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"invalid Redis key prefix {prefix!r}: non-empty, without {{ or }}")
+    return prefix
+
+
+@lru_cache(maxsize=4096)
+def room_keys(prefix: str, room: str) -> RoomKeys:
+    """The keys of ``room``; raise ``ValueError`` for a name the server would refuse."""
+    if not valid_room(room):
+        raise ValueError(f"invalid room name {room!r}")
+    base = f"{prefix}:{{{room}}}"
+    return RoomKeys(
+        room=room,
+        meta=f"{base}:meta",
+        log=f"{base}:log",
+        dedup=f"{base}:dedup:",
+        conns=f"{base}:conns",
+        conn_user=f"{base}:conn-user",
+        users=f"{base}:users",
+        channel=base,
+    )
+
+
+def room_of_channel(prefix: str, channel: str) -> str | None:
+    head = prefix + ":{"
+    if channel.startswith(head) and channel.endswith("}"):
+        return channel[len(head) : -1]
+    return None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def message_from_json(room: str, payload: str) -> Message:
+    """The message a PUBLISH script returned or published (see :data:`PUBLISH`)."""
+    d: dict[str, Any] = json.loads(payload)
+    return _message(room, int(d["id"]), d)
+
+
+def message_from_entry(room: str, entry: Any) -> Message:
+    """A stream entry as a message: ``[id, [field, value, ...]]`` as a script returns it, or
+    ``(id, {field: value})`` as redis-py parses an XRANGE reply."""
+    entry_id, flat = entry
+    fields = flat if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+    return _message(room, int(str(entry_id).rpartition("-")[2]), fields)
+
+
+def _message(room: str, id: int, d: dict[str, Any]) -> Message:
+    client_id = d.get("c") or None
+    return Message(
+        id=id,
+        room=room,
+        user=str(d["u"]),
+        text=str(d["t"]),
+        ts=float(d["ts"]),
+        kind="action" if d.get("k") == "action" else "text",
+        client_id=None if client_id is None else str(client_id),
+    )
+
+
+def event_from_payload(room: str, payload: str) -> Message | Presence:
+    """What arrived on a room channel: a message or a presence change."""
+    d: dict[str, Any] = json.loads(payload)
+    what = d.get("p")
+    if what is None:
+        return _message(room, int(d["id"]), d)
+    return Presence(room, str(d["u"]), "join" if what == "join" else "leave", float(d["ts"]))

@@ -1,0 +1,402 @@
+"""Live delivery for the Redis broker: ONE pub/sub connection per process, gap-free per room.
+
+Each room a node subscribes to is a channel on that one connection. Pub/sub alone loses
+whatever is published while the connection is down, so every room remembers the last id it
+delivered; whenever its subscription is (re)confirmed, or a message arrives that skips an
+id, the room is *synced*: live messages are held back, the missing ones are read from the
+room's stream (``XRANGE`` after the last delivered id), delivered in order, and the held
+messages follow, skipping what the stream already gave. Each message reaches the callback
+exactly once, in id order.
+
+The connection is owned by :meth:`LiveFeed._run`: it connects, subscribes every room, reads
+until the connection fails (a read that sees nothing for ``3 * health_interval`` seconds
+counts as failed, and a PING is sent every ``health_interval``), then reconnects with capped,
+jittered backoff. redis-py's own pub/sub reconnection is not used: it re-subscribes silently
+and would hide both the outage and the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import exceptions as rx
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+
+from chatctl.broker.base import Deliver
+from chatctl.broker.redis_keys import (
+    event_from_payload,
+    message_from_entry,
+    room_keys,
+    room_of_channel,
+)
+from chatctl.protocol import Message, Presence
+
+log = logging.getLogger("chatctl.broker.redis")
+
+#: Stream entries read per round trip while catching up.
+CATCH_UP_BATCH = 500
+#: Channels per SUBSCRIBE command when re-subscribing after a reconnect.
+SUBSCRIBE_BATCH = 500
+REDIS_ERRORS = (rx.ConnectionError, rx.TimeoutError, OSError)
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if it swallowed the request
+    (library code that catches ``CancelledError`` while cleaning up a connection can)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        log.error("%s had failed: %r", task.get_name(), task.exception())
+
+
+@dataclass(eq=False)
+class _Room:
+    name: str
+    channel: str
+    deliver: Deliver
+    #: newest id delivered (None only if subscribed while Redis was down, until the first sync)
+    last: int | None = None
+    epoch: str | None = None
+    confirmed: bool = False
+    #: live messages held back while syncing; None when delivering straight through
+    held: list[Message] | None = field(default_factory=list)
+    dirty: bool = False
+    task: asyncio.Task[None] | None = None
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LiveFeed:
+    def __init__(
+        self,
+        redis: Redis,
+        conn: AbstractConnection,
+        *,
+        prefix: str,
+        health_interval: float,
+        backoff_cap: float,
+        on_down: Callable[[str], None],
+        on_up: Callable[[], None],
+    ) -> None:
+        self._redis = redis
+        self._conn = conn
+        self._prefix = prefix
+        self._health_interval = health_interval
+        self._backoff_cap = backoff_cap
+        self._on_down = on_down
+        self._on_up = on_up
+        self._rooms: dict[str, _Room] = {}
+        self._connected = False
+        self._rx_at = 0.0
+        self._runner: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._closing = False
+        self._first_attempt = asyncio.Event()
+        self._closer: asyncio.Future[None] | None = None
+        self.reconnects = 0
+
+    # ------------------------------------------------------------------ public
+
+    async def start(self, *, timeout: float) -> None:
+        """Start the connection task; wait up to ``timeout`` for the first connection."""
+        self._runner = asyncio.create_task(self._run(), name="chatctl-redis-pubsub")
+        self._pinger = asyncio.create_task(self._ping_loop(), name="chatctl-redis-ping")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._first_attempt.wait()
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [self._runner, self._pinger, *(r.task for r in self._rooms.values())]
+        for task in tasks:
+            await stop_task(task)
+        self._rooms.clear()
+        with contextlib.suppress(Exception):
+            await self._conn.disconnect(nowait=True)
+
+    def rooms(self) -> set[str]:
+        return set(self._rooms)
+
+    def healthy(self) -> bool:
+        """Connected, heard from within the deadline, and every room's subscription confirmed."""
+        if not self._connected:
+            return False
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._rx_at > 3 * self._health_interval:
+            return False
+        return all(r.confirmed for r in self._rooms.values())
+
+    async def subscribe(self, room: str, deliver: Deliver, *, timeout: float) -> None:
+        """Deliver ``room`` from now on; returns once live (or at once while Redis is down)."""
+        current = self._rooms.get(room)
+        if current is not None:
+            current.deliver = deliver
+            return
+        keys = room_keys(self._prefix, room)
+        r = _Room(room, keys.channel, deliver)
+        # Where the room stands now: every later message reaches `deliver`, by pub/sub or, if
+        # the subscription is late or Redis is cut off, by catching up from the stream.
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.meta, "last")
+                pipe.hget(keys.meta, "epoch")
+                last, r.epoch = await pipe.execute()
+            r.last = int(last or 0)
+        except (*REDIS_ERRORS, rx.RedisError) as exc:
+            # Down: the first sync after the reconnect starts from where the room is then.
+            log.debug("subscribing %s while Redis is unavailable: %s", room, exc)
+        if room in self._rooms:  # subscribed concurrently meanwhile
+            self._rooms[room].deliver = deliver
+            return
+        self._rooms[room] = r
+        if not self._send("SUBSCRIBE", r.channel):
+            return  # down: the reconnect subscribes and syncs it
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await r.synced.wait()
+
+    async def unsubscribe(self, room: str) -> None:
+        r = self._rooms.pop(room, None)
+        if r is None:
+            return
+        if r.task is not None:
+            r.task.cancel()
+        self._send("UNSUBSCRIBE", r.channel)
+
+    # ------------------------------------------------------------------ connection
+
+    def _send(self, *args: str) -> bool:
+        """Queue a command on the pub/sub connection if it is up; False if it is down."""
+        if not self._connected or not self._conn.is_connected:
+            return False
+        task = asyncio.ensure_future(self._write(args))
+        task.add_done_callback(self._written)
+        return True
+
+    async def _write(self, args: tuple[str, ...]) -> None:
+        # Checked again right before writing: redis-py's send_command would silently open a
+        # new connection (without our subscriptions) if this one dropped since _send.
+        if self._connected and self._conn.is_connected:
+            await self._conn.send_command(*args, check_health=False)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._drop(f"pub/sub write failed: {task.exception()}")
+
+    def _drop(self, reason: str) -> None:
+        """Give up on the current pub/sub connection; :meth:`_run` notices and reconnects."""
+        if self._connected:
+            log.debug("dropping the pub/sub connection: %s", reason)
+            self._connected = False
+            self._closer = asyncio.ensure_future(self._conn.disconnect(nowait=True))
+
+    async def _run(self) -> None:
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                await self._conn.connect()  # type: ignore[no-untyped-call]
+                self._rx_at = loop.time()
+                for r in self._rooms.values():
+                    r.confirmed = False
+                    if r.held is None:
+                        r.held = []
+                self._connected = True
+                channels = [r.channel for r in self._rooms.values()]
+                for i in range(0, len(channels), SUBSCRIBE_BATCH):
+                    await self._conn.send_command(
+                        "SUBSCRIBE", *channels[i : i + SUBSCRIBE_BATCH], check_health=False
+                    )
+                if not channels:
+                    self._on_up()
+                attempt = 0
+                self._first_attempt.set()
+                await self._read_loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure of this connection means: reconnect
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = "pub/sub connection closed"
+            self._connected = False
+            self._first_attempt.set()
+            with contextlib.suppress(Exception):
+                await self._conn.disconnect(nowait=True)
+            if self._closing:
+                return
+            self._on_down(reason)
+            self.reconnects += 1
+            delay = min(self._backoff_cap, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = 3 * self._health_interval
+        while self._connected:
+            resp: Any = await self._conn.read_response(timeout=deadline)
+            if resp is None:
+                if not self._connected:
+                    return
+                raise rx.TimeoutError(f"no reply on the pub/sub connection for {deadline:.1f}s")
+            self._rx_at = loop.time()
+            kind = resp[0]
+            if kind == "message":
+                self._on_message(resp[1], resp[2])
+            elif kind == "subscribe":
+                self._on_subscribed(resp[1])
+            elif kind == "unsubscribe":
+                self._on_unsubscribed(resp[1])
+
+    async def _ping_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._health_interval)
+            self._send("PING")
+
+    # ------------------------------------------------------------------ events
+
+    def _room_of(self, channel: str) -> _Room | None:
+        name = room_of_channel(self._prefix, channel)
+        r = None if name is None else self._rooms.get(name)
+        return r if r is not None and r.channel == channel else None
+
+    def _on_subscribed(self, channel: str) -> None:
+        r = self._room_of(channel)
+        if r is None or r.confirmed:
+            return
+        r.confirmed = True
+        self._sync(r)
+
+    def _on_unsubscribed(self, channel: str) -> None:
+        # An UNSUBSCRIBE for a room subscribed again since: its SUBSCRIBE reply follows.
+        r = self._room_of(channel)
+        if r is not None:
+            r.confirmed = False
+            if r.held is None:
+                r.held = []
+
+    def _on_message(self, channel: str, payload: str) -> None:
+        r = self._room_of(channel)
+        if r is None:
+            return
+        try:
+            event = event_from_payload(r.name, payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed event on %s: %s", channel, exc)
+            return
+        if not isinstance(event, Message):
+            self._hand_over(r, event)
+            return
+        if r.held is not None:
+            r.held.append(event)
+        elif r.last is None or event.id == r.last + 1:
+            r.last = event.id
+            self._hand_over(r, event)
+        elif event.id > r.last + 1:  # ids were skipped: fetch them from the stream
+            r.held = [event]
+            self._sync(r)
+        # event.id <= r.last: already delivered
+
+    @staticmethod
+    def _hand_over(r: _Room, event: Message | Presence) -> None:
+        """Call the room's callback; its failure is logged and must not stop the feed."""
+        try:
+            r.deliver(event)
+        except Exception:
+            log.exception("the subscriber of room %s failed on %r", r.name, event)
+
+    # ------------------------------------------------------------------ catch-up
+
+    def _sync(self, r: _Room) -> None:
+        r.dirty = True
+        if r.task is None or r.task.done():
+            r.task = asyncio.create_task(self._sync_room(r), name=f"chatctl-sync-{r.name}")
+
+    async def _sync_room(self, r: _Room) -> None:
+        try:
+            while r.dirty and self._rooms.get(r.name) is r:
+                r.dirty = False
+                await self._catch_up(r)
+        except (*REDIS_ERRORS, rx.RedisError) as exc:
+            self._drop(f"catch-up of room {r.name} failed: {exc}")
+            return
+        except Exception:  # a bug must not leave the room deaf: log it, start over
+            log.exception("catch-up of room %s failed", r.name)
+            self._drop("catch-up failed")
+            return
+        if self._connected and all(x.confirmed and x.held is None for x in self._rooms.values()):
+            self._on_up()
+
+    async def _catch_up(self, r: _Room) -> None:
+        """Deliver what the stream holds after ``r.last``, then the held live messages."""
+        keys = room_keys(self._prefix, r.name)
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.meta, "epoch")
+                pipe.hget(keys.meta, "last")
+                if r.last is not None:
+                    pipe.xrange(keys.log, f"0-{r.last + 1}", "+", count=CATCH_UP_BATCH)
+                replies = await pipe.execute()
+            if self._rooms.get(r.name) is not r:
+                return
+            epoch: str | None = replies[0]
+            last = int(replies[1] or 0)
+            if r.last is None:  # subscribed while Redis was down: live from here on
+                r.last, r.epoch = last, epoch
+                entries: list[Any] = []
+            elif (r.epoch is not None and epoch != r.epoch) or last < r.last:
+                # a new epoch, or the counter went back (the room was created after we
+                # subscribed, so we never saw its first epoch): Redis lost the room
+                log.warning(
+                    "room %s lost its history in Redis (epoch %s -> %s): ids restart",
+                    r.name,
+                    r.epoch,
+                    epoch,
+                )
+                r.last, r.epoch = 0, epoch
+                continue
+            else:
+                r.epoch = epoch
+                entries = replies[2]
+            for entry in entries:
+                msg = message_from_entry(r.name, entry)
+                if msg.id <= r.last:
+                    continue
+                if msg.id > r.last + 1:
+                    log.warning(
+                        "room %s: %d messages were trimmed before this node could catch up",
+                        r.name,
+                        msg.id - r.last - 1,
+                    )
+                r.last = msg.id
+                self._hand_over(r, msg)
+            if len(entries) == CATCH_UP_BATCH:
+                continue
+            if self._release_held(r):
+                return
+
+    def _release_held(self, r: _Room) -> bool:
+        """Deliver held messages that follow on; True when the room is live again."""
+        held = r.held or []
+        assert r.last is not None
+        for i, msg in enumerate(held):
+            if msg.id <= r.last:
+                continue
+            if msg.id > r.last + 1:  # still a hole: read the stream again
+                r.held = held[i:]
+                return False
+            r.last = msg.id
+            self._hand_over(r, msg)
+        if not r.confirmed:
+            r.held = []
+            return True  # the next SUBSCRIBE reply syncs again
+        r.held = None
+        r.synced.set()
+        return True
