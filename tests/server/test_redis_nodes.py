@@ -253,9 +253,9 @@ async def test_restarted_node_resumes_its_clients_without_a_gap(
             welcome = await recv_type(reader, "welcome")
             await send_and_wait(sender, "m0", "c0")
             last = (await recv_messages(reader, 1))[0]["id"]
-            # graceful stop: the reader is told to go away (1001) while we keep reading
+            # SIGTERM drains: the reader is told the service restarts (1012) while we read
             await asyncio.gather(asyncio.to_thread(a.stop), drain(reader))
-            assert reader.close_code == 1001
+            assert reader.close_code == 1012
         for i in range(1, 4):
             await send_and_wait(sender, f"m{i}", f"c{i}")
         await asyncio.to_thread(a.start)  # the same port again
