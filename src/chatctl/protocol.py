@@ -48,7 +48,8 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008  # sustained abuse (e.g. rate limit)
     MESSAGE_TOO_BIG = 1009  # frame over the size limit
     INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012  # graceful drain: reconnect (elsewhere) and resume
+    SERVICE_RESTART = 1012  # graceful drain, or the room's history was lost: resume
+    TRY_AGAIN_LATER = 1013  # the broker is unavailable: reconnect with backoff
     SLOW_CONSUMER = 4008  # pending output over the per-connection bound
 
 

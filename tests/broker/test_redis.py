@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from test_conformance import Sink
 
+from chatctl.broker import Reset
 from chatctl.broker.redis import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import Message, Presence
@@ -362,6 +363,12 @@ async def test_room_lost_by_redis_restarts_its_ids_for_subscribers() -> None:
             await node.publish("fresh", "alice", f"new{i}")
         await sink.wait_for(lambda s: len(s.messages) == 5)
         assert [(m.id, m.text) for m in sink.messages[3:]] == [(1, "new0"), (2, "new1")]
+        # the subscriber was told the ids restart before the first message of the new epoch
+        resets = [i for i, e in enumerate(sink.events) if isinstance(e, Reset)]
+        first_new = next(
+            i for i, e in enumerate(sink.events) if isinstance(e, Message) and e.text == "new0"
+        )
+        assert len(resets) == 1 and resets[0] < first_new
     finally:
         await node.close()
         await other.close()

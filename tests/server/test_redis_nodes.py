@@ -263,3 +263,34 @@ async def test_restarted_node_resumes_its_clients_without_a_gap(
             resumed = await recv_type(again, "welcome")
             assert resumed["recovered"] is True
             assert [m["message"] for m in resumed["history"]] == ["m1", "m2", "m3"]
+
+
+async def test_clients_resume_when_redis_loses_the_room() -> None:
+    """A Redis without persistence restarts: ids start again from 1 under a new epoch. The
+    server closes the room's connections with 1012; a client that resumes with its old id and
+    epoch is told it was not recovered, and then gets the new epoch's messages."""
+    redis = RedisServer(persistent=False).start()
+    node = ServeProcess("--redis-url", redis.url).start()
+    try:
+        async with client(node.port, "room", "reader") as reader:
+            welcome = await recv_type(reader, "welcome")
+            async with client(node.port, "room", "sender") as sender:
+                await recv_type(sender, "welcome")
+                for i in range(3):
+                    await send_and_wait(sender, f"old{i}", f"old{i}")
+            last = (await recv_messages(reader, 3))[-1]["id"]
+            await asyncio.to_thread(redis.restart)
+            await drain(reader)
+            assert reader.close_code == 1012
+        async with client(node.port, "room", "sender") as sender:
+            await recv_type(sender, "welcome")
+            await send_and_wait(sender, "new0", "new0")
+        async with client(
+            node.port, "room", "reader", since=last, epoch=welcome["epoch"]
+        ) as reader:
+            again = await recv_type(reader, "welcome")
+            assert again["recovered"] is False and again["epoch"] != welcome["epoch"]
+            assert [(m["id"], m["message"]) for m in again["history"]] == [(1, "new0")]
+    finally:
+        node.stop()
+        redis.cleanup()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatctl.broker.base import Broker, Deliver, History, PublishResult
+from chatctl.broker.base import Broker, Deliver, History, PublishResult, Reset
 from chatctl.errors import UsageError
 
-__all__ = ["Broker", "Deliver", "History", "PublishResult", "create_broker"]
+__all__ = ["Broker", "Deliver", "History", "PublishResult", "Reset", "create_broker"]
 
 
 def create_broker(url: str | None, **options: Any) -> Broker:

@@ -12,7 +12,8 @@ Guarantees every implementation gives:
   delivered again.
 - ``subscribe`` registers ONE callback per room per node; the broker calls it for every
   message of the room in id order, each exactly once per subscription (a Redis broker
-  catches up from its log after an outage), and for presence changes.
+  catches up from its log after an outage), and for presence changes; when the room's
+  history was lost and ids restart, it first delivers a :class:`Reset`.
 - ``history(since=N)`` returns the kept messages with ``id > N`` and says whether they are
   complete, i.e. nothing after ``N`` was trimmed away.
 """
@@ -25,8 +26,20 @@ from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
 
-#: Called by the broker, on the event loop, for each live message or presence change of a room.
-Deliver = Callable[[Message | Presence], None]
+
+@dataclass(frozen=True)
+class Reset:
+    """The room's history was lost in the backing store (e.g. a Redis without persistence
+    restarted): ids start again from 1 under a new ``epoch``. Delivered before the first
+    message of the new epoch; the server closes the room's connections with 1012 so that
+    every client resumes and learns from its welcome that it was not recovered."""
+
+    room: str
+    epoch: str | None
+
+
+#: Called by the broker, on the event loop, for each live message, presence change or reset.
+Deliver = Callable[[Message | Presence | Reset], None]
 
 
 @dataclass(frozen=True)

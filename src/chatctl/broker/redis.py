@@ -172,6 +172,11 @@ class RedisBroker:
     def healthy(self) -> bool:
         return self._down_since is None and self._live.healthy()
 
+    @property
+    def reconnects(self) -> int:
+        """Times the live feed reconnected to Redis (``chatctl_broker_reconnects`` on /metrics)."""
+        return self._live.reconnects
+
     def _went_down(self, reason: str) -> None:
         if self._down_since is None:
             self._down_since = time.monotonic()

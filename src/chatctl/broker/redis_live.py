@@ -29,7 +29,7 @@ from redis import exceptions as rx
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from chatctl.broker.base import Deliver
+from chatctl.broker.base import Deliver, Reset
 from chatctl.broker.redis_keys import (
     event_from_payload,
     message_from_entry,
@@ -305,7 +305,7 @@ class LiveFeed:
         # event.id <= r.last: already delivered
 
     @staticmethod
-    def _hand_over(r: _Room, event: Message | Presence) -> None:
+    def _hand_over(r: _Room, event: Message | Presence | Reset) -> None:
         """Call the room's callback; its failure is logged and must not stop the feed."""
         try:
             r.deliver(event)
@@ -361,6 +361,7 @@ class LiveFeed:
                     epoch,
                 )
                 r.last, r.epoch = 0, epoch
+                self._hand_over(r, Reset(r.name, epoch))
                 continue
             else:
                 r.epoch = epoch

@@ -20,6 +20,7 @@ from websockets.http11 import Request, Response
 from chatctl import __version__
 from chatctl.auth import Verifier
 from chatctl.broker.base import Broker
+from chatctl.errors import BrokerError
 from chatctl.protocol import (
     DEFAULT_HISTORY,
     DEFAULT_WELCOME_HISTORY,
@@ -284,7 +285,19 @@ class ChatServer:
             return None
         conn.connection_lost_waiter.add_done_callback(lambda _: self._release(conn))
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
-        await self.hub.attach(adm.room, conn)
+        try:
+            await self.hub.attach(adm.room, conn)
+        except BrokerError as exc:
+            self._admissions.pop(conn, None)
+            self.rejections[HTTPStatus.SERVICE_UNAVAILABLE] += 1
+            log.warning(
+                "rejected 503 peer=%s user=%s room=%s: broker unavailable: %s",
+                peer(conn),
+                adm.claims.user,
+                adm.room,
+                exc,
+            )
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
         conn.connection_lost_waiter.add_done_callback(lambda _: self._forget(conn, adm.room))
         return None
 
@@ -309,6 +322,15 @@ class ChatServer:
                 return
             await self.broker.join(room, user, conn_id)
             await run_session(self, conn, adm)
+        except BrokerError as exc:  # no welcome without the broker: ask the client to retry
+            log.warning(
+                "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
+                user,
+                room,
+                conn_id,
+                exc,
+            )
+            await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
             self._release(conn)
             await self.hub.detach(room, conn)

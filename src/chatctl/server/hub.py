@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from chatctl.broker.base import Broker
+from chatctl.broker.base import Broker, Reset
 from chatctl.protocol import CloseCode, Message, Presence
 
 log = logging.getLogger("chatctl.server")
@@ -57,6 +57,7 @@ class Hub:
         self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
         self.slow_disconnects = 0
         self.deliveries = 0
 
@@ -98,13 +99,34 @@ class Hub:
                 del self.rooms[room]
                 await self.broker.unsubscribe(room)
 
-    def _fanout(self, members: RoomMembers, event: Message | Presence) -> None:
+    def _fanout(self, members: RoomMembers, event: Message | Presence | Reset) -> None:
+        if isinstance(event, Reset):
+            self._reset(members, event)
+            return
         if self.observe_fanout is None:
             self._deliver(members, event)
             return
         started = time.perf_counter()
         self._deliver(members, event)
         self.observe_fanout(time.perf_counter() - started)
+
+    def _reset(self, members: RoomMembers, event: Reset) -> None:
+        """The room's ids restart: every member must resume through a new welcome."""
+        members.last_id = 0
+        conns = [*members.ready, *members.waiting]
+        log.warning(
+            "room %s lost its history (new epoch %s): closing its %d connections with 1012 "
+            "so that they resume",
+            event.room,
+            event.epoch,
+            len(conns),
+        )
+        for conn in conns:
+            task = asyncio.ensure_future(
+                conn.close(CloseCode.SERVICE_RESTART, "room history was lost: reconnect")
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _deliver(self, members: RoomMembers, event: Message | Presence) -> None:
         if isinstance(event, Message):
