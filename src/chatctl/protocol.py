@@ -171,6 +171,9 @@ class Welcome:
     since: int | None = None
     recovered: bool | None = None
     server: str = ""
+    #: the frame-rate limits this connection is held to (``rate`` frames/s, ``burst``), so a
+    #: client can pace itself instead of being refused; absent when unlimited
+    limits: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -184,6 +187,8 @@ class Welcome:
             "users": self.users,
             "server": self.server,
         }
+        if self.limits:
+            d["limits"] = self.limits
         if self.since is not None:
             d["since"] = self.since
             d["recovered"] = self.recovered

@@ -444,3 +444,23 @@ async def test_token_from_stdin_and_local_fallback_token(server: ChatServer) -> 
         ("dora", "via stdin"),
         ("erin", "minted"),
     ]
+
+
+async def test_a_bulk_send_paces_itself_under_the_advertised_rate_limit() -> None:
+    """The welcome announces the rate limit; `send` stays under it, so a burst far over it is
+    slowed down, never refused, re-ordered or cut off with 1008."""
+    from chatctl.server.limits import RateSettings
+    from helpers import make_server
+
+    rates = RateSettings(conn_rate=400, conn_burst=50, user_rate=1000, user_burst=500)
+    srv = make_server(rates=rates)
+    lines = [f"burst {i}" for i in range(600)]
+    async with srv, client(srv.port, "ops", "bob", history=0) as listener:
+        welcome = await recv_type(listener, "welcome")
+        assert welcome["limits"] == {"rate": 400, "burst": 50}
+        res = await arun_cli("send", "ops", env=client_env(srv.port), input="\n".join(lines) + "\n")
+        assert res.returncode == 0, res.stderr
+        assert res.stderr == ""  # no refusal, no reconnect
+        got = await recv_messages(listener, 600)
+        assert [m["message"] for m in got] == lines
+    assert srv.errors["rate_limited"] == 0

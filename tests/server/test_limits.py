@@ -276,3 +276,20 @@ async def test_welcome_history_is_bounded_by_max_pending() -> None:
         async with client(srv.port, "big", "alice", since=97) as ws:
             welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert welcome["recovered"] is True and len(welcome["history"]) == 3
+
+
+def test_a_user_cannot_reset_its_rate_limit_by_reconnecting() -> None:
+    now = [0.0]
+    limits = Limits(
+        ConnectionSettings(), RateSettings(user_rate=1, user_burst=3), clock=lambda: now[0]
+    )
+    limits.acquire("eve", "room")
+    bucket = limits.frame_limiter("eve").user
+    assert [bucket.take() for _ in range(4)][-1] > 0  # spent
+    limits.release("eve", "room")
+    limits.acquire("eve", "room")  # reconnect at once: the same, still empty bucket
+    assert limits.frame_limiter("eve").user.take() > 0
+    limits.release("eve", "room")
+    now[0] += 10  # refilled: nothing left to remember
+    limits.acquire("eve", "room")
+    assert limits.frame_limiter("eve").user.take() == 0

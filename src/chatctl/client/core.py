@@ -267,6 +267,42 @@ class RoomClient:
             self.last_id = mid
 
 
+# --------------------------------------------------------------------------- pacing
+
+
+class Pacer:
+    """Keeps a sender under the frame-rate limit its welcome announced (``limits``), with a
+    small margin, so a bulk send is slowed down rather than refused (and re-ordered)."""
+
+    MARGIN = 0.95
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate * self.MARGIN
+        self.burst = max(1.0, burst * self.MARGIN)
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+
+    @classmethod
+    def from_welcome(cls, welcome: dict[str, Any]) -> Pacer | None:
+        limits = welcome.get("limits")
+        if not isinstance(limits, dict):
+            return None
+        rate, burst = limits.get("rate"), limits.get("burst")
+        if not isinstance(rate, int | float) or not isinstance(burst, int | float) or rate <= 0:
+            return None
+        return cls(float(rate), float(burst))
+
+    async def wait(self) -> None:
+        """Take one token, sleeping first if there is none."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            await asyncio.sleep((1.0 - self._tokens) / self.rate)
+            self._tokens, self._stamp = 1.0, time.monotonic()
+        self._tokens -= 1.0
+
+
 # --------------------------------------------------------------------------- acks
 
 
@@ -351,6 +387,7 @@ __all__ = [
     "Backoff",
     "ClientSettings",
     "Outbox",
+    "Pacer",
     "Pending",
     "Resume",
     "Retryable",

@@ -21,7 +21,7 @@ from typing import TextIO
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.client.core import Outbox, Pending, RoomClient, close_reason, parse_frame
+from chatctl.client.core import Outbox, Pacer, Pending, RoomClient, close_reason, parse_frame
 from chatctl.client.lines import MAX_LINE_BYTES, LineReader
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import ConnectError, DeliveryTimeout, MessageRejected, UsageError
@@ -71,6 +71,7 @@ class Sender:
         self.window_open = asyncio.Event()
         self.done = asyncio.Event()
         self.ws: ClientConnection | None = None
+        self.pacer: Pacer | None = None
 
     def note(self, text: str) -> None:
         print(f"chatctl: {text}", file=self.stderr, flush=True)
@@ -86,7 +87,7 @@ class Sender:
         deadline = time.monotonic() + opts.timeout if opts.timeout else None
         while True:
             try:
-                ws, _ = await client.connect(deadline=deadline)
+                ws, welcome = await client.connect(deadline=deadline)
             except ConnectError as exc:
                 left = len(self.outbox) + len(self.texts)
                 suffix = f" ({plural(left, 'message')} not acked)" if left else ""
@@ -94,6 +95,8 @@ class Sender:
             if client.connections > 1:
                 self.note(f"reconnected; re-sending {plural(len(self.outbox), 'unacked message')}")
             self.progress = time.monotonic()
+            if self.pacer is None:
+                self.pacer = Pacer.from_welcome(welcome)
             try:
                 await self._session(ws)
                 await ws.close()
@@ -168,7 +171,10 @@ class Sender:
             raise UsageError(f"cannot read stdin: {exc.strerror or exc}") from None
 
     async def _send_loop(self, ws: ClientConnection, resend: Iterable[Pending]) -> None:
+        pacer = self.pacer
         for p in resend:
+            if pacer is not None:
+                await pacer.wait()
             await ws.send(p.frame)
         window = self.opts.window
         outbox = self.outbox
@@ -197,6 +203,8 @@ class Sender:
                     self.progress = time.monotonic()
                 batch.append(outbox.add(text, self.opts.kind, self.line_no))
             for p in batch:  # all are in the outbox first: a drop mid-batch re-sends the rest
+                if pacer is not None:
+                    await pacer.wait()
                 await ws.send(p.frame)
 
     async def _recv_loop(self, ws: ClientConnection) -> None:

@@ -55,6 +55,12 @@ class TokenBucket:
         self._tokens = tokens
         return (n - tokens) / self.rate
 
+    def full(self) -> bool:
+        """True when the bucket has refilled to its burst (nothing left to remember)."""
+        if self.rate <= 0:
+            return True
+        return self._tokens + (self._clock() - self._stamp) * self.rate >= self.burst
+
     def refund(self, n: float = 1.0) -> None:
         """Give back ``n`` tokens taken by a :meth:`take` whose work was not done."""
         self._tokens = min(self.burst, self._tokens + n)
@@ -141,6 +147,10 @@ class Limits:
         self.rates = rates
         self._clock = clock
         self._users: dict[str, _User] = {}
+        #: user buckets not yet refilled when their user's last connection closed: a user
+        #: cannot reset its rate limit by reconnecting
+        self._parked: dict[str, TokenBucket] = {}
+        self._prune_at = 1024
         self._rooms: Counter[str] = Counter()
         self.total = 0
 
@@ -199,6 +209,23 @@ class Limits:
             del self._rooms[room]
         if u.connections <= 0:
             del self._users[user]
+            if u.bucket is not None and not u.bucket.full():
+                self._parked[user] = u.bucket
+                if len(self._parked) > self._prune_at:
+                    self._parked = {k: b for k, b in self._parked.items() if not b.full()}
+                    self._prune_at = max(1024, 2 * len(self._parked))
+
+    def advertised(self) -> dict[str, float] | None:
+        """The tightest frame-rate limit a connection is held to, for its welcome."""
+        r = self.rates
+        pairs = [
+            (rate, burst)
+            for rate, burst in ((r.conn_rate, r.conn_burst), (r.user_rate, r.user_burst))
+            if rate > 0
+        ]
+        if not pairs:
+            return None
+        return {"rate": min(p[0] for p in pairs), "burst": min(p[1] for p in pairs)}
 
     def frame_limiter(self, user: str) -> FrameLimiter:
         """Buckets for a new connection of ``user`` (which must hold an :meth:`acquire`)."""
@@ -207,7 +234,9 @@ class Limits:
         if u is None:  # not acquired (direct use in tests): a private user bucket
             u = _User()
         if u.bucket is None:
-            u.bucket = TokenBucket(r.user_rate, r.user_burst, clock=clock)
+            u.bucket = self._parked.pop(user, None) or TokenBucket(
+                r.user_rate, r.user_burst, clock=clock
+            )
         return FrameLimiter(
             conn=TokenBucket(r.conn_rate, r.conn_burst, clock=clock),
             user=u.bucket,

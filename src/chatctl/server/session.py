@@ -57,6 +57,7 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
         since=adm.since,
         recovered=None if adm.since is None else history.complete,
         server=server.server_name,
+        limits=server.limits.advertised(),
     )
     hub.write(conn, welcome.frame().encode())
     hub.ready(room, conn, history.last_id, user)
