@@ -85,8 +85,20 @@ def print_rich(result: dict[str, Any]) -> None:
     for line in head:
         console.print(line, highlight=False)
     table = Table(title="steps", show_lines=False)
-    for col in ("rate/s", "offered/s", "delivered/s", "p50", "p90", "p99", "max", "lost",
-                "dup", "ooo", "client CPU", ""):
+    for col in (
+        "rate/s",
+        "offered/s",
+        "delivered/s",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "lost",
+        "dup",
+        "ooo",
+        "client CPU",
+        "",
+    ):
         table.add_column(col, justify="right")
     for s in result.get("steps", []):
         lat = s["latency_ms"]
@@ -107,9 +119,8 @@ def print_rich(result: dict[str, Any]) -> None:
     if result.get("steps"):
         console.print(table)
         console.print("latency in ms", style="dim")
-    for line in text_lines({**result, "steps": [], "connect": result["connect"]})[len(head):]:
-        console.print(line, style="yellow" if line.startswith("warning") else None,
-                      highlight=False)
+    for line in text_lines({**result, "steps": [], "connect": result["connect"]})[len(head) :]:
+        console.print(line, style="yellow" if line.startswith("warning") else None, highlight=False)
 
 
 class LiveProgress:
@@ -141,8 +152,10 @@ class LiveProgress:
             self.phase = f"connecting {data['total']} clients"
         elif event == "connected":
             c = data["connect"]
-            self.console.print(f"connected {c['connected']}/{c['attempted']} "
-                               f"in {c['wall_s']:.2f} s", highlight=False)
+            self.console.print(
+                f"connected {c['connected']}/{c['attempted']} in {c['wall_s']:.2f} s",
+                highlight=False,
+            )
         elif event == "step":
             self.phase = f"step {data['step']}: {data['rate']:g} msg/s per sender"
             self.until = time.time() + data["duration"]

@@ -72,7 +72,7 @@ def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
     """Every connection: ``rooms`` x ``clients`` (the first ``senders`` of each room send),
     then ``idle`` connections sharing one idle room and one user."""
     base = opts.server.rstrip("/")
-    specs = []
+    specs: list[ClientSpec] = []
     for r in range(opts.rooms):
         url = f"{base}/ws/bench-{run_id}-{r}"
         for k in range(opts.clients):
@@ -219,8 +219,14 @@ async def _run_step(
     start_at = time.time() + STEP_LEAD
     sends = await asyncio.gather(
         *(
-            h.call("send", step=step, rate=rate, duration=opts.duration, start_at=start_at,
-                   size=opts.size)
+            h.call(
+                "send",
+                step=step,
+                rate=rate,
+                duration=opts.duration,
+                start_at=start_at,
+                size=opts.size,
+            )
             for h in handles
         )
     )
@@ -354,6 +360,7 @@ def _warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
             "they compete with the server for the same cores"
         )
     if result["connect"]["failed"]:
-        out.append(f"{result['connect']['failed']} connections failed: "
-                   f"{result['connect']['failures']}")
+        out.append(
+            f"{result['connect']['failed']} connections failed: {result['connect']['failures']}"
+        )
     return out

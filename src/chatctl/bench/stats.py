@@ -8,7 +8,7 @@ sequence numbers are 0, 1, 2, … within a step. Every receiver keeps one :class
 per sender it hears from. After the drain, a (receiver, sender) pair in the same room
 *expected* every seq the sender sent, so
 
-- ``lost``        = sent − distinct seqs received,
+- ``lost``        = sent - distinct seqs received,
 - ``duplicates``  = deliveries of a seq already received,
 - ``out_of_order``= deliveries of a seq lower than one already received (and new).
 """

@@ -15,6 +15,7 @@ wall clock, which is all the latency figures need (loopback only).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -101,10 +102,8 @@ class Worker:
         times = [r for r in results if isinstance(r, float)]
         failures = Counter(r for r in results if isinstance(r, str))
         waits = [c.welcomed.wait() for c in self.clients]
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), WELCOME_WAIT)
-        except TimeoutError:
-            pass
         welcomed = sum(c.welcomed.is_set() for c in self.clients)
         return {"times": times, "failures": dict(failures), "welcomed": welcomed}
 
@@ -205,8 +204,10 @@ class Worker:
         senders = [c for c in self.receivers if c.spec.sender]
         cpu_task = asyncio.create_task(self._measure_cpu(start_at, start_at + duration))
         await asyncio.gather(
-            *(self._sender(c, step, rate, duration, start_at, size, i, len(senders))
-              for i, c in enumerate(senders))
+            *(
+                self._sender(c, step, rate, duration, start_at, size, i, len(senders))
+                for i, c in enumerate(senders)
+            )
         )
         await cpu_task
         return {"sent": dict(self.sent), "send_lag": self.send_lag}
@@ -219,8 +220,15 @@ class Worker:
         self._cpu = (cpu1 - cpu0, wall1 - wall0)
 
     async def _sender(
-        self, c: _Client, step: int, rate: float, duration: float, start_at: float, size: int,
-        slot: int, slots: int,
+        self,
+        c: _Client,
+        step: int,
+        rate: float,
+        duration: float,
+        start_at: float,
+        size: int,
+        slot: int,
+        slots: int,
     ) -> None:
         sid = c.spec.index
         interval = 1.0 / rate
@@ -239,7 +247,9 @@ class Worker:
             text = make_text(step, sid, seq, sent_us, size)
             self.sent[sid] = seq + 1
             try:  # the text is [#.0-9a-z] only: no JSON escaping needed
-                await ws.send(f'{{"type":"message","message":"{text}","client_id":"b{step}.{seq}"}}')
+                await ws.send(
+                    f'{{"type":"message","message":"{text}","client_id":"b{step}.{seq}"}}'
+                )
             except ConnectionClosed:
                 self.counters["send_failures"] += 1
                 return
@@ -333,7 +343,5 @@ def serve_pipe(pipe: Any, worker_args: dict[str, Any]) -> None:
             if method == "close":
                 return
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_loop(main())
-    except KeyboardInterrupt:
-        pass
