@@ -74,6 +74,7 @@ class Worker:
         self.latencies = array("d")
         self.counters: Counter[str] = Counter()
         self.last_delivery = 0.0
+        self.last_frame = 0.0
         self.sent: dict[int, int] = {}
         self.receivers: list[_Client] = []
         self.send_lag = 0.0
@@ -146,7 +147,7 @@ class Worker:
         trackers = client.trackers
         try:
             async for data in client.ws:
-                t = now()
+                t = self.last_frame = now()
                 try:
                     obj = loads(data)
                     ftype = obj.get("type")
@@ -184,6 +185,16 @@ class Worker:
             client.open = False
             if self.step >= 0:
                 counters["disconnects"] += 1
+
+    async def quiet(self, period: float, timeout: float) -> float:
+        """Wait until no frame has arrived for ``period`` seconds (the server finished what
+        connecting set off, e.g. presence), at most ``timeout``; return the seconds waited."""
+        started = time.time()
+        while time.time() - started < timeout:
+            if time.time() - self.last_frame >= period:
+                break
+            await asyncio.sleep(period / 5)
+        return time.time() - started
 
     # ------------------------------------------------------------------ one step
 
