@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatctl.auth import Verifier
 from chatctl.broker import create_broker
@@ -94,7 +97,23 @@ def run_serve(opts: ServeOptions) -> None:
         compression=opts.compression,
     )
     server = ChatServer(settings, verifier, broker)
-    asyncio.run(_serve(server))
+    run_event_loop(_serve(server))
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (``pip install chatctl[fast]``), else on
+    asyncio's own loop; ``CHATCTL_LOOP=asyncio`` forces the latter. Fan-out is dominated by
+    one ``transport.write`` per delivery, which uvloop does in C (docs/performance.md)."""
+    if os.environ.get("CHATCTL_LOOP", "auto") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            log.info("event loop: uvloop")
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 async def _serve(server: ChatServer) -> None:
