@@ -180,7 +180,7 @@ def _knee_cpu(r: dict[str, Any]) -> list[float] | None:
     knee = r.get("knee")
     if not knee:
         return None
-    return r["steps"][knee["step"]]["client_cpu"]
+    return next(s["client_cpu"] for s in r["steps"] if s["step"] == knee["step"])
 
 
 KEY = {

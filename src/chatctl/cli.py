@@ -334,6 +334,10 @@ def bench(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds each connection may take to open.", min=0.1)
     ] = 30.0,
+    warmup: Annotated[
+        float,
+        typer.Option(help="Seconds of unrecorded sending at --rate before the first step.", min=0),
+    ] = 0.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Drive load against a chat server and report throughput, latency and loss."""
@@ -359,6 +363,7 @@ def bench(
         step_factor=step_factor,
         max_steps=max_steps,
         connect_timeout=connect_timeout,
+        warmup=warmup,
     )
     result = run(opts, json_output=json_output)
     steps = result.get("steps") or []

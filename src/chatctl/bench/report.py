@@ -59,6 +59,12 @@ def text_lines(result: dict[str, Any]) -> list[str]:
             f"server memory: RSS {mem['rss_before_kib']} -> {mem['rss_after_kib']} KiB, "
             f"{mem['per_connection_kib']} KiB per connection"
         )
+    warm = result.get("warmup")
+    if warm:
+        lines.append(
+            f"warm-up (not counted): {warm['duration']:g} s, {warm['sent']} sent, "
+            f"{warm['lost']} lost, p99 {_ms(warm['latency_ms']['p99'])} ms"
+        )
     lines += [step_line(s) for s in result.get("steps", [])]
     knee = result.get("knee")
     if knee:

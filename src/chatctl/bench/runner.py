@@ -16,7 +16,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from chatctl.bench.stats import PairCounts, account, summarize
@@ -53,6 +53,7 @@ class BenchOptions:
     step_factor: float = 1.25
     max_steps: int = 12
     connect_timeout: float = 30.0
+    warmup: float = 0.0  # seconds of unrecorded sending before the first step
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)
@@ -189,7 +190,13 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
         if sender_rooms and opts.rate > 0:
             rate = opts.rate
             retried = False
-            for i in range(opts.max_steps if opts.saturate else 1):
+            first = 0
+            if opts.warmup > 0:  # unrecorded traffic first: measure a steady state
+                progress("step", step="warm-up", rate=rate, duration=opts.warmup, drain=0)
+                warm = await _run_step(opts, handles, specs, 0, rate, duration=opts.warmup)
+                result["warmup"] = {k: warm[k] for k in ("duration", "sent", "lost", "latency_ms")}
+                first = 1
+            for i in range(first, first + (opts.max_steps if opts.saturate else 1)):
                 progress("step", step=i, rate=rate, duration=opts.duration, drain=opts.drain)
                 step = await _run_step(opts, handles, specs, i, rate)
                 step["server_rss_kib"] = read_rss_kib(opts.server_pid)
@@ -224,8 +231,16 @@ def _next_rate(rate: float, factor: float) -> float:
 
 
 async def _run_step(
-    opts: BenchOptions, handles: list[Any], specs: list[ClientSpec], step: int, rate: float
+    opts: BenchOptions,
+    handles: list[Any],
+    specs: list[ClientSpec],
+    step: int,
+    rate: float,
+    *,
+    duration: float | None = None,
 ) -> dict[str, Any]:
+    if duration is not None:
+        opts = replace(opts, duration=duration)
     start_at = time.time() + STEP_LEAD
     sends = await asyncio.gather(
         *(
