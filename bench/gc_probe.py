@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
+import signal
 import sys
 import time
 
@@ -46,8 +48,23 @@ def _report() -> None:
         print(f"  {stamp} generation {gen} paused {pause * 1000:.1f} ms{objects}", file=sys.stderr)
 
 
+def _census(signum: int, frame: object) -> None:
+    """SIGUSR1: print the 25 most common tracked object types (to stderr)."""
+    from collections import Counter
+
+    counts = Counter(type(o).__name__ for o in gc.get_objects())
+    print(f"census: {sum(counts.values())} objects tracked", file=sys.stderr)
+    for name, n in counts.most_common(25):
+        print(f"  {n:8d} {name}", file=sys.stderr)
+
+
 gc.callbacks.append(_callback)
 atexit.register(_report)
+signal.signal(signal.SIGUSR1, _census)
+if os.environ.get("GC_PROBE_FREEZE"):
+    gc.freeze()
+if os.environ.get("GC_PROBE_THRESHOLD"):
+    gc.set_threshold(*(int(x) for x in os.environ["GC_PROBE_THRESHOLD"].split(",")))
 
 if __name__ == "__main__":
     import runpy
