@@ -53,6 +53,23 @@ SCENARIOS: dict[str, list[str]] = {
         "--p99-bound",
         "100",
     ],
+    # The same fan-out at one fixed rate (50,000 deliveries/s offered): server CPU per delivery.
+    "fanout-cpu": [
+        "--rooms",
+        "1",
+        "--clients",
+        "500",
+        "--senders",
+        "1",
+        "--size",
+        "64",
+        "--rate",
+        "100",
+        "--duration",
+        "10",
+        "--drain",
+        "2",
+    ],
     # 50 rooms x 20 clients, 2 senders per room at 5 msg/s.
     "rooms": [
         "--rooms",
@@ -173,9 +190,10 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
             "steps": len(r["steps"]),
             "client_cpu_at_knee": _knee_cpu(r),
         }
-    if scenario.startswith("rooms"):
+    if scenario.startswith(("rooms", "fanout-cpu")):
         s = r["steps"][0]
         lat = s["latency_ms"]
+        server = s.get("server") or {}
         return {
             "p50_ms": lat["p50"],
             "p90_ms": lat["p90"],
@@ -184,6 +202,8 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
             "delivered_per_s": s["delivered_per_s"],
             "lost": s["lost"],
             "client_cpu": s["client_cpu"],
+            "server_cpu": server.get("cpu"),
+            "server_cpu_us_per_delivery": server.get("cpu_us_per_delivery"),
         }
     return {
         "kib_per_connection": mem,
@@ -205,6 +225,7 @@ def _knee_cpu(r: dict[str, Any]) -> list[float] | None:
 
 KEY = {
     "fanout": ("knee_deliveries_per_s", "higher"),
+    "fanout-cpu": ("server_cpu_us_per_delivery", "lower"),
     "rooms": ("p99_ms", "lower"),
     "rooms-warm": ("p99_ms", "lower"),
     "idle": ("kib_per_connection", "lower"),

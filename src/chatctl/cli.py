@@ -277,20 +277,29 @@ Examples:
 
   chatctl bench --rooms 0 --idle 2000 --server-pid $(pgrep -n -f 'chatctl serve')
 
+  chatctl bench --server ws://node-a:8000 --server ws://node-b:8000 --rooms 10 --clients 20
+
 Every message text starts with #B<step>.<sender>.<seq>.<send time µs># and every delivery is
 recorded. Lost = never delivered by the end of --drain. Latency uses the wall clock
 (time.time()), shared by every process on one host. Exit status 0 when the run (or, with
 --saturate, the first step) met the p99 bound and lost nothing, 1 otherwise.
 
-Environment: CHATCTL_TOKEN, CHATCTL_SECRET, CHATCTL_SECRET_FILE.
+Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_SECRET, CHATCTL_SECRET_FILE.
 """
 
 
 @app.command(epilog=BENCH_EPILOG)
 def bench(
     server: Annotated[
-        str, typer.Option(help="Server base URL; rooms are SERVER/ws/ROOM.")
-    ] = "ws://127.0.0.1:8000",
+        list[str] | None,
+        typer.Option(
+            help="Server base URL; rooms are SERVER/ws/ROOM. Repeat it for several nodes: "
+            "each room's clients are spread over them round-robin. [default: "
+            "ws://127.0.0.1:8000]",
+            envvar="CHATCTL_SERVER",
+            show_envvar=False,
+        ),
+    ] = None,
     rooms: Annotated[int, typer.Option(help="Rooms to load.", min=0)] = 1,
     clients: Annotated[int, typer.Option(help="Connections per room.", min=0)] = 10,
     senders: Annotated[int, typer.Option(help="Senders per room (among its clients).", min=0)] = 1,
@@ -345,7 +354,7 @@ def bench(
     from chatctl.bench.runner import BenchOptions
 
     opts = BenchOptions(
-        server=server,
+        servers=tuple(server or ["ws://127.0.0.1:8000"]),
         rooms=rooms,
         clients=clients,
         senders=senders,

@@ -56,7 +56,7 @@ async def relay_server(relay: Relay, *, welcome: bool = True) -> AsyncIterator[i
 
 def options(port: int, **kw: Any) -> BenchOptions:
     base: dict[str, Any] = dict(
-        server=f"ws://127.0.0.1:{port}",
+        servers=(f"ws://127.0.0.1:{port}",),
         rooms=2,
         clients=5,
         senders=1,
@@ -152,3 +152,17 @@ def test_real_chatctl_serve_loses_nothing(
     assert step["acks"] == step["sent"]
     assert result["memory"]["per_connection_kib"] is not None
     assert exit_info.value.code in (0, 1)  # 1 only if p99 passed the bound on a busy machine
+
+
+async def test_clients_spread_over_two_unconnected_servers() -> None:
+    """Two relays that share nothing: the half of the room on the other node gets nothing."""
+    async with relay_server(lambda n, d: [d]) as a, relay_server(lambda n, d: [d]) as b:
+        opts = options(a, rooms=1, clients=4)
+        opts = BenchOptions(
+            **{**opts.__dict__, "servers": (opts.servers[0], f"ws://127.0.0.1:{b}")}
+        )
+        result = await run_bench(opts)
+    (step,) = result["steps"]
+    assert step["expected"] == 20 * 4
+    assert step["lost"] == 20 * 2  # clients 1 and 3 are on the sender's other node
+    assert step["loss_ratio"] == pytest.approx(0.5)

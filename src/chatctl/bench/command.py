@@ -22,8 +22,9 @@ def bench_secret(token: str | None, secret_file: Path | None) -> bytes | None:
 
 
 def run(opts: BenchOptions, *, json_output: bool) -> dict[str, Any]:
-    if not opts.server.startswith(("ws://", "wss://")):
-        raise UsageError(f"--server must be a ws:// or wss:// URL, not {opts.server!r}")
+    for server in opts.servers:
+        if not server.startswith(("ws://", "wss://")):
+            raise UsageError(f"--server must be a ws:// or wss:// URL, not {server!r}")
     result: dict[str, Any]
     live = not json_output and sys.stderr.isatty()
     if live:

@@ -39,6 +39,12 @@ def step_line(s: dict[str, Any]) -> str:
         f"duplicates {s['duplicates']}, out of order {s['out_of_order']}, "
         f"disconnects {s['disconnects']}; client CPU "
         + "/".join(f"{c:.0%}" for c in s["client_cpu"])
+        + (
+            f"; server CPU {s['server']['cpu']:.0%}, "
+            f"{s['server']['cpu_us_per_delivery']} µs per delivery"
+            if s.get("server")
+            else ""
+        )
         + ("" if s["ok"] else "  [over the bound]")
     )
 

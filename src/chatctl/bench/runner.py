@@ -35,7 +35,8 @@ class BenchError(ChatctlError):
 
 @dataclass(frozen=True)
 class BenchOptions:
-    server: str = "ws://127.0.0.1:8000"
+    #: base URLs of one or more nodes; clients are spread round-robin, so rooms span them all
+    servers: tuple[str, ...] = ("ws://127.0.0.1:8000",)
     rooms: int = 1
     clients: int = 10  # per room
     senders: int = 1  # per room, among the clients
@@ -71,18 +72,41 @@ def _no_progress(event: str, **data: Any) -> None:
 
 def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
     """Every connection: ``rooms`` x ``clients`` (the first ``senders`` of each room send),
-    then ``idle`` connections sharing one idle room and one user."""
-    base = opts.server.rstrip("/")
+    then ``idle`` connections sharing one idle room and one user. With several servers the
+    k-th client of every room goes to server k mod n: senders on the first, rooms on all."""
+    bases = [s.rstrip("/") for s in opts.servers]
     specs: list[ClientSpec] = []
     for r in range(opts.rooms):
-        url = f"{base}/ws/bench-{run_id}-{r}"
         for k in range(opts.clients):
             i = len(specs)
+            url = f"{bases[k % len(bases)]}/ws/bench-{run_id}-{r}"
             specs.append(ClientSpec(i, r, url, f"bench-{run_id}-{i}", sender=k < opts.senders))
-    idle_url = f"{base}/ws/bench-{run_id}-idle"
-    for _ in range(opts.idle):
-        specs.append(ClientSpec(len(specs), -1, idle_url, f"bench-{run_id}-idle"))
+    for k in range(opts.idle):
+        url = f"{bases[k % len(bases)]}/ws/bench-{run_id}-idle"
+        specs.append(ClientSpec(len(specs), -1, url, f"bench-{run_id}-idle"))
     return specs
+
+
+def read_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds ``pid`` has used, from /proc (None without a pid)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # fields[0] is field 3 (state): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _server_cpu(pid: int | None, start: float, end: float) -> float | None:
+    """CPU seconds the server used between wall times ``start`` and ``end``."""
+    await asyncio.sleep(max(0.0, start - time.time()))
+    before = read_cpu_seconds(pid)
+    await asyncio.sleep(max(0.0, end - time.time()))
+    after = read_cpu_seconds(pid)
+    return None if before is None or after is None else after - before
 
 
 def read_rss_kib(pid: int | None) -> int | None:
@@ -154,7 +178,7 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
     executor = ThreadPoolExecutor(max_workers=procs)
     handles: list[_Local | _Child] = []
     result: dict[str, Any] = {
-        "server": opts.server,
+        "server": opts.servers[0] if len(opts.servers) == 1 else list(opts.servers),
         "run_id": run_id,
         "options": opts.public(),
         "client": {"procs": procs, "loop": loop_name(), "cpus": os.cpu_count()},
@@ -242,6 +266,9 @@ async def _run_step(
     if duration is not None:
         opts = replace(opts, duration=duration)
     start_at = time.time() + STEP_LEAD
+    server_cpu = asyncio.create_task(
+        _server_cpu(opts.server_pid, start_at, start_at + opts.duration)
+    )
     sends = await asyncio.gather(
         *(
             h.call(
@@ -278,6 +305,13 @@ async def _run_step(
     lat_ms = {k: (v if k == "count" else round(v * 1000, 3)) for k, v in lat.items()}
     window = max(opts.duration, last_delivery - start_at)
     p99 = lat["p99"]
+    cpu = await server_cpu
+    server: dict[str, Any] | None = None
+    if cpu is not None:
+        server = {
+            "cpu": round(cpu / opts.duration, 3),  # share of one core while sending
+            "cpu_us_per_delivery": round(cpu * 1e6 / acc.delivered, 2) if acc.delivered else None,
+        }
     return {
         "step": step,
         "rate": rate,
@@ -303,6 +337,7 @@ async def _run_step(
         "send_lag_ms": round(max(s["send_lag"] for s in sends) * 1000, 1),
         "latency_ms": lat_ms,
         "client_cpu": [round(d["cpu"], 3) for d in drains],
+        "server": server,
         "ok": acc.lost == 0 and not math.isnan(p99) and p99 <= opts.p99_bound,
     }
 
