@@ -294,8 +294,8 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Server base URL; rooms are SERVER/ws/ROOM. Repeat it for several nodes: "
-            "each room's clients are spread over them round-robin. [default: "
-            "ws://127.0.0.1:8000]",
+            "each room's clients are spread over them round-robin (default "
+            "ws://127.0.0.1:8000).",
             envvar="CHATCTL_SERVER",
             show_envvar=False,
         ),
@@ -312,7 +312,11 @@ def bench(
         float, typer.Option(help="Seconds to wait for deliveries after sending stops.", min=0)
     ] = 2.0,
     server_pid: Annotated[
-        int | None, typer.Option(help="Server process id: report its RSS per connection.")
+        int | None,
+        typer.Option(
+            help="Server process id (same host): report its RSS per connection and CPU per "
+            "delivery."
+        ),
     ] = None,
     token: Annotated[
         str | None,
