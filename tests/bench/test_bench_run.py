@@ -27,6 +27,20 @@ def duplicate_every_5th(n: int, data: str) -> list[str]:
     return [data, data] if n % 5 == 0 else [data]
 
 
+class SwapPairs:
+    """Hold each odd-numbered message and send it after the next one: every pair swapped."""
+
+    def __init__(self) -> None:
+        self.held: str | None = None
+
+    def __call__(self, n: int, data: str) -> list[str]:
+        if n % 2 == 1:
+            self.held = data
+            return []
+        held, self.held = self.held, None
+        return [data] if held is None else [data, held]
+
+
 @asynccontextmanager
 async def relay_server(relay: Relay, *, welcome: bool = True) -> AsyncIterator[int]:
     """A minimal room relay (like bench/reference_server.py) that applies ``relay`` to the
@@ -166,3 +180,13 @@ async def test_clients_spread_over_two_unconnected_servers() -> None:
     assert step["expected"] == 20 * 4
     assert step["lost"] == 20 * 2  # clients 1 and 3 are on the sender's other node
     assert step["loss_ratio"] == pytest.approx(0.5)
+
+
+async def test_swapping_server_shows_out_of_order_but_no_loss() -> None:
+    async with relay_server(SwapPairs()) as port:
+        result = await run_bench(options(port, rooms=1))
+    (step,) = result["steps"]
+    assert step["sent"] == 20
+    assert step["lost"] == 0
+    assert step["duplicates"] == 0
+    assert step["out_of_order"] == 10 * 5  # 10 swapped pairs, to 5 clients
