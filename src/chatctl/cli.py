@@ -321,7 +321,8 @@ def bench(
     token: Annotated[
         str | None,
         typer.Option(
-            help="One token for every connection (default: mint one per user from the secret).",
+            help="One token (one user) for every connection; a server that caps connections "
+            "per user refuses the rest (default: mint one token per user from the secret).",
             envvar="CHATCTL_TOKEN",
             show_envvar=False,
         ),

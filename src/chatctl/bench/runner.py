@@ -27,6 +27,8 @@ from chatctl.errors import ChatctlError
 CLIENT_CPU_WARN = 0.9
 #: Seconds between sending the step to the workers and its first message.
 STEP_LEAD = 0.5
+#: Idle connections per idle room.
+IDLE_ROOM_SIZE = 50
 
 
 class BenchError(ChatctlError):
@@ -72,7 +74,8 @@ def _no_progress(event: str, **data: Any) -> None:
 
 def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
     """Every connection: ``rooms`` x ``clients`` (the first ``senders`` of each room send),
-    then ``idle`` connections sharing one idle room and one user. With several servers the
+    then ``idle`` connections, each its own user, ``IDLE_ROOM_SIZE`` to a room (servers cap
+    connections per user, and a presence change goes to the whole room). With several servers the
     k-th client of every room goes to server k mod n: senders on the first, rooms on all."""
     bases = [s.rstrip("/") for s in opts.servers]
     specs: list[ClientSpec] = []
@@ -82,8 +85,9 @@ def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
             url = f"{bases[k % len(bases)]}/ws/bench-{run_id}-{r}"
             specs.append(ClientSpec(i, r, url, f"bench-{run_id}-{i}", sender=k < opts.senders))
     for k in range(opts.idle):
-        url = f"{bases[k % len(bases)]}/ws/bench-{run_id}-idle"
-        specs.append(ClientSpec(len(specs), -1, url, f"bench-{run_id}-idle"))
+        room = f"bench-{run_id}-idle-{k // IDLE_ROOM_SIZE}"
+        url = f"{bases[k % len(bases)]}/ws/{room}"
+        specs.append(ClientSpec(len(specs), -1, url, f"bench-{run_id}-idle-{k}"))
     return specs
 
 
