@@ -271,20 +271,28 @@ Examples:
 
   chatctl bench --clients 50 --rate 20 --duration 10
 
-  chatctl bench --rooms 1 --clients 500 --senders 1 --procs 2 --saturate --rate 20
+  chatctl bench --clients 500 --procs 2 --saturate --rate 30
 
   chatctl bench --rooms 50 --clients 20 --senders 2 --rate 5 --json
 
-  chatctl bench --rooms 0 --idle 2000 --server-pid $(pgrep -n -f 'chatctl serve')
+  chatctl bench --rooms 0 --idle 2000 --server-pid 4242
 
-  chatctl bench --server ws://node-a:8000 --server ws://node-b:8000 --rooms 10 --clients 20
+  chatctl bench --server ws://a:8000 --server ws://b:8000 --rooms 10
 
-Every message text starts with #B<step>.<sender>.<seq>.<send time µs># and every delivery is
-recorded. Lost = never delivered by the end of --drain. Latency uses the wall clock
-(time.time()), shared by every process on one host. Exit status 0 when the run (or, with
---saturate, the first step) met the p99 bound and lost nothing, 1 otherwise.
+Every message text starts #B<step>.<sender>.<seq>.<send time µs># and every
+delivery is recorded. Lost: never delivered by the end of --drain. Latency
+uses the wall clock, which every process on one host shares: loopback only.
+See docs/performance.md.
 
-Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_SECRET, CHATCTL_SECRET_FILE.
+Exit status: 0 the run (with --saturate: its first step) met the p99 bound,
+lost nothing and every connection opened; 1 otherwise; 2 usage error.
+
+Environment:
+
+  CHATCTL_SERVER        server URL(s), as --server
+  CHATCTL_TOKEN         one token for every connection, as --token
+  CHATCTL_SECRET        HS256 secret to mint one token per user
+  CHATCTL_SECRET_FILE   a file holding it, as --secret-file
 """
 
 
