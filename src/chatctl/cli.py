@@ -285,7 +285,9 @@ uses the wall clock, which every process on one host shares: loopback only.
 See docs/performance.md.
 
 Exit status: 0 the run (with --saturate: its first step) met the p99 bound,
-lost nothing and every connection opened; 1 otherwise; 2 usage error.
+lost nothing and every connection opened; 1 otherwise; 2 usage error; 3 no
+connection opened, the server refused the token (HTTP 401/403); 4 no
+connection opened, the server could not be reached; 130 interrupted.
 
 Environment:
 

@@ -190,3 +190,42 @@ async def test_swapping_server_shows_out_of_order_but_no_loss() -> None:
     assert step["lost"] == 0
     assert step["duplicates"] == 0
     assert step["out_of_order"] == 10 * 5  # 10 swapped pairs, to 5 clients
+
+
+def test_exit_status_says_why_nothing_connected(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ServeProcess().start()
+    try:
+        monkeypatch.setenv("CHATCTL_SECRET", "another-secret-0123456789abcdefghijklmnop")
+        with pytest.raises(SystemExit) as refused:
+            main(
+                [
+                    "bench",
+                    "--server",
+                    f"ws://127.0.0.1:{server.port}",
+                    "--clients",
+                    "2",
+                    "--duration",
+                    "0.2",
+                ]
+            )
+    finally:
+        server.stop()
+    assert refused.value.code == 3
+    assert "HTTP 401" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as unreachable:  # nothing listens there any more
+        main(
+            [
+                "bench",
+                "--server",
+                f"ws://127.0.0.1:{server.port}",
+                "--clients",
+                "2",
+                "--duration",
+                "0.2",
+                "--connect-timeout",
+                "2",
+            ]
+        )
+    assert unreachable.value.code == 4

@@ -21,7 +21,7 @@ from typing import Any
 
 from chatctl.bench.stats import PairCounts, account, summarize
 from chatctl.bench.worker import ClientSpec, Worker, loop_name, serve_pipe
-from chatctl.errors import ChatctlError
+from chatctl.errors import AuthError, ChatctlError, ConnectError
 
 #: A load-client process using more than this share of a core is probably the bottleneck.
 CLIENT_CPU_WARN = 0.9
@@ -211,7 +211,7 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
         result["memory"] = _memory(opts, rss_before, rss_after, result["connect"]["connected"])
         progress("connected", connect=result["connect"], memory=result["memory"])
         if result["connect"]["connected"] == 0:
-            raise BenchError(f"no connection succeeded: {result['connect']['failures']}")
+            raise _nothing_connected(result["connect"]["failures"])
 
         steps: list[dict[str, Any]] = []
         result["steps"] = steps
@@ -251,6 +251,16 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
             h.stop()
         executor.shutdown(wait=False, cancel_futures=True)
     return result
+
+
+def _nothing_connected(failures: dict[str, int]) -> ChatctlError:
+    """The error for a run where no connection opened, with the status that says why."""
+    text = f"no connection succeeded: {failures}"
+    if failures and all(f in ("HTTP 401", "HTTP 403") for f in failures):
+        return AuthError(text + " (see --token, --secret-file)")
+    if failures and not any(f.startswith("HTTP ") for f in failures):
+        return ConnectError(text)
+    return BenchError(text)
 
 
 def _next_rate(rate: float, factor: float) -> float:
