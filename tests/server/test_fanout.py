@@ -7,12 +7,13 @@ import json
 
 from websockets.asyncio.client import connect
 
-from conftest import make_server
-from helpers import make_token, recv_type, ws_url
+from chatctl.broker.memory import MemoryBroker
+from chatctl.server import ChatServer, ServerSettings
+from helpers import make_token, recv_type, verifier, ws_url
 
 
 async def test_compressed_and_plain_clients_get_the_same_messages() -> None:
-    srv = make_server(compression=True)
+    srv = ChatServer(ServerSettings(port=0, compression=True), verifier(), MemoryBroker())
     async with srv:
         headers = {"Authorization": f"Bearer {make_token('alice')}"}
         url = ws_url(srv.port, "lobby")
