@@ -1,0 +1,378 @@
+"""The load-generating side of ``chatctl bench``: one :class:`Worker` per process holds a share
+of the connections, paces the senders among them and records every delivery.
+
+A worker is driven by four calls, in order: :meth:`Worker.connect`, then for each step
+:meth:`Worker.send` and :meth:`Worker.drain`, and finally :meth:`Worker.close`. Each returns
+plain picklable data, so the same worker runs in the driver's process (``--procs 1``) or in
+a child process behind a pipe (:func:`serve_pipe`).
+
+Clocks: send times travel inside the message text as ``time.time()`` microseconds and each
+delivery is stamped with ``time.time()`` on arrival. Senders and receivers may be different
+processes, so a monotonic clock cannot be compared; on one host every process reads the same
+wall clock, which is all the latency figures need (loopback only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import re
+import time
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from chatctl.bench.stats import MARKER_RE, PairCounts, SeqTracker, make_text
+
+#: Seconds a new connection waits for its first frame (a welcome) before carrying on without.
+WELCOME_WAIT = 2.0
+MESSAGE_PREFIX = '{"type":"message"'
+FAST_MARKER_RE = re.compile(r'"message":"' + MARKER_RE.pattern)
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """One connection the bench opens: global ``index``, its room, whether it sends."""
+
+    index: int
+    room: int  # -1: the idle room
+    url: str
+    user: str
+    sender: bool = False
+
+
+@dataclass
+class _Client:
+    spec: ClientSpec
+    ws: ClientConnection
+    welcomed: asyncio.Event = field(default_factory=asyncio.Event)
+    trackers: dict[int, SeqTracker] = field(default_factory=dict)
+    open: bool = True
+    task: asyncio.Task[None] | None = None
+
+
+class Worker:
+    """A share of the bench's connections, in one process, on one event loop."""
+
+    def __init__(
+        self,
+        specs: list[ClientSpec],
+        *,
+        sender_rooms: dict[int, int],
+        token: str | None,
+        secret: bytes | None,
+    ) -> None:
+        self.specs = specs
+        self.sender_rooms = sender_rooms
+        self.token = token
+        self.secret = secret
+        self.clients: list[_Client] = []
+        self.step = -1
+        self.latencies = array("d")
+        self.counters: Counter[str] = Counter()
+        self.last_delivery = 0.0
+        self.last_frame = 0.0
+        self.sent: dict[int, int] = {}
+        self.receivers: list[_Client] = []
+        self.send_lag = 0.0
+        self._cpu: tuple[float, float] = (0.0, 0.0)
+
+    # ------------------------------------------------------------------ connect
+
+    def _token_for(self, user: str) -> str | None:
+        if self.token is not None:
+            return self.token
+        if self.secret is None:
+            return None
+        from chatctl.auth import mint
+
+        return mint(self.secret, user, ttl=24 * 3600)
+
+    async def connect(self, timeout: float) -> dict[str, Any]:
+        """Open every connection at once; return connect times and failure reasons."""
+        tokens: dict[str, str | None] = {}
+        for spec in self.specs:
+            if spec.user not in tokens:
+                tokens[spec.user] = self._token_for(spec.user)
+        results = await asyncio.gather(
+            *(self._open(spec, tokens[spec.user], timeout) for spec in self.specs)
+        )
+        times = [r for r in results if isinstance(r, float)]
+        failures = Counter(r for r in results if isinstance(r, str))
+        waits = [c.welcomed.wait() for c in self.clients]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), WELCOME_WAIT)
+        welcomed = sum(c.welcomed.is_set() for c in self.clients)
+        return {"times": times, "failures": dict(failures), "welcomed": welcomed}
+
+    async def _open(self, spec: ClientSpec, token: str | None, timeout: float) -> float | str:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        started = time.perf_counter()
+        try:
+            ws = await connect(
+                spec.url,
+                additional_headers=headers,
+                open_timeout=timeout,
+                compression=None,
+                max_size=None,
+                ping_interval=None,
+                close_timeout=2,
+            )
+        except InvalidStatus as exc:
+            return f"HTTP {exc.response.status_code}"
+        except TimeoutError:
+            return "timeout"
+        except OSError as exc:
+            return type(exc).__name__ if not exc.strerror else exc.strerror
+        except Exception as exc:
+            return type(exc).__name__
+        elapsed = time.perf_counter() - started
+        client = _Client(spec, ws)
+        client.task = asyncio.create_task(self._receive(client))
+        self.clients.append(client)
+        return elapsed
+
+    # ------------------------------------------------------------------ receive
+
+    async def _receive(self, client: _Client) -> None:
+        """Record every frame; message frames are matched to (step, sender, seq).
+
+        A frame that starts ``{"type":"message"`` (what chatctl and the reference send) is
+        matched without decoding the JSON: in such a frame ``"message":"`` can only be the
+        key itself, since quotes inside strings are escaped. Any other frame is decoded."""
+        counters = self.counters
+        latencies = self.latencies
+        search = FAST_MARKER_RE.search
+        now = time.time
+        trackers = client.trackers
+        ws = client.ws
+        try:
+            data = await ws.recv()
+            client.welcomed.set()  # a welcome, or whatever a server sends first
+            while True:
+                t = self.last_frame = now()
+                m = (
+                    search(data)
+                    if isinstance(data, str) and data.startswith(MESSAGE_PREFIX)
+                    else None
+                )
+                if m is None:
+                    m = self._decode(client, data)
+                if m is not None:
+                    if int(m[1]) != self.step:
+                        counters["late"] += 1
+                    else:
+                        sender = int(m[2])
+                        tracker = trackers.get(sender)
+                        if tracker is None:
+                            tracker = trackers[sender] = SeqTracker()
+                        tracker.add(int(m[3]))
+                        latencies.append(t - int(m[4]) / 1e6)
+                        self.last_delivery = t
+                data = await ws.recv()
+        except ConnectionClosed:
+            pass
+        finally:
+            client.open = False
+            if self.step >= 0:
+                counters["disconnects"] += 1
+
+    def _decode(self, client: _Client, data: str | bytes) -> re.Match[str] | None:
+        """The slow path: decode any frame; return the marker match of a bench message."""
+        counters = self.counters
+        try:
+            obj = json.loads(data)
+            ftype = obj.get("type")
+        except (ValueError, AttributeError):
+            counters["invalid_frames"] += 1
+            return None
+        if ftype == "message":
+            text = obj.get("message")
+            m = MARKER_RE.match(text) if isinstance(text, str) else None
+            if m is None:
+                counters["unmarked"] += 1
+            return m
+        if ftype == "ack":
+            counters["acks"] += 1
+        elif ftype == "error":
+            counters[f"error:{obj.get('code')}"] += 1
+        elif ftype != "welcome":
+            counters[f"other:{ftype}"] += 1
+        return None
+
+    async def quiet(self, period: float, timeout: float) -> float:
+        """Wait until no frame has arrived for ``period`` seconds (the server finished what
+        connecting set off, e.g. presence), at most ``timeout``; return the seconds waited."""
+        started = time.time()
+        while time.time() - started < timeout:
+            if time.time() - self.last_frame >= period:
+                break
+            await asyncio.sleep(period / 5)
+        return time.time() - started
+
+    # ------------------------------------------------------------------ one step
+
+    async def send(
+        self, step: int, rate: float, duration: float, start_at: float, size: int
+    ) -> dict[str, Any]:
+        """Reset the step's records, send from every local sender at ``rate`` msg/s from wall
+        time ``start_at`` for ``duration`` seconds; return how many each sender sent."""
+        self.step = step
+        del self.latencies[:]  # cleared in place: the receive loops hold references
+        self.counters.clear()
+        self.sent = {}
+        self.send_lag = 0.0
+        self.last_delivery = 0.0
+        for c in self.clients:
+            c.trackers.clear()
+        self.receivers = [c for c in self.clients if c.open and c.spec.room >= 0]
+        senders = [c for c in self.receivers if c.spec.sender]
+        cpu_task = asyncio.create_task(self._measure_cpu(start_at, start_at + duration))
+        await asyncio.gather(
+            *(
+                self._sender(c, step, rate, duration, start_at, size, i, len(senders))
+                for i, c in enumerate(senders)
+            )
+        )
+        await cpu_task
+        return {"sent": dict(self.sent), "send_lag": self.send_lag}
+
+    async def _measure_cpu(self, start: float, end: float) -> None:
+        await asyncio.sleep(max(0.0, start - time.time()))
+        cpu0, wall0 = time.process_time(), time.time()
+        await asyncio.sleep(max(0.0, end - time.time()))
+        cpu1, wall1 = time.process_time(), time.time()
+        self._cpu = (cpu1 - cpu0, wall1 - wall0)
+
+    async def _sender(
+        self,
+        c: _Client,
+        step: int,
+        rate: float,
+        duration: float,
+        start_at: float,
+        size: int,
+        slot: int,
+        slots: int,
+    ) -> None:
+        sid = c.spec.index
+        interval = 1.0 / rate
+        count = math.floor(duration * rate + 1e-9)
+        # Spread this worker's senders over the interval instead of firing them together.
+        first = start_at + interval * (slot / max(1, slots))
+        self.sent[sid] = 0
+        ws = c.ws
+        for seq in range(count):
+            delay = first + seq * interval - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > self.send_lag:
+                self.send_lag = -delay
+            sent_us = int(time.time() * 1e6)
+            text = make_text(step, sid, seq, sent_us, size)
+            self.sent[sid] = seq + 1
+            try:  # the text is [#.0-9a-z] only: no JSON escaping needed
+                await ws.send(
+                    f'{{"type":"message","message":"{text}","client_id":"b{step}.{seq}"}}'
+                )
+            except ConnectionClosed:
+                self.counters["send_failures"] += 1
+                return
+
+    async def drain(self, sent: dict[int, int], deadline: float) -> dict[str, Any]:
+        """Wait until every local receiver has every message its room's senders sent, or
+        until wall time ``deadline``; return this step's records."""
+        room_senders: dict[int, list[tuple[int, int]]] = {}
+        for sid, n in sent.items():
+            room_senders.setdefault(self.sender_rooms[sid], []).append((sid, n))
+        receivers = self.receivers
+        while time.time() < deadline:
+            if all(
+                not c.open or self._complete(c, room_senders.get(c.spec.room, ()))
+                for c in receivers
+            ):
+                break
+            await asyncio.sleep(0.05)
+        pairs = [
+            PairCounts(c.spec.index, s, *t.snapshot())
+            for c in receivers
+            for s, t in c.trackers.items()
+        ]
+        cpu, wall = self._cpu
+        return {
+            "receivers": [c.spec.index for c in receivers],
+            "dropped_receivers": [c.spec.index for c in receivers if not c.open],
+            "pairs": pairs,
+            "latencies": self.latencies.tobytes(),
+            "counters": dict(self.counters),
+            "last_delivery": self.last_delivery,
+            "cpu": cpu / wall if wall > 0 else 0.0,
+        }
+
+    @staticmethod
+    def _complete(c: _Client, senders: Any) -> bool:
+        for sid, n in senders:
+            t = c.trackers.get(sid)
+            if t is None:
+                if n:
+                    return False
+                continue
+            if t.high < n or t.missing:
+                return False
+        return True
+
+    async def close(self) -> dict[str, Any]:
+        self.step = -1
+        await asyncio.gather(*(c.ws.close() for c in self.clients), return_exceptions=True)
+        for c in self.clients:
+            if c.task is not None:
+                c.task.cancel()
+        return {}
+
+
+# ---------------------------------------------------------------------- child processes
+
+
+def loop_name() -> str:
+    """The event loop this process's workers run on: uvloop when installed."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_loop(coro: Any) -> Any:
+    if loop_name() == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def serve_pipe(pipe: Any, worker_args: dict[str, Any]) -> None:
+    """Child-process entry point: build a worker, then run the calls the driver sends as
+    ``(method, kwargs)`` and send back each result (or ``("error", text)``), until ``close``."""
+
+    async def main() -> None:
+        worker = Worker(**worker_args)
+        loop = asyncio.get_running_loop()
+        while True:
+            method, kwargs = await loop.run_in_executor(None, pipe.recv)
+            try:
+                result = await getattr(worker, method)(**kwargs)
+            except Exception as exc:  # reported to the driver, which fails the run
+                pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+                return
+            pipe.send(("ok", result))
+            if method == "close":
+                return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_loop(main())

@@ -1,0 +1,231 @@
+"""Short bench runs against servers whose behaviour is known: the report's accounting must
+match it exactly. No timing assertions: latency figures are only checked to exist."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from chatctl.bench.runner import BenchOptions, run_bench
+from chatctl.cli import main
+from helpers import SECRET, ServeProcess
+
+Relay = Callable[[int, str], list[str]]
+
+
+def drop_every_10th(n: int, data: str) -> list[str]:
+    """The n-th message of a room (1-based) is relayed unless n is a multiple of 10."""
+    return [] if n % 10 == 0 else [data]
+
+
+def duplicate_every_5th(n: int, data: str) -> list[str]:
+    return [data, data] if n % 5 == 0 else [data]
+
+
+class SwapPairs:
+    """Hold each odd-numbered message and send it after the next one: every pair swapped."""
+
+    def __init__(self) -> None:
+        self.held: str | None = None
+
+    def __call__(self, n: int, data: str) -> list[str]:
+        if n % 2 == 1:
+            self.held = data
+            return []
+        held, self.held = self.held, None
+        return [data] if held is None else [data, held]
+
+
+@asynccontextmanager
+async def relay_server(relay: Relay, *, welcome: bool = True) -> AsyncIterator[int]:
+    """A minimal room relay (like bench/reference_server.py) that applies ``relay`` to the
+    n-th message of each room; ``welcome=False`` sends no welcome frame at all."""
+    rooms: dict[str, set[ServerConnection]] = {}
+    counts: dict[str, int] = {}
+
+    async def handler(conn: ServerConnection) -> None:
+        assert conn.request is not None
+        room = conn.request.path
+        members = rooms.setdefault(room, set())
+        members.add(conn)
+        if welcome:
+            await conn.send('{"type":"welcome"}')
+        try:
+            async for data in conn:
+                assert isinstance(data, str)
+                counts[room] = counts.get(room, 0) + 1
+                for frame in relay(counts[room], data):
+                    broadcast(members, frame)
+        finally:
+            members.discard(conn)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        yield next(iter(server.sockets)).getsockname()[1]
+
+
+def options(port: int, **kw: Any) -> BenchOptions:
+    base: dict[str, Any] = dict(
+        servers=(f"ws://127.0.0.1:{port}",),
+        rooms=2,
+        clients=5,
+        senders=1,
+        rate=40.0,
+        duration=0.5,
+        drain=0.5,
+        procs=1,
+    )
+    base.update(kw)
+    return BenchOptions(**base)
+
+
+async def test_dropping_server_shows_ten_percent_lost() -> None:
+    async with relay_server(drop_every_10th) as port:
+        result = await run_bench(options(port))
+    (step,) = result["steps"]
+    assert step["sent"] == 2 * 20  # 2 rooms x 1 sender x 40/s x 0.5 s
+    assert step["expected"] == 2 * 20 * 5
+    assert step["lost"] == 2 * 2 * 5  # messages 10 and 20 of each room, to 5 clients
+    assert step["loss_ratio"] == pytest.approx(0.10)
+    assert step["delivered"] == step["expected"] - step["lost"]
+    assert step["duplicates"] == 0
+    assert step["out_of_order"] == 0
+    assert step["ok"] is False
+    assert step["latency_ms"]["count"] == step["delivered"]
+    assert result["connect"]["connected"] == 10 and result["connect"]["failed"] == 0
+
+
+async def test_duplicating_server_without_welcome() -> None:
+    async with relay_server(duplicate_every_5th, welcome=False) as port:
+        result = await run_bench(options(port, rooms=1, senders=2))
+    (step,) = result["steps"]
+    assert result["connect"]["welcomed"] == 0
+    assert step["sent"] == 2 * 20
+    assert step["lost"] == 0
+    assert step["duplicates"] == (40 // 5) * 5  # every 5th room message, to 5 clients
+    assert step["delivered"] == step["expected"] == 40 * 5
+
+
+async def test_saturation_stops_at_the_first_step_with_loss() -> None:
+    async with relay_server(drop_every_10th) as port:
+        result = await run_bench(
+            options(port, rooms=1, rate=10.0, duration=0.5, saturate=True, max_steps=4)
+        )
+    # 5 messages per step: the first step loses nothing, the second sends messages 6-10+
+    steps = result["steps"]
+    assert steps[0]["lost"] == 0
+    assert steps[-1]["lost"] > 0
+    assert result["knee"] is not None and result["knee"]["rate"] == steps[-2]["rate"]
+
+
+def test_real_chatctl_serve_loses_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ServeProcess().start()  # logs "listening on" at info: keep the run small
+    try:
+        monkeypatch.setenv("CHATCTL_SECRET", SECRET.decode())
+        assert server.proc is not None
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "bench",
+                    "--server",
+                    f"ws://127.0.0.1:{server.port}",
+                    "--rooms",
+                    "2",
+                    "--clients",
+                    "6",
+                    "--senders",
+                    "2",
+                    "--rate",
+                    "20",
+                    "--duration",
+                    "1",
+                    "--drain",
+                    "2",
+                    "--procs",
+                    "2",
+                    "--server-pid",
+                    str(server.proc.pid),
+                    "--json",
+                ]
+            )
+    finally:
+        server.stop()
+    result = json.loads(capsys.readouterr().out)
+    (step,) = result["steps"]
+    assert result["connect"] == result["connect"] | {"connected": 12, "failed": 0}
+    assert result["connect"]["welcomed"] == 12
+    assert step["sent"] == 2 * 2 * 20
+    assert step["expected"] == 2 * 2 * 20 * 6
+    assert step["lost"] == 0 and step["duplicates"] == 0 and step["out_of_order"] == 0
+    assert step["acks"] == step["sent"]
+    assert result["memory"]["per_connection_kib"] is not None
+    assert exit_info.value.code in (0, 1)  # 1 only if p99 passed the bound on a busy machine
+
+
+async def test_clients_spread_over_two_unconnected_servers() -> None:
+    """Two relays that share nothing: the half of the room on the other node gets nothing."""
+    async with relay_server(lambda n, d: [d]) as a, relay_server(lambda n, d: [d]) as b:
+        opts = options(a, rooms=1, clients=4)
+        opts = BenchOptions(
+            **{**opts.__dict__, "servers": (opts.servers[0], f"ws://127.0.0.1:{b}")}
+        )
+        result = await run_bench(opts)
+    (step,) = result["steps"]
+    assert step["expected"] == 20 * 4
+    assert step["lost"] == 20 * 2  # clients 1 and 3 are on the sender's other node
+    assert step["loss_ratio"] == pytest.approx(0.5)
+
+
+async def test_swapping_server_shows_out_of_order_but_no_loss() -> None:
+    async with relay_server(SwapPairs()) as port:
+        result = await run_bench(options(port, rooms=1))
+    (step,) = result["steps"]
+    assert step["sent"] == 20
+    assert step["lost"] == 0
+    assert step["duplicates"] == 0
+    assert step["out_of_order"] == 10 * 5  # 10 swapped pairs, to 5 clients
+
+
+def test_exit_status_says_why_nothing_connected(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ServeProcess().start()
+    try:
+        monkeypatch.setenv("CHATCTL_SECRET", "another-secret-0123456789abcdefghijklmnop")
+        with pytest.raises(SystemExit) as refused:
+            main(
+                [
+                    "bench",
+                    "--server",
+                    f"ws://127.0.0.1:{server.port}",
+                    "--clients",
+                    "2",
+                    "--duration",
+                    "0.2",
+                ]
+            )
+    finally:
+        server.stop()
+    assert refused.value.code == 3
+    assert "HTTP 401" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as unreachable:  # nothing listens there any more
+        main(
+            [
+                "bench",
+                "--server",
+                f"ws://127.0.0.1:{server.port}",
+                "--clients",
+                "2",
+                "--duration",
+                "0.2",
+                "--connect-timeout",
+                "2",
+            ]
+        )
+    assert unreachable.value.code == 4
