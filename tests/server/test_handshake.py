@@ -104,3 +104,8 @@ async def test_rejections_are_counted(server: ChatServer) -> None:
     await refusal(ws_url(server.port, "general"))
     await refusal(ws_url(server.port, "general"), bearer(make_token("x", rooms=["y"])))
     assert server.rejections[401] == 1 and server.rejections[403] == 1
+
+
+async def test_bad_presence_parameter_is_400(server: ChatServer) -> None:
+    url = ws_url(server.port, "general", presence="maybe")
+    assert (await refusal(url, bearer(make_token("alice"))))[0] == 400

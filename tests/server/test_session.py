@@ -238,3 +238,18 @@ async def test_unacked_message_without_client_id_still_delivered(server: ChatSer
         await ws.send(json.dumps({"message": "marker", "client_id": "m"}))
         kinds = [(await recv_json(ws))["type"] for _ in range(2)]
         assert sorted(kinds) == ["ack", "message"]
+
+
+async def test_a_send_only_client_is_neither_listed_nor_announced(server: ChatServer) -> None:
+    async with client(server.port, "general", "alice") as alice:
+        await recv_type(alice, "welcome")
+        async with client(server.port, "general", "cron-bot", presence=0) as bot:
+            welcome = await recv_type(bot, "welcome")
+            assert welcome["users"] == ["alice"]
+            await bot.send(json.dumps({"message": "backup done", "client_id": "b1"}))
+            assert (await recv_type(bot, "ack"))["id"] == 1
+        # alice sees the message and nothing about the bot coming or going
+        frame = await recv_json(alice)
+        assert (frame["type"], frame["user"]) == ("message", "cron-bot")
+        await alice.send('{"type": "who"}')
+        assert await recv_json(alice) == {"type": "who", "room": "general", "users": ["alice"]}

@@ -174,8 +174,10 @@ class RoomClient:
         history: int | None = None,
         backoff: Backoff | None = None,
         on_retry: Callable[[str, float], None] | None = None,
+        presence: bool = True,
     ) -> None:
         self.settings = settings
+        self.presence = presence
         self.room = room
         self.last_id: int | None = since
         self.epoch: str | None = None
@@ -199,6 +201,8 @@ class RoomClient:
                 params["epoch"] = self.epoch
         elif self.history is not None:
             params["history"] = self.history
+        if not self.presence:
+            params["presence"] = 0
         return self.settings.room_url(self.room, params)
 
     async def connect(self, *, deadline: float | None) -> tuple[ClientConnection, dict[str, Any]]:

@@ -83,7 +83,8 @@ class Sender:
         if opts.texts is None:
             self.reader = LineReader(self.stdin_fd)
             self.reader.start()
-        client = RoomClient(self.settings, opts.room, history=0)
+        # a sender is not a room member: no "joined"/"left" for everyone at every run
+        client = RoomClient(self.settings, opts.room, history=0, presence=False)
         deadline = time.monotonic() + opts.timeout if opts.timeout else None
         while True:
             try:

@@ -320,7 +320,8 @@ class ChatServer:
             if self._closing_code is not None:  # accepted just as the shutdown began
                 await conn.close(self._closing_code, "server shutting down")
                 return
-            await self.broker.join(room, user, conn_id)
+            if adm.presence:
+                await self.broker.join(room, user, conn_id)
             await run_session(self, conn, adm)
         except BrokerError as exc:  # no welcome without the broker: ask the client to retry
             log.warning(
@@ -335,7 +336,8 @@ class ChatServer:
             self._release(conn)
             await self.hub.detach(room, conn)
             try:
-                await self.broker.leave(room, user, conn_id)
+                if adm.presence:
+                    await self.broker.leave(room, user, conn_id)
             except Exception as exc:  # the broker may be down; presence expires by itself
                 log.warning("presence leave failed for conn=%s: %s", conn_id, exc)
             log.info(

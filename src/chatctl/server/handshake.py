@@ -37,6 +37,9 @@ class Admission:
     since: int | None
     epoch: str | None
     history: int | None
+    #: False with ``?presence=0``: a send-only client that neither joins the user list nor
+    #: announces joins and leaves (``chatctl send`` in a cron job is not a room member)
+    presence: bool = True
 
 
 class Refusal(Exception):
@@ -108,7 +111,10 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
             )
         history = min(int(history_text[:9]), max_history)
     epoch = _last(query, "epoch") or None
-    return Admission(claims, room, since, epoch, history)
+    presence_text = _last(query, "presence")
+    if presence_text not in (None, "", "0", "1"):
+        raise Refusal(HTTPStatus.BAD_REQUEST, "presence must be 0 or 1", user=claims.user)
+    return Admission(claims, room, since, epoch, history, presence=presence_text != "0")
 
 
 def _last(query: dict[str, list[str]], name: str) -> str | None:
