@@ -5,6 +5,7 @@ ids acked and delivered, error frames)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -28,6 +29,8 @@ async def honest_pair(port: int, seconds: float) -> dict[str, Any]:
         async with client(port, "lobby", "honest-sender") as sender:
             await recv_type(sender, "welcome")
 
+            progress = asyncio.Event()
+
             async def read_acks() -> None:
                 async for data in sender:
                     frame = json.loads(data)
@@ -35,6 +38,7 @@ async def honest_pair(port: int, seconds: float) -> dict[str, Any]:
                         acked.add(frame["client_id"])
                     elif frame["type"] == "error":
                         result.setdefault("errors", []).append(frame)
+                    progress.set()
 
             async def read_messages() -> None:
                 async for data in listener:
@@ -43,6 +47,7 @@ async def honest_pair(port: int, seconds: float) -> dict[str, Any]:
                         delivered.append(frame["client_id"])
                         sent_at = float(frame["message"].split()[1])
                         latencies.append(time.perf_counter() - sent_at)
+                        progress.set()
 
             tasks = [asyncio.create_task(read_acks()), asyncio.create_task(read_messages())]
             i, run = 0, random.randrange(1 << 30)  # client ids are de-duplicated across runs
@@ -52,7 +57,14 @@ async def honest_pair(port: int, seconds: float) -> dict[str, Any]:
                 await sender.send(json.dumps({"message": text, "client_id": f"h{run}-{i}"}))
                 i += 1
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.5)  # let the last ones arrive
+            # wait for the last answers and deliveries (the caller asserts on what came)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    while len(acked) + len(result.get("errors", [])) < i or not acked <= set(
+                        delivered
+                    ):
+                        progress.clear()
+                        await progress.wait()
             for t in tasks:
                 t.cancel()
     result.update(latencies=latencies, acked=sorted(acked), delivered=delivered, sent=i)
