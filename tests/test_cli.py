@@ -176,3 +176,26 @@ def test_port_in_use_is_one_line() -> None:
         assert "Traceback" not in result.stderr
     finally:
         first.stop()
+
+
+def test_serve_flag_defaults_match_the_server_settings() -> None:
+    """Each serve default is written in the CLI and in ServeOptions (which takes the limits
+    from the server's settings): they must not drift apart."""
+    import dataclasses
+
+    import typer
+
+    from chatctl.cli import app
+    from chatctl.serve import ServeOptions
+
+    serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    defaults = {f.name: f.default for f in dataclasses.fields(ServeOptions)}
+    checked = 0
+    for param in serve.params:
+        name = param.name
+        if name in defaults and defaults[name] is not None and param.default is not None:
+            want = defaults[name]
+            got = tuple(param.default) if isinstance(want, tuple) else param.default
+            assert got == want, f"--{name.replace('_', '-')}: CLI {got!r} != {want!r}"
+            checked += 1
+    assert checked >= 20

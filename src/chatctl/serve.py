@@ -20,6 +20,8 @@ from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, RateSettings
 
 log = logging.getLogger("chatctl.server")
+_RATES = RateSettings()
+_CONNS = ConnectionSettings()
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,15 @@ class ServeOptions:
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
-    rate_limit: float = 1000.0
-    rate_burst: float = 50000.0
-    user_rate_limit: float = 2000.0
-    user_rate_burst: float = 100000.0
-    max_connections: int = 10000
-    max_user_connections: int = 100
-    max_rooms: int = 10000
-    max_user_rooms: int = 32
+    # limit defaults come from the settings the server uses, so they are written once
+    rate_limit: float = _RATES.conn_rate
+    rate_burst: float = _RATES.conn_burst
+    user_rate_limit: float = _RATES.user_rate
+    user_rate_burst: float = _RATES.user_burst
+    max_connections: int = _CONNS.max_connections
+    max_user_connections: int = _CONNS.max_user_connections
+    max_rooms: int = _CONNS.max_rooms
+    max_user_rooms: int = _CONNS.max_user_rooms
     handshake_timeout: float = 10.0
     drain_timeout: float = 10.0
 
