@@ -7,7 +7,8 @@ import json
 import re
 import subprocess
 
-from chatctl.client.join import clean, plain_line
+from chatctl.client.join import plain_line
+from chatctl.client.sanitize import one_line
 from chatctl.server import ChatServer
 from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
 from helpers import client, make_token, recv_type
@@ -30,7 +31,7 @@ def test_plain_line_format() -> None:
     action = plain_line({**frame, "kind": "action", "message": "waves"})
     assert action is not None and action.endswith(" * bob waves")
     assert plain_line({"type": "presence"}) is None
-    assert clean("tab\there") == "tab\\there"
+    assert one_line("tab\there") == "tab\\there"
 
 
 async def test_history_once_plain(server: ChatServer) -> None:

@@ -6,9 +6,10 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from chatctl.client.sanitize import multi_line
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
-from chatctl.ui.render import Renderer, mentions, sanitize, user_color, want_color
+from chatctl.ui.render import Renderer, mentions, user_color, want_color
 
 
 def complete(text: str, users: list[str] | None = None) -> list[str]:
@@ -55,7 +56,7 @@ def test_no_color_output_is_plain_and_safe() -> None:
     action, _ = r.message({"user": "bob", "message": "waves", "ts": 0, "kind": "action"})
     assert action.endswith("* bob waves")
     assert r.system("bob joined ops").endswith("-!- bob joined ops")
-    assert sanitize("a\tb\nc") == "a    b\nc"
+    assert multi_line("a\tb\nc") == "a    b\nc"
 
 
 def test_mentions_are_whole_words() -> None:

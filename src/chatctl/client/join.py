@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.client.core import Resume, RoomClient, close_reason, parse_frame
+from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.protocol import dumps
 
@@ -33,22 +34,6 @@ class JoinOptions:
     once: bool = False
 
 
-def clean(text: str) -> str:
-    """Message text made safe for one terminal line: control characters removed, newlines
-    and tabs shown as ``\\n`` and ``\\t`` (no escape sequence from a peer reaches the tty)."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-    return "".join(out)
-
-
 def clock(ts: Any) -> str:
     try:
         return time.strftime("%H:%M:%S", time.localtime(float(ts)))
@@ -60,7 +45,7 @@ def plain_line(frame: dict[str, Any]) -> str | None:
     """The plain-text line for a message frame (None for other events)."""
     if frame.get("type") != "message":
         return None
-    user, text = clean(str(frame.get("user", "?"))), clean(str(frame.get("message", "")))
+    user, text = one_line(str(frame.get("user", "?"))), one_line(str(frame.get("message", "")))
     if frame.get("kind") == "action":
         return f"{clock(frame.get('ts'))} * {user} {text}"
     return f"{clock(frame.get('ts'))} {user}: {text}"
