@@ -7,6 +7,7 @@ import re
 import pytest
 
 from chatctl.client.join import plain_line
+from chatctl.protocol import Message
 from chatctl.ui.render import Renderer
 
 #: Bidi overrides/isolates, zero-width characters, a BOM, an escape sequence, a separator.
@@ -17,12 +18,7 @@ HOSTILE = ["\u202e", "\u2066", "\u2069", "\u200b", "\u200f", "\ufeff", "\x1b[2J"
 @pytest.mark.parametrize("color", [True, False])
 def test_interactive_lines_drop_bidi_and_invisible_characters(bad: str, color: bool) -> None:
     r = Renderer(me="alice", color=color)
-    msg = {
-        "type": "message",
-        "user": f"bo{bad}b",
-        "message": f"pay {bad}evil.exe{bad} now",
-        "ts": 0,
-    }
+    msg = Message(1, "ops", f"bo{bad}b", f"pay {bad}evil.exe{bad} now", 0.0)
     line, _ = r.message(msg)
     assert bad not in line
     # without the renderer's own colours and what is left of the escape sequence (printable)
@@ -34,8 +30,8 @@ def test_interactive_lines_drop_bidi_and_invisible_characters(bad: str, color: b
 def test_script_and_interactive_clients_show_the_same_text() -> None:
     """One sanitiser: the script line and the interactive line carry the same characters."""
     text = "a\u202eb\u2066c\u200bd\x07e \u00a0f"
-    msg = {"type": "message", "user": "bob", "message": text, "ts": 0}
+    msg = Message(1, "ops", "bob", text, 0.0)
     script = plain_line(msg)
     interactive, _ = Renderer(color=False).message(msg)
-    assert script is not None and script.endswith("bob: abcde \u00a0f")
+    assert script.endswith("bob: abcde \u00a0f")
     assert interactive.endswith("bob: abcde \u00a0f")

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from chatctl.client.sanitize import multi_line
+from chatctl.protocol import Message
 
 #: Colours handed out to user names by a stable hash of the name.
 PALETTE = (
@@ -118,15 +119,15 @@ class Renderer:
         line.append(stamp + " ", style=self.styles["time"])
         return line
 
-    def message(self, frame: Mapping[str, Any]) -> tuple[str, bool]:
-        """The line for a ``message`` frame and whether it mentions ``me``."""
-        user = multi_line(str(frame.get("user", "?")))
-        body = multi_line(str(frame.get("message", "")))
+    def message(self, message: Message) -> tuple[str, bool]:
+        """The line for a message and whether it mentions ``me``."""
+        user = multi_line(message.user)
+        body = multi_line(message.text)
         own = user == self.me
         mention = not own and mentions(body, self.me)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
-        line = self._clock(frame.get("ts"))
-        if frame.get("kind") == "action":
+        line = self._clock(message.ts)
+        if message.kind == "action":
             head = f"* {user} "
             line.append("* ", style=name_style)
             line.append(user, style=name_style)
