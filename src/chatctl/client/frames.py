@@ -58,7 +58,21 @@ class Unknown:
 
 ServerFrame = Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | Unknown
 
+_TYPE_NAMES: dict[type, str] = {
+    Welcome: "welcome",
+    Message: "message",
+    Ack: "ack",
+    ErrorFrame: "error",
+    Presence: "presence",
+    UserList: "who",
+    Pong: "pong",
+}
 _TYPE_FIRST = re.compile(r'\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
+
+
+def type_name(frame: ServerFrame) -> str:
+    """The ``type`` a parsed frame had on the wire."""
+    return frame.type if isinstance(frame, Unknown) else _TYPE_NAMES[type(frame)]
 
 
 def peek_type(data: str | bytes) -> str | None:

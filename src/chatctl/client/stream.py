@@ -397,10 +397,8 @@ class RoomStream:
             frame = frames.parse(data)
         except ProtocolError as exc:
             return InvalidFrame(exc.reason)
-        if skip:
-            name = frame.type if isinstance(frame, Unknown) else _TYPE_NAMES[type(frame)]
-            if name in skip:
-                return None
+        if skip and frames.type_name(frame) in skip:
+            return None
         if isinstance(frame, Message):
             self.client.seen(frame)
             return frame
@@ -418,15 +416,3 @@ class RoomStream:
         if isinstance(frame, Welcome):
             return None  # only the first frame is a welcome
         return frame
-
-
-#: The ``type`` of each parsed frame class, for ``skip`` (``Unknown`` carries its own).
-_TYPE_NAMES: dict[type, str] = {
-    Message: "message",
-    Presence: "presence",
-    UserList: "who",
-    Pong: "pong",
-    Ack: "ack",
-    ErrorFrame: "error",
-    Welcome: "welcome",
-}
