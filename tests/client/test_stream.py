@@ -9,9 +9,7 @@ import pytest
 
 from chatctl.broker.memory import MemoryBroker
 from chatctl.client.core import Backoff
-from chatctl.client.frames import UserList
-from chatctl.client.settings import resolve_settings
-from chatctl.client.stream import (
+from chatctl.client.events import (
     Acked,
     Closed,
     Connected,
@@ -19,8 +17,10 @@ from chatctl.client.stream import (
     Disconnected,
     Event,
     Reconnecting,
-    RoomStream,
 )
+from chatctl.client.frames import UserList
+from chatctl.client.settings import resolve_settings
+from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError
 from chatctl.protocol import Message, Who
 from chatctl.server import ChatServer, ServerSettings

@@ -3,6 +3,7 @@
 - :mod:`~chatctl.client.settings`: server, token and config resolution (cheap to import)
 - :mod:`~chatctl.client.stream`: one room as an async iterator of typed events: the one
   reconnect loop and the one resend policy, consumed by ``join`` (both) and ``send``
+- :mod:`~chatctl.client.events`: the typed events and states of the stream
 - :mod:`~chatctl.client.core`: its parts: a connection attempt, backoff, resume, the outbox
 - :mod:`~chatctl.client.frames`: server frames parsed into :mod:`chatctl.protocol`'s types
   (also by ``chatctl bench``)

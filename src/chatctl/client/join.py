@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from chatctl.client.core import Resume
+from chatctl.client.events import Connected, Disconnected, Reconnecting
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
-from chatctl.client.stream import Connected, Disconnected, Reconnecting, RoomStream
+from chatctl.client.stream import RoomStream
 from chatctl.protocol import Message, Presence
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from chatctl.client.core import Outbox, Pending
+from chatctl.client.events import Acked, Connected, Deferred, Disconnected, Rejected
 from chatctl.client.lines import MAX_LINE_BYTES, LineReader
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
-from chatctl.client.stream import Acked, Connected, Deferred, Disconnected, Rejected, RoomStream
+from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, DeliveryTimeout, MessageRejected, UsageError
 from chatctl.protocol import ErrorFrame, MessageKind
 

@@ -26,23 +26,16 @@ The stream owns the three things every client used to write itself:
   (:mod:`chatctl.client.frames`); the types in ``skip`` are recognised without decoding them
   and dropped.
 
-State changes are events too, so a status line or a progress report needs no callbacks:
-:class:`Connecting` (each attempt), :class:`Connected`, :class:`Reconnecting` (an attempt
-failed, the next in ``delay`` s), :class:`Disconnected` (a live connection ended; offline
-until the next :class:`Connected`), :class:`Closed` (:meth:`RoomStream.close` was called;
-the iteration ends). The outbox's changes are :class:`Acked`, :class:`Deferred` (to be
-re-sent after a retryable error) and :class:`Rejected`; ``Connected.resending`` counts the
-unacked messages being re-sent.
+State changes and what became of each message are events too
+(:mod:`chatctl.client.events`), so a status line or a progress report needs no callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
@@ -55,12 +48,23 @@ from chatctl.client.core import (
     Outbox,
     Pacer,
     Pending,
-    Resume,
     Retryable,
     RoomClient,
     close_reason,
 )
-from chatctl.client.frames import Pong, Unknown, UserList
+from chatctl.client.events import (
+    Acked,
+    Closed,
+    Connected,
+    Connecting,
+    Deferred,
+    Disconnected,
+    Event,
+    InvalidFrame,
+    Reconnecting,
+    Rejected,
+    State,
+)
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import ConnectError
 from chatctl.protocol import (
@@ -69,101 +73,12 @@ from chatctl.protocol import (
     Message,
     MessageKind,
     Ping,
-    Presence,
     ProtocolError,
     Welcome,
     Who,
 )
 
 T = TypeVar("T")
-
-
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    #: offline: waiting before the next attempt, or the connection just ended
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class Connecting:
-    """A connection attempt starts (``attempt`` counts from 1 in each connect phase)."""
-
-    url: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class Reconnecting:
-    """An attempt failed for ``reason``; the next starts in ``delay`` seconds."""
-
-    reason: str
-    delay: float
-
-
-@dataclass(frozen=True)
-class Connected:
-    """A welcome arrived: ``resume`` holds the history not seen yet and whether messages were
-    missed; ``resending`` unacked messages are being sent again, before any new one."""
-
-    welcome: Welcome
-    resume: Resume
-    resending: int
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """The connection ended for ``reason`` (offline); the stream reconnects."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Closed:
-    """:meth:`RoomStream.close` was called: the last event."""
-
-
-@dataclass(frozen=True)
-class Acked:
-    """A message from the outbox was stored by the server."""
-
-    pending: Pending
-    ack: Ack
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """The server could not take a message now (``error``); it is re-sent after ``delay`` s."""
-
-    pending: Pending
-    error: ErrorFrame
-    delay: float
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """The server refused a message for good; it left the outbox."""
-
-    pending: Pending
-    error: ErrorFrame
-
-
-@dataclass(frozen=True)
-class InvalidFrame:
-    """The server sent a frame that is not valid JSON of a known shape (ignored by clients)."""
-
-    reason: str
-
-
-StateEvent = Connecting | Reconnecting | Connected | Disconnected | Closed
-OutboxEvent = Acked | Deferred | Rejected
-#: ``Ack`` and ``ErrorFrame`` arrive bare only when they are about no message in the outbox.
-FrameEvent = Message | Presence | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
-Event = StateEvent | OutboxEvent | FrameEvent
 
 
 # --------------------------------------------------------------------------- the stream

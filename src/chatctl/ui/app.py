@@ -21,17 +21,11 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from chatctl.client.events import Connected, Disconnected, Event, Reconnecting, Rejected
 from chatctl.client.frames import UserList
 from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
-from chatctl.client.stream import (
-    Connected,
-    Disconnected,
-    Event,
-    Reconnecting,
-    Rejected,
-    RoomStream,
-)
+from chatctl.client.stream import RoomStream
 from chatctl.config import state_dir
 from chatctl.errors import ConfigError
 from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, Who
