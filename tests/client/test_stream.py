@@ -98,13 +98,15 @@ async def test_offline_messages_are_resent_once_after_the_server_is_back() -> No
             [*_, back] = await until(events, Connected)
             assert isinstance(back, Connected) and back.resume.reconnect
             assert back.resending == 3
+            new = await s.send("new")  # written at once: still after the three re-sent
             acked = [e for e in await until(events, Acked) if isinstance(e, Acked)]
-            while len(acked) < 3:
+            while len(acked) < 4:
                 acked += [e for e in await until(events, Acked) if isinstance(e, Acked)]
-            assert [a.pending for a in acked] == pending and not s.outbox
+            assert [a.pending for a in acked] == [*pending, new] and not s.outbox
             async with client(port, "ops", "bob", since=0) as bob:
                 welcome = await recv_type(bob, "welcome")
-            assert [m["message"] for m in welcome["history"]] == [f"queued {i}" for i in range(3)]
+            texts = [m["message"] for m in welcome["history"]]
+            assert texts == [f"queued {i}" for i in range(3)] + ["new"]
         finally:
             await second.stop()
 

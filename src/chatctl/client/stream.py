@@ -117,6 +117,9 @@ class RoomStream:
         self.pacer: Pacer | None = None
         self._ws: ClientConnection | None = None
         self._write_lock = asyncio.Lock()
+        #: unacked messages to send again on this connection before anything new
+        self._resend: list[Pending] = []
+        self._iterator: AsyncGenerator[Event] | None = None
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -143,9 +146,13 @@ class RoomStream:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+        if self._iterator is not None:  # left with break/return: close the connection now
+            with contextlib.suppress(RuntimeError):  # still running in another task
+                await self._iterator.aclose()
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
+        self._iterator = iterator = self._events()
+        return iterator
 
     async def close(self) -> None:
         """End the stream: the iteration yields :class:`Closed` and stops."""
@@ -168,15 +175,19 @@ class RoomStream:
         return self.outbox.add(text, kind, origin)
 
     async def write(self, pending: Iterable[Pending]) -> None:
-        """Send messages from the outbox now, paced, in order, after any re-send in
-        progress; when offline (or the connection drops meanwhile) they stay in the outbox."""
+        """Send messages from the outbox now, paced, in order, after the unacked ones a
+        reconnect re-sends; when offline (or the connection drops meanwhile) they stay in the
+        outbox and go out after the next connect."""
         ws = self._ws
         if ws is None:
             return
         pacer = self.pacer
         async with self._write_lock:
+            if self._ws is not ws:
+                return  # reconnected meanwhile: the re-send covers them
+            batch, self._resend = [*self._resend, *pending], []
             try:
-                for p in pending:
+                for p in batch:
                     if p.client_id not in self.outbox.pending:
                         continue  # acked or rejected meanwhile
                     if pacer is not None:
@@ -216,7 +227,7 @@ class RoomStream:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _events(self) -> AsyncIterator[Event]:
+    async def _events(self) -> AsyncGenerator[Event]:
         while not self._closing.is_set():
             connection = None
             async with contextlib.aclosing(self._connect()) as attempts:
@@ -233,12 +244,13 @@ class RoomStream:
             self.welcome = welcome
             if self.pacer is None:
                 self.pacer = Pacer.from_welcome(welcome)
-            resend = list(self.outbox.unacked())
+            self._resend = list(self.outbox.unacked())  # sent by the first write, first
             self._ws, self.state = ws, State.CONNECTED
-            if resend:
-                self._spawn(self.write(resend))
+            resending = len(self._resend)
+            if resending:
+                self._spawn(self.write(()))
             try:
-                yield Connected(welcome, resume, len(resend))
+                yield Connected(welcome, resume, resending)
                 try:
                     async for data in ws:
                         event = self._on_frame(data)
