@@ -8,7 +8,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from chatctl.auth import Verifier, format_time, load_private_key, mint, one_line, parse_duration
+from chatctl.auth import (
+    MAX_TOKEN_LIFETIME,
+    Verifier,
+    format_time,
+    load_private_key,
+    mint,
+    one_line,
+    parse_duration,
+)
 from chatctl.config import resolve_secret
 from chatctl.errors import ConfigError, TokenError, UsageError
 
@@ -27,6 +35,8 @@ def create_token(
         seconds = parse_duration(ttl)
     except ValueError as exc:
         raise UsageError(f"--ttl {ttl!r}: {exc}") from None
+    if seconds > MAX_TOKEN_LIFETIME:
+        raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
     if private_key is not None:
         key, algorithm = load_private_key(private_key)
     else:
