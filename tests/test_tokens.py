@@ -75,7 +75,7 @@ def test_inspect_json_stays_strict_json() -> None:
 
     out = json.loads(result.stdout, parse_constant=refuse)
     assert out["claims"]["exp"] == "NaN" and out["valid"] is False
-    assert out["reason"].startswith("token exp claim is not a time within ten years")
+    assert out["reason"] == "token exp claim is not a finite number (a token must expire)"
 
 
 @pytest.mark.parametrize("token", [b"a\xff.b.c", b"\xc3\xa9.\xc3\xa9.\xc3\xa9", b"a.b", b"[[[.a.b"])

@@ -185,11 +185,12 @@ class Verifier:
             when = float(exp)
         except OverflowError:  # an integer of hundreds of digits
             when = math.inf
+        if not math.isfinite(when):
+            raise TokenError("token exp claim is not a finite number (a token must expire)")
         now = self.clock()
-        if not math.isfinite(when) or when > now + MAX_TOKEN_LIFETIME + self.leeway:
+        if when > now + MAX_TOKEN_LIFETIME + self.leeway:
             raise TokenError(
-                "token exp claim is not a time within ten years (a token must expire; "
-                "exp is in seconds, not milliseconds)"
+                "token exp claim is more than ten years ahead (exp is in seconds, not milliseconds)"
             )
         if when + self.leeway < now:
             raise TokenError(f"token expired at {format_time(when)}")

@@ -92,7 +92,8 @@ async def test_hostile_jwt_headers_are_401_with_one_log_line(
 async def test_tokens_that_never_expire_are_401(server: ChatServer) -> None:
     for token in NEVER_EXPIRING:
         status, body = await refusal(ws_url(server.port, "general"), bearer(token))
-        assert status == 401 and "token exp claim is not a time within ten years" in body
+        assert status == 401 and body.startswith("token exp claim is "), body
+        assert "not a finite number" in body or "more than ten years ahead" in body
 
 
 async def test_invisible_characters_in_sub_are_401(server: ChatServer) -> None:
