@@ -4,12 +4,12 @@ Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` 
 glob patterns such as ``ops`` or ``team-*``; absent means every room), ``iss`` and ``aud``.
 ``exp`` must be a finite time at most :data:`MAX_TOKEN_LIFETIME` ahead: ``NaN``, ``1e300`` or
 an ``exp`` in milliseconds is refused, not taken for a token that never expires.
-
-Whatever a token holds, :meth:`Verifier.verify` raises :class:`TokenError` with a one-line
-reason (no newline or control character from the token reaches it) and nothing else.
 The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
 public key only RS256/384/512, an EC public key only ES256/384/512. ``alg: none`` is never
 accepted, and a public key can never be used as an HMAC secret (HS/RS confusion).
+
+Whatever a token holds, :meth:`Verifier.verify` raises :class:`TokenError` with a one-line
+reason (no newline or control character from the token reaches it) and nothing else.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from chatctl.errors import ChatctlError
 
@@ -46,7 +46,7 @@ USER_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl",
 #: Categories that draw nothing: a message made only of them is blank.
 BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 EPOCH_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-#: Largest ``since`` a client may send (19 ASCII digits still fit in a signed 64-bit id).
+#: Most digits a ``since`` may have (ids stay far below 10**19).
 MAX_SINCE_DIGITS = 19
 
 
@@ -93,16 +93,16 @@ class ProtocolError(ChatctlError):
 def dumps(obj: dict[str, Any]) -> str:
     """Serialise one frame: compact, UTF-8 kept as is, and strict JSON: a NaN or infinite float
     raises ``ValueError`` instead of writing ``NaN``/``Infinity``, which ``JSON.parse`` rejects."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str) -> Any:
     """Parse strict JSON: ``NaN``, ``Infinity`` and numbers too large for a double (``1e999``)
     raise ``ValueError``, so nothing parsed here can make :func:`dumps` fail."""
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return _DECODER.decode(data)
 
 
-def _refuse_constant(name: str) -> float:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -111,6 +111,11 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:20]} is too large for a double")
     return value
+
+
+# Built once: json.dumps/json.loads with options build a new encoder/decoder at every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def valid_room(room: str) -> bool:
@@ -139,7 +144,7 @@ def describe_char(char: str) -> str:
 
 def is_blank(text: str) -> bool:
     """True when ``text`` draws nothing: only whitespace, control and format characters
-    (``"\u200b"`` is blank; an emoji joined by U+200D ZERO WIDTH JOINER is not)."""
+    (U+200B ZERO WIDTH SPACE alone is blank; emoji joined by U+200D ZERO WIDTH JOINER are not)."""
     return not any(
         not c.isspace() and unicodedata.category(c) not in BLANK_CATEGORIES for c in text
     )
