@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 
 import pytest
@@ -101,65 +99,44 @@ async def test_every_server_has_its_own_registry() -> None:
 # ------------------------------------------------------------------------------ methods
 
 
-async def raw_request(port: int, request_line: str, *headers: str) -> tuple[str, list[str], bytes]:
-    """Send one raw HTTP request and read to EOF: (status line, header lines, body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        head = [request_line, f"Host: 127.0.0.1:{port}", *headers]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-        async with asyncio.timeout(5):
-            raw = await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    top, _, body = raw.partition(b"\r\n\r\n")
-    status, *lines = top.decode("latin-1").split("\r\n")
-    return status, lines, body
-
-
 @pytest.mark.parametrize("path", ["/healthz", "/metrics"])
 async def test_head_has_the_get_headers_and_no_body(server: ChatServer, path: str) -> None:
-    get_status, get_headers, get_body = await raw_request(server.port, f"GET {path} HTTP/1.1")
-    status, headers, body = await raw_request(server.port, f"HEAD {path} HTTP/1.1")
-    assert status == get_status == "HTTP/1.1 200 OK" and get_body and body == b""
-    length = [h for h in headers if h.lower().startswith("content-length:")]
-    assert length and int(length[0].split(":")[1]) > 0  # the size a GET would get
-    assert [h for h in headers if h.startswith("Content-Type")] == [
-        h for h in get_headers if h.startswith("Content-Type")
-    ]
+    get_status, get_headers, get_body = await http_get(server.port, path)
+    status, headers, body = await http_get(server.port, path, method="HEAD")
+    assert status == get_status == 200 and get_body and body == b""  # before: the whole body
+    assert int(headers["content-length"]) > 0  # the size a GET would get
+    assert headers["content-type"] == get_headers["content-type"]
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"])
 @pytest.mark.parametrize("path", ["/healthz", "/metrics", "/metrics?x=1"])
 async def test_other_methods_on_pages_are_405(server: ChatServer, method: str, path: str) -> None:
-    status, headers, body = await raw_request(
-        server.port, f"{method} {path} HTTP/1.1", "Content-Length: 0"
+    status, headers, body = await http_get(
+        server.port, path, method=method, headers={"Content-Length": "0"}
     )
-    assert status == "HTTP/1.1 405 Method Not Allowed"
-    assert "Allow: GET, HEAD" in headers
-    assert body == b"method not allowed: use GET, HEAD\n"  # not the metrics
+    assert (status, headers["allow"]) == (405, "GET, HEAD")  # before: 200 and the metrics
+    assert body == b"method not allowed: use GET, HEAD\n"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "HEAD", "DELETE"])
 async def test_a_handshake_is_a_get(server: ChatServer, method: str) -> None:
     """A websocket upgrade with another method is 405 before the token is even read."""
-    status, headers, body = await raw_request(
-        server.port,
-        f"{method} /ws/general HTTP/1.1",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-        f"Authorization: Bearer {make_token('alice')}",
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        "Authorization": f"Bearer {make_token('alice')}",
+    }
+    status, headers, body = await http_get(
+        server.port, "/ws/general", method=method, headers=upgrade
     )
-    assert status == "HTTP/1.1 405 Method Not Allowed" and "Allow: GET" in headers
+    assert (status, headers["allow"]) == (405, "GET")
     assert body == (b"" if method == "HEAD" else b"method not allowed: use GET\n")
-    status, _, _ = await raw_request(server.port, f"{method} /ws/general HTTP/1.1")
-    assert status == "HTTP/1.1 405 Method Not Allowed"  # no token: still 405, not 401
-    status, _, body = await raw_request(server.port, f"{method} /elsewhere HTTP/1.1")
-    assert status == "HTTP/1.1 404 Not Found"
-    assert body == (b"" if method == "HEAD" else b"not found\n")
+    # no token: still 405, not 401; elsewhere: 404; a HEAD answer never has a body
+    assert (await http_get(server.port, "/ws/general", method=method))[0] == 405
+    status, _, body = await http_get(server.port, "/elsewhere", method=method)
+    assert (status, body) == (404, b"" if method == "HEAD" else b"not found\n")
 
 
 # ------------------------------------------------------------------------------ origin
