@@ -228,8 +228,8 @@ def mint(
     problem = user_problem(user)
     if problem is not None:
         raise TokenError(f"invalid user name {one_line(user)}: {problem}")
-    if not 0 < ttl <= MAX_TOKEN_LIFETIME:
-        raise TokenError("a token lifetime must be positive and at most ten years (3650d)")
+    if not ttl <= MAX_TOKEN_LIFETIME:  # NaN too; a negative ttl mints an expired token
+        raise TokenError("a token lives at most ten years (3650d)")
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
     if rooms:
