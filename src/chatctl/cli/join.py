@@ -17,6 +17,7 @@ from chatctl.cli.options import (
     UserOpt,
     client_settings,
 )
+from chatctl.protocol import DEFAULT_WELCOME_HISTORY
 from chatctl.recent import complete_room
 
 JOIN_EPILOG = f"""\
@@ -63,7 +64,9 @@ def join(
     history: Annotated[
         int | None,
         typer.Option(
-            help="History messages to show first (server default: 20).", min=0, show_default=False
+            help=f"History messages to show first (server default: {DEFAULT_WELCOME_HISTORY}).",
+            min=0,
+            show_default=False,
         ),
     ] = None,
     count: Annotated[

@@ -24,6 +24,15 @@ Environment:
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 """
 
+SecretFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="HS256 secret file (default: as chatctl serve).",
+        envvar="CHATCTL_SECRET_FILE",
+        show_envvar=False,
+    ),
+]
+
 app = typer.Typer(
     name="token",
     help="Mint and inspect access tokens (JWT).",
@@ -64,14 +73,7 @@ def token_create(
         ),
     ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: 90s, 15m, 12h, 7d, 1w.")] = "24h",
-    secret_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="HS256 secret file (default: as chatctl serve).",
-            envvar="CHATCTL_SECRET_FILE",
-            show_envvar=False,
-        ),
-    ] = None,
+    secret_file: SecretFileOpt = None,
     private_key: Annotated[
         Path | None, typer.Option(help="Sign with this PEM private key (RS256/ES256).")
     ] = None,
@@ -114,14 +116,7 @@ Exit status: 0 the token verifies with this key, 3 it does not, 2 usage error.
 @app.command("inspect", epilog=TOKEN_INSPECT_EPILOG)
 def token_inspect(
     token: Annotated[str, typer.Argument(help="The token, or - to read it from stdin.")],
-    secret_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="HS256 secret file (default: as chatctl serve).",
-            envvar="CHATCTL_SECRET_FILE",
-            show_envvar=False,
-        ),
-    ] = None,
+    secret_file: SecretFileOpt = None,
     public_key: Annotated[
         Path | None, typer.Option(help="Verify with this PEM public key instead.")
     ] = None,
