@@ -29,8 +29,8 @@ _CONNS = _SERVER.limits
 @dataclass(frozen=True)
 class ServeOptions:
     """What ``chatctl serve`` was asked for. Each default is read from the setting it feeds
-    (:class:`ServerSettings`, its rates and limits, the broker's), so it is written once;
-    the CLI's flags show these (chatctl/cli/serve.py)."""
+    (:class:`ServerSettings`, its rates and limits, the protocol's constants), so it is
+    written once; the CLI's flags show these (chatctl/cli/serve.py)."""
 
     host: str = _SERVER.host
     port: int = _SERVER.port
@@ -41,7 +41,8 @@ class ServeOptions:
     issuer: str | None = None
     audience: str | None = None
     redis_url: str | None = None
-    #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat)
+    #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat); its
+    #: constructor has the same defaults, not read from there: that would import redis
     redis_prefix: str = "chatctl"
     presence_ttl: float = 20.0
     max_frame: int = _SERVER.max_frame_bytes

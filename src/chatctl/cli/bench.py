@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from chatctl.cli.options import command_app
 from chatctl.status import ExitStatus
 
 BENCH_EPILOG = """\
@@ -40,7 +41,7 @@ Environment:
   CHATCTL_SECRET_FILE   a file holding it, as --secret-file
 """
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = command_app()
 
 
 @app.command(epilog=BENCH_EPILOG)

@@ -16,6 +16,7 @@ from chatctl.cli.options import (
     TokenOpt,
     UserOpt,
     client_settings,
+    command_app,
 )
 from chatctl.protocol import DEFAULT_WELCOME_HISTORY
 from chatctl.recent import complete_room
@@ -45,7 +46,7 @@ retried until stopped.
 {CLIENT_ENV} NO_COLOR or TERM=dumb: no colour.
 """
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = command_app()
 
 
 @app.command(epilog=JOIN_EPILOG)

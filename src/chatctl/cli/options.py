@@ -1,15 +1,23 @@
-"""Options that ``chatctl join`` and ``chatctl send`` share: where the server is and who you
-are, resolved by :func:`chatctl.client.settings.resolve_settings`."""
+"""Declarations the command modules share: :func:`command_app`, and the options ``chatctl join``
+and ``chatctl send`` take to say where the server is and who you are (resolved by
+:func:`chatctl.client.settings.resolve_settings`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from chatctl.client.settings import ClientSettings
+
+
+def command_app(**attrs: Any) -> typer.Typer:
+    """The Typer of one subcommand (or of the ``token`` group). The root app owns
+    ``--install-completion`` and ``--show-completion``, so it adds none of its own."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, **attrs)
+
 
 CLIENT_ENV = (
     "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE, CHATCTL_CAFILE,\n"

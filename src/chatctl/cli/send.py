@@ -14,6 +14,7 @@ from chatctl.cli.options import (
     TokenOpt,
     UserOpt,
     client_settings,
+    command_app,
 )
 from chatctl.errors import UsageError
 from chatctl.recent import complete_room
@@ -37,7 +38,7 @@ rejected a message (e.g. too long); 130 interrupted.
 {CLIENT_ENV}
 """
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = command_app()
 
 
 @app.command(epilog=SEND_EPILOG)

@@ -1,7 +1,7 @@
 """``chatctl serve``: its flags; the server is built and run by :mod:`chatctl.serve`.
 
-Every default shown here is read from :class:`~chatctl.serve.ServeOptions`, which takes it
-from the setting it feeds (the server's, the broker's): each is written once.
+Every default shown here is read from :class:`~chatctl.serve.ServeOptions` (as ``DEFAULTS``),
+which takes it from the server setting it feeds: each is written once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from chatctl.cli.options import command_app
 from chatctl.serve import ServeOptions, run_serve
 
 DEFAULTS = ServeOptions()
@@ -42,7 +43,7 @@ Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
 See 'man chatctl-serve', docs/deploy.md and docs/security.md.
 """
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = command_app()
 
 
 @app.command(epilog=SERVE_EPILOG)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from chatctl.cli.options import command_app
 from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
 
@@ -33,13 +34,11 @@ SecretFileOpt = Annotated[
     ),
 ]
 
-app = typer.Typer(
+app = command_app(
     name="token",
     help="Mint and inspect access tokens (JWT).",
     epilog=TOKEN_EPILOG,
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 
