@@ -52,7 +52,7 @@ class ServerSettings:
     ping_timeout: float | None = 20.0
     compression: bool = False
     #: seconds a shutdown or SIGTERM drain may take before remaining connections are aborted
-    shutdown_timeout: float = 5.0
+    shutdown_timeout: float = 10.0
     #: seconds a client has for the TCP, TLS and WebSocket opening handshakes together
     handshake_timeout: float = 10.0
     #: serve wss:// with this PEM certificate chain (and key, unless ``keyfile`` is given)
