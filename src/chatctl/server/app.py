@@ -28,6 +28,7 @@ from chatctl.protocol import (
     MAX_MESSAGE_CHARS,
     CloseCode,
 )
+from chatctl.server import wire
 from chatctl.server.handshake import Admission, Refusal, admit
 from chatctl.server.http import OriginPolicy, plain_response, route_http
 from chatctl.server.hub import Hub, peer
@@ -178,7 +179,7 @@ class ChatServer:
         except TimeoutError:
             log.warning("shutdown: %d connections did not close in time", len(ws.all_connections))
             for conn in list(ws.all_connections):
-                conn.transport.abort()
+                wire.abort(conn)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # let the handlers run their cleanup
                     await ws.wait_closed()
@@ -283,7 +284,7 @@ class ChatServer:
             self._admissions.pop(conn, None)
             self._release(conn)
             return None
-        conn.connection_lost_waiter.add_done_callback(lambda _: self._release(conn))
+        wire.on_lost(conn, lambda: self._release(conn))
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
             await self.hub.attach(adm.room, conn)
@@ -298,7 +299,7 @@ class ChatServer:
                 exc,
             )
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
-        conn.connection_lost_waiter.add_done_callback(lambda _: self._forget(conn, adm.room))
+        wire.on_lost(conn, lambda: self._forget(conn, adm.room))
         return None
 
     def _forget(self, conn: ServerConnection, room: str) -> None:

@@ -27,8 +27,9 @@ from chatctl.protocol import (
     pong_frame,
     who_frame,
 )
+from chatctl.server import wire
 from chatctl.server.handshake import Admission
-from chatctl.server.hub import SLOW_CLOSE_GRACE, peer
+from chatctl.server.hub import CLOSE_GRACE, peer
 from chatctl.server.limits import Verdict
 
 if TYPE_CHECKING:
@@ -137,6 +138,12 @@ async def _welcome_history(server: ChatServer, adm: Admission) -> History:
 
 def _close_abusive(server: ChatServer, conn: ServerConnection, user: str, refused: int) -> None:
     """Close with 1008 a connection that kept sending over the rate limit."""
+    # Not conn.close(): it would wait for the client's close frame behind the frames it is
+    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
+    if not wire.close_now(
+        conn, CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly", grace=CLOSE_GRACE
+    ):
+        return
     server.policy_closes += 1
     log.warning(
         "closing user=%s peer=%s with 1008: %d frames over the rate limit",
@@ -144,11 +151,6 @@ def _close_abusive(server: ChatServer, conn: ServerConnection, user: str, refuse
         peer(conn),
         refused,
     )
-    # Not conn.close(): it would wait for the client's close frame behind the frames it is
-    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
-    conn.protocol.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
-    conn.send_data()
-    asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
 
 
 def _rate_limited(
