@@ -25,6 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from chatctl.broker.base import Broker, Reset
 from chatctl.protocol import CloseCode, Message, Presence
 from chatctl.server import wire
+from chatctl.server.metrics import Counters
 
 log = logging.getLogger("chatctl.server")
 
@@ -51,17 +52,17 @@ class Hub:
         broker: Broker,
         *,
         max_pending: int,
+        counters: Counters,
         observe_fanout: Callable[[float], None] | None = None,
     ) -> None:
         self.broker = broker
         self.max_pending = max_pending
+        self.counters = counters
         #: called with the seconds each fan-out call took (the fan-out latency histogram)
         self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
-        self.slow_disconnects = 0
-        self.deliveries = 0
 
     @property
     def connections(self) -> int:
@@ -82,11 +83,11 @@ class Hub:
         written: flush what came since, minus what the welcome already said."""
         members = self.rooms[room]
         for event in members.waiting.pop(conn, ()):
-            if isinstance(event, Message):
-                if event.id <= after_id:
+            match event:
+                case Message() if event.id <= after_id:
                     continue
-            elif event.user == user and event.event == "join":
-                continue
+                case Presence() if event.user == user and event.event == "join":
+                    continue
             self.write(conn, event.frame.encode())
         members.ready.add(conn)
 
@@ -101,16 +102,20 @@ class Hub:
                 del self.rooms[room]
                 await self.broker.unsubscribe(room)
 
-    def _fanout(self, members: RoomMembers, event: Message | Presence | Reset) -> None:
-        if isinstance(event, Reset):
-            self._reset(members, event)
-            return
-        if self.observe_fanout is None:
-            self._deliver(members, event)
-            return
-        started = time.perf_counter()
-        self._deliver(members, event)
-        self.observe_fanout(time.perf_counter() - started)
+    def _fanout(self, members: RoomMembers, event: object) -> None:
+        """The broker's callback: one event of the room, whatever its type."""
+        match event:
+            case Message() | Presence():
+                if self.observe_fanout is None:
+                    self._deliver(members, event)
+                    return
+                started = time.perf_counter()
+                self._deliver(members, event)
+                self.observe_fanout(time.perf_counter() - started)
+            case Reset():
+                self._reset(members, event)
+            case _:  # a broker newer than this server: its clients would not know it either
+                log.warning("room %s: ignoring an unknown broker event %r", members.name, event)
 
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
@@ -140,7 +145,7 @@ class Hub:
         if not members.ready:
             return
         slow = wire.broadcast(members.ready, event.frame.encode(), max_pending=self.max_pending)
-        self.deliveries += len(members.ready) - len(slow)
+        self.counters.deliveries += len(members.ready) - len(slow)
         for conn in slow:
             self.disconnect_slow(conn)
 
@@ -163,7 +168,7 @@ class Hub:
             grace=CLOSE_GRACE,
         ):
             return
-        self.slow_disconnects += 1
+        self.counters.slow_disconnects += 1
         log.warning(
             "slow consumer disconnected peer=%s pending=%d bytes limit=%d",
             peer(conn),
