@@ -6,14 +6,14 @@ import asyncio
 import json
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from chatctl.server import ChatServer, wire
-from helpers import make_server, make_token, recv_type, ws_url
+from helpers import client, make_server, make_token, recv_type, ws_url
 
 
 async def _member(srv: ChatServer, room: str) -> ServerConnection:
@@ -59,36 +59,25 @@ def test_the_fast_path_frame_is_the_bytes_websockets_would_write() -> None:
     assert Opcode.TEXT == 1
 
 
-async def _recv_or_none(ws: ClientConnection, timeout: float) -> str | bytes | None:
-    try:
-        return await asyncio.wait_for(ws.recv(), timeout)
-    except TimeoutError:
-        return None
-
-
 async def test_broadcast_writes_to_open_members_and_hands_back_blocked_ones() -> None:
     srv = make_server()
-    async with srv:
-        headers = {"Authorization": f"Bearer {make_token('alice')}"}
-        async with connect(ws_url(srv.port, "lobby"), additional_headers=headers) as ws:
-            await recv_type(ws, "welcome")
-            conn = await _member(srv, "lobby")
-            assert wire.broadcast([conn], b'{"type":"x","n":1}', max_pending=1 << 20) == []
-            assert json.loads(await ws.recv()) == {"type": "x", "n": 1}
-            # over the bound: not written, handed back to be closed
-            assert wire.broadcast([conn], b'{"type":"x","n":2}', max_pending=-1) == [conn]
-            assert await _recv_or_none(ws, 0.3) is None
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        conn = await _member(srv, "lobby")
+        assert wire.broadcast([conn], b'{"type":"x","n":1}', max_pending=1 << 20) == []
+        # over the bound: not written, handed back to be closed
+        assert wire.broadcast([conn], b'{"type":"x","n":2}', max_pending=-1) == [conn]
+        assert wire.broadcast([conn], b'{"type":"x","n":3}', max_pending=1 << 20) == []
+        assert [json.loads(await ws.recv())["n"] for _ in range(2)] == [1, 3]
 
 
 async def test_close_now_closes_at_once_and_only_once() -> None:
     srv = make_server()
-    async with srv:
-        headers = {"Authorization": f"Bearer {make_token('alice')}"}
-        async with connect(ws_url(srv.port, "lobby"), additional_headers=headers) as ws:
-            await recv_type(ws, "welcome")
-            conn = await _member(srv, "lobby")
-            assert wire.close_now(conn, 4008, "slow consumer", grace=2.0)
-            assert not wire.is_open(conn)
-            assert not wire.close_now(conn, 1008, "again", grace=2.0)
-            await asyncio.wait_for(ws.wait_closed(), 5)
-            assert ws.close_code == 4008 and ws.close_reason == "slow consumer"
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        conn = await _member(srv, "lobby")
+        assert wire.close_now(conn, 4008, "slow consumer", grace=2.0)
+        assert not wire.is_open(conn)
+        assert not wire.close_now(conn, 1008, "again", grace=2.0)
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 4008 and ws.close_reason == "slow consumer"
