@@ -95,14 +95,14 @@ def run_serve(opts: ServeOptions) -> None:
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     verifier = build_verifier(opts)
-    broker_options: dict[str, object] = {
-        "history_size": opts.history,
-        "dedup_window": opts.dedup_window,
-    }
-    if opts.redis_url:
-        broker_options["prefix"] = opts.redis_prefix
-        broker_options["presence_ttl"] = opts.presence_ttl
-    broker = create_broker(opts.redis_url, **broker_options)
+    # each broker takes the options that apply to it (chatctl.broker.registry)
+    broker = create_broker(
+        opts.redis_url,
+        history_size=opts.history,
+        dedup_window=opts.dedup_window,
+        prefix=opts.redis_prefix,
+        presence_ttl=opts.presence_ttl,
+    )
     settings = ServerSettings(
         host=opts.host,
         port=opts.port,
