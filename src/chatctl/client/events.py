@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from chatctl.client.core import Pending, Resume
 from chatctl.client.frames import Pong, Unknown, UserList
-from chatctl.protocol import Ack, ErrorFrame, Message, Presence, Welcome
+from chatctl.protocol import Ack, ErrorFrame, Message, Presence, PresenceBatch, Welcome
 
 
 class State(enum.Enum):
@@ -99,5 +99,7 @@ class InvalidFrame:
 StateEvent = Connecting | Reconnecting | Connected | Disconnected | Closed
 OutboxEvent = Acked | Deferred | Rejected
 #: ``Ack`` and ``ErrorFrame`` arrive bare only when they are about no message in the outbox.
-FrameEvent = Message | Presence | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
+FrameEvent = (
+    Message | Presence | PresenceBatch | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
+)
 Event = StateEvent | OutboxEvent | FrameEvent

@@ -4,7 +4,8 @@ what the server sends.
 :func:`parse` decodes a frame once (``protocol.parse_server_frame``) and returns a typed
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
-:class:`~chatctl.protocol.Presence`, or :class:`UserList`, :class:`Pong`, :class:`Unknown`
+:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.PresenceBatch`, or
+:class:`UserList`, :class:`Pong`, :class:`Unknown`
 for the answers and types the protocol module has no class for. A frame that is not a JSON
 object with a string ``type``, or whose fields have the wrong types, raises
 :class:`~chatctl.protocol.ProtocolError`.
@@ -28,6 +29,7 @@ from chatctl.protocol import (
     ErrorFrame,
     Message,
     Presence,
+    PresenceBatch,
     ProtocolError,
     Welcome,
     parse_server_frame,
@@ -56,7 +58,9 @@ class Unknown:
     type: str
 
 
-ServerFrame = Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | Unknown
+ServerFrame = (
+    Welcome | Message | Ack | ErrorFrame | Presence | PresenceBatch | UserList | Pong | Unknown
+)
 
 _TYPE_NAMES: dict[type, str] = {
     Welcome: "welcome",
@@ -64,6 +68,7 @@ _TYPE_NAMES: dict[type, str] = {
     Ack: "ack",
     ErrorFrame: "error",
     Presence: "presence",
+    PresenceBatch: "presence_batch",
     UserList: "who",
     Pong: "pong",
 }
@@ -111,6 +116,13 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             if event not in ("join", "leave"):
                 raise ValueError(f"unknown presence event {event!r}")
             return Presence(str(obj["room"]), str(obj["user"]), event, float(obj["ts"]))
+        if ftype == "presence_batch":
+            return PresenceBatch(
+                str(obj["room"]),
+                tuple(str(u) for u in _list(obj, "joins")),
+                tuple(str(u) for u in _list(obj, "leaves")),
+                float(obj["ts"]),
+            )
         if ftype == "welcome":
             return _welcome(obj)
         if ftype == "who":
@@ -151,6 +163,7 @@ def _error(obj: dict[str, Any]) -> ErrorFrame:
 def _welcome(obj: dict[str, Any]) -> Welcome:
     limits = obj.get("limits")
     since, recovered = obj.get("since"), obj.get("recovered")
+    count = obj.get("user_count")
     return Welcome(
         user=str(obj.get("user") or ""),
         room=str(obj.get("room", "")),
@@ -166,4 +179,5 @@ def _welcome(obj: dict[str, Any]) -> Welcome:
         recovered=recovered if isinstance(recovered, bool) else None,
         server=str(obj.get("server", "")),
         limits=limits if isinstance(limits, dict) else None,
+        user_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
     )

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from chatctl.broker.base import Broker, History
 from chatctl.errors import BrokerError
 from chatctl.protocol import (
+    MAX_WELCOME_USERS,
     Ack,
     CloseCode,
     ErrorCode,
@@ -74,11 +75,12 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
         epoch=history.epoch,
         last_id=history.last_id,
         history=history.messages,
-        users=users,
+        users=users[:MAX_WELCOME_USERS],
         since=adm.since,
         recovered=None if adm.since is None else history.complete,
         server=ctx.server_name,
         limits=ctx.limits.advertised(),
+        user_count=len(users),
     )
     hub.write(conn, welcome.frame().encode())
     member.ready(history.last_id)
