@@ -244,7 +244,8 @@ class ChatServer:
             del self._members[conn]
             member.release()
             return None
-        wire.on_lost(conn, member.release)
+        # ONE callback per connection (each costs a closure and a context copy for its life)
+        wire.on_lost(conn, lambda: self._lost(conn, member))
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
             await member.attach()
@@ -260,13 +261,13 @@ class ChatServer:
                 exc,
             )
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
-        wire.on_lost(conn, lambda: self._forget(conn))
         return None
 
-    def _forget(self, conn: ServerConnection) -> None:
-        """The connection died before its handler ran: end its membership here."""
-        member = self._members.pop(conn, None)
-        if member is not None:
+    def _lost(self, conn: ServerConnection, member: Membership) -> None:
+        """The TCP connection is gone: its slot is free at once; and if its handler never
+        ran (it died right after the 101), its membership ends here."""
+        member.release()
+        if self._members.pop(conn, None) is not None:
             task = asyncio.ensure_future(member.end())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -27,6 +27,20 @@ log = logging.getLogger("chatctl.server")
 
 
 class Membership:
+    __slots__ = (
+        "_attached",
+        "_broker",
+        "_hub",
+        "_joined",
+        "_limits",
+        "_slot",
+        "adm",
+        "conn",
+        "conn_id",
+        "room",
+        "user",
+    )
+
     def __init__(
         self, conn: ServerConnection, adm: Admission, *, hub: Hub, broker: Broker, limits: Limits
     ) -> None:

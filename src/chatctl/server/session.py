@@ -64,26 +64,8 @@ class SessionContext:
 
 async def run_session(ctx: SessionContext, member: Membership) -> None:
     """Welcome the client, then answer its frames one at a time until it goes away."""
-    hub, broker = ctx.hub, ctx.broker
-    conn, adm, user, room = member.conn, member.adm, member.user, member.room
-
-    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
-    users = await broker.users(room)
-    welcome = Welcome(
-        user=user,
-        room=room,
-        epoch=history.epoch,
-        last_id=history.last_id,
-        history=history.messages,
-        users=users[:MAX_WELCOME_USERS],
-        since=adm.since,
-        recovered=None if adm.since is None else history.complete,
-        server=ctx.server_name,
-        limits=ctx.limits.advertised(),
-        user_count=len(users),
-    )
-    hub.write(conn, welcome.frame().encode())
-    member.ready(history.last_id)
+    conn, adm, user = member.conn, member.adm, member.user
+    await _welcome(ctx, member)
 
     limiter = ctx.limits.frame_limiter(user)
     frames = 0
@@ -104,6 +86,31 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+
+
+async def _welcome(ctx: SessionContext, member: Membership) -> None:
+    """Write the welcome and let live events flow.
+
+    A function of its own so that the history and the user list it carried are garbage
+    once it is written, not locals of the receive loop for the life of the connection."""
+    adm = member.adm
+    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
+    users = await ctx.broker.users(member.room)
+    welcome = Welcome(
+        user=member.user,
+        room=member.room,
+        epoch=history.epoch,
+        last_id=history.last_id,
+        history=history.messages,
+        users=users[:MAX_WELCOME_USERS],
+        since=adm.since,
+        recovered=None if adm.since is None else history.complete,
+        server=ctx.server_name,
+        limits=ctx.limits.advertised(),
+        user_count=len(users),
+    )
+    ctx.hub.write(member.conn, welcome.frame().encode())
+    member.ready(history.last_id)
 
 
 async def _handle(
