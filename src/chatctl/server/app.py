@@ -57,6 +57,8 @@ class ChatServer:
         )
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
+        #: one bound method for every Membership (not one per connection)
+        self._forget = self._forget_member
         self._conn_ids = itertools.count(1)
         self._ws: Server | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -230,7 +232,7 @@ class ChatServer:
                 retry = (("Retry-After", "5"),)
             return plain_response(refusal.status, refusal.reason + "\n", headers=retry)
         self._members[conn] = Membership(
-            conn, adm, hub=self.hub, broker=self.broker, limits=self.limits
+            conn, adm, hub=self.hub, broker=self.broker, limits=self.limits, forget=self._forget
         )
         return None
 
@@ -244,8 +246,7 @@ class ChatServer:
             del self._members[conn]
             member.release()
             return None
-        # ONE callback per connection (each costs a closure and a context copy for its life)
-        wire.on_lost(conn, lambda: self._lost(conn, member))
+        wire.on_lost(conn, member.lost)
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
             await member.attach()
@@ -263,11 +264,10 @@ class ChatServer:
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
         return None
 
-    def _lost(self, conn: ServerConnection, member: Membership) -> None:
-        """The TCP connection is gone: its slot is free at once; and if its handler never
-        ran (it died right after the 101), its membership ends here."""
-        member.release()
-        if self._members.pop(conn, None) is not None:
+    def _forget_member(self, member: Membership) -> None:
+        """The connection is gone: if its handler never ran (it died right after the 101),
+        its membership ends here."""
+        if self._members.pop(member.conn, None) is not None:
             task = asyncio.ensure_future(member.end())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -67,10 +67,12 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     conn, adm, user = member.conn, member.adm, member.user
     await _welcome(ctx, member)
 
-    limiter = ctx.limits.frame_limiter(user)
+    limiter = None  # made on the first frame: an idle connection holds no buckets
     frames = 0
     try:
         async for data in conn:
+            if limiter is None:
+                limiter = ctx.limits.frame_limiter(user)
             frames += 1
             if frames % FRAMES_PER_TURN == 0:
                 # recv() does not yield while frames are queued, and one TCP read can queue
