@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -49,13 +50,14 @@ async def fill(url: str, args: argparse.Namespace) -> None:
 
 
 def usage(r: redis.Redis, key: str) -> dict[str, Any]:
-    kind = r.type(key)
-    length = {
+    kind = str(r.type(key))
+    lengths: dict[str, Callable[[str], Any]] = {
         "stream": r.xlen,
         "hash": r.hlen,
         "zset": r.zcard,
         "string": r.strlen,
-    }.get(kind, lambda _: None)(key)
+    }
+    length = lengths[kind](key) if kind in lengths else None
     row: dict[str, Any] = {
         "key": key,
         "type": kind,

@@ -143,6 +143,24 @@ def test_clients_read_a_batch_as_its_changes() -> None:
     assert frame.without_join("bob").joins == ("carol",)
 
 
+@pytest.mark.parametrize("user", ["bob", 'a"b', "é", "carol", "nobody", "bob,"])
+def test_a_batch_without_one_join_is_the_same_frame_cut(user: str) -> None:
+    """The frame written to a connection that joined during the tick: cut from the batch's
+    encoded pieces, it must be exactly the frame of the batch without that join."""
+    frame = PresenceBatch("bob", ("bob", 'a"b', "é", "carol", "bob,"), ("dave",), 5.25)
+    expected = frame.without_join(user)
+    assert frame.frame_without_join(user) == expected.frame
+    assert json.loads(frame.frame) == {
+        "type": "presence_batch",
+        "room": "bob",
+        "joins": ["bob", 'a"b', "é", "carol", "bob,"],
+        "leaves": ["dave"],
+        "ts": 5.25,
+    }
+    alone = PresenceBatch("r", (user,), (), 1.0)
+    assert alone.frame_without_join(user) is None
+
+
 def test_the_tick_grows_with_the_room_and_is_bounded() -> None:
     assert presence_tick(1) == PRESENCE_TICK
     assert presence_tick(2000) == pytest.approx(1.0)

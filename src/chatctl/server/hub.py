@@ -117,8 +117,8 @@ class Hub:
             if isinstance(event, Message):
                 if event.id > after_id:
                     self.write(conn, event.frame.encode())
-            elif (news := _news_for(user, event)) is not None:
-                self.write(conn, news.frame.encode())
+            elif (news := _frame_for(user, event)) is not None:
+                self.write(conn, news.encode())
         members.ready.add(conn)
         if members.presence_timer is not None:
             # the presence held for this tick may hold the user's own join: see
@@ -197,21 +197,22 @@ class Hub:
             leaves = tuple(u for u, change in changes.items() if change == "leave")
             event = PresenceBatch(members.name, joins, leaves, members.presence_ts)
         fresh, members.fresh = members.fresh, {}
-        if not fresh:
+        own = [(conn, user) for conn, user in fresh.items() if changes.get(user) == "join"]
+        if not own:
             self._timed_deliver(members, event)
             return
         # A connection welcomed during the tick must not hear of its own join: its welcome
         # listed the user. It gets the rest of the news, the others the whole frame.
         ready = members.ready
-        members.ready = ready.difference(fresh)
+        members.ready = ready.difference(conn for conn, _ in own)
         try:
             self._timed_deliver(members, event)
         finally:
             members.ready = ready
-        for conn, user in fresh.items():
-            news = _news_for(user, event)
+        for conn, user in own:
+            news = _frame_for(user, event)
             if news is not None and conn in ready:
-                self.write(conn, news.frame.encode())
+                self.write(conn, news.encode())
 
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
@@ -273,15 +274,12 @@ class Hub:
         )
 
 
-def _news_for(user: str, event: Presence | PresenceBatch) -> Presence | PresenceBatch | None:
-    """``event`` minus ``user``'s own join, which the user's welcome already told; None when
-    nothing is left."""
+def _frame_for(user: str, event: Presence | PresenceBatch) -> str | None:
+    """The frame of ``event`` minus ``user``'s own join, which the user's welcome already
+    told; None when nothing is left."""
     if isinstance(event, Presence):
-        return None if (event.user, event.event) == (user, "join") else event
-    if user not in event.joins:
-        return event
-    rest = event.without_join(user)
-    return rest if rest.joins or rest.leaves else None
+        return None if (event.user, event.event) == (user, "join") else event.frame
+    return event.frame_without_join(user)
 
 
 def peer(conn: ServerConnection) -> str:
