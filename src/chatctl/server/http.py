@@ -5,6 +5,8 @@ check that keeps other sites' pages from opening WebSockets with a visitor's bro
               deliver; 503 with the reason otherwise (draining, broker down). Load balancers
               take a 503 node out of rotation.
 ``/metrics``  Prometheus text format (see :mod:`chatctl.server.metrics`).
+``/``         the browser chat page and its files under ``/static/`` (see :mod:`chatctl.web`),
+              with a strict Content-Security-Policy; 304 for an ``If-None-Match`` that matches.
 
 Origin: browsers send ``Origin`` with every WebSocket handshake; command-line clients send
 none and are never refused for it. A browser request is accepted when its origin is the
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from chatctl import web
 from chatctl.server.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -56,7 +59,8 @@ def plain_response(
 
 
 def route_http(server: ChatServer, request: Request) -> Response | None:
-    """Answer ``/healthz`` and ``/metrics``; None for every other path (the WebSocket routes)."""
+    """Answer ``/healthz``, ``/metrics`` and the web page; None for every other path (the
+    WebSocket routes)."""
     path = urlsplit(request.path).path
     if path == HEALTH_PATH:
         problem = server.health_problem()
@@ -65,7 +69,28 @@ def route_http(server: ChatServer, request: Request) -> Response | None:
         return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
     if path == METRICS_PATH:
         return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
+    page = web.asset(path)
+    if page is not None:
+        return static_response(page, request.headers.get("If-None-Match"))
     return None
+
+
+def static_response(page: web.Asset, if_none_match: str | None) -> Response:
+    """A file of the web page: 200 with the body, or 304 when the browser's copy is current."""
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", page.content_type),
+            ("Cache-Control", web.CACHE_CONTROL),
+            ("ETag", page.etag),
+            *web.SECURITY_HEADERS,
+        ]
+    )
+    if page.matches(if_none_match):
+        return Response(HTTPStatus.NOT_MODIFIED.value, HTTPStatus.NOT_MODIFIED.phrase, headers)
+    headers["Content-Length"] = str(len(page.body))
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, page.body)
 
 
 class OriginPolicy:
