@@ -1,6 +1,6 @@
 // chatctl web client: one WebSocket to the server that served this page (docs/protocol.md).
 // No framework, no build step. Every piece of text from the network goes through
-// textContent, never innerHTML: markup in a message is shown, never run.
+// textContent (never parsed as HTML): markup in a message is shown, never run.
 "use strict";
 
 (() => {
