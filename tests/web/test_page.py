@@ -285,8 +285,11 @@ def test_a_phone_sized_screen_is_usable(
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
+        color_scheme="dark",
     )
     wait_online(page, "mia")
+    # dark by system preference
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
     post_raw(srv.port, "phone", "nina", ["a long line " * 12, "short"])
     say(page, "typed on a phone")
     wait_shown(page, "mia", "typed on a phone")

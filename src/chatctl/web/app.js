@@ -343,7 +343,7 @@
     room.users = f.users || [];
     renderUsers();
     setStatus("online", "connected as " + f.user);
-    $("input").placeholder = "Message #" + room.name + " (Enter sends, Shift+Enter: new line, /help)";
+    $("input").placeholder = "Message #" + room.name;
     for (const [id, p] of room.pending) {
       if (!p.acked && !p.failed) transmit(room, id, p);
     }
@@ -404,6 +404,7 @@
 
   function onPresence(room, f) {
     const users = new Set(room.users);
+    if (typeof f.ts === "number") dayLine(room, new Date(f.ts * 1000));
     if (f.event === "join") {
       users.add(f.user);
       line(room, el("li", "event", "\u2192 " + f.user + " joined"));
