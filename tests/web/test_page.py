@@ -302,3 +302,20 @@ def test_a_phone_sized_screen_is_usable(
     page.locator("#menu").tap()
     page.locator("#users").wait_for(state="hidden")
     screenshot(page, "web-client-phone.png", tmp_path)
+
+
+def test_a_refused_message_shows_the_server_s_reason(srv: ServeProcess, open_page: Opener) -> None:
+    page = open_page(link(srv.port, "olga", "limits"))
+    wait_online(page, "olga")
+    page.locator("#input").fill("x" * 8001)  # over the server's --max-message (8000)
+    page.locator("#input").press("Enter")
+    failed = page.locator(".outbox .msg.failed")
+    failed.wait_for()
+    assert failed.locator(".state").text_content() == (
+        "not sent: message is 8001 characters; the limit is 8000"
+    )
+    failed.locator(".dismiss").click()
+    assert failed.count() == 0
+    say(page, "shorter")  # the connection lives on
+    wait_shown(page, "olga", "shorter")
+    assert shown(page) == [("olga", "shorter")]
