@@ -52,7 +52,7 @@ def test_a_server_restart_is_resumed_without_a_gap(
         node.start()  # same port: the page finds it again by itself
         wait_online(page, "alice")
         wait_shown(page, "alice", "typed while the server was down")
-        page.wait_for_function("!document.querySelector('.pending, .outbox li')")
+        page.wait_for_function("() => !document.querySelector('.pending, .outbox li')")
         expected = [
             ("alice", "before the restart"),
             ("bob", "missed 1"),
@@ -81,7 +81,7 @@ def test_own_messages_stay_pending_until_acknowledged(
             assert shown(page) == []
         finally:
             redis_server.resume()
-        page.wait_for_function("!document.querySelector('.pending, .outbox li')")
+        page.wait_for_function("() => !document.querySelector('.pending, .outbox li')")
         assert shown(page) == [("carol", "not stored yet")]
     finally:
         node.stop()
