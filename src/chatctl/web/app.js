@@ -23,6 +23,7 @@
       this.box = el("div", "room");
       this.log = el("ol", "log");
       this.outbox = el("ol", "outbox");
+      this.log.setAttribute("role", "log"); // read out by screen readers as it grows
       this.box.append(this.log, this.outbox);
     }
   }
