@@ -1,6 +1,13 @@
 """Plain HTTP on the WebSocket port: ``GET /healthz``, ``GET /metrics``, and the ``Origin``
 check that keeps other sites' pages from opening WebSockets with a visitor's browser.
 
+Methods: the plain-HTTP pages answer ``GET`` and ``HEAD`` (the same headers, no body); any
+other method gets **405** with ``Allow: GET, HEAD``. A WebSocket handshake is a ``GET``: any
+other method on ``/ws/{room}`` gets **405** with ``Allow: GET`` before the token is looked at,
+and on another path 404. websockets 17 parses every method and hands it to
+``process_request`` (its own 405 comes only after, in ``accept``), so this is the layer that
+must say no.
+
 ``/healthz``  200 ``ok`` while the node accepts connections and its broker can publish and
               deliver; 503 with the reason otherwise (draining, broker down). Load balancers
               take a 503 node out of rotation.
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import email.utils
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -27,6 +34,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from chatctl import web
+from chatctl.server.handshake import WS_PREFIX
 from chatctl.server.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -59,20 +67,40 @@ def plain_response(
 
 
 def route_http(server: ChatServer, request: Request) -> Response | None:
-    """Answer ``/healthz``, ``/metrics`` and the web page; None for every other path (the
-    WebSocket routes)."""
+    """Answer the plain-HTTP pages and every request that is not a ``GET``; None for what is
+    left to the handshake (see the module docstring). A ``HEAD`` answer never has a body."""
     path = urlsplit(request.path).path
-    if path == HEALTH_PATH:
-        problem = server.health_problem()
-        if problem is None:
-            return plain_response(HTTPStatus.OK, "ok\n")
-        return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
-    if path == METRICS_PATH:
-        return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
-    page = web.asset(path)
+    page = PAGES.get(path)
     if page is not None:
-        return static_response(page, request.headers.get("If-None-Match"))
-    return None
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        response = page(server, request)
+    elif request.method == "GET":
+        return None
+    elif path.startswith(WS_PREFIX):
+        response = method_not_allowed("GET")
+    else:
+        response = plain_response(HTTPStatus.NOT_FOUND, "not found\n")
+    if request.method == "HEAD":
+        response.body = b""  # Content-Length stays that of the GET (RFC 9110, 9.3.2)
+    return response
+
+
+def _health(server: ChatServer, request: Request) -> Response:
+    problem = server.health_problem()
+    if problem is None:
+        return plain_response(HTTPStatus.OK, "ok\n")
+    return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
+
+
+def _metrics(server: ChatServer, request: Request) -> Response:
+    return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
+
+
+def _web_file(server: ChatServer, request: Request) -> Response:
+    page = web.asset(urlsplit(request.path).path)
+    assert page is not None  # registered for the paths of web.ROUTES only
+    return static_response(page, request.headers.get("If-None-Match"))
 
 
 def static_response(page: web.Asset, if_none_match: str | None) -> Response:
@@ -91,6 +119,23 @@ def static_response(page: web.Asset, if_none_match: str | None) -> Response:
         return Response(HTTPStatus.NOT_MODIFIED.value, HTTPStatus.NOT_MODIFIED.phrase, headers)
     headers["Content-Length"] = str(len(page.body))
     return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, page.body)
+
+
+#: The plain-HTTP pages by path, each answering GET and HEAD.
+PAGES: dict[str, Callable[[ChatServer, Request], Response]] = {
+    HEALTH_PATH: _health,
+    METRICS_PATH: _metrics,
+    **dict.fromkeys(web.ROUTES, _web_file),
+}
+
+
+def method_not_allowed(allow: str) -> Response:
+    """405 with the ``Allow`` header RFC 9110 requires."""
+    return plain_response(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        f"method not allowed: use {allow}\n",
+        headers=[("Allow", allow)],
+    )
 
 
 class OriginPolicy:
