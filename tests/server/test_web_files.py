@@ -58,3 +58,13 @@ async def test_other_paths_are_not_files(server: ChatServer) -> None:
         status, _, body = await http_get(server.port, path)
         assert status == 404, path
         assert b"rooms live at /ws/{room}" in body
+
+
+async def test_head_and_other_methods(server: ChatServer) -> None:
+    _, get_headers, body = await http_get(server.port, "/static/style.css")
+    status, headers, head_body = await http_get(server.port, "/static/style.css", method="HEAD")
+    assert (status, head_body) == (200, b"")
+    assert headers["content-length"] == get_headers["content-length"] == str(len(body))
+    assert headers["etag"] == get_headers["etag"]
+    status, headers, body = await http_get(server.port, "/", method="POST")
+    assert (status, headers["allow"]) == (405, "GET, HEAD")
