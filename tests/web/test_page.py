@@ -319,3 +319,15 @@ def test_a_refused_message_shows_the_server_s_reason(srv: ServeProcess, open_pag
     say(page, "shorter")  # the connection lives on
     wait_shown(page, "olga", "shorter")
     assert shown(page) == [("olga", "shorter")]
+
+
+def test_rate_limited_messages_are_retried_in_order(open_page: Opener) -> None:
+    with serving("--rate-limit", "2", "--rate-burst", "2") as tight:
+        page = open_page(link(tight.port, "pia", "busy"))
+        wait_online(page, "pia")
+        for i in range(5):
+            say(page, f"burst {i}")
+        page.locator(".msg .state", has_text="retrying in").first.wait_for()
+        wait_shown(page, "pia", "burst 4")
+        page.wait_for_function("() => !document.querySelector('.pending, .outbox li')")
+        assert shown(page) == [("pia", f"burst {i}") for i in range(5)]

@@ -18,7 +18,8 @@
       this.lastId = 0;
       this.epoch = null;
       this.users = [];
-      this.pending = new Map(); // client_id -> {text, kind, el, acked, echoed, retry}
+      this.pending = new Map(); // client_id -> {text, kind, el, sent, acked, echoed, failed}
+      this.hold = null; // while the server asked to wait (rate_limited): nothing is sent
       this.lastDay = null;
       this.box = el("div", "room");
       this.log = el("ol", "log");
@@ -345,9 +346,10 @@
     renderUsers();
     setStatus("online", "connected as " + f.user);
     $("input").placeholder = "Message #" + room.name;
-    for (const [id, p] of room.pending) {
-      if (!p.acked && !p.failed) transmit(room, id, p);
-    }
+    clearTimeout(room.hold);
+    room.hold = null;
+    for (const p of room.pending.values()) p.sent = false;
+    flush(room);
   }
 
   function onMessage(room, f) {
@@ -385,10 +387,16 @@
       return;
     }
     if (f.code === "rate_limited" || f.code === "broker_unavailable") {
+      // Not stored: hold the outbox and send it again, in order, when the server says.
       const wait = Math.max(0.2, Number(f.retry_after) || 1);
+      p.sent = false;
       setPendingState(p, reason + " \u2013 retrying in " + Math.ceil(wait) + " s");
-      clearTimeout(p.retry);
-      p.retry = setTimeout(() => transmit(room, f.client_id, p), wait * 1000);
+      if (!room.hold) {
+        room.hold = setTimeout(() => {
+          room.hold = null;
+          flush(room);
+        }, wait * 1000);
+      }
       return;
     }
     p.failed = true;
@@ -419,9 +427,13 @@
 
   // ------------------------------------------------------------------ sending
 
-  function transmit(room, id, p) {
-    if (room !== state.room) return;
-    if (send({ type: "message", message: p.text, kind: p.kind, client_id: id })) {
+  /** Send every message of the open room's outbox that is not on its way, oldest first. */
+  function flush(room) {
+    if (room !== state.room || room.hold) return;
+    for (const [id, p] of room.pending) {
+      if (p.sent || p.acked || p.failed) continue;
+      if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
+      p.sent = true;
       setPendingState(p, "sending\u2026");
     }
   }
@@ -438,10 +450,10 @@
     const li = messageNode(state.me || "you", text, kind, null);
     li.classList.add("pending");
     room.outbox.append(li);
-    const p = { text, kind, el: li, acked: false, echoed: false, failed: false, retry: null };
+    const p = { text, kind, el: li, sent: false, acked: false, echoed: false, failed: false };
     room.pending.set(id, p);
-    setPendingState(p, "waiting for the connection");
-    transmit(room, id, p);
+    setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
+    flush(room);
     scrollDown(true);
   }
 
