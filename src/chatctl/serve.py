@@ -16,40 +16,47 @@ from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, RateSettings
 
 log = logging.getLogger("chatctl.server")
-_RATES = RateSettings()
-_CONNS = ConnectionSettings()
+_SERVER = ServerSettings()
+_RATES = _SERVER.rates
+_CONNS = _SERVER.limits
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    history: int = 1000
-    welcome_history: int = 20
+    """What ``chatctl serve`` was asked for. Each default is read from the setting it feeds
+    (:class:`ServerSettings`, its rates and limits, the protocol's constants), so it is
+    written once; the CLI's flags show these (chatctl/cli/serve.py)."""
+
+    host: str = _SERVER.host
+    port: int = _SERVER.port
+    history: int = _SERVER.history_size
+    welcome_history: int = _SERVER.welcome_history
     secret_file: Path | None = None
     public_key: Path | None = None
     issuer: str | None = None
     audience: str | None = None
     redis_url: str | None = None
+    #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat); its
+    #: constructor has the same defaults, not read from there: that would import redis
     redis_prefix: str = "chatctl"
-    #: seconds a connection's presence entry lives without a heartbeat (Redis broker only)
     presence_ttl: float = 20.0
-    max_frame: int = 65536
-    max_message: int = 8000
-    max_pending: int = 1048576
-    dedup_window: float = 600.0
-    ping_interval: float = 20.0
-    compression: bool = False
+    max_frame: int = _SERVER.max_frame_bytes
+    max_message: int = _SERVER.max_message_chars
+    max_pending: int = _SERVER.max_pending_bytes
+    dedup_window: float = DEFAULT_DEDUP_WINDOW
+    #: 0 turns keepalive pings off (the server's ``None``)
+    ping_interval: float = _SERVER.ping_interval or 0.0
+    compression: bool = _SERVER.compression
     log_level: str = "info"
     log_format: str = "text"
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
-    # limit defaults come from the settings the server uses, so they are written once
     rate_limit: float = _RATES.conn_rate
     rate_burst: float = _RATES.conn_burst
     user_rate_limit: float = _RATES.user_rate
@@ -58,8 +65,9 @@ class ServeOptions:
     max_user_connections: int = _CONNS.max_user_connections
     max_rooms: int = _CONNS.max_rooms
     max_user_rooms: int = _CONNS.max_user_rooms
-    handshake_timeout: float = 10.0
-    drain_timeout: float = 10.0
+    handshake_timeout: float = _SERVER.handshake_timeout
+    #: the server's shutdown_timeout: SIGTERM drain or shutdown, then connections are aborted
+    drain_timeout: float = _SERVER.shutdown_timeout
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
@@ -87,14 +95,14 @@ def run_serve(opts: ServeOptions) -> None:
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     verifier = build_verifier(opts)
-    broker_options: dict[str, object] = {
-        "history_size": opts.history,
-        "dedup_window": opts.dedup_window,
-    }
-    if opts.redis_url:
-        broker_options["prefix"] = opts.redis_prefix
-        broker_options["presence_ttl"] = opts.presence_ttl
-    broker = create_broker(opts.redis_url, **broker_options)
+    # each broker takes the options that apply to it (chatctl.broker.registry)
+    broker = create_broker(
+        opts.redis_url,
+        history_size=opts.history,
+        dedup_window=opts.dedup_window,
+        prefix=opts.redis_prefix,
+        presence_ttl=opts.presence_ttl,
+    )
     settings = ServerSettings(
         host=opts.host,
         port=opts.port,
