@@ -48,3 +48,14 @@ def test_join_link_follows_the_client_settings(monkeypatch: pytest.MonkeyPatch) 
     assert join_link("T", ["x"], server="host:9000").startswith("http://host:9000/#")
     with pytest.raises(UsageError):
         join_link("T", [], server="ftp://nope")
+
+
+def test_token_create_link_mistakes_are_usage_errors() -> None:
+    from client_helpers import run_cli
+    from helpers import chatctl_env
+
+    res = run_cli("token", "create", "--user", "a", "--server", "ws://h:1", env=chatctl_env())
+    assert (res.returncode, res.stderr) == (2, "chatctl: --server is used only with --link\n")
+    res = run_cli("token", "create", "--user", "a", "--link", "-s", "ftp://h", env=chatctl_env())
+    assert res.returncode == 2 and "malformed server URL" in res.stderr
+    assert res.stdout == ""
