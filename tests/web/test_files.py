@@ -10,6 +10,8 @@ from chatctl import web
 from chatctl.client.settings import page_link
 from chatctl.errors import UsageError
 from chatctl.tokens import join_link
+from client_helpers import run_cli
+from helpers import chatctl_env
 
 WEB = Path(web.__file__).parent
 
@@ -51,9 +53,6 @@ def test_join_link_follows_the_client_settings(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_token_create_link_mistakes_are_usage_errors() -> None:
-    from client_helpers import run_cli
-    from helpers import chatctl_env
-
     res = run_cli("token", "create", "--user", "a", "--server", "ws://h:1", env=chatctl_env())
     assert (res.returncode, res.stderr) == (2, "chatctl: --server is used only with --link\n")
     res = run_cli("token", "create", "--user", "a", "--link", "-s", "ftp://h", env=chatctl_env())
