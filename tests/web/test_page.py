@@ -331,3 +331,19 @@ def test_rate_limited_messages_are_retried_in_order(open_page: Opener) -> None:
         wait_shown(page, "pia", "burst 4")
         page.wait_for_function("() => !document.querySelector('.pending, .outbox li')")
         assert shown(page) == [("pia", f"burst {i}") for i in range(5)]
+
+
+def test_a_message_over_the_server_s_frame_limit_is_not_resent(open_page: Opener) -> None:
+    with serving("--max-frame", "2048") as small:
+        page = open_page(link(small.port, "quinn", "big"))
+        wait_online(page, "quinn")
+        page.locator("#input").fill("y" * 3000)
+        page.locator("#input").press("Enter")  # the server closes with 1009
+        failed = page.locator(".outbox .msg.failed")
+        failed.wait_for()
+        assert failed.locator(".state").text_content() == "not sent: too large for this server"
+        wait_online(page, "quinn")  # reconnected, and the big one is not sent again
+        say(page, "small enough")
+        wait_shown(page, "quinn", "small enough")
+        assert shown(page) == [("quinn", "small enough")]
+        assert small.read_log().count("disconnect user=quinn") == 1  # closed once only

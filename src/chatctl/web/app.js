@@ -20,6 +20,7 @@
       this.users = [];
       this.pending = new Map(); // client_id -> {text, kind, el, sent, acked, echoed, failed}
       this.hold = null; // while the server asked to wait (rate_limited): nothing is sent
+      this.lastSent = null; // client_id of the last message frame sent
       this.lastDay = null;
       this.box = el("div", "room");
       this.log = el("ol", "log");
@@ -248,6 +249,11 @@
       fail(room, "the server closed the connection: " + (ev.reason || "policy violation"));
       return;
     }
+    if (ev.code === 1009) {
+      // The last frame sent was over the server's --max-frame: re-sending it would loop.
+      const p = room.pending.get(room.lastSent);
+      if (p && !p.acked) refuse(room, room.lastSent, p, "too large for this server");
+    }
     if (!wasWelcomed) {
       // Browsers hide why a WebSocket handshake failed; ask the same URL over plain HTTP,
       // which answers the refusal (401, 403, 400…) or 426 when the handshake would pass.
@@ -399,6 +405,11 @@
       }
       return;
     }
+    refuse(room, f.client_id, p, reason);
+  }
+
+  /** The server will not take this message: say why next to it, and never send it again. */
+  function refuse(room, id, p, reason) {
     p.failed = true;
     setPendingState(p, "not sent: " + reason, true);
     const dismiss = el("button", "dismiss", "\u00d7");
@@ -406,7 +417,7 @@
     dismiss.title = "Dismiss";
     dismiss.addEventListener("click", () => {
       p.el.remove();
-      room.pending.delete(f.client_id);
+      room.pending.delete(id);
     });
     p.el.append(dismiss);
   }
@@ -434,6 +445,7 @@
       if (p.sent || p.acked || p.failed) continue;
       if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
       p.sent = true;
+      room.lastSent = id;
       setPendingState(p, "sending\u2026");
     }
   }
