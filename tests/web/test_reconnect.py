@@ -79,10 +79,14 @@ def test_own_messages_stay_pending_until_acknowledged(
             say(page, "not stored yet")
             page.locator(".outbox .msg.pending", has_text="not stored yet").wait_for()
             assert shown(page) == []
+            page.reload()  # the unacknowledged message survives a reload of the tab
+            page.locator(".outbox .msg.pending", has_text="not stored yet").wait_for()
         finally:
             redis_server.resume()
         page.wait_for_function("() => !document.querySelector('.pending, .outbox li')")
+        # sent twice (before and after the reload) with one client_id: stored once
         assert shown(page) == [("carol", "not stored yet")]
+        assert history(node.port, "slow") == [("carol", "not stored yet")]
     finally:
         node.stop()
 

@@ -9,7 +9,12 @@
   const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
   const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
   const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
-  const KEY = { token: "chatctl.token", room: "chatctl.room", rooms: "chatctl.rooms" };
+  const KEY = {
+    token: "chatctl.token",
+    room: "chatctl.room",
+    rooms: "chatctl.rooms",
+    outbox: "chatctl.outbox.", // + room name
+  };
 
   /** One room: its DOM, where it is in the stream, and what we sent that is not acked. */
   class Room {
@@ -368,7 +373,7 @@
     p.el = li;
     p.echoed = true;
     if (p.acked) {
-      room.pending.delete(f.client_id);
+      forget(room, f.client_id);
     } else {
       li.classList.add("pending");
       setPendingState(p, "sending\u2026");
@@ -382,7 +387,7 @@
     p.el.classList.remove("pending");
     const tag = p.el.querySelector(".state");
     if (tag) tag.remove();
-    if (p.echoed || f.duplicate) room.pending.delete(f.client_id);
+    if (p.echoed || f.duplicate) forget(room, f.client_id);
   }
 
   function onError(room, f) {
@@ -411,13 +416,14 @@
   /** The server will not take this message: say why next to it, and never send it again. */
   function refuse(room, id, p, reason) {
     p.failed = true;
+    saveOutbox(room);
     setPendingState(p, "not sent: " + reason, true);
     const dismiss = el("button", "dismiss", "\u00d7");
     dismiss.type = "button";
     dismiss.title = "Dismiss";
     dismiss.addEventListener("click", () => {
       p.el.remove();
-      room.pending.delete(id);
+      forget(room, id);
     });
     p.el.append(dismiss);
   }
@@ -443,6 +449,11 @@
     if (room !== state.room || room.hold) return;
     for (const [id, p] of room.pending) {
       if (p.sent || p.acked || p.failed) continue;
+      if (p.user && p.user !== state.me) {
+        // written before signing in as someone else: never posted in another's name
+        refuse(room, id, p, "written as " + p.user + ", not sent as " + state.me);
+        continue;
+      }
       if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
       p.sent = true;
       room.lastSent = id;
@@ -458,15 +469,57 @@
       return;
     }
     state.seq += 1;
-    const id = "w" + state.session + "-" + state.seq;
-    const li = messageNode(state.me || "you", text, kind, null);
-    li.classList.add("pending");
-    room.outbox.append(li);
-    const p = { text, kind, el: li, sent: false, acked: false, echoed: false, failed: false };
-    room.pending.set(id, p);
-    setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
+    queue(room, "w" + state.session + "-" + state.seq, text, kind);
+    saveOutbox(room);
     flush(room);
     scrollDown(true);
+  }
+
+  function queue(room, id, text, kind, user = state.me) {
+    const li = messageNode(user || "you", text, kind, null);
+    li.classList.add("pending");
+    room.outbox.append(li);
+    const p = { text, kind, user, el: li, sent: false, acked: false, echoed: false, failed: false };
+    room.pending.set(id, p);
+    setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
+  }
+
+  function forget(room, id) {
+    room.pending.delete(id);
+    saveOutbox(room);
+  }
+
+  // What is not acknowledged yet survives a reload of the tab (session storage, like the
+  // token): sent again with the same client_id, the server stores it once.
+  function saveOutbox(room) {
+    const key = KEY.outbox + room.name;
+    const waiting = [];
+    for (const [id, p] of room.pending) {
+      if (!p.acked && !p.failed) waiting.push({ id, text: p.text, kind: p.kind, user: p.user });
+    }
+    if (waiting.length) store.setItem(key, JSON.stringify(waiting));
+    else store.removeItem(key);
+  }
+
+  function restoreOutbox(room) {
+    let saved = [];
+    try {
+      saved = JSON.parse(store.getItem(KEY.outbox + room.name) || "[]");
+    } catch {
+      return;
+    }
+    for (const m of saved) {
+      if (m && typeof m.id === "string" && typeof m.text === "string") {
+        queue(room, m.id, m.text, m.kind === "action" ? "action" : "text", m.user || null);
+      }
+    }
+  }
+
+  function addRoom(name) {
+    const room = new Room(name);
+    state.rooms.set(name, room);
+    restoreOutbox(room);
+    return room;
   }
 
   const HELP = [
@@ -525,8 +578,7 @@
     store.setItem(KEY.room, name);
     let room = state.rooms.get(name);
     if (!room) {
-      room = new Room(name);
-      state.rooms.set(name, room);
+      room = addRoom(name);
       store.setItem(KEY.rooms, JSON.stringify([...state.rooms.keys()]));
     }
     closeMenu();
@@ -620,7 +672,14 @@
     state.room = null; // connect with the new token
     start();
   });
-  $("leave").addEventListener("click", () => signOut(""));
+  $("leave").addEventListener("click", () => {
+    for (const room of state.rooms.values()) {
+      room.pending.clear();
+      room.outbox.replaceChildren();
+      saveOutbox(room);
+    }
+    signOut("");
+  });
   $("retry").addEventListener("click", () => connect());
   $("menu").addEventListener("click", () => {
     const open = $("side").classList.toggle("open");
@@ -638,7 +697,7 @@
   });
 
   for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
-    if (ROOM_RE.test(name)) state.rooms.set(name, new Room(name));
+    if (ROOM_RE.test(name)) addRoom(name);
   }
   start();
 })();
