@@ -9,16 +9,18 @@ import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatctl.auth import Verifier
-from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
-from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, RateSettings
+from chatctl.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from chatctl.auth import Verifier
+    from chatctl.server import ChatServer
 
 log = logging.getLogger("chatctl.server")
 _SERVER = ServerSettings()
@@ -71,6 +73,8 @@ class ServeOptions:
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
+    from chatctl.auth import Verifier
+
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
         log.info(
@@ -91,6 +95,11 @@ def build_verifier(opts: ServeOptions) -> Verifier:
 
 
 def run_serve(opts: ServeOptions) -> None:
+    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
+    # completion, which must not load the server, websockets, jwt or a broker
+    from chatctl.broker import create_broker
+    from chatctl.server import ChatServer
+
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")

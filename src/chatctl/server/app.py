@@ -9,9 +9,7 @@ import logging
 import secrets
 import signal
 import time
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -21,48 +19,19 @@ from chatctl.auth import Verifier
 from chatctl.broker.base import Broker
 from chatctl.errors import BrokerError
 from chatctl.protocol import (
-    DEFAULT_HISTORY,
-    DEFAULT_WELCOME_HISTORY,
-    MAX_FRAME_BYTES,
-    MAX_MESSAGE_CHARS,
     CloseCode,
 )
 from chatctl.server import wire
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, plain_response, route_http
 from chatctl.server.hub import Hub, peer
-from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
+from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 from chatctl.server.session import SessionContext, run_session
+from chatctl.server.settings import ServerSettings
 
 log = logging.getLogger("chatctl.server")
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    history_size: int = DEFAULT_HISTORY
-    welcome_history: int = DEFAULT_WELCOME_HISTORY
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    max_message_chars: int = MAX_MESSAGE_CHARS
-    #: bytes of unsent output a connection may have before it is dropped as a slow consumer
-    max_pending_bytes: int = 1024 * 1024
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    compression: bool = False
-    #: seconds a shutdown or SIGTERM drain may take before remaining connections are aborted
-    shutdown_timeout: float = 10.0
-    #: seconds a client has for the TCP, TLS and WebSocket opening handshakes together
-    handshake_timeout: float = 10.0
-    #: serve wss:// with this PEM certificate chain (and key, unless ``keyfile`` is given)
-    certfile: Path | None = None
-    keyfile: Path | None = None
-    #: browser origins allowed besides the server's own (see server/http.py); "*" allows all
-    allowed_origins: tuple[str, ...] = ()
-    rates: RateSettings = field(default_factory=RateSettings)
-    limits: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 class ChatServer:

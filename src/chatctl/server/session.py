@@ -41,7 +41,7 @@ from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 
 if TYPE_CHECKING:
-    from chatctl.server.app import ServerSettings
+    from chatctl.server.settings import ServerSettings
 
 log = logging.getLogger("chatctl.server")
 
