@@ -1,703 +1,644 @@
 // chatctl web client: one WebSocket to the server that served this page (docs/protocol.md).
 // No framework, no build step. Every piece of text from the network goes through
 // textContent (never parsed as HTML): markup in a message is shown, never run.
-"use strict";
+import { colorClass, el, mentions, messageNode, randomId } from "./render.js";
 
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const store = window.sessionStorage;
-  const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-  const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
-  const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
-  const KEY = {
-    token: "chatctl.token",
-    room: "chatctl.room",
-    rooms: "chatctl.rooms",
-    outbox: "chatctl.outbox.", // + room name
-  };
+const $ = (id) => document.getElementById(id);
+const store = window.sessionStorage;
+const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
+const KEY = {
+  token: "chatctl.token",
+  room: "chatctl.room",
+  rooms: "chatctl.rooms",
+  outbox: "chatctl.outbox.", // + room name
+};
 
-  /** One room: its DOM, where it is in the stream, and what we sent that is not acked. */
-  class Room {
-    constructor(name) {
-      this.name = name;
-      this.lastId = 0;
-      this.epoch = null;
-      this.users = [];
-      this.pending = new Map(); // client_id -> {text, kind, el, sent, acked, echoed, failed}
-      this.hold = null; // while the server asked to wait (rate_limited): nothing is sent
-      this.lastSent = null; // client_id of the last message frame sent
-      this.lastDay = null;
-      this.box = el("div", "room");
-      this.log = el("ol", "log");
-      this.outbox = el("ol", "outbox");
-      this.log.setAttribute("role", "log"); // read out by screen readers as it grows
-      this.box.append(this.log, this.outbox);
-    }
+/** One room: its DOM, where it is in the stream, and what we sent that is not acked. */
+class Room {
+  constructor(name) {
+    this.name = name;
+    this.lastId = 0;
+    this.epoch = null;
+    this.users = [];
+    this.pending = new Map(); // client_id -> {text, kind, el, sent, acked, echoed, failed}
+    this.hold = null; // while the server asked to wait (rate_limited): nothing is sent
+    this.lastSent = null; // client_id of the last message frame sent
+    this.lastDay = null;
+    this.box = el("div", "room");
+    this.log = el("ol", "log");
+    this.outbox = el("ol", "outbox");
+    this.log.setAttribute("role", "log"); // read out by screen readers as it grows
+    this.box.append(this.log, this.outbox);
   }
+}
 
-  const state = {
-    token: null,
-    me: null,
-    rooms: new Map(),
-    room: null, // the open Room
-    ws: null,
-    welcomed: false,
-    attempt: 0,
-    timer: null,
-    seq: 0,
-    unread: 0,
-    session: randomId(),
-  };
+const state = {
+  token: null,
+  me: null,
+  rooms: new Map(),
+  room: null, // the open Room
+  ws: null,
+  welcomed: false,
+  attempt: 0,
+  timer: null,
+  seq: 0,
+  unread: 0,
+  session: randomId(),
+};
 
-  // ------------------------------------------------------------------ helpers
+// ------------------------------------------------------------------ helpers
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    return node;
+function atBottom() {
+  const c = $("chat");
+  return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
+}
+
+function scrollDown(stick) {
+  if (stick) $("chat").scrollTop = $("chat").scrollHeight;
+}
+
+// ------------------------------------------------------------------ rendering
+
+function line(room, node) {
+  const stick = atBottom();
+  room.log.append(node);
+  scrollDown(stick);
+}
+
+function notice(room, text, cls = "") {
+  line(room, el("li", ("notice " + cls).trim(), text));
+}
+
+function dayLine(room, date) {
+  const day = date.toDateString();
+  if (room.lastDay === day) return;
+  room.lastDay = day;
+  const li = el("li", "day", date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" }));
+  room.log.append(li);
+}
+
+function renderMessage(room, f) {
+  const date = new Date(f.ts * 1000);
+  dayLine(room, date);
+  const li = messageNode(f.user, f.message, f.kind, date);
+  li.dataset.id = String(f.id);
+  if (f.user !== state.me && mentions(f.message, state.me)) {
+    li.classList.add("mention");
+    if (document.hidden) state.unread += 1;
+  } else if (document.hidden && f.user !== state.me) {
+    state.unread += 1;
   }
+  line(room, li);
+  updateTitle();
+  return li;
+}
 
-  function randomId() {
-    const bytes = new Uint8Array(6);
-    crypto.getRandomValues(bytes); // works on plain http too, unlike randomUUID
-    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+function setPendingState(p, text, failed = false) {
+  let tag = p.el.querySelector(".state");
+  if (!tag) {
+    tag = el("span", "state");
+    p.el.append(tag);
   }
+  tag.textContent = text;
+  p.el.classList.toggle("failed", failed);
+}
 
-  // C0/C1 controls (but newline and tab) become visible symbols: ESC shows as U+241B.
-  // Bidi controls stay (right-to-left writers need them) but each message is isolated
-  // (<bdi>, unicode-bidi: isolate), so one cannot reorder the rest of the line.
-  const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-  function visible(text) {
-    return text.replace(CONTROL, (c) => {
-      const code = c.charCodeAt(0);
-      if (code < 0x20) return String.fromCharCode(0x2400 + code);
-      if (code === 0x7f) return "\u2421";
-      return "\\u" + code.toString(16).padStart(4, "0");
-    });
+function renderUsers() {
+  const room = state.room;
+  const list = $("users");
+  list.replaceChildren();
+  if (!room) return;
+  for (const u of room.users) {
+    const li = el("li", colorClass(u), u);
+    if (u === state.me) li.classList.add("me");
+    list.append(li);
   }
+  $("count").textContent = room.users.length ? "(" + room.users.length + ")" : "";
+}
 
-  function colorClass(user) {
-    let h = 0;
-    for (const ch of user) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-    return "c" + (h % 8);
+function renderRooms() {
+  const list = $("rooms");
+  list.replaceChildren();
+  for (const name of state.rooms.keys()) {
+    const li = el("li", state.room && state.room.name === name ? "current" : "");
+    const b = el("button", "", "#" + name);
+    b.type = "button";
+    b.addEventListener("click", () => openRoom(name));
+    li.append(b);
+    list.append(li);
   }
+}
 
-  function escapeRe(s) {
-    return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+function updateTitle() {
+  const base = state.room ? "#" + state.room.name + " \u2013 chatctl" : "chatctl";
+  document.title = (state.unread ? "(" + state.unread + ") " : "") + base;
+}
+
+function setStatus(kind, text) {
+  const s = $("status");
+  s.dataset.state = kind;
+  s.textContent = text;
+  $("retry").hidden = kind !== "reconnecting";
+}
+
+// ------------------------------------------------------------------ connection
+
+function socketUrl(room, scheme) {
+  const url = new URL("ws/" + encodeURIComponent(room.name), location.href);
+  url.protocol = scheme;
+  url.hash = "";
+  const q = new URLSearchParams({ token: state.token });
+  if (room.lastId > 0 && room.epoch) {
+    q.set("since", String(room.lastId));
+    q.set("epoch", room.epoch);
+  } else {
+    q.set("history", "100");
   }
+  url.search = q.toString();
+  return url.toString();
+}
 
-  function mentions(text, me) {
-    if (!me) return false;
-    return new RegExp("(?<![\\p{L}\\p{N}_-])" + escapeRe(me) + "(?![\\p{L}\\p{N}_-])", "iu").test(text);
+function connect() {
+  clearTimeout(state.timer);
+  state.timer = null;
+  const room = state.room;
+  if (!room || !state.token) return;
+  if (state.ws) {
+    const old = state.ws;
+    state.ws = null;
+    old.close(1000);
   }
-
-  function atBottom() {
-    const c = $("chat");
-    return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
-  }
-
-  function scrollDown(stick) {
-    if (stick) $("chat").scrollTop = $("chat").scrollHeight;
-  }
-
-  // ------------------------------------------------------------------ rendering
-
-  function line(room, node) {
-    const stick = atBottom();
-    room.log.append(node);
-    scrollDown(stick);
-  }
-
-  function notice(room, text, cls = "") {
-    line(room, el("li", ("notice " + cls).trim(), text));
-  }
-
-  function dayLine(room, date) {
-    const day = date.toDateString();
-    if (room.lastDay === day) return;
-    room.lastDay = day;
-    const li = el("li", "day", date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" }));
-    room.log.append(li);
-  }
-
-  function messageNode(user, text, kind, date) {
-    const li = el("li", "msg" + (kind === "action" ? " action" : ""));
-    li.dataset.user = user;
-    const time = el("time");
-    if (date) {
-      time.dateTime = date.toISOString();
-      time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      time.title = date.toLocaleString();
-    }
-    const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + user : user);
-    const body = el("bdi", "text", visible(text));
-    body.dir = "auto";
-    li.append(time, who, body);
-    return li;
-  }
-
-  function renderMessage(room, f) {
-    const date = new Date(f.ts * 1000);
-    dayLine(room, date);
-    const li = messageNode(f.user, f.message, f.kind, date);
-    li.dataset.id = String(f.id);
-    if (f.user !== state.me && mentions(f.message, state.me)) {
-      li.classList.add("mention");
-      if (document.hidden) state.unread += 1;
-    } else if (document.hidden && f.user !== state.me) {
-      state.unread += 1;
-    }
-    line(room, li);
-    updateTitle();
-    return li;
-  }
-
-  function setPendingState(p, text, failed = false) {
-    let tag = p.el.querySelector(".state");
-    if (!tag) {
-      tag = el("span", "state");
-      p.el.append(tag);
-    }
-    tag.textContent = text;
-    p.el.classList.toggle("failed", failed);
-  }
-
-  function renderUsers() {
-    const room = state.room;
-    const list = $("users");
-    list.replaceChildren();
-    if (!room) return;
-    for (const u of room.users) {
-      const li = el("li", colorClass(u), u);
-      if (u === state.me) li.classList.add("me");
-      list.append(li);
-    }
-    $("count").textContent = room.users.length ? "(" + room.users.length + ")" : "";
-  }
-
-  function renderRooms() {
-    const list = $("rooms");
-    list.replaceChildren();
-    for (const name of state.rooms.keys()) {
-      const li = el("li", state.room && state.room.name === name ? "current" : "");
-      const b = el("button", "", "#" + name);
-      b.type = "button";
-      b.addEventListener("click", () => openRoom(name));
-      li.append(b);
-      list.append(li);
-    }
-  }
-
-  function updateTitle() {
-    const base = state.room ? "#" + state.room.name + " \u2013 chatctl" : "chatctl";
-    document.title = (state.unread ? "(" + state.unread + ") " : "") + base;
-  }
-
-  function setStatus(kind, text) {
-    const s = $("status");
-    s.dataset.state = kind;
-    s.textContent = text;
-    $("retry").hidden = kind !== "reconnecting";
-  }
-
-  // ------------------------------------------------------------------ connection
-
-  function socketUrl(room, scheme) {
-    const url = new URL("ws/" + encodeURIComponent(room.name), location.href);
-    url.protocol = scheme;
-    url.hash = "";
-    const q = new URLSearchParams({ token: state.token });
-    if (room.lastId > 0 && room.epoch) {
-      q.set("since", String(room.lastId));
-      q.set("epoch", room.epoch);
-    } else {
-      q.set("history", "100");
-    }
-    url.search = q.toString();
-    return url.toString();
-  }
-
-  function connect() {
-    clearTimeout(state.timer);
-    state.timer = null;
-    const room = state.room;
-    if (!room || !state.token) return;
-    if (state.ws) {
-      const old = state.ws;
-      state.ws = null;
-      old.close(1000);
-    }
-    state.welcomed = false;
-    setStatus(state.attempt ? "reconnecting" : "connecting", state.attempt ? "reconnecting\u2026" : "connecting\u2026");
-    const ws = new WebSocket(socketUrl(room, location.protocol === "https:" ? "wss:" : "ws:"));
-    state.ws = ws;
-    ws.addEventListener("message", (ev) => {
-      if (state.ws !== ws) return;
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      if (frame && typeof frame === "object") onFrame(room, frame);
-    });
-    ws.addEventListener("close", (ev) => {
-      if (state.ws !== ws) return; // replaced on purpose (room switch, sign out)
-      state.ws = null;
-      onClose(room, ev, state.welcomed);
-    });
-  }
-
-  async function onClose(room, ev, wasWelcomed) {
-    if (ev.code === 1008) {
-      fail(room, "the server closed the connection: " + (ev.reason || "policy violation"));
-      return;
-    }
-    if (ev.code === 1009) {
-      // The last frame sent was over the server's --max-frame: re-sending it would loop.
-      const p = room.pending.get(room.lastSent);
-      if (p && !p.acked) refuse(room, room.lastSent, p, "too large for this server");
-    }
-    if (!wasWelcomed) {
-      // Browsers hide why a WebSocket handshake failed; ask the same URL over plain HTTP,
-      // which answers the refusal (401, 403, 400…) or 426 when the handshake would pass.
-      const refusal = await probe(room);
-      if (state.room !== room || state.ws) return;
-      if (refusal) {
-        if (refusal.status === 401) {
-          signOut(refusal.text);
-        } else {
-          fail(room, refusal.text);
-        }
-        return;
-      }
-    }
-    const quick = ev.code === 1001 || ev.code === 1012;
-    scheduleReconnect(quick && wasWelcomed);
-  }
-
-  async function probe(room) {
+  state.welcomed = false;
+  setStatus(state.attempt ? "reconnecting" : "connecting", state.attempt ? "reconnecting\u2026" : "connecting\u2026");
+  const ws = new WebSocket(socketUrl(room, location.protocol === "https:" ? "wss:" : "ws:"));
+  state.ws = ws;
+  ws.addEventListener("message", (ev) => {
+    if (state.ws !== ws) return;
+    let frame;
     try {
-      const res = await fetch(socketUrl(room, location.protocol), {
-        cache: "no-store",
-        credentials: "omit",
-        redirect: "error",
-      });
-      if ([400, 401, 403, 404].includes(res.status)) {
-        return { status: res.status, text: (await res.text()).trim() || res.statusText };
-      }
-    } catch {
-      // the server is down: reconnect with backoff
-    }
-    return null;
-  }
-
-  function scheduleReconnect(quick) {
-    if (quick) state.attempt = 0;
-    const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
-    const delay = Math.round(base * (0.5 + Math.random() / 2));
-    state.attempt += 1;
-    for (const p of state.room.pending.values()) {
-      if (!p.acked && !p.failed) setPendingState(p, "waiting for the connection");
-    }
-    setStatus("reconnecting", "reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s\u2026");
-    state.timer = setTimeout(connect, delay);
-  }
-
-  function fail(room, reason) {
-    setStatus("failed", "disconnected");
-    notice(room, reason, "error");
-  }
-
-  function send(frame) {
-    const ws = state.ws;
-    if (!ws || !state.welcomed || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(frame));
-    return true;
-  }
-
-  // ------------------------------------------------------------------ frames
-
-  function onFrame(room, f) {
-    switch (f.type) {
-      case "welcome":
-        return onWelcome(room, f);
-      case "message":
-        return onMessage(room, f);
-      case "ack":
-        return onAck(room, f);
-      case "error":
-        return onError(room, f);
-      case "presence":
-        return onPresence(room, f);
-      case "who":
-        room.users = f.users || [];
-        renderUsers();
-        notice(room, "here: " + room.users.join(", "));
-        return undefined;
-      default:
-        return undefined; // frame types this page does not know are ignored
-    }
-  }
-
-  function onWelcome(room, f) {
-    state.me = f.user;
-    state.welcomed = true;
-    state.attempt = 0;
-    const resumed = "since" in f;
-    if (room.epoch !== null && f.epoch !== room.epoch) room.lastId = 0; // ids started again
-    if (resumed && !f.recovered) {
-      notice(room, "Some messages were missed while you were disconnected: the server no longer has them.", "missed");
-    }
-    room.epoch = f.epoch;
-    for (const m of f.history || []) onMessage(room, m);
-    room.lastId = Math.max(room.lastId, f.last_id || 0);
-    room.users = f.users || [];
-    renderUsers();
-    setStatus("online", "connected as " + f.user);
-    $("input").placeholder = "Message #" + room.name;
-    clearTimeout(room.hold);
-    room.hold = null;
-    for (const p of room.pending.values()) p.sent = false;
-    flush(room);
-  }
-
-  function onMessage(room, f) {
-    if (typeof f.id !== "number" || f.id <= room.lastId) return; // already shown
-    room.lastId = f.id;
-    const p = f.client_id && f.user === state.me ? room.pending.get(f.client_id) : undefined;
-    const li = renderMessage(room, f);
-    if (!p) return;
-    p.el.remove();
-    p.el = li;
-    p.echoed = true;
-    if (p.acked) {
-      forget(room, f.client_id);
-    } else {
-      li.classList.add("pending");
-      setPendingState(p, "sending\u2026");
-    }
-  }
-
-  function onAck(room, f) {
-    const p = room.pending.get(f.client_id);
-    if (!p) return;
-    p.acked = true;
-    p.el.classList.remove("pending");
-    const tag = p.el.querySelector(".state");
-    if (tag) tag.remove();
-    if (p.echoed || f.duplicate) forget(room, f.client_id);
-  }
-
-  function onError(room, f) {
-    const reason = f.reason || f.code;
-    const p = f.client_id ? room.pending.get(f.client_id) : undefined;
-    if (!p) {
-      notice(room, "server: " + reason, "error");
-      return;
-    }
-    if (f.code === "rate_limited" || f.code === "broker_unavailable") {
-      // Not stored: hold the outbox and send it again, in order, when the server says.
-      const wait = Math.max(0.2, Number(f.retry_after) || 1);
-      p.sent = false;
-      setPendingState(p, reason + " \u2013 retrying in " + Math.ceil(wait) + " s");
-      if (!room.hold) {
-        room.hold = setTimeout(() => {
-          room.hold = null;
-          flush(room);
-        }, wait * 1000);
-      }
-      return;
-    }
-    refuse(room, f.client_id, p, reason);
-  }
-
-  /** The server will not take this message: say why next to it, and never send it again. */
-  function refuse(room, id, p, reason) {
-    p.failed = true;
-    saveOutbox(room);
-    setPendingState(p, "not sent: " + reason, true);
-    const dismiss = el("button", "dismiss", "\u00d7");
-    dismiss.type = "button";
-    dismiss.title = "Dismiss";
-    dismiss.addEventListener("click", () => {
-      p.el.remove();
-      forget(room, id);
-    });
-    p.el.append(dismiss);
-  }
-
-  function onPresence(room, f) {
-    const users = new Set(room.users);
-    if (typeof f.ts === "number") dayLine(room, new Date(f.ts * 1000));
-    if (f.event === "join") {
-      users.add(f.user);
-      line(room, el("li", "event", "\u2192 " + f.user + " joined"));
-    } else if (f.event === "leave") {
-      users.delete(f.user);
-      line(room, el("li", "event", "\u2190 " + f.user + " left"));
-    }
-    room.users = [...users].sort();
-    renderUsers();
-  }
-
-  // ------------------------------------------------------------------ sending
-
-  /** Send every message of the open room's outbox that is not on its way, oldest first. */
-  function flush(room) {
-    if (room !== state.room || room.hold) return;
-    for (const [id, p] of room.pending) {
-      if (p.sent || p.acked || p.failed) continue;
-      if (p.user && p.user !== state.me) {
-        // written before signing in as someone else: never posted in another's name
-        refuse(room, id, p, "written as " + p.user + ", not sent as " + state.me);
-        continue;
-      }
-      if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
-      p.sent = true;
-      room.lastSent = id;
-      setPendingState(p, "sending\u2026");
-    }
-  }
-
-  function post(text, kind) {
-    const room = state.room;
-    const bytes = new TextEncoder().encode(JSON.stringify(text)).length;
-    if (bytes > MAX_FRAME_BYTES) {
-      notice(room, "That message is too long to send (" + bytes + " bytes).", "error");
-      return;
-    }
-    state.seq += 1;
-    queue(room, "w" + state.session + "-" + state.seq, text, kind);
-    saveOutbox(room);
-    flush(room);
-    scrollDown(true);
-  }
-
-  function queue(room, id, text, kind, user = state.me) {
-    const li = messageNode(user || "you", text, kind, null);
-    li.classList.add("pending");
-    room.outbox.append(li);
-    const p = { text, kind, user, el: li, sent: false, acked: false, echoed: false, failed: false };
-    room.pending.set(id, p);
-    setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
-  }
-
-  function forget(room, id) {
-    room.pending.delete(id);
-    saveOutbox(room);
-  }
-
-  // What is not acknowledged yet survives a reload of the tab (session storage, like the
-  // token): sent again with the same client_id, the server stores it once.
-  function saveOutbox(room) {
-    const key = KEY.outbox + room.name;
-    const waiting = [];
-    for (const [id, p] of room.pending) {
-      if (!p.acked && !p.failed) waiting.push({ id, text: p.text, kind: p.kind, user: p.user });
-    }
-    if (waiting.length) store.setItem(key, JSON.stringify(waiting));
-    else store.removeItem(key);
-  }
-
-  function restoreOutbox(room) {
-    let saved = [];
-    try {
-      saved = JSON.parse(store.getItem(KEY.outbox + room.name) || "[]");
+      frame = JSON.parse(ev.data);
     } catch {
       return;
     }
-    for (const m of saved) {
-      if (m && typeof m.id === "string" && typeof m.text === "string") {
-        queue(room, m.id, m.text, m.kind === "action" ? "action" : "text", m.user || null);
-      }
-    }
-  }
-
-  function addRoom(name) {
-    const room = new Room(name);
-    state.rooms.set(name, room);
-    restoreOutbox(room);
-    return room;
-  }
-
-  const HELP = [
-    "/me ACTION \u2013 send an action: * you ACTION",
-    "/join ROOM \u2013 open another room",
-    "/who \u2013 list the users in the room",
-    "/clear \u2013 clear the messages shown",
-    "//text \u2013 send text that starts with /",
-    "Enter sends, Shift+Enter starts a new line.",
-  ];
-
-  function command(line) {
-    const room = state.room;
-    if (line.startsWith("//")) return post(line.slice(1), "text");
-    const [, name, arg = ""] = line.match(/^\/(\S*)\s*([\s\S]*)$/);
-    switch (name.toLowerCase()) {
-      case "me":
-        if (!arg.trim()) return notice(room, "usage: /me ACTION (e.g. /me waves)", "error");
-        return post(arg.trim(), "action");
-      case "join":
-        return openRoom(arg.trim());
-      case "who":
-      case "names":
-        if (!send({ type: "who" })) notice(room, "not connected", "error");
-        return undefined;
-      case "clear":
-        room.log.replaceChildren();
-        room.lastDay = null;
-        return undefined;
-      case "help":
-        for (const h of HELP) notice(room, h);
-        return undefined;
-      case "say":
-        return arg ? post(arg, "text") : undefined;
-      default:
-        return notice(room, "no command /" + name + " (/help lists them; //text sends text starting with /)", "error");
-    }
-  }
-
-  function submit() {
-    const input = $("input");
-    const text = input.value;
-    if (!text.trim() || !state.room) return;
-    input.value = "";
-    if (text.startsWith("/")) command(text.trimEnd());
-    else post(text, "text");
-  }
-
-  // ------------------------------------------------------------------ rooms and sign-in
-
-  function openRoom(name) {
-    if (!ROOM_RE.test(name)) {
-      if (state.room) notice(state.room, "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit", "error");
-      return;
-    }
-    store.setItem(KEY.room, name);
-    let room = state.rooms.get(name);
-    if (!room) {
-      room = addRoom(name);
-      store.setItem(KEY.rooms, JSON.stringify([...state.rooms.keys()]));
-    }
-    closeMenu();
-    if (state.room === room && state.ws) return;
-    state.room = room;
-    $("chat").replaceChildren(room.box);
-    $("title").textContent = "#" + name;
-    $("composer").hidden = false;
-    $("leave").hidden = false;
-    state.attempt = 0;
-    updateTitle();
-    renderRooms();
-    renderUsers();
-    connect();
-    $("input").focus();
-  }
-
-  function signOut(reason) {
-    store.removeItem(KEY.token);
-    state.token = null;
-    clearTimeout(state.timer);
-    if (state.ws) {
-      const ws = state.ws;
-      state.ws = null;
-      ws.close(1000);
-    }
-    setStatus("idle", "not connected");
-    showLogin(reason);
-  }
-
-  function showLogin(reason) {
-    $("login").hidden = false;
-    $("login-error").hidden = !reason;
-    $("login-error").textContent = reason || "";
-    $("login-room").value = store.getItem(KEY.room) || "general";
-    $("login-token").focus();
-  }
-
-  function readFragment() {
-    if (!location.hash) return;
-    const params = new URLSearchParams(location.hash.slice(1));
-    const token = params.get("token");
-    const room = params.get("room");
-    if (token) store.setItem(KEY.token, token.trim());
-    if (room) store.setItem(KEY.room, room);
-    // The token leaves the address bar (and the tab's history) as soon as it is read.
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-
-  function start() {
-    readFragment();
-    const previous = state.token;
-    state.token = store.getItem(KEY.token);
-    if (previous && previous !== state.token) state.room = null; // reconnect with the new one
-    if (!state.token) {
-      showLogin("");
-      return;
-    }
-    $("login").hidden = true;
-    openRoom(store.getItem(KEY.room) || "general");
-  }
-
-  function closeMenu() {
-    $("side").classList.remove("open");
-    $("menu").setAttribute("aria-expanded", "false");
-  }
-
-  // ------------------------------------------------------------------ wiring
-
-  $("input").addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
-      ev.preventDefault();
-      submit();
-    }
+    if (frame && typeof frame === "object") onFrame(room, frame);
   });
-  $("composer").addEventListener("submit", (ev) => {
+  ws.addEventListener("close", (ev) => {
+    if (state.ws !== ws) return; // replaced on purpose (room switch, sign out)
+    state.ws = null;
+    onClose(room, ev, state.welcomed);
+  });
+}
+
+async function onClose(room, ev, wasWelcomed) {
+  if (ev.code === 1008) {
+    fail(room, "the server closed the connection: " + (ev.reason || "policy violation"));
+    return;
+  }
+  if (ev.code === 1009) {
+    // The last frame sent was over the server's --max-frame: re-sending it would loop.
+    const p = room.pending.get(room.lastSent);
+    if (p && !p.acked) refuse(room, room.lastSent, p, "too large for this server");
+  }
+  if (!wasWelcomed) {
+    // Browsers hide why a WebSocket handshake failed; ask the same URL over plain HTTP,
+    // which answers the refusal (401, 403, 400…) or 426 when the handshake would pass.
+    const refusal = await probe(room);
+    if (state.room !== room || state.ws) return;
+    if (refusal) {
+      if (refusal.status === 401) {
+        signOut(refusal.text);
+      } else {
+        fail(room, refusal.text);
+      }
+      return;
+    }
+  }
+  const quick = ev.code === 1001 || ev.code === 1012;
+  scheduleReconnect(quick && wasWelcomed);
+}
+
+async function probe(room) {
+  try {
+    const res = await fetch(socketUrl(room, location.protocol), {
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+    });
+    if ([400, 401, 403, 404].includes(res.status)) {
+      return { status: res.status, text: (await res.text()).trim() || res.statusText };
+    }
+  } catch {
+    // the server is down: reconnect with backoff
+  }
+  return null;
+}
+
+function scheduleReconnect(quick) {
+  if (quick) state.attempt = 0;
+  const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
+  const delay = Math.round(base * (0.5 + Math.random() / 2));
+  state.attempt += 1;
+  for (const p of state.room.pending.values()) {
+    if (!p.acked && !p.failed) setPendingState(p, "waiting for the connection");
+  }
+  setStatus("reconnecting", "reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s\u2026");
+  state.timer = setTimeout(connect, delay);
+}
+
+function fail(room, reason) {
+  setStatus("failed", "disconnected");
+  notice(room, reason, "error");
+}
+
+function send(frame) {
+  const ws = state.ws;
+  if (!ws || !state.welcomed || ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify(frame));
+  return true;
+}
+
+// ------------------------------------------------------------------ frames
+
+function onFrame(room, f) {
+  switch (f.type) {
+    case "welcome":
+      return onWelcome(room, f);
+    case "message":
+      return onMessage(room, f);
+    case "ack":
+      return onAck(room, f);
+    case "error":
+      return onError(room, f);
+    case "presence":
+      return onPresence(room, f);
+    case "who":
+      room.users = f.users || [];
+      renderUsers();
+      notice(room, "here: " + room.users.join(", "));
+      return undefined;
+    default:
+      return undefined; // frame types this page does not know are ignored
+  }
+}
+
+function onWelcome(room, f) {
+  state.me = f.user;
+  state.welcomed = true;
+  state.attempt = 0;
+  const resumed = "since" in f;
+  if (room.epoch !== null && f.epoch !== room.epoch) room.lastId = 0; // ids started again
+  if (resumed && !f.recovered) {
+    notice(room, "Some messages were missed while you were disconnected: the server no longer has them.", "missed");
+  }
+  room.epoch = f.epoch;
+  for (const m of f.history || []) onMessage(room, m);
+  room.lastId = Math.max(room.lastId, f.last_id || 0);
+  room.users = f.users || [];
+  renderUsers();
+  setStatus("online", "connected as " + f.user);
+  $("input").placeholder = "Message #" + room.name;
+  clearTimeout(room.hold);
+  room.hold = null;
+  for (const p of room.pending.values()) p.sent = false;
+  flush(room);
+}
+
+function onMessage(room, f) {
+  if (typeof f.id !== "number" || f.id <= room.lastId) return; // already shown
+  room.lastId = f.id;
+  const p = f.client_id && f.user === state.me ? room.pending.get(f.client_id) : undefined;
+  const li = renderMessage(room, f);
+  if (!p) return;
+  p.el.remove();
+  p.el = li;
+  p.echoed = true;
+  if (p.acked) {
+    forget(room, f.client_id);
+  } else {
+    li.classList.add("pending");
+    setPendingState(p, "sending\u2026");
+  }
+}
+
+function onAck(room, f) {
+  const p = room.pending.get(f.client_id);
+  if (!p) return;
+  p.acked = true;
+  p.el.classList.remove("pending");
+  const tag = p.el.querySelector(".state");
+  if (tag) tag.remove();
+  if (p.echoed || f.duplicate) forget(room, f.client_id);
+}
+
+function onError(room, f) {
+  const reason = f.reason || f.code;
+  const p = f.client_id ? room.pending.get(f.client_id) : undefined;
+  if (!p) {
+    notice(room, "server: " + reason, "error");
+    return;
+  }
+  if (f.code === "rate_limited" || f.code === "broker_unavailable") {
+    // Not stored: hold the outbox and send it again, in order, when the server says.
+    const wait = Math.max(0.2, Number(f.retry_after) || 1);
+    p.sent = false;
+    setPendingState(p, reason + " \u2013 retrying in " + Math.ceil(wait) + " s");
+    if (!room.hold) {
+      room.hold = setTimeout(() => {
+        room.hold = null;
+        flush(room);
+      }, wait * 1000);
+    }
+    return;
+  }
+  refuse(room, f.client_id, p, reason);
+}
+
+/** The server will not take this message: say why next to it, and never send it again. */
+function refuse(room, id, p, reason) {
+  p.failed = true;
+  saveOutbox(room);
+  setPendingState(p, "not sent: " + reason, true);
+  const dismiss = el("button", "dismiss", "\u00d7");
+  dismiss.type = "button";
+  dismiss.title = "Dismiss";
+  dismiss.addEventListener("click", () => {
+    p.el.remove();
+    forget(room, id);
+  });
+  p.el.append(dismiss);
+}
+
+function onPresence(room, f) {
+  const users = new Set(room.users);
+  if (typeof f.ts === "number") dayLine(room, new Date(f.ts * 1000));
+  if (f.event === "join") {
+    users.add(f.user);
+    line(room, el("li", "event", "\u2192 " + f.user + " joined"));
+  } else if (f.event === "leave") {
+    users.delete(f.user);
+    line(room, el("li", "event", "\u2190 " + f.user + " left"));
+  }
+  room.users = [...users].sort();
+  renderUsers();
+}
+
+// ------------------------------------------------------------------ sending
+
+/** Send every message of the open room's outbox that is not on its way, oldest first. */
+function flush(room) {
+  if (room !== state.room || room.hold) return;
+  for (const [id, p] of room.pending) {
+    if (p.sent || p.acked || p.failed) continue;
+    if (p.user && p.user !== state.me) {
+      // written before signing in as someone else: never posted in another's name
+      refuse(room, id, p, "written as " + p.user + ", not sent as " + state.me);
+      continue;
+    }
+    if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
+    p.sent = true;
+    room.lastSent = id;
+    setPendingState(p, "sending\u2026");
+  }
+}
+
+function post(text, kind) {
+  const room = state.room;
+  const bytes = new TextEncoder().encode(JSON.stringify(text)).length;
+  if (bytes > MAX_FRAME_BYTES) {
+    notice(room, "That message is too long to send (" + bytes + " bytes).", "error");
+    return;
+  }
+  state.seq += 1;
+  queue(room, "w" + state.session + "-" + state.seq, text, kind);
+  saveOutbox(room);
+  flush(room);
+  scrollDown(true);
+}
+
+function queue(room, id, text, kind, user = state.me) {
+  const li = messageNode(user || "you", text, kind, null);
+  li.classList.add("pending");
+  room.outbox.append(li);
+  const p = { text, kind, user, el: li, sent: false, acked: false, echoed: false, failed: false };
+  room.pending.set(id, p);
+  setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
+}
+
+function forget(room, id) {
+  room.pending.delete(id);
+  saveOutbox(room);
+}
+
+// What is not acknowledged yet survives a reload of the tab (session storage, like the
+// token): sent again with the same client_id, the server stores it once.
+function saveOutbox(room) {
+  const key = KEY.outbox + room.name;
+  const waiting = [];
+  for (const [id, p] of room.pending) {
+    if (!p.acked && !p.failed) waiting.push({ id, text: p.text, kind: p.kind, user: p.user });
+  }
+  if (waiting.length) store.setItem(key, JSON.stringify(waiting));
+  else store.removeItem(key);
+}
+
+function restoreOutbox(room) {
+  let saved = [];
+  try {
+    saved = JSON.parse(store.getItem(KEY.outbox + room.name) || "[]");
+  } catch {
+    return;
+  }
+  for (const m of saved) {
+    if (m && typeof m.id === "string" && typeof m.text === "string") {
+      queue(room, m.id, m.text, m.kind === "action" ? "action" : "text", m.user || null);
+    }
+  }
+}
+
+function addRoom(name) {
+  const room = new Room(name);
+  state.rooms.set(name, room);
+  restoreOutbox(room);
+  return room;
+}
+
+const HELP = [
+  "/me ACTION \u2013 send an action: * you ACTION",
+  "/join ROOM \u2013 open another room",
+  "/who \u2013 list the users in the room",
+  "/clear \u2013 clear the messages shown",
+  "//text \u2013 send text that starts with /",
+  "Enter sends, Shift+Enter starts a new line.",
+];
+
+function command(line) {
+  const room = state.room;
+  if (line.startsWith("//")) return post(line.slice(1), "text");
+  const [, name, arg = ""] = line.match(/^\/(\S*)\s*([\s\S]*)$/);
+  switch (name.toLowerCase()) {
+    case "me":
+      if (!arg.trim()) return notice(room, "usage: /me ACTION (e.g. /me waves)", "error");
+      return post(arg.trim(), "action");
+    case "join":
+      return openRoom(arg.trim());
+    case "who":
+    case "names":
+      if (!send({ type: "who" })) notice(room, "not connected", "error");
+      return undefined;
+    case "clear":
+      room.log.replaceChildren();
+      room.lastDay = null;
+      return undefined;
+    case "help":
+      for (const h of HELP) notice(room, h);
+      return undefined;
+    case "say":
+      return arg ? post(arg, "text") : undefined;
+    default:
+      return notice(room, "no command /" + name + " (/help lists them; //text sends text starting with /)", "error");
+  }
+}
+
+function submit() {
+  const input = $("input");
+  const text = input.value;
+  if (!text.trim() || !state.room) return;
+  input.value = "";
+  if (text.startsWith("/")) command(text.trimEnd());
+  else post(text, "text");
+}
+
+// ------------------------------------------------------------------ rooms and sign-in
+
+function openRoom(name) {
+  if (!ROOM_RE.test(name)) {
+    if (state.room) notice(state.room, "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit", "error");
+    return;
+  }
+  store.setItem(KEY.room, name);
+  let room = state.rooms.get(name);
+  if (!room) {
+    room = addRoom(name);
+    store.setItem(KEY.rooms, JSON.stringify([...state.rooms.keys()]));
+  }
+  closeMenu();
+  if (state.room === room && state.ws) return;
+  state.room = room;
+  $("chat").replaceChildren(room.box);
+  $("title").textContent = "#" + name;
+  $("composer").hidden = false;
+  $("leave").hidden = false;
+  state.attempt = 0;
+  updateTitle();
+  renderRooms();
+  renderUsers();
+  connect();
+  $("input").focus();
+}
+
+function signOut(reason) {
+  store.removeItem(KEY.token);
+  state.token = null;
+  clearTimeout(state.timer);
+  if (state.ws) {
+    const ws = state.ws;
+    state.ws = null;
+    ws.close(1000);
+  }
+  setStatus("idle", "not connected");
+  showLogin(reason);
+}
+
+function showLogin(reason) {
+  $("login").hidden = false;
+  $("login-error").hidden = !reason;
+  $("login-error").textContent = reason || "";
+  $("login-room").value = store.getItem(KEY.room) || "general";
+  $("login-token").focus();
+}
+
+function readFragment() {
+  if (!location.hash) return;
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token");
+  const room = params.get("room");
+  if (token) store.setItem(KEY.token, token.trim());
+  if (room) store.setItem(KEY.room, room);
+  // The token leaves the address bar (and the tab's history) as soon as it is read.
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+function start() {
+  readFragment();
+  const previous = state.token;
+  state.token = store.getItem(KEY.token);
+  if (previous && previous !== state.token) state.room = null; // reconnect with the new one
+  if (!state.token) {
+    showLogin("");
+    return;
+  }
+  $("login").hidden = true;
+  openRoom(store.getItem(KEY.room) || "general");
+}
+
+function closeMenu() {
+  $("side").classList.remove("open");
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+// ------------------------------------------------------------------ wiring
+
+$("input").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
     submit();
-    $("input").focus();
-  });
-  $("room-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    openRoom($("room-input").value.trim());
-    $("room-input").value = "";
-  });
-  $("login-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    store.setItem(KEY.token, $("login-token").value.trim());
-    store.setItem(KEY.room, $("login-room").value.trim());
-    $("login-token").value = "";
-    state.room = null; // connect with the new token
-    start();
-  });
-  $("leave").addEventListener("click", () => {
-    for (const room of state.rooms.values()) {
-      room.pending.clear();
-      room.outbox.replaceChildren();
-      saveOutbox(room);
-    }
-    signOut("");
-  });
-  $("retry").addEventListener("click", () => connect());
-  $("menu").addEventListener("click", () => {
-    const open = $("side").classList.toggle("open");
-    $("menu").setAttribute("aria-expanded", String(open));
-  });
-  window.addEventListener("hashchange", start);
-  window.addEventListener("online", () => {
-    if (state.timer) connect();
-  });
-  document.addEventListener("visibilitychange", () => {
-    if (!document.hidden) {
-      state.unread = 0;
-      updateTitle();
-    }
-  });
-
-  for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
-    if (ROOM_RE.test(name)) addRoom(name);
   }
+});
+$("composer").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  submit();
+  $("input").focus();
+});
+$("room-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  openRoom($("room-input").value.trim());
+  $("room-input").value = "";
+});
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  store.setItem(KEY.token, $("login-token").value.trim());
+  store.setItem(KEY.room, $("login-room").value.trim());
+  $("login-token").value = "";
+  state.room = null; // connect with the new token
   start();
-})();
+});
+$("leave").addEventListener("click", () => {
+  for (const room of state.rooms.values()) {
+    room.pending.clear();
+    room.outbox.replaceChildren();
+    saveOutbox(room);
+  }
+  signOut("");
+});
+$("retry").addEventListener("click", () => connect());
+$("menu").addEventListener("click", () => {
+  const open = $("side").classList.toggle("open");
+  $("menu").setAttribute("aria-expanded", String(open));
+});
+window.addEventListener("hashchange", start);
+window.addEventListener("online", () => {
+  if (state.timer) connect();
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) {
+    state.unread = 0;
+    updateTitle();
+  }
+});
+
+for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
+  if (ROOM_RE.test(name)) addRoom(name);
+}
+start();
