@@ -21,6 +21,7 @@ WEB = Path(web.__file__).parent
         ("/?utm=x", "index.html", "text/html; charset=utf-8"),
         ("/static/app.js", "app.js", "text/javascript; charset=utf-8"),
         ("/static/render.js", "render.js", "text/javascript; charset=utf-8"),
+        ("/static/outbox.js", "outbox.js", "text/javascript; charset=utf-8"),
         ("/static/style.css", "style.css", "text/css; charset=utf-8"),
         ("/static/icon.svg", "icon.svg", "image/svg+xml"),
     ],

@@ -1,6 +1,7 @@
 // chatctl web client: one WebSocket to the server that served this page (docs/protocol.md).
 // No framework, no build step. Every piece of text from the network goes through
 // textContent (never parsed as HTML): markup in a message is shown, never run.
+import { Outbox } from "./outbox.js";
 import { colorClass, el, mentions, messageNode, randomId } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,8 +12,7 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
 const KEY = {
   token: "chatctl.token",
   room: "chatctl.room",
-  rooms: "chatctl.rooms",
-  outbox: "chatctl.outbox.", // + room name
+  rooms: "chatctl.rooms", // and chatctl.outbox.ROOM (outbox.js)
 };
 
 /** One room: its DOM, where it is in the stream, and what we sent that is not acked. */
@@ -22,15 +22,12 @@ class Room {
     this.lastId = 0;
     this.epoch = null;
     this.users = [];
-    this.pending = new Map(); // client_id -> {text, kind, el, sent, acked, echoed, failed}
-    this.hold = null; // while the server asked to wait (rate_limited): nothing is sent
-    this.lastSent = null; // client_id of the last message frame sent
     this.lastDay = null;
     this.box = el("div", "room");
     this.log = el("ol", "log");
-    this.outbox = el("ol", "outbox");
     this.log.setAttribute("role", "log"); // read out by screen readers as it grows
-    this.box.append(this.log, this.outbox);
+    this.outbox = new Outbox(name);
+    this.box.append(this.log, this.outbox.list);
   }
 }
 
@@ -93,16 +90,6 @@ function renderMessage(room, f) {
   line(room, li);
   updateTitle();
   return li;
-}
-
-function setPendingState(p, text, failed = false) {
-  let tag = p.el.querySelector(".state");
-  if (!tag) {
-    tag = el("span", "state");
-    p.el.append(tag);
-  }
-  tag.textContent = text;
-  p.el.classList.toggle("failed", failed);
 }
 
 function renderUsers() {
@@ -198,8 +185,7 @@ async function onClose(room, ev, wasWelcomed) {
   }
   if (ev.code === 1009) {
     // The last frame sent was over the server's --max-frame: re-sending it would loop.
-    const p = room.pending.get(room.lastSent);
-    if (p && !p.acked) refuse(room, room.lastSent, p, "too large for this server");
+    room.outbox.refuseLastSent("too large for this server");
   }
   if (!wasWelcomed) {
     // Browsers hide why a WebSocket handshake failed; ask the same URL over plain HTTP,
@@ -240,9 +226,7 @@ function scheduleReconnect(quick) {
   const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
   const delay = Math.round(base * (0.5 + Math.random() / 2));
   state.attempt += 1;
-  for (const p of state.room.pending.values()) {
-    if (!p.acked && !p.failed) setPendingState(p, "waiting for the connection");
-  }
+  state.room.outbox.connectionLost();
   setStatus("reconnecting", "reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s\u2026");
   state.timer = setTimeout(connect, delay);
 }
@@ -299,75 +283,31 @@ function onWelcome(room, f) {
   renderUsers();
   setStatus("online", "connected as " + f.user);
   $("input").placeholder = "Message #" + room.name;
-  clearTimeout(room.hold);
-  room.hold = null;
-  for (const p of room.pending.values()) p.sent = false;
+  room.outbox.connectionLost(); // what an earlier connection sent but saw no ack for: again
   flush(room);
 }
 
 function onMessage(room, f) {
   if (typeof f.id !== "number" || f.id <= room.lastId) return; // already shown
   room.lastId = f.id;
-  const p = f.client_id && f.user === state.me ? room.pending.get(f.client_id) : undefined;
   const li = renderMessage(room, f);
-  if (!p) return;
-  p.el.remove();
-  p.el = li;
-  p.echoed = true;
-  if (p.acked) {
-    forget(room, f.client_id);
-  } else {
-    li.classList.add("pending");
-    setPendingState(p, "sending\u2026");
-  }
+  if (f.client_id && f.user === state.me) room.outbox.echoed(f.client_id, li);
 }
 
 function onAck(room, f) {
-  const p = room.pending.get(f.client_id);
-  if (!p) return;
-  p.acked = true;
-  p.el.classList.remove("pending");
-  const tag = p.el.querySelector(".state");
-  if (tag) tag.remove();
-  if (p.echoed || f.duplicate) forget(room, f.client_id);
+  room.outbox.acked(f.client_id, f.duplicate);
 }
 
 function onError(room, f) {
   const reason = f.reason || f.code;
-  const p = f.client_id ? room.pending.get(f.client_id) : undefined;
-  if (!p) {
+  if (!f.client_id || !room.outbox.has(f.client_id)) {
     notice(room, "server: " + reason, "error");
-    return;
-  }
-  if (f.code === "rate_limited" || f.code === "broker_unavailable") {
-    // Not stored: hold the outbox and send it again, in order, when the server says.
+  } else if (f.code === "rate_limited" || f.code === "broker_unavailable") {
     const wait = Math.max(0.2, Number(f.retry_after) || 1);
-    p.sent = false;
-    setPendingState(p, reason + " \u2013 retrying in " + Math.ceil(wait) + " s");
-    if (!room.hold) {
-      room.hold = setTimeout(() => {
-        room.hold = null;
-        flush(room);
-      }, wait * 1000);
-    }
-    return;
+    room.outbox.retry(f.client_id, reason, wait, () => flush(room));
+  } else {
+    room.outbox.refuse(f.client_id, reason);
   }
-  refuse(room, f.client_id, p, reason);
-}
-
-/** The server will not take this message: say why next to it, and never send it again. */
-function refuse(room, id, p, reason) {
-  p.failed = true;
-  saveOutbox(room);
-  setPendingState(p, "not sent: " + reason, true);
-  const dismiss = el("button", "dismiss", "\u00d7");
-  dismiss.type = "button";
-  dismiss.title = "Dismiss";
-  dismiss.addEventListener("click", () => {
-    p.el.remove();
-    forget(room, id);
-  });
-  p.el.append(dismiss);
 }
 
 function onPresence(room, f) {
@@ -386,21 +326,8 @@ function onPresence(room, f) {
 
 // ------------------------------------------------------------------ sending
 
-/** Send every message of the open room's outbox that is not on its way, oldest first. */
 function flush(room) {
-  if (room !== state.room || room.hold) return;
-  for (const [id, p] of room.pending) {
-    if (p.sent || p.acked || p.failed) continue;
-    if (p.user && p.user !== state.me) {
-      // written before signing in as someone else: never posted in another's name
-      refuse(room, id, p, "written as " + p.user + ", not sent as " + state.me);
-      continue;
-    }
-    if (!send({ type: "message", message: p.text, kind: p.kind, client_id: id })) return;
-    p.sent = true;
-    room.lastSent = id;
-    setPendingState(p, "sending\u2026");
-  }
+  if (room === state.room) room.outbox.flush(send, state.me);
 }
 
 function post(text, kind) {
@@ -411,56 +338,15 @@ function post(text, kind) {
     return;
   }
   state.seq += 1;
-  queue(room, "w" + state.session + "-" + state.seq, text, kind);
-  saveOutbox(room);
+  room.outbox.add("w" + state.session + "-" + state.seq, text, kind, state.me);
   flush(room);
   scrollDown(true);
-}
-
-function queue(room, id, text, kind, user = state.me) {
-  const li = messageNode(user || "you", text, kind, null);
-  li.classList.add("pending");
-  room.outbox.append(li);
-  const p = { text, kind, user, el: li, sent: false, acked: false, echoed: false, failed: false };
-  room.pending.set(id, p);
-  setPendingState(p, room.hold ? "waiting: rate limited" : "waiting for the connection");
-}
-
-function forget(room, id) {
-  room.pending.delete(id);
-  saveOutbox(room);
-}
-
-// What is not acknowledged yet survives a reload of the tab (session storage, like the
-// token): sent again with the same client_id, the server stores it once.
-function saveOutbox(room) {
-  const key = KEY.outbox + room.name;
-  const waiting = [];
-  for (const [id, p] of room.pending) {
-    if (!p.acked && !p.failed) waiting.push({ id, text: p.text, kind: p.kind, user: p.user });
-  }
-  if (waiting.length) store.setItem(key, JSON.stringify(waiting));
-  else store.removeItem(key);
-}
-
-function restoreOutbox(room) {
-  let saved = [];
-  try {
-    saved = JSON.parse(store.getItem(KEY.outbox + room.name) || "[]");
-  } catch {
-    return;
-  }
-  for (const m of saved) {
-    if (m && typeof m.id === "string" && typeof m.text === "string") {
-      queue(room, m.id, m.text, m.kind === "action" ? "action" : "text", m.user || null);
-    }
-  }
 }
 
 function addRoom(name) {
   const room = new Room(name);
   state.rooms.set(name, room);
-  restoreOutbox(room);
+  room.outbox.restore();
   return room;
 }
 
@@ -615,11 +501,7 @@ $("login-form").addEventListener("submit", (ev) => {
   start();
 });
 $("leave").addEventListener("click", () => {
-  for (const room of state.rooms.values()) {
-    room.pending.clear();
-    room.outbox.replaceChildren();
-    saveOutbox(room);
-  }
+  for (const room of state.rooms.values()) room.outbox.clear();
   signOut("");
 });
 $("retry").addEventListener("click", () => connect());
