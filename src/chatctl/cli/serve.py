@@ -36,8 +36,9 @@ Environment:
 Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
 --drain-timeout; SIGINT closes them with 1001.
 
-HTTP: GET /healthz (200, or 503 while draining or when the broker is down) and
-GET /metrics (Prometheus) on the same port.
+HTTP on the same port: GET / (the web chat page: 'chatctl token create --link'
+prints links to it), GET /healthz (200, or 503 while draining or when the broker
+is down) and GET /metrics (Prometheus).
 
 Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
 See 'man chatctl-serve', docs/deploy.md and docs/security.md.
