@@ -13,6 +13,7 @@ import pytest
 
 from chatctl.broker import Broker, create_broker
 from chatctl.protocol import Message, Presence
+from cluster_helpers import LocalCluster
 from helpers import RedisServer
 
 HISTORY = 5
@@ -31,14 +32,17 @@ def redis_for_conformance() -> Iterator[RedisServer]:
 _prefix_counter = iter(range(1, 1_000_000))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     options: dict[str, object] = {"history_size": HISTORY, "dedup_window": 60.0}
     if request.param == "memory":
         b = create_broker(None, **options)
-    else:
+    elif request.param == "redis":
         redis: RedisServer = request.getfixturevalue("redis_for_conformance")
         b = create_broker(redis.url, prefix=f"conf{next(_prefix_counter)}", **options)
+    else:
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        b = create_broker(cluster.url, prefix=f"conf{next(_prefix_counter)}", **options)
     await b.start()
     try:
         yield b

@@ -1,7 +1,8 @@
 """Brokers: where messages are stored and how they reach every node.
 
 ``create_broker(url)`` picks one by URL: ``None`` or ``memory://`` gives the in-process broker;
-``redis://``, ``rediss://`` and ``unix://`` the Redis broker (imported only then).
+``redis://``, ``rediss://`` and ``unix://`` the Redis broker (imported only then);
+``redis+cluster://`` and ``rediss+cluster://`` the Redis Cluster broker.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ def create_broker(url: str | None, **options: Any) -> Broker:
         assert url is not None
         broker: Broker = RedisBroker(url, **options)
         return broker
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from chatctl.broker.redis_cluster import RedisClusterBroker
+
+        assert url is not None
+        cluster: Broker = RedisClusterBroker(url, **options)
+        return cluster
     raise UsageError(
-        f"unsupported broker URL scheme {scheme!r}: use redis://, rediss:// or unix://"
+        f"unsupported broker URL scheme {scheme!r}: use redis://, rediss://, unix:// or redis+cluster://"
     )

@@ -295,8 +295,10 @@ class LiveFeed:
             self._rooms[room].deliver = deliver
             return
         self._rooms[room] = r
-        r.link = self.route(r)
-        if r.link is None or not r.link.send(self.dialect.subscribe, r.channel):
+        r.link = link = self.route(r)
+        if link is None:
+            return  # not routable now: subscribed and synced once it is
+        if not link.send(self.dialect.subscribe, r.channel) and link.first_attempt.is_set():
             return  # down: the reconnect subscribes and syncs it
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
