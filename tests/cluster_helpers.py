@@ -17,7 +17,9 @@ from helpers import IN_CI, RedisServer, free_port
 def require_redis_cli() -> str:
     binary = shutil.which("redis-cli")
     if binary is None:
-        message = "redis-cli is not installed: Redis Cluster tests need it (apt-get install redis-tools)"
+        message = (
+            "redis-cli is not installed: Redis Cluster tests need it (apt-get install redis-tools)"
+        )
         if IN_CI:
             pytest.fail(message + " -- CI must not pass by skipping", pytrace=False)
         pytest.skip(message)
@@ -59,12 +61,14 @@ class LocalCluster:
                 str(self.node_timeout),
                 "--cluster-replica-validity-factor",
                 "0",
+                "--repl-diskless-sync-delay",
+                "0",
             )
             self.nodes.append(node.start())
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        replicas = ("--cluster-replicas", str(self.replicas))
         subprocess.run(
-            [cli, "--cluster", "create", *addresses]
-            + ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            [cli, "--cluster", "create", *addresses, *replicas, "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=timeout,
@@ -101,6 +105,9 @@ class LocalCluster:
             info = c.execute_command("CLUSTER", "INFO")
             if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
                 return False
+            replication = c.info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                return False
             shards = [s for s in self.shards(port) if s["master"] is not None]
             replicas = sum(len(s["replicas"]) for s in shards)
             return len(shards) == self.masters and replicas >= len(self.alive()) - self.masters
@@ -115,11 +122,13 @@ class LocalCluster:
             out = []
             for shard in c.execute_command("CLUSTER", "SHARDS"):
                 d = dict(zip(shard[::2], shard[1::2], strict=True))
-                slots = [(int(a), int(b)) for a, b in zip(d["slots"][::2], d["slots"][1::2])]
+                slots = [
+                    (int(a), int(b)) for a, b in zip(d["slots"][::2], d["slots"][1::2], strict=True)
+                ]
                 master, replicas = None, []
                 for node in d["nodes"]:
                     n = dict(zip(node[::2], node[1::2], strict=True))
-                    if n["health"] != "online":
+                    if n["health"] == "fail":  # "loading": a replica before its first write
                         continue
                     if n["role"] == "master" and slots:
                         master = int(n["port"])
@@ -155,10 +164,10 @@ class LocalCluster:
         """``redis-cli --cluster reshard``: move ``slots`` slots (the lowest first) from the
         master on ``source`` to the master on ``target``, keys included."""
         cli = require_redis_cli()
+        route = ("--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target))
+        count = ("--cluster-slots", str(slots))
         subprocess.run(
-            [cli, "--cluster", "reshard", f"127.0.0.1:{source}"]
-            + ["--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target)]
-            + ["--cluster-slots", str(slots), "--cluster-yes"],
+            [cli, "--cluster", "reshard", f"127.0.0.1:{source}", *route, *count, "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=timeout,

@@ -69,6 +69,10 @@ UNAVAILABLE = (
 REFRESH_BATCH = 1000
 
 
+class NotReplicated(rx.RedisError):
+    """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
+
+
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -183,6 +187,13 @@ class RedisBroker:
             await self._publish(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", *self._wait_args())
             reply, replicated = await pipe.execute()
+        if reply[0] != 0:
+            # A repeat writes nothing, and WAIT counts this connection's writes: write a
+            # no-op after the original (HINCRBY by 0) and wait for that one.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(keys[0], "last", 0)
+                pipe.execute_command("WAIT", *self._wait_args())
+                _, replicated = await pipe.execute()
         self._check_replicated(replicated)
         return reply
 
@@ -195,7 +206,7 @@ class RedisBroker:
         if int(replicated) < self.wait_replicas:
             # Stored on the master but not confirmed by enough replicas: not acked. The
             # client's retry with the same id is a duplicate that waits for them again.
-            raise rx.TimeoutError(
+            raise NotReplicated(
                 f"stored but only {replicated} of {self.wait_replicas} replicas confirmed it "
                 f"within {self._timeout / 2:g}s"
             )
@@ -276,6 +287,9 @@ class RedisBroker:
 
     def _failed(self, exc: Exception) -> BrokerError:
         """The error to raise for ``exc``; notes the outage (logged once)."""
+        if isinstance(exc, NotReplicated):  # Redis works; the client retries the same id
+            log.debug("%s", exc)
+            return BrokerUnavailable(f"not acked: {exc}")
         if isinstance(exc, UNAVAILABLE):
             self._went_down(str(exc) or type(exc).__name__)
             self._drop_idle_connections()

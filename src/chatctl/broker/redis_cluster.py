@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -224,6 +225,9 @@ class ShardedFeed(LiveFeed):
 class RedisClusterBroker(RedisBroker):
     """A :class:`~chatctl.broker.base.Broker` backed by a Redis Cluster (>= 7)."""
 
+    #: a publish with WAIT failed on its node: read the slot map before the next one
+    _stale_slots = False
+
     def _connect(
         self, url: str, options: dict[str, Any], max_connections: int, feed: dict[str, Any]
     ) -> tuple[Any, LiveFeed]:
@@ -268,43 +272,55 @@ class RedisClusterBroker(RedisBroker):
     async def _store(self, keys: list[str], args: list[Any]) -> Any:
         if not self.wait_replicas:
             return await self._publish(keys=keys, args=args)
+        script = self._publish
+        reply, replicated = await self._then_wait(
+            keys[0], lambda: ("EVALSHA", script.sha, len(keys), *keys, *args)
+        )
+        if reply[0] != 0:  # a repeat: see RedisBroker._store
+            _, replicated = await self._then_wait(keys[0], lambda: ("HINCRBY", keys[0], "last", 0))
+        self._check_replicated(replicated)
+        return reply
+
+    async def _then_wait(self, key: str, command: Callable[[], tuple[Any, ...]]) -> tuple[Any, int]:
+        """Run ``command`` on the master of ``key``'s slot, then WAIT on the same connection:
+        redis-py would send them on two. A redirection (the slot moved or is moving) or an
+        unknown script means nothing ran: look again and retry, for up to the timeout."""
         cluster: _BoundedCluster = self._redis
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         async with cluster.permits:
             while True:
                 try:
-                    node = cluster.get_node_from_key(keys[0])
+                    if self._stale_slots:  # the last attempt failed: the master may be gone
+                        await cluster.nodes_manager.initialize()
+                        self._stale_slots = False
+                    node = cluster.get_node_from_key(key)
                     if node is None:
-                        raise rx.ClusterDownError(f"no master for {keys[0]}")
-                    reply, replicated = await self._store_on(node, keys, args)
+                        raise rx.ClusterDownError(f"no master serves {key}")
+                    return await self._run_on(node, command())
                 except rx.MovedError:
                     await cluster.nodes_manager.initialize()
                 except (rx.AskError, rx.TryAgainError, rx.SlotNotCoveredError):
                     await asyncio.sleep(0.05)  # the slot is moving: wait until it has moved
                 except rx.NoScriptError:
                     self._publish.sha = await cluster.script_load(self._publish.script)
-                else:
-                    self._check_replicated(replicated)
-                    return reply
+                except (*REDIS_ERRORS, rx.ClusterDownError):
+                    self._stale_slots = True
+                    raise
                 if loop.time() > deadline:
-                    raise rx.TryAgainError(f"the slot of {keys[0]} did not settle in time")
+                    raise rx.TryAgainError(f"the slot of {key} did not settle in time")
 
-    async def _store_on(self, node: ClusterNode, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA then WAIT, pipelined on ONE connection of ``node`` (WAIT counts the
-        replicas that have this connection's writes)."""
+    async def _run_on(self, node: ClusterNode, command: tuple[Any, ...]) -> tuple[Any, int]:
         conn = node.acquire_connection()
         try:
-            script = ("EVALSHA", self._publish.sha, len(keys), *keys, *args)
-            await conn.send_packed_command(
-                conn.pack_commands([script, ("WAIT", *self._wait_args())])
-            )
+            wait = ("WAIT", *self._wait_args())
+            await conn.send_packed_command(conn.pack_commands([command, wait]))
             try:
                 reply = await conn.read_response()
             finally:
                 replicated = await conn.read_response()
-            return reply, replicated
-        except (*REDIS_ERRORS,):
+            return reply, int(replicated)
+        except REDIS_ERRORS:
             await conn.disconnect()
             raise
         finally:
