@@ -6,10 +6,15 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from chatctl.auth import Verifier
 from chatctl.broker import create_broker
@@ -60,6 +65,12 @@ class ServeOptions:
     max_user_rooms: int = _CONNS.max_user_rooms
     handshake_timeout: float = 10.0
     drain_timeout: float = 10.0
+    #: replicas that must have each message before it is acked (Redis WAIT); 0 = none
+    redis_wait_replicas: int = 0
+    #: server processes sharing the port (0 = one per core); more than 1 needs Redis
+    workers: int = 1
+    #: with workers: worker K also answers /healthz and /metrics alone on this port + K - 1
+    worker_status_port: int | None = None
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
@@ -82,11 +93,42 @@ def build_verifier(opts: ServeOptions) -> Verifier:
     return Verifier.hmac(source.secret, issuer=opts.issuer, audience=opts.audience)
 
 
+#: URL schemes of the brokers that several processes can share
+SHARED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
 def run_serve(opts: ServeOptions) -> None:
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
-    verifier = build_verifier(opts)
+    if opts.workers == 1:
+        verifier = build_verifier(opts)
+        run_event_loop(_serve(build_server(opts, verifier)))
+        return
+    from chatctl.server.workers import Supervisor, cpu_count
+
+    scheme = (opts.redis_url or "").partition(":")[0].lower()
+    if scheme not in SHARED_SCHEMES:
+        raise UsageError(
+            "--workers needs --redis-url (or CHATCTL_REDIS_URL): "
+            "worker processes share rooms only through Redis"
+        )
+    verifier = build_verifier(opts)  # once: a secret is created before the workers start
+
+    def worker(number: int, announce: Callable[[], None]) -> None:
+        server = build_server(opts, verifier, reuse_port=True)
+        status_port = None
+        if opts.worker_status_port:
+            status_port = opts.worker_status_port + number - 1
+        run_event_loop(_serve(server, announce=announce, status_port=status_port))
+
+    status = Supervisor(opts.workers or cpu_count(), worker).run()
+    if status:
+        sys.exit(status)  # each failing worker said why on stderr already
+
+
+def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = False) -> ChatServer:
+    """The server (and its broker) ``opts`` describe; nothing connects before ``start()``."""
     broker_options: dict[str, object] = {
         "history_size": opts.history,
         "dedup_window": opts.dedup_window,
@@ -94,6 +136,8 @@ def run_serve(opts: ServeOptions) -> None:
     if opts.redis_url:
         broker_options["prefix"] = opts.redis_prefix
         broker_options["presence_ttl"] = opts.presence_ttl
+        if opts.redis_wait_replicas:
+            broker_options["wait_replicas"] = opts.redis_wait_replicas
     broker = create_broker(opts.redis_url, **broker_options)
     settings = ServerSettings(
         host=opts.host,
@@ -123,9 +167,9 @@ def run_serve(opts: ServeOptions) -> None:
             max_rooms=opts.max_rooms,
             max_user_rooms=opts.max_user_rooms,
         ),
+        reuse_port=reuse_port,
     )
-    server = ChatServer(settings, verifier, broker)
-    run_event_loop(_serve(server))
+    return ChatServer(settings, verifier, broker)
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -144,17 +188,28 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main)
 
 
-async def _serve(server: ChatServer) -> None:
+async def _serve(
+    server: ChatServer,
+    *,
+    announce: Callable[[], None] | None = None,
+    status_port: int | None = None,
+) -> None:
+    """Start ``server``, serve until a signal; ``announce()`` once listening (a worker tells
+    its supervisor), and with ``status_port`` also answer /healthz and /metrics there."""
+    s = server.settings
+    port = s.port
     try:
         await server.start()
+        status = None
+        if status_port is not None:
+            port = status_port
+            status = await serve_status(server, status_port)
     except OSError as exc:
-        s = server.settings
-        raise UsageError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {s.host}:{port}: {exc.strerror or exc}") from None
     # Everything imported and built so far lives as long as the process: move it out of the
     # collector's reach, so full collections scan only what connections and messages added
     # (a third fewer objects at 1,000 connections; see docs/performance.md, bench/gc_probe.py).
     gc.freeze()
-    s = server.settings
     kind = type(server.broker).__name__.removesuffix("Broker").lower()
     log.info(
         "listening on %s://%s:%d/ws/{room} (broker: %s, node %s)",
@@ -164,4 +219,29 @@ async def _serve(server: ChatServer) -> None:
         kind,
         server.node_id,
     )
-    await server.serve_until_signal()
+    if status is not None:
+        log.info("/healthz and /metrics of this worker alone on port %d", status_port)
+    if announce is not None:
+        announce()
+    try:
+        await server.serve_until_signal()
+    finally:
+        if status is not None:
+            status.close()
+            await status.wait_closed()
+
+
+async def serve_status(server: ChatServer, port: int) -> Server:
+    """Answer ``/healthz`` and ``/metrics`` of ``server`` alone on ``port`` (same host)."""
+    from chatctl.server.http import plain_response, route_http
+
+    def answer(conn: ServerConnection, request: Request) -> Response:
+        response = route_http(server, request)
+        if response is None:
+            return plain_response(HTTPStatus.NOT_FOUND, "only /healthz and /metrics here\n")
+        return response
+
+    async def refuse(conn: ServerConnection) -> None:  # never reached: every path answered
+        await conn.close()
+
+    return await serve(refuse, server.settings.host, port, process_request=answer)

@@ -62,6 +62,8 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     rates: RateSettings = field(default_factory=RateSettings)
     limits: ConnectionSettings = field(default_factory=ConnectionSettings)
+    #: bind with SO_REUSEPORT, so that ``serve --workers`` processes share the port
+    reuse_port: bool = False
 
 
 class ChatServer:
@@ -120,6 +122,7 @@ class ChatServer:
             server_header=self.server_name,
             open_timeout=s.handshake_timeout or None,
             ssl=tls,
+            reuse_port=s.reuse_port or None,
         )
 
     @property
