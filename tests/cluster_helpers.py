@@ -34,17 +34,27 @@ class LocalCluster:
     make a replica fall behind on purpose.
     """
 
-    def __init__(self, *, masters: int = 3, replicas: int = 0, node_timeout: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        masters: int = 3,
+        replicas: int = 0,
+        node_timeout: int = 1000,
+        password: str | None = None,
+    ) -> None:
         self.size = masters * (1 + replicas)
         self.masters = masters
         self.replicas = replicas
         self.node_timeout = node_timeout
         self.nodes: list[RedisServer] = []
+        #: ``requirepass`` (and ``masterauth``) of every node
+        self.password = password
 
     @property
     def url(self) -> str:
         """The ``redis+cluster://`` URL naming every node as a seed."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self, timeout: float = 30) -> LocalCluster:
         cli = require_redis_cli()
@@ -64,11 +74,14 @@ class LocalCluster:
                 "--repl-diskless-sync-delay",
                 "0",
             )
+            if self.password:
+                node.args += ("--requirepass", self.password, "--masterauth", self.password)
             self.nodes.append(node.start())
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         replicas = ("--cluster-replicas", str(self.replicas))
+        auth = ("-a", self.password, "--no-auth-warning") if self.password else ()
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, *replicas, "--cluster-yes"],
+            [cli, *auth, "--cluster", "create", *addresses, *replicas, "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=timeout,
@@ -77,7 +90,7 @@ class LocalCluster:
         return self
 
     def client(self, port: int) -> Any:
-        return redis_client(port)
+        return redis_client(port, self.password)
 
     def alive(self) -> list[RedisServer]:
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
@@ -206,10 +219,12 @@ class LocalCluster:
             node.cleanup()
 
 
-def redis_client(port: int) -> Any:
+def redis_client(port: int, password: str | None = None) -> Any:
     import redis
 
-    return redis.Redis(port=port, decode_responses=True, protocol=2, socket_timeout=2)
+    return redis.Redis(
+        port=port, password=password, decode_responses=True, protocol=2, socket_timeout=2
+    )
 
 
 def slot_of(key: str) -> int:

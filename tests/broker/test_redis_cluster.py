@@ -18,7 +18,7 @@ from chatctl.broker import create_broker
 from chatctl.broker.base import Reset
 from chatctl.broker.redis_cluster import RedisClusterBroker, parse_cluster_url, sharded
 from chatctl.broker.redis_keys import PUBLISH
-from chatctl.errors import BrokerUnavailable, UsageError
+from chatctl.errors import BrokerError, BrokerUnavailable, UsageError
 from chatctl.protocol import Message
 from cluster_helpers import LocalCluster, room_in_slot, slot_of
 
@@ -66,6 +66,40 @@ def test_cluster_urls() -> None:
         with pytest.raises(UsageError):
             parse_cluster_url(bad)
     assert create_broker("redis+cluster://127.0.0.1:1").__class__ is RedisClusterBroker
+
+
+async def test_starts_while_the_cluster_is_down_and_a_password() -> None:
+    """A node may start before its cluster; a wrong password stops it at start in one line."""
+    cluster = LocalCluster(masters=3, password="s3cret").start()
+    try:
+        for node in cluster.nodes:
+            node.stop()
+        broker = make(cluster)
+        try:
+            await broker.start()  # does not raise
+            assert not broker.healthy()
+            with pytest.raises(BrokerUnavailable):
+                await broker.publish("room", "alice", "too early")
+            sink = Sink()
+            await broker.subscribe("room", sink)
+            await broker.join("room", "alice", "c1")
+            for node in cluster.nodes:
+                await asyncio.to_thread(node.start)
+            await asyncio.to_thread(cluster.wait_healthy)
+            await eventually(broker.healthy, timeout=15)
+            sent = await broker.publish("room", "alice", "now")
+            await sink.wait_for(lambda s: s.messages == [sent.message])
+            async with asyncio.timeout(10):  # the join is written by the next heartbeat
+                while await broker.users("room") != ["alice"]:  # noqa: ASYNC110 - Redis state
+                    await asyncio.sleep(0.05)
+        finally:
+            await broker.close()
+        wrong = RedisClusterBroker(cluster.url.replace("s3cret", "nope"), prefix="t")
+        with pytest.raises(BrokerError, match="refused the credentials"):
+            await wrong.start()
+        await wrong.close()
+    finally:
+        cluster.cleanup()
 
 
 def test_scripts_publish_on_the_shard() -> None:

@@ -73,7 +73,9 @@ class NotReplicated(rx.RedisError):
     """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+def _caused_by(
+    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, kind):
@@ -225,11 +227,11 @@ class RedisBroker:
     async def start(self) -> None:
         try:
             await self._redis.ping()
-        except (rx.AuthenticationError, rx.AuthorizationError) as exc:
-            raise BrokerError(
-                f"Redis at {redact(self.url)} refused the credentials: {exc}"
-            ) from None
         except UNAVAILABLE as exc:
+            if _caused_by(exc, (rx.AuthenticationError, rx.AuthorizationError)):
+                raise BrokerError(
+                    f"Redis at {redact(self.url)} refused the credentials: {exc}"
+                ) from None
             if _caused_by(exc, ssl.SSLCertVerificationError):
                 raise BrokerError(
                     f"Redis at {redact(self.url)}: TLS certificate not trusted "

@@ -81,8 +81,10 @@ def parse_cluster_url(url: str) -> tuple[str, list[tuple[str, int]]]:
 
 
 class _BoundedCluster(RedisCluster):
-    """``RedisCluster`` whose commands and pipelines each hold one of ``limit`` permits while
-    they run: redis-py's per-node pool refuses (MaxConnectionsError) instead of waiting."""
+    """``RedisCluster`` whose commands and pipelines each hold one of ``permits`` while they
+    run (redis-py's per-node pool refuses with MaxConnectionsError instead of waiting), and
+    whose own exceptions (no reachable seed, a slot without a master mid-failover) become
+    ``ClusterDownError``, a RedisError the broker counts as "unavailable"."""
 
     permits: asyncio.Semaphore
 
@@ -90,7 +92,7 @@ class _BoundedCluster(RedisCluster):
         async with self.permits:
             try:
                 return await super().execute_command(*args, **kwargs)
-            except rx.SlotNotCoveredError as exc:  # mid-failover: the slot has no master yet
+            except rx.RedisClusterException as exc:
                 raise rx.ClusterDownError(str(exc)) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
@@ -98,10 +100,19 @@ class _BoundedCluster(RedisCluster):
 
 
 class _BoundedPipeline(ClusterPipeline):
+    async def initialize(self) -> ClusterPipeline:
+        try:
+            return await super().initialize()  # reads the slot map if not known yet
+        except rx.RedisClusterException as exc:
+            raise rx.ClusterDownError(str(exc)) from exc
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         client: _BoundedCluster = self.cluster_client  # type: ignore[assignment]
         async with client.permits:
-            return await super().execute(raise_on_error, allow_redirections)
+            try:
+                return await super().execute(raise_on_error, allow_redirections)
+            except rx.RedisClusterException as exc:
+                raise rx.ClusterDownError(str(exc)) from exc
 
 
 class ShardedFeed(LiveFeed):
