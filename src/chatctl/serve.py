@@ -9,52 +9,57 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
-
-from chatctl.auth import Verifier
-from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
-from chatctl.server import ChatServer, ServerSettings
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server.limits import ConnectionSettings, RateSettings
+from chatctl.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from chatctl.auth import Verifier
+    from chatctl.server import ChatServer
 
 log = logging.getLogger("chatctl.server")
-_RATES = RateSettings()
-_CONNS = ConnectionSettings()
+_SERVER = ServerSettings()
+_RATES = _SERVER.rates
+_CONNS = _SERVER.limits
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    history: int = 1000
-    welcome_history: int = 20
+    """What ``chatctl serve`` was asked for. Each default is read from the setting it feeds
+    (:class:`ServerSettings`, its rates and limits, the protocol's constants), so it is
+    written once; the CLI's flags show these (chatctl/cli/serve.py)."""
+
+    host: str = _SERVER.host
+    port: int = _SERVER.port
+    history: int = _SERVER.history_size
+    welcome_history: int = _SERVER.welcome_history
     secret_file: Path | None = None
     public_key: Path | None = None
     issuer: str | None = None
     audience: str | None = None
     redis_url: str | None = None
+    #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat); its
+    #: constructor has the same defaults, not read from there: that would import redis
     redis_prefix: str = "chatctl"
-    #: seconds a connection's presence entry lives without a heartbeat (Redis broker only)
     presence_ttl: float = 20.0
-    max_frame: int = 65536
-    max_message: int = 8000
-    max_pending: int = 1048576
-    dedup_window: float = 600.0
-    ping_interval: float = 20.0
-    compression: bool = False
+    max_frame: int = _SERVER.max_frame_bytes
+    max_message: int = _SERVER.max_message_chars
+    max_pending: int = _SERVER.max_pending_bytes
+    dedup_window: float = DEFAULT_DEDUP_WINDOW
+    #: 0 turns keepalive pings off (the server's ``None``)
+    ping_interval: float = _SERVER.ping_interval or 0.0
+    compression: bool = _SERVER.compression
     log_level: str = "info"
     log_format: str = "text"
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
-    # limit defaults come from the settings the server uses, so they are written once
     rate_limit: float = _RATES.conn_rate
     rate_burst: float = _RATES.conn_burst
     user_rate_limit: float = _RATES.user_rate
@@ -63,8 +68,9 @@ class ServeOptions:
     max_user_connections: int = _CONNS.max_user_connections
     max_rooms: int = _CONNS.max_rooms
     max_user_rooms: int = _CONNS.max_user_rooms
-    handshake_timeout: float = 10.0
-    drain_timeout: float = 10.0
+    handshake_timeout: float = _SERVER.handshake_timeout
+    #: the server's shutdown_timeout: SIGTERM drain or shutdown, then connections are aborted
+    drain_timeout: float = _SERVER.shutdown_timeout
     #: replicas that must have each message before it is acked (Redis WAIT); 0 = none
     redis_wait_replicas: int = 0
     #: server processes sharing the port (0 = one per core); more than 1 needs Redis
@@ -74,6 +80,8 @@ class ServeOptions:
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
+    from chatctl.auth import Verifier
+
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
         log.info(
@@ -93,27 +101,24 @@ def build_verifier(opts: ServeOptions) -> Verifier:
     return Verifier.hmac(source.secret, issuer=opts.issuer, audience=opts.audience)
 
 
-#: URL schemes of the brokers that several processes can share
-SHARED_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
-
-
 def run_serve(opts: ServeOptions) -> None:
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     if opts.workers == 1:
-        verifier = build_verifier(opts)
-        run_event_loop(_serve(build_server(opts, verifier)))
+        run_event_loop(_serve(build_server(opts, build_verifier(opts))))
         return
+    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
+    # completion, which must not load the server, websockets, jwt or a broker
+    from chatctl.broker.registry import entry_for
     from chatctl.server.workers import Supervisor, cpu_count
 
-    scheme = (opts.redis_url or "").partition(":")[0].lower()
-    if scheme not in SHARED_SCHEMES:
+    if opts.redis_url is None or not entry_for(opts.redis_url).shared:
         raise UsageError(
             "--workers needs --redis-url (or CHATCTL_REDIS_URL): "
             "worker processes share rooms only through Redis"
         )
-    verifier = build_verifier(opts)  # once: a secret is created before the workers start
+    verifier = build_verifier(opts)  # once: a new secret is created before the workers fork
 
     def worker(number: int, announce: Callable[[], None]) -> None:
         server = build_server(opts, verifier, reuse_port=True)
@@ -129,16 +134,18 @@ def run_serve(opts: ServeOptions) -> None:
 
 def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = False) -> ChatServer:
     """The server (and its broker) ``opts`` describe; nothing connects before ``start()``."""
-    broker_options: dict[str, object] = {
-        "history_size": opts.history,
-        "dedup_window": opts.dedup_window,
-    }
-    if opts.redis_url:
-        broker_options["prefix"] = opts.redis_prefix
-        broker_options["presence_ttl"] = opts.presence_ttl
-        if opts.redis_wait_replicas:
-            broker_options["wait_replicas"] = opts.redis_wait_replicas
-    broker = create_broker(opts.redis_url, **broker_options)
+    from chatctl.broker import create_broker
+    from chatctl.server import ChatServer
+
+    # each broker takes the options that apply to it (chatctl.broker.registry)
+    broker = create_broker(
+        opts.redis_url,
+        history_size=opts.history,
+        dedup_window=opts.dedup_window,
+        prefix=opts.redis_prefix,
+        presence_ttl=opts.presence_ttl,
+        wait_replicas=opts.redis_wait_replicas,
+    )
     settings = ServerSettings(
         host=opts.host,
         port=opts.port,
@@ -202,6 +209,8 @@ async def _serve(
         await server.start()
         status = None
         if status_port is not None:
+            from chatctl.server.workers import serve_status
+
             port = status_port
             status = await serve_status(server, status_port)
     except OSError as exc:
@@ -229,19 +238,3 @@ async def _serve(
         if status is not None:
             status.close()
             await status.wait_closed()
-
-
-async def serve_status(server: ChatServer, port: int) -> Server:
-    """Answer ``/healthz`` and ``/metrics`` of ``server`` alone on ``port`` (same host)."""
-    from chatctl.server.http import plain_response, route_http
-
-    def answer(conn: ServerConnection, request: Request) -> Response:
-        response = route_http(server, request)
-        if response is None:
-            return plain_response(HTTPStatus.NOT_FOUND, "only /healthz and /metrics here\n")
-        return response
-
-    async def refuse(conn: ServerConnection) -> None:  # never reached: every path answered
-        await conn.close()
-
-    return await serve(refuse, server.settings.host, port, process_request=answer)

@@ -32,10 +32,17 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from chatctl.errors import ChatctlError, UsageError
 from chatctl.status import ExitStatus
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server
+
+    from chatctl.server import ChatServer
 
 log = logging.getLogger("chatctl.server")
 
@@ -245,3 +252,23 @@ def _tag_log_records(number: int) -> None:
         return rec
 
     logging.setLogRecordFactory(record)
+
+
+async def serve_status(server: ChatServer, port: int) -> Server:
+    """Answer ``/healthz`` and ``/metrics`` of ``server`` alone on ``port`` (same host): each
+    worker's own, where the shared port answers for whichever worker the kernel picks."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+
+    from chatctl.server.http import plain_response, route_http
+
+    def answer(conn: ServerConnection, request: Request) -> Response:
+        response = route_http(server, request)
+        if response is None:
+            return plain_response(HTTPStatus.NOT_FOUND, "only /healthz and /metrics here\n")
+        return response
+
+    async def refuse(conn: ServerConnection) -> None:  # never reached: every path answered
+        await conn.close()
+
+    return await serve(refuse, server.settings.host, port, process_request=answer)
