@@ -48,7 +48,8 @@ from chatctl.broker.redis_keys import (
     message_from_json,
     room_keys,
 )
-from chatctl.broker.redis_live import LiveFeed, stop_task
+from chatctl.broker.redis_link import stop_task
+from chatctl.broker.redis_live import LiveFeed
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 

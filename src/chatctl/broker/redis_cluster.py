@@ -37,7 +37,8 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from chatctl.broker.redis import RedisBroker
-from chatctl.broker.redis_live import REDIS_ERRORS, SHARDED, Link, LiveFeed, _Room, stop_task
+from chatctl.broker.redis_link import SHARDED, Link, stop_task
+from chatctl.broker.redis_live import REDIS_ERRORS, LiveFeed, _Room
 from chatctl.errors import UsageError
 
 log = logging.getLogger("chatctl.broker.redis")
