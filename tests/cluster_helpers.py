@@ -57,6 +57,13 @@ class LocalCluster:
         return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self, timeout: float = 30) -> LocalCluster:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.cleanup()  # no redis-server left behind by a cluster that did not form
+            raise
+
+    def _start(self, timeout: float) -> LocalCluster:
         cli = require_redis_cli()
         for _ in range(self.size):
             node = RedisServer()
