@@ -106,7 +106,7 @@ def start_nodes(
     if target.startswith("workers-"):
         port = free_port()
         cmds = [[*base, "--port", str(port), "--workers", target.removeprefix("workers-")]]
-        ready = "workers listening"
+        ready = "listening on" if target == "workers-1" else "workers listening"
         ports = [port]
     else:
         ports = [free_port(), free_port()]
