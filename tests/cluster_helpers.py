@@ -41,6 +41,7 @@ class LocalCluster:
         replicas: int = 0,
         node_timeout: int = 1000,
         password: str | None = None,
+        tls: dict[str, str] | None = None,
     ) -> None:
         self.size = masters * (1 + replicas)
         self.masters = masters
@@ -49,12 +50,19 @@ class LocalCluster:
         self.nodes: list[RedisServer] = []
         #: ``requirepass`` (and ``masterauth``) of every node
         self.password = password
+        #: PEM files from ``make_tls_files``: every node also listens with TLS (and the
+        #: cluster bus and replication use it); :attr:`url` then names the TLS ports
+        self.tls = tls
+        self.tls_ports: dict[int, int] = {}
 
     @property
     def url(self) -> str:
         """The ``redis+cluster://`` URL naming every node as a seed."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        if self.tls is None:
+            return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        seeds = ",".join(f"127.0.0.1:{self.tls_ports[n.port]}" for n in self.nodes)
+        return f"rediss+cluster://{auth}{seeds}?ssl_ca_certs={self.tls['ca']}"
 
     def start(self, timeout: float = 30) -> LocalCluster:
         try:
@@ -83,6 +91,17 @@ class LocalCluster:
             )
             if self.password:
                 node.args += ("--requirepass", self.password, "--masterauth", self.password)
+            if self.tls:
+                self.tls_ports[node.port] = free_port()
+                node.args += ("--tls-port", str(self.tls_ports[node.port]))
+                node.args += (
+                    "--tls-cert-file",
+                    self.tls["cert"],
+                    "--tls-key-file",
+                    self.tls["key"],
+                )
+                node.args += ("--tls-ca-cert-file", self.tls["ca"], "--tls-auth-clients", "no")
+                node.args += ("--tls-cluster", "yes", "--tls-replication", "yes")
             self.nodes.append(node.start())
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         replicas = ("--cluster-replicas", str(self.replicas))

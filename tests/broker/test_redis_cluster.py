@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -21,6 +22,7 @@ from chatctl.broker.redis_keys import PUBLISH
 from chatctl.errors import BrokerError, BrokerUnavailable, UsageError
 from chatctl.protocol import Message
 from cluster_helpers import LocalCluster, room_in_slot, slot_of
+from helpers import make_tls_files
 
 pytestmark = pytest.mark.redis
 T = TypeVar("T")
@@ -96,6 +98,32 @@ async def test_starts_while_the_cluster_is_down_and_a_password() -> None:
             await broker.close()
         wrong = RedisClusterBroker(cluster.url.replace("s3cret", "nope"), prefix="t")
         with pytest.raises(BrokerError, match="refused the credentials"):
+            await wrong.start()
+        await wrong.close()
+    finally:
+        cluster.cleanup()
+
+
+async def test_tls_cluster_and_an_untrusted_certificate(tmp_path: Path) -> None:
+    """rediss+cluster://: commands and sharded subscriptions over TLS, on the TLS ports the
+    cluster announces; a certificate the node cannot verify stops it at start."""
+    cluster = LocalCluster(masters=3, tls=make_tls_files(str(tmp_path))).start()
+    try:
+        broker = make(cluster)
+        await broker.start()
+        try:
+            sink = Sink()
+            await broker.subscribe("room", sink)
+            sent = await broker.publish("room", "alice", "over TLS")
+            await sink.wait_for(lambda s: s.messages == [sent.message])
+            assert broker.healthy()
+            link = next(iter(broker._live._links.values()))
+            assert int(link.name.rpartition(":")[2]) in cluster.tls_ports.values()
+        finally:
+            await broker.close()
+        url = cluster.url.partition("?")[0]  # the system's CAs only
+        wrong = RedisClusterBroker(url, prefix="t", timeout=1.0)
+        with pytest.raises(BrokerError, match="certificate"):
             await wrong.start()
         await wrong.close()
     finally:
