@@ -171,12 +171,17 @@ class ShardedFeed(LiveFeed):
         self._wake.set()  # maybe a failover: look up the rooms' masters again
 
     def refused(self, link: Link, exc: Exception) -> None:
-        if not isinstance(exc, rx.MovedError):
+        """An SSUBSCRIBE refused because its slot moved (MOVED) or is moving (ASK,
+        TRYAGAIN): subscribe the room again once the slot map says where."""
+        if isinstance(exc, rx.AskError):  # MOVED too
+            lost = [r for r in self.rooms_on(link) if key_slot(r.channel.encode()) == exc.slot_id]
+        elif isinstance(exc, rx.TryAgainError):
+            lost = [r for r in self.rooms_on(link) if not r.confirmed]
+        else:
             super().refused(link, exc)
             return
-        for r in self.rooms_on(link):  # SSUBSCRIBE on a node that no longer has the slot
-            if key_slot(r.channel.encode()) == exc.slot_id:
-                self._lose(r)
+        for r in lost:
+            self._lose(r)
 
     def lost(self, r: _Room) -> None:
         self._lose(r)  # Redis unsubscribed the room itself: its slot moved

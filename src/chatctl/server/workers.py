@@ -7,9 +7,10 @@ spreads new connections over them, and they share rooms, history, presence and
 de-duplication through Redis (or a Redis Cluster) exactly like nodes on different hosts.
 Without Redis there is nothing to share, so ``--workers`` needs a Redis URL.
 
-- Signals: SIGTERM, SIGINT and SIGHUP sent to the supervisor are passed on to every worker
-  (SIGTERM: each drains its clients with 1012, as one ``chatctl serve`` does); the supervisor
-  exits once every worker has stopped, with status 0 if they all stopped cleanly.
+- Signals: SIGTERM and SIGINT sent to the supervisor are passed on to every worker (SIGTERM:
+  each drains its clients with 1012, as one ``chatctl serve`` does; SIGINT: closes them with
+  1001); SIGHUP (the terminal went away) drains like SIGTERM. The supervisor exits once every
+  worker has stopped, with status 0 if they all stopped cleanly.
 - A worker that dies (a crash, the OOM killer) is logged and started again; one that keeps
   dying right after its start is restarted after a growing delay (up to 30 s). If a worker
   cannot even start the first time (port in use, bad Redis credentials), everything stops
@@ -120,7 +121,7 @@ class Supervisor:
         if self._stopping is None:
             self._stopping = sig
             log.info("%s: stopping %d workers", sig.name, len(self._workers))
-        self._signal_all(sig)
+        self._signal_all(signal.SIGTERM if sig == signal.SIGHUP else sig)
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for pid in list(self._workers):
