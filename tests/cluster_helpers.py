@@ -4,26 +4,15 @@ kill a master and wait for its replica to take over)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from typing import Any
 
-import pytest
-
-from helpers import IN_CI, RedisServer, free_port
+from helpers import RedisServer, free_port, require_tool
 
 
 def require_redis_cli() -> str:
-    binary = shutil.which("redis-cli")
-    if binary is None:
-        message = (
-            "redis-cli is not installed: Redis Cluster tests need it (apt-get install redis-tools)"
-        )
-        if IN_CI:
-            pytest.fail(message + " -- CI must not pass by skipping", pytrace=False)
-        pytest.skip(message)
-    return binary
+    return require_tool("redis-cli", "Redis Cluster tests need it (apt-get install redis-tools)")
 
 
 class LocalCluster:
