@@ -63,6 +63,7 @@ def test_bash_completes_subcommands_and_options(chatctl_on_path: dict[str, str])
     assert set(bash_complete(env, "chatctl", "serve", "--redis")) == {
         "--redis-url",
         "--redis-prefix",
+        "--redis-wait-replicas",
     }
 
 
