@@ -86,7 +86,7 @@ class Sender:
             history=0,
             presence=False,
             connect_timeout=opts.timeout or None,
-            skip=("message", "presence"),
+            skip=("message", "presence", "presence_batch"),
             outbox=self.outbox,
         )
         async with stream:
