@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +32,13 @@ def redis_for_conformance() -> Iterator[RedisServer]:
 _prefix_counter = iter(range(1, 1_000_000))
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
     options: dict[str, object] = {"history_size": HISTORY, "dedup_window": 60.0}
     if request.param == "memory":
         b = create_broker(None, **options)
+    elif request.param == "sqlite":
+        b = create_broker(f"sqlite://{tmp_path}/chatctl.db", **options)
     else:
         redis: RedisServer = request.getfixturevalue("redis_for_conformance")
         b = create_broker(redis.url, prefix=f"conf{next(_prefix_counter)}", **options)

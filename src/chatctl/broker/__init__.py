@@ -28,6 +28,14 @@ def create_broker(url: str | None, **options: Any) -> Broker:
         assert url is not None
         broker: Broker = RedisBroker(url, **options)
         return broker
+    if scheme == "sqlite":
+        from chatctl.broker.sqlite import SQLiteBroker, parse_url
+
+        assert url is not None
+        options.pop("prefix", None)
+        options.pop("presence_ttl", None)
+        path, query = parse_url(url)
+        return SQLiteBroker(path, synchronous=query.get("synchronous", "normal"), **options)
     raise UsageError(
         f"unsupported broker URL scheme {scheme!r}: use redis://, rediss:// or unix://"
     )
