@@ -97,6 +97,9 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
 class SQLiteBroker:
     """A :class:`~chatctl.broker.base.Broker` that keeps rooms in a SQLite file."""
 
+    #: overlapping publish calls are stored in call order (the server may pipeline them)
+    pipelined = True
+
     def __init__(
         self,
         path: str | Path,
@@ -122,6 +125,7 @@ class SQLiteBroker:
         self._rooms: dict[str, _Room] = {}
         self._loading: dict[str, asyncio.Future[_Room]] = {}
         self._writer: Writer | None = None
+        self._outbox: list[Op] = []
         self._lock: TextIO | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -154,6 +158,7 @@ class SQLiteBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self._writer is not None:
+            self._flush()
             await asyncio.to_thread(self._writer.stop)
             await asyncio.sleep(0)  # let the last results reach their publishers
             self._writer = None
@@ -181,9 +186,24 @@ class SQLiteBroker:
         return asyncio.get_running_loop().create_future()
 
     def _submit(self, op: Op) -> None:
+        """Queue ``op``; everything queued in one turn of the loop reaches the writer at once
+        (waking the thread once per turn, not once per message, keeps the GIL with the loop)."""
         if self._writer is None:
             raise BrokerUnavailable("the database is closed")
-        self._writer.submit(op)
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(op)
+
+    def _flush(self) -> None:
+        ops, self._outbox = self._outbox, []
+        if not ops:
+            return
+        if self._writer is not None:
+            self._writer.submit(ops)
+        else:
+            for op in ops:
+                if not op.future.done():
+                    op.future.set_exception(BrokerUnavailable("the database is closed"))
 
     def _finished(self, batch: list[Op], error: Exception | None) -> None:
         """On the loop, after each transaction: install, remember, deliver, resolve."""
@@ -330,7 +350,7 @@ class SQLiteBroker:
             r.inflight[(user, client_id)] = op.future
         r.busy += 1
         try:
-            msg: Message = await asyncio.shield(op.future)
+            msg: Message = await op.future  # cancelled: stored and delivered all the same
         finally:
             r.busy -= 1
         return PublishResult(msg)

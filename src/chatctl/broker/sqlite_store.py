@@ -227,7 +227,7 @@ class Writer:
         self._path = path
         self._loop = loop
         self._done = done
-        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Op] | None] = queue.SimpleQueue()
         #: rooms the loop holds in memory: retention never deletes them
         self._loaded: set[int] = set()
         #: why writes fail now, None while they work (read from the loop)
@@ -241,8 +241,8 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, op: Op) -> None:
-        self._queue.put(op)
+    def submit(self, ops: list[Op]) -> None:
+        self._queue.put(ops)
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection (blocks: call in a thread)."""
@@ -256,13 +256,13 @@ class Writer:
         try:
             while True:
                 try:
-                    op = get(timeout=PROBE_INTERVAL if self.fault else None)
+                    ops = get(timeout=PROBE_INTERVAL if self.fault else None)
                 except queue.Empty:
                     self._probe()
                     continue
-                if op is None:
+                if ops is None:
                     return
-                batch = [op]
+                batch = list(ops)
                 stop = False
                 with contextlib.suppress(queue.Empty):
                     while True:
@@ -270,7 +270,7 @@ class Writer:
                         if more is None:
                             stop = True
                             break
-                        batch.append(more)
+                        batch.extend(more)
                 self._transaction(batch)
                 if stop:
                     return
