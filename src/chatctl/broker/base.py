@@ -30,6 +30,12 @@ from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
 
+#: Default history TTL (``--history-ttl``): a week, so a team's history survives a weekend or
+#: a holiday, while a room nobody uses is forgotten (docs/deploy.md, "Retention"). With a TTL,
+#: messages older than it leave the history, and a room without members and without a message
+#: within it is forgotten entirely (its next use starts a new epoch); 0 keeps everything.
+DEFAULT_HISTORY_TTL = 7 * 86400.0
+
 
 @dataclass(frozen=True)
 class Reset:

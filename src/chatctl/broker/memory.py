@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from chatctl.broker.base import Deliver, History, PublishResult
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
 from chatctl.broker.rooms import RoomState
 from chatctl.protocol import (
     DEFAULT_DEDUP_WINDOW,
@@ -25,10 +25,6 @@ from chatctl.protocol import (
     Message,
     MessageKind,
 )
-
-#: Default of ``--history-ttl``: a week, so a team's history survives a weekend or a
-#: holiday (docs/deploy.md, "Retention"); 0 keeps rooms forever.
-DEFAULT_HISTORY_TTL = 7 * 86400.0
 
 
 def sweep_interval(ttl: float) -> float:

@@ -6,6 +6,10 @@ the key layout is in :mod:`chatctl.broker.redis_keys` and docs/redis.md. A publi
 script: check the client id, increment, XADD + trim, remember the client id, PUBLISH. It is
 acked only once that script returned, so nothing acked is unstored.
 
+Retention: with a history TTL, each publish refreshes the expiry of the room's keys (and the
+presence heartbeat does while the room has members), history leaves out older messages, and
+an idle room's keys expire by themselves; when it comes back it starts a new epoch.
+
 Connections: a bounded command pool (``max_connections``) plus ONE pub/sub connection
 (:class:`~chatctl.broker.redis_live.LiveFeed`), whatever the number of clients and rooms.
 
@@ -34,7 +38,7 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from chatctl.broker.base import Deliver, History, PublishResult
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
 from chatctl.broker.redis_keys import (
     HISTORY,
     JOIN,
@@ -89,6 +93,7 @@ class RedisBroker:
         dedup_window: float = DEFAULT_DEDUP_WINDOW,
         prefix: str = "chatctl",
         presence_ttl: float = 20.0,
+        history_ttl: float = DEFAULT_HISTORY_TTL,
         max_connections: int = 8,
         timeout: float = 2.0,
         health_interval: float = 1.0,
@@ -98,11 +103,16 @@ class RedisBroker:
             raise ValueError("history_size must be at least 1")
         if presence_ttl <= 0:
             raise ValueError("presence_ttl must be positive")
+        if history_ttl < 0:
+            raise ValueError("history_ttl must be 0 (never) or positive")
         self.url = url
         self.history_size = history_size
         self.dedup_window = dedup_window
         self.prefix = check_prefix(prefix)
         self.presence_ttl = presence_ttl
+        self.history_ttl = history_ttl
+        #: the history TTL as the scripts take it: milliseconds, 0 for never
+        self._ttl_ms = round(history_ttl * 1000)
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_connect_timeout": timeout,
@@ -246,6 +256,7 @@ class RedisBroker:
                     self.history_size,
                     max(1, round(self.dedup_window * 1000)),
                     keys.channel,
+                    self._ttl_ms,
                 ],
             )
         except rx.RedisError as exc:
@@ -279,6 +290,7 @@ class RedisBroker:
                     -1 if since is None else since,
                     max(0, limit),
                     self.history_size,
+                    self._ttl_ms,
                 ],
             )
         except rx.RedisError as exc:
@@ -359,7 +371,9 @@ class RedisBroker:
                 for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
                     chunk = pairs[i : i + 2 * REFRESH_BATCH]
                     await self._refresh(
-                        keys=keys.presence, args=[keys.channel, ttl, *chunk], client=pipe
+                        keys=[*keys.presence, keys.meta, keys.log],
+                        args=[keys.channel, ttl, self._ttl_ms, *chunk],
+                        client=pipe,
                     )
             if not leaves and not rooms:
                 pipe.ping()

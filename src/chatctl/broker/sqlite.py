@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from chatctl.broker.base import Deliver, History, PublishResult
-from chatctl.broker.memory import DEFAULT_HISTORY_TTL, sweep_interval
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
+from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RoomState
 from chatctl.broker.sqlite_store import (
     Call,
