@@ -85,7 +85,7 @@ class MemoryBroker:
     def sweep(self) -> None:
         """Apply retention now: old messages leave, idle rooms are forgotten."""
         now = self._clock()
-        horizon = now - self.history_ttl
+        horizon = now - self.history_ttl if self.history_ttl else float("-inf")
         dedup_horizon = now - self.dedup_window
         forgotten = []
         for name, r in self._rooms.items():

@@ -78,7 +78,7 @@ def database_path(location: str | Path) -> Path:
     return path
 
 
-def parse_url(url: str) -> tuple[Path, dict[str, str]]:
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
     """``sqlite:///abs/path`` (a file, or a directory ending in ``/``) or ``sqlite:rel/path``,
     optionally with ``?synchronous=full``: the path and the broker options."""
     parts = urlsplit(url)
@@ -91,7 +91,7 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
     unknown = sorted(set(query) - {"synchronous"})
     if unknown:
         raise UsageError(f"unknown SQLite URL option {unknown[0]!r} (known: synchronous)")
-    return Path(path), query
+    return path, query
 
 
 class SQLiteBroker:
