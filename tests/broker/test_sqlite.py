@@ -146,27 +146,26 @@ async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path
     broker = SQLiteBroker(tmp_path)
     srv = ChatServer(ServerSettings(port=0), verifier(), broker)
     acked: list[int] = []
-    async with srv:
-        async with client(srv.port, "room", "alice") as ws:
-            await recv_type(ws, "welcome")
-            pages = await broker.run(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
-            await broker.run(lambda db: db.execute(f"PRAGMA max_page_count = {pages + 20}"))
+    async with srv, client(srv.port, "room", "alice") as ws:
+        await recv_type(ws, "welcome")
+        pages = await broker.run(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        await broker.run(lambda db: db.execute(f"PRAGMA max_page_count = {pages + 20}"))
 
-            refusal = await _fill_until_refused(ws, acked)
-            assert refusal["type"] == "error" and refusal["code"] == "broker_unavailable"
-            assert acked, "nothing was acked before the disk filled up"
-            assert not broker.healthy()
-            status, _, body = await http_get(srv.port, "/healthz")
-            assert status == 503 and b"broker" in body
-            with pytest.raises(BrokerUnavailable):
-                await broker.publish("room", "alice", "y" * 8000)
+        refusal = await _fill_until_refused(ws, acked)
+        assert refusal["type"] == "error" and refusal["code"] == "broker_unavailable"
+        assert acked, "nothing was acked before the disk filled up"
+        assert not broker.healthy()
+        status, _, body = await http_get(srv.port, "/healthz")
+        assert status == 503 and b"broker" in body
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish("room", "alice", "y" * 8000)
 
-            await broker.run(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
-            async with asyncio.timeout(5):  # the writer probes every second
-                while (await http_get(srv.port, "/healthz"))[0] != 200:
-                    await asyncio.sleep(0.1)
-            await ws.send(json.dumps({"message": "after", "client_id": "after"}))
-            acked.append((await recv_type(ws, "ack"))["id"])
+        await broker.run(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
+        async with asyncio.timeout(5):  # the writer probes every second
+            while (await http_get(srv.port, "/healthz"))[0] != 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await ws.send(json.dumps({"message": "after", "client_id": "after"}))
+        acked.append((await recv_type(ws, "ack"))["id"])
 
     again = SQLiteBroker(tmp_path)
     await again.start()
