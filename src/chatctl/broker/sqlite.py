@@ -47,7 +47,7 @@ from chatctl.broker.sqlite_store import (
     lock,
     open_database,
 )
-from chatctl.errors import BrokerError, BrokerUnavailable, UsageError
+from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.sqlite")
@@ -141,7 +141,9 @@ class SQLiteBroker:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BrokerError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+            raise ConfigError(
+                f"cannot create the directory {self.path.parent}: {exc.strerror}"
+            ) from None
         self._lock = lock(self.path)
         try:
             db = open_database(self.path, synchronous=self.synchronous)
