@@ -113,6 +113,9 @@ class RedisBroker:
         self.history_ttl = history_ttl
         #: the history TTL as the scripts take it: milliseconds, 0 for never
         self._ttl_ms = round(history_ttl * 1000)
+        #: a client id is remembered for the window, but not longer than its room
+        window = min(dedup_window, history_ttl) if history_ttl else dedup_window
+        self._dedup_ms = max(1, round(window * 1000))
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_connect_timeout": timeout,
@@ -254,7 +257,7 @@ class RedisBroker:
                     kind,
                     client_id or "",
                     self.history_size,
-                    max(1, round(self.dedup_window * 1000)),
+                    self._dedup_ms,
                     keys.channel,
                     self._ttl_ms,
                 ],
