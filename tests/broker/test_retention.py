@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from chatctl.broker import sqlite
 from chatctl.broker.memory import MemoryBroker
 from chatctl.broker.redis import RedisBroker
 from chatctl.broker.sqlite import SQLiteBroker
-from helpers import RedisServer
+from chatctl.server import ChatServer, ServerSettings
+from helpers import RedisServer, verifier
+from server.harden_helpers import http_get
 
 
 class Clock:
@@ -86,7 +89,10 @@ async def _count(broker: SQLiteBroker, table: str) -> int:
     return n
 
 
-async def test_sqlite_broker_deletes_idle_rooms_and_old_rows(tmp_path: Path) -> None:
+async def test_sqlite_broker_deletes_idle_rooms_and_old_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "STALE_GRACE", 0.0)
     clock = Clock()
     broker = SQLiteBroker(tmp_path, history_ttl=60, clock=clock)
     await broker.start()
@@ -117,9 +123,12 @@ async def test_sqlite_broker_deletes_idle_rooms_and_old_rows(tmp_path: Path) -> 
         await broker.close()
 
 
-async def test_sqlite_file_stops_growing_under_room_churn(tmp_path: Path) -> None:
+async def test_sqlite_file_stops_growing_under_room_churn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rooms come and go past the TTL: freed pages are reused or given back, so the file
     stays about the size one generation of rooms needs."""
+    monkeypatch.setattr(sqlite, "STALE_GRACE", 0.0)
     clock = Clock()
     broker = SQLiteBroker(tmp_path, history_ttl=10, clock=clock)
     await broker.start()
@@ -210,3 +219,17 @@ async def test_redis_room_with_members_does_not_expire(redis: RedisServer) -> No
     finally:
         r.close()
         await broker.close()
+
+
+async def test_metrics_show_the_rooms_held_in_memory() -> None:
+    clock = Clock()
+    broker = MemoryBroker(history_ttl=60, clock=clock)
+    async with ChatServer(ServerSettings(port=0), verifier(), broker) as srv:
+        for i in range(3):
+            await broker.publish(f"r{i}", "alice", "hi")
+        _, _, body = await http_get(srv.port, "/metrics")
+        assert "chatctl_broker_rooms 3.0" in body.decode()
+        clock.now += 61
+        broker.sweep()
+        _, _, body = await http_get(srv.port, "/metrics")
+        assert "chatctl_broker_rooms 0.0" in body.decode()

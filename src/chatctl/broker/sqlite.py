@@ -54,6 +54,9 @@ log = logging.getLogger("chatctl.broker.sqlite")
 
 #: Seconds a room nobody uses stays in memory (it is on disk: this is only a cache).
 CACHE_IDLE = 30.0
+#: Seconds a room just used is kept in memory even when retention has expired it (a request
+#: that read it may still be using it).
+STALE_GRACE = 1.0
 #: File name of the database inside a data directory.
 DB_NAME = "chatctl.db"
 SYNCHRONOUS = ("normal", "full")
@@ -300,13 +303,14 @@ class SQLiteBroker:
         """Apply retention now; True if the database has more to delete."""
         now = self._clock()
         horizon = now - self.history_ttl if self.history_ttl else None
-        unused = time.monotonic() - CACHE_IDLE
+        mono = time.monotonic()
         for name, r in list(self._rooms.items()):
             if horizon is not None:
                 r.forget_messages_before(horizon)
             r.forget_seen_before(now - self.dedup_window)
-            stale = horizon is not None and r.touched < horizon
-            if r.idle and not r.busy and not r.inflight and (r.used < unused or stale):
+            # forgotten by retention, or unused for a while: it is on disk, memory is a cache
+            stale = horizon is not None and r.touched < horizon and r.used < mono - STALE_GRACE
+            if r.idle and not r.busy and not r.inflight and (r.used < mono - CACHE_IDLE or stale):
                 del self._rooms[name]
                 self._submit(Evict(self._future(), rid=r.rid))
         op = Sweep(self._future(), horizon=horizon, dedup_horizon=now - self.dedup_window)

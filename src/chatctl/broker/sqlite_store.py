@@ -73,7 +73,10 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1}
 def lock(path: Path) -> TextIO:
     """Take the lock that makes ``path`` one server's; ConfigError if another holds it."""
     lock_path = path.with_name(path.name + "-lock")
-    f = open(lock_path, "a+")  # noqa: SIM115 - held open for the life of the broker
+    try:
+        f = open(lock_path, "a+")  # noqa: SIM115 - held open for the life of the broker
+    except OSError as exc:
+        raise ConfigError(f"cannot open {lock_path}: {exc.strerror}") from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
