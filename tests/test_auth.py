@@ -11,8 +11,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from chatctl.auth import Verifier, mint, parse_duration
+from chatctl.auth import MAX_TOKEN_LIFETIME, Verifier, mint, parse_duration
 from chatctl.errors import PermissionDenied, TokenError
 from helpers import SECRET
 
@@ -54,7 +56,7 @@ def test_alg_none_is_refused(hs: Verifier) -> None:
 
 
 def test_malformed_and_missing(hs: Verifier) -> None:
-    assert refused(hs, "garbage") == "malformed token"
+    assert refused(hs, "garbage") == "malformed token: Not enough segments"
     assert refused(hs, "") == "missing token"
 
 
@@ -65,6 +67,151 @@ def test_required_claims(hs: Verifier) -> None:
     assert "sub" in refused(hs, no_sub)
     bad_user = jwt.encode({"sub": "a b", "exp": time.time() + 60}, SECRET, algorithm="HS256")
     assert "user name" in refused(hs, bad_user)
+
+
+def forged(header: object, claims: object | None = None) -> str:
+    """A token with any header, signed with garbage: what an attacker without the key sends."""
+    body = claims if claims is not None else {"sub": "eve", "exp": int(time.time()) + 60}
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(body).encode())}.c2ln"
+
+
+def signed(**raw: str) -> str:
+    """A correctly signed token whose claims are ``"sub": "eve"`` and ``raw``, each value
+    written as is (``exp="NaN"`` gives ``"exp": NaN``, which no JSON encoder writes)."""
+    body = ", ".join(f'"{name}": {value}' for name, value in {"sub": '"eve"', **raw}.items())
+    return jwt.api_jws.encode(f"{{{body}}}".encode(), SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ({"alg": "HS256", "crit": ["x"]}, "malformed token: Unsupported critical extension: x"),
+        ({"alg": "HS256", "crit": "x"}, "malformed token: Invalid 'crit' header"),
+        ({"alg": "HS256", "kid": 1}, "malformed token: Key ID header parameter must be a string"),
+        ({"alg": "HS256", "crit": ["a\nFAKE LOG LINE"]}, "malformed token: Unsupported critical"),
+        ({"alg": "HS256", "b64": False}, "malformed token: Payload segment must be empty"),
+        ([1], "malformed token: Invalid header string"),
+        ({"alg": ["HS256"]}, "token algorithm ['HS256'] is not accepted"),
+    ],
+)
+def test_hostile_headers_are_token_errors(hs: Verifier, header: object, reason: str) -> None:
+    message = refused(hs, forged(header))
+    assert message.startswith(reason)
+    assert message.isprintable()  # no newline from the header reaches a log line
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(["alg", "crit", "kid", "typ", "b64", "jwk", "x5c", "cty"]) | st.text(),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c),
+            max_leaves=6,
+        )
+        | st.sampled_from(["HS256", "RS256", "none", ["b64"], ["exp"]]),
+        max_size=4,
+    ),
+    st.text(max_size=12),
+)
+def test_any_header_or_junk_is_a_token_error(header: dict[str, object], junk: str) -> None:
+    hs = Verifier.hmac(SECRET)
+    for token in (forged(header), forged(header) + junk, junk, f"{junk}.{junk}.{junk}"):
+        try:
+            hs.verify(token)
+        except TokenError as exc:
+            assert str(exc).isprintable()
+
+
+def test_non_ascii_token_is_malformed(hs: Verifier) -> None:
+    # a lone surrogate (what a shell hands over for invalid UTF-8) made PyJWT raise
+    # UnicodeEncodeError
+    assert refused(hs, "\udcff.a.b") == "malformed token: not base64url text"
+    assert refused(hs, "é.é.é") == "malformed token: not base64url text"
+
+
+@pytest.mark.parametrize(
+    ("exp", "reason"),
+    [
+        ("NaN", "token exp claim is not a finite number (a token must expire)"),
+        ("Infinity", "token exp claim is not a finite number (a token must expire)"),
+        ("-Infinity", "token exp claim is not a finite number (a token must expire)"),
+        ("1e999", "token exp claim is not a finite number (a token must expire)"),
+        ("9" * 400, "token exp claim is not a finite number (a token must expire)"),
+        (
+            "1e300",
+            "token exp claim is more than ten years ahead (exp is in seconds, not milliseconds)",
+        ),
+        ("-1e300", "token expired at -1e+300"),
+    ],
+)
+def test_exp_must_be_a_finite_time(hs: Verifier, exp: str, reason: str) -> None:
+    assert refused(hs, signed(exp=exp)) == reason
+
+
+def test_exp_bound(hs: Verifier) -> None:
+    now = time.time()
+    in_ms = int(now * 1000) + 60_000  # an issuer that writes milliseconds
+    assert "milliseconds" in refused(hs, signed(exp=str(in_ms)))
+    assert "not a number" in refused(hs, signed(exp="true"))
+    far = int(now) + MAX_TOKEN_LIFETIME - 60
+    assert hs.verify(signed(exp=str(far))).exp == far
+
+
+@pytest.mark.parametrize(
+    ("claim", "value", "reason"),
+    [
+        ("iat", "NaN", "Issued At claim (iat) must be an integer"),
+        ("iat", "Infinity", "Issued At claim (iat) must be an integer"),
+        ("iat", "1e300", "The token is not yet valid (iat)"),
+        ("nbf", "NaN", "Not Before claim (nbf) must be an integer"),
+        ("nbf", "1e300", "The token is not yet valid (nbf)"),
+    ],
+)
+def test_iat_and_nbf_must_be_times(hs: Verifier, claim: str, value: str, reason: str) -> None:
+    exp = str(int(time.time()) + 60)
+    assert reason in refused(hs, signed(exp=exp, **{claim: value}))
+
+
+def test_iat_gets_the_same_leeway_as_exp(hs: Verifier) -> None:
+    # a token minted by a host whose clock is 2 s ahead is accepted, like a 2 s old exp
+    assert hs.verify(mint(SECRET, "alice", ttl=60, now=time.time() + 2)).user == "alice"
+
+
+@pytest.mark.parametrize(
+    ("user", "char"),
+    [
+        ("alice\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("\u202ealice", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("al\u00adice", "U+00AD SOFT HYPHEN"),
+        ("ali\u200dce", "U+200D ZERO WIDTH JOINER"),
+        ("alice\u00a0", "U+00A0 NO-BREAK SPACE"),
+        ("alice\u2028", "U+2028 LINE SEPARATOR"),
+        ("alice\ue000", "U+E000 Co"),
+        ("alice\U000e0001", "U+E0001 LANGUAGE TAG"),
+        ("alice\x1b[2J", "U+001B Cc"),
+    ],
+)
+def test_invisible_characters_in_sub_are_refused(hs: Verifier, user: str, char: str) -> None:
+    token = jwt.encode({"sub": user, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    assert refused(hs, token) == (
+        f"token sub is not a valid user name: {char} is not allowed in a user name"
+    )
+    with pytest.raises(TokenError, match="invalid user name"):
+        mint(SECRET, user, ttl=60)
+
+
+def test_visible_unicode_user_names_are_fine(hs: Verifier) -> None:
+    for user in ("zoë", "李雷", "bob@example.com", "❤️", "x" * 64):
+        assert hs.verify(mint(SECRET, user, ttl=60)).user == user
+
+
+def test_mint_refuses_lifetimes_without_bound() -> None:
+    for ttl in (float("inf"), float("nan"), MAX_TOKEN_LIFETIME + 1):
+        with pytest.raises(TokenError, match="ten years"):
+            mint(SECRET, "alice", ttl=ttl)
+    expired = mint(SECRET, "alice", ttl=-60)  # what tests use to make an expired token
+    assert refused(Verifier.hmac(SECRET), expired).startswith("token expired at ")
 
 
 def test_rooms_claim_limits_rooms(hs: Verifier) -> None:
@@ -148,7 +295,7 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-5m", "0", "5y"])
+@pytest.mark.parametrize("text", ["", "abc", "-5m", "0", "5y", "inf", "nan", "1e999d"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

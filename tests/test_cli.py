@@ -179,14 +179,28 @@ def test_port_in_use_is_one_line() -> None:
 
 
 def test_serve_flag_defaults_match_the_server_settings() -> None:
-    """Each serve default is written in the CLI and in ServeOptions (which takes the limits
-    from the server's settings): they must not drift apart."""
+    """Each serve default is written once: the flags show ServeOptions' defaults, which are
+    read from the server's settings (a --help default can then never lie)."""
+    import ast
     import dataclasses
+    import inspect
 
     import typer
 
+    import chatctl.cli.serve
     from chatctl.cli import app
     from chatctl.serve import ServeOptions
+    from chatctl.server import ServerSettings
+
+    # no literal default in the flag declarations: every one reads DEFAULTS (= ServeOptions())
+    tree = ast.parse(inspect.getsource(chatctl.cli.serve.serve))
+    function = tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    for arg, default in zip(
+        function.args.args[-len(function.args.defaults) :], function.args.defaults, strict=True
+    ):
+        if not (isinstance(default, ast.Constant) and default.value is None):
+            assert ast.unparse(default) == f"DEFAULTS.{arg.arg}", arg.arg
 
     serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
     defaults = {f.name: f.default for f in dataclasses.fields(ServeOptions)}
@@ -199,3 +213,32 @@ def test_serve_flag_defaults_match_the_server_settings() -> None:
             assert got == want, f"--{name.replace('_', '-')}: CLI {got!r} != {want!r}"
             checked += 1
     assert checked >= 20
+
+    # what the flags show is what a ChatServer built with no settings does
+    options, server = ServeOptions(), ServerSettings()
+    assert (options.host, options.port, options.drain_timeout) == (
+        server.host,
+        server.port,
+        server.shutdown_timeout,
+    )
+    assert (options.history, options.welcome_history) == (
+        server.history_size,
+        server.welcome_history,
+    )
+    assert (options.max_frame, options.max_message, options.max_pending) == (
+        server.max_frame_bytes,
+        server.max_message_chars,
+        server.max_pending_bytes,
+    )
+    assert (options.ping_interval, options.handshake_timeout) == (
+        server.ping_interval,
+        server.handshake_timeout,
+    )
+    assert (options.rate_limit, options.rate_burst) == (
+        server.rates.conn_rate,
+        server.rates.conn_burst,
+    )
+    assert (options.max_connections, options.max_user_rooms) == (
+        server.limits.max_connections,
+        server.limits.max_user_rooms,
+    )

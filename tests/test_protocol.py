@@ -19,9 +19,14 @@ from chatctl.protocol import (
     SendMessage,
     Welcome,
     Who,
+    dumps,
     parse_client_frame,
+    parse_epoch,
+    parse_history,
     parse_server_frame,
     parse_since,
+    pong_frame,
+    user_problem,
     valid_room,
     valid_user,
 )
@@ -188,13 +193,101 @@ def test_invalid_rooms(room: str) -> None:
 
 def test_user_names() -> None:
     assert valid_user("alice") and valid_user("bob@example.com") and valid_user("zoë")
+    assert valid_user("李雷") and valid_user("❤️")  # U+FE0F VARIATION SELECTOR is Mn: fine
     assert not valid_user("") and not valid_user("a b") and not valid_user("x\n")
     assert not valid_user("x" * 65)
 
 
+@pytest.mark.parametrize(
+    ("user", "problem"),
+    [
+        ("alice\u200b", "U+200B ZERO WIDTH SPACE is not allowed in a user name"),
+        ("\u202ealice", "U+202E RIGHT-TO-LEFT OVERRIDE is not allowed in a user name"),
+        ("\u2066x", "U+2066 LEFT-TO-RIGHT ISOLATE is not allowed in a user name"),
+        ("a\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE is not allowed in a user name"),
+        ("a\u3000b", "U+3000 IDEOGRAPHIC SPACE is not allowed in a user name"),
+        ("a\u2029", "U+2029 PARAGRAPH SEPARATOR is not allowed in a user name"),
+        ("a\x00", "U+0000 Cc is not allowed in a user name"),
+        ("a\x85", "U+0085 Cc is not allowed in a user name"),
+        ("a\U000f0000", "U+F0000 Co is not allowed in a user name"),
+        ("a\U0010fffe", "U+10FFFE Cn is not allowed in a user name"),
+        ("a\ud800", "U+D800 Cs is not allowed in a user name"),
+        ("", "a user name has 1-64 characters, not 0"),
+    ],
+)
+def test_invisible_user_names_are_refused(user: str, problem: str) -> None:
+    assert user_problem(user) == problem and not valid_user(user)
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200d\u2060", " \u202e\n", "\x00", "\x01\t"])
+def test_invisible_only_messages_are_blank(text: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_client_frame(json.dumps({"message": text, "client_id": "c"}))
+    assert info.value.code == ErrorCode.INVALID_FIELD and info.value.client_id == "c"
+    assert info.value.reason == "message is empty"
+
+
+def test_nul_in_a_message_is_refused() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_client_frame(json.dumps({"message": "a\x00b"}))
+    assert (info.value.code, info.value.reason) == (
+        ErrorCode.INVALID_FIELD,
+        "message contains U+0000 (NUL)",
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "👩\u200d💻",  # ZWJ sequence: one visible emoji
+        "🏳️\u200d🌈",
+        "שלום\u200f!",  # RLM inside real text
+        "x\u200b",
+        "\u2003.",
+        "\U000f0000",  # private use: an icon font draws it
+    ],
+)
+def test_visible_text_with_format_characters_is_kept(text: str) -> None:
+    assert parse_client_frame(json.dumps({"message": text})) == SendMessage(text)
+
+
+def test_dumps_writes_strict_json_only() -> None:
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            dumps({"type": "pong", "data": bad})
+        with pytest.raises(ValueError):
+            pong_frame([bad])
+
+
+@pytest.mark.parametrize("data", ["NaN", "Infinity", "-Infinity", "1e999", "[1, -1e309]"])
+def test_non_finite_numbers_are_invalid_json(data: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_client_frame(f'{{"type": "ping", "data": {data}}}')
+    assert info.value.code == ErrorCode.INVALID_JSON
+    assert parse_client_frame('{"type": "ping", "data": 1e308}') == Ping(1e308)
+
+
 def test_parse_since() -> None:
     assert parse_since(None) is None and parse_since("") is None
-    assert parse_since("0") == 0 and parse_since("42") == 42
-    for bad in ("-1", "1.5", "abc", "9" * 20):
-        with pytest.raises(ValueError):
+    assert parse_since("0") == 0 and parse_since("42") == 42 and parse_since("007") == 7
+    for bad in ("-1", "1.5", "abc", "9" * 20, "²", "٣", "1_0", "+1", " 1", "1 ", "\uff11"):
+        with pytest.raises(ValueError, match=r"^since must be a non-negative integer"):
             parse_since(bad)
+
+
+def test_parse_history() -> None:
+    assert parse_history(None, cap=50) is None and parse_history("", cap=50) is None
+    assert parse_history("7", cap=50) == 7 and parse_history("0007", cap=50) == 7
+    assert parse_history("500", cap=50) == 50 and parse_history("9" * 400, cap=50) == 50
+    assert parse_history("0" * 30 + "3", cap=50) == 3
+    for bad in ("²", "٣", "1_0", "-1", "x", "1e3"):
+        with pytest.raises(ValueError, match=r"^history must be a non-negative integer"):
+            parse_history(bad, cap=50)
+
+
+def test_parse_epoch() -> None:
+    assert parse_epoch(None) is None and parse_epoch("") is None
+    assert parse_epoch("cbce1aab") == "cbce1aab"
+    for bad in ("\x00", "a b", "é", "e" * 65, "a/b"):
+        with pytest.raises(ValueError, match=r"^epoch must be"):
+            parse_epoch(bad)

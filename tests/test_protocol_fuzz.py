@@ -16,19 +16,29 @@ from chatctl.protocol import (
     ProtocolError,
     SendMessage,
     Who,
+    is_blank,
     parse_client_frame,
     pong_frame,
 )
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+
+def json_trees(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | floats | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+#: what ``json.dumps`` writes, ``NaN`` and ``Infinity`` included (not JSON: refused)
+json_values = json_trees(st.floats())
+#: strict JSON values: what a client may send and what the server may echo
+finite_json_values = json_trees(st.floats(allow_nan=False, allow_infinity=False))
 
 frame_like = st.fixed_dictionaries(
     {},
@@ -72,6 +82,9 @@ def test_arbitrary_bytes(data: bytes) -> None:
 @example("[" * 100_000)  # deep nesting
 @example('{"message": "\\ud800"}')  # a lone surrogate
 @example('{"message": 1e999}')
+@example('{"type": "ping", "data": 1e999}')
+@example('{"type": "ping", "data": [NaN]}')
+@example('{"type": "ping", "data": {"x": -Infinity}}')
 @example('{"type": "message", "message": "x", "client_id": ""}')
 def test_arbitrary_text(text: str) -> None:
     check(text)
@@ -110,14 +123,14 @@ def test_lone_surrogates_never_get_in(prefix: str, bad: str, field: str) -> None
 
 send_messages = st.builds(
     SendMessage,
-    text=st.text(min_size=1, max_size=100).filter(str.strip),
+    text=st.text(min_size=1, max_size=100).filter(lambda t: not is_blank(t) and "\x00" not in t),
     client_id=st.none() | st.text(min_size=1, max_size=MAX_CLIENT_ID_CHARS),
     kind=st.sampled_from(["text", "action"]),
 )
 
 
 @FUZZ
-@given(send_messages | st.just(Who()) | st.builds(Ping, json_values))
+@given(send_messages | st.just(Who()) | st.builds(Ping, finite_json_values))
 def test_valid_frames_round_trip(frame: SendMessage | Who | Ping) -> None:
     assert parse_client_frame(frame.frame(), max_chars=100) == frame
     assert parse_client_frame(frame.frame().encode().decode(), max_chars=100) == frame
@@ -133,3 +146,19 @@ def test_too_long_keeps_the_client_id(text: str, client_id: str) -> None:
         assert exc.code == ErrorCode.MESSAGE_TOO_LONG and exc.client_id == client_id
     else:
         raise AssertionError("accepted a message over the limit")
+
+
+@FUZZ
+@given(
+    finite_json_values,
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "2E+308"]),
+)
+def test_non_finite_numbers_are_invalid_json(value: Any, bad: str) -> None:
+    """``JSON.parse`` in a browser refuses ``NaN``/``Infinity``: none of them is ever echoed."""
+    data = f'{{"type": "ping", "data": [{json.dumps(value)}, {bad}]}}'
+    try:
+        parse_client_frame(data)
+    except ProtocolError as exc:
+        assert exc.code == ErrorCode.INVALID_JSON and exc.reason.startswith("invalid JSON: ")
+    else:
+        raise AssertionError(f"accepted {data}")

@@ -2,14 +2,20 @@
 
 Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` (a list of
 glob patterns such as ``ops`` or ``team-*``; absent means every room), ``iss`` and ``aud``.
+``exp`` must be a finite time at most :data:`MAX_TOKEN_LIFETIME` ahead: ``NaN``, ``1e300`` or
+an ``exp`` in milliseconds is refused, not taken for a token that never expires.
 The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
 public key only RS256/384/512, an EC public key only ES256/384/512. ``alg: none`` is never
 accepted, and a public key can never be used as an HMAC secret (HS/RS confusion).
+
+Whatever a token holds, :meth:`Verifier.verify` raises :class:`TokenError` with a one-line
+reason (no newline or control character from the token reaches it) and nothing else.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +25,13 @@ from typing import Any
 import jwt
 
 from chatctl.errors import ConfigError, PermissionDenied, TokenError
-from chatctl.protocol import USER_RULE, valid_user
+from chatctl.protocol import user_problem
 
 HMAC_ALGORITHMS = ["HS256"]
 RSA_ALGORITHMS = ["RS256", "RS384", "RS512"]
 EC_ALGORITHMS = ["ES256", "ES384", "ES512"]
+#: The furthest ``exp`` a token may have, in seconds from now (ten years).
+MAX_TOKEN_LIFETIME = 10 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -112,14 +120,18 @@ class Verifier:
         """Return the token's claims, or raise :class:`TokenError` saying why it is refused."""
         if not token:
             raise TokenError("missing token")
+        if not token.isascii():
+            raise TokenError("malformed token: not base64url text")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise TokenError("malformed token") from None
+        except jwt.PyJWTError as exc:
+            # crit, kid, b64... are checked here: a forged header is a 401 like any other
+            raise TokenError(f"malformed token: {one_line(str(exc))}") from None
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise TokenError(
-                f"token algorithm {alg!r} is not accepted (expected {', '.join(self.algorithms)})"
+                f"token algorithm {one_line(repr(alg))} is not accepted "
+                f"(expected {', '.join(self.algorithms)})"
             )
         try:
             claims = jwt.decode(
@@ -128,6 +140,7 @@ class Verifier:
                 algorithms=self.algorithms,
                 issuer=self.issuer,
                 audience=self.audience,
+                leeway=self.leeway,
                 options={
                     "require": ["sub", "exp"],
                     "verify_exp": False,  # checked below, to say when it expired
@@ -144,26 +157,60 @@ class Verifier:
             raise TokenError("token audience is not accepted") from None
         except jwt.InvalidKeyError:
             raise TokenError("token cannot be verified with this server's key") from None
-        except jwt.InvalidTokenError as exc:
-            raise TokenError(f"invalid token: {exc}") from None
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {one_line(str(exc))}") from None
         return self._claims(claims)
 
     def _claims(self, claims: dict[str, Any]) -> Claims:
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float):
-            raise TokenError("token exp claim is not a number")
-        if exp + self.leeway < self.clock():
-            expired_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(exp))
-            raise TokenError(f"token expired at {expired_at}")
+        exp = self._expiry(claims.get("exp"))
         user = claims.get("sub")
-        if not isinstance(user, str) or not valid_user(user):
-            raise TokenError(f"token sub must be a user name: {USER_RULE}")
+        if not isinstance(user, str):
+            raise TokenError("token sub must be a string")
+        problem = user_problem(user)
+        if problem is not None:
+            raise TokenError(f"token sub is not a valid user name: {problem}")
         rooms = claims.get("rooms")
         if rooms is not None and (
             not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
         ):
             raise TokenError("token rooms claim must be a list of patterns")
-        return Claims(user, None if rooms is None else tuple(rooms), float(exp), claims)
+        return Claims(user, None if rooms is None else tuple(rooms), exp, claims)
+
+    def _expiry(self, exp: object) -> float:
+        """``exp`` as a float, or TokenError unless it is a finite time not yet past and at most
+        MAX_TOKEN_LIFETIME ahead (an issuer bug must not mint a token that never expires)."""
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise TokenError("token exp claim is not a number")
+        try:
+            when = float(exp)
+        except OverflowError:  # an integer of hundreds of digits
+            when = math.inf
+        if not math.isfinite(when):
+            raise TokenError("token exp claim is not a finite number (a token must expire)")
+        now = self.clock()
+        if when > now + MAX_TOKEN_LIFETIME + self.leeway:
+            raise TokenError(
+                "token exp claim is more than ten years ahead (exp is in seconds, not milliseconds)"
+            )
+        if when + self.leeway < now:
+            raise TokenError(f"token expired at {format_time(when)}")
+        return when
+
+
+def one_line(text: str, limit: int = 100) -> str:
+    """``text`` as a short printable one-liner: attacker-chosen text (a JWT header's ``crit``
+    names, its ``alg``) goes into HTTP bodies and logs, never a newline or control character."""
+    if not text.isprintable():
+        text = ascii(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_time(when: float) -> str:
+    """``2026-12-01 00:53:11 UTC``; the number itself when no calendar date fits it."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    except (OverflowError, OSError, ValueError):
+        return repr(when)
 
 
 def mint(
@@ -177,9 +224,12 @@ def mint(
     audience: str | None = None,
     now: float | None = None,
 ) -> str:
-    """Create a signed token for ``user`` valid for ``ttl`` seconds."""
-    if not valid_user(user):
-        raise TokenError(f"invalid user name {user!r}: {USER_RULE}")
+    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years)."""
+    problem = user_problem(user)
+    if problem is not None:
+        raise TokenError(f"invalid user name {one_line(user)}: {problem}")
+    if not ttl <= MAX_TOKEN_LIFETIME:  # NaN too; a negative ttl mints an expired token
+        raise TokenError("a token lives at most ten years (3650d)")
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
     if rooms:
@@ -203,6 +253,6 @@ def parse_duration(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError("expected a duration such as 90s, 15m, 12h or 7d") from None
-    if value <= 0:
-        raise ValueError("a duration must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("a duration must be a positive number")
     return value * unit

@@ -11,11 +11,13 @@ sending ``{"message": "hi"}`` expects).
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from chatctl.errors import ChatctlError
 
@@ -36,8 +38,16 @@ DEFAULT_DEDUP_WINDOW = 600.0
 
 ROOM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ROOM_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
-USER_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
-USER_RULE = "1-64 characters, no spaces or control characters"
+USER_RULE = "1-64 characters, none of them whitespace, control, invisible or bidi formatting"
+#: Unicode categories no user name may contain: control (Cc), format — zero-width and bidi
+#: controls such as U+200B, U+200D, U+202E — (Cf), surrogate (Cs), private use (Co),
+#: unassigned (Cn) and every separator (Zs, Zl, Zp). ``alice\u200b`` would look like ``alice``.
+USER_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+#: Categories that draw nothing: a message made only of them is blank.
+BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+EPOCH_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Most digits a ``since`` may have (ids stay far below 10**19).
+MAX_SINCE_DIGITS = 19
 
 
 class CloseCode(IntEnum):
@@ -56,7 +66,7 @@ class CloseCode(IntEnum):
 class ErrorCode(StrEnum):
     """The ``code`` of an error frame. The connection stays open after every one of them."""
 
-    INVALID_JSON = "invalid_json"  # not JSON, or not UTF-8
+    INVALID_JSON = "invalid_json"  # not JSON, or a number that is not finite (NaN, 1e999)
     INVALID_FRAME = "invalid_frame"  # JSON but not an object, or a binary frame
     UNKNOWN_TYPE = "unknown_type"
     MISSING_FIELD = "missing_field"
@@ -81,8 +91,31 @@ class ProtocolError(ChatctlError):
 
 
 def dumps(obj: dict[str, Any]) -> str:
-    """Serialise one frame: compact, UTF-8 kept as is."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Serialise one frame: compact, UTF-8 kept as is, and strict JSON: a NaN or infinite float
+    raises ``ValueError`` instead of writing ``NaN``/``Infinity``, which ``JSON.parse`` rejects."""
+    return _ENCODER.encode(obj)
+
+
+def loads(data: str) -> Any:
+    """Parse strict JSON: ``NaN``, ``Infinity`` and numbers too large for a double (``1e999``)
+    raise ``ValueError``, so nothing parsed here can make :func:`dumps` fail."""
+    return _DECODER.decode(data)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is too large for a double")
+    return value
+
+
+# Built once: json.dumps/json.loads with options build a new encoder/decoder at every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def valid_room(room: str) -> bool:
@@ -90,7 +123,31 @@ def valid_room(room: str) -> bool:
 
 
 def valid_user(user: str) -> bool:
-    return USER_RE.fullmatch(user) is not None
+    return user_problem(user) is None
+
+
+def user_problem(user: str) -> str | None:
+    """Why ``user`` is not a valid user name (one line, safe to log), or None if it is."""
+    if not 0 < len(user) <= 64:
+        return f"a user name has 1-64 characters, not {len(user)}"
+    for char in user:
+        if char.isspace() or unicodedata.category(char) in USER_FORBIDDEN_CATEGORIES:
+            return f"{describe_char(char)} is not allowed in a user name"
+    return None
+
+
+def describe_char(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named without printing it."""
+    name = unicodedata.name(char, "") or unicodedata.category(char)
+    return f"U+{ord(char):04X} {name}".rstrip()
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` draws nothing: only whitespace, control and format characters
+    (U+200B ZERO WIDTH SPACE alone is blank; emoji joined by U+200D ZERO WIDTH JOINER are not)."""
+    return not any(
+        not c.isspace() and unicodedata.category(c) not in BLANK_CATEGORIES for c in text
+    )
 
 
 # --------------------------------------------------------------------------- server -> client
@@ -322,7 +379,7 @@ def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS)
             ErrorCode.INVALID_FRAME, "binary frames are not supported; send JSON text"
         )
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -373,13 +430,17 @@ def _parse_message(obj: dict[str, Any], client_id: str | None, max_chars: int) -
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, "message must be a string", client_id=client_id
         )
-    if not text.strip():
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "message is empty", client_id=client_id)
     if len(text) > max_chars:
         raise ProtocolError(
             ErrorCode.MESSAGE_TOO_LONG,
             f"message is {len(text)} characters; the limit is {max_chars}",
             client_id=client_id,
+        )
+    if is_blank(text):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "message is empty", client_id=client_id)
+    if "\x00" in text:  # C strings, terminals and many loggers cut the text there
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, "message contains U+0000 (NUL)", client_id=client_id
         )
     kind = obj.get("kind", "text")
     if kind not in ("text", "action"):
@@ -404,10 +465,37 @@ def parse_server_frame(data: str | bytes) -> dict[str, Any]:
     return obj
 
 
+# --------------------------------------------------------------------------- handshake query
+
+
 def parse_since(value: str | None) -> int | None:
     """Parse the ``since`` query parameter: a non-negative integer message id."""
-    if value is None or value == "":
+    if not value:
         return None
-    if not value.isdigit() or len(value) > 19:
-        raise ValueError("since must be a non-negative integer message id")
+    if not _ascii_digits(value) or len(value) > MAX_SINCE_DIGITS:
+        raise ValueError("since must be a non-negative integer message id (ASCII digits)")
     return int(value)
+
+
+def parse_history(value: str | None, *, cap: int) -> int | None:
+    """Parse the ``history`` query parameter: a message count, clipped to ``cap``."""
+    if not value:
+        return None
+    if not _ascii_digits(value):
+        raise ValueError("history must be a non-negative integer (ASCII digits)")
+    digits = value.lstrip("0") or "0"
+    return cap if len(digits) > 9 else min(int(digits), cap)
+
+
+def parse_epoch(value: str | None) -> str | None:
+    """Parse the ``epoch`` query parameter: the epoch a welcome carried."""
+    if not value:
+        return None
+    if EPOCH_RE.fullmatch(value) is None:
+        raise ValueError("epoch must be 1-64 characters from A-Z a-z 0-9 . _ -")
+    return value
+
+
+def _ascii_digits(value: str) -> bool:
+    """``0``-``9`` only: ``str.isdigit`` and ``int`` also take ``²``, ``٣`` or ``1_000``."""
+    return value.isascii() and value.isdigit()

@@ -9,29 +9,37 @@ import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from chatctl.auth import Verifier
-from chatctl.broker import create_broker
 from chatctl.broker.base import DEFAULT_HISTORY_TTL
 from chatctl.config import data_dir, resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
-from chatctl.server import ChatServer, ServerSettings
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server.limits import ConnectionSettings, RateSettings
+from chatctl.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from chatctl.auth import Verifier
+    from chatctl.server import ChatServer
 
 log = logging.getLogger("chatctl.server")
-_RATES = RateSettings()
-_CONNS = ConnectionSettings()
+_SERVER = ServerSettings()
+_RATES = _SERVER.rates
+_CONNS = _SERVER.limits
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    history: int = 1000
-    welcome_history: int = 20
+    """What ``chatctl serve`` was asked for. Each default is read from the setting it feeds
+    (:class:`ServerSettings`, its rates and limits, the protocol's constants), so it is
+    written once; the CLI's flags show these (chatctl/cli/serve.py)."""
+
+    host: str = _SERVER.host
+    port: int = _SERVER.port
+    history: int = _SERVER.history_size
+    welcome_history: int = _SERVER.welcome_history
     secret_file: Path | None = None
     public_key: Path | None = None
     issuer: str | None = None
@@ -45,21 +53,22 @@ class ServeOptions:
     #: seconds; 0 keeps messages and rooms forever
     history_ttl: float = DEFAULT_HISTORY_TTL
     redis_url: str | None = None
+    #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat); its
+    #: constructor has the same defaults, not read from there: that would import redis
     redis_prefix: str = "chatctl"
-    #: seconds a connection's presence entry lives without a heartbeat (Redis broker only)
     presence_ttl: float = 20.0
-    max_frame: int = 65536
-    max_message: int = 8000
-    max_pending: int = 1048576
-    dedup_window: float = 600.0
-    ping_interval: float = 20.0
-    compression: bool = False
+    max_frame: int = _SERVER.max_frame_bytes
+    max_message: int = _SERVER.max_message_chars
+    max_pending: int = _SERVER.max_pending_bytes
+    dedup_window: float = DEFAULT_DEDUP_WINDOW
+    #: 0 turns keepalive pings off (the server's ``None``)
+    ping_interval: float = _SERVER.ping_interval or 0.0
+    compression: bool = _SERVER.compression
     log_level: str = "info"
     log_format: str = "text"
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()
-    # limit defaults come from the settings the server uses, so they are written once
     rate_limit: float = _RATES.conn_rate
     rate_burst: float = _RATES.conn_burst
     user_rate_limit: float = _RATES.user_rate
@@ -68,11 +77,14 @@ class ServeOptions:
     max_user_connections: int = _CONNS.max_user_connections
     max_rooms: int = _CONNS.max_rooms
     max_user_rooms: int = _CONNS.max_user_rooms
-    handshake_timeout: float = 10.0
-    drain_timeout: float = 10.0
+    handshake_timeout: float = _SERVER.handshake_timeout
+    #: the server's shutdown_timeout: SIGTERM drain or shutdown, then connections are aborted
+    drain_timeout: float = _SERVER.shutdown_timeout
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
+    from chatctl.auth import Verifier
+
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
         log.info(
@@ -105,19 +117,24 @@ def broker_url(opts: ServeOptions) -> str:
 
 
 def run_serve(opts: ServeOptions) -> None:
+    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
+    # completion, which must not load the server, websockets, jwt or a broker
+    from chatctl.broker import create_broker
+    from chatctl.server import ChatServer
+
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     verifier = build_verifier(opts)
-    broker_options: dict[str, object] = {
-        "history_size": opts.history,
-        "dedup_window": opts.dedup_window,
-        "history_ttl": opts.history_ttl,
-    }
-    if opts.redis_url:
-        broker_options["prefix"] = opts.redis_prefix
-        broker_options["presence_ttl"] = opts.presence_ttl
-    broker = create_broker(broker_url(opts), **broker_options)
+    # each broker takes the options that apply to it (chatctl.broker.registry)
+    broker = create_broker(
+        broker_url(opts),
+        history_size=opts.history,
+        dedup_window=opts.dedup_window,
+        history_ttl=opts.history_ttl,
+        prefix=opts.redis_prefix,
+        presence_ttl=opts.presence_ttl,
+    )
     settings = ServerSettings(
         host=opts.host,
         port=opts.port,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
-import time
+import math
 from pathlib import Path
 from typing import Any
 
-import jwt
-
-from chatctl.auth import Verifier, load_private_key, mint, parse_duration
+from chatctl.auth import (
+    MAX_TOKEN_LIFETIME,
+    Verifier,
+    format_time,
+    load_private_key,
+    mint,
+    one_line,
+    parse_duration,
+)
 from chatctl.config import resolve_secret
 from chatctl.errors import ConfigError, TokenError, UsageError
 
@@ -28,6 +35,8 @@ def create_token(
         seconds = parse_duration(ttl)
     except ValueError as exc:
         raise UsageError(f"--ttl {ttl!r}: {exc}") from None
+    if seconds > MAX_TOKEN_LIFETIME:
+        raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
     if private_key is not None:
         key, algorithm = load_private_key(private_key)
     else:
@@ -62,11 +71,7 @@ def inspect_token(
     json_output: bool,
 ) -> bool:
     """Print the token's header and claims and whether it verifies; return that verdict."""
-    try:
-        header = jwt.get_unverified_header(token)
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise UsageError(f"not a JWT: {exc}") from None
+    header, claims = read_unverified(token)
 
     if public_key is not None:
         verifier = Verifier.public_key(public_key, issuer=issuer, audience=audience)
@@ -100,10 +105,35 @@ def inspect_token(
         return verdict
     print(f"header: {json.dumps(header)}")
     print(f"claims: {json.dumps(claims, indent=2)}")
-    for name in ("iat", "exp"):
+    for name in ("iat", "nbf", "exp"):
         value = claims.get(name)
-        if isinstance(value, int | float):
-            print(f"{name}: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(value))}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            print(f"{name}: {format_time(value)}")
     print(f"key: {key_origin}")
     print(f"valid: {'yes' if verdict else 'no'} ({reason})")
     return verdict
+
+
+def read_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A JWT's header and claims as they are, unchecked: what ``inspect`` shows, so a token the
+    server refuses (a ``crit`` header, an integer ``kid``, ``exp: NaN``) can still be looked at.
+    ``NaN``, ``Infinity`` and ``1e999`` are kept as strings, so ``--json`` prints strict JSON."""
+    parts = token.split(".")
+    if len(parts) != 3 or not token.isascii():
+        raise UsageError("not a JWT: expected three base64url parts separated by dots")
+    decoded: list[Any] = []
+    for part in parts[:2]:
+        try:
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+            decoded.append(json.loads(raw, parse_constant=str, parse_float=_float_or_text))
+        except (ValueError, RecursionError) as exc:  # binascii and Unicode errors included
+            raise UsageError(f"not a JWT: {one_line(str(exc))}") from None
+    header, claims = decoded
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise UsageError("not a JWT: its header and claims must be JSON objects")
+    return header, claims
+
+
+def _float_or_text(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text

@@ -17,12 +17,18 @@ from helpers import make_token, ws_url
 
 
 async def http_get(
-    port: int, path: str, *, headers: dict[str, str] | None = None, timeout: float = 5
+    port: int,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5,
+    method: str = "GET",
 ) -> tuple[int, dict[str, str], bytes]:
-    """One plain HTTP/1.1 GET on loopback: (status, lower-cased headers, body)."""
+    """One plain HTTP/1.1 request (GET unless told) on loopback, read to EOF:
+    (status, lower-cased headers, body)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await writer.drain()

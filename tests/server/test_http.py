@@ -96,6 +96,49 @@ async def test_every_server_has_its_own_registry() -> None:
     assert ma["chatctl_connections", ()] == 1 and mb["chatctl_connections", ()] == 0
 
 
+# ------------------------------------------------------------------------------ methods
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+async def test_head_has_the_get_headers_and_no_body(server: ChatServer, path: str) -> None:
+    get_status, get_headers, get_body = await http_get(server.port, path)
+    status, headers, body = await http_get(server.port, path, method="HEAD")
+    assert status == get_status == 200 and get_body and body == b""  # before: the whole body
+    assert int(headers["content-length"]) > 0  # the size a GET would get
+    assert headers["content-type"] == get_headers["content-type"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"])
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/metrics?x=1"])
+async def test_other_methods_on_pages_are_405(server: ChatServer, method: str, path: str) -> None:
+    status, headers, body = await http_get(
+        server.port, path, method=method, headers={"Content-Length": "0"}
+    )
+    assert (status, headers["allow"]) == (405, "GET, HEAD")  # before: 200 and the metrics
+    assert body == b"method not allowed: use GET, HEAD\n"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "HEAD", "DELETE"])
+async def test_a_handshake_is_a_get(server: ChatServer, method: str) -> None:
+    """A websocket upgrade with another method is 405 before the token is even read."""
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        "Authorization": f"Bearer {make_token('alice')}",
+    }
+    status, headers, body = await http_get(
+        server.port, "/ws/general", method=method, headers=upgrade
+    )
+    assert (status, headers["allow"]) == (405, "GET")
+    assert body == (b"" if method == "HEAD" else b"method not allowed: use GET\n")
+    # no token: still 405, not 401; elsewhere: 404; a HEAD answer never has a body
+    assert (await http_get(server.port, "/ws/general", method=method))[0] == 405
+    status, _, body = await http_get(server.port, "/elsewhere", method=method)
+    assert (status, body) == (404, b"" if method == "HEAD" else b"not found\n")
+
+
 # ------------------------------------------------------------------------------ origin
 
 
@@ -122,7 +165,7 @@ async def test_cross_site_browser_gets_403_before_the_upgrade() -> None:
             srv.port, "lobby", "alice", headers={"Origin": "https://evil.example"}
         )
         assert status == 403 and "origin not allowed" in body
-        assert srv.rejection_reasons["origin", 403] == 1
+        assert srv.metrics.counters.rejections["origin", 403] == 1
         # an allowed page, the server's own origin, and a CLI without Origin all get in
         for headers in (
             {"Origin": "https://chat.example.com"},

@@ -114,8 +114,7 @@ class MemoryBroker:
                 return PublishResult(original, duplicate=True)
         msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id)
         r.remember(msg, now)
-        if r.subscriber is not None:
-            r.subscriber(msg)
+        r.hand_over(msg)
         return PublishResult(msg)
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:

@@ -7,6 +7,7 @@ which is never stored). Nothing here does I/O or knows about the event loop.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from itertools import islice
 
 from chatctl.broker.base import Deliver, History
 from chatctl.protocol import Message, Presence
+
+log = logging.getLogger("chatctl.broker")
 
 #: Client ids remembered per room at most (the oldest are forgotten first). A retry re-sends
 #: at most the few thousand messages a client has in flight, so this never matters for it.
@@ -45,6 +48,16 @@ class RoomState:
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.history_size)
+
+    def hand_over(self, event: Message | Presence) -> None:
+        """Call the room's subscriber, if any: its failure is logged, and the message stays
+        published (stored, acknowledged) and the other rooms unaffected."""
+        if self.subscriber is None:
+            return
+        try:
+            self.subscriber(event)
+        except Exception:
+            log.exception("the subscriber of room %s failed on %r", self.name, event)
 
     @property
     def idle(self) -> bool:
@@ -113,8 +126,8 @@ class RoomState:
         conns = self.members.setdefault(user, set())
         first = not conns
         conns.add(conn_id)
-        if first and self.subscriber is not None:
-            self.subscriber(Presence(self.name, user, "join", round(ts, 3)))
+        if first:
+            self.hand_over(Presence(self.name, user, "join", round(ts, 3)))
 
     def leave(self, user: str, conn_id: str, ts: float) -> None:
         conns = self.members.get(user)
@@ -123,5 +136,4 @@ class RoomState:
         conns.discard(conn_id)
         if not conns:
             del self.members[user]
-            if self.subscriber is not None:
-                self.subscriber(Presence(self.name, user, "leave", round(ts, 3)))
+            self.hand_over(Presence(self.name, user, "leave", round(ts, 3)))

@@ -105,21 +105,27 @@ class SQLiteBroker:
 
     def __init__(
         self,
-        path: str | Path,
+        location: str | Path,
         *,
         history_size: int = DEFAULT_HISTORY,
         dedup_window: float = DEFAULT_DEDUP_WINDOW,
         history_ttl: float = DEFAULT_HISTORY_TTL,
-        synchronous: str = "normal",
+        synchronous: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``location``: a ``sqlite:`` URL (see :func:`parse_url`), a database file, or a
+        directory (then ``chatctl.db`` in it)."""
+        if isinstance(location, str) and location.lower().startswith("sqlite:"):
+            location, query = parse_url(location)
+            synchronous = synchronous or query.get("synchronous")
+        synchronous = (synchronous or "normal").lower()
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         if history_ttl < 0:
             raise ValueError("history_ttl must be 0 (never) or positive")
         if synchronous not in SYNCHRONOUS:
             raise UsageError(f"synchronous must be normal or full, not {synchronous!r}")
-        self.path = database_path(path)
+        self.path = database_path(location)
         self.history_size = history_size
         self.dedup_window = dedup_window
         self.history_ttl = history_ttl
@@ -258,11 +264,7 @@ class SQLiteBroker:
             r.inflight.pop((op.user, op.client_id), None)
         r.remember(msg, op.seen_at)
         op.result = msg
-        if r.subscriber is not None:
-            try:
-                r.subscriber(msg)
-            except Exception:
-                log.exception("the subscriber of room %s failed on %r", r.name, msg)
+        r.hand_over(msg)
 
     async def _use(self, room: str) -> _Room:
         """The room, read from the database (or created there) on first use."""

@@ -2,7 +2,7 @@
 the upgrade. A refused request gets a plain-text HTTP answer and never becomes a WebSocket.
 
 =======  =====================================================================
-400      bad room name or bad ``since`` / ``history`` / ``epoch`` parameter
+400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` parameter
 401      missing, malformed, expired or badly signed token
 403      valid token that does not allow the room
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
@@ -23,7 +23,7 @@ from websockets.datastructures import Headers
 
 from chatctl.auth import Claims, Verifier
 from chatctl.errors import PermissionDenied, TokenError
-from chatctl.protocol import ROOM_RULE, parse_since, valid_room
+from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since, valid_room
 
 WS_PREFIX = "/ws/"
 
@@ -95,26 +95,16 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
 
     try:
         since = parse_since(_last(query, "since"))
+        history = parse_history(_last(query, "history"), cap=max_history)
+        epoch = parse_epoch(_last(query, "epoch"))
+        presence = _last(query, "presence")
+        if presence not in (None, "", "0", "1"):
+            raise ValueError("presence must be 0 or 1")
     except ValueError as exc:
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
-    history_text = _last(query, "history")
-    history: int | None = None
-    if history_text:
-        if not history_text.isdigit():
-            raise Refusal(
-                HTTPStatus.BAD_REQUEST,
-                "history must be a non-negative integer",
-                user=claims.user,
-                kind="bad_param",
-            )
-        history = min(int(history_text[:9]), max_history)
-    epoch = _last(query, "epoch") or None
-    presence_text = _last(query, "presence")
-    if presence_text not in (None, "", "0", "1"):
-        raise Refusal(HTTPStatus.BAD_REQUEST, "presence must be 0 or 1", user=claims.user)
-    return Admission(claims, room, since, epoch, history, presence=presence_text != "0")
+    return Admission(claims, room, since, epoch, history, presence=presence != "0")
 
 
 def _last(query: dict[str, list[str]], name: str) -> str | None:

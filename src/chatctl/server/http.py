@@ -1,6 +1,13 @@
 """Plain HTTP on the WebSocket port: ``GET /healthz``, ``GET /metrics``, and the ``Origin``
 check that keeps other sites' pages from opening WebSockets with a visitor's browser.
 
+Methods: the plain-HTTP pages answer ``GET`` and ``HEAD`` (the same headers, no body); any
+other method gets **405** with ``Allow: GET, HEAD``. A WebSocket handshake is a ``GET``: any
+other method on ``/ws/{room}`` gets **405** with ``Allow: GET`` before the token is looked at,
+and on another path 404. websockets 17 parses every method and hands it to
+``process_request`` (its own 405 comes only after, in ``accept``), so this is the layer that
+must say no.
+
 ``/healthz``  200 ``ok`` while the node accepts connections and its broker can publish and
               deliver; 503 with the reason otherwise (draining, broker down). Load balancers
               take a 503 node out of rotation.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -24,6 +31,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from chatctl.server.handshake import WS_PREFIX
 from chatctl.server.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -56,16 +64,50 @@ def plain_response(
 
 
 def route_http(server: ChatServer, request: Request) -> Response | None:
-    """Answer ``/healthz`` and ``/metrics``; None for every other path (the WebSocket routes)."""
+    """Answer the plain-HTTP pages and every request that is not a ``GET``; None for what is
+    left to the handshake (see the module docstring). A ``HEAD`` answer never has a body."""
     path = urlsplit(request.path).path
-    if path == HEALTH_PATH:
-        problem = server.health_problem()
-        if problem is None:
-            return plain_response(HTTPStatus.OK, "ok\n")
-        return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
-    if path == METRICS_PATH:
-        return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
-    return None
+    page = PAGES.get(path)
+    if page is not None:
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        response = page(server)
+    elif request.method == "GET":
+        return None
+    elif path.startswith(WS_PREFIX):
+        response = method_not_allowed("GET")
+    else:
+        response = plain_response(HTTPStatus.NOT_FOUND, "not found\n")
+    if request.method == "HEAD":
+        response.body = b""  # Content-Length stays that of the GET (RFC 9110, 9.3.2)
+    return response
+
+
+def _health(server: ChatServer) -> Response:
+    problem = server.health_problem()
+    if problem is None:
+        return plain_response(HTTPStatus.OK, "ok\n")
+    return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
+
+
+def _metrics(server: ChatServer) -> Response:
+    return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
+
+
+#: The plain-HTTP pages by path, each answering GET and HEAD.
+PAGES: dict[str, Callable[[ChatServer], Response]] = {
+    HEALTH_PATH: _health,
+    METRICS_PATH: _metrics,
+}
+
+
+def method_not_allowed(allow: str) -> Response:
+    """405 with the ``Allow`` header RFC 9110 requires."""
+    return plain_response(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        f"method not allowed: use {allow}\n",
+        headers=[("Allow", allow)],
+    )
 
 
 class OriginPolicy:

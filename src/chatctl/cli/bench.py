@@ -1,0 +1,141 @@
+"""``chatctl bench``: its flags; the work is done by :mod:`chatctl.bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chatctl.cli.options import command_app
+from chatctl.status import ExitStatus
+
+BENCH_EPILOG = """\
+Examples:
+
+  chatctl bench --clients 50 --rate 20 --duration 10
+
+  chatctl bench --clients 500 --procs 2 --saturate --rate 30
+
+  chatctl bench --rooms 50 --clients 20 --senders 2 --rate 5 --json
+
+  chatctl bench --rooms 0 --idle 2000 --server-pid 4242
+
+  chatctl bench --server ws://a:8000 --server ws://b:8000 --rooms 10
+
+Every message text starts #B<step>.<sender>.<seq>.<send time µs># and every
+delivery is recorded. Lost: never delivered by the end of --drain. Latency
+uses the wall clock, which every process on one host shares: loopback only.
+See docs/performance.md.
+
+Exit status: 0 the run (with --saturate: its first step) met the p99 bound,
+lost nothing and every connection opened; 1 otherwise; 2 usage error; 3 no
+connection opened, the server refused the token (HTTP 401/403); 4 no
+connection opened, the server could not be reached; 130 interrupted.
+
+Environment:
+
+  CHATCTL_SERVER        server URL(s), as --server
+  CHATCTL_TOKEN         one token for every connection, as --token
+  CHATCTL_SECRET        HS256 secret to mint one token per user
+  CHATCTL_SECRET_FILE   a file holding it, as --secret-file
+"""
+
+app = command_app()
+
+
+@app.command(epilog=BENCH_EPILOG)
+def bench(
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Server base URL; rooms are SERVER/ws/ROOM. Repeat it for several nodes: "
+            "each room's clients are spread over them round-robin (default "
+            "ws://127.0.0.1:8000).",
+            envvar="CHATCTL_SERVER",
+            show_envvar=False,
+        ),
+    ] = None,
+    rooms: Annotated[int, typer.Option(help="Rooms to load.", min=0)] = 1,
+    clients: Annotated[int, typer.Option(help="Connections per room.", min=0)] = 10,
+    senders: Annotated[int, typer.Option(help="Senders per room (among its clients).", min=0)] = 1,
+    rate: Annotated[float, typer.Option(help="Messages/s per sender.", min=0)] = 10.0,
+    duration: Annotated[float, typer.Option(help="Seconds of sending per step.", min=0.1)] = 10.0,
+    size: Annotated[int, typer.Option(help="Characters per message text.", min=1)] = 64,
+    idle: Annotated[int, typer.Option(help="Extra idle connections to open and hold.", min=0)] = 0,
+    procs: Annotated[int, typer.Option(help="Load-client processes.", min=1)] = 1,
+    drain: Annotated[
+        float, typer.Option(help="Seconds to wait for deliveries after sending stops.", min=0)
+    ] = 2.0,
+    server_pid: Annotated[
+        int | None,
+        typer.Option(
+            help="Server process id (same host): report its RSS per connection and CPU per "
+            "delivery."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="One token (one user) for every connection; a server that caps connections "
+            "per user refuses the rest (default: mint one token per user from the secret).",
+            envvar="CHATCTL_TOKEN",
+            show_envvar=False,
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="HS256 secret to mint tokens with (default: as chatctl serve).",
+            envvar="CHATCTL_SECRET_FILE",
+            show_envvar=False,
+        ),
+    ] = None,
+    saturate: Annotated[
+        bool, typer.Option(help="Raise the rate step by step until p99 or loss fails.")
+    ] = False,
+    p99_bound: Annotated[
+        float, typer.Option(help="Saturation bound on p99 latency, ms.", min=0.1)
+    ] = 100.0,
+    step_factor: Annotated[
+        float, typer.Option(help="Rate multiplier between saturation steps.", min=1.01)
+    ] = 1.25,
+    max_steps: Annotated[int, typer.Option(help="Most saturation steps.", min=1)] = 12,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds each connection may take to open.", min=0.1)
+    ] = 30.0,
+    warmup: Annotated[
+        float,
+        typer.Option(help="Seconds of unrecorded sending at --rate before the first step.", min=0),
+    ] = 0.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Drive load against a chat server and report throughput, latency and loss."""
+    from chatctl.bench.command import bench_secret, run
+    from chatctl.bench.runner import BenchOptions
+
+    opts = BenchOptions(
+        servers=tuple(server or ["ws://127.0.0.1:8000"]),
+        rooms=rooms,
+        clients=clients,
+        senders=senders,
+        rate=rate,
+        duration=duration,
+        size=size,
+        idle=idle,
+        procs=procs,
+        drain=drain,
+        server_pid=server_pid,
+        token=token,
+        secret=bench_secret(token, secret_file),
+        saturate=saturate,
+        p99_bound=p99_bound / 1000,
+        step_factor=step_factor,
+        max_steps=max_steps,
+        connect_timeout=connect_timeout,
+        warmup=warmup,
+    )
+    result = run(opts, json_output=json_output)
+    steps = result.get("steps") or []
+    if result["connect"]["failed"] or (steps and not steps[0]["ok"]):
+        raise typer.Exit(ExitStatus.ERROR)

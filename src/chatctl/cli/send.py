@@ -1,0 +1,102 @@
+"""``chatctl send``: its flags; the work is done by :mod:`chatctl.client.send`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chatctl.cli.options import (
+    CLIENT_ENV,
+    CafileOpt,
+    ServerOpt,
+    TokenFileOpt,
+    TokenOpt,
+    UserOpt,
+    client_settings,
+    command_app,
+)
+from chatctl.errors import UsageError
+from chatctl.recent import complete_room
+
+SEND_EPILOG = f"""\
+Examples:
+
+  chatctl send ops 'deploy finished'
+
+  chatctl send ops --me 'restarts the build'
+
+  tail -f /var/log/app.log | chatctl send ops
+
+  make 2>&1 | chatctl send build --json | jq .id
+
+Exit status: 0 every message acked; 2 usage error; 3 token rejected
+(HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
+5 connected but not every message acked within --timeout; 6 the server
+rejected a message (e.g. too long); 130 interrupted.
+
+{CLIENT_ENV}
+"""
+
+app = command_app()
+
+
+@app.command(epilog=SEND_EPILOG)
+def send(
+    room: Annotated[
+        str,
+        typer.Argument(help="Room to send to.", show_default=False, autocompletion=complete_room),
+    ],
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The message (words are joined with spaces). Without it, or with -, each "
+            "line of stdin is one message, sent as it arrives.",
+            show_default=False,
+        ),
+    ] = None,
+    me: Annotated[bool, typer.Option("--me", help="Send as an action (like /me).")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Give up after this many seconds without a connection, or without an ack "
+            "for a pending message (0 = never).",
+            min=0,
+        ),
+    ] = 30.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print each ack as one JSON object per line.")
+    ] = False,
+    window: Annotated[
+        int, typer.Option(help="Messages in flight before waiting for acks.", min=1, max=100000)
+    ] = 1000,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    user: UserOpt = None,
+    cafile: CafileOpt = None,
+) -> None:
+    """Send a message, or one message per line of stdin; exit 0 once the server acked all."""
+    from chatctl.client.send import SendOptions, run_send, stdin_is_terminal
+    from chatctl.client.settings import check_room
+
+    check_room(room)
+    texts: list[str] | None = None
+    if text and text != ["-"]:
+        texts = [" ".join(text)]
+    elif not text and stdin_is_terminal():
+        raise UsageError("no message: give TEXT, or pipe lines to stdin (or use - for stdin)")
+    if token == "-" and texts is None:
+        raise UsageError("--token - and messages from stdin cannot share stdin")
+    settings = client_settings(server, token, token_file, user, cafile)
+    run_send(
+        settings,
+        SendOptions(
+            room=room,
+            texts=texts,
+            kind="action" if me else "text",
+            timeout=timeout,
+            json=json_output,
+            window=window,
+        ),
+    )

@@ -1,0 +1,140 @@
+"""``chatctl token create|inspect``: their flags; the work is done by :mod:`chatctl.tokens`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chatctl.cli.options import command_app
+from chatctl.recent import complete_room
+from chatctl.status import ExitStatus
+
+TOKEN_EPILOG = """\
+Examples:
+
+  chatctl token create --user alice --ttl 12h
+  chatctl token create --user bob | chatctl token inspect -
+
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+"""
+
+SecretFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="HS256 secret file (default: as chatctl serve).",
+        envvar="CHATCTL_SECRET_FILE",
+        show_envvar=False,
+    ),
+]
+
+app = command_app(
+    name="token",
+    help="Mint and inspect access tokens (JWT).",
+    epilog=TOKEN_EPILOG,
+    no_args_is_help=True,
+)
+
+
+TOKEN_CREATE_EPILOG = """\
+Examples:
+
+  chatctl token create --user alice
+  chatctl token create --user deploy-bot --room ops --room 'team-*' --ttl 30d
+  export CHATCTL_TOKEN=$(chatctl token create --user alice)
+
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 printed, 2 usage error (bad user or TTL, no secret).
+"""
+
+
+@app.command("create", epilog=TOKEN_CREATE_EPILOG)
+def token_create(
+    user: Annotated[str, typer.Option("--user", "-u", help="User name (the 'sub' claim).")],
+    room: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--room",
+            "-r",
+            help="Allow only rooms matching this glob (repeatable).",
+            autocompletion=complete_room,
+        ),
+    ] = None,
+    ttl: Annotated[str, typer.Option(help="Lifetime: 90s, 15m, 12h, 7d, 1w.")] = "24h",
+    secret_file: SecretFileOpt = None,
+    private_key: Annotated[
+        Path | None, typer.Option(help="Sign with this PEM private key (RS256/ES256).")
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="Set the 'iss' claim.")] = None,
+    audience: Annotated[str | None, typer.Option(help="Set the 'aud' claim.")] = None,
+) -> None:
+    """Print a new signed token for USER."""
+    from chatctl.tokens import create_token
+
+    print(
+        create_token(
+            user=user,
+            rooms=room or [],
+            ttl=ttl,
+            secret_file=secret_file,
+            private_key=private_key,
+            issuer=issuer,
+            audience=audience,
+        )
+    )
+
+
+TOKEN_INSPECT_EPILOG = """\
+Examples:
+
+  chatctl token inspect "$CHATCTL_TOKEN"
+  chatctl token create --user bob | chatctl token inspect -
+  chatctl token inspect --json "$CHATCTL_TOKEN" | jq .claims
+
+Environment:
+
+  CHATCTL_SECRET        the HS256 secret itself
+  CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+
+Exit status: 0 the token verifies with this key, 3 it does not, 2 usage error.
+"""
+
+
+@app.command("inspect", epilog=TOKEN_INSPECT_EPILOG)
+def token_inspect(
+    token: Annotated[str, typer.Argument(help="The token, or - to read it from stdin.")],
+    secret_file: SecretFileOpt = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Verify with this PEM public key instead.")
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="Require this 'iss'.")] = None,
+    audience: Annotated[str | None, typer.Option(help="Require this 'aud'.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a token's claims and whether this server's key verifies it."""
+    from chatctl.tokens import inspect_token
+
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    ok = inspect_token(
+        token,
+        secret_file=secret_file,
+        public_key=public_key,
+        issuer=issuer,
+        audience=audience,
+        json_output=json_output,
+    )
+    if not ok:
+        raise typer.Exit(ExitStatus.AUTH)

@@ -1,0 +1,88 @@
+"""``chatctl token create`` and ``chatctl token inspect`` against hostile input, run as the
+real command: one stderr line and exit 2 for a usage error, never a traceback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import jwt
+import pytest
+
+from helpers import SECRET, chatctl_env
+
+
+def run(*args: str | bytes, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatctl", *args],
+        capture_output=True,
+        text=True,
+        env=chatctl_env(),
+        input=stdin,
+        timeout=30,
+    )
+
+
+def b64(d: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("user", "char"),
+    [
+        ("alice\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("\u202ealice", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("alice\u00a0", "U+00A0 NO-BREAK SPACE"),
+    ],
+)
+def test_create_refuses_invisible_user_names(user: str, char: str) -> None:
+    result = run("token", "create", "--user", user)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"chatctl: invalid user name {ascii(user)[1:-1]}: {char} is not allowed in a user name\n"
+    )
+
+
+@pytest.mark.parametrize("ttl", ["inf", "nan", "1e999s", "3651d"])
+def test_create_refuses_endless_lifetimes(ttl: str) -> None:
+    result = run("token", "create", "--user", "alice", "--ttl", ttl)
+    assert result.returncode == 2 and result.stderr.startswith(f"chatctl: --ttl '{ttl}': ")
+    assert result.stderr.count("\n") == 1  # before: OverflowError for inf
+
+
+def test_inspect_shows_a_token_the_server_refuses() -> None:
+    """A forged header (crit, integer kid) and exp 1e300: shown, verdict no, exit 3."""
+    forged = (
+        f"{b64({'alg': 'HS256', 'kid': 1, 'crit': ['x']})}.{b64({'sub': 'e', 'exp': 1e300})}.c2ln"
+    )
+    result = run("token", "inspect", forged)
+    assert result.returncode == 3, result.stderr  # before: exit 2, "not a JWT"
+    assert result.stderr == ""  # before (for exp 1e300 alone): OverflowError from gmtime
+    assert 'header: {"alg": "HS256", "kid": 1, "crit": ["x"]}' in result.stdout
+    assert "valid: no (malformed token: Key ID header parameter must be a string)" in result.stdout
+
+
+def test_inspect_json_stays_strict_json() -> None:
+    token = jwt.api_jws.encode(b'{"sub": "eve", "exp": NaN}', SECRET, algorithm="HS256")
+    result = run("token", "inspect", "--json", token)
+    assert result.returncode == 3, result.stderr  # before: exit 0, "valid": true
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    out = json.loads(result.stdout, parse_constant=refuse)
+    assert out["claims"]["exp"] == "NaN" and out["valid"] is False
+    assert out["reason"] == "token exp claim is not a finite number (a token must expire)"
+
+
+@pytest.mark.parametrize("token", [b"a\xff.b.c", b"\xc3\xa9.\xc3\xa9.\xc3\xa9", b"a.b", b"[[[.a.b"])
+def test_inspect_of_junk_is_a_usage_error(token: bytes) -> None:
+    args = [os.fsencode(a) for a in (sys.executable, "-m", "chatctl", "token", "inspect")]
+    result = subprocess.run(
+        [*args, token], capture_output=True, text=True, env=chatctl_env(), timeout=30
+    )
+    assert result.returncode == 2 and result.stderr.startswith("chatctl: not a JWT")
+    assert result.stderr.count("\n") == 1  # before, for b"a\xff.b.c": UnicodeEncodeError
