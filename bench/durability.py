@@ -8,8 +8,9 @@ Every figure is measured side by side in one run: the SQLite default against ``-
 send     ``chatctl send`` of 100,000 lines, limits off: wall time and acked lines/s
 startup  ``chatctl serve`` until "listening on", with 1,000 rooms x 1,000 messages in the
          database, an empty one and --memory; then the first welcome of a stored room
-idle     20,000 rooms posted to once (one connection each), left idle past a 5 s
-         --history-ttl: server RSS (and Redis dbsize/used_memory) before, after, after the TTL
+idle     20,000 rooms posted to once (one connection each), left idle past --history-ttl
+         (100 s), twice: server RSS, rooms held (/metrics), Redis dbsize and used_memory,
+         the database's size, at the start, after each wave and after each wave's TTL
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ def env() -> dict[str, str]:
 class Server:
     def __init__(self, *args: str, data_dir: Path | None = None) -> None:
         self.port = free_port()
+        self.data_dir = data_dir
         e = env()
         if data_dir is not None:
             e["CHATCTL_DATA_DIR"] = str(data_dir)
@@ -189,14 +192,14 @@ def bench_startup(repeat: int, tmp: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- idle rooms
 
 
-async def post_rooms(port: int, rooms: int, workers: int = 20) -> float:
+async def post_rooms(port: int, rooms: int, workers: int = 20, prefix: str = "") -> float:
     tokens = [mint(SECRET.encode(), f"poster{w}", ttl=3600) for w in range(workers)]
     next_room = iter(range(rooms))
 
     async def worker(token: str) -> None:
         for i in next_room:
             async with connect(
-                f"ws://127.0.0.1:{port}/ws/idle{i}?presence=0&history=0",
+                f"ws://127.0.0.1:{port}/ws/idle{prefix}{i}?presence=0&history=0",
                 additional_headers={"Authorization": f"Bearer {token}"},
             ) as ws:
                 await ws.recv()
@@ -217,7 +220,27 @@ def redis_info(port: int) -> tuple[int, float]:
     return int(r.dbsize()), round(mem, 1)
 
 
-def bench_idle(tmp: Path, rooms: int, ttl: float) -> list[dict[str, Any]]:
+def broker_rooms(port: int) -> int:
+    """chatctl_broker_rooms from /metrics: rooms the server holds in memory."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    for line in body.splitlines():
+        if line.startswith("chatctl_broker_rooms "):
+            return int(float(line.split()[1]))
+    return -1
+
+
+def sample(when: str, r: dict[str, Any], srv: Server, target: str, redis_port: int) -> None:
+    """Record what the server (and Redis, and the database) hold now."""
+    r[f"rss_{when}"] = round(srv.rss_mib(), 1)
+    r[f"rooms_{when}"] = broker_rooms(srv.port)
+    if target == "redis":
+        r[f"dbsize_{when}"], r[f"redis_mib_{when}"] = redis_info(redis_port)
+    if target == "sqlite" and srv.data_dir is not None:
+        r[f"db_kib_{when}"] = round(sum(p.stat().st_size for p in srv.data_dir.iterdir()) / 1024)
+
+
+def bench_idle(tmp: Path, rooms: int, ttl: float, waves: int) -> list[dict[str, Any]]:
+    """Each wave posts once to ``rooms`` new rooms, then waits past the TTL."""
     out = []
     redis_port = free_port()
     redis_proc = subprocess.Popen(
@@ -234,23 +257,18 @@ def bench_idle(tmp: Path, rooms: int, ttl: float) -> list[dict[str, Any]]:
                 srv = Server(*flags, "--redis-url", f"redis://127.0.0.1:{redis_port}/0")
             else:
                 srv = Server(*flags, data_dir=tmp / "idle")
+
             time.sleep(1)
-            r: dict[str, Any] = {"target": target, "rss_start": round(srv.rss_mib(), 1)}
-            if target == "redis":
-                r["dbsize_start"], r["used_mib_start"] = redis_info(redis_port)
-            wall = asyncio.run(post_rooms(srv.port, rooms))
-            r["rooms_per_s"] = round(rooms / wall)
-            r["rss_posted"] = round(srv.rss_mib(), 1)
-            if target == "redis":
-                r["dbsize_posted"], r["used_mib_posted"] = redis_info(redis_port)
-            time.sleep(ttl * 2 + 2)
-            r["rss_after_ttl"] = round(srv.rss_mib(), 1)
-            if target == "redis":
-                r["dbsize_after_ttl"], r["used_mib_after_ttl"] = redis_info(redis_port)
-            if target == "sqlite":
-                r["db_kib"] = round(sum(p.stat().st_size for p in (tmp / "idle").iterdir()) / 1024)
+            r: dict[str, Any] = {"target": target}
+            sample("start", r, srv, target, redis_port)
+            for wave in range(1, waves + 1):
+                wall = asyncio.run(post_rooms(srv.port, rooms, prefix=f"w{wave}-"))
+                r[f"rooms_per_s_{wave}"] = round(rooms / wall)
+                sample(f"posted{wave}", r, srv, target, redis_port)
+                time.sleep(ttl * 1.1 + min(ttl / 10, 60) + 2)
+                sample(f"idle{wave}", r, srv, target, redis_port)
+                print("idle", json.dumps(r), flush=True)
             srv.stop()
-            print("idle", json.dumps(r), flush=True)
             out.append(r)
     finally:
         redis_proc.terminate()
@@ -263,7 +281,8 @@ def main() -> None:
     parser.add_argument("figures", nargs="+", choices=["send", "startup", "idle"])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--rooms", type=int, default=20_000)
-    parser.add_argument("--ttl", type=float, default=5.0)
+    parser.add_argument("--ttl", type=float, default=100.0)
+    parser.add_argument("--waves", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -274,7 +293,7 @@ def main() -> None:
         if "startup" in args.figures:
             results["startup"] = bench_startup(args.repeat, tmp)
         if "idle" in args.figures:
-            results["idle"] = bench_idle(tmp, args.rooms, args.ttl)
+            results["idle"] = bench_idle(tmp, args.rooms, args.ttl, args.waves)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

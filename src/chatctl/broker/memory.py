@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
-from chatctl.broker.rooms import RoomState
+from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.protocol import (
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_HISTORY,
@@ -53,6 +53,8 @@ class MemoryBroker:
         self._clock = clock
         self._rooms: dict[str, RoomState] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        #: rooms forgotten since memory was last handed back to the system
+        self._forgotten = 0
 
     def _room(self, room: str) -> RoomState:
         r = self._rooms.get(room)
@@ -95,6 +97,10 @@ class MemoryBroker:
                 forgotten.append(name)
         for name in forgotten:
             del self._rooms[name]
+        self._forgotten += len(forgotten)
+        if self._forgotten >= RELEASE_AFTER:
+            self._forgotten = 0
+            release_memory()
 
     async def publish(
         self,

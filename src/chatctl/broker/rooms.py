@@ -7,6 +7,7 @@ which is never stored). Nothing here does I/O or knows about the event loop.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import secrets
 from collections import OrderedDict, deque
@@ -21,6 +22,21 @@ log = logging.getLogger("chatctl.broker")
 #: Client ids remembered per room at most (the oldest are forgotten first). A retry re-sends
 #: at most the few thousand messages a client has in flight, so this never matters for it.
 MAX_DEDUP_ENTRIES = 200_000
+
+
+#: Rooms forgotten in one sweep from which on freed memory is handed back to the system.
+RELEASE_AFTER = 1000
+
+
+def release_memory() -> None:
+    """Hand the heap's free memory back to the system after many rooms were forgotten:
+    glibc's ``malloc_trim`` (CPython's allocator frees its own arenas by itself, but what
+    it got from malloc stays in the process otherwise). A no-op without glibc."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def new_epoch() -> str:

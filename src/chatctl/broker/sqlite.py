@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
 from chatctl.broker.memory import sweep_interval
-from chatctl.broker.rooms import RoomState
+from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.broker.sqlite_store import (
     Call,
     Evict,
@@ -137,6 +137,8 @@ class SQLiteBroker:
         self._outbox: list[Op] = []
         self._lock: TextIO | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: rooms evicted from memory since memory was last handed back to the system
+        self._evicted = 0
 
     @property
     def rooms(self) -> int:
@@ -315,6 +317,10 @@ class SQLiteBroker:
             if r.idle and not r.busy and not r.inflight and (r.used < mono - CACHE_IDLE or stale):
                 del self._rooms[name]
                 self._submit(Evict(self._future(), rid=r.rid))
+                self._evicted += 1
+        if self._evicted >= RELEASE_AFTER:
+            self._evicted = 0
+            release_memory()
         op = Sweep(self._future(), horizon=horizon, dedup_horizon=now - self.dedup_window)
         self._submit(op)
         more: bool = await op.future
