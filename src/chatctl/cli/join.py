@@ -12,6 +12,7 @@ from chatctl.cli.options import (
     CLIENT_ENV,
     CafileOpt,
     ServerOpt,
+    TokenCommandOpt,
     TokenFileOpt,
     TokenOpt,
     UserOpt,
@@ -80,6 +81,7 @@ def join(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    token_command: TokenCommandOpt = None,
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
@@ -87,7 +89,7 @@ def join(
     from chatctl.client.settings import check_room
 
     check_room(room)
-    settings = client_settings(server, token, token_file, user, cafile)
+    settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
         from chatctl.ui.app import run_interactive

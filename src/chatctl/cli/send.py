@@ -10,6 +10,7 @@ from chatctl.cli.options import (
     CLIENT_ENV,
     CafileOpt,
     ServerOpt,
+    TokenCommandOpt,
     TokenFileOpt,
     TokenOpt,
     UserOpt,
@@ -73,6 +74,7 @@ def send(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    token_command: TokenCommandOpt = None,
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
@@ -88,7 +90,7 @@ def send(
         raise UsageError("no message: give TEXT, or pipe lines to stdin (or use - for stdin)")
     if token == "-" and texts is None:
         raise UsageError("--token - and messages from stdin cannot share stdin")
-    settings = client_settings(server, token, token_file, user, cafile)
+    settings = client_settings(server, token, token_file, token_command, user, cafile)
     run_send(
         settings,
         SendOptions(

@@ -100,7 +100,7 @@ async def open_connection(settings: ClientSettings, room: str, url: str) -> Clie
     try:
         return await connect(
             url,
-            additional_headers={"Authorization": f"Bearer {settings.token()}"},
+            additional_headers={"Authorization": f"Bearer {settings.token.get().value}"},
             open_timeout=OPEN_TIMEOUT,
             compression=None,
             max_size=MAX_FRAME_BYTES * 16,
