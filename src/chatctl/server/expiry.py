@@ -1,0 +1,90 @@
+"""A connection lives as long as its token: closed with 4001 at ``exp`` plus the verifier's
+leeway, unless a ``refresh`` frame brought a fresh token first (docs/protocol.md).
+
+::
+
+    expiry = TokenExpiry(conn, claims, leeway=5.0, label="user=alice room=ops conn=…")
+    expiry.start()                    # after the welcome
+    answer = expiry.refresh(verify(token), room)   # a refreshed frame or an error frame
+    expiry.cancel()                   # the connection ended
+
+The refresh token is verified by the caller exactly as the handshake's (the server's current
+key, so after a SIGHUP key reload old-key tokens are refused); here it must also be for the
+same user and still allow the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from websockets.asyncio.server import ServerConnection
+
+from chatctl.auth import Claims, format_time
+from chatctl.errors import PermissionDenied
+from chatctl.protocol import CloseCode, ErrorCode, ErrorFrame, Refreshed
+from chatctl.server import wire
+from chatctl.server.hub import CLOSE_GRACE
+
+log = logging.getLogger("chatctl.server")
+
+#: The close reason sent with 4001.
+EXPIRED_REASON = "token expired"
+
+
+class TokenExpiry:
+    """The timer that closes one connection when its token expires."""
+
+    def __init__(
+        self, conn: ServerConnection, claims: Claims, *, leeway: float, label: str = ""
+    ) -> None:
+        self.conn = conn
+        self.user = claims.user
+        self.exp = claims.exp
+        self.leeway = leeway
+        self.label = label
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Arm the timer for the current ``exp`` (replacing any earlier one)."""
+        self.cancel()
+        if self.exp is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.exp + self.leeway - time.time())
+        self._timer = loop.call_at(loop.time() + delay, self._expire)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def refresh(self, claims: Claims, room: str) -> Refreshed | ErrorFrame:
+        """Take a verified token's claims: the connection now ends at their ``exp``.
+
+        Another user's token is ``invalid_token``, one that does not allow ``room`` is
+        ``forbidden``; either leaves the current expiry as it was."""
+        if claims.user != self.user:
+            return ErrorFrame(
+                ErrorCode.INVALID_TOKEN,
+                f"token is for {claims.user}, this connection for {self.user}",
+            )
+        try:
+            claims.check_room(room)
+        except PermissionDenied as exc:
+            return ErrorFrame(ErrorCode.FORBIDDEN, str(exc))
+        self.exp = claims.exp
+        self.start()
+        log.debug("token refreshed %s until %s", self.label, format_time(self.exp or 0))
+        return Refreshed(self.user, self.exp or 0)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if wire.close_now(self.conn, CloseCode.TOKEN_EXPIRED, EXPIRED_REASON, grace=CLOSE_GRACE):
+            log.info(
+                "closing %s with %d: token expired at %s",
+                self.label,
+                CloseCode.TOKEN_EXPIRED,
+                format_time(self.exp or 0),
+            )

@@ -1,0 +1,158 @@
+"""A connection lives as long as its token (issue 11, item 7): closed with 4001 at ``exp``
+plus the leeway unless a ``refresh`` frame renewed it; SIGHUP reloads the key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from chatctl.auth import Verifier
+from chatctl.broker.memory import MemoryBroker
+from chatctl.server import ChatServer, ServerSettings
+from helpers import SECRET, ServeProcess, chatctl_env, client, recv_type, wait_until
+
+LEEWAY = 0.5
+
+
+def token(user: str, ttl: float, *, secret: bytes = SECRET, **claims: Any) -> str:
+    now = time.time()
+    return jwt.encode({"sub": user, "iat": int(now), "exp": now + ttl, **claims}, secret)
+
+
+@pytest.fixture
+async def short_leeway() -> AsyncIterator[ChatServer]:
+    srv = ChatServer(ServerSettings(port=0), Verifier.hmac(SECRET, leeway=LEEWAY), MemoryBroker())
+    async with srv:
+        yield srv
+
+
+async def closed(ws: ClientConnection, timeout: float) -> float:
+    """Read until the server closes ``ws``; the time it happened."""
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    return time.time()
+
+
+async def send(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send a frame and return the first answer that is not a message or presence frame."""
+    await ws.send(json.dumps(frame))
+    while True:
+        answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if answer["type"] not in ("message", "presence"):
+            return answer
+
+
+async def test_a_connection_is_closed_when_its_token_expires(short_leeway: ChatServer) -> None:
+    tok = token("alice", 1.5)
+    exp = jwt.decode(tok, options={"verify_signature": False})["exp"]
+    async with client(short_leeway.port, "general", "alice", token=tok) as ws:
+        await recv_type(ws, "welcome")
+        ack = await send(ws, {"message": "still valid", "client_id": "c1"})
+        assert ack["type"] == "ack"
+        at = await closed(ws, 10)
+        assert ws.close_code == 4001 and ws.close_reason == "token expired"
+        assert exp + LEEWAY - 0.05 <= at < exp + LEEWAY + 1.5
+
+
+async def test_refresh_keeps_the_connection_open(short_leeway: ChatServer) -> None:
+    async with client(short_leeway.port, "general", "alice", token=token("alice", 1.5)) as ws:
+        await recv_type(ws, "welcome")
+        fresh = token("alice", 3600)
+        answer = await send(ws, {"type": "refresh", "token": fresh})
+        new_exp = jwt.decode(fresh, options={"verify_signature": False})["exp"]
+        assert answer == {"type": "refreshed", "user": "alice", "exp": new_exp}
+        await asyncio.sleep(1.5 + LEEWAY + 0.5)  # past the first token's expiry
+        ack = await send(ws, {"message": "after the first exp", "client_id": "c1"})
+        assert ack["type"] == "ack"
+        # a refresh with a shorter token shortens the connection's life
+        answer = await send(ws, {"type": "refresh", "token": token("alice", 1)})
+        assert answer["type"] == "refreshed"
+        await closed(ws, 5)
+        assert ws.close_code == 4001
+
+
+async def test_refused_refreshes_change_nothing(short_leeway: ChatServer) -> None:
+    first = token("alice", 2.5, rooms=["general"])
+    async with client(short_leeway.port, "general", "alice", token=first) as ws:
+        await recv_type(ws, "welcome")
+        refusals = {
+            "another user": (token("bob", 3600), "invalid_token", "token is for bob"),
+            "room not allowed": (
+                token("alice", 3600, rooms=["ops"]),
+                "forbidden",
+                "does not allow room general",
+            ),
+            "expired": (token("alice", -60), "invalid_token", "token expired at"),
+            "bad signature": (
+                token("alice", 3600, secret=b"another-secret-0123456789abcdefghijkl"),
+                "invalid_token",
+                "bad token signature",
+            ),
+            "not a token": ("x.y.z", "invalid_token", "malformed token"),
+        }
+        for what, (tok, code, reason) in refusals.items():
+            answer = await send(ws, {"type": "refresh", "token": tok})
+            assert answer["type"] == "error" and answer["code"] == code, what
+            assert reason in answer["reason"], (what, answer)
+            assert tok not in answer["reason"]
+        answer = await send(ws, {"type": "refresh"})
+        assert (answer["code"], answer["reason"]) == ("missing_field", "missing field: token")
+        answer = await send(ws, {"type": "refresh", "token": 5})
+        assert answer["code"] == "invalid_field"
+        assert (await send(ws, {"type": "ping", "data": 1}))["type"] == "pong"  # still open
+        await closed(ws, 10)
+        assert ws.close_code == 4001
+
+
+async def test_sighup_reloads_the_secret(tmp_path: Path) -> None:
+    """Rotating the secret file and sending SIGHUP: old-key tokens are refused for new
+    connections and refreshes, new-key ones accepted; one log line, never the key."""
+    secret_file = tmp_path / "secret"
+    old, new = b"old-secret-0123456789abcdefghijklmnop", b"new-secret-0123456789abcdefghijklmnop"
+    secret_file.write_bytes(old + b"\n")
+    node = ServeProcess("--secret-file", str(secret_file), env=chatctl_env()).start()
+    try:
+        async with client(
+            node.port, "general", "alice", token=token("alice", 60, secret=old)
+        ) as ws:
+            await recv_type(ws, "welcome")
+            secret_file.write_bytes(new + b"\n")
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGHUP)
+            await asyncio.to_thread(wait_until, lambda: "token key reloaded" in node.read_log())
+            with pytest.raises(InvalidStatus) as refused:
+                async with client(node.port, "general", "bob", token=token("bob", 60, secret=old)):
+                    pass
+            assert refused.value.response.status_code == 401
+            async with client(node.port, "general", "bob", token=token("bob", 60, secret=new)) as b:
+                await recv_type(b, "welcome")
+            answer = await send(ws, {"type": "refresh", "token": token("alice", 60, secret=old)})
+            assert (answer["code"], answer["reason"]) == ("invalid_token", "bad token signature")
+            answer = await send(ws, {"type": "refresh", "token": token("alice", 60, secret=new)})
+            assert answer["type"] == "refreshed"
+            # an unreadable file keeps the current key, and says so
+            secret_file.unlink()
+            node.proc.send_signal(signal.SIGHUP)
+            await asyncio.to_thread(wait_until, lambda: "not reloaded" in node.read_log())
+            async with client(node.port, "general", "bob", token=token("bob", 60, secret=new)) as b:
+                await recv_type(b, "welcome")
+    finally:
+        node.stop()
+    log = node.read_log()
+    reloads = [line for line in log.splitlines() if "SIGHUP" in line]
+    assert len(reloads) == 2, reloads
+    assert f"token key reloaded from {secret_file} (changed" in reloads[0]
+    assert "keeping the current one: cannot read secret file" in reloads[1]
+    assert old.decode() not in log and new.decode() not in log
