@@ -71,6 +71,7 @@ from chatctl.client.events import (
     Rejected,
     State,
     TokenExpired,
+    TokenRenewed,
 )
 from chatctl.client.renewal import TokenKeeper
 from chatctl.client.settings import ClientSettings
@@ -311,7 +312,7 @@ class RoomStream:
         """Attempts until one gets a welcome (yielded last, as a tuple) or the stream closes."""
         timeout = self.connect_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
+        attempt, refused = 0, False
         while True:
             attempt += 1
             self.state = State.CONNECTING
@@ -333,10 +334,12 @@ class RoomStream:
                     raise type(exc)(f"{exc} ({source.fixed})") from None
                 if await self._unless_closed(self.tokens.wait_for_new(token)) is None:
                     return
-                attempt = 0
+                attempt, refused = 0, True
                 continue
             else:
                 if connection is not None:
+                    if refused:
+                        yield TokenRenewed(token.exp, self.tokens.source.origin)
                     yield connection
                 return
             delay = self.backoff.next()
