@@ -172,3 +172,13 @@ async def test_token_file_flag_beats_the_environment(server: ChatServer, tmp_pat
         assert res.returncode == 0, res.stderr
         message = await recv_type(ws, "message")
     assert message["user"] == "eve"
+
+
+async def test_bench_takes_a_token_command_and_the_flag_wins(server: ChatServer) -> None:
+    env = client_env(server.port, user="", CHATCTL_TOKEN="from-the-environment")
+    res = await arun_cli(
+        "bench", "--server", f"ws://127.0.0.1:{server.port}", "--duration", "0.1",
+        "--token-command", "echo 'vault is sealed' >&2; exit 3", env=env,
+    )  # fmt: skip
+    assert res.returncode == 3
+    assert res.stderr == "chatctl: token command failed (exit status 3): vault is sealed\n"
