@@ -34,7 +34,8 @@ Environment:
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
 Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
---drain-timeout; SIGINT closes them with 1001.
+--drain-timeout; SIGINT closes them with 1001; SIGHUP reads the secret or public
+key file again (open connections last until their token expires: 4001).
 
 HTTP: GET /healthz (200, or 503 while draining or when the broker is down) and
 GET /metrics (Prometheus) on the same port.
