@@ -55,13 +55,15 @@ class TokenKeeper:
     # ------------------------------------------------------------------ connecting
 
     async def for_connect(self) -> Token:
-        """The token to open the next connection with: the source read again (the token
-        read at start-up for the first one)."""
+        """The token to open the next connection with: the source read again (for the first
+        one, the token read at start-up unless it has expired meanwhile, e.g. a ``/join``
+        hours later)."""
         self._connects += 1
+        last = self.source.current
         if self._fresh is not None:
             token, self._fresh = self._fresh, None
-        elif self._connects == 1:
-            token = self.source.get()
+        elif self._connects == 1 and last is not None and not last.expired():
+            token = last
         else:
             try:
                 token = await asyncio.to_thread(self.source.refresh)
