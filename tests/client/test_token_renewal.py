@@ -6,35 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
-from chatctl.auth import Verifier
-from chatctl.broker.memory import MemoryBroker
 from chatctl.config import config_dir
-from chatctl.server import ChatServer, ServerSettings
+from chatctl.server import ChatServer
 from client_helpers import arun_cli, client_env
-from helpers import SECRET, client, recv_type
+from helpers import client, recv_type, timed_token
 from watched import Watched
 
 LEEWAY = 0.5
-
-
-def token(user: str, ttl: float) -> str:
-    now = time.time()
-    return jwt.encode({"sub": user, "iat": int(now), "exp": now + ttl}, SECRET)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ChatServer]:
-    srv = ChatServer(ServerSettings(port=0), Verifier.hmac(SECRET, leeway=LEEWAY), MemoryBroker())
-    async with srv:
-        yield srv
 
 
 async def say(port: int, text: str) -> None:
@@ -68,20 +51,20 @@ def source_args(kind: str, path: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["file", "command", "config"])
 async def test_join_renews_its_token_before_it_expires(
-    server: ChatServer, tmp_path: Path, kind: str
+    leeway_server: ChatServer, tmp_path: Path, kind: str
 ) -> None:
     """The source is read again before exp and the new token sent in a refresh frame: the
     connection outlives the first token, without a reconnect."""
     path = tmp_path / "token"
-    path.write_text(token("alice", 3))
-    env = client_env(server.port, user="")
+    path.write_text(timed_token("alice", 3))
+    env = client_env(leeway_server.port, user="")
     receiver = Watched("join", "general", "--json", *source_args(kind, path), env=env)
     try:
-        await say(server.port, "hello")
+        await say(leeway_server.port, "hello")
         await wait_for(receiver, lambda: printed(receiver, "hello") == 1, 15, "hello")
-        path.write_text(token("alice", 3600))  # what a renewing job would do
+        path.write_text(timed_token("alice", 3600))  # what a renewing job would do
         await asyncio.sleep(3 + LEEWAY + 0.5)  # past the first token's exp and leeway
-        await say(server.port, "after")
+        await say(leeway_server.port, "after")
         await wait_for(receiver, lambda: printed(receiver, "after") == 1, 10, "after")
         assert receiver.proc.poll() is None
         assert receiver.err == []  # no reconnect, no token notice: a routine renewal
@@ -89,24 +72,31 @@ async def test_join_renews_its_token_before_it_expires(
         receiver.stop()
 
 
-async def test_join_waits_for_a_new_token_after_expiry(server: ChatServer, tmp_path: Path) -> None:
+async def test_join_waits_for_a_new_token_after_expiry(
+    leeway_server: ChatServer, tmp_path: Path
+) -> None:
     """Not renewed in time: closed with 4001, refused at the reconnect, then waiting (not
     exiting) until the file holds a new token; resumes without losing a message."""
     path = tmp_path / "token"
-    path.write_text(token("alice", 2))
+    path.write_text(timed_token("alice", 2))
     receiver = Watched(
-        "join", "general", "--json", "--token-file", str(path), env=client_env(server.port, "")
+        "join",
+        "general",
+        "--json",
+        "--token-file",
+        str(path),
+        env=client_env(leeway_server.port, ""),
     )
     try:
-        await say(server.port, "hello")
+        await say(leeway_server.port, "hello")
         await wait_for(receiver, lambda: printed(receiver, "hello") == 1, 15, "hello")
         await wait_for(
             receiver, lambda: any("waiting for a new token" in e for e in receiver.err), 15, "wait"
         )
-        await say(server.port, "while expired")
-        path.write_text(token("alice", 3600))
+        await say(leeway_server.port, "while expired")
+        path.write_text(timed_token("alice", 3600))
         await wait_for(receiver, lambda: printed(receiver, "while expired") == 1, 15, "resume")
-        await say(server.port, "live again")
+        await say(leeway_server.port, "live again")
         await wait_for(receiver, lambda: printed(receiver, "live again") == 1, 10, "live")
         assert receiver.proc.poll() is None
     finally:
@@ -119,8 +109,10 @@ async def test_join_waits_for_a_new_token_after_expiry(server: ChatServer, tmp_p
     assert printed(receiver, "hello") == 1 and printed(receiver, "while expired") == 1
 
 
-async def test_a_fixed_token_says_it_cannot_be_renewed_and_exits_3(server: ChatServer) -> None:
-    env = client_env(server.port, user="", CHATCTL_TOKEN=token("alice", 2))
+async def test_a_fixed_token_says_it_cannot_be_renewed_and_exits_3(
+    leeway_server: ChatServer,
+) -> None:
+    env = client_env(leeway_server.port, user="", CHATCTL_TOKEN=timed_token("alice", 2))
     receiver = Watched("join", "general", "--json", env=env)
     status = await asyncio.to_thread(receiver.wait, 20)
     assert status == 3
@@ -132,17 +124,17 @@ async def test_a_fixed_token_says_it_cannot_be_renewed_and_exits_3(server: ChatS
     )
 
 
-async def test_send_refreshes_its_token(server: ChatServer, tmp_path: Path) -> None:
+async def test_send_refreshes_its_token(leeway_server: ChatServer, tmp_path: Path) -> None:
     path = tmp_path / "token"
-    path.write_text(token("alice", 2))
+    path.write_text(timed_token("alice", 2))
     sender = Watched(
         "send", "general", "--json", "--token-file", str(path),
-        env=client_env(server.port, ""), stdin=True,
+        env=client_env(leeway_server.port, ""), stdin=True,
     )  # fmt: skip
     try:
         sender.write("first\n")
         await wait_for(sender, lambda: len(sender.out) == 1, 15, "first ack")
-        path.write_text(token("alice", 3600))
+        path.write_text(timed_token("alice", 3600))
         await asyncio.sleep(2 + LEEWAY + 0.5)
         sender.write("second\n")
         sender.close_stdin()
@@ -152,8 +144,8 @@ async def test_send_refreshes_its_token(server: ChatServer, tmp_path: Path) -> N
     assert len(sender.out) == 2 and sender.err == []
 
 
-async def test_token_command_errors_show_its_stderr(server: ChatServer) -> None:
-    env = client_env(server.port, "")
+async def test_token_command_errors_show_its_stderr(leeway_server: ChatServer) -> None:
+    env = client_env(leeway_server.port, "")
     res = await arun_cli(
         "send", "general", "hi", "--token-command", "echo 'vault is sealed' >&2; exit 3", env=env
     )
@@ -161,12 +153,14 @@ async def test_token_command_errors_show_its_stderr(server: ChatServer) -> None:
     assert res.stderr == "chatctl: token command failed (exit status 3): vault is sealed\n"
 
 
-async def test_token_file_flag_beats_the_environment(server: ChatServer, tmp_path: Path) -> None:
+async def test_token_file_flag_beats_the_environment(
+    leeway_server: ChatServer, tmp_path: Path
+) -> None:
     """Issue 15 item 2: with CHATCTL_TOKEN exported, --token-file used to lose."""
     path = tmp_path / "eve.tok"
-    path.write_text(token("eve", 600))
-    env = client_env(server.port, user="dave")
-    async with client(server.port, "general", "bob") as ws:
+    path.write_text(timed_token("eve", 600))
+    env = client_env(leeway_server.port, user="dave")
+    async with client(leeway_server.port, "general", "bob") as ws:
         await recv_type(ws, "welcome")
         res = await arun_cli("send", "general", "x", "--token-file", str(path), env=env)
         assert res.returncode == 0, res.stderr
@@ -174,10 +168,10 @@ async def test_token_file_flag_beats_the_environment(server: ChatServer, tmp_pat
     assert message["user"] == "eve"
 
 
-async def test_bench_takes_a_token_command_and_the_flag_wins(server: ChatServer) -> None:
-    env = client_env(server.port, user="", CHATCTL_TOKEN="from-the-environment")
+async def test_bench_takes_a_token_command_and_the_flag_wins(leeway_server: ChatServer) -> None:
+    env = client_env(leeway_server.port, user="", CHATCTL_TOKEN="from-the-environment")
     res = await arun_cli(
-        "bench", "--server", f"ws://127.0.0.1:{server.port}", "--duration", "0.1",
+        "bench", "--server", f"ws://127.0.0.1:{leeway_server.port}", "--duration", "0.1",
         "--token-command", "echo 'vault is sealed' >&2; exit 3", env=env,
     )  # fmt: skip
     assert res.returncode == 3

@@ -7,7 +7,6 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,17 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from chatctl.auth import Verifier
-from chatctl.broker.memory import MemoryBroker
-from chatctl.server import ChatServer, ServerSettings
-from helpers import SECRET, ServeProcess, chatctl_env, client, recv_type, wait_until
+from chatctl.server import ChatServer
+from helpers import (
+    ServeProcess,
+    chatctl_env,
+    client,
+    recv_type,
+    timed_token,
+    wait_until,
+)
 
 LEEWAY = 0.5
-
-
-def token(user: str, ttl: float, *, secret: bytes = SECRET, **claims: Any) -> str:
-    now = time.time()
-    return jwt.encode({"sub": user, "iat": int(now), "exp": now + ttl, **claims}, secret)
-
-
-@pytest.fixture
-async def short_leeway() -> AsyncIterator[ChatServer]:
-    srv = ChatServer(ServerSettings(port=0), Verifier.hmac(SECRET, leeway=LEEWAY), MemoryBroker())
-    async with srv:
-        yield srv
 
 
 async def closed(ws: ClientConnection, timeout: float) -> float:
@@ -54,10 +46,10 @@ async def send(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
             return answer
 
 
-async def test_a_connection_is_closed_when_its_token_expires(short_leeway: ChatServer) -> None:
-    tok = token("alice", 1.5)
+async def test_a_connection_is_closed_when_its_token_expires(leeway_server: ChatServer) -> None:
+    tok = timed_token("alice", 1.5)
     exp = jwt.decode(tok, options={"verify_signature": False})["exp"]
-    async with client(short_leeway.port, "general", "alice", token=tok) as ws:
+    async with client(leeway_server.port, "general", "alice", token=tok) as ws:
         await recv_type(ws, "welcome")
         ack = await send(ws, {"message": "still valid", "client_id": "c1"})
         assert ack["type"] == "ack"
@@ -66,10 +58,12 @@ async def test_a_connection_is_closed_when_its_token_expires(short_leeway: ChatS
         assert exp + LEEWAY - 0.05 <= at < exp + LEEWAY + 1.5
 
 
-async def test_refresh_keeps_the_connection_open(short_leeway: ChatServer) -> None:
-    async with client(short_leeway.port, "general", "alice", token=token("alice", 1.5)) as ws:
+async def test_refresh_keeps_the_connection_open(leeway_server: ChatServer) -> None:
+    async with client(
+        leeway_server.port, "general", "alice", token=timed_token("alice", 1.5)
+    ) as ws:
         await recv_type(ws, "welcome")
-        fresh = token("alice", 3600)
+        fresh = timed_token("alice", 3600)
         answer = await send(ws, {"type": "refresh", "token": fresh})
         new_exp = jwt.decode(fresh, options={"verify_signature": False})["exp"]
         assert answer == {"type": "refreshed", "user": "alice", "exp": new_exp}
@@ -77,26 +71,26 @@ async def test_refresh_keeps_the_connection_open(short_leeway: ChatServer) -> No
         ack = await send(ws, {"message": "after the first exp", "client_id": "c1"})
         assert ack["type"] == "ack"
         # a refresh with a shorter token shortens the connection's life
-        answer = await send(ws, {"type": "refresh", "token": token("alice", 1)})
+        answer = await send(ws, {"type": "refresh", "token": timed_token("alice", 1)})
         assert answer["type"] == "refreshed"
         await closed(ws, 5)
         assert ws.close_code == 4001
 
 
-async def test_refused_refreshes_change_nothing(short_leeway: ChatServer) -> None:
-    first = token("alice", 2.5, rooms=["general"])
-    async with client(short_leeway.port, "general", "alice", token=first) as ws:
+async def test_refused_refreshes_change_nothing(leeway_server: ChatServer) -> None:
+    first = timed_token("alice", 2.5, rooms=["general"])
+    async with client(leeway_server.port, "general", "alice", token=first) as ws:
         await recv_type(ws, "welcome")
         refusals = {
-            "another user": (token("bob", 3600), "invalid_token", "token is for bob"),
+            "another user": (timed_token("bob", 3600), "invalid_token", "token is for bob"),
             "room not allowed": (
-                token("alice", 3600, rooms=["ops"]),
+                timed_token("alice", 3600, rooms=["ops"]),
                 "forbidden",
                 "does not allow room general",
             ),
-            "expired": (token("alice", -60), "invalid_token", "token expired at"),
+            "expired": (timed_token("alice", -60), "invalid_token", "token expired at"),
             "bad signature": (
-                token("alice", 3600, secret=b"another-secret-0123456789abcdefghijkl"),
+                timed_token("alice", 3600, secret=b"another-secret-0123456789abcdefghijkl"),
                 "invalid_token",
                 "bad token signature",
             ),
@@ -125,7 +119,7 @@ async def test_sighup_reloads_the_secret(tmp_path: Path) -> None:
     node = ServeProcess("--secret-file", str(secret_file), env=chatctl_env()).start()
     try:
         async with client(
-            node.port, "general", "alice", token=token("alice", 60, secret=old)
+            node.port, "general", "alice", token=timed_token("alice", 60, secret=old)
         ) as ws:
             await recv_type(ws, "welcome")
             secret_file.write_bytes(new + b"\n")
@@ -133,20 +127,30 @@ async def test_sighup_reloads_the_secret(tmp_path: Path) -> None:
             node.proc.send_signal(signal.SIGHUP)
             await asyncio.to_thread(wait_until, lambda: "token key reloaded" in node.read_log())
             with pytest.raises(InvalidStatus) as refused:
-                async with client(node.port, "general", "bob", token=token("bob", 60, secret=old)):
+                async with client(
+                    node.port, "general", "bob", token=timed_token("bob", 60, secret=old)
+                ):
                     pass
             assert refused.value.response.status_code == 401
-            async with client(node.port, "general", "bob", token=token("bob", 60, secret=new)) as b:
+            async with client(
+                node.port, "general", "bob", token=timed_token("bob", 60, secret=new)
+            ) as b:
                 await recv_type(b, "welcome")
-            answer = await send(ws, {"type": "refresh", "token": token("alice", 60, secret=old)})
+            answer = await send(
+                ws, {"type": "refresh", "token": timed_token("alice", 60, secret=old)}
+            )
             assert (answer["code"], answer["reason"]) == ("invalid_token", "bad token signature")
-            answer = await send(ws, {"type": "refresh", "token": token("alice", 60, secret=new)})
+            answer = await send(
+                ws, {"type": "refresh", "token": timed_token("alice", 60, secret=new)}
+            )
             assert answer["type"] == "refreshed"
             # an unreadable file keeps the current key, and says so
             secret_file.unlink()
             node.proc.send_signal(signal.SIGHUP)
             await asyncio.to_thread(wait_until, lambda: "not reloaded" in node.read_log())
-            async with client(node.port, "general", "bob", token=token("bob", 60, secret=new)) as b:
+            async with client(
+                node.port, "general", "bob", token=timed_token("bob", 60, secret=new)
+            ) as b:
                 await recv_type(b, "welcome")
     finally:
         node.stop()

@@ -7,41 +7,25 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import jwt
 import pexpect
-import pytest
 
-from chatctl.auth import Verifier
-from chatctl.broker.memory import MemoryBroker
-from chatctl.server import ChatServer, ServerSettings
+from chatctl.server import ChatServer
 from client_helpers import client_env
-from helpers import SECRET, client, recv_type
-
-
-def token(user: str, ttl: float) -> str:
-    now = time.time()
-    return jwt.encode({"sub": user, "iat": int(now), "exp": now + ttl}, SECRET)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ChatServer]:
-    srv = ChatServer(ServerSettings(port=0), Verifier.hmac(SECRET, leeway=0.5), MemoryBroker())
-    async with srv:
-        yield srv
+from helpers import client, recv_type, timed_token
 
 
 async def expect(child: pexpect.spawn, pattern: str) -> None:
     await asyncio.to_thread(child.expect, pattern)
 
 
-async def test_an_expired_token_keeps_the_window_open(server: ChatServer, tmp_path: Path) -> None:
+async def test_an_expired_token_keeps_the_window_open(
+    leeway_server: ChatServer, tmp_path: Path
+) -> None:
     path = tmp_path / "token"
-    path.write_text(token("alice", 2))
-    env = client_env(server.port, "", TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
+    path.write_text(timed_token("alice", 2))
+    env = client_env(leeway_server.port, "", TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
     env["NO_COLOR"] = "1"
     child = pexpect.spawn(
         sys.executable,
@@ -57,11 +41,11 @@ async def test_an_expired_token_keeps_the_window_open(server: ChatServer, tmp_pa
         await expect(child, r"4001: token expired\); reconnecting")
         await expect(child, "offline until --token-file .* holds a new token")
         child.send("typed while offline\r")
-        path.write_text(token("alice", 3600))
+        path.write_text(timed_token("alice", 3600))
         await expect(child, "token renewed from --token-file")
         await expect(child, "reconnected to general")
         await expect(child, "alice: typed while offline")
-        async with client(server.port, "general", "bob") as ws:
+        async with client(leeway_server.port, "general", "bob") as ws:
             await recv_type(ws, "welcome")
             await ws.send(json.dumps({"message": "welcome back"}))
             await expect(child, "bob: welcome back")
