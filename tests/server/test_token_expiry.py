@@ -56,6 +56,7 @@ async def test_a_connection_is_closed_when_its_token_expires(leeway_server: Chat
         at = await closed(ws, 10)
         assert ws.close_code == 4001 and ws.close_reason == "token expired"
         assert exp + LEEWAY - 0.05 <= at < exp + LEEWAY + 1.5
+    assert leeway_server.metrics.counters.token_expiries == 1
 
 
 async def test_refresh_keeps_the_connection_open(leeway_server: ChatServer) -> None:
@@ -67,6 +68,7 @@ async def test_refresh_keeps_the_connection_open(leeway_server: ChatServer) -> N
         answer = await send(ws, {"type": "refresh", "token": fresh})
         new_exp = jwt.decode(fresh, options={"verify_signature": False})["exp"]
         assert answer == {"type": "refreshed", "user": "alice", "exp": new_exp}
+        assert leeway_server.metrics.counters.token_refreshes == 1
         await asyncio.sleep(1.5 + LEEWAY + 0.5)  # past the first token's expiry
         ack = await send(ws, {"message": "after the first exp", "client_id": "c1"})
         assert ack["type"] == "ack"

@@ -3,7 +3,7 @@ leeway, unless a ``refresh`` frame brought a fresh token first (docs/protocol.md
 
 ::
 
-    expiry = TokenExpiry(conn, claims, leeway=5.0, label="user=alice room=ops conn=…")
+    expiry = TokenExpiry(conn, claims, leeway=5.0, counters=counters, label="user=alice …")
     expiry.start()                    # after the welcome
     answer = expiry.refresh(verify(token), room)   # a refreshed frame or an error frame
     expiry.cancel()                   # the connection ended
@@ -26,6 +26,7 @@ from chatctl.errors import PermissionDenied
 from chatctl.protocol import CloseCode, ErrorCode, ErrorFrame, Refreshed
 from chatctl.server import wire
 from chatctl.server.hub import CLOSE_GRACE
+from chatctl.server.metrics import Counters
 
 log = logging.getLogger("chatctl.server")
 
@@ -37,9 +38,16 @@ class TokenExpiry:
     """The timer that closes one connection when its token expires."""
 
     def __init__(
-        self, conn: ServerConnection, claims: Claims, *, leeway: float, label: str = ""
+        self,
+        conn: ServerConnection,
+        claims: Claims,
+        *,
+        leeway: float,
+        counters: Counters,
+        label: str = "",
     ) -> None:
         self.conn = conn
+        self.counters = counters
         self.user = claims.user
         self.exp = claims.exp
         self.leeway = leeway
@@ -76,12 +84,14 @@ class TokenExpiry:
             return ErrorFrame(ErrorCode.FORBIDDEN, str(exc))
         self.exp = claims.exp
         self.start()
+        self.counters.token_refreshes += 1
         log.debug("token refreshed %s until %s", self.label, format_time(self.exp or 0))
         return Refreshed(self.user, self.exp or 0)
 
     def _expire(self) -> None:
         self._timer = None
         if wire.close_now(self.conn, CloseCode.TOKEN_EXPIRED, EXPIRED_REASON, grace=CLOSE_GRACE):
+            self.counters.token_expiries += 1
             log.info(
                 "closing %s with %d: token expired at %s",
                 self.label,

@@ -93,7 +93,9 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     hub.write(conn, welcome.frame().encode())
     member.ready(history.last_id)
     label = f"user={user} room={room} peer={peer(conn)} conn={member.conn_id}"
-    expiry = TokenExpiry(conn, adm.claims, leeway=ctx.token_leeway, label=label)
+    expiry = TokenExpiry(
+        conn, adm.claims, leeway=ctx.token_leeway, counters=ctx.metrics.counters, label=label
+    )
     expiry.start()
 
     limiter = ctx.limits.frame_limiter(user)
