@@ -162,3 +162,62 @@ async def test_sighup_reloads_the_secret(tmp_path: Path) -> None:
     assert f"token key reloaded from {secret_file} (changed" in reloads[0]
     assert "keeping the current one: cannot read secret file" in reloads[1]
     assert old.decode() not in log and new.decode() not in log
+
+
+def _ec_key_pair() -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+async def test_reload_reads_a_public_key_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What SIGHUP does with --public-key: the next handshake needs the new issuer key."""
+    from chatctl.broker.memory import MemoryBroker
+    from chatctl.serve import ServeOptions, build_verifier
+    from chatctl.server.settings import ServerSettings
+
+    old_private, old_public = _ec_key_pair()
+    new_private, new_public = _ec_key_pair()
+    public = tmp_path / "issuer.pem"
+    public.write_bytes(old_public)
+    opts = ServeOptions(public_key=public)
+    srv = ChatServer(
+        ServerSettings(port=0),
+        build_verifier(opts),
+        MemoryBroker(),
+        load_verifier=lambda: build_verifier(opts, reload=True),
+    )
+
+    def es256(private: bytes) -> str:
+        return jwt.encode({"sub": "alice", "exp": time.time() + 60}, private, algorithm="ES256")
+
+    async with srv:
+        async with client(srv.port, "general", "alice", token=es256(old_private)) as ws:
+            await recv_type(ws, "welcome")
+        public.write_bytes(new_public)
+        with caplog.at_level("INFO", "chatctl.server"):
+            assert srv.reload_key()
+            assert srv.reload_key()
+        messages = [r.getMessage() for r in caplog.records if "SIGHUP" in r.getMessage()]
+        assert messages[0] == f"SIGHUP: token key reloaded from {public} (changed: " + (
+            "tokens signed with the old key are refused from now on)"
+        )
+        assert messages[1] == f"SIGHUP: token key reloaded from {public} (unchanged)"
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(srv.port, "general", "alice", token=es256(old_private)):
+                pass
+        assert refused.value.response.status_code == 401
+        async with client(srv.port, "general", "alice", token=es256(new_private)) as ws:
+            await recv_type(ws, "welcome")
