@@ -42,7 +42,9 @@ When stdout is not a terminal (or with --json): one line per event,
 
 Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token
 rejected or room not allowed; 130 interrupted. Lost connections are
-retried until stopped.
+retried until stopped. The token source is read again at every reconnect
+and before the token expires; once connected, an expired token from a
+file, a command or config.toml is waited for (a fixed one exits 3).
 
 {CLIENT_ENV} NO_COLOR or TERM=dumb: no colour.
 """
