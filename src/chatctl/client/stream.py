@@ -141,7 +141,9 @@ class RoomStream:
         self._timers: set[asyncio.TimerHandle] = set()
         #: events from other tasks (token renewal), yielded before the next frame
         self._notices: deque[Event] = deque()
-        self._waker: asyncio.Timeout | None = None
+        #: the task iterating the stream while it waits for a frame; _notify wakes it
+        self._receiving: asyncio.Task[object] | None = None
+        self._woken = False
 
     @property
     def room(self) -> str:
@@ -231,10 +233,14 @@ class RoomStream:
         return True
 
     def _notify(self, event: Event) -> None:
-        """Yield ``event`` from the iteration as soon as possible (it may wait for a frame)."""
+        """Yield ``event`` from the iteration now, even while it waits for a frame: its
+        ``recv()`` is cancelled (safe: websockets loses nothing) and called again after.
+        Cheaper per frame than a timeout context around every ``recv()``."""
         self._notices.append(event)
-        if self._waker is not None:
-            self._waker.reschedule(asyncio.get_running_loop().time())
+        task = self._receiving
+        if task is not None and not self._woken:
+            self._woken = True
+            task.cancel()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -278,16 +284,19 @@ class RoomStream:
             try:
                 yield Connected(welcome, resume, resending)
                 try:
+                    task = asyncio.current_task()
                     while True:
                         while self._notices:
                             yield self._notices.popleft()
+                        self._receiving = task
                         try:
-                            async with asyncio.timeout(None) as self._waker:
-                                data = await ws.recv()  # cancelling recv() loses nothing
-                        except TimeoutError:
+                            data = await ws.recv()  # cancelling recv() loses nothing
+                        except asyncio.CancelledError:
+                            if not self._woken or task is None or task.uncancel() > 0:
+                                raise  # a real cancellation
                             continue  # woken by _notify
                         finally:
-                            self._waker = None
+                            self._receiving, self._woken = None, False
                         event = self._on_frame(data)
                         if event is not None:
                             yield event
@@ -335,6 +344,7 @@ class RoomStream:
                 if await self._unless_closed(self.tokens.wait_for_new(token)) is None:
                     return
                 attempt, refused = 0, True
+                deadline = None if timeout is None else time.monotonic() + timeout
                 continue
             else:
                 if connection is not None:
