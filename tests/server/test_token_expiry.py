@@ -80,7 +80,7 @@ async def test_refresh_keeps_the_connection_open(leeway_server: ChatServer) -> N
 
 
 async def test_refused_refreshes_change_nothing(leeway_server: ChatServer) -> None:
-    first = timed_token("alice", 2.5, rooms=["general"])
+    first = timed_token("alice", 7.5, rooms=["general"])
     async with client(leeway_server.port, "general", "alice", token=first) as ws:
         await recv_type(ws, "welcome")
         refusals = {
@@ -99,10 +99,13 @@ async def test_refused_refreshes_change_nothing(leeway_server: ChatServer) -> No
             "not a token": ("x.y.z", "invalid_token", "malformed token"),
         }
         for what, (tok, code, reason) in refusals.items():
+            await asyncio.sleep(1.0)  # one refresh per second is verified
             answer = await send(ws, {"type": "refresh", "token": tok})
             assert answer["type"] == "error" and answer["code"] == code, what
             assert reason in answer["reason"], (what, answer)
             assert tok not in answer["reason"]
+        answer = await send(ws, {"type": "refresh", "token": timed_token("alice", 3600)})
+        assert answer["code"] == "rate_limited" and 0 < answer["retry_after"] <= 1
         answer = await send(ws, {"type": "refresh"})
         assert (answer["code"], answer["reason"]) == ("missing_field", "missing field: token")
         answer = await send(ws, {"type": "refresh", "token": 5})
@@ -142,6 +145,7 @@ async def test_sighup_reloads_the_secret(tmp_path: Path) -> None:
                 ws, {"type": "refresh", "token": timed_token("alice", 60, secret=old)}
             )
             assert (answer["code"], answer["reason"]) == ("invalid_token", "bad token signature")
+            await asyncio.sleep(1.0)  # one refresh per second is verified
             answer = await send(
                 ws, {"type": "refresh", "token": timed_token("alice", 60, secret=new)}
             )

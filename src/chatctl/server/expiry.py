@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 from websockets.asyncio.server import ServerConnection
@@ -32,6 +33,9 @@ log = logging.getLogger("chatctl.server")
 
 #: The close reason sent with 4001.
 EXPIRED_REASON = "token expired"
+#: Seconds between two refresh frames of one connection that are verified (each costs a
+#: signature check; a client renews once per token lifetime).
+MIN_REFRESH_INTERVAL = 1.0
 
 
 class TokenExpiry:
@@ -53,6 +57,7 @@ class TokenExpiry:
         self.leeway = leeway
         self.label = label
         self._timer: asyncio.TimerHandle | None = None
+        self._last_refresh = -math.inf
 
     def start(self) -> None:
         """Arm the timer for the current ``exp`` (replacing any earlier one)."""
@@ -67,6 +72,16 @@ class TokenExpiry:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def throttled(self) -> float | None:
+        """Seconds until another refresh frame may be verified, or None (and the clock
+        starts again): at most one per :data:`MIN_REFRESH_INTERVAL`."""
+        now = time.monotonic()
+        wait = self._last_refresh + MIN_REFRESH_INTERVAL - now
+        if wait > 0:
+            return wait
+        self._last_refresh = now
+        return None
 
     def refresh(self, claims: Claims, room: str) -> Refreshed | ErrorFrame:
         """Take a verified token's claims: the connection now ends at their ``exp``.

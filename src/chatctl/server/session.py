@@ -155,6 +155,16 @@ def _refresh(
     expiry: TokenExpiry,
 ) -> None:
     """Verify a fresh token as the handshake would; the connection then lives until its exp."""
+    wait = expiry.throttled()
+    if wait is not None:
+        ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
+        error = ErrorFrame(
+            ErrorCode.RATE_LIMITED,
+            "one refresh per second: retry after retry_after seconds",
+            retry_after=math.ceil(wait * 1000) / 1000,
+        )
+        ctx.hub.write(conn, error.frame().encode())
+        return
     try:
         claims = ctx.verify_token(frame.token)
     except TokenError as exc:
