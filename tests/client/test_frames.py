@@ -15,6 +15,7 @@ from chatctl.protocol import (
     Presence,
     PresenceBatch,
     ProtocolError,
+    Refreshed,
     Welcome,
     pong_frame,
     who_frame,
@@ -37,6 +38,7 @@ FRAMES = [
     (PresenceBatch("ops", ("a",), ("b",), 2.0).frame, PresenceBatch("ops", ("a",), ("b",), 2.0)),
     (who_frame("ops", ["a", "b"]), UserList("ops", ["a", "b"])),
     (pong_frame({"n": 1}), Pong({"n": 1})),
+    (Refreshed("alice", 1764097000.0).frame(), Refreshed("alice", 1764097000.0)),
 ]
 
 
