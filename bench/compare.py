@@ -8,9 +8,12 @@ port, ``chatctl bench --json`` runs against it, and the server is stopped; targe
 
 Targets: ``chatctl`` (``chatctl serve`` with its defaults: the SQLite broker, in a fresh data
 directory each run), ``reference`` (bench/reference_server.py on asyncio), and with
-``--targets`` also ``chatctl-memory`` (``--memory``), ``reference-uvloop`` and
-``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``). ``--base`` names the target the ratios are
-taken against (default ``reference``; ``--base chatctl-memory`` compares the brokers).
+``--targets`` also ``chatctl-memory`` (``--memory``), ``reference-uvloop``,
+``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``) and ``chatctl-before``: ``chatctl serve`` from
+the ``src`` directory given with ``--before`` (e.g. main's checkout), to measure a change
+before and after in one run. ``--base`` names the target the ratios are taken against
+(default ``reference``; ``--base chatctl-memory`` compares the brokers, ``--base
+chatctl-before`` a change).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: the ``src`` directory whose server the ``chatctl-before`` target runs (``--before``)
+BEFORE = HERE.parent / "src"
 
 SCENARIOS: dict[str, list[str]] = {
     # 1 room x 500 clients, 1 sender, 64-byte messages: raise the rate to the knee.
@@ -109,6 +114,22 @@ SCENARIOS: dict[str, list[str]] = {
     "idle": ["--rooms", "0", "--idle", "2000", "--duration", "2"],
     # Connect storm: 2,000 clients at once, 2,000 users each with its own JWT, 20 per room.
     "storm": ["--rooms", "100", "--clients", "20", "--senders", "0", "--duration", "1"],
+    # Reconnect storm of one big room: 2,000 users of one room (a restarted node's clients)
+    # all at once: the time until every client has its welcome, and the frames it cost.
+    "room-storm": [
+        "--rooms",
+        "1",
+        "--clients",
+        "2000",
+        "--senders",
+        "0",
+        "--duration",
+        "1",
+        "--connect-timeout",
+        "300",
+    ],
+    # 1,000 idle connections, all in one room: memory per connection in a big room.
+    "idle-room": ["--rooms", "1", "--clients", "1000", "--senders", "0", "--duration", "2"],
 }
 
 
@@ -128,6 +149,8 @@ def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subp
             env["CHATCTL_LOOP"] = "asyncio"
         if target == "chatctl-memory":
             cmd.append("--memory")
+        if target == "chatctl-before":  # the server of another checkout: --before SRC
+            env["PYTHONPATH"] = str(BEFORE)
     else:
         cmd = [sys.executable, str(HERE / "reference_server.py"), "--port", str(port)]
         if target == "reference-uvloop":
@@ -218,6 +241,10 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
         "connect_p50_ms": c["time_ms"].get("p50"),
         "connect_p99_ms": c["time_ms"].get("p99"),
         "connect_max_ms": c["time_ms"].get("max"),
+        "welcomed": c.get("welcomed"),
+        "all_welcomed_ms": (c.get("welcome_ms") or {}).get("max"),
+        "settle_s": c.get("settle_s"),
+        "frames": c.get("frames"),
     }
 
 
@@ -235,6 +262,8 @@ KEY = {
     "rooms-warm": ("p99_ms", "lower"),
     "idle": ("kib_per_connection", "lower"),
     "storm": ("connect_wall_s", "lower"),
+    "room-storm": ("all_welcomed_ms", "lower"),
+    "idle-room": ("kib_per_connection", "lower"),
 }
 
 
@@ -248,9 +277,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="the src directory of the checkout the chatctl-before target runs (e.g. main's)",
+    )
     args, extra = parser.parse_known_args()  # unknown flags go to every chatctl bench
     args.extra = [a for a in extra if a != "--"]
     targets = args.targets.split(",")
+    if args.before is not None:
+        global BEFORE
+        BEFORE = args.before.resolve()
     env = dict(os.environ)
     env["CHATCTL_SECRET"] = secrets.token_urlsafe(32)
     env.pop("CHATCTL_TOKEN", None)

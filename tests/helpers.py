@@ -84,6 +84,25 @@ async def recv_type(ws: ClientConnection, ftype: str, timeout: float = 10) -> di
                 return frame
 
 
+def presence_changes(frame: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (user, event) changes a ``presence`` or ``presence_batch`` frame carries."""
+    if frame["type"] == "presence":
+        return [(frame["user"], frame["event"])]
+    if frame["type"] == "presence_batch":
+        leaves = [(u, "leave") for u in frame["leaves"]]
+        return leaves + [(u, "join") for u in frame["joins"]]
+    return []
+
+
+async def recv_presence(ws: ClientConnection, timeout: float = 10) -> list[tuple[str, str]]:
+    """Read frames until a ``presence`` or ``presence_batch``; return its changes."""
+    async with asyncio.timeout(timeout):
+        while True:
+            changes = presence_changes(await recv_json(ws, timeout))
+            if changes:
+                return changes
+
+
 async def recv_messages(ws: ClientConnection, n: int, timeout: float = 10) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     while len(out) < n:

@@ -33,6 +33,9 @@ MAX_CLIENT_ID_CHARS = 64
 DEFAULT_HISTORY = 1000
 #: History messages a welcome carries when the client asks for neither ``since`` nor ``history``.
 DEFAULT_WELCOME_HISTORY = 20
+#: Most users a welcome lists; ``user_count`` gives the total and ``who`` the full list. Without
+#: a bound, a reconnect storm of a room of N users writes N welcomes of N names: O(N^2) bytes.
+MAX_WELCOME_USERS = 100
 #: Seconds during which a repeated (user, client_id) in a room returns the original ack.
 DEFAULT_DEDUP_WINDOW = 600.0
 
@@ -227,6 +230,8 @@ class Welcome:
     epoch: str
     last_id: int
     history: list[Message]
+    #: the room's users, sorted, up to :data:`MAX_WELCOME_USERS` of them (``user_count`` says
+    #: how many there are; a ``who`` request lists them all)
     users: list[str]
     since: int | None = None
     recovered: bool | None = None
@@ -234,6 +239,13 @@ class Welcome:
     #: the frame-rate limits this connection is held to (``rate`` frames/s, ``burst``), so a
     #: client can pace itself instead of being refused; absent when unlimited
     limits: dict[str, float] | None = None
+    #: how many users the room has; None (a server older than ``user_count``) = ``len(users)``
+    user_count: int | None = None
+
+    @property
+    def total_users(self) -> int:
+        """Users in the room, whether or not ``users`` lists them all."""
+        return len(self.users) if self.user_count is None else max(self.user_count, len(self.users))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -245,6 +257,7 @@ class Welcome:
             "last_id": self.last_id,
             "history": [m.to_dict() for m in self.history],
             "users": self.users,
+            "user_count": self.total_users,
             "server": self.server,
         }
         if self.limits:
@@ -324,6 +337,62 @@ class Presence:
                 "ts": self.ts,
             }
         )
+
+
+@dataclass(frozen=True)
+class PresenceBatch:
+    """Several users joined or left ``room`` within one presence tick of the server.
+
+    A server coalesces a room's presence changes: one frame per room per tick instead of one
+    per change, so a join storm of N users costs O(N) frames instead of O(N^2). A user is in
+    at most one of ``joins`` and ``leaves``: a join and a leave of the same user within one
+    tick cancel out (nothing changed for the others). ``ts`` is the time of the newest change.
+    """
+
+    room: str
+    joins: tuple[str, ...]
+    leaves: tuple[str, ...]
+    ts: float
+
+    def presences(self) -> list[Presence]:
+        """The batch as single changes (leaves first), each stamped with the batch's ``ts``."""
+        return [Presence(self.room, u, "leave", self.ts) for u in self.leaves] + [
+            Presence(self.room, u, "join", self.ts) for u in self.joins
+        ]
+
+    def without_join(self, user: str) -> PresenceBatch:
+        """The batch minus ``user``'s join (a welcome listing ``user`` already said it)."""
+        return PresenceBatch(
+            self.room, tuple(u for u in self.joins if u != user), self.leaves, self.ts
+        )
+
+    @cached_property
+    def frame(self) -> str:
+        head, joins, tail = self._pieces
+        return head + ",".join(joins) + tail
+
+    def frame_without_join(self, user: str) -> str | None:
+        """:attr:`frame` of :meth:`without_join`, from the encoded pieces of this one: a
+        server writes it to each connection that joined during the tick, so it must not
+        cost a JSON encoding each. None when nothing would be left."""
+        head, joins, tail = self._pieces
+        at = self._join_index.get(user)
+        if at is None:
+            return self.frame
+        if len(joins) == 1 and not self.leaves:
+            return None
+        return head + ",".join(joins[:at] + joins[at + 1 :]) + tail
+
+    @cached_property
+    def _pieces(self) -> tuple[str, list[str], str]:
+        """The frame cut around the items of ``joins``: ``head + ",".join(items) + tail``."""
+        head = dumps({"type": "presence_batch", "room": self.room})[:-1] + ',"joins":['
+        tail = "]," + dumps({"leaves": list(self.leaves), "ts": self.ts})[1:]
+        return head, [_ENCODER.encode(u) for u in self.joins], tail
+
+    @cached_property
+    def _join_index(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.joins)}
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,9 @@ def test_real_chatctl_serve_loses_nothing(
     (step,) = result["steps"]
     assert result["connect"] == result["connect"] | {"connected": 12, "failed": 0}
     assert result["connect"]["welcomed"] == 12
+    # the time from the connect burst to each welcome, and the frames the connecting cost
+    welcome_ms = result["connect"]["welcome_ms"]
+    assert 0 < welcome_ms["p50"] <= welcome_ms["max"] and result["connect"]["frames"] >= 12
     assert step["sent"] == 2 * 2 * 20
     assert step["expected"] == 2 * 2 * 20 * 6
     assert step["lost"] == 0 and step["duplicates"] == 0 and step["out_of_order"] == 0

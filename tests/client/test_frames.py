@@ -13,6 +13,7 @@ from chatctl.protocol import (
     ErrorFrame,
     Message,
     Presence,
+    PresenceBatch,
     ProtocolError,
     Refreshed,
     Welcome,
@@ -23,7 +24,7 @@ from chatctl.protocol import (
 MSG = Message(7, "ops", "bob", 'say "hi"', 12.5, kind="action", client_id="c-1")
 WELCOME = Welcome(
     "alice", "ops", "e1", 7, [MSG], ["alice", "bob"], since=3, recovered=False,
-    limits={"rate": 10.0, "burst": 20.0},
+    limits={"rate": 10.0, "burst": 20.0}, user_count=2,
 )  # fmt: skip
 FRAMES = [
     (MSG.frame, MSG),
@@ -34,6 +35,7 @@ FRAMES = [
     ),
     (Presence("ops", "bob", "join", 1.0).frame, Presence("ops", "bob", "join", 1.0)),
     (WELCOME.frame(), WELCOME),
+    (PresenceBatch("ops", ("a",), ("b",), 2.0).frame, PresenceBatch("ops", ("a",), ("b",), 2.0)),
     (who_frame("ops", ["a", "b"]), UserList("ops", ["a", "b"])),
     (pong_frame({"n": 1}), Pong({"n": 1})),
     (Refreshed("alice", 1764097000.0).frame(), Refreshed("alice", 1764097000.0)),

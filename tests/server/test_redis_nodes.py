@@ -16,7 +16,15 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers import RedisServer, ServeProcess, client, recv_json, recv_messages, recv_type
+from helpers import (
+    RedisServer,
+    ServeProcess,
+    client,
+    recv_json,
+    recv_messages,
+    recv_presence,
+    recv_type,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -63,15 +71,11 @@ async def drain(ws: ClientConnection) -> None:
             pass
 
 
-async def recv_presence(
-    ws: ClientConnection, user: str, event: str, timeout: float = 10
-) -> dict[str, Any]:
-    """Read frames until the presence event ``event`` of ``user`` arrives."""
+async def wait_presence(ws: ClientConnection, user: str, event: str, timeout: float = 10) -> None:
+    """Read frames until the presence event ``event`` of ``user`` arrives (alone or batched)."""
     async with asyncio.timeout(timeout):
-        while True:
-            frame = await recv_type(ws, "presence", timeout)
-            if (frame["user"], frame["event"]) == (user, event):
-                return frame
+        while (user, event) not in await recv_presence(ws, timeout):
+            pass
 
 
 async def test_cross_node_delivery_same_ids_same_order(nodes: list[ServeProcess]) -> None:
@@ -148,13 +152,13 @@ async def test_presence_across_nodes_and_a_killed_node(redis: RedisServer) -> No
             alice = await stack.enter_async_context(client(c.port, "room", "alice"))
             welcome = await recv_type(alice, "welcome")
             assert welcome["users"] == ["alice", "bob"]
-            await recv_presence(bob, "alice", "join")
+            await wait_presence(bob, "alice", "join")
             await send_and_wait(bob, "before", "b1")
             last = (await recv_messages(alice, 1))[0]["id"]
 
             c.kill()  # SIGKILL: no goodbye, alice's entry must expire
             killed_at = time.monotonic()
-            await recv_presence(bob, "alice", "leave", timeout=30)
+            await wait_presence(bob, "alice", "leave", timeout=30)
             assert time.monotonic() - killed_at < 4 * PRESENCE_TTL
             await bob.send('{"type":"who"}')
             assert (await recv_type(bob, "who"))["users"] == ["bob"]

@@ -4,6 +4,7 @@ stays text, the CSP, the Origin check and a phone-sized screen."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -347,3 +348,43 @@ def test_a_message_over_the_server_s_frame_limit_is_not_resent(open_page: Opener
         wait_shown(page, "quinn", "small enough")
         assert shown(page) == [("quinn", "small enough")]
         assert small.read_log().count("disconnect user=quinn") == 1  # closed once only
+
+
+def test_a_join_storm_reaches_the_page_in_batches(srv: ServeProcess, open_page: Opener) -> None:
+    """Users joining together arrive as presence_batch frames; the page lists every one."""
+    alice = open_page(link(srv.port, "alice", "crowd"))
+    wait_online(alice, "alice")
+    users = [f"u{i:02d}" for i in range(20)]
+    with contextlib.ExitStack() as stack:
+        observer = stack.enter_context(
+            connect(
+                ws_url(srv.port, "crowd"),
+                additional_headers={"Authorization": f"Bearer {make_token('o')}"},
+            )
+        )
+        assert json.loads(observer.recv(10))["type"] == "welcome"
+        opened = threading.Barrier(len(users))
+
+        def join(user: str) -> None:
+            headers = {"Authorization": f"Bearer {make_token(user)}"}
+            opened.wait(10)  # all at once
+            stack.enter_context(connect(ws_url(srv.port, "crowd"), additional_headers=headers))
+
+        threads = [threading.Thread(target=join, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        joined: set[str] = set()
+        batches = 0
+        while len(joined) < len(users):
+            frame = json.loads(observer.recv(10))
+            if frame["type"] == "presence_batch":
+                batches += 1
+                joined.update(frame["joins"])
+            elif frame["type"] == "presence" and frame["event"] == "join":
+                joined.add(frame["user"])
+        assert joined == set(users) and batches >= 1
+        expected = sorted(["alice", "o", *users])
+        wait_until(lambda: alice.locator("#users li").all_text_contents() == expected)
+        assert alice.locator("#count").text_content() == f"({len(expected)})"

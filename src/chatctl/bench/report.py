@@ -59,6 +59,13 @@ def text_lines(result: dict[str, Any]) -> list[str]:
         + (f" {c['failures']}" if c["failures"] else "")
         + f"; time ms p50 {_ms(t.get('p50'))} p99 {_ms(t.get('p99'))} max {_ms(t.get('max'))}",
     ]
+    w = c.get("welcome_ms") or {}
+    if w:
+        lines.append(
+            f"welcomes: {c['welcomed']}/{c['connected']}, all within {_ms(w.get('max'))} ms "
+            f"(p50 {_ms(w.get('p50'))}, p99 {_ms(w.get('p99'))}); settled after "
+            f"{c.get('settle_s', 0):.2f} s more, {c.get('frames', 0)} frames received"
+        )
     mem = result.get("memory")
     if mem:
         lines.append(

@@ -206,7 +206,8 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
         result["connect"] = _connect_summary(conns, len(specs), time.perf_counter() - started)
         # Let the server finish what the connects set off (welcomes, presence) first.
         quiet = await asyncio.gather(*(h.call("quiet", period=0.5, timeout=30) for h in handles))
-        result["connect"]["settle_s"] = round(max(quiet), 2)
+        result["connect"]["settle_s"] = round(max(q["waited"] for q in quiet), 2)
+        result["connect"]["frames"] = sum(q["frames"] for q in quiet)
         rss_after = read_rss_kib(opts.server_pid)
         result["memory"] = _memory(opts, rss_before, rss_after, result["connect"]["connected"])
         progress("connected", connect=result["connect"], memory=result["memory"])
@@ -360,11 +361,14 @@ def _connect_summary(conns: list[dict[str, Any]], attempted: int, wall: float) -
     times: list[float] = []
     failures: Counter[str] = Counter()
     welcomed = 0
+    welcome_times: list[float] = []
     for c in conns:
         times += c["times"]
         failures.update(c["failures"])
         welcomed += c["welcomed"]
+        welcome_times += c["welcome_times"]
     t = summarize(times)
+    w = summarize(welcome_times)
     return {
         "attempted": attempted,
         "connected": len(times),
@@ -373,6 +377,9 @@ def _connect_summary(conns: list[dict[str, Any]], attempted: int, wall: float) -
         "welcomed": welcomed,
         "wall_s": round(wall, 3),
         "time_ms": {k: round(v * 1000, 2) for k, v in t.items() if k != "count"},
+        #: from the start of the connect burst to each connection's welcome; its max is the
+        #: time until every client had its welcome
+        "welcome_ms": {k: round(v * 1000, 2) for k, v in w.items() if k != "count"},
     }
 
 

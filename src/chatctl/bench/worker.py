@@ -31,7 +31,8 @@ from chatctl.bench.stats import MARKER_RE, PairCounts, SeqTracker, make_text
 from chatctl.client import frames
 from chatctl.protocol import Ack, ErrorFrame, Message, ProtocolError, SendMessage, Welcome
 
-#: Seconds a new connection waits for its first frame (a welcome) before carrying on without.
+#: Seconds the connections wait for their first frames (welcomes) once none has arrived for
+#: that long (a server that sends none), at most the connect timeout (a storm still arriving).
 WELCOME_WAIT = 2.0
 #: The marker right after the ``message`` key, as compact JSON writes it (see _receive).
 FAST_MARKER_RE = re.compile(r'"message":"' + MARKER_RE.pattern)
@@ -53,6 +54,8 @@ class _Client:
     spec: ClientSpec
     ws: ClientConnection
     welcomed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: perf_counter() when its first frame (the welcome) arrived
+    welcomed_at: float = 0.0
     trackers: dict[int, SeqTracker] = field(default_factory=dict)
     open: bool = True
     task: asyncio.Task[None] | None = None
@@ -79,6 +82,8 @@ class Worker:
         self.counters: Counter[str] = Counter()
         self.last_delivery = 0.0
         self.last_frame = 0.0
+        #: frames received, of any type (what a connect storm cost the clients)
+        self.frames = 0
         self.sent: dict[int, int] = {}
         self.receivers: list[_Client] = []
         self.send_lag = 0.0
@@ -101,16 +106,36 @@ class Worker:
         for spec in self.specs:
             if spec.user not in tokens:
                 tokens[spec.user] = self._token_for(spec.user)
+        started = time.perf_counter()
         results = await asyncio.gather(
             *(self._open(spec, tokens[spec.user], timeout) for spec in self.specs)
         )
         times = [r for r in results if isinstance(r, float)]
         failures = Counter(r for r in results if isinstance(r, str))
+        await self._welcomes(started + timeout)
+        welcome_times = [c.welcomed_at - started for c in self.clients if c.welcomed.is_set()]
+        return {
+            "times": times,
+            "failures": dict(failures),
+            "welcomed": len(welcome_times),
+            "welcome_times": welcome_times,
+        }
+
+    async def _welcomes(self, deadline: float) -> None:
+        """Wait until every open connection has its first frame, until none has come for
+        :data:`WELCOME_WAIT` seconds, or until ``deadline`` (perf_counter)."""
         waits = [c.welcomed.wait() for c in self.clients]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits), WELCOME_WAIT)
-        welcomed = sum(c.welcomed.is_set() for c in self.clients)
-        return {"times": times, "failures": dict(failures), "welcomed": welcomed}
+        everyone = asyncio.ensure_future(asyncio.gather(*waits))
+        try:
+            while not everyone.done():
+                count = sum(c.welcomed.is_set() for c in self.clients)
+                left = deadline - time.perf_counter()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(everyone), min(WELCOME_WAIT, left))
+                if left <= WELCOME_WAIT or sum(c.welcomed.is_set() for c in self.clients) == count:
+                    return
+        finally:
+            everyone.cancel()
 
     async def _open(self, spec: ClientSpec, token: str | None, timeout: float) -> float | str:
         headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -158,8 +183,10 @@ class Worker:
         ws = client.ws
         try:
             data = await ws.recv()
+            client.welcomed_at = time.perf_counter()
             client.welcomed.set()  # a welcome, or whatever a server sends first
             while True:
+                self.frames += 1
                 t = self.last_frame = now()
                 m = search(data) if isinstance(data, str) and peek(data) == "message" else None
                 if m is None:
@@ -204,15 +231,16 @@ class Worker:
             counters[f"other:{frames.type_name(frame)}"] += 1
         return None
 
-    async def quiet(self, period: float, timeout: float) -> float:
+    async def quiet(self, period: float, timeout: float) -> dict[str, float]:
         """Wait until no frame has arrived for ``period`` seconds (the server finished what
-        connecting set off, e.g. presence), at most ``timeout``; return the seconds waited."""
+        connecting set off, e.g. presence), at most ``timeout``; return the seconds waited
+        and the frames received since the connections opened."""
         started = time.time()
         while time.time() - started < timeout:
             if time.time() - self.last_frame >= period:
                 break
             await asyncio.sleep(period / 5)
-        return time.time() - started
+        return {"waited": time.time() - started, "frames": self.frames}
 
     # ------------------------------------------------------------------ one step
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from chatctl.client.core import Pending, Resume
 from chatctl.client.frames import Pong, Unknown, UserList
-from chatctl.protocol import Ack, ErrorFrame, Message, Presence, Welcome
+from chatctl.protocol import Ack, ErrorFrame, Message, Presence, PresenceBatch, Welcome
 
 
 class State(enum.Enum):
@@ -132,6 +132,8 @@ class TokenExpired:
 StateEvent = Connecting | Reconnecting | Connected | Disconnected | Closed
 OutboxEvent = Acked | Deferred | Rejected
 #: ``Ack`` and ``ErrorFrame`` arrive bare only when they are about no message in the outbox.
-FrameEvent = Message | Presence | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
+FrameEvent = (
+    Message | Presence | PresenceBatch | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
+)
 TokenEvent = TokenRenewed | TokenProblem | TokenExpired
 Event = StateEvent | OutboxEvent | FrameEvent | TokenEvent

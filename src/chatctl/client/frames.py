@@ -4,10 +4,11 @@ what the server sends.
 :func:`parse` decodes a frame once (``protocol.parse_server_frame``) and returns a typed
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
-:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.Refreshed`, or
-:class:`UserList`, :class:`Pong`, :class:`Unknown` for the answers and types the protocol
-module has no class for. A frame that is not a JSON object with a string ``type``, or whose
-fields have the wrong types, raises :class:`~chatctl.protocol.ProtocolError`.
+:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.PresenceBatch`,
+:class:`~chatctl.protocol.Refreshed`, or :class:`UserList`, :class:`Pong`, :class:`Unknown` for
+the answers and types the protocol module has no class for. A frame that is not a JSON object
+with a string ``type``, or whose fields have the wrong types, raises
+:class:`~chatctl.protocol.ProtocolError`.
 
 :func:`peek_type` finds a frame's ``type`` without decoding the rest of it when ``type`` is
 the first key (as the chatctl server writes it), so a client can skip what it does not need
@@ -28,6 +29,7 @@ from chatctl.protocol import (
     ErrorFrame,
     Message,
     Presence,
+    PresenceBatch,
     ProtocolError,
     Refreshed,
     Welcome,
@@ -58,7 +60,16 @@ class Unknown:
 
 
 ServerFrame = (
-    Welcome | Message | Ack | ErrorFrame | Presence | Refreshed | UserList | Pong | Unknown
+    Welcome
+    | Message
+    | Ack
+    | ErrorFrame
+    | Presence
+    | PresenceBatch
+    | Refreshed
+    | UserList
+    | Pong
+    | Unknown
 )
 
 _TYPE_NAMES: dict[type, str] = {
@@ -67,6 +78,7 @@ _TYPE_NAMES: dict[type, str] = {
     Ack: "ack",
     ErrorFrame: "error",
     Presence: "presence",
+    PresenceBatch: "presence_batch",
     Refreshed: "refreshed",
     UserList: "who",
     Pong: "pong",
@@ -115,6 +127,13 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             if event not in ("join", "leave"):
                 raise ValueError(f"unknown presence event {event!r}")
             return Presence(str(obj["room"]), str(obj["user"]), event, float(obj["ts"]))
+        if ftype == "presence_batch":
+            return PresenceBatch(
+                str(obj["room"]),
+                tuple(str(u) for u in _list(obj, "joins")),
+                tuple(str(u) for u in _list(obj, "leaves")),
+                float(obj["ts"]),
+            )
         if ftype == "welcome":
             return _welcome(obj)
         if ftype == "who":
@@ -160,6 +179,7 @@ def _error(obj: dict[str, Any]) -> ErrorFrame:
 def _welcome(obj: dict[str, Any]) -> Welcome:
     limits = obj.get("limits")
     since, recovered = obj.get("since"), obj.get("recovered")
+    count = obj.get("user_count")
     return Welcome(
         user=str(obj.get("user") or ""),
         room=str(obj.get("room", "")),
@@ -175,4 +195,5 @@ def _welcome(obj: dict[str, Any]) -> Welcome:
         recovered=recovered if isinstance(recovered, bool) else None,
         server=str(obj.get("server", "")),
         limits=limits if isinstance(limits, dict) else None,
+        user_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
     )

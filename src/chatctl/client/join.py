@@ -28,7 +28,7 @@ from chatctl.client.events import (
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.protocol import Message, Presence
+from chatctl.protocol import Message, Presence, PresenceBatch
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,9 @@ class ScriptJoin:
                 if isinstance(event, Message | Presence):
                     if self.emit(event):
                         return
+                elif isinstance(event, PresenceBatch):  # printed as the changes it carries
+                    for presence in event.presences():
+                        self.emit(presence)
                 elif isinstance(event, Connected):
                     resume = event.resume
                     if resume.reconnect:

@@ -98,7 +98,7 @@ class Sender:
             history=0,
             presence=False,
             connect_timeout=opts.timeout or None,
-            skip=("message", "presence"),
+            skip=("message", "presence", "presence_batch"),
             outbox=self.outbox,
             wait_for_token=False,  # a token refused at a reconnect ends the run: status 3
         )

@@ -100,7 +100,7 @@ class RoomStream:
     Iterate it once, inside ``async with`` (which closes the connection however the loop
     ends). :meth:`send`, :meth:`add`/:meth:`write` and :meth:`request` may be called from
     other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room);
-    ``skip`` names frame types to drop unread (``{"message", "presence"}`` for a sender).
+    ``skip`` names frame types to drop unread (``message`` and presence for a sender).
     ``wait_for_token``: when the server refuses the token at a reconnect, wait for the source
     to hold a new one (:class:`TokenExpired`) instead of raising the AuthError (the first
     connection's refusal is always raised: a wrong token should fail fast).

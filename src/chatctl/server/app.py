@@ -75,6 +75,8 @@ class ChatServer:
         )
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
+        #: one bound method for every Membership (not one per connection)
+        self._forget = self._forget_member
         self._conn_ids = itertools.count(1)
         self._ws: Server | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -277,7 +279,7 @@ class ChatServer:
                 retry = (("Retry-After", "5"),)
             return plain_response(refusal.status, refusal.reason + "\n", headers=retry)
         self._members[conn] = Membership(
-            conn, adm, hub=self.hub, broker=self.broker, limits=self.limits
+            conn, adm, hub=self.hub, broker=self.broker, limits=self.limits, forget=self._forget
         )
         return None
 
@@ -291,7 +293,7 @@ class ChatServer:
             del self._members[conn]
             member.release()
             return None
-        wire.on_lost(conn, member.release)
+        wire.on_lost(conn, member.lost)
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
             await member.attach()
@@ -307,13 +309,12 @@ class ChatServer:
                 exc,
             )
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
-        wire.on_lost(conn, lambda: self._forget(conn))
         return None
 
-    def _forget(self, conn: ServerConnection) -> None:
-        """The connection died before its handler ran: end its membership here."""
-        member = self._members.pop(conn, None)
-        if member is not None:
+    def _forget_member(self, member: Membership) -> None:
+        """The connection is gone: if its handler never ran (it died right after the 101),
+        its membership ends here."""
+        if self._members.pop(member.conn, None) is not None:
             task = asyncio.ensure_future(member.end())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

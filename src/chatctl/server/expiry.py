@@ -41,6 +41,9 @@ MIN_REFRESH_INTERVAL = 1.0
 class TokenExpiry:
     """The timer that closes one connection when its token expires."""
 
+    # one per connection, for its whole life: no __dict__
+    __slots__ = ("_last_refresh", "_timer", "conn", "counters", "exp", "label", "leeway", "user")
+
     def __init__(
         self,
         conn: ServerConnection,

@@ -28,9 +28,10 @@ from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since,
 WS_PREFIX = "/ws/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
-    """What an accepted handshake asked for."""
+    """What an accepted handshake asked for (kept for the life of the connection: the token's
+    claims without its whole decoded payload)."""
 
     claims: Claims
     room: str
@@ -104,7 +105,8 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
-    return Admission(claims, room, since, epoch, history, presence=presence != "0")
+    slim = Claims(claims.user, claims.rooms, claims.exp, {})
+    return Admission(slim, room, since, epoch, history, presence=presence != "0")
 
 
 def _last(query: dict[str, list[str]], name: str) -> str | None:

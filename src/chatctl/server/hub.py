@@ -10,6 +10,15 @@ Fan-out writes each frame, encoded once, to every member without awaiting anyone
 (:func:`chatctl.server.wire.broadcast`): a slow or stalled client never delays the others.
 A member whose pending output passes ``max_pending`` bytes is disconnected with close code
 4008 (slow consumer).
+
+Presence is throttled per room: a change in a room that had none for a tick goes out at
+once, as a ``presence`` frame; the changes that come within the next tick are coalesced into
+one frame (``presence_batch`` when there are several) sent when it ends, or before the
+room's next message if that comes first (presence is never reordered with messages: a
+user's join still comes before their first message). The tick grows with
+the room (:func:`presence_tick`), so presence costs a room at most about
+``1 / PRESENCE_TICK_PER_MEMBER`` deliveries per second whatever its size, and a join storm of
+N users O(N) frames in all instead of N per join.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.server import ServerConnection
 
 from chatctl.broker.base import Broker, Reset
-from chatctl.protocol import CloseCode, Message, Presence
+from chatctl.protocol import CloseCode, Message, Presence, PresenceBatch, PresenceEvent
 from chatctl.server import wire
 from chatctl.server.metrics import Counters
 
@@ -33,14 +42,36 @@ log = logging.getLogger("chatctl.server")
 #: aborted (see :func:`chatctl.server.wire.close_now`).
 CLOSE_GRACE = 2.0
 
+#: Shortest presence tick: at most one presence frame per room per tick (a quiet room's first
+#: change goes out at once and opens a tick).
+PRESENCE_TICK = 0.1
+#: Seconds of presence tick per member of the room (0.5 ms: 1 s for 2,000 members)...
+PRESENCE_TICK_PER_MEMBER = 0.0005
+#: ...up to this many seconds.
+MAX_PRESENCE_TICK = 2.0
+
+Event = Message | Presence | PresenceBatch
+
+
+def presence_tick(members: int) -> float:
+    """Seconds between two presence frames of a room of ``members`` local connections."""
+    return min(MAX_PRESENCE_TICK, max(PRESENCE_TICK, members * PRESENCE_TICK_PER_MEMBER))
+
 
 @dataclass(eq=False)
 class RoomMembers:
     name: str
     ready: set[ServerConnection] = field(default_factory=set)
     #: connections whose welcome is not written yet -> the events they must still get
-    waiting: dict[ServerConnection, list[Message | Presence]] = field(default_factory=dict)
+    waiting: dict[ServerConnection, list[Event]] = field(default_factory=dict)
     last_id: int = 0
+    #: presence changes of the current tick not sent yet: user -> its net change
+    presence: dict[str, PresenceEvent] = field(default_factory=dict)
+    presence_ts: float = 0.0
+    #: ends the current presence tick; None when no tick is running
+    presence_timer: asyncio.TimerHandle | None = None
+    #: connections made ready during the current tick -> their user
+    fresh: dict[ServerConnection, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ready) + len(self.waiting)
@@ -82,13 +113,16 @@ class Hub:
         written: flush what came since, minus what the welcome already said."""
         members = self.rooms[room]
         for event in members.waiting.pop(conn, ()):
-            match event:
-                case Message() if event.id <= after_id:
-                    continue
-                case Presence() if event.user == user and event.event == "join":
-                    continue
-            self.write(conn, event.frame.encode())
+            if isinstance(event, Message):
+                if event.id > after_id:
+                    self.write(conn, event.frame.encode())
+            elif (news := _frame_for(user, event)) is not None:
+                self.write(conn, news.encode())
         members.ready.add(conn)
+        if members.presence_timer is not None:
+            # the presence held for this tick may hold the user's own join: see
+            # _send_held_presence
+            members.fresh[conn] = user
 
     async def detach(self, room: str, conn: ServerConnection) -> None:
         async with self._lock:
@@ -97,24 +131,87 @@ class Hub:
                 return
             members.ready.discard(conn)
             members.waiting.pop(conn, None)
+            members.fresh.pop(conn, None)
             if not members:
                 del self.rooms[room]
+                if members.presence_timer is not None:
+                    members.presence_timer.cancel()
                 await self.broker.unsubscribe(room)
 
     def _fanout(self, members: RoomMembers, event: object) -> None:
         """The broker's callback: one event of the room, whatever its type."""
         match event:
-            case Message() | Presence():
-                if self.observe_fanout is None:
-                    self._deliver(members, event)
-                    return
-                started = time.perf_counter()
-                self._deliver(members, event)
-                self.observe_fanout(time.perf_counter() - started)
+            case Presence() if members.presence_timer is not None:
+                self._hold_presence(members, event)
+            case Presence():
+                self._open_presence_tick(members)
+                self._timed_deliver(members, event)
+            case Message():
+                if members.presence:  # what happened before the message is told before it
+                    self._send_held_presence(members)
+                self._timed_deliver(members, event)
             case Reset():
                 self._reset(members, event)
             case _:  # a broker newer than this server: its clients would not know it either
                 log.warning("room %s: ignoring an unknown broker event %r", members.name, event)
+
+    def _timed_deliver(self, members: RoomMembers, event: Event) -> None:
+        if self.observe_fanout is None:
+            self._deliver(members, event)
+            return
+        started = time.perf_counter()
+        self._deliver(members, event)
+        self.observe_fanout(time.perf_counter() - started)
+
+    def _open_presence_tick(self, members: RoomMembers) -> None:
+        members.presence_timer = asyncio.get_running_loop().call_later(
+            presence_tick(len(members)), self._end_presence_tick, members
+        )
+
+    def _hold_presence(self, members: RoomMembers, event: Presence) -> None:
+        """Keep a change for the end of the tick; a user's second change within the tick
+        cancels the first (join + leave or leave + join: nothing changed for the others)."""
+        if members.presence.pop(event.user, None) is None:
+            members.presence[event.user] = event.event
+        members.presence_ts = event.ts
+
+    def _end_presence_tick(self, members: RoomMembers) -> None:
+        """Send what the tick gathered, as one frame, and open the next tick; with nothing
+        gathered, the room is quiet again and its next change goes out at once."""
+        if not members.presence or self.rooms.get(members.name) is not members:
+            members.presence_timer = None
+            members.fresh.clear()
+            return
+        self._open_presence_tick(members)
+        self._send_held_presence(members)
+
+    def _send_held_presence(self, members: RoomMembers) -> None:
+        changes, members.presence = members.presence, {}
+        event: Presence | PresenceBatch
+        if len(changes) == 1:
+            [(user, change)] = changes.items()
+            event = Presence(members.name, user, change, members.presence_ts)
+        else:
+            joins = tuple(u for u, change in changes.items() if change == "join")
+            leaves = tuple(u for u, change in changes.items() if change == "leave")
+            event = PresenceBatch(members.name, joins, leaves, members.presence_ts)
+        fresh, members.fresh = members.fresh, {}
+        own = [(conn, user) for conn, user in fresh.items() if changes.get(user) == "join"]
+        if not own:
+            self._timed_deliver(members, event)
+            return
+        # A connection welcomed during the tick must not hear of its own join: its welcome
+        # listed the user. It gets the rest of the news, the others the whole frame.
+        ready = members.ready
+        members.ready = ready.difference(conn for conn, _ in own)
+        try:
+            self._timed_deliver(members, event)
+        finally:
+            members.ready = ready
+        for conn, user in own:
+            news = _frame_for(user, event)
+            if news is not None and conn in ready:
+                self.write(conn, news.encode())
 
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
@@ -134,7 +231,7 @@ class Hub:
             reason = "room history was lost: reconnect"
             wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
 
-    def _deliver(self, members: RoomMembers, event: Message | Presence) -> None:
+    def _deliver(self, members: RoomMembers, event: Event) -> None:
         if isinstance(event, Message):
             if event.id <= members.last_id:  # a broker replay after a reconnect: never twice
                 return
@@ -174,6 +271,14 @@ class Hub:
             pending,
             self.max_pending,
         )
+
+
+def _frame_for(user: str, event: Presence | PresenceBatch) -> str | None:
+    """The frame of ``event`` minus ``user``'s own join, which the user's welcome already
+    told; None when nothing is left."""
+    if isinstance(event, Presence):
+        return None if (event.user, event.event) == (user, "join") else event.frame
+    return event.frame_without_join(user)
 
 
 def peer(conn: ServerConnection) -> str:

@@ -88,7 +88,7 @@ class Verdict(StrEnum):
     CLOSE = "close"  # sustained abuse: close with 1008
 
 
-@dataclass
+@dataclass(slots=True)
 class FrameLimiter:
     """The buckets of one connection (its user's bucket is shared with the user's others)."""
 
@@ -122,7 +122,7 @@ class ConnectionSettings:
     max_user_rooms: int = 32
 
 
-@dataclass
+@dataclass(slots=True)
 class _User:
     connections: int = 0
     rooms: Counter[str] = field(default_factory=Counter)

@@ -3,6 +3,7 @@
 ::
 
     Membership(...)   the handshake is accepted: it takes a slot under the connection limits
+    lost()            the TCP connection is gone (wire.on_lost): the slot is released
     attach()          before the 101 goes out: nothing published from now on can miss it
     join(conn_id)     the handler runs: the room hears of the user (unless ?presence=0)
     ready(after_id)   the welcome is written: live events flow, minus what it carried
@@ -15,6 +16,7 @@ once; :meth:`release` (the slot alone) is synchronous, for the connection-lost c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 
@@ -27,8 +29,30 @@ log = logging.getLogger("chatctl.server")
 
 
 class Membership:
+    __slots__ = (
+        "_attached",
+        "_broker",
+        "_forget",
+        "_hub",
+        "_joined",
+        "_limits",
+        "_slot",
+        "adm",
+        "conn",
+        "conn_id",
+        "room",
+        "user",
+    )
+
     def __init__(
-        self, conn: ServerConnection, adm: Admission, *, hub: Hub, broker: Broker, limits: Limits
+        self,
+        conn: ServerConnection,
+        adm: Admission,
+        *,
+        hub: Hub,
+        broker: Broker,
+        limits: Limits,
+        forget: Callable[[Membership], None],
     ) -> None:
         self.conn = conn
         self.adm = adm
@@ -37,6 +61,7 @@ class Membership:
         #: this node's id for the connection, set by :meth:`join`
         self.conn_id = ""
         self._hub, self._broker, self._limits = hub, broker, limits
+        self._forget = forget
         limits.acquire(self.user, self.room)
         self._slot = True
         self._attached = False
@@ -65,6 +90,12 @@ class Membership:
         if self._slot:
             self._slot = False
             self._limits.release(self.user, self.room)
+
+    def lost(self, _: object = None) -> None:
+        """The TCP connection is gone: the slot is free at once, and the server is told (if
+        the handler never ran, the server ends the membership)."""
+        self.release()
+        self._forget(self)
 
     async def end(self) -> None:
         """Undo every step taken: release the slot, leave the hub, announce the leave."""

@@ -23,6 +23,7 @@ from chatctl.auth import Claims
 from chatctl.broker.base import Broker, History
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
+    MAX_WELCOME_USERS,
     Ack,
     CloseCode,
     ErrorCode,
@@ -42,7 +43,7 @@ from chatctl.server import wire
 from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, Hub, peer
-from chatctl.server.limits import Limits, Verdict
+from chatctl.server.limits import FrameLimiter, Limits, Verdict
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 
@@ -100,36 +101,25 @@ class SessionContext:
 
 async def run_session(ctx: SessionContext, member: Membership) -> None:
     """Welcome the client, then answer its frames one at a time until it goes away."""
-    hub, broker = ctx.hub, ctx.broker
-    conn, adm, user, room = member.conn, member.adm, member.user, member.room
+    conn, adm, user = member.conn, member.adm, member.user
+    await _welcome(ctx, member)
 
-    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
-    users = await broker.users(room)
-    welcome = Welcome(
-        user=user,
-        room=room,
-        epoch=history.epoch,
-        last_id=history.last_id,
-        history=history.messages,
-        users=users,
-        since=adm.since,
-        recovered=None if adm.since is None else history.complete,
-        server=ctx.server_name,
-        limits=ctx.limits.advertised(),
-    )
-    hub.write(conn, welcome.frame().encode())
-    member.ready(history.last_id)
-    label = f"user={user} room={room} peer={peer(conn)} conn={member.conn_id}"
+    label = f"user={user} room={member.room} peer={peer(conn)} conn={member.conn_id}"
     expiry = TokenExpiry(
         conn, adm.claims, leeway=ctx.token_leeway, counters=ctx.metrics.counters, label=label
     )
     expiry.start()
 
-    limiter = ctx.limits.frame_limiter(user)
-    pipeline = _Pipeline() if getattr(broker, "pipelined", False) else None
+    # made on the first frame: an idle connection holds no buckets and no pipeline
+    limiter: FrameLimiter | None = None
+    pipeline: _Pipeline | None = None
     frames = 0
     try:
         async for data in conn:
+            if limiter is None:
+                limiter = ctx.limits.frame_limiter(user)
+                if getattr(ctx.broker, "pipelined", False):
+                    pipeline = _Pipeline()
             frames += 1
             if frames % FRAMES_PER_TURN == 0:
                 # recv() does not yield while frames are queued, and one TCP read can queue
@@ -149,6 +139,31 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
         expiry.cancel()
         if pipeline is not None:
             await pipeline.drain()
+
+
+async def _welcome(ctx: SessionContext, member: Membership) -> None:
+    """Write the welcome and let live events flow.
+
+    A function of its own so that the history and the user list it carried are garbage
+    once it is written, not locals of the receive loop for the life of the connection."""
+    adm = member.adm
+    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
+    users = await ctx.broker.users(member.room)
+    welcome = Welcome(
+        user=member.user,
+        room=member.room,
+        epoch=history.epoch,
+        last_id=history.last_id,
+        history=history.messages,
+        users=users[:MAX_WELCOME_USERS],
+        since=adm.since,
+        recovered=None if adm.since is None else history.complete,
+        server=ctx.server_name,
+        limits=ctx.limits.advertised(),
+        user_count=len(users),
+    )
+    ctx.hub.write(member.conn, welcome.frame().encode())
+    member.ready(history.last_id)
 
 
 async def _handle(

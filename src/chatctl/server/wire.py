@@ -121,7 +121,9 @@ def abort(conn: ServerConnection) -> None:
     conn.transport.abort()
 
 
-def on_lost(conn: ServerConnection, callback: Callable[[], None]) -> None:
-    """Call ``callback`` once the TCP connection is gone, however it ended (also when the
-    connection handler never runs, e.g. a client that leaves right after the 101)."""
-    conn.connection_lost_waiter.add_done_callback(lambda _: callback())
+def on_lost(conn: ServerConnection, callback: Callable[[object], None]) -> None:
+    """Call ``callback`` (with an argument to ignore) once the TCP connection is gone, however
+    it ended (also when the connection handler never runs, e.g. a client that leaves right
+    after the 101). Pass a bound method rather than a lambda: it lives as long as the
+    connection."""
+    conn.connection_lost_waiter.add_done_callback(callback)

@@ -37,7 +37,7 @@ from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.config import state_dir
 from chatctl.errors import ConfigError
-from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, Who
+from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, PresenceBatch, Who
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.keys import create_key_bindings
@@ -205,9 +205,11 @@ class ChatUI:
     def _event(self, stream: RoomStream, event: Event) -> None:
         if isinstance(event, Message):
             self._message(event, live=True)
-        elif isinstance(event, Presence):
-            if event.user != self.me:  # our own arrival: the "joined" line already said it
-                self._presence(event.user, event.event, event.ts)
+        elif isinstance(event, Presence | PresenceBatch):
+            changes = event.presences() if isinstance(event, PresenceBatch) else [event]
+            for change in changes:
+                if change.user != self.me:  # our own arrival: the "joined" line already said it
+                    self._presence(change.user, change.event, change.ts)
         elif isinstance(event, UserList):
             self.present = set(event.users)
             self.info(f"users in {self.room} ({len(event.users)}): {' '.join(event.users)}")
@@ -253,10 +255,12 @@ class ChatUI:
         for m in resume.new_history:
             self._message(m, live=False)
         if not resume.reconnect:
-            users = sorted(self.present)
+            users, count = sorted(self.present), welcome.total_users
+            listed = ", ".join(users)
+            if count > len(users):  # a big room: the welcome lists only the first names
+                listed += f" and {count - len(users)} more (/who lists all)"
             self.info(
-                f"joined {stream.room} as {self.me}; {len(users)} here: {', '.join(users)}"
-                " (/help lists commands)"
+                f"joined {stream.room} as {self.me}; {count} here: {listed} (/help lists commands)"
             )
 
     def _presence(self, user: str, event: str, ts: Any) -> None:

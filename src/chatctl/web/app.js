@@ -22,6 +22,7 @@ class Room {
     this.lastId = 0;
     this.epoch = null;
     this.users = [];
+    this.unlisted = 0; // users the welcome counted but did not list (/who lists them)
     this.lastDay = null;
     this.box = el("div", "room");
     this.log = el("ol", "log");
@@ -102,7 +103,8 @@ function renderUsers() {
     if (u === state.me) li.classList.add("me");
     list.append(li);
   }
-  $("count").textContent = room.users.length ? "(" + room.users.length + ")" : "";
+  const count = room.users.length + (room.unlisted || 0);
+  $("count").textContent = count ? "(" + count + ")" : "";
 }
 
 function renderRooms() {
@@ -257,8 +259,13 @@ function onFrame(room, f) {
       return onError(room, f);
     case "presence":
       return onPresence(room, f);
+    case "presence_batch": // several changes of one presence tick (docs/protocol.md)
+      for (const user of f.leaves || []) onPresence(room, { event: "leave", user, ts: f.ts });
+      for (const user of f.joins || []) onPresence(room, { event: "join", user, ts: f.ts });
+      return undefined;
     case "who":
       room.users = f.users || [];
+      room.unlisted = 0;
       renderUsers();
       notice(room, "here: " + room.users.join(", "));
       return undefined;
@@ -280,6 +287,8 @@ function onWelcome(room, f) {
   for (const m of f.history || []) onMessage(room, m);
   room.lastId = Math.max(room.lastId, f.last_id || 0);
   room.users = f.users || [];
+  // a big room's welcome lists the first users only: user_count says how many there are
+  room.unlisted = Math.max(0, (f.user_count || 0) - room.users.length);
   renderUsers();
   setStatus("online", "connected as " + f.user);
   $("input").placeholder = "Message #" + room.name;
@@ -317,7 +326,7 @@ function onPresence(room, f) {
     users.add(f.user);
     line(room, el("li", "event", "\u2192 " + f.user + " joined"));
   } else if (f.event === "leave") {
-    users.delete(f.user);
+    if (!users.delete(f.user) && room.unlisted > 0) room.unlisted -= 1;
     line(room, el("li", "event", "\u2190 " + f.user + " left"));
   }
   room.users = [...users].sort();
