@@ -15,7 +15,7 @@ from chatctl.auth import Verifier
 from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
-from chatctl.log import setup_logging
+from chatctl.log import LogFormat, LogLevel, setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, RateSettings
@@ -52,8 +52,8 @@ class ServeOptions:
     #: 0 turns keepalive pings off (the server's ``None``)
     ping_interval: float = _SERVER.ping_interval or 0.0
     compression: bool = _SERVER.compression
-    log_level: str = "info"
-    log_format: str = "text"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()

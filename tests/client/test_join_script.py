@@ -143,3 +143,13 @@ async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None
     await post(server.port, "ops", "bob", "one more")  # the next write finds no reader
     assert await asyncio.wait_for(proc.wait(), 10) == 0
     assert await proc.stderr.read() == b""
+
+
+async def test_room_may_be_written_with_a_hash(server: ChatServer) -> None:
+    """``chatctl join '#ops'`` as ``/join #ops`` (item 8 of issue 15): the room is ops."""
+    await post(server.port, "ops", "bob", "hash")
+    res = await arun_cli("join", "#ops", "--once", env=client_env(server.port))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith(" bob: hash\n")
+    bad = await arun_cli("join", "#", "--once", env=client_env(server.port))
+    assert bad.returncode == 2 and "invalid room name '#'" in bad.stderr

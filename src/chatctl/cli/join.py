@@ -86,7 +86,7 @@ def join(
     """Join ROOM: an interactive chat on a terminal, one line per event in a pipe."""
     from chatctl.client.settings import check_room
 
-    check_room(room)
+    room = check_room(room)
     settings = client_settings(server, token, token_file, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
