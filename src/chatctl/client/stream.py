@@ -51,6 +51,7 @@ from chatctl.client.core import (
     Retryable,
     RoomClient,
     close_reason,
+    describe_close,
 )
 from chatctl.client.events import (
     Acked,
@@ -256,7 +257,7 @@ class RoomStream:
                         event = self._on_frame(data)
                         if event is not None:
                             yield event
-                    reason = f"connection closed ({ws.close_code})"
+                    reason = describe_close(ws.close_code, ws.close_reason or "")
                 except ConnectionClosed as exc:
                     reason = close_reason(exc)
             finally:

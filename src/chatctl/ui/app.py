@@ -1,10 +1,18 @@
 """The interactive ``chatctl join`` on a terminal.
 
-Two tasks share the terminal: the network task prints incoming events, the input task awaits
+Two tasks share the terminal: the network task shows the events of the room's
+:class:`~chatctl.client.stream.RoomStream`, the input task awaits
 ``PromptSession.prompt_async()``. Both run inside ``patch_stdout(raw=True)``, so printed lines
 (ANSI strings rendered by :mod:`chatctl.ui.render`) go above the input line, which is then
-redrawn intact. prompt-toolkit restores the terminal on every way out, SIGTERM and SIGHUP
-included (they end the session like /quit).
+redrawn intact. Under it, the status line (:mod:`chatctl.ui.toolbar`) shows the room, its
+users, the connection and unread mentions: connection attempts change it instead of printing
+lines. A line sent is erased from the input (``erase_when_done``): the server's copy is the
+one shown. prompt-toolkit restores the terminal on every way out, SIGTERM and SIGHUP included
+(they end the session like /quit).
+
+With ``TERM=dumb`` there is no cursor movement to put lines above the input: each line starts
+a line of its own and the prompt, with what was typed, is written again after it
+(:meth:`ChatUI.write`); there is no status line, so connection changes are printed.
 """
 
 from __future__ import annotations
@@ -20,19 +28,31 @@ from typing import Any, TypeVar
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.utils import is_dumb_terminal
 
-from chatctl.client.events import Connected, Disconnected, Event, Reconnecting, Rejected
+from chatctl.client.events import (
+    Acked,
+    Connected,
+    Connecting,
+    Disconnected,
+    Event,
+    Reconnecting,
+    Rejected,
+)
 from chatctl.client.frames import UserList
 from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.config import state_dir
-from chatctl.errors import ConfigError
+from chatctl.errors import AuthError, ConfigError, UsageError
 from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, Who
+from chatctl.recent import recent_rooms
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.keys import create_key_bindings
-from chatctl.ui.render import Renderer, want_color
+from chatctl.ui.render import Renderer, color_mode
+from chatctl.ui.style import create_style
+from chatctl.ui.toolbar import Link, Status, create_toolbar
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -70,52 +90,109 @@ class ChatUI:
         *,
         since: int | None = None,
         history: int | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
+        """``connect_timeout``: seconds the first connection may take before the session
+        ends with :class:`~chatctl.errors.ConnectError` (None: retry for ever); once
+        connected, the client reconnects for as long as it runs."""
         config: dict[str, Any] = dict(settings.config.get("join", {}))
         self.settings = settings
         self.room = room
         self.bell = _setting(config, "bell", bool, True)
         self.history = history if history is not None else _setting(config, "history", int, None)
-        self.stream = self._stream(room, since)
+        self.stream = self._stream(room, since, connect_timeout)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         self.active: OrderedDict[str, None] = OrderedDict()
+        self.status = Status(room)
+        self.dumb = is_dumb_terminal()
         colors = _setting(config, "colors", dict, {})
         _setting(config, "color", bool, True)
+        mode = color_mode(config)
         self.renderer = Renderer(
             me=self.me,
-            color=want_color(config),
+            color=mode == "color",
+            emphasis=mode == "mono",
             colors={str(k): str(v) for k, v in colors.items()},
             timestamp=_setting(config, "timestamp", str, "%H:%M:%S"),
+            width=None if self.dumb else self._columns,
         )
         self.completer = ChatCompleter(
             commands.completion_table(),
             self.user_names,
-            {"/bell": lambda: ["on", "off"], "/help": lambda: [c.name for c in commands.COMMANDS]},
+            {
+                "/bell": lambda: ["on", "off"],
+                "/help": lambda: [c.name for c in commands.COMMANDS],
+                "/join": lambda: [r for r in recent_rooms() if r != self.room],
+            },
         )
         self.session: PromptSession[str] = PromptSession(
             message=self._prompt,
             completer=self.completer,
             complete_while_typing=False,
-            key_bindings=create_key_bindings(),
+            key_bindings=create_key_bindings(on_paste=self._on_paste),
             history=input_history(),
             enable_suspend=True,
+            erase_when_done=True,
+            bottom_toolbar=None if self.dumb else create_toolbar(self._status),
+            style=create_style(),
         )
         self._joins: dict[str, asyncio.TimerHandle] = {}
         self._day: str | None = None
+        self._pasted_newline = False
+        self._clear_pending = False
+        self._prompting = False
+        self._dumb_prompt_shown = False
+        self._ticker: asyncio.TimerHandle | None = None
         self.stop = asyncio.Event()
 
     def _prompt(self) -> str:
-        return f"[{self.room}] " if self.stream.connected else f"[{self.room} offline] "
+        return f"[{self.room}] "
 
-    def _stream(self, room: str, since: int | None) -> RoomStream:
-        return RoomStream(self.settings, room, since=since, history=self.history)
+    def _stream(self, room: str, since: int | None, timeout: float | None) -> RoomStream:
+        return RoomStream(
+            self.settings, room, since=since, history=self.history, connect_timeout=timeout
+        )
+
+    def _status(self) -> Status:
+        status = self.status
+        status.room, status.users, status.queued = (
+            self.room,
+            len(self.present),
+            len(self.stream.outbox),
+        )
+        return status
+
+    def _columns(self) -> int:
+        return self.session.app.output.get_size().columns
 
     # ------------------------------------------------------------------ output
 
     def write(self, line: str) -> None:
+        if self.dumb and self._prompting:
+            self._write_dumb(line)
+            return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+
+    def _write_dumb(self, line: str) -> None:
+        """On a dumb terminal the prompt holds the cursor: end its line, write ``line``, and
+        write the prompt and the text typed so far again (once for a burst of lines)."""
+        out = sys.__stdout__
+        assert out is not None
+        if self._dumb_prompt_shown:
+            out.write("\n")
+            self._dumb_prompt_shown = False
+            asyncio.get_running_loop().call_soon(self._dumb_reprompt)
+        out.write(line + "\n")
+        out.flush()
+
+    def _dumb_reprompt(self) -> None:
+        out = sys.__stdout__
+        if self._prompting and not self._dumb_prompt_shown and out is not None:
+            out.write(self._prompt() + self.session.default_buffer.text)
+            out.flush()
+            self._dumb_prompt_shown = True
 
     def info(self, text: str) -> None:
         self.write(self.renderer.system(text))
@@ -124,7 +201,10 @@ class ChatUI:
         self.write(self.renderer.system(text, error=True))
 
     def clear(self) -> None:
-        self.session.app.renderer.clear()
+        """Clear the screen when the next prompt is running: clearing asks the terminal where
+        the cursor is, and the answer must be read by prompt-toolkit, not echoed by a tty in
+        cooked mode between two prompts (``^[[1;1R``)."""
+        self._clear_pending = True
 
     def user_names(self) -> list[str]:
         recent = [u for u in reversed(self.active) if u != self.me]
@@ -137,14 +217,32 @@ class ChatUI:
         if len(self.active) > MAX_KNOWN_USERS:
             self.active.popitem(last=False)
 
+    def _refresh(self) -> None:
+        self.session.app.invalidate()
+
     # ------------------------------------------------------------------ input side
+
+    def _on_paste(self, text: str) -> None:
+        self._pasted_newline = self._pasted_newline or "\n" in text
+
+    def _pre_run(self) -> None:
+        if self._clear_pending:
+            self._clear_pending = False
+            # after the prompt has put the terminal in raw mode (pre_run comes before that)
+            asyncio.get_running_loop().call_soon(self._clear_now)
+
+    def _clear_now(self) -> None:
+        self.session.app.renderer.clear()
+        self._refresh()
 
     async def send_text(self, text: str, kind: MessageKind = "text") -> None:
         if not text.strip():
             return
-        if not self.stream.connected:
+        self.status.mentions = 0  # you answered: the mentions are read
+        if not self.stream.connected and self.dumb:
             self.info("not connected: the message will be sent when the connection is back")
         await self.stream.send(text, kind)
+        self._refresh()
 
     async def request_who(self) -> None:
         if not await self.stream.request(Who()):
@@ -158,14 +256,16 @@ class ChatUI:
         if old.outbox:
             self.error(f"{len(old.outbox)} unsent messages to {self.room} dropped")
         self.room = room
-        self.stream = self._stream(room, None)
+        self.stream = self._stream(room, None, None)
         self.present.clear()
+        self.status = Status(room)
+        self._refresh()
         await old.close()
 
     async def confirm_paste(self, text: str) -> bool:
         lines = text.count("\n") + 1
         try:
-            answer = await PromptSession[str]().prompt_async(
+            answer = await PromptSession[str](erase_when_done=True).prompt_async(
                 f"send this {lines}-line text as one message? [y/N] "
             )
         except (EOFError, KeyboardInterrupt):
@@ -173,8 +273,8 @@ class ChatUI:
         return answer.strip().lower() in ("y", "yes")
 
     async def handle_line(self, line: str) -> bool:
-        multiline = "\n" in line.strip() and not line.startswith("/")
-        if multiline and not await self.confirm_paste(line):
+        pasted = self._pasted_newline and "\n" in line.strip() and not line.startswith("/")
+        if pasted and not await self.confirm_paste(line):
             self.info("not sent (edit it with Up)")
             return True
         return await commands.dispatch(self, line)
@@ -182,14 +282,25 @@ class ChatUI:
     # ------------------------------------------------------------------ network side
 
     async def network(self) -> None:
-        """Show the stream's events; after a /join, go on with the new room's stream."""
+        """Show the stream's events; after a /join, go on with the new room's stream (or
+        back to the previous room when the new one is refused)."""
+        previous: str | None = None
         while True:
             stream = self.stream
-            async with stream:
-                async for event in stream:
-                    self._event(stream, event)
+            try:
+                async with stream:
+                    async for event in stream:
+                        self._event(stream, event)
+            except (AuthError, UsageError) as exc:
+                if previous is None or self.stream is not stream:
+                    raise
+                self.error(f"cannot join {stream.room}: {exc}")
+                self.room, previous = previous, None
+                self.stream = self._stream(self.room, None, None)
+                continue
             if self.stream is stream:
                 return
+            previous = stream.room
 
     def _event(self, stream: RoomStream, event: Event) -> None:
         if isinstance(event, Message):
@@ -205,16 +316,37 @@ class ChatUI:
         elif isinstance(event, ErrorFrame):
             self.error(f"server: {event.reason}")
         elif isinstance(event, Connected):
-            self.session.app.invalidate()
+            stream.connect_timeout = None  # connected once: reconnect for as long as it runs
+            self._link(Link.CONNECTED)
             self._welcome(stream, event)
+        elif isinstance(event, Connecting):
+            self._link(Link.CONNECTING)
         elif isinstance(event, Reconnecting):
-            self.error(
-                f"cannot connect to {stream.display_url}: {event.reason}; "
-                f"retrying in {event.delay:.1f} s"
-            )
+            self.status.retry_at = time.monotonic() + event.delay
+            self._link(Link.RECONNECTING, event.reason)
         elif isinstance(event, Disconnected):
-            self.session.app.invalidate()
-            self.error(f"{event.reason}; reconnecting")
+            self._link(Link.OFFLINE, event.reason)
+            if self.dumb:
+                self.error(f"{event.reason}; reconnecting")
+        if isinstance(event, Acked | Rejected):
+            self._refresh()  # the queued count
+
+    def _link(self, link: Link, reason: str | None = None) -> None:
+        """Show a connection state on the status line; while waiting to reconnect, count the
+        seconds down."""
+        self.status.link = link
+        if reason is not None or link is Link.CONNECTED:
+            self.status.reason = reason or ""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if link is Link.RECONNECTING:
+            self._tick()
+        self._refresh()
+
+    def _tick(self) -> None:
+        self._refresh()
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
 
     def _welcome(self, stream: RoomStream, event: Connected) -> None:
         welcome, resume = event.welcome, event.resume
@@ -240,6 +372,7 @@ class ChatUI:
         room = self.room
         if event == "join":
             self.present.add(user)
+            self._refresh()
             if user in self._joins:
                 return
             line = self.renderer.system(f"{user} joined {room}", ts=ts)
@@ -248,6 +381,7 @@ class ChatUI:
             )
             return
         self.present.discard(user)
+        self._refresh()
         pending = self._joins.pop(user, None)
         if pending is not None:
             pending.cancel()
@@ -263,9 +397,12 @@ class ChatUI:
         self._day_marker(message.ts)
         line, mention = self.renderer.message(message)
         self.write(line)
-        if mention and live and self.bell:
-            sys.stdout.write("\a")
-            sys.stdout.flush()
+        if mention and live:
+            self.status.mentions += 1
+            self._refresh()
+            if self.bell:
+                sys.stdout.write("\a")
+                sys.stdout.flush()
 
     def _day_marker(self, ts: Any) -> None:
         """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
@@ -290,8 +427,11 @@ class ChatUI:
             stop = asyncio.create_task(self.stop.wait())
             try:
                 while True:
-                    prompt = asyncio.create_task(self.session.prompt_async())
+                    self._prompting, self._pasted_newline = True, False
+                    self._dumb_prompt_shown = self.dumb  # the dumb prompt writes itself first
+                    prompt = asyncio.create_task(self.session.prompt_async(pre_run=self._pre_run))
                     await asyncio.wait({prompt, net, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    self._prompting = False
                     if not prompt.done():
                         prompt.cancel()
                         with contextlib.suppress(asyncio.CancelledError, EOFError):
@@ -306,6 +446,8 @@ class ChatUI:
                     if not await self.handle_line(line):
                         return
             finally:
+                if self._ticker is not None:
+                    self._ticker.cancel()
                 for task in (net, stop):
                     task.cancel()
                 await asyncio.gather(net, stop, return_exceptions=True)
@@ -314,9 +456,15 @@ class ChatUI:
 
 
 def run_interactive(
-    settings: ClientSettings, room: str, *, since: int | None = None, history: int | None = None
+    settings: ClientSettings,
+    room: str,
+    *,
+    since: int | None = None,
+    history: int | None = None,
+    connect_timeout: float | None = None,
 ) -> None:
     async def main() -> None:
-        await ChatUI(settings, room, since=since, history=history).run()
+        ui = ChatUI(settings, room, since=since, history=history, connect_timeout=connect_timeout)
+        await ui.run()
 
     asyncio.run(main())
