@@ -227,3 +227,23 @@ def test_an_unreachable_server_at_first_is_status_4(terms: list[Term]) -> None:
     assert term.exit_status() == 4
     assert f"chatctl: cannot connect to ws://127.0.0.1:{port}/ws/s10" in term.text()
     assert "Traceback" not in term.output()
+
+
+def test_a_resize_leaves_one_input_line_and_the_status_line_at_the_bottom(
+    srv: ServeProcess, terms: list[Term]
+) -> None:
+    """Item 9 (in part): shrinking and growing the terminal redraws the input line and the
+    status line once, with the text typed so far; no copy of the prompt is left behind. (The
+    emulator does not re-wrap lines on a resize, as VTE or kitty do: see docs/clients.md.)"""
+    say(srv.port, "s12", *(f"line {i}" for i in range(10)))
+    term = open_term(terms, srv.port, "s12")
+    term.wait_for("line 9")
+    term.send("typed " + "x" * 120)
+    term.wait_for("x" * 30)
+    for rows, cols in ((20, 60), (30, 100), (30, 40), (12, 100)):
+        term.resize(rows, cols)
+        term.wait_until(lambda: len(term.bottom()) > 5 and "s12" in term.bottom(), "status")
+        term.wait_until(lambda: len(term.find("[s12] typed")) == 1, "one input line")
+        assert len(term.rows()) == rows
+    term.send(CTRL_C)
+    term.quit()

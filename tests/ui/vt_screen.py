@@ -110,6 +110,27 @@ class Term:
     def send(self, keys: str) -> None:
         self.child.send(keys)
 
+    def resize(self, rows: int, cols: int) -> None:
+        """Resize the terminal as xterm and VTE do (pyte's own resize cuts rows at the top
+        and leaves the cursor where it was, off its line): a shrink drops rows below the
+        cursor first, and rows above it only as far as needed to keep it on screen, the
+        cursor moving up with its line. Then the pty is told (SIGWINCH)."""
+        with self.lock:
+            screen = self.screen
+            if rows < screen.lines:
+                above = max(0, screen.cursor.y - (rows - 1))
+                if above:
+                    y, x = screen.cursor.y, screen.cursor.x
+                    screen.cursor_position(1, 1)
+                    screen.delete_lines(above)
+                    screen.cursor.y, screen.cursor.x = y - above, x
+                for y in range(rows, screen.lines):
+                    screen.buffer.pop(y, None)
+                screen.lines = rows
+                screen.set_margins()
+            screen.resize(rows, cols)
+        self.child.setwinsize(rows, cols)
+
     def rows(self) -> list[str]:
         with self.lock:
             return [row.rstrip() for row in self.screen.display]
