@@ -100,18 +100,23 @@ async def test_expired_token_is_final(server: ChatServer) -> None:
     )
 
 
+def follow(port: int, room: str) -> subprocess.Popen[str]:
+    """``chatctl join ROOM`` in the background, its stdout and stderr piped as text."""
+    return subprocess.Popen(
+        [*CHATCTL, "join", room],
+        env=client_env(port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_restart_with_memory_broker_reports_missed_history() -> None:
     """The memory broker loses history on restart: the client resumes, is told the room's
     history is gone (not recovered), and goes on printing new messages — never stopping."""
     with serving() as srv:
         run_cli("send", "ops", "before", env=client_env(srv.port, user="bob"))
-        proc = subprocess.Popen(
-            [*CHATCTL, "join", "ops"],
-            env=client_env(srv.port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = follow(srv.port, "ops")
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().endswith(" bob: before\n")
         srv.stop()
@@ -219,13 +224,7 @@ def test_server_closing_cleanly_is_said_in_words() -> None:
     """A clean close (a server stopping: 1001) is a readable notice, not ``connection closed
     (1001)``; the client goes on reconnecting."""
     with serving() as srv:
-        proc = subprocess.Popen(
-            [*CHATCTL, "join", "ops"],
-            env=client_env(srv.port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = follow(srv.port, "ops")
         assert proc.stdout is not None and proc.stderr is not None
         run_cli("send", "ops", "hello", env=client_env(srv.port, user="bob"))
         assert proc.stdout.readline().endswith(" bob: hello\n")  # connected
