@@ -12,7 +12,7 @@ one shown. prompt-toolkit restores the terminal on every way out, SIGTERM and SI
 
 With ``TERM=dumb`` there is no cursor movement to put lines above the input: each line starts
 a line of its own and the prompt, with what was typed, is written again after it
-(:meth:`ChatUI.write`); there is no status line, so connection changes are printed.
+(:mod:`chatctl.ui.output`); there is no status line, so connection changes are printed.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections import OrderedDict
-from typing import Any, TypeVar
+from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
@@ -43,43 +41,21 @@ from chatctl.client.frames import UserList
 from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.config import state_dir
-from chatctl.errors import AuthError, ConfigError, UsageError
+from chatctl.errors import AuthError, UsageError
 from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, Who
 from chatctl.recent import recent_rooms
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
+from chatctl.ui.config import JoinConfig, input_history
 from chatctl.ui.keys import create_key_bindings
+from chatctl.ui.output import LineOutput
+from chatctl.ui.presence import QuietPresence
 from chatctl.ui.render import Renderer, color_mode
 from chatctl.ui.style import create_style
 from chatctl.ui.toolbar import Link, Status, create_toolbar
 
-T = TypeVar("T")
-D = TypeVar("D")
-
-#: Seconds a join waits before it is shown; a leave in that time hides both.
-PRESENCE_DELAY = 2.0
 #: Names remembered for completion (most recently active first).
 MAX_KNOWN_USERS = 500
-
-
-def _setting(config: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
-    """``[join] key`` from config.toml, checked to be a ``kind``."""
-    value = config.get(key, default)
-    if value is default or (isinstance(value, kind) and not (kind is int and value is True)):
-        return value
-    raise ConfigError(f"config.toml: [join] {key} must be a {kind.__name__}, not {value!r}")
-
-
-def input_history() -> History:
-    """Up/Down history in ``$XDG_STATE_HOME/chatctl/history`` (in memory if unwritable)."""
-    path = state_dir() / "history"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600, exist_ok=True)
-    except OSError:
-        return InMemoryHistory()
-    return FileHistory(str(path))
 
 
 class ChatUI:
@@ -95,26 +71,24 @@ class ChatUI:
         """``connect_timeout``: seconds the first connection may take before the session
         ends with :class:`~chatctl.errors.ConnectError` (None: retry for ever); once
         connected, the client reconnects for as long as it runs."""
-        config: dict[str, Any] = dict(settings.config.get("join", {}))
+        config = JoinConfig.from_config(settings.config)
         self.settings = settings
         self.room = room
-        self.bell = _setting(config, "bell", bool, True)
-        self.history = history if history is not None else _setting(config, "history", int, None)
+        self.bell = config.bell
+        self.history = history if history is not None else config.history
         self.stream = self._stream(room, since, connect_timeout)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         self.active: OrderedDict[str, None] = OrderedDict()
         self.status = Status(room)
         self.dumb = is_dumb_terminal()
-        colors = _setting(config, "colors", dict, {})
-        _setting(config, "color", bool, True)
-        mode = color_mode(config)
+        mode = color_mode({"color": config.color})
         self.renderer = Renderer(
             me=self.me,
             color=mode == "color",
             emphasis=mode == "mono",
-            colors={str(k): str(v) for k, v in colors.items()},
-            timestamp=_setting(config, "timestamp", str, "%H:%M:%S"),
+            colors=config.colors,
+            timestamp=config.timestamp,
             width=None if self.dumb else self._columns,
         )
         self.completer = ChatCompleter(
@@ -137,12 +111,13 @@ class ChatUI:
             bottom_toolbar=None if self.dumb else create_toolbar(self._status),
             style=create_style(),
         )
-        self._joins: dict[str, asyncio.TimerHandle] = {}
+        self.presence = QuietPresence(self.write)
         self._day: str | None = None
         self._pasted_newline = False
         self._clear_pending = False
-        self._prompting = False
-        self._dumb_prompt_shown = False
+        self.output = LineOutput(
+            dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
+        )
         self._ticker: asyncio.TimerHandle | None = None
         self.stop = asyncio.Event()
 
@@ -156,11 +131,9 @@ class ChatUI:
 
     def _status(self) -> Status:
         status = self.status
-        status.room, status.users, status.queued = (
-            self.room,
-            len(self.present),
-            len(self.stream.outbox),
-        )
+        status.room = self.room
+        status.users = len(self.present)
+        status.queued = len(self.stream.outbox)
         return status
 
     def _columns(self) -> int:
@@ -169,30 +142,7 @@ class ChatUI:
     # ------------------------------------------------------------------ output
 
     def write(self, line: str) -> None:
-        if self.dumb and self._prompting:
-            self._write_dumb(line)
-            return
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    def _write_dumb(self, line: str) -> None:
-        """On a dumb terminal the prompt holds the cursor: end its line, write ``line``, and
-        write the prompt and the text typed so far again (once for a burst of lines)."""
-        out = sys.__stdout__
-        assert out is not None
-        if self._dumb_prompt_shown:
-            out.write("\n")
-            self._dumb_prompt_shown = False
-            asyncio.get_running_loop().call_soon(self._dumb_reprompt)
-        out.write(line + "\n")
-        out.flush()
-
-    def _dumb_reprompt(self) -> None:
-        out = sys.__stdout__
-        if self._prompting and not self._dumb_prompt_shown and out is not None:
-            out.write(self._prompt() + self.session.default_buffer.text)
-            out.flush()
-            self._dumb_prompt_shown = True
+        self.output.write(line)
 
     def info(self, text: str) -> None:
         self.write(self.renderer.system(text))
@@ -366,31 +316,13 @@ class ChatUI:
             )
 
     def _presence(self, user: str, event: str, ts: Any) -> None:
-        """Show joins and leaves, except brief visits: a join is shown after
-        :data:`PRESENCE_DELAY` seconds, and a leave within that time hides both (each
-        ``chatctl send`` connects, posts and leaves: its message is what matters)."""
-        room = self.room
         if event == "join":
             self.present.add(user)
-            self._refresh()
-            if user in self._joins:
-                return
-            line = self.renderer.system(f"{user} joined {room}", ts=ts)
-            self._joins[user] = asyncio.get_running_loop().call_later(
-                PRESENCE_DELAY, self._show_join, user, line
-            )
-            return
-        self.present.discard(user)
+            self.presence.joined(user, self.renderer.system(f"{user} joined {self.room}", ts=ts))
+        else:
+            self.present.discard(user)
+            self.presence.left(user, self.renderer.system(f"{user} left {self.room}", ts=ts))
         self._refresh()
-        pending = self._joins.pop(user, None)
-        if pending is not None:
-            pending.cancel()
-            return
-        self.write(self.renderer.system(f"{user} left {room}", ts=ts))
-
-    def _show_join(self, user: str, line: str) -> None:
-        if self._joins.pop(user, None) is not None:
-            self.write(line)
 
     def _message(self, message: Message, *, live: bool) -> None:
         self._active(message.user)
@@ -401,8 +333,7 @@ class ChatUI:
             self.status.mentions += 1
             self._refresh()
             if self.bell:
-                sys.stdout.write("\a")
-                sys.stdout.flush()
+                self.output.bell()
 
     def _day_marker(self, ts: Any) -> None:
         """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
@@ -427,11 +358,11 @@ class ChatUI:
             stop = asyncio.create_task(self.stop.wait())
             try:
                 while True:
-                    self._prompting, self._pasted_newline = True, False
-                    self._dumb_prompt_shown = self.dumb  # the dumb prompt writes itself first
+                    self._pasted_newline = False
+                    self.output.prompt_started()
                     prompt = asyncio.create_task(self.session.prompt_async(pre_run=self._pre_run))
                     await asyncio.wait({prompt, net, stop}, return_when=asyncio.FIRST_COMPLETED)
-                    self._prompting = False
+                    self.output.prompt_ended()
                     if not prompt.done():
                         prompt.cancel()
                         with contextlib.suppress(asyncio.CancelledError, EOFError):
