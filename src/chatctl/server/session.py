@@ -11,8 +11,9 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -47,6 +48,33 @@ log = logging.getLogger("chatctl.server")
 
 #: frames a connection may have handled before it lets the other connections run
 FRAMES_PER_TURN = 32
+#: publishes one connection may have waiting for the broker at once, with a pipelined broker
+MAX_IN_FLIGHT = 1024
+
+
+class _Pipeline:
+    """A connection's publishes overlapping one another, for a broker whose ``pipelined``
+    attribute is true: it stores overlapping publishes in the order they were called (the
+    SQLite broker's group commit puts a burst into one transaction). Each publish still
+    answers its own ack or error, and they resolve in that same order."""
+
+    def __init__(self) -> None:
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def submit(self, publish: Coroutine[Any, Any, None]) -> None:
+        await self._slots.acquire()
+        task = asyncio.ensure_future(publish)  # tasks start in creation order
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     member.ready(history.last_id)
 
     limiter = ctx.limits.frame_limiter(user)
+    pipeline = _Pipeline() if getattr(broker, "pipelined", False) else None
     frames = 0
     try:
         async for data in conn:
@@ -94,7 +123,7 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 await asyncio.sleep(0)
             verdict, wait = limiter.check()
             if verdict == Verdict.ALLOW:
-                await _handle(ctx, conn, adm, data)
+                await _handle(ctx, conn, adm, data, pipeline)
             elif verdict == Verdict.REFUSE:
                 _rate_limited(ctx, conn, data, wait)
             else:
@@ -102,10 +131,17 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+    finally:
+        if pipeline is not None:
+            await pipeline.drain()
 
 
 async def _handle(
-    ctx: SessionContext, conn: ServerConnection, adm: Admission, data: str | bytes
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    data: str | bytes,
+    pipeline: _Pipeline | None = None,
 ) -> None:
     """Answer one client frame."""
     hub = ctx.hub
@@ -116,7 +152,10 @@ async def _handle(
         hub.write(conn, exc.to_frame().frame().encode())
         return
     if isinstance(frame, SendMessage):
-        await _publish(ctx, conn, adm, frame)
+        if pipeline is None:
+            await _publish(ctx, conn, adm, frame)
+        else:
+            await pipeline.submit(_publish(ctx, conn, adm, frame))
     elif isinstance(frame, Who):
         users = await ctx.broker.users(adm.room)
         hub.write(conn, who_frame(adm.room, users).encode())
