@@ -31,6 +31,12 @@ def test_status_line_says_room_users_connection_queue_and_mentions() -> None:
     status.link, status.reason = Link.OFFLINE, "the server is restarting (1012)"
     assert line(status) == " ops · offline (the server is restarting (1012)) · 2 queued "
     assert line(Status("ops")) == " ops · connecting "
+    status = Status("ops", link=Link.OFFLINE, reason="token expired", queued=1)
+    status.token = "token expired: waiting for command 'vault read'"
+    assert line(status) == (
+        " ops · offline (token expired) · token expired: waiting for command 'vault read' · "
+        "1 queued "
+    )
 
 
 def test_messages_wrap_between_words_under_the_text() -> None:

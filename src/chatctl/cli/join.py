@@ -12,6 +12,7 @@ from chatctl.cli.options import (
     CLIENT_ENV,
     CafileOpt,
     ServerOpt,
+    TokenCommandOpt,
     TokenFileOpt,
     TokenOpt,
     UserOpt,
@@ -47,7 +48,10 @@ Exit status: 0 done (/quit, --once, --count, or --timeout ended a
 follower); 2 usage error; 3 token rejected or room not allowed; 4
 cannot connect within --timeout at first; 5 --timeout ran out before
 --count or --once; 130 interrupted. Once connected, lost connections
-are retried until stopped.
+are retried until stopped. The token source is read again at every
+reconnect and before the token expires; once connected, an expired
+token from a file, a command or config.toml is waited for (a fixed one
+exits 3).
 
 {CLIENT_ENV}
 NO_COLOR: no colour (bold and reverse stay); TERM=dumb: plain text.
@@ -96,6 +100,7 @@ def join(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    token_command: TokenCommandOpt = None,
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
@@ -103,7 +108,7 @@ def join(
     from chatctl.client.settings import check_room
 
     room = check_room(room)
-    settings = client_settings(server, token, token_file, user, cafile)
+    settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
         from chatctl.client.join import connect_bound

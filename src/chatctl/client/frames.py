@@ -4,10 +4,10 @@ what the server sends.
 :func:`parse` decodes a frame once (``protocol.parse_server_frame``) and returns a typed
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
-:class:`~chatctl.protocol.Presence`, or :class:`UserList`, :class:`Pong`, :class:`Unknown`
-for the answers and types the protocol module has no class for. A frame that is not a JSON
-object with a string ``type``, or whose fields have the wrong types, raises
-:class:`~chatctl.protocol.ProtocolError`.
+:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.Refreshed`, or
+:class:`UserList`, :class:`Pong`, :class:`Unknown` for the answers and types the protocol
+module has no class for. A frame that is not a JSON object with a string ``type``, or whose
+fields have the wrong types, raises :class:`~chatctl.protocol.ProtocolError`.
 
 :func:`peek_type` finds a frame's ``type`` without decoding the rest of it when ``type`` is
 the first key (as the chatctl server writes it), so a client can skip what it does not need
@@ -29,6 +29,7 @@ from chatctl.protocol import (
     Message,
     Presence,
     ProtocolError,
+    Refreshed,
     Welcome,
     parse_server_frame,
 )
@@ -56,7 +57,9 @@ class Unknown:
     type: str
 
 
-ServerFrame = Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | Unknown
+ServerFrame = (
+    Welcome | Message | Ack | ErrorFrame | Presence | Refreshed | UserList | Pong | Unknown
+)
 
 _TYPE_NAMES: dict[type, str] = {
     Welcome: "welcome",
@@ -64,6 +67,7 @@ _TYPE_NAMES: dict[type, str] = {
     Ack: "ack",
     ErrorFrame: "error",
     Presence: "presence",
+    Refreshed: "refreshed",
     UserList: "who",
     Pong: "pong",
 }
@@ -117,6 +121,11 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             return UserList(str(obj.get("room", "")), [str(u) for u in _list(obj, "users")])
         if ftype == "pong":
             return Pong(obj.get("data"))
+        if ftype == "refreshed":
+            exp = obj["exp"]
+            if isinstance(exp, bool) or not isinstance(exp, int | float):
+                raise TypeError("exp is not a number")
+            return Refreshed(str(obj["user"]), float(exp))
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f"malformed {ftype} frame from the server: {exc}"

@@ -1,8 +1,9 @@
 """One client connection after the upgrade: welcome, then one receive loop until it closes.
 
 A session sees its server through a :class:`SessionContext`: the settings, the broker, the
-hub, the limits and the metrics, nothing else; its room through a
-:class:`~chatctl.server.membership.Membership`.
+hub, the limits, the metrics and the token check, nothing else; its room through a
+:class:`~chatctl.server.membership.Membership`; its token's expiry through a
+:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from chatctl.auth import Claims
 from chatctl.broker.base import Broker, History
-from chatctl.errors import BrokerError
+from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     Ack,
     CloseCode,
@@ -27,6 +29,8 @@ from chatctl.protocol import (
     ErrorFrame,
     Ping,
     ProtocolError,
+    Refresh,
+    Refreshed,
     SendMessage,
     Welcome,
     Who,
@@ -35,6 +39,7 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server import wire
+from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, Hub, peer
 from chatctl.server.limits import Limits, Verdict
@@ -87,6 +92,10 @@ class SessionContext:
     limits: Limits
     metrics: Metrics
     server_name: str
+    #: verifies a token with the server's current key (raises TokenError), as the handshake
+    verify_token: Callable[[str], Claims]
+    #: seconds past a token's exp before its connection is closed
+    token_leeway: float = 5.0
 
 
 async def run_session(ctx: SessionContext, member: Membership) -> None:
@@ -110,6 +119,11 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     )
     hub.write(conn, welcome.frame().encode())
     member.ready(history.last_id)
+    label = f"user={user} room={room} peer={peer(conn)} conn={member.conn_id}"
+    expiry = TokenExpiry(
+        conn, adm.claims, leeway=ctx.token_leeway, counters=ctx.metrics.counters, label=label
+    )
+    expiry.start()
 
     limiter = ctx.limits.frame_limiter(user)
     pipeline = _Pipeline() if getattr(broker, "pipelined", False) else None
@@ -123,7 +137,7 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 await asyncio.sleep(0)
             verdict, wait = limiter.check()
             if verdict == Verdict.ALLOW:
-                await _handle(ctx, conn, adm, data, pipeline)
+                await _handle(ctx, conn, adm, data, expiry, pipeline)
             elif verdict == Verdict.REFUSE:
                 _rate_limited(ctx, conn, data, wait)
             else:
@@ -132,6 +146,7 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
     finally:
+        expiry.cancel()
         if pipeline is not None:
             await pipeline.drain()
 
@@ -141,6 +156,7 @@ async def _handle(
     conn: ServerConnection,
     adm: Admission,
     data: str | bytes,
+    expiry: TokenExpiry,
     pipeline: _Pipeline | None = None,
 ) -> None:
     """Answer one client frame."""
@@ -161,6 +177,38 @@ async def _handle(
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
+    elif isinstance(frame, Refresh):
+        _refresh(ctx, conn, adm, frame, expiry)
+
+
+def _refresh(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: Refresh,
+    expiry: TokenExpiry,
+) -> None:
+    """Verify a fresh token as the handshake would; the connection then lives until its exp."""
+    wait = expiry.throttled()
+    if wait is not None:
+        ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
+        error = ErrorFrame(
+            ErrorCode.RATE_LIMITED,
+            "one refresh per second: retry after retry_after seconds",
+            retry_after=math.ceil(wait * 1000) / 1000,
+        )
+        ctx.hub.write(conn, error.frame().encode())
+        return
+    try:
+        claims = ctx.verify_token(frame.token)
+    except TokenError as exc:
+        answer: Refreshed | ErrorFrame = ErrorFrame(ErrorCode.INVALID_TOKEN, str(exc))
+    else:
+        answer = expiry.refresh(claims, adm.room)
+    if isinstance(answer, ErrorFrame):
+        ctx.metrics.counters.error(answer.code)
+        log.info("refused a refresh from %s: %s", expiry.label, answer.reason)
+    ctx.hub.write(conn, answer.frame().encode())
 
 
 def _fit(history: History, budget: int) -> History:
@@ -189,9 +237,11 @@ async def _welcome_history(ctx: SessionContext, adm: Admission) -> History:
         return await broker.history(adm.room, since=None, limit=limit)
     history = await broker.history(adm.room, since=adm.since, limit=settings.history_size)
     if adm.epoch is not None and adm.epoch != history.epoch:
-        # The room's ids restarted since the client last saw it: its `since` means nothing here.
-        recent = await broker.history(adm.room, since=None, limit=settings.welcome_history)
-        return History(recent.messages, recent.last_id, recent.epoch, complete=False)
+        # The room's ids restarted since the client last saw it: its `since` means nothing
+        # here, and everything of the new epoch is news to it, from id 1 (not only the recent
+        # --welcome-history: a client cut off by the reset would miss the rest).
+        fresh = await broker.history(adm.room, since=0, limit=settings.history_size)
+        return History(fresh.messages, fresh.last_id, fresh.epoch, complete=False)
     return history
 
 

@@ -36,9 +36,12 @@ from chatctl.client.events import (
     Event,
     Reconnecting,
     Rejected,
+    TokenEvent,
+    TokenExpired,
+    TokenRenewed,
 )
 from chatctl.client.frames import UserList
-from chatctl.client.join import missed_notice
+from chatctl.client.join import clock, missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, UsageError
@@ -79,6 +82,8 @@ class ChatUI:
         self.stream = self._stream(room, since, connect_timeout)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
+        #: the token could not be renewed or was refused; the next renewal says it is over
+        self.token_trouble = False
         self.active: OrderedDict[str, None] = OrderedDict()
         self.status = Status(room)
         self.dumb = is_dumb_terminal()
@@ -278,6 +283,8 @@ class ChatUI:
             self._link(Link.OFFLINE, event.reason)
             if self.dumb:
                 self.error(f"{event.reason}; reconnecting")
+        elif isinstance(event, TokenEvent):
+            self._token(event)
         if isinstance(event, Acked | Rejected):
             self._refresh()  # the queued count
 
@@ -297,6 +304,28 @@ class ChatUI:
     def _tick(self) -> None:
         self._refresh()
         self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    def _token(self, event: TokenEvent) -> None:
+        """Token trouble: one line in the scrollback, and a note on the status line until a
+        renewal ends it (a routine renewal says nothing)."""
+        if isinstance(event, TokenRenewed):
+            if self.token_trouble:  # a routine renewal is not news
+                self.token_trouble = False
+                self.status.token = ""
+                self.info(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
+        elif isinstance(event, TokenExpired):
+            self.token_trouble = True
+            if event.renewable:
+                self.status.token = f"token expired: waiting for {event.origin}"
+                self.error(
+                    f"{event.reason}; offline until {event.origin} holds a new token "
+                    "(what you type is sent then)"
+                )
+        else:
+            self.token_trouble = True
+            self.status.token = f"token not renewed, valid until {clock(event.exp)}"
+            self.error(event.reason)
+        self._refresh()
 
     def _welcome(self, stream: RoomStream, event: Connected) -> None:
         welcome, resume = event.welcome, event.resume

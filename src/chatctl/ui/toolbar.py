@@ -4,6 +4,7 @@
      ops · 3 users · connected
      ops · 3 users · reconnecting in 4 s (connection refused) · 2 queued · 1 mention
      ops · offline (the server is restarting) · 1 queued
+     ops · offline (token expired) · token expired: waiting for ~/.config/chatctl/token
 
 Connection attempts are shown here instead of scrolling by. :class:`Status` is the state the
 UI keeps up to date from the client's events; :func:`create_toolbar` renders it (styles in
@@ -43,6 +44,8 @@ class Status:
     queued: int = 0
     #: messages naming you since you last sent a line
     mentions: int = 0
+    #: token trouble (not renewed, or expired and waited for), until a renewal ends it
+    token: str = ""
 
     def connection(self, now: float | None = None) -> str:
         """The connection in words: ``connected``, ``reconnecting in 4 s (refused)``..."""
@@ -68,6 +71,8 @@ def toolbar_fragments(status: Status, now: float | None = None) -> StyleAndTextT
         out += [sep, ("class:toolbar", _plural(status.users, "user"))]
     state = "class:toolbar.connected" if status.link is Link.CONNECTED else "class:toolbar.offline"
     out += [sep, (state, status.connection(now))]
+    if status.token:
+        out += [sep, ("class:toolbar.offline", status.token)]
     if status.queued and status.link is not Link.CONNECTED:
         out += [sep, ("class:toolbar.queued", f"{status.queued} queued")]
     if status.mentions:
