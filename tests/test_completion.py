@@ -67,6 +67,12 @@ def test_bash_completes_subcommands_and_options(chatctl_on_path: dict[str, str])
     }
 
 
+def test_choices_complete_as_choices_not_file_names(chatctl_on_path: dict[str, str]) -> None:
+    env = chatctl_on_path
+    assert bash_complete(env, "chatctl", "serve", "--log-format", "") == ["text", "json"]
+    assert bash_complete(env, "chatctl", "serve", "--log-level", "w") == ["warning"]
+
+
 def test_bash_completes_recent_rooms(chatctl_on_path: dict[str, str]) -> None:
     for room in ("general", "ops", "ops-night"):
         recent.remember_room(room)

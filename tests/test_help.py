@@ -89,3 +89,45 @@ def test_every_command_that_runs_states_its_exit_statuses(path: str, command: An
     text = help_text(path)
     assert "Exit status:" in text, f"{path}: --help does not state its exit statuses"
     assert re.search(r"Exit status:.*\b0\b", " ".join(text.split())), path
+
+
+# ----------------------------------------------------------------------------- metavars
+
+#: typer's own value markers: ``<str>``, ``<int range>``, ``<list[str]>``, ``[x>=0]``, ``{room}``
+TYPER_MARKERS = re.compile(
+    r"<(?:list\[)?(?:str|int|float|bool|path|file|directory|datetime|uuid)(?: range)?\]?>"
+    r"|\[[\d.]*<?=?x[<>]=?[\d.]*\]|\{[a-z_]+\}"
+)
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_help_names_values_as_man_pages_do(path: str, command: Any) -> None:
+    """ROOM, N, SECONDS, FILE, URL instead of typer's <str>, <int range> [x>=0] and {room}."""
+    text = help_text(path)
+    assert not TYPER_MARKERS.findall(text), f"{path}: {TYPER_MARKERS.findall(text)}"
+    assert "<bool>" not in text
+
+
+def test_join_and_send_help_read_like_a_man_page() -> None:
+    join = help_text("chatctl join")
+    assert "Usage: chatctl join [OPTIONS] ROOM " in join
+    rows = {" ".join(ln.strip(" │").split()[:2]) for ln in join.splitlines()}
+    assert {"--since N", "--timeout SECONDS", "--token-file FILE", "--json One"} <= rows
+    assert re.search(r"--server\s+-s\s+URL", join)
+    assert "Usage: chatctl send [OPTIONS] ROOM [TEXT]..." in help_text("chatctl send")
+    serve = help_text("chatctl serve")
+    assert re.search(r"--log-format\s+text\|json", serve)
+    assert re.search(r"--drain-timeout\s+SECONDS", serve)
+
+
+def test_typer_methods_the_metavars_override_still_exist() -> None:
+    from chatctl.cli.metavars import OVERRIDDEN
+
+    for cls, names in OVERRIDDEN.items():
+        for name in names:
+            assert callable(getattr(cls, name, None)), f"typer's {cls.__name__}.{name} is gone"
+
+
+def test_no_install_completion_options_compete_with_the_shipped_scripts() -> None:
+    text = help_text("chatctl")
+    assert "--install-completion" not in text and "--show-completion" not in text

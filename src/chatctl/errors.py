@@ -10,6 +10,7 @@
     │   └── PermissionDenied      valid token, room not allowed -> HTTP 403
     ├── ConnectError              server unreachable (status 4), raised by the client core
     ├── DeliveryTimeout           not all messages acked in time (status 5)
+    ├── WaitTimeout               join's --timeout ran out before --count/--once (status 5)
     ├── MessageRejected           the server answered a message with an error (status 6)
     └── BrokerError               the broker cannot accept or serve a request right now
         └── BrokerUnavailable     the backing store (Redis) is down; retry later
@@ -54,6 +55,10 @@ class ConnectError(ChatctlError):
 
 
 class DeliveryTimeout(ChatctlError):
+    status = ExitStatus.TIMEOUT
+
+
+class WaitTimeout(ChatctlError):
     status = ExitStatus.TIMEOUT
 
 

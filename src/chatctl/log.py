@@ -12,12 +12,14 @@ import logging
 import re
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 from chatctl.errors import UsageError
 
-FORMATS = ("text", "json")
-LEVELS = ("debug", "info", "warning", "error")
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+FORMATS: tuple[str, ...] = get_args(LogFormat)
+LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 _SECRETS = [
     # ?token=… / &token=… in a URL or query string

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from chatctl.broker.base import DEFAULT_HISTORY_TTL
 from chatctl.config import data_dir, resolve_secret
 from chatctl.errors import ConfigError, UsageError
-from chatctl.log import setup_logging
+from chatctl.log import LogFormat, LogLevel, setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server.limits import ConnectionSettings, RateSettings
 from chatctl.server.settings import ServerSettings
@@ -65,8 +65,8 @@ class ServeOptions:
     #: 0 turns keepalive pings off (the server's ``None``)
     ping_interval: float = _SERVER.ping_interval or 0.0
     compression: bool = _SERVER.compression
-    log_level: str = "info"
-    log_format: str = "text"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
     certfile: Path | None = None
     keyfile: Path | None = None
     allowed_origins: tuple[str, ...] = ()

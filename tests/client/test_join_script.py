@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
+import time
 
 from chatctl.client.join import plain_line
 from chatctl.client.sanitize import one_line
 from chatctl.protocol import Message
 from chatctl.server import ChatServer
 from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
-from helpers import client, make_token, recv_type
+from helpers import client, free_port, make_token, recv_type
 
 LINE = re.compile(r"\d\d:\d\d:\d\d (\S+): (.*)")
 
@@ -98,18 +100,23 @@ async def test_expired_token_is_final(server: ChatServer) -> None:
     )
 
 
+def follow(port: int, room: str) -> subprocess.Popen[str]:
+    """``chatctl join ROOM`` in the background, its stdout and stderr piped as text."""
+    return subprocess.Popen(
+        [*CHATCTL, "join", room],
+        env=client_env(port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_restart_with_memory_broker_reports_missed_history() -> None:
     """The memory broker loses history on restart: the client resumes, is told the room's
     history is gone (not recovered), and goes on printing new messages — never stopping."""
     with serving() as srv:
         run_cli("send", "ops", "before", env=client_env(srv.port, user="bob"))
-        proc = subprocess.Popen(
-            [*CHATCTL, "join", "ops"],
-            env=client_env(srv.port),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = follow(srv.port, "ops")
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().endswith(" bob: before\n")
         srv.stop()
@@ -143,3 +150,86 @@ async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None
     await post(server.port, "ops", "bob", "one more")  # the next write finds no reader
     assert await asyncio.wait_for(proc.wait(), 10) == 0
     assert await proc.stderr.read() == b""
+
+
+async def test_room_may_be_written_with_a_hash(server: ChatServer) -> None:
+    """``chatctl join '#ops'`` as ``/join #ops`` (item 8 of issue 15): the room is ops."""
+    await post(server.port, "ops", "bob", "hash")
+    res = await arun_cli("join", "#ops", "--once", env=client_env(server.port))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith(" bob: hash\n")
+    bad = await arun_cli("join", "#", "--once", env=client_env(server.port))
+    assert bad.returncode == 2 and "invalid room name '#'" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- fail fast
+
+
+def test_unreachable_server_at_first_is_status_4_within_timeout() -> None:
+    """Issue 15 item 4: ``--once`` (or any script) against a server that is down exits 4 with
+    one line once --timeout has passed, as ``chatctl send`` does; it does not retry forever."""
+    port = free_port()
+    for extra in (["--once"], ["--json"], ["--count", "1"]):
+        started = time.monotonic()
+        res = run_cli(
+            "join",
+            "general",
+            *extra,
+            "-s",
+            f"ws://127.0.0.1:{port}",
+            "--timeout",
+            "1.5",
+            env=client_env(port),
+        )
+        elapsed = time.monotonic() - started
+        assert res.returncode == 4, (extra, res.stderr)
+        assert res.stderr == (
+            f"chatctl: cannot connect to ws://127.0.0.1:{port}/ws/general: connection refused\n"
+        )
+        assert res.stdout == "" and elapsed < 10
+
+
+async def test_count_not_reached_within_timeout_is_status_5(server: ChatServer) -> None:
+    """``--timeout`` also bounds the whole wait: ``--count 2`` with one message arriving ends
+    with status 5 (connected, but the wait ran out), after printing what did arrive."""
+    await post(server.port, "ops", "bob", "only one")
+    started = time.monotonic()
+    res = await arun_cli(
+        "join",
+        "ops",
+        "--since",
+        "0",
+        "--count",
+        "2",
+        "--timeout",
+        "1.5",
+        env=client_env(server.port),
+    )
+    assert res.returncode == 5, res.stderr
+    assert res.stdout.endswith(" bob: only one\n")
+    assert res.stderr == "chatctl: timeout: 1 of 2 messages after 1.5 s\n"
+    assert 1.4 < time.monotonic() - started < 10
+
+
+async def test_timeout_ends_a_follower_with_status_0(server: ChatServer) -> None:
+    """Without --count or --once there is nothing left undone when --timeout ends the wait:
+    ``chatctl join ops --json --timeout 60`` collects a minute of messages and exits 0."""
+    await post(server.port, "ops", "bob", "seen")
+    res = await arun_cli("join", "ops", "--timeout", "1", env=client_env(server.port))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith(" bob: seen\n") and res.stderr == ""
+
+
+def test_server_closing_cleanly_is_said_in_words() -> None:
+    """A clean close (a server stopping: 1001) is a readable notice, not ``connection closed
+    (1001)``; the client goes on reconnecting."""
+    with serving() as srv:
+        proc = follow(srv.port, "ops")
+        assert proc.stdout is not None and proc.stderr is not None
+        run_cli("send", "ops", "hello", env=client_env(srv.port, user="bob"))
+        assert proc.stdout.readline().endswith(" bob: hello\n")  # connected
+        srv.stop(signal.SIGINT)  # a server stopping closes with 1001
+        line = proc.stderr.readline()
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert line == "chatctl: the server is shutting down (1001); reconnecting\n"

@@ -103,7 +103,7 @@ async def test_join_waits_for_a_new_token_after_expiry(
         receiver.stop()
     err = "\n".join(receiver.err)
     assert f"waiting for a new one from --token-file {path}" in err  # before exp
-    assert "closed by server (4001: token expired); reconnecting" in err
+    assert "the token expired (4001); reconnecting" in err
     assert "authentication failed: token expired at" in err
     assert f"token renewed from --token-file {path}, valid until" in err
     assert printed(receiver, "hello") == 1 and printed(receiver, "while expired") == 1

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - older typer
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from chatctl import __version__
+from chatctl.cli.metavars import readable, readable_help_option
 from chatctl.errors import ChatctlError, UsageError
 from chatctl.status import ExitStatus
 
@@ -69,7 +70,7 @@ class _Commands(MutableMapping[str, Command]):
     def __getitem__(self, name: str) -> Command:
         if name not in self._loaded:
             module = importlib.import_module(f"chatctl.cli.{COMMANDS[name]}")
-            self._loaded[name] = typer.main.get_command(module.app)
+            self._loaded[name] = readable(typer.main.get_command(module.app))
         return self._loaded[name]
 
     def __setitem__(self, name: str, command: Command) -> None:
@@ -90,10 +91,14 @@ class _LazyGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        readable(self, recurse=False)
         self.commands = _Commands()
 
     def list_commands(self, ctx: Context) -> list[str]:
         return list(self.commands)
+
+    def get_help_option(self, ctx: Context) -> Any:
+        return readable_help_option(super().get_help_option(ctx))
 
 
 app = typer.Typer(
@@ -103,7 +108,7 @@ app = typer.Typer(
     help="A command-line chat toolkit: a WebSocket chat server, a terminal client and a "
     "scriptable sender.",
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -137,6 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     traceback = "--traceback" in args or bool(os.environ.get("CHATCTL_TRACEBACK"))
     if "--traceback" in args:
         args.remove("--traceback")
+    if os.environ.get("_CHATCTL_COMPLETE"):
+        # the shipped completion scripts call back with typer's protocol (there are no
+        # --install-completion/--show-completion options: the package installs the scripts)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     command = typer.main.get_command(app)
     try:
         rv = command.main(args, prog_name="chatctl", standalone_mode=False)

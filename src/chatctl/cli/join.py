@@ -33,20 +33,28 @@ Examples:
 
   chatctl join ops --since 1200 --count 10  # 10 messages after id 1200
 
-On a terminal: /help /who /me /join /clear /bell /quit; Tab completes;
-Up/Down recalls; Alt-Enter adds a newline; Ctrl-D or Ctrl-C quits.
+  chatctl join deploys --history 0 --count 1 --timeout 600  # or exit 5
+
+On a terminal: /help /who /me /join /clear /bell /say /quit; Tab
+completes; Up/Down recalls; Alt-Enter adds a newline; Ctrl-C clears the
+line; Ctrl-D quits. The status line shows the room, its users, the
+connection and unread mentions. See 'man chatctl-join'.
 
 When stdout is not a terminal (or with --json): one line per event,
 'HH:MM:SS user: text', or with --json the protocol's frames. Notices
 (reconnects, missed history) go to stderr.
 
-Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token
-rejected or room not allowed; 130 interrupted. Lost connections are
-retried until stopped. The token source is read again at every reconnect
-and before the token expires; once connected, an expired token from a
-file, a command or config.toml is waited for (a fixed one exits 3).
+Exit status: 0 done (/quit, --once, --count, or --timeout ended a
+follower); 2 usage error; 3 token rejected or room not allowed; 4
+cannot connect within --timeout at first; 5 --timeout ran out before
+--count or --once; 130 interrupted. Once connected, lost connections
+are retried until stopped. The token source is read again at every
+reconnect and before the token expires; once connected, an expired
+token from a file, a command or config.toml is waited for (a fixed one
+exits 3).
 
-{CLIENT_ENV} NO_COLOR or TERM=dumb: no colour.
+{CLIENT_ENV}
+NO_COLOR: no colour (bold and reverse stay); TERM=dumb: plain text.
 """
 
 app = command_app()
@@ -80,6 +88,15 @@ def join(
     once: Annotated[
         bool, typer.Option("--once", help="Exit at the end of the history (no live messages).")
     ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Give up when the first connection takes longer (default 30; 0 = never); in "
+            "scripts, also end the whole wait then.",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -90,19 +107,28 @@ def join(
     """Join ROOM: an interactive chat on a terminal, one line per event in a pipe."""
     from chatctl.client.settings import check_room
 
-    check_room(room)
+    room = check_room(room)
     settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
+        from chatctl.client.join import connect_bound
         from chatctl.ui.app import run_interactive
 
-        run_interactive(settings, room, since=since, history=history)
+        run_interactive(
+            settings, room, since=since, history=history, connect_timeout=connect_bound(timeout)
+        )
         return
     from chatctl.client.join import JoinOptions, run_join
 
     run_join(
         settings,
         JoinOptions(
-            room=room, json=json_output, since=since, history=history, count=count, once=once
+            room=room,
+            json=json_output,
+            since=since,
+            history=history,
+            count=count,
+            once=once,
+            timeout=timeout,
         ),
     )

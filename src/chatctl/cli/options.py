@@ -30,6 +30,7 @@ ServerOpt = Annotated[
     typer.Option(
         "--server",
         "-s",
+        metavar="URL",
         help="Server URL, ws:// or wss:// (env CHATCTL_SERVER, then config.toml; default "
         "ws://127.0.0.1:8000).",
         show_default=False,

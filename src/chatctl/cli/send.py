@@ -83,7 +83,7 @@ def send(
     from chatctl.client.send import SendOptions, run_send, stdin_is_terminal
     from chatctl.client.settings import check_room
 
-    check_room(room)
+    room = check_room(room)
     texts: list[str] | None = None
     if text and text != ["-"]:
         texts = [" ".join(text)]

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from chatctl.cli.options import command_app
+from chatctl.log import LogFormat, LogLevel
 from chatctl.serve import ServeOptions, run_serve
 
 DEFAULTS = ServeOptions()
@@ -200,13 +201,17 @@ def serve(
         typer.Option(help="Offer permessage-deflate (about 50 KiB more memory per connection)."),
     ] = DEFAULTS.compression,
     log_level: Annotated[
-        str,
+        LogLevel,
         typer.Option(
-            help="debug, info, warning or error.", envvar="CHATCTL_LOG_LEVEL", show_envvar=False
+            help="debug, info, warning or error.",
+            metavar="LEVEL",
+            envvar="CHATCTL_LOG_LEVEL",
+            show_envvar=False,
+            case_sensitive=False,
         ),
     ] = DEFAULTS.log_level,
     log_format: Annotated[
-        str, typer.Option(help="text, or json for one JSON object per line.")
+        LogFormat, typer.Option(help="json: one JSON object per line.")
     ] = DEFAULTS.log_format,
     certfile: Annotated[
         Path | None,

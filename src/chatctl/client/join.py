@@ -5,6 +5,14 @@ message shown as ``\\n``); ``--json`` prints the protocol's own ``message`` and 
 frames, one JSON object per line. The client reconnects with backoff and resumes from the
 last id it printed until it is stopped, so nothing is printed twice; when the server no
 longer has the missed messages it says so on stderr.
+
+Fail fast, with ``chatctl send``'s exit statuses: the first connection gets
+``connect_timeout`` seconds (:data:`CONNECT_TIMEOUT` by default), then
+:class:`~chatctl.errors.ConnectError` (status 4) says why; later connections are retried for
+as long as the client runs. ``timeout`` (``--timeout``) also bounds the whole wait: when it runs
+out before ``--count`` messages or the end of the history (``--once``),
+:class:`~chatctl.errors.WaitTimeout` (status 5); a follower without either just ends (0).
+Connection attempts are not narrated: one notice when a connection drops, one when it is back.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from chatctl.client.events import (
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
+from chatctl.errors import ConnectError, WaitTimeout
 from chatctl.protocol import Message, Presence, PresenceBatch
 
 
@@ -39,6 +48,19 @@ class JoinOptions:
     history: int | None = None
     count: int | None = None
     once: bool = False
+    #: seconds for the first connection and, when given, for the whole wait (0: no bound)
+    timeout: float | None = None
+
+
+#: Seconds the first connection may take when no --timeout is given (as chatctl send).
+CONNECT_TIMEOUT = 30.0
+
+
+def connect_bound(timeout: float | None) -> float | None:
+    """The first connection's bound for ``--timeout`` (None given: the default; 0: none)."""
+    if timeout is None:
+        return CONNECT_TIMEOUT
+    return timeout or None
 
 
 def clock(ts: Any) -> str:
@@ -85,8 +107,16 @@ class ScriptJoin:
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         self.printed = 0
+        self.connected = False
+        self.last_failure = "no answer"
         self.token_trouble = False
-        self.stream = RoomStream(settings, opts.room, since=opts.since, history=opts.history)
+        self.stream = RoomStream(
+            settings,
+            opts.room,
+            since=opts.since,
+            history=opts.history,
+            connect_timeout=connect_bound(opts.timeout),
+        )
 
     def note(self, text: str) -> None:
         print(f"chatctl: {text}", file=self.err, flush=True)
@@ -106,6 +136,26 @@ class ScriptJoin:
         return False
 
     async def run(self) -> None:
+        """Print events until done; raise on a final error or when --timeout runs out."""
+        limit = self.opts.timeout or None
+        try:
+            async with asyncio.timeout(limit):
+                await self._follow()
+        except TimeoutError:
+            assert limit is not None
+            if not self.connected:
+                raise ConnectError(
+                    f"cannot connect to {self.stream.display_url}: {self.last_failure}"
+                ) from None
+            wanted = self.opts.count
+            if wanted is not None:
+                raise WaitTimeout(
+                    f"timeout: {self.printed} of {wanted} messages after {limit:g} s"
+                ) from None
+            if self.opts.once:
+                raise WaitTimeout(f"timeout: no end of the history after {limit:g} s") from None
+
+    async def _follow(self) -> None:
         stream, url = self.stream, self.stream.display_url
         async with stream:
             async for event in stream:
@@ -116,6 +166,10 @@ class ScriptJoin:
                     for presence in event.presences():
                         self.emit(presence)
                 elif isinstance(event, Connected):
+                    self.connected = True
+                    stream.connect_timeout = (
+                        None  # once connected, reconnect for as long as it runs
+                    )
                     resume = event.resume
                     if resume.reconnect:
                         self.note(f"reconnected to {url}")
@@ -127,9 +181,7 @@ class ScriptJoin:
                     if self.opts.once:
                         return
                 elif isinstance(event, Reconnecting):
-                    self.note(
-                        f"cannot connect to {url}: {event.reason}; retrying in {event.delay:.1f} s"
-                    )
+                    self.last_failure = event.reason
                 elif isinstance(event, Disconnected):
                     self.note(f"{event.reason}; reconnecting")
                 elif isinstance(event, TokenEvent):

@@ -119,9 +119,12 @@ def _server_url(
 
 
 def check_room(room: str) -> str:
-    if not valid_room(room):
+    """``room`` as the server names it: one leading ``#`` is dropped (``chatctl join
+    '#general'``, as ``/join #general``); an invalid name is a usage error."""
+    name = room.removeprefix("#")
+    if not valid_room(name):
         raise UsageError(f"invalid room name {room!r}: {ROOM_RULE}")
-    return room
+    return name
 
 
 def is_local_host(server: str) -> bool:

@@ -57,6 +57,7 @@ from chatctl.client.core import (
     Retryable,
     RoomClient,
     close_reason,
+    describe_close,
 )
 from chatctl.client.events import (
     Acked,
@@ -301,7 +302,7 @@ class RoomStream:
                         if event is not None:
                             yield event
                 except ConnectionClosedOK:
-                    reason = f"connection closed ({ws.close_code})"
+                    reason = describe_close(ws.close_code, ws.close_reason or "")
                 except ConnectionClosed as exc:
                     reason = close_reason(exc)
             finally:

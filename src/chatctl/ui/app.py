@@ -1,10 +1,18 @@
 """The interactive ``chatctl join`` on a terminal.
 
-Two tasks share the terminal: the network task prints incoming events, the input task awaits
+Two tasks share the terminal: the network task shows the events of the room's
+:class:`~chatctl.client.stream.RoomStream`, the input task awaits
 ``PromptSession.prompt_async()``. Both run inside ``patch_stdout(raw=True)``, so printed lines
 (ANSI strings rendered by :mod:`chatctl.ui.render`) go above the input line, which is then
-redrawn intact. prompt-toolkit restores the terminal on every way out, SIGTERM and SIGHUP
-included (they end the session like /quit).
+redrawn intact. Under it, the status line (:mod:`chatctl.ui.toolbar`) shows the room, its
+users, the connection and unread mentions: connection attempts change it instead of printing
+lines. A line sent is erased from the input (``erase_when_done``): the server's copy is the
+one shown. prompt-toolkit restores the terminal on every way out, SIGTERM and SIGHUP included
+(they end the session like /quit).
+
+With ``TERM=dumb`` there is no cursor movement to put lines above the input: each line starts
+a line of its own and the prompt, with what was typed, is written again after it
+(:mod:`chatctl.ui.output`); there is no status line, so connection changes are printed.
 """
 
 from __future__ import annotations
@@ -12,63 +20,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections import OrderedDict
-from typing import Any, TypeVar
+from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.utils import is_dumb_terminal
 
 from chatctl.client.events import (
+    Acked,
     Connected,
+    Connecting,
     Disconnected,
     Event,
     Reconnecting,
     Rejected,
+    TokenEvent,
     TokenExpired,
-    TokenProblem,
     TokenRenewed,
 )
 from chatctl.client.frames import UserList
 from chatctl.client.join import clock, missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.config import state_dir
-from chatctl.errors import ConfigError
+from chatctl.errors import AuthError, UsageError
 from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, PresenceBatch, Who
+from chatctl.recent import recent_rooms
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
+from chatctl.ui.config import JoinConfig, input_history
 from chatctl.ui.keys import create_key_bindings
-from chatctl.ui.render import Renderer, want_color
+from chatctl.ui.output import LineOutput
+from chatctl.ui.presence import QuietPresence
+from chatctl.ui.render import Renderer, color_mode
+from chatctl.ui.style import create_style
+from chatctl.ui.toolbar import Link, Status, create_toolbar
 
-T = TypeVar("T")
-D = TypeVar("D")
-
-#: Seconds a join waits before it is shown; a leave in that time hides both.
-PRESENCE_DELAY = 2.0
 #: Names remembered for completion (most recently active first).
 MAX_KNOWN_USERS = 500
-
-
-def _setting(config: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
-    """``[join] key`` from config.toml, checked to be a ``kind``."""
-    value = config.get(key, default)
-    if value is default or (isinstance(value, kind) and not (kind is int and value is True)):
-        return value
-    raise ConfigError(f"config.toml: [join] {key} must be a {kind.__name__}, not {value!r}")
-
-
-def input_history() -> History:
-    """Up/Down history in ``$XDG_STATE_HOME/chatctl/history`` (in memory if unwritable)."""
-    path = state_dir() / "history"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600, exist_ok=True)
-    except OSError:
-        return InMemoryHistory()
-    return FileHistory(str(path))
 
 
 class ChatUI:
@@ -79,54 +69,85 @@ class ChatUI:
         *,
         since: int | None = None,
         history: int | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
-        config: dict[str, Any] = dict(settings.config.get("join", {}))
+        """``connect_timeout``: seconds the first connection may take before the session
+        ends with :class:`~chatctl.errors.ConnectError` (None: retry for ever); once
+        connected, the client reconnects for as long as it runs."""
+        config = JoinConfig.from_config(settings.config)
         self.settings = settings
         self.room = room
-        self.bell = _setting(config, "bell", bool, True)
-        self.history = history if history is not None else _setting(config, "history", int, None)
-        self.stream = self._stream(room, since)
+        self.bell = config.bell
+        self.history = history if history is not None else config.history
+        self.stream = self._stream(room, since, connect_timeout)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         #: the token could not be renewed or was refused; the next renewal says it is over
         self.token_trouble = False
         self.active: OrderedDict[str, None] = OrderedDict()
-        colors = _setting(config, "colors", dict, {})
-        _setting(config, "color", bool, True)
+        self.status = Status(room)
+        self.dumb = is_dumb_terminal()
+        mode = color_mode({"color": config.color})
         self.renderer = Renderer(
             me=self.me,
-            color=want_color(config),
-            colors={str(k): str(v) for k, v in colors.items()},
-            timestamp=_setting(config, "timestamp", str, "%H:%M:%S"),
+            color=mode == "color",
+            emphasis=mode == "mono",
+            colors=config.colors,
+            timestamp=config.timestamp,
+            width=None if self.dumb else self._columns,
         )
         self.completer = ChatCompleter(
             commands.completion_table(),
             self.user_names,
-            {"/bell": lambda: ["on", "off"], "/help": lambda: [c.name for c in commands.COMMANDS]},
+            {
+                "/bell": lambda: ["on", "off"],
+                "/help": lambda: [c.name for c in commands.COMMANDS],
+                "/join": lambda: [r for r in recent_rooms() if r != self.room],
+            },
         )
         self.session: PromptSession[str] = PromptSession(
             message=self._prompt,
             completer=self.completer,
             complete_while_typing=False,
-            key_bindings=create_key_bindings(),
+            key_bindings=create_key_bindings(on_paste=self._on_paste),
             history=input_history(),
             enable_suspend=True,
+            erase_when_done=True,
+            bottom_toolbar=None if self.dumb else create_toolbar(self._status),
+            style=create_style(),
         )
-        self._joins: dict[str, asyncio.TimerHandle] = {}
+        self.presence = QuietPresence(self.write)
         self._day: str | None = None
+        self._pasted_newline = False
+        self._clear_pending = False
+        self.output = LineOutput(
+            dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
+        )
+        self._ticker: asyncio.TimerHandle | None = None
         self.stop = asyncio.Event()
 
     def _prompt(self) -> str:
-        return f"[{self.room}] " if self.stream.connected else f"[{self.room} offline] "
+        return f"[{self.room}] "
 
-    def _stream(self, room: str, since: int | None) -> RoomStream:
-        return RoomStream(self.settings, room, since=since, history=self.history)
+    def _stream(self, room: str, since: int | None, timeout: float | None) -> RoomStream:
+        return RoomStream(
+            self.settings, room, since=since, history=self.history, connect_timeout=timeout
+        )
+
+    def _status(self) -> Status:
+        status = self.status
+        status.room = self.room
+        status.users = len(self.present)
+        status.queued = len(self.stream.outbox)
+        return status
+
+    def _columns(self) -> int:
+        return self.session.app.output.get_size().columns
 
     # ------------------------------------------------------------------ output
 
     def write(self, line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        self.output.write(line)
 
     def info(self, text: str) -> None:
         self.write(self.renderer.system(text))
@@ -135,7 +156,10 @@ class ChatUI:
         self.write(self.renderer.system(text, error=True))
 
     def clear(self) -> None:
-        self.session.app.renderer.clear()
+        """Clear the screen when the next prompt is running: clearing asks the terminal where
+        the cursor is, and the answer must be read by prompt-toolkit, not echoed by a tty in
+        cooked mode between two prompts (``^[[1;1R``)."""
+        self._clear_pending = True
 
     def user_names(self) -> list[str]:
         recent = [u for u in reversed(self.active) if u != self.me]
@@ -148,14 +172,32 @@ class ChatUI:
         if len(self.active) > MAX_KNOWN_USERS:
             self.active.popitem(last=False)
 
+    def _refresh(self) -> None:
+        self.session.app.invalidate()
+
     # ------------------------------------------------------------------ input side
+
+    def _on_paste(self, text: str) -> None:
+        self._pasted_newline = self._pasted_newline or "\n" in text
+
+    def _pre_run(self) -> None:
+        if self._clear_pending:
+            self._clear_pending = False
+            # after the prompt has put the terminal in raw mode (pre_run comes before that)
+            asyncio.get_running_loop().call_soon(self._clear_now)
+
+    def _clear_now(self) -> None:
+        self.session.app.renderer.clear()
+        self._refresh()
 
     async def send_text(self, text: str, kind: MessageKind = "text") -> None:
         if not text.strip():
             return
-        if not self.stream.connected:
+        self.status.mentions = 0  # you answered: the mentions are read
+        if not self.stream.connected and self.dumb:
             self.info("not connected: the message will be sent when the connection is back")
         await self.stream.send(text, kind)
+        self._refresh()
 
     async def request_who(self) -> None:
         if not await self.stream.request(Who()):
@@ -169,14 +211,16 @@ class ChatUI:
         if old.outbox:
             self.error(f"{len(old.outbox)} unsent messages to {self.room} dropped")
         self.room = room
-        self.stream = self._stream(room, None)
+        self.stream = self._stream(room, None, None)
         self.present.clear()
+        self.status = Status(room)
+        self._refresh()
         await old.close()
 
     async def confirm_paste(self, text: str) -> bool:
         lines = text.count("\n") + 1
         try:
-            answer = await PromptSession[str]().prompt_async(
+            answer = await PromptSession[str](erase_when_done=True).prompt_async(
                 f"send this {lines}-line text as one message? [y/N] "
             )
         except (EOFError, KeyboardInterrupt):
@@ -184,8 +228,8 @@ class ChatUI:
         return answer.strip().lower() in ("y", "yes")
 
     async def handle_line(self, line: str) -> bool:
-        multiline = "\n" in line.strip() and not line.startswith("/")
-        if multiline and not await self.confirm_paste(line):
+        pasted = self._pasted_newline and "\n" in line.strip() and not line.startswith("/")
+        if pasted and not await self.confirm_paste(line):
             self.info("not sent (edit it with Up)")
             return True
         return await commands.dispatch(self, line)
@@ -193,14 +237,25 @@ class ChatUI:
     # ------------------------------------------------------------------ network side
 
     async def network(self) -> None:
-        """Show the stream's events; after a /join, go on with the new room's stream."""
+        """Show the stream's events; after a /join, go on with the new room's stream (or
+        back to the previous room when the new one is refused)."""
+        previous: str | None = None
         while True:
             stream = self.stream
-            async with stream:
-                async for event in stream:
-                    self._event(stream, event)
+            try:
+                async with stream:
+                    async for event in stream:
+                        self._event(stream, event)
+            except (AuthError, UsageError) as exc:
+                if previous is None or self.stream is not stream:
+                    raise
+                self.error(f"cannot join {stream.room}: {exc}")
+                self.room, previous = previous, None
+                self.stream = self._stream(self.room, None, None)
+                continue
             if self.stream is stream:
                 return
+            previous = stream.room
 
     def _event(self, stream: RoomStream, event: Event) -> None:
         if isinstance(event, Message):
@@ -218,31 +273,61 @@ class ChatUI:
         elif isinstance(event, ErrorFrame):
             self.error(f"server: {event.reason}")
         elif isinstance(event, Connected):
-            self.session.app.invalidate()
+            stream.connect_timeout = None  # connected once: reconnect for as long as it runs
+            self._link(Link.CONNECTED)
             self._welcome(stream, event)
+        elif isinstance(event, Connecting):
+            self._link(Link.CONNECTING)
         elif isinstance(event, Reconnecting):
-            self.error(
-                f"cannot connect to {stream.display_url}: {event.reason}; "
-                f"retrying in {event.delay:.1f} s"
-            )
+            self.status.retry_at = time.monotonic() + event.delay
+            self._link(Link.RECONNECTING, event.reason)
         elif isinstance(event, Disconnected):
-            self.session.app.invalidate()
-            self.error(f"{event.reason}; reconnecting")
-        elif isinstance(event, TokenRenewed):
+            self._link(Link.OFFLINE, event.reason)
+            if self.dumb:
+                self.error(f"{event.reason}; reconnecting")
+        elif isinstance(event, TokenEvent):
+            self._token(event)
+        if isinstance(event, Acked | Rejected):
+            self._refresh()  # the queued count
+
+    def _link(self, link: Link, reason: str | None = None) -> None:
+        """Show a connection state on the status line; while waiting to reconnect, count the
+        seconds down."""
+        self.status.link = link
+        if reason is not None or link is Link.CONNECTED:
+            self.status.reason = reason or ""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if link is Link.RECONNECTING:
+            self._tick()
+        self._refresh()
+
+    def _tick(self) -> None:
+        self._refresh()
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    def _token(self, event: TokenEvent) -> None:
+        """Token trouble: one line in the scrollback, and a note on the status line until a
+        renewal ends it (a routine renewal says nothing)."""
+        if isinstance(event, TokenRenewed):
             if self.token_trouble:  # a routine renewal is not news
                 self.token_trouble = False
+                self.status.token = ""
                 self.info(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
         elif isinstance(event, TokenExpired):
             self.token_trouble = True
-            self.session.app.invalidate()
             if event.renewable:
+                self.status.token = f"token expired: waiting for {event.origin}"
                 self.error(
                     f"{event.reason}; offline until {event.origin} holds a new token "
                     "(what you type is sent then)"
                 )
-        elif isinstance(event, TokenProblem):
+        else:
             self.token_trouble = True
+            self.status.token = f"token not renewed, valid until {clock(event.exp)}"
             self.error(event.reason)
+        self._refresh()
 
     def _welcome(self, stream: RoomStream, event: Connected) -> None:
         welcome, resume = event.welcome, event.resume
@@ -264,38 +349,24 @@ class ChatUI:
             )
 
     def _presence(self, user: str, event: str, ts: Any) -> None:
-        """Show joins and leaves, except brief visits: a join is shown after
-        :data:`PRESENCE_DELAY` seconds, and a leave within that time hides both (each
-        ``chatctl send`` connects, posts and leaves: its message is what matters)."""
-        room = self.room
         if event == "join":
             self.present.add(user)
-            if user in self._joins:
-                return
-            line = self.renderer.system(f"{user} joined {room}", ts=ts)
-            self._joins[user] = asyncio.get_running_loop().call_later(
-                PRESENCE_DELAY, self._show_join, user, line
-            )
-            return
-        self.present.discard(user)
-        pending = self._joins.pop(user, None)
-        if pending is not None:
-            pending.cancel()
-            return
-        self.write(self.renderer.system(f"{user} left {room}", ts=ts))
-
-    def _show_join(self, user: str, line: str) -> None:
-        if self._joins.pop(user, None) is not None:
-            self.write(line)
+            self.presence.joined(user, self.renderer.system(f"{user} joined {self.room}", ts=ts))
+        else:
+            self.present.discard(user)
+            self.presence.left(user, self.renderer.system(f"{user} left {self.room}", ts=ts))
+        self._refresh()
 
     def _message(self, message: Message, *, live: bool) -> None:
         self._active(message.user)
         self._day_marker(message.ts)
         line, mention = self.renderer.message(message)
         self.write(line)
-        if mention and live and self.bell:
-            sys.stdout.write("\a")
-            sys.stdout.flush()
+        if mention and live:
+            self.status.mentions += 1
+            self._refresh()
+            if self.bell:
+                self.output.bell()
 
     def _day_marker(self, ts: Any) -> None:
         """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
@@ -320,8 +391,11 @@ class ChatUI:
             stop = asyncio.create_task(self.stop.wait())
             try:
                 while True:
-                    prompt = asyncio.create_task(self.session.prompt_async())
+                    self._pasted_newline = False
+                    self.output.prompt_started()
+                    prompt = asyncio.create_task(self.session.prompt_async(pre_run=self._pre_run))
                     await asyncio.wait({prompt, net, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    self.output.prompt_ended()
                     if not prompt.done():
                         prompt.cancel()
                         with contextlib.suppress(asyncio.CancelledError, EOFError):
@@ -336,6 +410,8 @@ class ChatUI:
                     if not await self.handle_line(line):
                         return
             finally:
+                if self._ticker is not None:
+                    self._ticker.cancel()
                 for task in (net, stop):
                     task.cancel()
                 await asyncio.gather(net, stop, return_exceptions=True)
@@ -344,9 +420,15 @@ class ChatUI:
 
 
 def run_interactive(
-    settings: ClientSettings, room: str, *, since: int | None = None, history: int | None = None
+    settings: ClientSettings,
+    room: str,
+    *,
+    since: int | None = None,
+    history: int | None = None,
+    connect_timeout: float | None = None,
 ) -> None:
     async def main() -> None:
-        await ChatUI(settings, room, since=since, history=history).run()
+        ui = ChatUI(settings, room, since=since, history=history, connect_timeout=connect_timeout)
+        await ui.run()
 
     asyncio.run(main())

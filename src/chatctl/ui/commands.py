@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatctl.protocol import ROOM_RULE, valid_room
+from chatctl.ui.keys import KEYS_HELP
 
 if TYPE_CHECKING:
     from chatctl.ui.app import ChatUI
@@ -39,7 +40,7 @@ async def _help(ui: ChatUI, arg: str) -> bool:
         alias = f" (also {', '.join('/' + a for a in cmd.aliases)})" if cmd.aliases else ""
         ui.info(f"  {cmd.usage:<16} {cmd.help}{alias}")
     ui.info("  //text           send text that starts with /")
-    ui.info("keys: Alt-Enter newline, Up/Down history, Ctrl-L clear, Ctrl-D or Ctrl-C quit")
+    ui.info(KEYS_HELP)
     return True
 
 
@@ -99,11 +100,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", "/help [COMMAND]", "list commands, or explain one", _help),
     Command("who", "/who", "list the users in the room", _who, ("names",)),
     Command("me", "/me ACTION", "send an action: * you ACTION", _me),
-    Command("join", "/join ROOM", "leave this room and join ROOM", _join),
+    Command("join", "/join ROOM", "leave this room and join ROOM (Tab: recent rooms)", _join),
     Command("clear", "/clear", "clear the screen", _clear),
     Command("bell", "/bell [on|off]", "ring the terminal bell when you are mentioned", _bell),
     Command("say", "/say TEXT", "send TEXT as is, even if it starts with /", _say),
-    Command("quit", "/quit", "leave (Ctrl-D and Ctrl-C too)", _quit, ("exit", "q")),
+    Command("quit", "/quit", "leave (Ctrl-D on an empty line too)", _quit, ("exit", "q")),
 )
 
 

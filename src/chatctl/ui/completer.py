@@ -39,8 +39,9 @@ class ChatCompleter(Completer):
             command, _, rest = before.partition(" ")
             values = self.arguments.get(command.lower())
             if values is not None and " " not in rest:
+                bare = rest.removeprefix("#")  # /join #gen<Tab>, as on IRC
                 for value in values():
-                    if value.startswith(rest):
+                    if value.startswith((rest, bare)):
                         yield Completion(value, -len(rest))
                 return
         word = document.get_word_before_cursor(WORD=True)

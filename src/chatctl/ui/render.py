@@ -10,6 +10,12 @@ Line shapes (the markers keep them apart without colour too)::
     18:02:11 alice: hello bob            a message (name in a stable per-user colour)
     18:02:15 * alice waves               an action (/me)
     18:02:20 -!- bob joined ops          a system line (joins, leaves, reconnects, notices)
+    18:02:31 bob: a long message wraps between words to the width of the terminal,
+                  each continuation under the start of the text
+
+Three modes (:func:`color_mode`): ``color``; ``mono`` with ``NO_COLOR`` or ``color = false``
+(no colour, but bold, italic and reverse: a mention is in reverse video, an error in bold);
+``plain`` with ``TERM=dumb`` (no escape sequence at all).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.text import Text
@@ -53,14 +59,28 @@ STYLES = {
     "mention": "bold black on yellow",
     "action": "italic",
 }
+#: without colour (``NO_COLOR``) only what must stand out keeps an emphasis
+MONO_STYLES = {**dict.fromkeys(STYLES, "none"), "mention": "bold reverse", "error": "bold"}
+#: below this many columns for the text, lines are not wrapped by the client
+MIN_WRAP = 20
+
+ColorMode = Literal["color", "mono", "plain"]
+
+
+def color_mode(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ColorMode:
+    """``plain`` for ``TERM=dumb``; ``mono`` when ``NO_COLOR`` is set (non-empty) or
+    ``color = false``; ``color`` otherwise."""
+    env = os.environ if env is None else env
+    if env.get("TERM", "") == "dumb":
+        return "plain"
+    if env.get("NO_COLOR") or not config.get("color", True):
+        return "mono"
+    return "color"
 
 
 def want_color(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bool:
     """Colour unless ``NO_COLOR`` is set (non-empty), ``TERM=dumb``, or ``color = false``."""
-    env = os.environ if env is None else env
-    if env.get("NO_COLOR") or env.get("TERM", "") == "dumb":
-        return False
-    return bool(config.get("color", True))
+    return color_mode(config, env) == "color"
 
 
 def user_color(user: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -77,25 +97,35 @@ def mentions(text: str, me: str) -> bool:
 
 
 class Renderer:
-    """Renders events for one user (``me``) to strings with or without ANSI colour."""
+    """Renders events for one user (``me``) to strings with or without ANSI colour.
+
+    ``emphasis`` without ``color`` keeps bold, italic and reverse (``NO_COLOR``); neither
+    writes no escape sequence. ``width()`` is the terminal's width, read for each line:
+    messages wrap between words to it, with a hanging indent (None: no wrapping).
+    """
 
     def __init__(
         self,
         *,
         me: str = "",
         color: bool = True,
+        emphasis: bool = False,
         colors: Mapping[str, str] | None = None,
         timestamp: str = "%H:%M:%S",
+        width: Callable[[], int] | None = None,
     ) -> None:
         self.me = me
         self.color = color
         self.colors = dict(colors or {})
-        self.styles = {**STYLES, **{k: v for k, v in self.colors.items() if k in STYLES}}
+        base = STYLES if color else {**STYLES, **MONO_STYLES}
+        self.styles = {**base, **{k: v for k, v in self.colors.items() if k in STYLES}}
         self.timestamp = timestamp
+        self.width = width
+        styled = color or emphasis
         self.console = Console(
             file=io.StringIO(),
-            force_terminal=color,
-            color_system="256" if color else None,
+            force_terminal=styled,
+            color_system=("256" if color else "standard") if styled else None,
             no_color=not color,
             highlight=False,
             markup=False,
@@ -126,28 +156,48 @@ class Renderer:
         own = user == self.me
         mention = not own and mentions(body, self.me)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
-        line = self._clock(message.ts)
+        head = self._clock(message.ts)
         if message.kind == "action":
-            head = f"* {user} "
-            line.append("* ", style=name_style)
-            line.append(user, style=name_style)
-            line.append(" ")
-            line.append(self._indent(body, len(head)), style=self.styles["action"])
+            head.append("* ", style=name_style)
+            head.append(user, style=name_style)
+            head.append(" ")
+            text = Text(body, style=self.styles["action"])
         else:
-            head = f"{user}: "
-            line.append(user, style=name_style)
-            line.append(": ")
-            line.append(self._indent(body, len(head)))
-        if mention:
-            line.stylize(self.styles["mention"], 0, len(line))
-        return self._render(line), mention
-
-    def _indent(self, body: str, width: int) -> str:
-        return body.replace("\n", "\n" + " " * (len(time.strftime(self.timestamp)) + 1 + width))
+            head.append(user, style=name_style)
+            head.append(": ")
+            text = Text(body)
+        return self._render(self._hang(head, text, self.styles["mention"] if mention else "")), (
+            mention
+        )
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> str:
-        line = self._clock(time.time() if ts is None else ts)
         style = self.styles["error" if error else "system"]
-        line.append("-!- ", style=style)
-        line.append(multi_line(text), style=style)
-        return self._render(line)
+        head = self._clock(time.time() if ts is None else ts)
+        head.append("-!- ", style=style)
+        return self._render(self._hang(head, Text(multi_line(text), style=style)))
+
+    def _hang(self, head: Text, body: Text, style: str = "") -> Text:
+        """``head`` then ``body`` wrapped between words to the terminal's width, every
+        continuation indented to where the body starts; ``style`` (a mention) replaces their
+        own styles, one run per row, and leaves the indentation alone."""
+        if style:
+            head, body = Text(head.plain), Text(body.plain)
+        indent = head.cell_len
+        width = self.width() - 1 if self.width is not None else 0  # -1: no auto-margin wrap
+        if width - indent >= MIN_WRAP:
+            lines = list(body.wrap(self.console, width - indent, overflow="fold"))
+        else:
+            lines = list(body.split("\n"))
+        line = head.copy()
+        row_start = 0
+        for i, part in enumerate(lines):
+            part.rstrip()
+            if i:
+                if style:
+                    line.stylize(style, row_start, len(line))
+                line.append("\n" + " " * indent)
+                row_start = len(line)
+            line.append_text(part)
+        if style:
+            line.stylize(style, row_start, len(line))
+        return line

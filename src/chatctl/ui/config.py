@@ -1,0 +1,67 @@
+"""The interactive client's own settings: the ``[join]`` table of config.toml, and the input
+history kept in ``$XDG_STATE_HOME/chatctl/history`` (as pgcli's ``config.py``).
+
+::
+
+    [join]
+    bell = true            # ring on mentions (/bell toggles it)
+    history = 50           # history messages shown on joining (default: the server's)
+    color = true           # false: no colour (emphasis kept), as NO_COLOR
+    timestamp = "%H:%M"    # strftime format of the time column
+    colors = { bob = "blue", mention = "bold white on red" }   # names and styles
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+
+from chatctl.config import state_dir
+from chatctl.errors import ConfigError
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+def _setting(config: Mapping[str, Any], key: str, kind: type[T], default: D) -> T | D:
+    """``[join] key`` from config.toml, checked to be a ``kind``."""
+    value = config.get(key, default)
+    if value is default or (isinstance(value, kind) and not (kind is int and value is True)):
+        return value
+    raise ConfigError(f"config.toml: [join] {key} must be a {kind.__name__}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    bell: bool = True
+    history: int | None = None
+    color: bool = True
+    timestamp: str = "%H:%M:%S"
+    colors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> JoinConfig:
+        """Read config.toml's ``[join]`` table; a value of the wrong type is a ConfigError."""
+        table: Mapping[str, Any] = config.get("join", {})
+        colors = _setting(table, "colors", dict, {})
+        return cls(
+            bell=_setting(table, "bell", bool, True),
+            history=_setting(table, "history", int, None),
+            color=_setting(table, "color", bool, True),
+            timestamp=_setting(table, "timestamp", str, "%H:%M:%S"),
+            colors={str(k): str(v) for k, v in colors.items()},
+        )
+
+
+def input_history() -> History:
+    """Up/Down history in ``$XDG_STATE_HOME/chatctl/history`` (in memory if unwritable)."""
+    path = state_dir() / "history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600, exist_ok=True)
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))
