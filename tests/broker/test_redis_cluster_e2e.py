@@ -50,7 +50,8 @@ class Lines:
             self.proc.stdin.flush()
             self.sent += 1
             time.sleep(self.interval)  # pacing a steady stream, not synchronisation
-        self.proc.stdin.close()
+        # stdin is left open: communicate() flushes and closes it (closing it here too raced
+        # with communicate's flush: "I/O operation on closed file")
 
 
 def start_send(port: int, room: str) -> subprocess.Popen[str]:
@@ -101,6 +102,7 @@ async def test_reshard_then_failover_under_a_steady_stream(cluster: LocalCluster
             await asyncio.to_thread(cluster.wait_healthy)
             await until(len(received) + 50)
             lines.stop.set()
+            await asyncio.to_thread(lines.thread.join)
             out, err = await asyncio.to_thread(send.communicate, timeout=60)
             assert send.returncode == 0, err
             acks = [json.loads(line) for line in out.splitlines()]
