@@ -20,6 +20,7 @@ from chatctl.protocol import (
     ErrorFrame,
     Ping,
     ProtocolError,
+    RateLimit,
     SendMessage,
     Welcome,
     Who,
@@ -57,7 +58,7 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
         since=adm.since,
         recovered=None if adm.since is None else history.complete,
         server=server.server_name,
-        limits=server.limits.advertised(),
+        limits=_limits_dict(server.limits.advertised(user)),
     )
     hub.write(conn, welcome.frame().encode())
     hub.ready(room, conn, history.last_id, user)
@@ -101,6 +102,10 @@ async def _handle(
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
+
+
+def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
+    return None if share is None else share.to_dict()
 
 
 def _fit(history: History, budget: int) -> History:
