@@ -9,16 +9,18 @@ import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chatctl.auth import Verifier
-from chatctl.broker import create_broker
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
-from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, RateSettings
+from chatctl.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from chatctl.auth import Verifier
+    from chatctl.server import ChatServer
 
 log = logging.getLogger("chatctl.server")
 _SERVER = ServerSettings()
@@ -71,6 +73,8 @@ class ServeOptions:
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
+    from chatctl.auth import Verifier
+
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
         log.info(
@@ -91,18 +95,23 @@ def build_verifier(opts: ServeOptions) -> Verifier:
 
 
 def run_serve(opts: ServeOptions) -> None:
+    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
+    # completion, which must not load the server, websockets, jwt or a broker
+    from chatctl.broker import create_broker
+    from chatctl.server import ChatServer
+
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     verifier = build_verifier(opts)
-    broker_options: dict[str, object] = {
-        "history_size": opts.history,
-        "dedup_window": opts.dedup_window,
-    }
-    if opts.redis_url:
-        broker_options["prefix"] = opts.redis_prefix
-        broker_options["presence_ttl"] = opts.presence_ttl
-    broker = create_broker(opts.redis_url, **broker_options)
+    # each broker takes the options that apply to it (chatctl.broker.registry)
+    broker = create_broker(
+        opts.redis_url,
+        history_size=opts.history,
+        dedup_window=opts.dedup_window,
+        prefix=opts.redis_prefix,
+        presence_ttl=opts.presence_ttl,
+    )
     settings = ServerSettings(
         host=opts.host,
         port=opts.port,

@@ -1,17 +1,21 @@
 """The one conformance suite every broker passes (see chatctl.broker.base for the contract).
 
-The ``broker`` fixture is parametrised over every implementation; a new broker joins by
-adding a factory to ``BROKERS``.
+The ``broker`` fixture is parametrised over every broker of ``chatctl.broker.BROKERS`` (the
+registry ``create_broker`` reads): a new broker is tested as soon as it is registered. One
+that needs a service running gets its test URL from ``URLS``; the others use
+``<scheme>://``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from chatctl.broker import Broker, create_broker
+from chatctl.broker import BROKERS, Broker, create_broker
+from chatctl.errors import UsageError
 from chatctl.protocol import Message, Presence
 from helpers import RedisServer
 
@@ -31,14 +35,22 @@ def redis_for_conformance() -> Iterator[RedisServer]:
 _prefix_counter = iter(range(1, 1_000_000))
 
 
-@pytest.fixture(params=["memory", "redis"])
+def _redis_url(request: pytest.FixtureRequest) -> str:
+    redis: RedisServer = request.getfixturevalue("redis_for_conformance")
+    return redis.url
+
+
+#: broker name -> its URL for a test, for brokers that need a service started first
+URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {"redis": _redis_url}
+
+
+@pytest.fixture(params=[entry.name for entry in BROKERS])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    options: dict[str, object] = {"history_size": HISTORY, "dedup_window": 60.0}
-    if request.param == "memory":
-        b = create_broker(None, **options)
-    else:
-        redis: RedisServer = request.getfixturevalue("redis_for_conformance")
-        b = create_broker(redis.url, prefix=f"conf{next(_prefix_counter)}", **options)
+    (entry,) = (e for e in BROKERS if e.name == request.param)
+    url = URLS[entry.name](request) if entry.name in URLS else f"{entry.schemes[0]}://"
+    options = {"history_size": HISTORY, "dedup_window": 60.0}
+    # a fresh namespace per test for brokers sharing one store (ignored by the others)
+    b = create_broker(url, prefix=f"conf{next(_prefix_counter)}", **options)
     await b.start()
     try:
         yield b
@@ -220,3 +232,46 @@ async def test_concurrent_publishes_get_distinct_ids(broker: Broker) -> None:
 
 async def test_healthy_when_started(broker: Broker) -> None:
     assert broker.healthy()
+
+
+async def test_a_failing_subscriber_breaks_neither_publish_nor_other_rooms(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(event: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    good = Sink()
+    await broker.subscribe("bad", explode)
+    await broker.subscribe("good", good)
+    with caplog.at_level(logging.ERROR):
+        first = await broker.publish("bad", "alice", "one", client_id="b-1")
+        await broker.join("bad", "alice", "c1")
+        second = await broker.publish("bad", "alice", "two")
+        await broker.publish("good", "bob", "fine")
+        await broker.join("good", "bob", "c2")
+        await good.wait_for(lambda s: len(s.messages) == 1 and len(s.presence) == 1)
+    assert (first.message.id, second.message.id) == (1, 2)  # stored and acknowledged
+    h = await broker.history("bad", since=None, limit=10)
+    assert [m.text for m in h.messages] == ["one", "two"]
+    assert await broker.users("bad") == ["alice"]
+    assert [m.text for m in good.messages] == ["fine"]
+    failures = [r for r in caplog.records if r.exc_info and "subscriber bug" in str(r.exc_info[1])]
+    assert failures, "the subscriber's failure was not logged"
+
+
+def test_the_registry_names_every_scheme_when_a_url_has_none_of_them() -> None:
+    with pytest.raises(UsageError) as err:
+        create_broker("amqp://localhost/", history_size=HISTORY)
+    message = str(err.value)
+    assert "'amqp'" in message
+    for entry in BROKERS:
+        for scheme in entry.schemes:
+            assert f"{scheme}://" in message
+
+
+def test_each_broker_takes_only_its_own_options() -> None:
+    # serve passes every option; the memory broker has no key prefix and no presence TTL
+    b = create_broker(None, history_size=3, dedup_window=1.0, prefix="p", presence_ttl=5.0)
+    assert type(b).__name__ == "MemoryBroker"
+    with pytest.raises(TypeError, match="histroy_size"):
+        create_broker("memory://", histroy_size=3)

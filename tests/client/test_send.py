@@ -464,4 +464,4 @@ async def test_a_bulk_send_paces_itself_under_the_advertised_rate_limit() -> Non
         assert res.stderr == ""  # no refusal, no reconnect
         got = await recv_messages(listener, 600)
         assert [m["message"] for m in got] == lines
-    assert srv.errors["rate_limited"] == 0
+    assert srv.metrics.counters.errors["rate_limited"] == 0

@@ -31,4 +31,4 @@ async def test_compressed_and_plain_clients_get_the_same_messages() -> None:
                 b = await recv_type(plain, "message")
                 assert a == b
                 assert a["message"] == text
-            assert srv.hub.deliveries >= 6
+            assert srv.metrics.counters.deliveries >= 6

@@ -224,7 +224,7 @@ async def test_browser_style_query_token_works(server: ChatServer) -> None:
 async def test_rejections_are_counted(server: ChatServer) -> None:
     await refusal(ws_url(server.port, "general"))
     await refusal(ws_url(server.port, "general"), bearer(make_token("x", rooms=["y"])))
-    assert server.rejections[401] == 1 and server.rejections[403] == 1
+    assert server.metrics.counters.rejected(401) == 1 and server.metrics.counters.rejected(403) == 1
 
 
 async def test_bad_presence_parameter_is_400(server: ChatServer) -> None:

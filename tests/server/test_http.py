@@ -165,7 +165,7 @@ async def test_cross_site_browser_gets_403_before_the_upgrade() -> None:
             srv.port, "lobby", "alice", headers={"Origin": "https://evil.example"}
         )
         assert status == 403 and "origin not allowed" in body
-        assert srv.rejection_reasons["origin", 403] == 1
+        assert srv.metrics.counters.rejections["origin", 403] == 1
         # an allowed page, the server's own origin, and a CLI without Origin all get in
         for headers in (
             {"Origin": "https://chat.example.com"},

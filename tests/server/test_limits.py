@@ -119,7 +119,7 @@ async def test_over_the_rate_gets_rate_limited_with_retry_after_never_a_silent_d
         await asyncio.sleep(max(limited.values()))
         await ws.send(json.dumps({"type": "message", "message": "again", "client_id": "late"}))
         assert (await recv_type(ws, "ack"))["client_id"] == "late"
-    assert srv.errors["rate_limited"] == len(limited)
+    assert srv.metrics.counters.errors["rate_limited"] == len(limited)
 
 
 async def test_sustained_abuse_closes_with_1008() -> None:
@@ -134,7 +134,7 @@ async def test_sustained_abuse_closes_with_1008() -> None:
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1008
-    assert srv.policy_closes == 1
+    assert srv.metrics.counters.policy_closes == 1
 
 
 async def test_user_rate_is_shared_by_the_users_connections() -> None:
@@ -165,7 +165,7 @@ async def test_connections_per_user_get_429_and_are_released() -> None:
         await asyncio.sleep(0.1)
         async with client(srv.port, "r", "alice") as a:  # slots come back on disconnect
             await recv_type(a, "welcome")
-    assert srv.rejection_reasons["user_connections", 429] == 1
+    assert srv.metrics.counters.rejections["user_connections", 429] == 1
 
 
 async def test_connections_in_total_get_503_with_retry_after() -> None:
@@ -247,9 +247,9 @@ async def test_every_way_a_connection_ends_gives_its_slot_back() -> None:
         writer.transport.abort()
         for _ in range(100):
             await asyncio.sleep(0.02)
-            if srv.limits.total == 0 and not srv._slots and not srv._admissions:
+            if srv.limits.total == 0 and not srv._members:
                 break
-        assert srv.limits.total == 0 and not srv._slots and not srv._admissions
+        assert srv.limits.total == 0 and not srv._members
         assert srv.hub.connections == 0
         async with contextlib.AsyncExitStack() as stack:  # all 3 connections, at once
             for _ in range(3):

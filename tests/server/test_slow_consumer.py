@@ -119,7 +119,7 @@ async def test_stalled_reader_is_cut_off_and_others_keep_their_latency() -> None
         disconnected_after = time.monotonic() - started
         _, _, body = await http_get(proc.port, "/metrics")
         assert metric(body.decode(), "chatctl_slow_consumer_disconnects_total") == 1
-        for _ in range(50):  # the TCP connection is aborted SLOW_CLOSE_GRACE (2 s) later
+        for _ in range(50):  # the TCP connection is aborted CLOSE_GRACE (2 s) later
             _, _, body = await http_get(proc.port, "/metrics")
             if metric(body.decode(), "chatctl_connections") == 3:
                 break

@@ -7,6 +7,7 @@ recovered.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -22,6 +23,8 @@ from chatctl.protocol import (
     MessageKind,
     Presence,
 )
+
+log = logging.getLogger("chatctl.broker.memory")
 
 #: Client ids remembered per room at most (the oldest are forgotten first). A retry re-sends
 #: at most the few thousand messages a client has in flight, so this never matters for it.
@@ -44,6 +47,17 @@ class _Room:
 
     def __post_init__(self) -> None:
         self.log = deque(maxlen=self.history_size)
+
+
+def _hand_over(r: _Room, event: Message | Presence) -> None:
+    """Call the room's subscriber, if any: its failure is logged, and the message stays
+    published (stored, acknowledged) and the other rooms unaffected."""
+    if r.subscriber is None:
+        return
+    try:
+        r.subscriber(event)
+    except Exception:
+        log.exception("the subscriber of room %s failed on %r", event.room, event)
 
 
 class MemoryBroker:
@@ -102,8 +116,7 @@ class MemoryBroker:
             r.seen[(user, client_id)] = (msg.id, msg.ts, now)
             if len(r.seen) > MAX_DEDUP_ENTRIES:  # bounded even under a flood within the window
                 r.seen.popitem(last=False)
-        if r.subscriber is not None:
-            r.subscriber(msg)
+        _hand_over(r, msg)
         return PublishResult(msg)
 
     def _expire(self, r: _Room, now: float) -> None:
@@ -148,8 +161,8 @@ class MemoryBroker:
         conns = r.members.setdefault(user, set())
         first = not conns
         conns.add(conn_id)
-        if first and r.subscriber is not None:
-            r.subscriber(Presence(room, user, "join", round(self._clock(), 3)))
+        if first:
+            _hand_over(r, Presence(room, user, "join", round(self._clock(), 3)))
 
     async def leave(self, room: str, user: str, conn_id: str) -> None:
         r = self._rooms.get(room)
@@ -161,8 +174,7 @@ class MemoryBroker:
         conns.discard(conn_id)
         if not conns:
             del r.members[user]
-            if r.subscriber is not None:
-                r.subscriber(Presence(room, user, "leave", round(self._clock(), 3)))
+            _hand_over(r, Presence(room, user, "leave", round(self._clock(), 3)))
 
     async def users(self, room: str) -> list[str]:
         r = self._rooms.get(room)

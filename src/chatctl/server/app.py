@@ -9,10 +9,7 @@ import logging
 import secrets
 import signal
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -22,46 +19,19 @@ from chatctl.auth import Verifier
 from chatctl.broker.base import Broker
 from chatctl.errors import BrokerError
 from chatctl.protocol import (
-    DEFAULT_HISTORY,
-    DEFAULT_WELCOME_HISTORY,
-    MAX_FRAME_BYTES,
-    MAX_MESSAGE_CHARS,
     CloseCode,
 )
-from chatctl.server.handshake import Admission, Refusal, admit
+from chatctl.server import wire
+from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, plain_response, route_http
 from chatctl.server.hub import Hub, peer
-from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
+from chatctl.server.limits import Limits
+from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
-from chatctl.server.session import run_session
+from chatctl.server.session import SessionContext, run_session
+from chatctl.server.settings import ServerSettings
 
 log = logging.getLogger("chatctl.server")
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    history_size: int = DEFAULT_HISTORY
-    welcome_history: int = DEFAULT_WELCOME_HISTORY
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    max_message_chars: int = MAX_MESSAGE_CHARS
-    #: bytes of unsent output a connection may have before it is dropped as a slow consumer
-    max_pending_bytes: int = 1024 * 1024
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    compression: bool = False
-    #: seconds a shutdown or SIGTERM drain may take before remaining connections are aborted
-    shutdown_timeout: float = 10.0
-    #: seconds a client has for the TCP, TLS and WebSocket opening handshakes together
-    handshake_timeout: float = 10.0
-    #: serve wss:// with this PEM certificate chain (and key, unless ``keyfile`` is given)
-    certfile: Path | None = None
-    keyfile: Path | None = None
-    #: browser origins allowed besides the server's own (see server/http.py); "*" allows all
-    allowed_origins: tuple[str, ...] = ()
-    rates: RateSettings = field(default_factory=RateSettings)
-    limits: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 class ChatServer:
@@ -75,27 +45,23 @@ class ChatServer:
         self.hub = Hub(
             broker,
             max_pending=settings.max_pending_bytes,
+            counters=self.metrics.counters,
             observe_fanout=self.metrics.fanout_seconds.observe,
         )
         self.limits = Limits(settings.limits, settings.rates)
         self.origins = OriginPolicy(settings.allowed_origins)
         self.node_id = secrets.token_hex(4)
         self.server_name = f"chatctl/{__version__}"
-        self._admissions: dict[ServerConnection, Admission] = {}
+        self.context = SessionContext(
+            settings, broker, self.hub, self.limits, self.metrics, self.server_name
+        )
+        #: accepted handshakes whose handler has not started yet
+        self._members: dict[ServerConnection, Membership] = {}
         self._conn_ids = itertools.count(1)
         self._ws: Server | None = None
         self._tasks: set[asyncio.Future[None]] = set()
-        #: connection -> (user, room) while it counts against the connection limits
-        self._slots: dict[ServerConnection, tuple[str, str]] = {}
         #: the close code of a shutdown in progress (1001, or 1012 for a SIGTERM drain)
         self._closing_code: int | None = None
-        self.messages_in = 0
-        self.acks = 0
-        self.policy_closes = 0
-        self.errors: Counter[str] = Counter()
-        self.rejections: Counter[int] = Counter()  # by HTTP status
-        #: (reason, HTTP status) -> handshakes refused, for /metrics
-        self.rejection_reasons: Counter[tuple[str, int]] = Counter()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -178,7 +144,7 @@ class ChatServer:
         except TimeoutError:
             log.warning("shutdown: %d connections did not close in time", len(ws.all_connections))
             for conn in list(ws.all_connections):
-                conn.transport.abort()
+                wire.abort(conn)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # let the handlers run their cleanup
                     await ws.wait_closed()
@@ -250,8 +216,7 @@ class ChatServer:
                 status, kind, reason = over
                 raise Refusal(status, reason, user=adm.claims.user, kind=kind)
         except Refusal as refusal:
-            self.rejections[refusal.status] += 1
-            self.rejection_reasons[refusal.kind, refusal.status] += 1
+            self.metrics.counters.reject(refusal.kind, refusal.status)
             log.info(
                 "rejected %d %s peer=%s user=%s: %s",
                 refusal.status,
@@ -264,55 +229,53 @@ class ChatServer:
             if refusal.status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE):
                 retry = (("Retry-After", "5"),)
             return plain_response(refusal.status, refusal.reason + "\n", headers=retry)
-        self.limits.acquire(adm.claims.user, adm.room)
-        self._slots[conn] = (adm.claims.user, adm.room)
-        self._admissions[conn] = adm
+        self._members[conn] = Membership(
+            conn, adm, hub=self.hub, broker=self.broker, limits=self.limits
+        )
         return None
-
-    def _release(self, conn: ServerConnection) -> None:
-        """The connection no longer counts against the limits (idempotent)."""
-        slot = self._slots.pop(conn, None)
-        if slot is not None:
-            self.limits.release(*slot)
 
     async def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
     ) -> Response | None:
-        adm = self._admissions.get(conn)
-        if adm is None or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
-            self._admissions.pop(conn, None)
-            self._release(conn)
+        member = self._members.get(conn)
+        if member is None:
             return None
-        conn.connection_lost_waiter.add_done_callback(lambda _: self._release(conn))
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            del self._members[conn]
+            member.release()
+            return None
+        wire.on_lost(conn, member.release)
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
-            await self.hub.attach(adm.room, conn)
+            await member.attach()
         except BrokerError as exc:
-            self._admissions.pop(conn, None)
-            self.rejections[HTTPStatus.SERVICE_UNAVAILABLE] += 1
+            del self._members[conn]
+            member.release()
+            self.metrics.counters.reject("broker_unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
             log.warning(
                 "rejected 503 peer=%s user=%s room=%s: broker unavailable: %s",
                 peer(conn),
-                adm.claims.user,
-                adm.room,
+                member.user,
+                member.room,
                 exc,
             )
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
-        conn.connection_lost_waiter.add_done_callback(lambda _: self._forget(conn, adm.room))
+        wire.on_lost(conn, lambda: self._forget(conn))
         return None
 
-    def _forget(self, conn: ServerConnection, room: str) -> None:
-        """The connection died before its handler ran: undo :meth:`Hub.attach`."""
-        if self._admissions.pop(conn, None) is not None:
-            task = asyncio.ensure_future(self.hub.detach(room, conn))
+    def _forget(self, conn: ServerConnection) -> None:
+        """The connection died before its handler ran: end its membership here."""
+        member = self._members.pop(conn, None)
+        if member is not None:
+            task = asyncio.ensure_future(member.end())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     # ---------------------------------------------------------------- connection
 
     async def _handler(self, conn: ServerConnection) -> None:
-        adm = self._admissions.pop(conn)
-        user, room = adm.claims.user, adm.room
+        member = self._members.pop(conn)
+        user, room = member.user, member.room
         conn_id = f"{self.node_id}-{next(self._conn_ids)}"
         started = time.monotonic()
         log.info("connect user=%s room=%s peer=%s conn=%s", user, room, peer(conn), conn_id)
@@ -320,9 +283,8 @@ class ChatServer:
             if self._closing_code is not None:  # accepted just as the shutdown began
                 await conn.close(self._closing_code, "server shutting down")
                 return
-            if adm.presence:
-                await self.broker.join(room, user, conn_id)
-            await run_session(self, conn, adm)
+            await member.join(conn_id)
+            await run_session(self.context, member)
         except BrokerError as exc:  # no welcome without the broker: ask the client to retry
             log.warning(
                 "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
@@ -333,13 +295,7 @@ class ChatServer:
             )
             await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
-            self._release(conn)
-            await self.hub.detach(room, conn)
-            try:
-                if adm.presence:
-                    await self.broker.leave(room, user, conn_id)
-            except Exception as exc:  # the broker may be down; presence expires by itself
-                log.warning("presence leave failed for conn=%s: %s", conn_id, exc)
+            await member.end()
             log.info(
                 "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
                 user,
@@ -349,6 +305,3 @@ class ChatServer:
                 conn.close_code,
                 time.monotonic() - started,
             )
-
-    def count_error(self, code: str) -> None:
-        self.errors[code] += 1

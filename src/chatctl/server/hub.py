@@ -6,9 +6,10 @@ connections the room has. A connection is attached as soon as its handshake is a
 until its welcome is written, live events are kept aside for it and then flushed, skipping
 messages the welcome's history already carried.
 
-Fan-out writes each frame, encoded once, straight into every member's transport without
-awaiting anyone: a slow or stalled client never delays the others. A member whose pending
-output passes ``max_pending`` bytes is disconnected with close code 4008 (slow consumer).
+Fan-out writes each frame, encoded once, to every member without awaiting anyone
+(:func:`chatctl.server.wire.broadcast`): a slow or stalled client never delays the others.
+A member whose pending output passes ``max_pending`` bytes is disconnected with close code
+4008 (slow consumer).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 from chatctl.broker.base import Broker, Reset
 from chatctl.protocol import CloseCode, Message, Presence
+from chatctl.server import wire
+from chatctl.server.metrics import Counters
 
 log = logging.getLogger("chatctl.server")
 
-#: Seconds a slow consumer's close frame gets before its TCP connection is aborted.
-SLOW_CLOSE_GRACE = 2.0
+#: Seconds a slow consumer's or an abuser's close frame gets before its TCP connection is
+#: aborted (see :func:`chatctl.server.wire.close_now`).
+CLOSE_GRACE = 2.0
 
 
 @dataclass(eq=False)
@@ -50,17 +52,17 @@ class Hub:
         broker: Broker,
         *,
         max_pending: int,
+        counters: Counters,
         observe_fanout: Callable[[float], None] | None = None,
     ) -> None:
         self.broker = broker
         self.max_pending = max_pending
+        self.counters = counters
         #: called with the seconds each fan-out call took (the fan-out latency histogram)
         self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
-        self.slow_disconnects = 0
-        self.deliveries = 0
 
     @property
     def connections(self) -> int:
@@ -81,11 +83,11 @@ class Hub:
         written: flush what came since, minus what the welcome already said."""
         members = self.rooms[room]
         for event in members.waiting.pop(conn, ()):
-            if isinstance(event, Message):
-                if event.id <= after_id:
+            match event:
+                case Message() if event.id <= after_id:
                     continue
-            elif event.user == user and event.event == "join":
-                continue
+                case Presence() if event.user == user and event.event == "join":
+                    continue
             self.write(conn, event.frame.encode())
         members.ready.add(conn)
 
@@ -100,16 +102,20 @@ class Hub:
                 del self.rooms[room]
                 await self.broker.unsubscribe(room)
 
-    def _fanout(self, members: RoomMembers, event: Message | Presence | Reset) -> None:
-        if isinstance(event, Reset):
-            self._reset(members, event)
-            return
-        if self.observe_fanout is None:
-            self._deliver(members, event)
-            return
-        started = time.perf_counter()
-        self._deliver(members, event)
-        self.observe_fanout(time.perf_counter() - started)
+    def _fanout(self, members: RoomMembers, event: object) -> None:
+        """The broker's callback: one event of the room, whatever its type."""
+        match event:
+            case Message() | Presence():
+                if self.observe_fanout is None:
+                    self._deliver(members, event)
+                    return
+                started = time.perf_counter()
+                self._deliver(members, event)
+                self.observe_fanout(time.perf_counter() - started)
+            case Reset():
+                self._reset(members, event)
+            case _:  # a broker newer than this server: its clients would not know it either
+                log.warning("room %s: ignoring an unknown broker event %r", members.name, event)
 
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
@@ -138,56 +144,37 @@ class Hub:
             pending.append(event)
         if not members.ready:
             return
-        data = event.frame.encode()
-        # The whole WebSocket frame, serialised once: a server's frames are not masked, so
-        # without extensions (compression) it is the same bytes for every member. Writing it
-        # straight to the transport skips websockets' per-connection framing, which the
-        # fan-out profile showed as ~20% of server CPU (docs/performance.md).
-        wire = Frame(Opcode.TEXT, data).serialize(mask=False)
-        max_pending = self.max_pending
-        open_ = State.OPEN
-        slow: list[ServerConnection] = []
-        for conn in members.ready:
-            protocol = conn.protocol
-            if protocol.state is not open_:
-                continue
-            transport = conn.transport
-            if transport.get_write_buffer_size() > max_pending:
-                slow.append(conn)
-                continue
-            if protocol.extensions or protocol.writes:
-                protocol.send_text(data)  # per-connection encoding, or keep the write order
-                conn.send_data()
-            else:
-                transport.write(wire)
-        self.deliveries += len(members.ready) - len(slow)
+        slow = wire.broadcast(members.ready, event.frame.encode(), max_pending=self.max_pending)
+        self.counters.deliveries += len(members.ready) - len(slow)
         for conn in slow:
             self.disconnect_slow(conn)
 
     def write(self, conn: ServerConnection, data: bytes) -> bool:
         """Write one encoded text frame to ``conn`` now; False if it is closed or too slow."""
-        if conn.protocol.state is not State.OPEN:
+        if not wire.is_open(conn):
             return False
-        if conn.transport.get_write_buffer_size() > self.max_pending:
+        if wire.blocked(conn, self.max_pending):
             self.disconnect_slow(conn)
             return False
-        conn.protocol.send_text(data)
-        conn.send_data()
+        wire.send_text(conn, data)
         return True
 
     def disconnect_slow(self, conn: ServerConnection) -> None:
-        if conn.protocol.state is not State.OPEN:
+        pending = wire.pending(conn)
+        if not wire.close_now(
+            conn,
+            CloseCode.SLOW_CONSUMER,
+            "slow consumer: too much pending output",
+            grace=CLOSE_GRACE,
+        ):
             return
-        self.slow_disconnects += 1
+        self.counters.slow_disconnects += 1
         log.warning(
             "slow consumer disconnected peer=%s pending=%d bytes limit=%d",
             peer(conn),
-            conn.transport.get_write_buffer_size(),
+            pending,
             self.max_pending,
         )
-        conn.protocol.fail(CloseCode.SLOW_CONSUMER, "slow consumer: too much pending output")
-        conn.send_data()
-        asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
 
 
 def peer(conn: ServerConnection) -> str:

@@ -1,8 +1,10 @@
 """Prometheus metrics of one server, in their own ``CollectorRegistry``.
 
-Counters are plain integers the server and hub already keep (``hub.deliveries`` grows by the
-number of deliveries once per fan-out call, never once per delivery); a collector turns them
-into Prometheus families when ``/metrics`` is scraped, so the hot paths pay one integer add.
+Every count lives in one :class:`Counters` owned here: the hub, the sessions and the handshake
+add to it (``deliveries`` grows by the number of deliveries once per fan-out call, never once
+per delivery); a collector turns it into Prometheus families when ``/metrics`` is scraped, so
+the hot paths pay one integer add. A refused handshake is counted once, by reason and status,
+so no refusal can be missing from ``/metrics``.
 Only the two latency histograms are observed as events happen, once per publish and once
 per fan-out call.
 
@@ -13,7 +15,9 @@ whole coupling; a broker without it simply has no ``chatctl_broker_reconnects_to
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -36,10 +40,37 @@ FANOUT_BUCKETS = (
 )
 
 
+@dataclass
+class Counters:
+    """What one server counted since it started."""
+
+    messages_in: int = 0
+    acks: int = 0
+    #: events written to client connections
+    deliveries: int = 0
+    slow_disconnects: int = 0
+    policy_closes: int = 0
+    #: error code -> error frames sent
+    errors: Counter[str] = field(default_factory=Counter)
+    #: (reason, HTTP status) -> handshakes refused before the upgrade
+    rejections: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def error(self, code: str) -> None:
+        self.errors[code] += 1
+
+    def reject(self, reason: str, status: int) -> None:
+        self.rejections[reason, int(status)] += 1
+
+    def rejected(self, status: int) -> int:
+        """Handshakes refused with ``status``, whatever the reason."""
+        return sum(n for (_, s), n in self.rejections.items() if s == status)
+
+
 class Metrics:
-    """The registry of one :class:`~chatctl.server.app.ChatServer` and its histograms."""
+    """The counters, histograms and registry of one :class:`~chatctl.server.app.ChatServer`."""
 
     def __init__(self, server: ChatServer) -> None:
+        self.counters = Counters()
         self.registry = CollectorRegistry()
         self.publish_seconds = Histogram(
             "chatctl_broker_publish_seconds",
@@ -65,7 +96,7 @@ class _ServerCollector(Collector):
         self.server = server
 
     def collect(self) -> Iterator[Metric]:
-        srv, hub = self.server, self.server.hub
+        srv, hub, counts = self.server, self.server.hub, self.server.metrics.counters
         yield GaugeMetricFamily(
             "chatctl_connections", "Open client connections on this node.", hub.connections
         )
@@ -75,16 +106,16 @@ class _ServerCollector(Collector):
         )
         yield GaugeMetricFamily("chatctl_draining", "1 while the node drains.", srv.draining)
         yield CounterMetricFamily(
-            "chatctl_messages_in", "Chat messages accepted from clients.", srv.messages_in
+            "chatctl_messages_in", "Chat messages accepted from clients.", counts.messages_in
         )
         yield CounterMetricFamily(
-            "chatctl_deliveries", "Events written to client connections.", hub.deliveries
+            "chatctl_deliveries", "Events written to client connections.", counts.deliveries
         )
-        yield CounterMetricFamily("chatctl_acks", "Acks sent to senders.", srv.acks)
+        yield CounterMetricFamily("chatctl_acks", "Acks sent to senders.", counts.acks)
         errors = CounterMetricFamily(
             "chatctl_errors", "Error frames sent to clients, by code.", labels=["code"]
         )
-        for code, n in sorted(srv.errors.items()):
+        for code, n in sorted(counts.errors.items()):
             errors.add_metric([str(code)], n)
         yield errors
         rejections = CounterMetricFamily(
@@ -92,18 +123,18 @@ class _ServerCollector(Collector):
             "Upgrade requests refused before the upgrade, by reason and HTTP status.",
             labels=["reason", "status"],
         )
-        for (reason, status), n in sorted(srv.rejection_reasons.items()):
+        for (reason, status), n in sorted(counts.rejections.items()):
             rejections.add_metric([reason, str(status)], n)
         yield rejections
         yield CounterMetricFamily(
             "chatctl_slow_consumer_disconnects",
             "Connections closed with 4008 because their pending output passed the bound.",
-            hub.slow_disconnects,
+            counts.slow_disconnects,
         )
         yield CounterMetricFamily(
             "chatctl_policy_closes",
             "Connections closed with 1008 for sustained rate-limit abuse.",
-            srv.policy_closes,
+            counts.policy_closes,
         )
         reconnects = getattr(srv.broker, "reconnects", None)
         if isinstance(reconnects, int):

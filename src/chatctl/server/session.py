@@ -1,4 +1,9 @@
-"""One client connection after the upgrade: welcome, then one receive loop until it closes."""
+"""One client connection after the upgrade: welcome, then one receive loop until it closes.
+
+A session sees its server through a :class:`SessionContext`: the settings, the broker, the
+hub, the limits and the metrics, nothing else; its room through a
+:class:`~chatctl.server.membership.Membership`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ import asyncio
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.broker.base import History
+from chatctl.broker.base import Broker, History
 from chatctl.errors import BrokerError
 from chatctl.protocol import (
     Ack,
@@ -28,12 +34,15 @@ from chatctl.protocol import (
     pong_frame,
     who_frame,
 )
+from chatctl.server import wire
 from chatctl.server.handshake import Admission
-from chatctl.server.hub import SLOW_CLOSE_GRACE, peer
-from chatctl.server.limits import Verdict
+from chatctl.server.hub import CLOSE_GRACE, Hub, peer
+from chatctl.server.limits import Limits, Verdict
+from chatctl.server.membership import Membership
+from chatctl.server.metrics import Metrics
 
 if TYPE_CHECKING:
-    from chatctl.server.app import ChatServer
+    from chatctl.server.settings import ServerSettings
 
 log = logging.getLogger("chatctl.server")
 
@@ -41,12 +50,24 @@ log = logging.getLogger("chatctl.server")
 FRAMES_PER_TURN = 32
 
 
-async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission) -> None:
-    """Welcome the client, then answer its frames one at a time until it goes away."""
-    hub, broker = server.hub, server.broker
-    user, room = adm.claims.user, adm.room
+@dataclass(frozen=True)
+class SessionContext:
+    """What of its server a session may use."""
 
-    history = _fit(await _welcome_history(server, adm), server.settings.max_pending_bytes)
+    settings: ServerSettings
+    broker: Broker
+    hub: Hub
+    limits: Limits
+    metrics: Metrics
+    server_name: str
+
+
+async def run_session(ctx: SessionContext, member: Membership) -> None:
+    """Welcome the client, then answer its frames one at a time until it goes away."""
+    hub, broker = ctx.hub, ctx.broker
+    conn, adm, user, room = member.conn, member.adm, member.user, member.room
+
+    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
     users = await broker.users(room)
     welcome = Welcome(
         user=user,
@@ -57,13 +78,13 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
         users=users,
         since=adm.since,
         recovered=None if adm.since is None else history.complete,
-        server=server.server_name,
-        limits=_limits_dict(server.limits.advertised(user)),
+        server=ctx.server_name,
+        limits=_limits_dict(ctx.limits.advertised(user)),
     )
     hub.write(conn, welcome.frame().encode())
-    hub.ready(room, conn, history.last_id, user)
+    member.ready(history.last_id)
 
-    limiter = server.limits.frame_limiter(user)
+    limiter = ctx.limits.frame_limiter(user)
     frames = 0
     try:
         async for data in conn:
@@ -74,31 +95,31 @@ async def run_session(server: ChatServer, conn: ServerConnection, adm: Admission
                 await asyncio.sleep(0)
             verdict, wait = limiter.check()
             if verdict == Verdict.ALLOW:
-                await _handle(server, conn, adm, data)
+                await _handle(ctx, conn, adm, data)
             elif verdict == Verdict.REFUSE:
-                _rate_limited(server, conn, data, wait)
+                _rate_limited(ctx, conn, data, wait)
             else:
-                _close_abusive(server, conn, user, limiter.refused)
+                _close_abusive(ctx, conn, user, limiter.refused)
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
 
 
 async def _handle(
-    server: ChatServer, conn: ServerConnection, adm: Admission, data: str | bytes
+    ctx: SessionContext, conn: ServerConnection, adm: Admission, data: str | bytes
 ) -> None:
     """Answer one client frame."""
-    hub = server.hub
+    hub = ctx.hub
     try:
-        frame = parse_client_frame(data, max_chars=server.settings.max_message_chars)
+        frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
     except ProtocolError as exc:
-        server.count_error(exc.code)
+        ctx.metrics.counters.error(exc.code)
         hub.write(conn, exc.to_frame().frame().encode())
         return
     if isinstance(frame, SendMessage):
-        await _publish(server, conn, adm, frame)
+        await _publish(ctx, conn, adm, frame)
     elif isinstance(frame, Who):
-        users = await server.broker.users(adm.room)
+        users = await ctx.broker.users(adm.room)
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
@@ -127,8 +148,8 @@ def _fit(history: History, budget: int) -> History:
     return History(kept, history.last_id, history.epoch, complete=False)
 
 
-async def _welcome_history(server: ChatServer, adm: Admission) -> History:
-    broker, settings = server.broker, server.settings
+async def _welcome_history(ctx: SessionContext, adm: Admission) -> History:
+    broker, settings = ctx.broker, ctx.settings
     if adm.since is None:
         limit = settings.welcome_history if adm.history is None else adm.history
         return await broker.history(adm.room, since=None, limit=limit)
@@ -140,66 +161,67 @@ async def _welcome_history(server: ChatServer, adm: Admission) -> History:
     return history
 
 
-def _close_abusive(server: ChatServer, conn: ServerConnection, user: str, refused: int) -> None:
+def _close_abusive(ctx: SessionContext, conn: ServerConnection, user: str, refused: int) -> None:
     """Close with 1008 a connection that kept sending over the rate limit."""
-    server.policy_closes += 1
+    # Not conn.close(): it would wait for the client's close frame behind the frames it is
+    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
+    if not wire.close_now(
+        conn, CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly", grace=CLOSE_GRACE
+    ):
+        return
+    ctx.metrics.counters.policy_closes += 1
     log.warning(
         "closing user=%s peer=%s with 1008: %d frames over the rate limit",
         user,
         peer(conn),
         refused,
     )
-    # Not conn.close(): it would wait for the client's close frame behind the frames it is
-    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
-    conn.protocol.fail(CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly")
-    conn.send_data()
-    asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE, conn.transport.abort)
 
 
 def _rate_limited(
-    server: ChatServer, conn: ServerConnection, data: str | bytes, wait: float
+    ctx: SessionContext, conn: ServerConnection, data: str | bytes, wait: float
 ) -> None:
     """Refuse one frame over the rate limit with an error frame (never a silent drop)."""
     client_id = None
     try:
-        frame = parse_client_frame(data, max_chars=server.settings.max_message_chars)
+        frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
     except ProtocolError as exc:
         client_id = exc.client_id
     else:
         if isinstance(frame, SendMessage):
             client_id = frame.client_id
-    server.count_error(ErrorCode.RATE_LIMITED)
+    ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
     error = ErrorFrame(
         ErrorCode.RATE_LIMITED,
         "too many frames: wait retry_after seconds, then send again",
         client_id=client_id,
         retry_after=math.ceil(wait * 1000) / 1000,
     )
-    server.hub.write(conn, error.frame().encode())
+    ctx.hub.write(conn, error.frame().encode())
 
 
 async def _publish(
-    server: ChatServer, conn: ServerConnection, adm: Admission, frame: SendMessage
+    ctx: SessionContext, conn: ServerConnection, adm: Admission, frame: SendMessage
 ) -> None:
     started = time.perf_counter()
     try:
-        result = await server.broker.publish(
+        result = await ctx.broker.publish(
             adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
         )
     except BrokerError as exc:
-        server.count_error(ErrorCode.BROKER_UNAVAILABLE)
+        ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
         error = ErrorFrame(
             ErrorCode.BROKER_UNAVAILABLE,
             f"message not stored, retry later: {exc}",
             client_id=frame.client_id,
             retry_after=1.0,
         )
-        server.hub.write(conn, error.frame().encode())
+        ctx.hub.write(conn, error.frame().encode())
         return
-    server.metrics.publish_seconds.observe(time.perf_counter() - started)
-    server.messages_in += 1
+    ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
+    ctx.metrics.counters.messages_in += 1
     if frame.client_id is not None:
         msg = result.message
         ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
-        if server.hub.write(conn, ack.frame().encode()):
-            server.acks += 1
+        if ctx.hub.write(conn, ack.frame().encode()):
+            ctx.metrics.counters.acks += 1

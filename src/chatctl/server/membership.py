@@ -1,0 +1,80 @@
+"""One connection's membership of one room, from its accepted handshake to its end.
+
+::
+
+    Membership(...)   the handshake is accepted: it takes a slot under the connection limits
+    attach()          before the 101 goes out: nothing published from now on can miss it
+    join(conn_id)     the handler runs: the room hears of the user (unless ?presence=0)
+    ready(after_id)   the welcome is written: live events flow, minus what it carried
+    end()             however it ended: out of the hub, presence leave, slot released
+
+Each step is undone by :meth:`end` only if it was taken, and :meth:`end` may run more than
+once; :meth:`release` (the slot alone) is synchronous, for the connection-lost callback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from websockets.asyncio.server import ServerConnection
+
+from chatctl.broker.base import Broker
+from chatctl.server.handshake import Admission
+from chatctl.server.hub import Hub
+from chatctl.server.limits import Limits
+
+log = logging.getLogger("chatctl.server")
+
+
+class Membership:
+    def __init__(
+        self, conn: ServerConnection, adm: Admission, *, hub: Hub, broker: Broker, limits: Limits
+    ) -> None:
+        self.conn = conn
+        self.adm = adm
+        self.user = adm.claims.user
+        self.room = adm.room
+        #: this node's id for the connection, set by :meth:`join`
+        self.conn_id = ""
+        self._hub, self._broker, self._limits = hub, broker, limits
+        limits.acquire(self.user, self.room)
+        self._slot = True
+        self._attached = False
+        self._joined = False
+
+    async def attach(self) -> None:
+        """Subscribe to the room; its events are kept aside until :meth:`ready`.
+
+        Raises :class:`~chatctl.errors.BrokerError` when the broker cannot subscribe."""
+        await self._hub.attach(self.room, self.conn)
+        self._attached = True
+
+    async def join(self, conn_id: str) -> None:
+        """Announce the user to the room (a send-only connection stays silent)."""
+        self.conn_id = conn_id
+        if self.adm.presence:
+            self._joined = True  # a join that fails half-way still gets its leave
+            await self._broker.join(self.room, self.user, conn_id)
+
+    def ready(self, after_id: int) -> None:
+        """The welcome (history up to ``after_id``, the user in its list) is written."""
+        self._hub.ready(self.room, self.conn, after_id, self.user)
+
+    def release(self) -> None:
+        """The connection no longer counts against the limits."""
+        if self._slot:
+            self._slot = False
+            self._limits.release(self.user, self.room)
+
+    async def end(self) -> None:
+        """Undo every step taken: release the slot, leave the hub, announce the leave."""
+        self.release()
+        if self._attached:
+            self._attached = False
+            await self._hub.detach(self.room, self.conn)
+        if self._joined:
+            self._joined = False
+            try:
+                await self._broker.leave(self.room, self.user, self.conn_id)
+            except Exception as exc:  # the broker may be down; presence expires by itself
+                log.warning("presence leave failed for conn=%s: %s", self.conn_id, exc)

@@ -1,0 +1,127 @@
+"""Writing to client connections: the ONE module that reaches into websockets' internals.
+
+websockets' documented way to send, ``await conn.send()``, waits for each connection's
+buffer to drain: a fan-out loop over it stalls on the slowest client. Its own
+:func:`websockets.asyncio.connection.broadcast` avoids that by driving the Sans-I/O
+protocol object (``conn.protocol``) and flushing it (``conn.send_data()``) without awaiting;
+this module does the same, and one step more on the fast path: a server's frames are not
+masked, so without extensions (compression) one text frame serialised once is the same
+bytes for every member, written straight to ``conn.transport``.
+
+None of these attributes is documented API; they moved between websockets 16 and 17.
+:data:`INTERNALS` lists every one this module uses, and tests/server/test_wire.py checks
+them on a live connection, so an upgrade that drops one fails a test instead of a server.
+Write order is websockets' rule, as in ``broadcast()``: nothing is written while a
+fragmented message is being sent (``send_in_progress``), and a frame goes through the
+protocol object when it still holds unsent bytes (``protocol.writes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+#: what this module uses beyond websockets' documented API, by the object that has it
+INTERNALS: dict[str, tuple[str, ...]] = {
+    "connection": (
+        "protocol",
+        "transport",
+        "send_data",
+        "send_in_progress",
+        "connection_lost_waiter",
+    ),
+    "protocol": ("state", "extensions", "writes", "send_text", "fail"),
+    "transport": ("write", "abort", "get_write_buffer_size"),
+}
+
+_OPEN = State.OPEN
+
+
+def text_frame(data: bytes) -> bytes:
+    """The whole unmasked WebSocket text frame carrying ``data`` (UTF-8 JSON)."""
+    return Frame(Opcode.TEXT, data).serialize(mask=False)
+
+
+def is_open(conn: ServerConnection) -> bool:
+    """True while frames may be written (not closing, not closed)."""
+    return conn.protocol.state is _OPEN
+
+
+def pending(conn: ServerConnection) -> int:
+    """Bytes written to ``conn`` that the kernel has not taken yet."""
+    return conn.transport.get_write_buffer_size()
+
+
+def blocked(conn: ServerConnection, max_pending: int) -> bool:
+    """True when ``conn`` must not get another frame now: more than ``max_pending`` bytes
+    wait for it, or a fragmented message is being sent (chatctl never sends one; if it ever
+    did, a frame in its middle would break the stream)."""
+    return conn.transport.get_write_buffer_size() > max_pending or conn.send_in_progress is not None
+
+
+def send_text(conn: ServerConnection, data: bytes) -> None:
+    """Write one text frame now, without waiting for the client to read it.
+
+    The caller checked :func:`is_open` and :func:`blocked`."""
+    conn.protocol.send_text(data)
+    conn.send_data()
+
+
+def broadcast(
+    conns: Iterable[ServerConnection], data: bytes, *, max_pending: int
+) -> list[ServerConnection]:
+    """Write one text frame to every open connection of ``conns`` without awaiting any.
+
+    Returns the connections that did NOT get it because they are :func:`blocked`; the
+    caller closes them. Closed and closing connections are skipped silently.
+    """
+    frame = text_frame(data)
+    open_ = _OPEN
+    skipped: list[ServerConnection] = []
+    for conn in conns:
+        protocol = conn.protocol
+        if protocol.state is not open_:
+            continue
+        transport = conn.transport
+        if transport.get_write_buffer_size() > max_pending or conn.send_in_progress is not None:
+            skipped.append(conn)
+            continue
+        if protocol.extensions or protocol.writes:
+            protocol.send_text(data)  # per-connection encoding, or keep the write order
+            conn.send_data()
+        else:
+            transport.write(frame)
+    return skipped
+
+
+def close_now(conn: ServerConnection, code: int, reason: str, *, grace: float) -> bool:
+    """Send a close frame now and drop the TCP connection ``grace`` seconds later unless the
+    client closed it first. False (and nothing done) if ``conn`` is no longer open.
+
+    For a client that does not read (slow consumer) or floods (abuse): ``conn.close()``
+    would wait for its closing handshake behind everything it does not read or keeps
+    sending. websockets' own close timeout only runs inside its send context, which a
+    synchronous close cannot enter; the timer below is that timeout.
+    """
+    if conn.protocol.state is not _OPEN:
+        return False
+    conn.protocol.fail(code, reason)
+    conn.send_data()
+    timer = asyncio.get_running_loop().call_later(grace, conn.transport.abort)
+    conn.connection_lost_waiter.add_done_callback(lambda _: timer.cancel())
+    return True
+
+
+def abort(conn: ServerConnection) -> None:
+    """Drop the TCP connection at once, without a closing handshake."""
+    conn.transport.abort()
+
+
+def on_lost(conn: ServerConnection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the TCP connection is gone, however it ended (also when the
+    connection handler never runs, e.g. a client that leaves right after the 101)."""
+    conn.connection_lost_waiter.add_done_callback(lambda _: callback())
