@@ -1,10 +1,21 @@
-"""The order gate (chatctl.server.order) and the per-user share of the rate limits, unit."""
+"""The order gate (chatctl.server.order), write-only connections and the per-user share of
+the rate limits: unit, then live."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from harden_helpers import http_get
+
+from chatctl.broker.base import PublishResult
+from chatctl.broker.memory import MemoryBroker
+from chatctl.errors import BrokerError
 from chatctl.protocol import ErrorCode, RateLimit
+from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
 from chatctl.server.order import GRACE, OrderGate
+from helpers import client, make_server, make_token, recv_json, recv_type, verifier
 
 
 class FakeClock:
@@ -99,3 +110,85 @@ def test_no_per_user_limit_means_no_share_and_no_update() -> None:
     assert heard == [] and limits.advertised("alice") == RateLimit(100, 50)
     unlimited = Limits(ConnectionSettings(), RateSettings(0, 0, 0, 0), clock=FakeClock())
     assert unlimited.advertised("alice") is None
+
+
+# ------------------------------------------------------------------------------ live
+
+
+class FlakyBroker(MemoryBroker):
+    """A memory broker that fails to store the messages whose text is in ``fail`` once."""
+
+    def __init__(self, fail: set[str]) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def publish(self, room: str, user: str, text: str, **kw: Any) -> PublishResult:
+        if text in self.fail:
+            self.fail.discard(text)
+            raise BrokerError("redis is restarting")
+        return await super().publish(room, user, text, **kw)
+
+
+async def test_after_broker_unavailable_later_messages_wait_for_the_refused_one() -> None:
+    broker = FlakyBroker({"m3"})
+    async with ChatServer(ServerSettings(port=0), verifier(), broker) as srv:
+        async with client(srv.port, "ops", "alice", receive=0) as ws:
+            await recv_type(ws, "welcome")
+            for i in range(8):
+                await ws.send(json.dumps({"message": f"m{i}", "client_id": f"c{i}"}))
+            answers = [await recv_json(ws) for _ in range(8)]
+            assert [a["type"] for a in answers] == ["ack"] * 3 + ["error"] * 5
+            first, *held = answers[3:]
+            assert first["code"] == "broker_unavailable" and "blocked_by" not in first
+            assert all(h["blocked_by"] == "c3" and h["code"] == first["code"] for h in held)
+            await ws.send(json.dumps({"type": "ping", "data": 1}))  # other frames go on
+            assert (await recv_json(ws))["type"] == "pong"
+            for i in range(3, 8):
+                await ws.send(json.dumps({"message": f"m{i}", "client_id": f"c{i}"}))
+            acks = [await recv_type(ws, "ack") for _ in range(5)]
+            assert [a["client_id"] for a in acks] == [f"c{i}" for i in range(3, 8)]
+        history = await broker.history("ops", since=None, limit=10)
+        assert [m.text for m in history.messages] == [f"m{i}" for i in range(8)]
+
+
+async def test_a_write_only_connection_gets_its_acks_but_not_the_room() -> None:
+    srv = make_server()
+    async with srv, client(srv.port, "ops", "bob") as reader:
+        await recv_type(reader, "welcome")
+        async with client(srv.port, "ops", "alice", receive=0, presence=0) as writer:
+            welcome = await recv_type(writer, "welcome")
+            assert welcome["users"] == ["bob"]
+            async with client(srv.port, "ops", "carol"):  # a presence join alice must not see
+                await recv_type(reader, "presence")
+            await writer.send(json.dumps({"message": "from alice", "client_id": "a1"}))
+            await writer.send(json.dumps({"type": "who"}))
+            frames = [await recv_json(writer) for _ in range(2)]
+            assert [f["type"] for f in frames] == ["ack", "who"]
+            await writer.send(json.dumps({"message": "", "client_id": "a2"}))
+            assert (await recv_json(writer))["code"] == "invalid_field"
+            # the room's traffic went to bob, none of it to alice
+            assert (await recv_type(reader, "message"))["message"] == "from alice"
+            await writer.send(json.dumps({"type": "ping", "data": "last"}))
+            assert await recv_json(writer) == {"type": "pong", "data": "last"}
+    assert srv.hub.connections == 0
+
+
+async def test_receive_must_be_0_or_1() -> None:
+    srv = make_server()
+    async with srv:
+        auth = {"Authorization": f"Bearer {make_token('a')}"}
+        status, _, body = await http_get(srv.port, "/ws/ops?receive=no", headers=auth)
+    assert status == 400 and b"receive must be 0 or 1" in body
+
+
+async def test_a_users_connections_are_told_their_share_of_the_user_limit() -> None:
+    rates = RateSettings(conn_rate=100, conn_burst=100, user_rate=60, user_burst=30)
+    srv = make_server(rates=rates)
+    async with srv, client(srv.port, "a", "alice") as first:
+        assert (await recv_type(first, "welcome"))["limits"] == {"rate": 60, "burst": 30}
+        async with client(srv.port, "b", "alice", receive=0) as second:
+            assert (await recv_type(second, "welcome"))["limits"] == {"rate": 30, "burst": 15}
+            assert await recv_type(first, "limits") == {"type": "limits", "rate": 30, "burst": 15}
+            async with client(srv.port, "a", "bob") as other:  # another user: no change
+                assert (await recv_type(other, "welcome"))["limits"]["rate"] == 60
+        assert await recv_type(first, "limits") == {"type": "limits", "rate": 60, "burst": 30}

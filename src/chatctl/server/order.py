@@ -13,9 +13,10 @@ A refused message without ``client_id`` cannot be recognised when it comes back:
 stays closed for its ``retry_after``, and the first message after that opens it.
 
 Frames already in flight when the client learns of the refusal are refused by the gate as a
-matter of course; only those that keep coming :data:`GRACE` seconds after the client was
-told to wait count as abuse (a client ignoring the refusals). No I/O: the session asks and
-answers (docs/protocol.md, "Order").
+matter of course. They count against the connection's abuse allowance as any frame does when
+they are over the rate limit too; otherwise only when they keep coming :data:`GRACE` seconds
+after the client was told to wait (a client ignoring the refusals). No I/O: the session asks
+and answers (docs/protocol.md, "Order").
 """
 
 from __future__ import annotations

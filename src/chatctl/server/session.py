@@ -1,5 +1,9 @@
 """One client connection after the upgrade: welcome, then one receive loop until it closes.
 
+The loop keeps the connection's messages in the order it sent them (an
+:class:`~chatctl.server.order.OrderGate`) and tells it its share of the rate limits when the
+user's connection count on the node changes (a ``limits`` frame).
+
 A session sees its server through a :class:`SessionContext`: the settings, the broker, the
 hub, the limits and the metrics, nothing else; its room through a
 :class:`~chatctl.server.membership.Membership`.
@@ -37,9 +41,10 @@ from chatctl.protocol import (
 from chatctl.server import wire
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, Hub, peer
-from chatctl.server.limits import Limits, Verdict
+from chatctl.server.limits import FrameLimiter, Limits, Verdict
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
+from chatctl.server.order import OrderGate
 
 if TYPE_CHECKING:
     from chatctl.server.settings import ServerSettings
@@ -48,6 +53,8 @@ log = logging.getLogger("chatctl.server")
 
 #: frames a connection may have handled before it lets the other connections run
 FRAMES_PER_TURN = 32
+#: seconds a client is told to wait before re-sending a message the broker did not store
+BROKER_RETRY_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,12 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     member.ready(history.last_id)
 
     limiter = ctx.limits.frame_limiter(user)
+
+    def on_change(share: RateLimit) -> None:  # the user's connection count changed
+        hub.write(conn, share.frame().encode())
+
+    limiter.on_change = on_change
+    gate = OrderGate()
     frames = 0
     try:
         async for data in conn:
@@ -93,36 +106,63 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 # recv() does not yield while frames are queued, and one TCP read can queue
                 # thousands of small ones: let the other connections have a turn.
                 await asyncio.sleep(0)
-            verdict, wait = limiter.check()
-            if verdict == Verdict.ALLOW:
-                await _handle(ctx, conn, adm, data)
-            elif verdict == Verdict.REFUSE:
-                _rate_limited(ctx, conn, data, wait)
-            else:
+            if not await _receive(ctx, conn, adm, limiter, gate, data):
                 _close_abusive(ctx, conn, user, limiter.refused)
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+    finally:
+        ctx.limits.drop(user, limiter)
 
 
-async def _handle(
-    ctx: SessionContext, conn: ServerConnection, adm: Admission, data: str | bytes
-) -> None:
-    """Answer one client frame."""
+async def _receive(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    limiter: FrameLimiter,
+    gate: OrderGate,
+    data: str | bytes,
+) -> bool:
+    """Answer one client frame; False when the client is to be closed for abuse.
+
+    Every frame takes a token from the rate limits. A message is then held back by the
+    order gate if an earlier one of the connection was refused and not sent again
+    (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
+    published (a broker failure closes the gate too).
+    """
     hub = ctx.hub
+    wait = limiter.take()
     try:
         frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
     except ProtocolError as exc:
+        if wait:
+            return _rate_limited(ctx, conn, limiter, exc.client_id, wait)
         ctx.metrics.counters.error(exc.code)
         hub.write(conn, exc.to_frame().frame().encode())
-        return
+        return True
     if isinstance(frame, SendMessage):
-        await _publish(ctx, conn, adm, frame)
+        blocked = gate.blocked(frame.client_id)
+        if blocked is not None:
+            # Held back, not refused for abuse: the client sent it before it heard of the
+            # refusal. It counts against the abuse allowance as before when it is also over
+            # the rate limit, or when it keeps coming long after the client was told to wait.
+            if (wait or gate.late()) and limiter.refuse() == Verdict.CLOSE:
+                return False
+            ctx.metrics.counters.error(blocked.code)
+            hub.write(conn, blocked.frame().encode())
+            return True
+        if wait:
+            gate.refuse(frame.client_id, ErrorCode.RATE_LIMITED, wait)
+            return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
+        await _publish(ctx, conn, adm, frame, gate)
+    elif wait:
+        return _rate_limited(ctx, conn, limiter, None, wait)
     elif isinstance(frame, Who):
         users = await ctx.broker.users(adm.room)
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
+    return True
 
 
 def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
@@ -179,17 +219,16 @@ def _close_abusive(ctx: SessionContext, conn: ServerConnection, user: str, refus
 
 
 def _rate_limited(
-    ctx: SessionContext, conn: ServerConnection, data: str | bytes, wait: float
-) -> None:
-    """Refuse one frame over the rate limit with an error frame (never a silent drop)."""
-    client_id = None
-    try:
-        frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
-    except ProtocolError as exc:
-        client_id = exc.client_id
-    else:
-        if isinstance(frame, SendMessage):
-            client_id = frame.client_id
+    ctx: SessionContext,
+    conn: ServerConnection,
+    limiter: FrameLimiter,
+    client_id: str | None,
+    wait: float,
+) -> bool:
+    """Refuse one frame over the rate limit with an error frame (never a silent drop);
+    False when the client has kept sending long after being told to wait."""
+    if limiter.refuse() == Verdict.CLOSE:
+        return False
     ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
     error = ErrorFrame(
         ErrorCode.RATE_LIMITED,
@@ -198,10 +237,15 @@ def _rate_limited(
         retry_after=math.ceil(wait * 1000) / 1000,
     )
     ctx.hub.write(conn, error.frame().encode())
+    return True
 
 
 async def _publish(
-    ctx: SessionContext, conn: ServerConnection, adm: Admission, frame: SendMessage
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: SendMessage,
+    gate: OrderGate,
 ) -> None:
     started = time.perf_counter()
     try:
@@ -210,11 +254,12 @@ async def _publish(
         )
     except BrokerError as exc:
         ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
+        gate.refuse(frame.client_id, ErrorCode.BROKER_UNAVAILABLE, BROKER_RETRY_AFTER)
         error = ErrorFrame(
             ErrorCode.BROKER_UNAVAILABLE,
             f"message not stored, retry later: {exc}",
             client_id=frame.client_id,
-            retry_after=1.0,
+            retry_after=BROKER_RETRY_AFTER,
         )
         ctx.hub.write(conn, error.frame().encode())
         return
