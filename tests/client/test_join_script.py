@@ -7,7 +7,9 @@ import json
 import re
 import subprocess
 
-from chatctl.client.join import clean, plain_line
+from chatctl.client.join import plain_line
+from chatctl.client.sanitize import one_line
+from chatctl.protocol import Message
 from chatctl.server import ChatServer
 from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
 from helpers import client, make_token, recv_type
@@ -24,13 +26,11 @@ async def post(port: int, room: str, user: str, *texts: str, kind: str = "text")
 
 
 def test_plain_line_format() -> None:
-    frame = {"type": "message", "user": "bob", "message": "a\nb\x1b[2J", "ts": 0, "kind": "text"}
-    line = plain_line(frame)
-    assert line is not None and line.endswith(" bob: a\\nb[2J")
-    action = plain_line({**frame, "kind": "action", "message": "waves"})
-    assert action is not None and action.endswith(" * bob waves")
-    assert plain_line({"type": "presence"}) is None
-    assert clean("tab\there") == "tab\\there"
+    message = Message(1, "ops", "bob", "a\nb\x1b[2J", 0.0)
+    assert plain_line(message).endswith(" bob: a\\nb[2J")
+    action = plain_line(Message(2, "ops", "bob", "waves", 0.0, kind="action"))
+    assert action.endswith(" * bob waves")
+    assert one_line("tab\there") == "tab\\there"
 
 
 async def test_history_once_plain(server: ChatServer) -> None:

@@ -6,9 +6,15 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from chatctl.client.sanitize import multi_line
+from chatctl.protocol import Message, MessageKind
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
-from chatctl.ui.render import Renderer, mentions, sanitize, user_color, want_color
+from chatctl.ui.render import Renderer, mentions, user_color, want_color
+
+
+def msg(user: str, text: str, kind: MessageKind = "text") -> Message:
+    return Message(1, "ops", user, text, 0.0, kind=kind)
 
 
 def complete(text: str, users: list[str] | None = None) -> list[str]:
@@ -40,9 +46,9 @@ def test_user_names_most_recent_first_and_addressed_at_line_start() -> None:
 
 def test_renderer_colours_names_stably_and_flags_mentions() -> None:
     r = Renderer(me="alice", color=True)
-    line, mention = r.message({"user": "bob", "message": "hi alice!", "ts": 0})
+    line, mention = r.message(msg("bob", "hi alice!"))
     assert mention and "\x1b[" in line
-    _, mention = r.message({"user": "alice", "message": "I am alice", "ts": 0})
+    _, mention = r.message(msg("alice", "I am alice"))
     assert not mention  # your own message never rings
     assert user_color("bob") == user_color("bob")
     assert user_color("bob", {"bob": "red"}) == "red"
@@ -50,12 +56,12 @@ def test_renderer_colours_names_stably_and_flags_mentions() -> None:
 
 def test_no_color_output_is_plain_and_safe() -> None:
     r = Renderer(me="alice", color=False)
-    line, _ = r.message({"user": "bob", "message": "x\x1b]0;pwned\x07y", "ts": 0, "kind": "text"})
+    line, _ = r.message(msg("bob", "x\x1b]0;pwned\x07y"))
     assert "\x1b" not in line and "\x07" not in line and line.endswith("bob: x]0;pwnedy")
-    action, _ = r.message({"user": "bob", "message": "waves", "ts": 0, "kind": "action"})
+    action, _ = r.message(msg("bob", "waves", kind="action"))
     assert action.endswith("* bob waves")
     assert r.system("bob joined ops").endswith("-!- bob joined ops")
-    assert sanitize("a\tb\nc") == "a    b\nc"
+    assert multi_line("a\tb\nc") == "a    b\nc"
 
 
 def test_mentions_are_whole_words() -> None:
@@ -74,9 +80,9 @@ def test_want_color_honours_no_color_and_dumb_terminals() -> None:
 
 def test_config_styles_override_the_defaults() -> None:
     r = Renderer(me="alice", color=True, colors={"self": "red", "bob": "blue"})
-    own, _ = r.message({"user": "alice", "message": "hi", "ts": 0})
+    own, _ = r.message(msg("alice", "hi"))
     assert "\x1b[31malice" in own
-    other, _ = r.message({"user": "bob", "message": "hi", "ts": 0})
+    other, _ = r.message(msg("bob", "hi"))
     assert "\x1b[34mbob" in other
 
 
@@ -104,7 +110,7 @@ def test_day_change_lines_between_messages_of_different_days() -> None:
     ui.write = out.append  # type: ignore[method-assign]
     now = time.time()
     for ts in (now - 3 * 86400, now - 3 * 86400 + 1, now):
-        ui._message({"user": "b", "message": "m", "ts": ts}, live=False)
+        ui._message(Message(1, "ops", "b", "m", ts), live=False)
     days = [line for line in out if "-!-" in line]
     assert len(out) == 5 and len(days) == 2
     assert days[1].endswith(time.strftime("%A %d %B %Y"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import re
 import time
@@ -29,10 +28,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatctl.bench.stats import MARKER_RE, PairCounts, SeqTracker, make_text
+from chatctl.client import frames
+from chatctl.protocol import Ack, ErrorFrame, Message, ProtocolError, SendMessage, Welcome
 
 #: Seconds a new connection waits for its first frame (a welcome) before carrying on without.
 WELCOME_WAIT = 2.0
-MESSAGE_PREFIX = '{"type":"message"'
+#: The marker right after the ``message`` key, as compact JSON writes it (see _receive).
 FAST_MARKER_RE = re.compile(r'"message":"' + MARKER_RE.pattern)
 
 
@@ -143,12 +144,15 @@ class Worker:
     async def _receive(self, client: _Client) -> None:
         """Record every frame; message frames are matched to (step, sender, seq).
 
-        A frame that starts ``{"type":"message"`` (what chatctl and the reference send) is
-        matched without decoding the JSON: in such a frame ``"message":"`` can only be the
-        key itself, since quotes inside strings are escaped. Any other frame is decoded."""
+        A frame the client core's :func:`~chatctl.client.frames.peek_type` knows for a
+        ``message`` (``type`` first, as chatctl and the reference write it) has its marker
+        found without decoding the JSON: in a message frame ``"message":"`` can only be the
+        key itself, since quotes inside strings are escaped. Any other frame, or a message
+        written another way, is parsed into protocol's types (:meth:`_decode`)."""
         counters = self.counters
         latencies = self.latencies
         search = FAST_MARKER_RE.search
+        peek = frames.peek_type
         now = time.time
         trackers = client.trackers
         ws = client.ws
@@ -157,11 +161,7 @@ class Worker:
             client.welcomed.set()  # a welcome, or whatever a server sends first
             while True:
                 t = self.last_frame = now()
-                m = (
-                    search(data)
-                    if isinstance(data, str) and data.startswith(MESSAGE_PREFIX)
-                    else None
-                )
+                m = search(data) if isinstance(data, str) and peek(data) == "message" else None
                 if m is None:
                     m = self._decode(client, data)
                 if m is not None:
@@ -184,26 +184,24 @@ class Worker:
                 counters["disconnects"] += 1
 
     def _decode(self, client: _Client, data: str | bytes) -> re.Match[str] | None:
-        """The slow path: decode any frame; return the marker match of a bench message."""
+        """The slow path: parse any frame; return the marker match of a bench message."""
         counters = self.counters
         try:
-            obj = json.loads(data)
-            ftype = obj.get("type")
-        except (ValueError, AttributeError):
+            frame = frames.parse(data)
+        except ProtocolError:
             counters["invalid_frames"] += 1
             return None
-        if ftype == "message":
-            text = obj.get("message")
-            m = MARKER_RE.match(text) if isinstance(text, str) else None
+        if isinstance(frame, Message):
+            m = MARKER_RE.match(frame.text)
             if m is None:
                 counters["unmarked"] += 1
             return m
-        if ftype == "ack":
+        if isinstance(frame, Ack):
             counters["acks"] += 1
-        elif ftype == "error":
-            counters[f"error:{obj.get('code')}"] += 1
-        elif ftype != "welcome":
-            counters[f"other:{ftype}"] += 1
+        elif isinstance(frame, ErrorFrame):
+            counters[f"error:{frame.code}"] += 1
+        elif not isinstance(frame, Welcome):
+            counters[f"other:{frames.type_name(frame)}"] += 1
         return None
 
     async def quiet(self, period: float, timeout: float) -> float:
@@ -277,10 +275,8 @@ class Worker:
             sent_us = int(time.time() * 1e6)
             text = make_text(step, sid, seq, sent_us, size)
             self.sent[sid] = seq + 1
-            try:  # the text is [#.0-9a-z] only: no JSON escaping needed
-                await ws.send(
-                    f'{{"type":"message","message":"{text}","client_id":"b{step}.{seq}"}}'
-                )
+            try:
+                await ws.send(SendMessage(text, client_id=f"b{step}.{seq}").frame())
             except ConnectionClosed:
                 self.counters["send_failures"] += 1
                 return

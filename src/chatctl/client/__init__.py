@@ -1,7 +1,13 @@
 """The client side shared by ``chatctl join``, ``chatctl send`` and ``chatctl bench``.
 
 - :mod:`~chatctl.client.settings`: server, token and config resolution (cheap to import)
-- :mod:`~chatctl.client.core`: connect, reconnect with backoff, resume, the outbox of acks
+- :mod:`~chatctl.client.stream`: one room as an async iterator of typed events: the one
+  reconnect loop and the one resend policy, consumed by ``join`` (both) and ``send``
+- :mod:`~chatctl.client.events`: the typed events and states of the stream
+- :mod:`~chatctl.client.core`: its parts: a connection attempt, backoff, resume, the outbox
+- :mod:`~chatctl.client.frames`: server frames parsed into :mod:`chatctl.protocol`'s types
+  (also by ``chatctl bench``)
+- :mod:`~chatctl.client.sanitize`: the one sanitiser for text on its way to a terminal
 - :mod:`~chatctl.client.lines`: stdin read line by line in a thread, bounded
 - :mod:`~chatctl.client.send`: ``chatctl send``
 - :mod:`~chatctl.client.join`: ``chatctl join`` for scripts (the terminal UI is in

@@ -1,5 +1,6 @@
-"""The client core shared by ``join``, ``send`` and ``bench``: connect, authenticate, reconnect
-with backoff, resume from the last id, and track unacknowledged messages.
+"""The client core's parts: one connection attempt, the resume position, backoff, pacing and
+the outbox of unacknowledged messages. :mod:`chatctl.client.stream` puts them together into
+the one event stream ``join``, ``send`` and the interactive client consume.
 
 Errors are split in two:
 
@@ -7,20 +8,19 @@ Errors are split in two:
   400/404 or a malformed URL -> :class:`UsageError`, an untrusted TLS certificate ->
   :class:`ConnectError`. Retrying would give the same answer.
 - retryable (:class:`Retryable`): refused, reset or timed-out connections, HTTP 5xx, a
-  connection dropped before or after the welcome. :meth:`RoomClient.connect` retries them with
-  capped exponential backoff and jitter until its deadline, then raises :class:`ConnectError`
-  with the last reason ("cannot connect to ws://…: connection refused").
+  connection dropped before or after the welcome. The stream retries them with capped
+  exponential backoff and jitter until its deadline, then raises :class:`ConnectError` with
+  the last reason ("cannot connect to ws://…: connection refused").
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,21 @@ from websockets.exceptions import (
 )
 
 from chatctl import __version__
+from chatctl.client import frames
+from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError, PermissionDenied, UsageError
-from chatctl.protocol import MAX_FRAME_BYTES, MessageKind, SendMessage
+from chatctl.protocol import (
+    MAX_FRAME_BYTES,
+    Ack,
+    ErrorCode,
+    ErrorFrame,
+    Message,
+    MessageKind,
+    ProtocolError,
+    SendMessage,
+    Welcome,
+)
 from chatctl.recent import remember_room
 
 #: Seconds to wait for the TCP+TLS+HTTP handshake, then for the welcome frame.
@@ -111,7 +123,7 @@ async def open_connection(settings: ClientSettings, room: str, url: str) -> Clie
     except InvalidStatus as exc:
         status = exc.response.status_code
         body = (exc.response.body or b"").decode(errors="replace").strip()
-        reason = body.splitlines()[0] if body else exc.response.reason_phrase
+        reason = one_line(body.splitlines()[0] if body else exc.response.reason_phrase)
         if status == 401:
             raise AuthError(f"authentication failed: {reason}") from None
         if status == 403:
@@ -140,7 +152,8 @@ def close_reason(exc: ConnectionClosed) -> str:
     rcvd = exc.rcvd
     if rcvd is None:
         return "connection lost"
-    return f"closed by server ({rcvd.code}{': ' + rcvd.reason if rcvd.reason else ''})"
+    reason = one_line(rcvd.reason)
+    return f"closed by server ({rcvd.code}{': ' + reason if reason else ''})"
 
 
 # --------------------------------------------------------------------------- room client
@@ -151,14 +164,14 @@ class Resume:
     """What a welcome means for this client: the history it has not seen yet, and whether
     messages were missed (``recovered: false``) since the previous connection."""
 
-    new_history: list[dict[str, Any]]
+    new_history: list[Message]
     missed: bool
     epoch_changed: bool
     reconnect: bool
 
 
 class RoomClient:
-    """Connects to one room and remembers where it was, so every reconnect resumes.
+    """One room's connection attempts and resume position, so every reconnect resumes.
 
     The first connection asks for ``?since=ID`` (with ``since``) or ``?history=N``; later ones
     for ``?since=LAST&epoch=EPOCH``, LAST being the newest id seen. :meth:`resume` turns each
@@ -172,8 +185,6 @@ class RoomClient:
         *,
         since: int | None = None,
         history: int | None = None,
-        backoff: Backoff | None = None,
-        on_retry: Callable[[str, float], None] | None = None,
         presence: bool = True,
     ) -> None:
         self.settings = settings
@@ -182,8 +193,6 @@ class RoomClient:
         self.last_id: int | None = since
         self.epoch: str | None = None
         self.history = history
-        self.backoff = backoff or Backoff()
-        self.on_retry = on_retry
         self.connections = 0
         #: add the room to the recent rooms shell completion offers, on the first welcome
         self.remember = True
@@ -205,32 +214,22 @@ class RoomClient:
             params["presence"] = 0
         return self.settings.room_url(self.room, params)
 
-    async def connect(self, *, deadline: float | None) -> tuple[ClientConnection, dict[str, Any]]:
-        """Connect and read the welcome, retrying until ``deadline`` (``time.monotonic()``;
-        None = forever). Final errors propagate; running out of time raises ConnectError."""
-        while True:
-            try:
-                ws = await open_connection(self.settings, self.room, self.url())
-                try:
-                    welcome = await self._read_welcome(ws)
-                except BaseException:
-                    await ws.close()
-                    raise
-                self.connections += 1
-                self.user = str(welcome.get("user") or self.user or "")
-                if self.connections == 1 and self.remember:
-                    remember_room(self.room)  # offered by shell completion from now on
-                return ws, welcome
-            except Retryable as exc:
-                reason = str(exc)
-            delay = self.backoff.next()
-            if deadline is not None and time.monotonic() + delay > deadline:
-                raise ConnectError(f"cannot connect to {self.display_url}: {reason}")
-            if self.on_retry is not None:
-                self.on_retry(reason, delay)
-            await asyncio.sleep(delay)
+    async def attempt(self) -> tuple[ClientConnection, Welcome]:
+        """One connection attempt up to its welcome. Raises :class:`Retryable` when trying
+        again may help, the final errors (auth, permission, usage, TLS) otherwise."""
+        ws = await open_connection(self.settings, self.room, self.url())
+        try:
+            welcome = await self._read_welcome(ws)
+        except BaseException:
+            await ws.close()
+            raise
+        self.connections += 1
+        self.user = welcome.user or self.user or ""
+        if self.connections == 1 and self.remember:
+            remember_room(self.room)  # offered by shell completion from now on
+        return ws, welcome
 
-    async def _read_welcome(self, ws: ClientConnection) -> dict[str, Any]:
+    async def _read_welcome(self, ws: ClientConnection) -> Welcome:
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 data = await ws.recv()
@@ -239,36 +238,32 @@ class RoomClient:
         except ConnectionClosed as exc:
             raise Retryable(close_reason(exc)) from None
         try:
-            frame = json.loads(data)
-        except ValueError:
+            frame = frames.parse(data)
+        except ProtocolError:
             raise Retryable("the server sent an invalid welcome") from None
-        if not isinstance(frame, dict) or frame.get("type") != "welcome":
+        if not isinstance(frame, Welcome):
             raise Retryable("the server did not start with a welcome frame")
         return frame
 
-    def resume(self, welcome: dict[str, Any]) -> Resume:
+    def resume(self, welcome: Welcome) -> Resume:
         """Account for a welcome: return the unseen history and update the resume position."""
         reconnect = self.connections > 1
         prev_last, prev_epoch = self.last_id, self.epoch
-        epoch = str(welcome.get("epoch", ""))
-        history = [m for m in welcome.get("history", []) if isinstance(m, dict)]
-        epoch_changed = prev_epoch is not None and epoch != prev_epoch
-        missed = welcome.get("recovered") is False
+        history = welcome.history
+        epoch_changed = prev_epoch is not None and welcome.epoch != prev_epoch
+        missed = welcome.recovered is False
         if prev_last is not None and not epoch_changed:
-            history = [m for m in history if int(m.get("id", 0)) > prev_last]
-        self.epoch = epoch
-        last = welcome.get("last_id")
-        self.last_id = int(last) if isinstance(last, int) else self.last_id
+            history = [m for m in history if m.id > prev_last]
+        self.epoch = welcome.epoch
+        self.last_id = welcome.last_id
         for m in history:
             self.seen(m)
-        self.backoff.reset()
         return Resume(history, missed, epoch_changed, reconnect)
 
-    def seen(self, message: dict[str, Any]) -> None:
+    def seen(self, message: Message) -> None:
         """Record a delivered message id, the next resume point."""
-        mid = message.get("id")
-        if isinstance(mid, int) and (self.last_id is None or mid > self.last_id):
-            self.last_id = mid
+        if self.last_id is None or message.id > self.last_id:
+            self.last_id = message.id
 
 
 # --------------------------------------------------------------------------- pacing
@@ -287,8 +282,8 @@ class Pacer:
         self._stamp = time.monotonic()
 
     @classmethod
-    def from_welcome(cls, welcome: dict[str, Any]) -> Pacer | None:
-        limits = welcome.get("limits")
+    def from_welcome(cls, welcome: Welcome) -> Pacer | None:
+        limits = welcome.limits
         if not isinstance(limits, dict):
             return None
         rate, burst = limits.get("rate"), limits.get("burst")
@@ -322,6 +317,10 @@ class Pending:
     not_before: float = 0.0
 
 
+#: Error codes after which a message is sent again (after ``retry_after``), with its client id.
+RETRYABLE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
+
+
 class Outbox:
     """Messages sent with a client id and not acked yet, in send order.
 
@@ -352,42 +351,30 @@ class Outbox:
     def unacked(self) -> Iterator[Pending]:
         return iter(list(self.pending.values()))
 
-    def on_ack(self, frame: dict[str, Any]) -> Pending | None:
-        p = self.pending.pop(str(frame.get("client_id")), None)
+    def on_ack(self, ack: Ack) -> Pending | None:
+        p = self.pending.pop(ack.client_id, None)
         if p is not None:
             self.acked += 1
-            self.duplicates += bool(frame.get("duplicate"))
+            self.duplicates += ack.duplicate
         return p
 
-    def on_error(self, frame: dict[str, Any]) -> tuple[Pending | None, float | None]:
+    def on_error(self, error: ErrorFrame) -> tuple[Pending | None, float | None]:
         """Handle an error frame: ``(pending, retry_after)`` when it should be re-sent later,
         ``(pending, None)`` when the server refused it for good (kept in ``rejected``)."""
-        p = self.pending.get(str(frame.get("client_id")))
+        p = self.pending.get(error.client_id) if error.client_id is not None else None
         if p is None:
             return None, None
-        code = frame.get("code")
-        retry_after = frame.get("retry_after")
-        if code in ("broker_unavailable", "rate_limited", "internal"):
-            delay = float(retry_after) if isinstance(retry_after, int | float) else 1.0
+        if error.code in RETRYABLE:
+            delay = 1.0 if error.retry_after is None else error.retry_after
             p.not_before = time.monotonic() + delay
             return p, delay
         del self.pending[p.client_id]
-        self.rejected.append((p, str(frame.get("reason") or code)))
+        self.rejected.append((p, one_line(error.reason or error.code)))
         return p, None
 
 
-def parse_frame(data: str | bytes) -> dict[str, Any]:
-    """A server frame as a dict; a frame that is not a typed JSON object is ignored."""
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        return {"type": "invalid"}
-    if not isinstance(obj, dict):
-        return {"type": "invalid"}
-    return obj
-
-
 __all__ = [
+    "RETRYABLE",
     "Backoff",
     "ClientSettings",
     "Outbox",
@@ -398,5 +385,4 @@ __all__ = [
     "RoomClient",
     "close_reason",
     "open_connection",
-    "parse_frame",
 ]

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from websockets.exceptions import ConnectionClosed
-
-from chatctl.client.core import Resume, RoomClient, close_reason, parse_frame
+from chatctl.client.core import Resume
+from chatctl.client.events import Connected, Disconnected, Reconnecting
+from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
-from chatctl.protocol import dumps
+from chatctl.client.stream import RoomStream
+from chatctl.protocol import Message, Presence
 
 
 @dataclass(frozen=True)
@@ -33,22 +34,6 @@ class JoinOptions:
     once: bool = False
 
 
-def clean(text: str) -> str:
-    """Message text made safe for one terminal line: control characters removed, newlines
-    and tabs shown as ``\\n`` and ``\\t`` (no escape sequence from a peer reaches the tty)."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-    return "".join(out)
-
-
 def clock(ts: Any) -> str:
     try:
         return time.strftime("%H:%M:%S", time.localtime(float(ts)))
@@ -56,14 +41,12 @@ def clock(ts: Any) -> str:
         return "--:--:--"
 
 
-def plain_line(frame: dict[str, Any]) -> str | None:
-    """The plain-text line for a message frame (None for other events)."""
-    if frame.get("type") != "message":
-        return None
-    user, text = clean(str(frame.get("user", "?"))), clean(str(frame.get("message", "")))
-    if frame.get("kind") == "action":
-        return f"{clock(frame.get('ts'))} * {user} {text}"
-    return f"{clock(frame.get('ts'))} {user}: {text}"
+def plain_line(message: Message) -> str:
+    """The plain-text line for a message."""
+    user, text = one_line(message.user), one_line(message.text)
+    if message.kind == "action":
+        return f"{clock(message.ts)} * {user} {text}"
+    return f"{clock(message.ts)} {user}: {text}"
 
 
 def missed_notice(resume: Resume, room: str) -> str:
@@ -88,62 +71,49 @@ class ScriptJoin:
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         self.printed = 0
-        self.client = RoomClient(
-            settings,
-            opts.room,
-            since=opts.since,
-            history=opts.history,
-            on_retry=lambda reason, delay: self.note(
-                f"cannot connect to {self.client.display_url}: {reason}; retrying in {delay:.1f} s"
-            ),
-        )
+        self.stream = RoomStream(settings, opts.room, since=opts.since, history=opts.history)
 
     def note(self, text: str) -> None:
         print(f"chatctl: {text}", file=self.err, flush=True)
 
-    def emit(self, frame: dict[str, Any]) -> bool:
+    def emit(self, frame: Message | Presence) -> bool:
         """Print one event; return True when ``--count`` is reached."""
         if self.opts.json:
-            if frame.get("type") not in ("message", "presence"):
-                return False
-            self.out.write(dumps(frame) + "\n")
+            self.out.write(frame.frame + "\n")
+        elif isinstance(frame, Message):
+            self.out.write(plain_line(frame) + "\n")
         else:
-            line = plain_line(frame)
-            if line is None:
-                return False
-            self.out.write(line + "\n")
+            return False
         self.out.flush()
-        if frame.get("type") == "message":
+        if isinstance(frame, Message):
             self.printed += 1
             return self.opts.count is not None and self.printed >= self.opts.count
         return False
 
     async def run(self) -> None:
-        client = self.client
-        while True:
-            ws, welcome = await client.connect(deadline=None)
-            try:
-                resume = client.resume(welcome)
-                if resume.reconnect:
-                    self.note(f"reconnected to {client.display_url}")
-                if resume.missed:
-                    self.note(missed_notice(resume, self.opts.room))
-                for message in resume.new_history:
-                    if self.emit({"type": "message", **message}):
+        stream, url = self.stream, self.stream.display_url
+        async with stream:
+            async for event in stream:
+                if isinstance(event, Message | Presence):
+                    if self.emit(event):
                         return
-                if self.opts.once:
-                    return
-                async for data in ws:
-                    frame = parse_frame(data)
-                    if frame.get("type") == "message":
-                        client.seen(frame)
-                    if self.emit(frame):
+                elif isinstance(event, Connected):
+                    resume = event.resume
+                    if resume.reconnect:
+                        self.note(f"reconnected to {url}")
+                    if resume.missed:
+                        self.note(missed_notice(resume, self.opts.room))
+                    for message in resume.new_history:
+                        if self.emit(message):
+                            return
+                    if self.opts.once:
                         return
-                self.note(f"connection closed ({ws.close_code}); reconnecting")
-            except ConnectionClosed as exc:
-                self.note(f"{close_reason(exc)}; reconnecting")
-            finally:
-                await ws.close()
+                elif isinstance(event, Reconnecting):
+                    self.note(
+                        f"cannot connect to {url}: {event.reason}; retrying in {event.delay:.1f} s"
+                    )
+                elif isinstance(event, Disconnected):
+                    self.note(f"{event.reason}; reconnecting")
 
 
 def run_join(settings: ClientSettings, opts: JoinOptions) -> None:

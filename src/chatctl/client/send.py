@@ -14,18 +14,17 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
-
-from chatctl.client.core import Outbox, Pacer, Pending, RoomClient, close_reason, parse_frame
+from chatctl.client.core import Outbox, Pending
+from chatctl.client.events import Acked, Connected, Deferred, Disconnected, Rejected
 from chatctl.client.lines import MAX_LINE_BYTES, LineReader
+from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
+from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, DeliveryTimeout, MessageRejected, UsageError
-from chatctl.protocol import MessageKind
+from chatctl.protocol import ErrorFrame, MessageKind
 
 #: Rejections printed one per line before only the summary is given.
 MAX_REPORTED = 10
@@ -40,10 +39,6 @@ class SendOptions:
     timeout: float = 30.0
     json: bool = False
     window: int = 1000
-
-
-class _Dropped(Exception):
-    """The connection ended before every message was acked."""
 
 
 class Sender:
@@ -70,8 +65,8 @@ class Sender:
         self.progress = time.monotonic()
         self.window_open = asyncio.Event()
         self.done = asyncio.Event()
-        self.ws: ClientConnection | None = None
-        self.pacer: Pacer | None = None
+        #: what ended the send loop early (stdin unreadable), raised by :meth:`run`
+        self.error: BaseException | None = None
 
     def note(self, text: str) -> None:
         print(f"chatctl: {text}", file=self.stderr, flush=True)
@@ -83,31 +78,97 @@ class Sender:
         if opts.texts is None:
             self.reader = LineReader(self.stdin_fd)
             self.reader.start()
-        # a sender is not a room member: no "joined"/"left" for everyone at every run
-        client = RoomClient(self.settings, opts.room, history=0, presence=False)
-        deadline = time.monotonic() + opts.timeout if opts.timeout else None
-        while True:
+        # A sender is not a room member (no "joined"/"left" for everyone at every run), and
+        # the room's messages, its own echoed included, are dropped unread.
+        stream = RoomStream(
+            self.settings,
+            opts.room,
+            history=0,
+            presence=False,
+            connect_timeout=opts.timeout or None,
+            skip=("message", "presence"),
+            outbox=self.outbox,
+        )
+        async with stream:
+            tasks = {
+                asyncio.create_task(self._consume(stream)),
+                asyncio.create_task(self._watch(stream)),
+                asyncio.create_task(self.done.wait()),
+            }
             try:
-                ws, welcome = await client.connect(deadline=deadline)
-            except ConnectError as exc:
-                left = len(self.outbox) + len(self.texts)
-                suffix = f" ({plural(left, 'message')} not acked)" if left else ""
-                raise ConnectError(f"{exc}{suffix}") from None
-            if client.connections > 1:
-                self.note(f"reconnected; re-sending {plural(len(self.outbox), 'unacked message')}")
-            self.progress = time.monotonic()
-            if self.pacer is None:
-                self.pacer = Pacer.from_welcome(welcome)
-            try:
-                await self._session(ws)
-                await ws.close()
-                break
-            except _Dropped as exc:
-                self.note(f"{exc}; reconnecting")
-            deadline = time.monotonic() + opts.timeout if opts.timeout else None
+                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()  # the first error, if any
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         self._finish()
 
+    async def _consume(self, stream: RoomStream) -> None:
+        sender: asyncio.Task[None] | None = None
+        try:
+            async for event in stream:
+                if isinstance(event, Acked):
+                    self._acked(event)
+                elif isinstance(event, Deferred):
+                    self.progress = time.monotonic()
+                elif isinstance(event, Rejected):
+                    self.progress = time.monotonic()
+                    self._reject(event.pending, None)
+                    self.window_open.set()
+                    self._check_done()
+                elif isinstance(event, ErrorFrame):
+                    self.note(f"server error: {one_line(event.reason)}")
+                elif isinstance(event, Connected):
+                    if event.resume.reconnect:
+                        n = plural(event.resending, "unacked message")
+                        self.note(f"reconnected; re-sending {n}")
+                    self.progress = time.monotonic()
+                    if sender is None:
+                        sender = asyncio.create_task(self._send_loop(stream))
+                        sender.add_done_callback(self._sender_done)
+                elif isinstance(event, Disconnected):
+                    self.note(f"{event.reason}; reconnecting")
+        except ConnectError as exc:
+            left = len(self.outbox) + len(self.texts)
+            suffix = f" ({plural(left, 'message')} not acked)" if left else ""
+            raise ConnectError(f"{exc}{suffix}") from None
+        finally:
+            if sender is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+
+    def _sender_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.error = task.exception()
+            self.done.set()
+
+    async def _watch(self, stream: RoomStream) -> None:
+        """Raise DeliveryTimeout when, connected, no ack came for ``--timeout`` seconds."""
+        timeout = self.opts.timeout
+        if not timeout:
+            await asyncio.Event().wait()  # never: only the connect deadline is off too
+        while True:
+            await asyncio.sleep(min(timeout, 1.0))
+            outbox = self.outbox
+            if stream.connected and len(outbox) and time.monotonic() - self.progress > timeout:
+                raise DeliveryTimeout(
+                    f"timed out: {len(outbox)} of {outbox.seq} messages "
+                    f"not acked after {timeout:g} s"
+                )
+
+    def _acked(self, event: Acked) -> None:
+        self.progress = time.monotonic()
+        if self.opts.json:
+            self.stdout.write(event.ack.frame() + "\n")
+            self.stdout.flush()
+        self.window_open.set()
+        self._check_done()
+
     def _finish(self) -> None:
+        if self.error is not None:
+            raise self.error
         rejected = self.outbox.rejected
         if rejected:
             p, reason = rejected[0]
@@ -119,44 +180,7 @@ class Sender:
     def _where(self, p: Pending) -> str:
         return f"line {p.origin}: " if self.reader is not None else ""
 
-    # ------------------------------------------------------------------ one connection
-
-    async def _session(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self._check_done()
-        sender = asyncio.create_task(self._send_loop(ws, list(self.outbox.unacked())))
-        receiver = asyncio.create_task(self._recv_loop(ws))
-        done = asyncio.create_task(self.done.wait())
-        tasks: set[asyncio.Task[None] | asyncio.Task[bool]] = {sender, receiver, done}
-        timeout = self.opts.timeout
-        try:
-            while True:
-                finished, _ = await asyncio.wait(
-                    tasks,
-                    timeout=min(timeout, 1.0) if timeout else None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if self.done.is_set():
-                    return
-                for task in finished:
-                    tasks.discard(task)
-                    exc = task.exception()
-                    if isinstance(exc, ConnectionClosed):
-                        raise _Dropped(close_reason(exc))
-                    if exc is not None:
-                        raise exc
-                    if task is receiver:
-                        raise _Dropped(f"connection closed ({ws.close_code})")
-                if timeout and len(self.outbox) and time.monotonic() - self.progress > timeout:
-                    raise DeliveryTimeout(
-                        f"timed out: {len(self.outbox)} of {self.outbox.seq} messages "
-                        f"not acked after {timeout:g} s"
-                    )
-        finally:
-            self.ws = None
-            for task in (sender, receiver, done):
-                task.cancel()
-            await asyncio.gather(sender, receiver, done, return_exceptions=True)
+    # ------------------------------------------------------------------ input side
 
     def _check_done(self) -> None:
         if self.eof and not self.outbox.pending:
@@ -171,12 +195,8 @@ class Sender:
         except OSError as exc:
             raise UsageError(f"cannot read stdin: {exc.strerror or exc}") from None
 
-    async def _send_loop(self, ws: ClientConnection, resend: Iterable[Pending]) -> None:
-        pacer = self.pacer
-        for p in resend:
-            if pacer is not None:
-                await pacer.wait()
-            await ws.send(p.frame)
+    async def _send_loop(self, stream: RoomStream) -> None:
+        """Read messages and hand them to the stream, at most ``window`` unacked at once."""
         window = self.opts.window
         outbox = self.outbox
         while not self.eof:
@@ -202,43 +222,9 @@ class Sender:
                     continue
                 if not outbox.pending:
                     self.progress = time.monotonic()
-                batch.append(outbox.add(text, self.opts.kind, self.line_no))
-            for p in batch:  # all are in the outbox first: a drop mid-batch re-sends the rest
-                if pacer is not None:
-                    await pacer.wait()
-                await ws.send(p.frame)
-
-    async def _recv_loop(self, ws: ClientConnection) -> None:
-        outbox, out, json_out = self.outbox, self.stdout, self.opts.json
-        async for data in ws:
-            if isinstance(data, str) and data.startswith('{"type":"message"'):
-                continue  # our own messages (and others') echoed by the room: not needed
-            frame = parse_frame(data)
-            ftype = frame.get("type")
-            if ftype == "ack":
-                if outbox.on_ack(frame) is not None:
-                    self.progress = time.monotonic()
-                    if json_out:
-                        out.write(data if isinstance(data, str) else data.decode())
-                        out.write("\n")
-                        out.flush()
-                    self.window_open.set()
-                    self._check_done()
-            elif ftype == "error":
-                self._on_error(frame)
-
-    def _on_error(self, frame: dict[str, object]) -> None:
-        p, delay = self.outbox.on_error(frame)
-        if p is None:
-            self.note(f"server error: {frame.get('reason') or frame.get('code')}")
-            return
-        self.progress = time.monotonic()
-        if delay is not None:
-            asyncio.get_running_loop().call_later(delay, self._resend, p)
-            return
-        self._reject(p, None)
-        self.window_open.set()
-        self._check_done()
+                batch.append(stream.add(text, self.opts.kind, self.line_no))
+            # all are in the outbox first: a drop mid-batch re-sends the rest
+            await stream.write(batch)
 
     def _reject(self, p: Pending, reason: str | None) -> None:
         """Report a message the server refused (``reason`` None: already recorded)."""
@@ -247,12 +233,6 @@ class Sender:
         if len(self.outbox.rejected) <= MAX_REPORTED:
             where = f"line {p.origin}" if self.reader is not None else "message"
             self.note(f"{where} not sent: {self.outbox.rejected[-1][1]}")
-
-    def _resend(self, p: Pending) -> None:
-        ws = self.ws
-        if ws is not None and p.client_id in self.outbox.pending:
-            task = asyncio.ensure_future(ws.send(p.frame))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def run_send(settings: ClientSettings, opts: SendOptions) -> None:

@@ -1,6 +1,7 @@
 """The interactive ``chatctl join``: prompt-toolkit input, rich rendering.
 
-- :mod:`~chatctl.ui.app`: the session (network task + input task in ``patch_stdout``)
+- :mod:`~chatctl.ui.app`: the session (the room's event stream + input task in
+  ``patch_stdout``)
 - :mod:`~chatctl.ui.commands`: the ``/commands``
 - :mod:`~chatctl.ui.completer`: Tab completion of commands and user names
 - :mod:`~chatctl.ui.keys`: the key bindings factory

@@ -20,15 +20,15 @@ from typing import Any, TypeVar
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from chatctl.client.core import Outbox, RoomClient, close_reason, parse_frame
+from chatctl.client.events import Connected, Disconnected, Event, Reconnecting, Rejected
+from chatctl.client.frames import UserList
 from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
+from chatctl.client.stream import RoomStream
 from chatctl.config import state_dir
 from chatctl.errors import ConfigError
-from chatctl.protocol import MessageKind
+from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, Who
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.keys import create_key_bindings
@@ -76,9 +76,7 @@ class ChatUI:
         self.room = room
         self.bell = _setting(config, "bell", bool, True)
         self.history = history if history is not None else _setting(config, "history", int, None)
-        self.client = self._client(room, since)
-        self.outbox = Outbox()
-        self.ws: ClientConnection | None = None
+        self.stream = self._stream(room, since)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         self.active: OrderedDict[str, None] = OrderedDict()
@@ -106,22 +104,12 @@ class ChatUI:
         self._joins: dict[str, asyncio.TimerHandle] = {}
         self._day: str | None = None
         self.stop = asyncio.Event()
-        self.reconnect = asyncio.Event()
 
     def _prompt(self) -> str:
-        return f"[{self.room}] " if self.ws is not None else f"[{self.room} offline] "
+        return f"[{self.room}] " if self.stream.connected else f"[{self.room} offline] "
 
-    def _client(self, room: str, since: int | None) -> RoomClient:
-        return RoomClient(
-            self.settings,
-            room,
-            since=since,
-            history=self.history,
-            on_retry=lambda reason, delay: self.error(
-                f"cannot connect to {self.settings.room_url(room)}: {reason}; "
-                f"retrying in {delay:.1f} s"
-            ),
-        )
+    def _stream(self, room: str, since: int | None) -> RoomStream:
+        return RoomStream(self.settings, room, since=since, history=self.history)
 
     # ------------------------------------------------------------------ output
 
@@ -154,33 +142,25 @@ class ChatUI:
     async def send_text(self, text: str, kind: MessageKind = "text") -> None:
         if not text.strip():
             return
-        p = self.outbox.add(text, kind)
-        if self.ws is None:
+        if not self.stream.connected:
             self.info("not connected: the message will be sent when the connection is back")
-            return
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(p.frame)
+        await self.stream.send(text, kind)
 
     async def request_who(self) -> None:
-        if self.ws is None:
+        if not await self.stream.request(Who()):
             self.error("not connected")
-            return
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send('{"type":"who"}')
 
     async def switch_room(self, room: str) -> None:
         if room == self.room:
             self.info(f"already in {room}")
             return
-        if self.outbox:
-            self.error(f"{len(self.outbox)} unsent messages to {self.room} dropped")
-            self.outbox = Outbox()
+        old = self.stream
+        if old.outbox:
+            self.error(f"{len(old.outbox)} unsent messages to {self.room} dropped")
         self.room = room
-        self.client = self._client(room, None)
+        self.stream = self._stream(room, None)
         self.present.clear()
-        self.reconnect.set()
-        if self.ws is not None:
-            await self.ws.close()
+        await old.close()
 
     async def confirm_paste(self, text: str) -> bool:
         lines = text.count("\n") + 1
@@ -202,63 +182,56 @@ class ChatUI:
     # ------------------------------------------------------------------ network side
 
     async def network(self) -> None:
+        """Show the stream's events; after a /join, go on with the new room's stream."""
         while True:
-            self.reconnect.clear()
-            client = self.client
-            ws, welcome = await client.connect(deadline=None)
-            try:
-                self.ws = ws
-                self.session.app.invalidate()
-                self._welcome(client, welcome)
-                for p in self.outbox.unacked():
-                    await ws.send(p.frame)
-                async for data in ws:
-                    self._event(parse_frame(data))
-                if not self.reconnect.is_set():
-                    self.error(f"connection closed ({ws.close_code}); reconnecting")
-            except ConnectionClosed as exc:
-                if not self.reconnect.is_set():
-                    self.error(f"{close_reason(exc)}; reconnecting")
-            finally:
-                self.ws = None
-                self.session.app.invalidate()
-                await ws.close()
+            stream = self.stream
+            async with stream:
+                async for event in stream:
+                    self._event(stream, event)
+            if self.stream is stream:
+                return
 
-    def _welcome(self, client: RoomClient, welcome: dict[str, Any]) -> None:
-        resume = client.resume(welcome)
-        self.me = self.renderer.me = str(welcome.get("user") or self.me)
-        self.present = {str(u) for u in welcome.get("users", [])}
+    def _event(self, stream: RoomStream, event: Event) -> None:
+        if isinstance(event, Message):
+            self._message(event, live=True)
+        elif isinstance(event, Presence):
+            if event.user != self.me:  # our own arrival: the "joined" line already said it
+                self._presence(event.user, event.event, event.ts)
+        elif isinstance(event, UserList):
+            self.present = set(event.users)
+            self.info(f"users in {self.room} ({len(event.users)}): {' '.join(event.users)}")
+        elif isinstance(event, Rejected):
+            self.error(f"not sent: {event.error.reason}")
+        elif isinstance(event, ErrorFrame):
+            self.error(f"server: {event.reason}")
+        elif isinstance(event, Connected):
+            self.session.app.invalidate()
+            self._welcome(stream, event)
+        elif isinstance(event, Reconnecting):
+            self.error(
+                f"cannot connect to {stream.display_url}: {event.reason}; "
+                f"retrying in {event.delay:.1f} s"
+            )
+        elif isinstance(event, Disconnected):
+            self.session.app.invalidate()
+            self.error(f"{event.reason}; reconnecting")
+
+    def _welcome(self, stream: RoomStream, event: Connected) -> None:
+        welcome, resume = event.welcome, event.resume
+        self.me = self.renderer.me = welcome.user or self.me
+        self.present = set(welcome.users)
         if resume.reconnect:
-            self.info(f"reconnected to {client.room}")
+            self.info(f"reconnected to {stream.room}")
         if resume.missed:
-            self.error(missed_notice(resume, client.room))
+            self.error(missed_notice(resume, stream.room))
         for m in resume.new_history:
             self._message(m, live=False)
         if not resume.reconnect:
             users = sorted(self.present)
             self.info(
-                f"joined {client.room} as {self.me}; {len(users)} here: {', '.join(users)}"
+                f"joined {stream.room} as {self.me}; {len(users)} here: {', '.join(users)}"
                 " (/help lists commands)"
             )
-
-    def _event(self, frame: dict[str, Any]) -> None:
-        ftype = frame.get("type")
-        if ftype == "message":
-            self.client.seen(frame)
-            self._message(frame, live=True)
-        elif ftype == "presence":
-            user = str(frame.get("user"))
-            if user == self.me:  # our own arrival: the "joined" line already said it
-                return
-            self._presence(user, str(frame.get("event")), frame.get("ts"))
-        elif ftype == "who":
-            users = [str(u) for u in frame.get("users", [])]
-            self.present = set(users)
-            self.info(f"users in {self.room} ({len(users)}): {' '.join(users)}")
-        elif ftype == "ack":
-            self.outbox.on_ack(frame)
-        elif ftype == "error":
-            self._error(frame)
 
     def _presence(self, user: str, event: str, ts: Any) -> None:
         """Show joins and leaves, except brief visits: a join is shown after
@@ -285,10 +258,10 @@ class ChatUI:
         if self._joins.pop(user, None) is not None:
             self.write(line)
 
-    def _message(self, frame: dict[str, Any], *, live: bool) -> None:
-        self._active(str(frame.get("user")))
-        self._day_marker(frame.get("ts"))
-        line, mention = self.renderer.message(frame)
+    def _message(self, message: Message, *, live: bool) -> None:
+        self._active(message.user)
+        self._day_marker(message.ts)
+        line, mention = self.renderer.message(message)
         self.write(line)
         if mention and live and self.bell:
             sys.stdout.write("\a")
@@ -305,22 +278,6 @@ class ChatUI:
         if day != (self._day or today):
             self.write(self.renderer.system(day, ts=float(ts)))
         self._day = day
-
-    def _error(self, frame: dict[str, Any]) -> None:
-        p, delay = self.outbox.on_error(frame)
-        reason = frame.get("reason") or frame.get("code")
-        if p is None:
-            self.error(f"server: {reason}")
-        elif delay is not None:
-            asyncio.get_running_loop().call_later(delay, self._resend, p.client_id)
-        else:
-            self.error(f"not sent: {reason}")
-
-    def _resend(self, client_id: str) -> None:
-        p = self.outbox.pending.get(client_id)
-        if p is not None and self.ws is not None:
-            task = asyncio.ensure_future(self.ws.send(p.frame))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     # ------------------------------------------------------------------ main loop
 

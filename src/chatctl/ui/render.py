@@ -2,7 +2,8 @@
 
 The strings are printed through prompt-toolkit's ``patch_stdout(raw=True)`` so they appear
 above the input line with their colours intact. Nothing from a peer reaches the terminal
-unfiltered: control characters (escape sequences included) are dropped.
+unfiltered: :mod:`chatctl.client.sanitize` drops control characters (escape sequences
+included), bidi controls and zero-width characters, as for ``chatctl join`` in scripts.
 
 Line shapes (the markers keep them apart without colour too)::
 
@@ -23,6 +24,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+
+from chatctl.client.sanitize import multi_line
+from chatctl.protocol import Message
 
 #: Colours handed out to user names by a stable hash of the name.
 PALETTE = (
@@ -50,8 +54,6 @@ STYLES = {
     "action": "italic",
 }
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
 
 def want_color(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bool:
     """Colour unless ``NO_COLOR`` is set (non-empty), ``TERM=dumb``, or ``color = false``."""
@@ -59,11 +61,6 @@ def want_color(config: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     if env.get("NO_COLOR") or env.get("TERM", "") == "dumb":
         return False
     return bool(config.get("color", True))
-
-
-def sanitize(text: str) -> str:
-    """Drop control characters (keeping newlines; tabs become spaces)."""
-    return _CONTROL.sub("", text.replace("\t", "    "))
 
 
 def user_color(user: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -122,15 +119,15 @@ class Renderer:
         line.append(stamp + " ", style=self.styles["time"])
         return line
 
-    def message(self, frame: Mapping[str, Any]) -> tuple[str, bool]:
-        """The line for a ``message`` frame and whether it mentions ``me``."""
-        user = sanitize(str(frame.get("user", "?")))
-        body = sanitize(str(frame.get("message", "")))
+    def message(self, message: Message) -> tuple[str, bool]:
+        """The line for a message and whether it mentions ``me``."""
+        user = multi_line(message.user)
+        body = multi_line(message.text)
         own = user == self.me
         mention = not own and mentions(body, self.me)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
-        line = self._clock(frame.get("ts"))
-        if frame.get("kind") == "action":
+        line = self._clock(message.ts)
+        if message.kind == "action":
             head = f"* {user} "
             line.append("* ", style=name_style)
             line.append(user, style=name_style)
@@ -152,5 +149,5 @@ class Renderer:
         line = self._clock(time.time() if ts is None else ts)
         style = self.styles["error" if error else "system"]
         line.append("-!- ", style=style)
-        line.append(sanitize(text), style=style)
+        line.append(multi_line(text), style=style)
         return self._render(line)

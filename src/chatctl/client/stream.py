@@ -1,0 +1,345 @@
+"""One room as an async iterator of typed events: the client loop ``join`` (scripts and the
+terminal UI) and ``send`` consume.
+
+::
+
+    async with RoomStream(settings, "ops", history=20) as stream:
+        async for event in stream:
+            match event:
+                case Connected(): ...         # a welcome: history not seen yet, missed or not
+                case Message(): ...           # protocol.Message, parsed once
+                case Acked() | Rejected(): ...
+
+The stream owns the three things every client used to write itself:
+
+- **the reconnect loop**: connect, and on a retryable failure (:class:`~.core.Retryable`:
+  refused, reset, HTTP 5xx, no welcome) try again with capped exponential backoff and jitter,
+  until ``connect_timeout`` (None: forever), then raise :class:`~chatctl.errors.ConnectError`.
+  Final failures (401, 403, 400, an untrusted certificate) are raised at once. Every
+  connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.core.RoomClient`).
+- **the resend policy**: every message goes through the :class:`~.core.Outbox` with a client
+  id. After a reconnect the unacked ones are re-sent first, with the same ids (the server's
+  de-duplication acks a repeat as ``duplicate``); a retryable error
+  (:data:`~.core.RETRYABLE`) re-sends the message after ``retry_after``; any other error
+  rejects it for good.
+- **parsing**: each frame is decoded once into :mod:`chatctl.protocol`'s types
+  (:mod:`chatctl.client.frames`); the types in ``skip`` are recognised without decoding them
+  and dropped.
+
+State changes and what became of each message are events too
+(:mod:`chatctl.client.events`), so a status line or a progress report needs no callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from chatctl.client import frames
+from chatctl.client.core import (
+    Backoff,
+    Outbox,
+    Pacer,
+    Pending,
+    Retryable,
+    RoomClient,
+    close_reason,
+)
+from chatctl.client.events import (
+    Acked,
+    Closed,
+    Connected,
+    Connecting,
+    Deferred,
+    Disconnected,
+    Event,
+    InvalidFrame,
+    Reconnecting,
+    Rejected,
+    State,
+)
+from chatctl.client.settings import ClientSettings
+from chatctl.errors import ConnectError
+from chatctl.protocol import (
+    Ack,
+    ErrorFrame,
+    Message,
+    MessageKind,
+    Ping,
+    ProtocolError,
+    Welcome,
+    Who,
+)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+class RoomStream:
+    """One room's connection, kept up, as an async iterator of :data:`Event`.
+
+    Iterate it once, inside ``async with`` (which closes the connection however the loop
+    ends). :meth:`send`, :meth:`add`/:meth:`write` and :meth:`request` may be called from
+    other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room);
+    ``skip`` names frame types to drop unread (``{"message", "presence"}`` for a sender).
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        room: str,
+        *,
+        since: int | None = None,
+        history: int | None = None,
+        presence: bool = True,
+        connect_timeout: float | None = None,
+        skip: Iterable[str] = (),
+        outbox: Outbox | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.client = RoomClient(settings, room, since=since, history=history, presence=presence)
+        self.connect_timeout = connect_timeout
+        self.skip = frozenset(skip)
+        self.outbox = outbox if outbox is not None else Outbox()
+        self.backoff = backoff or Backoff()
+        self.state = State.CONNECTING
+        self.welcome: Welcome | None = None
+        #: paces sends under the limits the first welcome announced (None: unlimited)
+        self.pacer: Pacer | None = None
+        self._ws: ClientConnection | None = None
+        self._write_lock = asyncio.Lock()
+        #: unacked messages to send again on this connection before anything new
+        self._resend: list[Pending] = []
+        self._iterator: AsyncGenerator[Event] | None = None
+        self._closing = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    @property
+    def room(self) -> str:
+        return self.client.room
+
+    @property
+    def display_url(self) -> str:
+        return self.client.display_url
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    async def __aenter__(self) -> RoomStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+        if self._iterator is not None:  # left with break/return: close the connection now
+            with contextlib.suppress(RuntimeError):  # still running in another task
+                await self._iterator.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        self._iterator = iterator = self._events()
+        return iterator
+
+    async def close(self) -> None:
+        """End the stream: the iteration yields :class:`Closed` and stops."""
+        self._closing.set()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ sending
+
+    def add(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
+        """Put a message in the outbox; it goes out with the next :meth:`write` or, when
+        offline, first thing after the next connect."""
+        return self.outbox.add(text, kind, origin)
+
+    async def write(self, pending: Iterable[Pending]) -> None:
+        """Send messages from the outbox now, paced, in order, after the unacked ones a
+        reconnect re-sends; when offline (or the connection drops meanwhile) they stay in the
+        outbox and go out after the next connect."""
+        ws = self._ws
+        if ws is None:
+            return
+        pacer = self.pacer
+        async with self._write_lock:
+            if self._ws is not ws:
+                return  # reconnected meanwhile: the re-send covers them
+            batch, self._resend = [*self._resend, *pending], []
+            try:
+                for p in batch:
+                    if p.client_id not in self.outbox.pending:
+                        continue  # acked or rejected meanwhile
+                    if pacer is not None:
+                        await pacer.wait()
+                    await ws.send(p.frame)
+            except ConnectionClosed:
+                pass  # re-sent after the reconnect
+
+    async def send(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
+        """:meth:`add` and :meth:`write` one message."""
+        p = self.add(text, kind, origin)
+        await self.write((p,))
+        return p
+
+    async def request(self, frame: Who | Ping) -> bool:
+        """Send a request frame; False when offline."""
+        ws = self._ws
+        if ws is None:
+            return False
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(frame.frame())
+        return True
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _retry_later(self, p: Pending, delay: float) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            if p.client_id in self.outbox.pending:
+                self._spawn(self.write((p,)))
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _events(self) -> AsyncGenerator[Event]:
+        while not self._closing.is_set():
+            connection = None
+            async with contextlib.aclosing(self._connect()) as attempts:
+                async for step in attempts:
+                    if isinstance(step, tuple):
+                        connection = step
+                    else:
+                        yield step
+            if connection is None:
+                break  # closed while connecting
+            ws, welcome = connection
+            resume = self.client.resume(welcome)
+            self.backoff.reset()
+            self.welcome = welcome
+            if self.pacer is None:
+                self.pacer = Pacer.from_welcome(welcome)
+            self._resend = list(self.outbox.unacked())  # sent by the first write, first
+            self._ws, self.state = ws, State.CONNECTED
+            resending = len(self._resend)
+            if resending:
+                self._spawn(self.write(()))
+            try:
+                yield Connected(welcome, resume, resending)
+                try:
+                    async for data in ws:
+                        event = self._on_frame(data)
+                        if event is not None:
+                            yield event
+                    reason = f"connection closed ({ws.close_code})"
+                except ConnectionClosed as exc:
+                    reason = close_reason(exc)
+            finally:
+                self._ws = None
+                await ws.close()
+            if self._closing.is_set():
+                break
+            self.state = State.RECONNECTING
+            yield Disconnected(reason)
+        self.state = State.CLOSED
+        yield Closed()
+
+    async def _connect(
+        self,
+    ) -> AsyncGenerator[Connecting | Reconnecting | tuple[ClientConnection, Welcome]]:
+        """Attempts until one gets a welcome (yielded last, as a tuple) or the stream closes."""
+        timeout = self.connect_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            self.state = State.CONNECTING
+            yield Connecting(self.display_url, attempt)
+            try:
+                connection = await self._unless_closed(self.client.attempt())
+            except Retryable as exc:
+                reason = str(exc)
+            else:
+                if connection is not None:
+                    yield connection
+                return
+            delay = self.backoff.next()
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise ConnectError(f"cannot connect to {self.display_url}: {reason}")
+            self.state = State.RECONNECTING
+            yield Reconnecting(reason, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+            if self._closing.is_set():
+                return
+
+    async def _unless_closed(self, aw: Awaitable[T]) -> T | None:
+        """``await aw``, or None as soon as the stream is closed (``aw`` is then cancelled)."""
+        if self._closing.is_set():
+            return None
+        task = asyncio.ensure_future(aw)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not task.done():
+                task.cancel()
+        if closing.done() and not task.done():
+            return None
+        with contextlib.suppress(asyncio.CancelledError):
+            return task.result()
+        return None
+
+    def _on_frame(self, data: str | bytes) -> Event | None:
+        skip = self.skip
+        if skip and frames.peek_type(data) in skip:
+            return None
+        try:
+            frame = frames.parse(data)
+        except ProtocolError as exc:
+            return InvalidFrame(exc.reason)
+        if skip and frames.type_name(frame) in skip:
+            return None
+        if isinstance(frame, Message):
+            self.client.seen(frame)
+            return frame
+        if isinstance(frame, Ack):
+            p = self.outbox.on_ack(frame)
+            return frame if p is None else Acked(p, frame)
+        if isinstance(frame, ErrorFrame):
+            p, delay = self.outbox.on_error(frame)
+            if p is None:
+                return frame
+            if delay is None:
+                return Rejected(p, frame)
+            self._retry_later(p, delay)
+            return Deferred(p, frame, delay)
+        if isinstance(frame, Welcome):
+            return None  # only the first frame is a welcome
+        return frame
