@@ -4,7 +4,8 @@ what the server sends.
 :func:`parse` decodes a frame once (``protocol.parse_server_frame``) and returns a typed
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
-:class:`~chatctl.protocol.Presence`, or :class:`UserList`, :class:`Pong`, :class:`Unknown`
+:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.RateLimit` (a ``limits``
+frame), or :class:`UserList`, :class:`Pong`, :class:`Unknown`
 for the answers and types the protocol module has no class for. A frame that is not a JSON
 object with a string ``type``, or whose fields have the wrong types, raises
 :class:`~chatctl.protocol.ProtocolError`.
@@ -29,6 +30,7 @@ from chatctl.protocol import (
     Message,
     Presence,
     ProtocolError,
+    RateLimit,
     Welcome,
     parse_server_frame,
 )
@@ -56,7 +58,9 @@ class Unknown:
     type: str
 
 
-ServerFrame = Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | Unknown
+ServerFrame = (
+    Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | RateLimit | Unknown
+)
 
 _TYPE_NAMES: dict[type, str] = {
     Welcome: "welcome",
@@ -66,6 +70,7 @@ _TYPE_NAMES: dict[type, str] = {
     Presence: "presence",
     UserList: "who",
     Pong: "pong",
+    RateLimit: "limits",
 }
 _TYPE_FIRST = re.compile(r'\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
 
@@ -117,6 +122,8 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             return UserList(str(obj.get("room", "")), [str(u) for u in _list(obj, "users")])
         if ftype == "pong":
             return Pong(obj.get("data"))
+        if ftype == "limits":
+            return RateLimit(_number(obj, "rate"), _number(obj, "burst"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f"malformed {ftype} frame from the server: {exc}"
@@ -131,10 +138,18 @@ def _list(obj: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _number(obj: dict[str, Any], key: str) -> float:
+    value = obj[key]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{key} is not a number")
+    return float(value)
+
+
 def _error(obj: dict[str, Any]) -> ErrorFrame:
     code = str(obj.get("code", ""))
     reason = str(obj.get("reason") or code)
     client_id, retry_after = obj.get("client_id"), obj.get("retry_after")
+    blocked_by = obj.get("blocked_by")
     try:
         known = ErrorCode(code)
     except ValueError:
@@ -145,6 +160,7 @@ def _error(obj: dict[str, Any]) -> ErrorFrame:
         reason=reason,
         client_id=None if client_id is None else str(client_id),
         retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        blocked_by=None if blocked_by is None else str(blocked_by),
     )
 
 
