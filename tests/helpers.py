@@ -222,7 +222,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # up (with a password)
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -259,17 +259,19 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def require_redis_server() -> str:
-    """The redis-server binary; skip loudly on a user's machine without one, fail under CI."""
-    binary = shutil.which("redis-server")
+def require_tool(name: str, why: str) -> str:
+    """The ``name`` binary; skip loudly on a user's machine without it, fail under CI."""
+    binary = shutil.which(name)
     if binary is None:
-        message = (
-            "redis-server is not installed: Redis tests need it (apt-get install redis-server)"
-        )
+        message = f"{name} is not installed: {why}"
         if IN_CI:
             pytest.fail(message + " -- CI must not pass by skipping", pytrace=False)
         pytest.skip(message)
     return binary
+
+
+def require_redis_server() -> str:
+    return require_tool("redis-server", "Redis tests need it (apt-get install redis-server)")
 
 
 def wait_until(predicate: Any, timeout: float = 10, interval: float = 0.02) -> None:

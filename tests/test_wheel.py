@@ -105,3 +105,10 @@ def test_bash_completion_loads_the_installed_file(wheel: zipfile.ZipFile, tmp_pa
         shell.expect(r"[\r\n]chatctl token inspect\s*\r\n")
     finally:
         shell.close(force=True)
+
+
+def test_the_web_page_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:
+    """``chatctl serve`` answers ``/`` from these files (importlib.resources)."""
+    web = ROOT / "src" / "chatctl" / "web"
+    for name in ("index.html", "app.js", "render.js", "outbox.js", "style.css", "icon.svg"):
+        assert wheel.read(f"chatctl/web/{name}") == (web / name).read_bytes(), name

@@ -6,7 +6,8 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,12 @@ class ServeOptions:
     handshake_timeout: float = _SERVER.handshake_timeout
     #: the server's shutdown_timeout: SIGTERM drain or shutdown, then connections are aborted
     drain_timeout: float = _SERVER.shutdown_timeout
+    #: replicas that must have each message before it is acked (Redis WAIT); 0 = none
+    redis_wait_replicas: int = 0
+    #: server processes sharing the port (0 = one per core); more than 1 needs Redis
+    workers: int = 1
+    #: with workers: worker K also answers /healthz and /metrics alone on this port + K - 1
+    worker_status_port: int | None = None
 
 
 def build_verifier(opts: ServeOptions) -> Verifier:
@@ -95,15 +102,41 @@ def build_verifier(opts: ServeOptions) -> Verifier:
 
 
 def run_serve(opts: ServeOptions) -> None:
-    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
-    # completion, which must not load the server, websockets, jwt or a broker
-    from chatctl.broker import create_broker
-    from chatctl.server import ChatServer
-
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
-    verifier = build_verifier(opts)
+    if opts.workers == 1:
+        run_event_loop(_serve(build_server(opts, build_verifier(opts))))
+        return
+    # imported here, not at the top: the CLI reads ServeOptions' defaults for --help and
+    # completion, which must not load the server, websockets, jwt or a broker
+    from chatctl.broker.registry import entry_for
+    from chatctl.server.workers import Supervisor, cpu_count
+
+    if opts.redis_url is None or not entry_for(opts.redis_url).shared:
+        raise UsageError(
+            "--workers needs --redis-url (or CHATCTL_REDIS_URL): "
+            "worker processes share rooms only through Redis"
+        )
+    verifier = build_verifier(opts)  # once: a new secret is created before the workers fork
+
+    def worker(number: int, announce: Callable[[], None]) -> None:
+        server = build_server(opts, verifier, reuse_port=True)
+        status_port = None
+        if opts.worker_status_port:
+            status_port = opts.worker_status_port + number - 1
+        run_event_loop(_serve(server, announce=announce, status_port=status_port))
+
+    status = Supervisor(opts.workers or cpu_count(), worker).run()
+    if status:
+        sys.exit(status)  # each failing worker said why on stderr already
+
+
+def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = False) -> ChatServer:
+    """The server (and its broker) ``opts`` describe; nothing connects before ``start()``."""
+    from chatctl.broker import create_broker
+    from chatctl.server import ChatServer
+
     # each broker takes the options that apply to it (chatctl.broker.registry)
     broker = create_broker(
         opts.redis_url,
@@ -111,6 +144,7 @@ def run_serve(opts: ServeOptions) -> None:
         dedup_window=opts.dedup_window,
         prefix=opts.redis_prefix,
         presence_ttl=opts.presence_ttl,
+        wait_replicas=opts.redis_wait_replicas,
     )
     settings = ServerSettings(
         host=opts.host,
@@ -140,9 +174,9 @@ def run_serve(opts: ServeOptions) -> None:
             max_rooms=opts.max_rooms,
             max_user_rooms=opts.max_user_rooms,
         ),
+        reuse_port=reuse_port,
     )
-    server = ChatServer(settings, verifier, broker)
-    run_event_loop(_serve(server))
+    return ChatServer(settings, verifier, broker)
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -161,17 +195,30 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(main)
 
 
-async def _serve(server: ChatServer) -> None:
+async def _serve(
+    server: ChatServer,
+    *,
+    announce: Callable[[], None] | None = None,
+    status_port: int | None = None,
+) -> None:
+    """Start ``server``, serve until a signal; ``announce()`` once listening (a worker tells
+    its supervisor), and with ``status_port`` also answer /healthz and /metrics there."""
+    s = server.settings
+    port = s.port
     try:
         await server.start()
+        status = None
+        if status_port is not None:
+            from chatctl.server.workers import serve_status
+
+            port = status_port
+            status = await serve_status(server, status_port)
     except OSError as exc:
-        s = server.settings
-        raise UsageError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {s.host}:{port}: {exc.strerror or exc}") from None
     # Everything imported and built so far lives as long as the process: move it out of the
     # collector's reach, so full collections scan only what connections and messages added
     # (a third fewer objects at 1,000 connections; see docs/performance.md, bench/gc_probe.py).
     gc.freeze()
-    s = server.settings
     kind = type(server.broker).__name__.removesuffix("Broker").lower()
     log.info(
         "listening on %s://%s:%d/ws/{room} (broker: %s, node %s)",
@@ -181,4 +228,13 @@ async def _serve(server: ChatServer) -> None:
         kind,
         server.node_id,
     )
-    await server.serve_until_signal()
+    if status is not None:
+        log.info("/healthz and /metrics of this worker alone on port %d", status_port)
+    if announce is not None:
+        announce()
+    try:
+        await server.serve_until_signal()
+    finally:
+        if status is not None:
+            status.close()
+            await status.wait_closed()

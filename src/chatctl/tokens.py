@@ -17,8 +17,10 @@ from chatctl.auth import (
     one_line,
     parse_duration,
 )
+from chatctl.client.settings import configured_server, page_link
 from chatctl.config import resolve_secret
 from chatctl.errors import ConfigError, TokenError, UsageError
+from chatctl.protocol import valid_room
 
 
 def create_token(
@@ -59,6 +61,14 @@ def create_token(
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None
+
+
+def join_link(token: str, rooms: list[str], *, server: str | None = None) -> str:
+    """The web page link that opens the first of ``rooms`` that is a room name, not a glob
+    (``team-*``), on the server the client settings point at (``--server``,
+    ``CHATCTL_SERVER``, config.toml)."""
+    room = next((r for r in rooms if valid_room(r)), None)
+    return page_link(configured_server(server), token, room)
 
 
 def inspect_token(

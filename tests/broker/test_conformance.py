@@ -17,6 +17,7 @@ import pytest
 from chatctl.broker import BROKERS, Broker, create_broker
 from chatctl.errors import UsageError
 from chatctl.protocol import Message, Presence
+from cluster_helpers import LocalCluster
 from helpers import RedisServer
 
 HISTORY = 5
@@ -40,8 +41,16 @@ def _redis_url(request: pytest.FixtureRequest) -> str:
     return redis.url
 
 
+def _cluster_url(request: pytest.FixtureRequest) -> str:
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/broker/conftest.py
+    return cluster.url
+
+
 #: broker name -> its URL for a test, for brokers that need a service started first
-URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {"redis": _redis_url}
+URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
+    "redis": _redis_url,
+    "rediscluster": _cluster_url,
+}
 
 
 @pytest.fixture(params=[entry.name for entry in BROKERS])

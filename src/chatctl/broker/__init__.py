@@ -2,7 +2,8 @@
 
 ``create_broker(url)`` picks one by URL scheme from the table in
 :mod:`chatctl.broker.registry`: ``None`` or ``memory://`` gives the in-process broker;
-``redis://``, ``rediss://`` and ``unix://`` the Redis broker (imported only then).
+``redis://``, ``rediss://`` and ``unix://`` the Redis broker (imported only then);
+``redis+cluster://`` and ``rediss+cluster://`` the Redis Cluster broker.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 
 from chatctl.broker.base import Deliver, History, PublishResult
 from chatctl.broker.redis_keys import (
@@ -47,19 +48,35 @@ from chatctl.broker.redis_keys import (
     message_from_json,
     room_keys,
 )
-from chatctl.broker.redis_live import LiveFeed, stop_task
+from chatctl.broker.redis_link import stop_task
+from chatctl.broker.redis_live import LiveFeed
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.redis")
 
 #: Errors that mean "Redis cannot be reached or cannot write now": the message was not stored.
-UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, OSError)
+#: (A cluster refuses with CLUSTERDOWN, MASTERDOWN or TRYAGAIN while a slot moves or a
+#: master fails over, and raises ClusterError once its redirections are exhausted.)
+UNAVAILABLE = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ReadOnlyError,
+    rx.ClusterError,
+    rx.TryAgainError,
+    OSError,
+)
 #: Connection pairs per REFRESH script call.
 REFRESH_BATCH = 1000
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+class NotReplicated(rx.RedisError):
+    """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
+
+
+def _caused_by(
+    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, kind):
@@ -93,16 +110,22 @@ class RedisBroker:
         timeout: float = 2.0,
         health_interval: float = 1.0,
         backoff_cap: float = 2.0,
+        wait_replicas: int = 0,
     ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         if presence_ttl <= 0:
             raise ValueError("presence_ttl must be positive")
+        if wait_replicas < 0:
+            raise ValueError("wait_replicas must not be negative")
         self.url = url
         self.history_size = history_size
         self.dedup_window = dedup_window
         self.prefix = check_prefix(prefix)
         self.presence_ttl = presence_ttl
+        #: replicas that must have a message before it is acked (WAIT); 0 = do not wait
+        self.wait_replicas = wait_replicas
+        self._timeout = timeout
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_connect_timeout": timeout,
@@ -112,27 +135,14 @@ class RedisBroker:
             # RESP2: pub/sub messages come back from read_response instead of a push handler
             "protocol": 2,
         }
-        self._pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout, **options
-        )
-        self._redis = Redis(connection_pool=self._pool)
-        self._pubsub_pool = ConnectionPool.from_url(url, max_connections=1, **options)
-        self._live = LiveFeed(
-            self._redis,
-            self._pubsub_pool.make_connection(),  # type: ignore[no-untyped-call]
-            prefix=self.prefix,
-            health_interval=health_interval,
-            backoff_cap=backoff_cap,
-            on_down=self._went_down,
-            on_up=self._came_back,
-        )
-        self._timeout = timeout
-        self._publish = self._redis.register_script(PUBLISH)
-        self._history = self._redis.register_script(HISTORY)
-        self._join = self._redis.register_script(JOIN)
-        self._leave = self._redis.register_script(LEAVE)
-        self._refresh = self._redis.register_script(REFRESH)
-        self._users = self._redis.register_script(USERS)
+        feed = {"health_interval": health_interval, "backoff_cap": backoff_cap}
+        self._redis, self._live = self._connect(url, options, max_connections, feed)
+        self._publish = self._script(PUBLISH)
+        self._history = self._script(HISTORY)
+        self._join = self._script(JOIN)
+        self._leave = self._script(LEAVE)
+        self._refresh = self._script(REFRESH)
+        self._users = self._script(USERS)
         #: room -> {connection id: user} for this node's connections
         self._local: dict[str, dict[str, str]] = {}
         self._pending_leaves: set[tuple[str, str]] = set()
@@ -142,16 +152,87 @@ class RedisBroker:
         self._closing = False
         self._dropping: asyncio.Future[None] | None = None
 
+    # ------------------------------------------------------------------ what a cluster changes
+
+    def _connect(
+        self, url: str, options: dict[str, Any], max_connections: int, feed: dict[str, Any]
+    ) -> tuple[Any, LiveFeed]:
+        """The command client (a bounded pool) and the live feed (one pub/sub connection)."""
+        self._pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=options["socket_timeout"], **options
+        )
+        self._pubsub_pool = ConnectionPool.from_url(url, max_connections=1, **options)
+        redis = Redis(connection_pool=self._pool)
+        conn = self._pubsub_pool.make_connection()  # type: ignore[no-untyped-call]
+        live = LiveFeed(
+            redis,
+            conn,
+            prefix=self.prefix,
+            on_down=self._went_down,
+            on_up=self._came_back,
+            **feed,
+        )
+        return redis, live
+
+    def _script(self, source: str) -> AsyncScript:
+        return self._redis.register_script(source)  # type: ignore[no-any-return]
+
+    async def _disconnect(self) -> None:
+        await self._redis.aclose()
+        await self._pool.disconnect()
+        await self._pubsub_pool.disconnect()
+
+    async def _store(self, keys: list[str], args: list[Any]) -> Any:
+        """Run the PUBLISH script; with ``wait_replicas``, WAIT on the same connection."""
+        if not self.wait_replicas:
+            return await self._publish(keys=keys, args=args)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._publish(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", *self._wait_args())
+            reply, replicated = await pipe.execute()
+        if reply[0] != 0:
+            # A repeat writes nothing, and WAIT counts this connection's writes: write a
+            # no-op after the original (HINCRBY by 0) and wait for that one.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(keys[0], "last", 0)
+                pipe.execute_command("WAIT", *self._wait_args())
+                _, replicated = await pipe.execute()
+        self._check_replicated(replicated)
+        return reply
+
+    def _wait_args(self) -> tuple[int, int]:
+        """WAIT's arguments: the replicas, and half the command timeout (in ms) so that the
+        reply comes before the socket gives up."""
+        return self.wait_replicas, max(1, round(self._timeout * 500))
+
+    def _check_replicated(self, replicated: int) -> None:
+        if int(replicated) < self.wait_replicas:
+            # Stored on the master but not confirmed by enough replicas: not acked. The
+            # client's retry with the same id is a duplicate that waits for them again.
+            raise NotReplicated(
+                f"stored but only {replicated} of {self.wait_replicas} replicas confirmed it "
+                f"within {self._timeout / 2:g}s"
+            )
+
+    async def _run_all(self, calls: list[tuple[AsyncScript, list[str], list[Any]]]) -> None:
+        """Run many script calls (the presence heartbeat) in one pipeline."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                await script(keys=keys, args=args, client=pipe)
+            if not calls:
+                pipe.ping()
+            await pipe.execute()
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         try:
             await self._redis.ping()
-        except (rx.AuthenticationError, rx.AuthorizationError) as exc:
-            raise BrokerError(
-                f"Redis at {redact(self.url)} refused the credentials: {exc}"
-            ) from None
         except UNAVAILABLE as exc:
+            if _caused_by(exc, (rx.AuthenticationError, rx.AuthorizationError)):
+                raise BrokerError(
+                    f"Redis at {redact(self.url)} refused the credentials: {exc}"
+                ) from None
             if _caused_by(exc, ssl.SSLCertVerificationError):
                 raise BrokerError(
                     f"Redis at {redact(self.url)}: TLS certificate not trusted "
@@ -165,9 +246,7 @@ class RedisBroker:
         self._closing = True
         await stop_task(self._heartbeat)
         await self._live.close()
-        await self._redis.aclose()
-        await self._pool.disconnect()
-        await self._pubsub_pool.disconnect()
+        await self._disconnect()
 
     def healthy(self) -> bool:
         return self._down_since is None and self._live.healthy()
@@ -211,6 +290,9 @@ class RedisBroker:
 
     def _failed(self, exc: Exception) -> BrokerError:
         """The error to raise for ``exc``; notes the outage (logged once)."""
+        if isinstance(exc, NotReplicated):  # Redis works; the client retries the same id
+            log.debug("%s", exc)
+            return BrokerUnavailable(f"not acked: {exc}")
         if isinstance(exc, UNAVAILABLE):
             self._went_down(str(exc) or type(exc).__name__)
             self._drop_idle_connections()
@@ -235,7 +317,7 @@ class RedisBroker:
     ) -> PublishResult:
         keys = room_keys(self.prefix, room)
         try:
-            reply = await self._publish(
+            reply = await self._store(
                 keys=[keys.meta, keys.log, keys.dedup_key(user, client_id)],
                 args=[
                     secrets.token_hex(4),
@@ -349,19 +431,15 @@ class RedisBroker:
         ttl = round(self.presence_ttl * 1000)
         leaves = list(self._pending_leaves)
         rooms = set(self._local) | self._live.rooms()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room, conn_id in leaves:
-                keys = room_keys(self.prefix, room)
-                await self._leave(keys=keys.presence, args=[keys.channel, conn_id], client=pipe)
-            for room in rooms:
-                keys = room_keys(self.prefix, room)
-                pairs = [x for item in self._local.get(room, {}).items() for x in item]
-                for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
-                    chunk = pairs[i : i + 2 * REFRESH_BATCH]
-                    await self._refresh(
-                        keys=keys.presence, args=[keys.channel, ttl, *chunk], client=pipe
-                    )
-            if not leaves and not rooms:
-                pipe.ping()
-            await pipe.execute()
+        calls: list[tuple[AsyncScript, list[str], list[Any]]] = []
+        for room, conn_id in leaves:
+            keys = room_keys(self.prefix, room)
+            calls.append((self._leave, keys.presence, [keys.channel, conn_id]))
+        for room in rooms:
+            keys = room_keys(self.prefix, room)
+            pairs = [x for item in self._local.get(room, {}).items() for x in item]
+            for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
+                chunk = pairs[i : i + 2 * REFRESH_BATCH]
+                calls.append((self._refresh, keys.presence, [keys.channel, ttl, *chunk]))
+        await self._run_all(calls)
         self._pending_leaves.difference_update(leaves)

@@ -1,18 +1,18 @@
-"""Live delivery for the Redis broker: ONE pub/sub connection per process, gap-free per room.
+"""Live delivery for the Redis broker: gap-free per room over few pub/sub connections.
 
-Each room a node subscribes to is a channel on that one connection. Pub/sub alone loses
-whatever is published while the connection is down, so every room remembers the last id it
-delivered; whenever its subscription is (re)confirmed, or a message arrives that skips an
-id, the room is *synced*: live messages are held back, the missing ones are read from the
-room's stream (``XRANGE`` after the last delivered id), delivered in order, and the held
-messages follow, skipping what the stream already gave. Each message reaches the callback
-exactly once, in id order.
+With one Redis a process has ONE pub/sub connection (a :class:`Link`) and each room it
+subscribes to is a channel on it; on a Redis Cluster (:mod:`chatctl.broker.redis_cluster`)
+it has one link per master and each room is a sharded channel on its master's link.
 
-The connection is owned by :meth:`LiveFeed._run`: it connects, subscribes every room, reads
-until the connection fails (a read that sees nothing for ``3 * health_interval`` seconds
-counts as failed, and a PING is sent every ``health_interval``), then reconnects with capped,
-jittered backoff. redis-py's own pub/sub reconnection is not used: it re-subscribes silently
-and would hide both the outage and the gap.
+Pub/sub alone loses whatever is published while a connection is down, so every room
+remembers the last id it delivered; whenever its subscription is (re)confirmed, or a message
+arrives that skips an id, the room is *synced*: live messages are held back, the missing
+ones are read from the room's stream (``XRANGE`` after the last delivered id), delivered in
+order, and the held messages follow, skipping what the stream already gave. Each message
+reaches the callback exactly once, in id order.
+
+redis-py's own pub/sub reconnection is not used: it re-subscribes silently and would hide
+both the outage and the gap.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis import exceptions as rx
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from chatctl.broker.base import Deliver, Reset
@@ -36,6 +36,7 @@ from chatctl.broker.redis_keys import (
     room_keys,
     room_of_channel,
 )
+from chatctl.broker.redis_link import PLAIN, Link, stop_task
 from chatctl.protocol import Message, Presence
 
 log = logging.getLogger("chatctl.broker.redis")
@@ -45,16 +46,6 @@ CATCH_UP_BATCH = 500
 #: Channels per SUBSCRIBE command when re-subscribing after a reconnect.
 SUBSCRIBE_BATCH = 500
 REDIS_ERRORS = (rx.ConnectionError, rx.TimeoutError, OSError)
-
-
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` and wait for it to end, cancelling again if it swallowed the request
-    (library code that catches ``CancelledError`` while cleaning up a connection can)."""
-    while task is not None and not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-    if task is not None and not task.cancelled() and task.exception() is not None:
-        log.error("%s had failed: %r", task.get_name(), task.exception())
 
 
 @dataclass(eq=False)
@@ -71,13 +62,19 @@ class _Room:
     dirty: bool = False
     task: asyncio.Task[None] | None = None
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the pub/sub connection the room is subscribed on (None: not routed yet)
+    link: Link | None = None
 
 
 class LiveFeed:
+    """Live delivery of a node's rooms over ONE pub/sub connection (plain channels)."""
+
+    dialect = PLAIN
+
     def __init__(
         self,
-        redis: Redis,
-        conn: AbstractConnection,
+        redis: Redis | RedisCluster,
+        conn: AbstractConnection | None,
         *,
         prefix: str,
         health_interval: float,
@@ -86,52 +83,50 @@ class LiveFeed:
         on_up: Callable[[], None],
     ) -> None:
         self._redis = redis
-        self._conn = conn
         self._prefix = prefix
-        self._health_interval = health_interval
-        self._backoff_cap = backoff_cap
+        self.health_interval = health_interval
+        self.backoff_cap = backoff_cap
         self._on_down = on_down
         self._on_up = on_up
         self._rooms: dict[str, _Room] = {}
-        self._connected = False
-        self._rx_at = 0.0
-        self._runner: asyncio.Task[None] | None = None
+        #: pub/sub connections by name: the one connection here, one per master in a cluster
+        self._links: dict[str, Link] = {}
+        if conn is not None:
+            self._links["redis"] = Link(self, conn, "redis")
         self._pinger: asyncio.Task[None] | None = None
         self._closing = False
-        self._first_attempt = asyncio.Event()
-        self._closer: asyncio.Future[None] | None = None
         self.reconnects = 0
 
     # ------------------------------------------------------------------ public
 
     async def start(self, *, timeout: float) -> None:
-        """Start the connection task; wait up to ``timeout`` for the first connection."""
-        self._runner = asyncio.create_task(self._run(), name="chatctl-redis-pubsub")
+        """Start the connection tasks; wait up to ``timeout`` for their first connection."""
+        for link in self._links.values():
+            link.start()
         self._pinger = asyncio.create_task(self._ping_loop(), name="chatctl-redis-ping")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._first_attempt.wait()
+                for link in list(self._links.values()):
+                    await link.first_attempt.wait()
 
     async def close(self) -> None:
         self._closing = True
-        tasks = [self._runner, self._pinger, *(r.task for r in self._rooms.values())]
-        for task in tasks:
+        for task in [self._pinger, *(r.task for r in self._rooms.values())]:
             await stop_task(task)
+        for link in list(self._links.values()):
+            await link.close()
         self._rooms.clear()
-        with contextlib.suppress(Exception):
-            await self._conn.disconnect(nowait=True)
 
     def rooms(self) -> set[str]:
         return set(self._rooms)
 
     def healthy(self) -> bool:
-        """Connected, heard from within the deadline, and every room's subscription confirmed."""
-        if not self._connected:
+        """Every connection up and heard from within the deadline, and every room's
+        subscription confirmed."""
+        deadline = 3 * self.health_interval
+        if not all(link.healthy(deadline) for link in self._links.values()):
             return False
-        loop = asyncio.get_running_loop()
-        if loop.time() - self._rx_at > 3 * self._health_interval:
-            return False
-        return all(r.confirmed for r in self._rooms.values())
+        return all(r.confirmed and r.link is not None for r in self._rooms.values())
 
     async def subscribe(self, room: str, deliver: Deliver, *, timeout: float) -> None:
         """Deliver ``room`` from now on; returns once live (or at once while Redis is down)."""
@@ -156,7 +151,10 @@ class LiveFeed:
             self._rooms[room].deliver = deliver
             return
         self._rooms[room] = r
-        if not self._send("SUBSCRIBE", r.channel):
+        r.link = link = self.route(r)
+        if link is None:
+            return  # not routable now: subscribed and synced once it is
+        if not link.send(self.dialect.subscribe, r.channel) and link.first_attempt.is_set():
             return  # down: the reconnect subscribes and syncs it
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -168,97 +166,43 @@ class LiveFeed:
             return
         if r.task is not None:
             r.task.cancel()
-        self._send("UNSUBSCRIBE", r.channel)
+        if r.link is not None:
+            r.link.send(self.dialect.unsubscribe, r.channel)
 
-    # ------------------------------------------------------------------ connection
+    # ------------------------------------------------------------------ connections
 
-    def _send(self, *args: str) -> bool:
-        """Queue a command on the pub/sub connection if it is up; False if it is down."""
-        if not self._connected or not self._conn.is_connected:
-            return False
-        task = asyncio.ensure_future(self._write(args))
-        task.add_done_callback(self._written)
-        return True
+    def route(self, r: _Room) -> Link | None:
+        """The connection ``r`` is subscribed on."""
+        return self._links["redis"]
 
-    async def _write(self, args: tuple[str, ...]) -> None:
-        # Checked again right before writing: redis-py's send_command would silently open a
-        # new connection (without our subscriptions) if this one dropped since _send.
-        if self._connected and self._conn.is_connected:
-            await self._conn.send_command(*args, check_health=False)
+    def rooms_on(self, link: Link) -> list[_Room]:
+        return [r for r in self._rooms.values() if r.link is link]
 
-    def _written(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._drop(f"pub/sub write failed: {task.exception()}")
+    @staticmethod
+    def subscribe_batches(channels: list[str]) -> list[list[str]]:
+        """Channels per SUBSCRIBE command when re-subscribing after a reconnect."""
+        return [channels[i : i + SUBSCRIBE_BATCH] for i in range(0, len(channels), SUBSCRIBE_BATCH)]
 
-    def _drop(self, reason: str) -> None:
-        """Give up on the current pub/sub connection; :meth:`_run` notices and reconnects."""
-        if self._connected:
-            log.debug("dropping the pub/sub connection: %s", reason)
-            self._connected = False
-            self._closer = asyncio.ensure_future(self._conn.disconnect(nowait=True))
+    def link_down(self, link: Link, reason: str) -> None:
+        self._on_down(reason)
+        self.reconnects += 1
 
-    async def _run(self) -> None:
-        attempt = 0
-        loop = asyncio.get_running_loop()
-        while not self._closing:
-            try:
-                await self._conn.connect()  # type: ignore[no-untyped-call]
-                self._rx_at = loop.time()
-                for r in self._rooms.values():
-                    r.confirmed = False
-                    if r.held is None:
-                        r.held = []
-                self._connected = True
-                channels = [r.channel for r in self._rooms.values()]
-                for i in range(0, len(channels), SUBSCRIBE_BATCH):
-                    await self._conn.send_command(
-                        "SUBSCRIBE", *channels[i : i + SUBSCRIBE_BATCH], check_health=False
-                    )
-                if not channels:
-                    self._on_up()
-                attempt = 0
-                self._first_attempt.set()
-                await self._read_loop()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure of this connection means: reconnect
-                reason = str(exc) or type(exc).__name__
-            else:
-                reason = "pub/sub connection closed"
-            self._connected = False
-            self._first_attempt.set()
-            with contextlib.suppress(Exception):
-                await self._conn.disconnect(nowait=True)
-            if self._closing:
-                return
-            self._on_down(reason)
-            self.reconnects += 1
-            delay = min(self._backoff_cap, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
-            attempt += 1
-            await asyncio.sleep(delay)
+    def refused(self, link: Link, exc: Exception) -> None:
+        """Redis refused a subscription on ``link``: with one Redis, a broken connection."""
+        link.drop(f"subscription refused: {exc}")
 
-    async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = 3 * self._health_interval
-        while self._connected:
-            resp: Any = await self._conn.read_response(timeout=deadline)
-            if resp is None:
-                if not self._connected:
-                    return
-                raise rx.TimeoutError(f"no reply on the pub/sub connection for {deadline:.1f}s")
-            self._rx_at = loop.time()
-            kind = resp[0]
-            if kind == "message":
-                self._on_message(resp[1], resp[2])
-            elif kind == "subscribe":
-                self._on_subscribed(resp[1])
-            elif kind == "unsubscribe":
-                self._on_unsubscribed(resp[1])
+    def check_up(self) -> None:
+        """Tell the broker once every connection is up and every room live again."""
+        if all(link.connected for link in self._links.values()) and all(
+            r.confirmed and r.held is None and r.link is not None for r in self._rooms.values()
+        ):
+            self._on_up()
 
     async def _ping_loop(self) -> None:
         while not self._closing:
-            await asyncio.sleep(self._health_interval)
-            self._send("PING")
+            await asyncio.sleep(self.health_interval)
+            for link in list(self._links.values()):
+                link.send("PING")
 
     # ------------------------------------------------------------------ events
 
@@ -267,22 +211,30 @@ class LiveFeed:
         r = None if name is None else self._rooms.get(name)
         return r if r is not None and r.channel == channel else None
 
-    def _on_subscribed(self, channel: str) -> None:
+    def on_subscribed(self, link: Link, channel: str) -> None:
         r = self._room_of(channel)
-        if r is None or r.confirmed:
+        if r is None or r.link is not link or r.confirmed:
             return
         r.confirmed = True
         self._sync(r)
 
-    def _on_unsubscribed(self, channel: str) -> None:
+    def on_unsubscribed(self, link: Link, channel: str) -> None:
         # An UNSUBSCRIBE for a room subscribed again since: its SUBSCRIBE reply follows.
         r = self._room_of(channel)
-        if r is not None:
-            r.confirmed = False
-            if r.held is None:
-                r.held = []
+        if r is not None and r.link is link:
+            self._unconfirm(r)
+            self.lost(r)
 
-    def _on_message(self, channel: str, payload: str) -> None:
+    def lost(self, r: _Room) -> None:
+        """Redis unsubscribed ``r`` on its own (a cluster moved its slot); nothing with one."""
+
+    @staticmethod
+    def _unconfirm(r: _Room) -> None:
+        r.confirmed = False
+        if r.held is None:
+            r.held = []
+
+    def on_message(self, channel: str, payload: str) -> None:
         r = self._room_of(channel)
         if r is None:
             return
@@ -325,14 +277,15 @@ class LiveFeed:
                 r.dirty = False
                 await self._catch_up(r)
         except (*REDIS_ERRORS, rx.RedisError) as exc:
-            self._drop(f"catch-up of room {r.name} failed: {exc}")
+            if r.link is not None:
+                r.link.drop(f"catch-up of room {r.name} failed: {exc}")
             return
         except Exception:  # a bug must not leave the room deaf: log it, start over
             log.exception("catch-up of room %s failed", r.name)
-            self._drop("catch-up failed")
+            if r.link is not None:
+                r.link.drop("catch-up failed")
             return
-        if self._connected and all(x.confirmed and x.held is None for x in self._rooms.values()):
-            self._on_up()
+        self.check_up()
 
     async def _catch_up(self, r: _Room) -> None:
         """Deliver what the stream holds after ``r.last``, then the held live messages."""

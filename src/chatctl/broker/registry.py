@@ -31,6 +31,8 @@ class BrokerEntry:
     options: frozenset[str]
     #: whether the constructor takes the URL as its first argument
     takes_url: bool = True
+    #: whether several processes can share it (what ``chatctl serve --workers`` needs)
+    shared: bool = False
 
     def load(self) -> Callable[..., Broker]:
         """The broker class (imports its module)."""
@@ -50,7 +52,15 @@ BROKERS: tuple[BrokerEntry, ...] = (
         "redis",
         ("redis", "rediss", "unix"),
         "chatctl.broker.redis:RedisBroker",
-        _COMMON | {"prefix", "presence_ttl"},
+        _COMMON | {"prefix", "presence_ttl", "wait_replicas"},
+        shared=True,
+    ),
+    BrokerEntry(
+        "rediscluster",
+        ("redis+cluster", "rediss+cluster"),
+        "chatctl.broker.redis_cluster:RedisClusterBroker",
+        _COMMON | {"prefix", "presence_ttl", "wait_replicas"},
+        shared=True,
     ),
 )
 

@@ -22,6 +22,8 @@ Examples:
   chatctl serve                        # on 127.0.0.1:8000
   chatctl serve --host 0.0.0.0 --history 5000
   chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of several nodes
+  chatctl serve --workers 0 --redis-url redis://10.0.0.5:6379/0   # every core
+  chatctl serve --redis-url redis+cluster://10.0.0.5:7000,10.0.0.6:7000
   chatctl serve --port 443 --certfile cert.pem --keyfile key.pem   # wss://
   chatctl serve --allowed-origin https://chat.example.com --log-format json
 
@@ -34,10 +36,12 @@ Environment:
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
 Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
---drain-timeout; SIGINT closes them with 1001.
+--drain-timeout; SIGINT closes them with 1001. With --workers the supervisor passes
+signals to every worker and restarts a worker that dies.
 
-HTTP: GET /healthz (200, or 503 while draining or when the broker is down) and
-GET /metrics (Prometheus) on the same port.
+HTTP on the same port: GET / (the web chat page: 'chatctl token create --link'
+prints links to it), GET /healthz (200, or 503 while draining or when the broker
+is down) and GET /metrics (Prometheus).
 
 Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
 See 'man chatctl-serve', docs/deploy.md and docs/security.md.
@@ -79,7 +83,8 @@ def serve(
     redis_url: Annotated[
         str | None,
         typer.Option(
-            help="Share rooms with other nodes through Redis (redis://, rediss://, unix://).",
+            help="Share rooms with other nodes through Redis (redis://, rediss://, unix://) "
+            "or a Redis Cluster (redis+cluster://HOST:PORT,HOST:PORT...).",
             envvar="CHATCTL_REDIS_URL",
             show_envvar=False,
         ),
@@ -87,6 +92,31 @@ def serve(
     redis_prefix: Annotated[
         str, typer.Option(help="Prefix of every Redis key.")
     ] = DEFAULTS.redis_prefix,
+    redis_wait_replicas: Annotated[
+        int,
+        typer.Option(
+            help="Ack a message only once this many Redis replicas have it (WAIT), so that "
+            "a failover cannot lose it; 0: ack once the master has it.",
+            min=0,
+        ),
+    ] = DEFAULTS.redis_wait_replicas,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes sharing the port (0: one per core); more than 1 needs "
+            "--redis-url.",
+            min=0,
+        ),
+    ] = DEFAULTS.workers,
+    worker_status_port: Annotated[
+        int | None,
+        typer.Option(
+            help="With --workers: worker K also answers /healthz and /metrics alone on this "
+            "port + K - 1.",
+            min=1,
+            max=65535,
+        ),
+    ] = DEFAULTS.worker_status_port,
     presence_ttl: Annotated[
         float,
         typer.Option(
@@ -195,6 +225,9 @@ def serve(
             audience=audience,
             redis_url=redis_url,
             redis_prefix=redis_prefix,
+            redis_wait_replicas=redis_wait_replicas,
+            workers=workers,
+            worker_status_port=worker_status_port,
             presence_ttl=presence_ttl,
             max_frame=max_frame,
             max_message=max_message,

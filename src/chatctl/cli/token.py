@@ -48,14 +48,21 @@ Examples:
   chatctl token create --user alice
   chatctl token create --user deploy-bot --room ops --room 'team-*' --ttl 30d
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
+  chatctl token create --user carol --room general --ttl 8h --link
+
+--link prints a link to the server's web page that opens the first --room
+that is not a glob, with the token in the link's #fragment (browsers never
+send it to the server); the server is the one the client commands use.
 
 Environment:
 
   CHATCTL_SECRET        the HS256 secret itself
   CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  CHATCTL_SERVER        the server --link points at (then config.toml)
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
-Exit status: 0 printed, 2 usage error (bad user or TTL, no secret).
+Exit status: 0 printed, 2 usage error (bad user, TTL or server URL, no
+secret).
 """
 
 
@@ -78,21 +85,36 @@ def token_create(
     ] = None,
     issuer: Annotated[str | None, typer.Option(help="Set the 'iss' claim.")] = None,
     audience: Annotated[str | None, typer.Option(help="Set the 'aud' claim.")] = None,
+    link: Annotated[
+        bool, typer.Option("--link", help="Print a web page link that carries the token.")
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            "-s",
+            help="With --link: the server, ws:// or wss:// (env CHATCTL_SERVER, then "
+            "config.toml; default ws://127.0.0.1:8000).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Print a new signed token for USER."""
-    from chatctl.tokens import create_token
+    """Print a new signed token for USER (or a link that opens a room with it)."""
+    from chatctl.errors import UsageError
+    from chatctl.tokens import create_token, join_link
 
-    print(
-        create_token(
-            user=user,
-            rooms=room or [],
-            ttl=ttl,
-            secret_file=secret_file,
-            private_key=private_key,
-            issuer=issuer,
-            audience=audience,
-        )
+    if server is not None and not link:
+        raise UsageError("--server is used only with --link")
+    token = create_token(
+        user=user,
+        rooms=room or [],
+        ttl=ttl,
+        secret_file=secret_file,
+        private_key=private_key,
+        issuer=issuer,
+        audience=audience,
     )
+    print(join_link(token, room or [], server=server) if link else token)
 
 
 TOKEN_INSPECT_EPILOG = """\

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from chatctl.config import DEFAULT_SERVER, config_file, load_config_file
 from chatctl.errors import AuthError, ConfigError, UsageError
@@ -76,6 +76,33 @@ def normalize_server(value: str) -> str:
     if not parts.hostname or parts.query or parts.fragment or " " in text:
         raise UsageError(f"malformed server URL {value!r}: expected ws://HOST[:PORT][/PATH]")
     return text
+
+
+def page_link(server: str, token: str, room: str | None = None) -> str:
+    """The web page's join link for ``server`` (a normalized ws:// or wss:// URL):
+    ``http(s)://HOST:PORT[/PATH]/#token=TOKEN&room=ROOM``.
+
+    The token and room travel in the fragment, which browsers never send to the server.
+    """
+    scheme, _, rest = server.partition("://")
+    fragment = urlencode({"token": token, **({"room": room} if room else {})})
+    return f"{'https' if scheme == 'wss' else 'http'}://{rest.rstrip('/')}/#{fragment}"
+
+
+def configured_server(server: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """The server URL the client commands would use: ``server`` > ``CHATCTL_SERVER`` >
+    ``server`` in config.toml > ws://127.0.0.1:8000, normalized."""
+    env = os.environ if env is None else env
+    path = Path(env["CHATCTL_CONFIG"]) if env.get("CHATCTL_CONFIG") else config_file()
+    return _server_url(server, env, load_config_file(path), path)
+
+
+def _server_url(
+    server: str | None, env: Mapping[str, str], config: Mapping[str, Any], path: Path
+) -> str:
+    return normalize_server(
+        server or env.get("CHATCTL_SERVER") or _str(config, "server", path) or DEFAULT_SERVER
+    )
 
 
 def check_room(room: str) -> str:
@@ -141,9 +168,7 @@ def resolve_settings(
     if not isinstance(config.get("join", {}), dict):
         raise ConfigError(f"{path}: [join] must be a table")
 
-    server_url = normalize_server(
-        server or env.get("CHATCTL_SERVER") or _str(config, "server", path) or DEFAULT_SERVER
-    )
+    server_url = _server_url(server, env, config, path)
     ca = cafile or _path(env.get("CHATCTL_CAFILE")) or _path(_str(config, "cafile", path))
     if ca is not None and not ca.expanduser().is_file():
         raise ConfigError(f"CA file {ca} does not exist")

@@ -86,6 +86,7 @@ class ChatServer:
             server_header=self.server_name,
             open_timeout=s.handshake_timeout or None,
             ssl=tls,
+            reuse_port=s.reuse_port or None,
         )
 
     @property

@@ -12,6 +12,8 @@ must say no.
               deliver; 503 with the reason otherwise (draining, broker down). Load balancers
               take a 503 node out of rotation.
 ``/metrics``  Prometheus text format (see :mod:`chatctl.server.metrics`).
+``/``         the browser chat page and its files under ``/static/`` (see :mod:`chatctl.web`),
+              with a strict Content-Security-Policy; 304 for an ``If-None-Match`` that matches.
 
 Origin: browsers send ``Origin`` with every WebSocket handshake; command-line clients send
 none and are never refused for it. A browser request is accepted when its origin is the
@@ -31,6 +33,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from chatctl import web
 from chatctl.server.handshake import WS_PREFIX
 from chatctl.server.metrics import CONTENT_TYPE
 
@@ -71,7 +74,7 @@ def route_http(server: ChatServer, request: Request) -> Response | None:
     if page is not None:
         if request.method not in ("GET", "HEAD"):
             return method_not_allowed("GET, HEAD")
-        response = page(server)
+        response = page(server, request)
     elif request.method == "GET":
         return None
     elif path.startswith(WS_PREFIX):
@@ -83,21 +86,46 @@ def route_http(server: ChatServer, request: Request) -> Response | None:
     return response
 
 
-def _health(server: ChatServer) -> Response:
+def _health(server: ChatServer, request: Request) -> Response:
     problem = server.health_problem()
     if problem is None:
         return plain_response(HTTPStatus.OK, "ok\n")
     return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
 
 
-def _metrics(server: ChatServer) -> Response:
+def _metrics(server: ChatServer, request: Request) -> Response:
     return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
 
 
+def _web_file(server: ChatServer, request: Request) -> Response:
+    page = web.asset(urlsplit(request.path).path)
+    assert page is not None  # registered for the paths of web.ROUTES only
+    return static_response(page, request.headers.get("If-None-Match"))
+
+
+def static_response(page: web.Asset, if_none_match: str | None) -> Response:
+    """A file of the web page: 200 with the body, or 304 when the browser's copy is current."""
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", page.content_type),
+            ("Cache-Control", web.CACHE_CONTROL),
+            ("ETag", page.etag),
+            *web.SECURITY_HEADERS,
+        ]
+    )
+    if page.matches(if_none_match):
+        return Response(HTTPStatus.NOT_MODIFIED.value, HTTPStatus.NOT_MODIFIED.phrase, headers)
+    headers["Content-Length"] = str(len(page.body))
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, page.body)
+
+
 #: The plain-HTTP pages by path, each answering GET and HEAD.
-PAGES: dict[str, Callable[[ChatServer], Response]] = {
+PAGES: dict[str, Callable[[ChatServer, Request], Response]] = {
     HEALTH_PATH: _health,
     METRICS_PATH: _metrics,
+    **dict.fromkeys(web.ROUTES, _web_file),
 }
 
 

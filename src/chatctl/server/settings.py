@@ -43,3 +43,5 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     rates: RateSettings = field(default_factory=RateSettings)
     limits: ConnectionSettings = field(default_factory=ConnectionSettings)
+    #: bind with SO_REUSEPORT, so that ``serve --workers`` processes share the port
+    reuse_port: bool = False

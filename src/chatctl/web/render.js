@@ -1,0 +1,59 @@
+// chatctl web client: how messages look. Nodes are built with textContent only (never
+// parsed as HTML), so markup in a message is shown and never run. No state here.
+
+export function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function randomId() {
+  const bytes = new Uint8Array(6);
+  crypto.getRandomValues(bytes); // works on plain http too, unlike randomUUID
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// C0/C1 controls (but newline and tab) become visible symbols: ESC shows as U+241B.
+// Bidi controls stay (right-to-left writers need them) but each message is isolated
+// (<bdi>, unicode-bidi: isolate), so one cannot reorder the rest of the line.
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+function visible(text) {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    if (code < 0x20) return String.fromCharCode(0x2400 + code);
+    if (code === 0x7f) return "\u2421";
+    return "\\u" + code.toString(16).padStart(4, "0");
+  });
+}
+
+export function colorClass(user) {
+  let h = 0;
+  for (const ch of user) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return "c" + (h % 8);
+}
+
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+export function mentions(text, me) {
+  if (!me) return false;
+  return new RegExp("(?<![\\p{L}\\p{N}_-])" + escapeRe(me) + "(?![\\p{L}\\p{N}_-])", "iu").test(text);
+}
+
+export function messageNode(user, text, kind, date) {
+  const li = el("li", "msg" + (kind === "action" ? " action" : ""));
+  li.dataset.user = user;
+  const time = el("time");
+  if (date) {
+    time.dateTime = date.toISOString();
+    time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.title = date.toLocaleString();
+  }
+  const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + user : user);
+  const body = el("bdi", "text", visible(text));
+  body.dir = "auto";
+  li.append(time, who, body);
+  return li;
+}
