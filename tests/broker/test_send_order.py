@@ -27,6 +27,7 @@ import pytest
 
 from chatctl.broker import BROKERS
 from client_helpers import CHATCTL, client_env
+from cluster_helpers import LocalCluster
 from helpers import RedisServer, ServeProcess
 
 pytestmark = pytest.mark.slow
@@ -41,15 +42,16 @@ class Backend:
     args: list[str]
     #: nodes started with ``args`` share rooms (a node can die while another delivers)
     shared: bool
-    #: the service behind the broker, restartable (None: the broker lives in the node)
+    #: the service behind the broker, for a restart test (None: it lives in the node, or
+    #: restarting it is a test of its own, as a Redis Cluster failover)
     service: RedisServer | None = None
 
 
-def _memory() -> Iterator[Backend]:
+def _memory(request: pytest.FixtureRequest) -> Iterator[Backend]:
     yield Backend("memory", [], shared=False)
 
 
-def _redis() -> Iterator[Backend]:
+def _redis(request: pytest.FixtureRequest) -> Iterator[Backend]:
     redis = RedisServer(persistent=True).start()  # acked means stored, across a restart
     try:
         yield Backend("redis", ["--redis-url", redis.url], shared=True, service=redis)
@@ -57,8 +59,22 @@ def _redis() -> Iterator[Backend]:
         redis.cleanup()
 
 
+_prefixes = itertools.count(1)
+
+
+def _redis_cluster(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/broker/conftest.py
+    prefix = f"order{next(_prefixes)}"  # the session's cluster is shared: a namespace per test
+    args = ["--redis-url", cluster.url, "--redis-prefix", prefix]
+    yield Backend("rediscluster", args, shared=True)
+
+
 #: broker name -> a generator of its Backend (set up and torn down around one test)
-BACKENDS: dict[str, Callable[[], Iterator[Backend]]] = {"memory": _memory, "redis": _redis}
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Backend]]] = {
+    "memory": _memory,
+    "redis": _redis,
+    "rediscluster": _redis_cluster,
+}
 
 
 @pytest.fixture(params=[entry.name for entry in BROKERS])
@@ -70,14 +86,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             "`chatctl serve` on it, so that the order tests cover it",
             pytrace=False,
         )
-    yield from make()
+    yield from make(request)
 
 
 def needs(backend: Backend, *, shared: bool = False, service: bool = False) -> None:
     if shared and not backend.shared:
         pytest.skip(f"the {backend.name} broker lives in one node: no other node delivers")
     if service and backend.service is None:
-        pytest.skip(f"the {backend.name} broker runs in the node: no service to restart")
+        pytest.skip(f"the {backend.name} broker has no single service this test restarts")
 
 
 # ----------------------------------------------------------------------------- processes
