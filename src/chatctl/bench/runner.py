@@ -427,6 +427,18 @@ def _warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
                 f"{busiest:.0%} of a core: the client, not the server, may be the bottleneck "
                 f"(raise --procs)"
             )
+        refused = {
+            k.partition(":")[2]: n
+            for k, n in step["other_frames"].items()
+            if k in ("error:rate_limited", "error:broker_unavailable")
+        }
+        if refused:
+            out.append(
+                f"step {step['step']}: the server refused messages ({refused}); the bench does "
+                "not re-send them, and a node holds back every later message of a connection "
+                "until its refused one comes back (docs/protocol.md, 'Order'): raise the "
+                "server's --rate-limit/--user-rate-limit above the offered rate"
+            )
         interval_ms = 1000 / step["rate"]
         if step["send_lag_ms"] > max(50.0, 2 * interval_ms):
             out.append(
