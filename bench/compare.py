@@ -6,9 +6,11 @@ port, ``chatctl bench --json`` runs against it, and the server is stopped; targe
 
     PYTHONPATH=src python bench/compare.py fanout rooms idle --repeat 2 --out bench/results.json
 
-Targets: ``chatctl`` (``chatctl serve``, memory broker, defaults), ``reference``
-(bench/reference_server.py on asyncio), and with ``--targets`` also ``reference-uvloop`` and
-``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``).
+Targets: ``chatctl`` (``chatctl serve`` with its defaults: the SQLite broker, in a fresh data
+directory each run), ``reference`` (bench/reference_server.py on asyncio), and with
+``--targets`` also ``chatctl-memory`` (``--memory``), ``reference-uvloop`` and
+``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``). ``--base`` names the target the ratios are
+taken against (default ``reference``; ``--base chatctl-memory`` compares the brokers).
 """
 
 from __future__ import annotations
@@ -121,8 +123,11 @@ def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subp
     if target.startswith("chatctl"):
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(port)]
         env = dict(env)
+        env["CHATCTL_DATA_DIR"] = tempfile.mkdtemp(prefix="data-", dir=log.parent)
         if target == "chatctl-asyncio":
             env["CHATCTL_LOOP"] = "asyncio"
+        if target == "chatctl-memory":
+            cmd.append("--memory")
     else:
         cmd = [sys.executable, str(HERE / "reference_server.py"), "--port", str(port)]
         if target == "reference-uvloop":
@@ -239,6 +244,7 @@ def main() -> None:
         "scenarios", nargs="*", default=["fanout", "rooms", "idle"], choices=sorted(SCENARIOS)
     )
     parser.add_argument("--targets", default="chatctl,reference")
+    parser.add_argument("--base", default="reference", help="the target ratios are taken against")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--out", type=Path)
@@ -283,14 +289,15 @@ def main() -> None:
             ]
             meds[target] = statistics.median(vals) if vals else None
             bests[target] = (max if better == "higher" else min)(vals) if vals else None
-        base = meds.get("reference")
+        ref = args.base
+        base = meds.get(ref)
         line = f"{scenario}: median {key} ({better} is better): "
         line += ", ".join(f"{t} {v}" for t, v in meds.items())
         if base and meds.get("chatctl") is not None:
-            line += f"; chatctl/reference = {meds['chatctl'] / base:.3f}"
-        best = bests.get("reference")
+            line += f"; chatctl/{ref} = {meds['chatctl'] / base:.3f}"
+        best = bests.get(ref)
         if best and bests.get("chatctl") is not None:
-            line += f"; best chatctl {bests['chatctl']} / reference {best} = "
+            line += f"; best chatctl {bests['chatctl']} / {ref} {best} = "
             line += f"{bests['chatctl'] / best:.3f}"
         print(line)
         summary[scenario] = {"key": key, "better": better, "median": meds, "best": bests}

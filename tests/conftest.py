@@ -13,7 +13,8 @@ from helpers import RedisServer, make_server
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No test reads or writes the real ~/.config or ~/.local/state, or sees CHATCTL_* vars."""
+    """No test reads or writes the real ~/.config, ~/.local/state or ~/.local/share, or sees
+    CHATCTL_* vars."""
     import os
 
     for name in list(os.environ):
@@ -21,6 +22,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     return tmp_path
 
 

@@ -4,6 +4,7 @@ processes), real redis-server processes, and websockets clients that wait on fra
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -102,12 +103,28 @@ def chatctl_env(**extra: str) -> dict[str, str]:
 
 
 class ServeProcess:
-    """A real ``chatctl serve`` process on a free port; ready once it logs 'listening on'."""
+    """A real ``chatctl serve`` process on a free port; ready once it logs 'listening on'.
 
-    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None):
+    Its rooms go to ``data_dir`` (a new temporary directory unless given, or the
+    ``CHATCTL_DATA_DIR`` of ``env``): a test never writes to the user's ~/.local/share, and a
+    test that restarts a server passes the same ``data_dir`` again."""
+
+    def __init__(
+        self,
+        *args: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ):
         self.port = port or free_port()
         self.args = args
-        self.env = env or chatctl_env()
+        self.env = dict(env or chatctl_env())
+        if data_dir is None and "CHATCTL_DATA_DIR" not in self.env:
+            data_dir = tempfile.mkdtemp(prefix="chatctl-data-")
+            atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+        if data_dir is not None:
+            self.env["CHATCTL_DATA_DIR"] = os.fspath(data_dir)
+        self.data_dir = self.env["CHATCTL_DATA_DIR"]
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self._drain: threading.Thread | None = None

@@ -8,6 +8,8 @@ variables < command-line flags. Files follow the XDG base directory spec:
 - ``$XDG_CONFIG_HOME/chatctl/secret``: the HS256 secret ``chatctl serve`` creates (mode 0600)
   when none is configured, and ``chatctl token create`` reads by default.
 - ``$XDG_STATE_HOME/chatctl/`` (default ``~/.local/state/chatctl``): input history, recent rooms.
+- ``$XDG_DATA_HOME/chatctl/`` (default ``~/.local/share/chatctl``): ``chatctl serve``'s rooms
+  (``chatctl.db``, SQLite), unless ``--data-dir``/``CHATCTL_DATA_DIR`` says otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def config_dir() -> Path:
 
 def state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "chatctl"
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "chatctl"
 
 

@@ -11,8 +11,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from chatctl.config import resolve_secret
+from chatctl.broker.base import DEFAULT_HISTORY_TTL
+from chatctl.config import data_dir, resolve_secret
 from chatctl.errors import UsageError
 from chatctl.log import setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
@@ -43,6 +45,14 @@ class ServeOptions:
     public_key: Path | None = None
     issuer: str | None = None
     audience: str | None = None
+    #: where the SQLite broker keeps its file (default: config.data_dir())
+    data_dir: Path | None = None
+    #: keep rooms in memory only (the memory broker)
+    memory: bool = False
+    #: SQLite synchronous=FULL: each commit synced to disk
+    fsync: bool = False
+    #: seconds; 0 keeps messages and rooms forever
+    history_ttl: float = DEFAULT_HISTORY_TTL
     redis_url: str | None = None
     #: the Redis broker's key prefix and presence lifetime (seconds without a heartbeat); its
     #: constructor has the same defaults, not read from there: that would import redis
@@ -101,6 +111,18 @@ def build_verifier(opts: ServeOptions) -> Verifier:
     return Verifier.hmac(source.secret, issuer=opts.issuer, audience=opts.audience)
 
 
+def broker_url(opts: ServeOptions) -> str:
+    """The broker the options ask for: Redis, memory, or (the default) SQLite in the data dir."""
+    if opts.memory and opts.redis_url:
+        raise UsageError("--memory and --redis-url exclude each other")
+    if opts.redis_url:
+        return opts.redis_url
+    if opts.memory:
+        return "memory://"
+    directory = (opts.data_dir or data_dir()).expanduser().absolute()
+    return f"sqlite://{quote(str(directory))}/" + ("?synchronous=full" if opts.fsync else "")
+
+
 def run_serve(opts: ServeOptions) -> None:
     setup_logging(opts.log_level, opts.log_format)
     if opts.keyfile is not None and opts.certfile is None:
@@ -139,9 +161,10 @@ def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = F
 
     # each broker takes the options that apply to it (chatctl.broker.registry)
     broker = create_broker(
-        opts.redis_url,
+        broker_url(opts),
         history_size=opts.history,
         dedup_window=opts.dedup_window,
+        history_ttl=opts.history_ttl,
         prefix=opts.redis_prefix,
         presence_ttl=opts.presence_ttl,
         wait_replicas=opts.redis_wait_replicas,
@@ -220,6 +243,11 @@ async def _serve(
     # (a third fewer objects at 1,000 connections; see docs/performance.md, bench/gc_probe.py).
     gc.freeze()
     kind = type(server.broker).__name__.removesuffix("Broker").lower()
+    path = getattr(server.broker, "path", None)
+    if path is not None:
+        log.info("rooms are kept in %s (--data-dir to move it, --memory for none)", path)
+    elif kind == "memory":
+        log.info("rooms are kept in memory only: history and ids are lost on exit")
     log.info(
         "listening on %s://%s:%d/ws/{room} (broker: %s, node %s)",
         server.scheme,

@@ -46,10 +46,15 @@ def _cluster_url(request: pytest.FixtureRequest) -> str:
     return cluster.url
 
 
-#: broker name -> its URL for a test, for brokers that need a service started first
+def _sqlite_url(request: pytest.FixtureRequest) -> str:
+    return f"sqlite://{request.getfixturevalue('tmp_path')}/"
+
+
+#: broker name -> its URL for a test, for brokers that need a service or a place first
 URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
     "redis": _redis_url,
     "rediscluster": _cluster_url,
+    "sqlite": _sqlite_url,
 }
 
 

@@ -48,7 +48,11 @@ class Backend:
 
 
 def _memory(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    yield Backend("memory", [], shared=False)
+    yield Backend("memory", ["--memory"], shared=False)
+
+
+def _sqlite(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    yield Backend("sqlite", [], shared=False)  # the default: each node its own data dir
 
 
 def _redis(request: pytest.FixtureRequest) -> Iterator[Backend]:
@@ -72,6 +76,7 @@ def _redis_cluster(request: pytest.FixtureRequest) -> Iterator[Backend]:
 #: broker name -> a generator of its Backend (set up and torn down around one test)
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Backend]]] = {
     "memory": _memory,
+    "sqlite": _sqlite,
     "redis": _redis,
     "rediscluster": _redis_cluster,
 }
@@ -220,7 +225,7 @@ def with_node(backend: Backend, *args: str) -> Iterator[ServeProcess]:
 
 def restart_node(node: ServeProcess, sig: int) -> ServeProcess:
     node.stop(sig, timeout=20)
-    return ServeProcess(*node.args, port=node.port).start()
+    return ServeProcess(*node.args, port=node.port, data_dir=node.data_dir).start()
 
 
 # ----------------------------------------------------------------------------- failures

@@ -2,6 +2,7 @@
 
 ``create_broker(url)`` picks one by URL scheme from the table in
 :mod:`chatctl.broker.registry`: ``None`` or ``memory://`` gives the in-process broker;
+``sqlite:///path`` the SQLite broker (``chatctl serve``'s default, in its data directory);
 ``redis://``, ``rediss://`` and ``unix://`` the Redis broker (imported only then);
 ``redis+cluster://`` and ``rediss+cluster://`` the Redis Cluster broker.
 """

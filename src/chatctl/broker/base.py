@@ -2,7 +2,7 @@
 
 A broker owns, per room: the id counter, the history log, de-duplication of client ids,
 presence, and the node-level live subscription. The server owns connections. Every broker
-(memory, redis) passes the one conformance suite in tests/broker/test_conformance.py.
+(memory, sqlite, redis) passes the one conformance suite in tests/broker/test_conformance.py.
 
 Guarantees every implementation gives:
 
@@ -14,6 +14,10 @@ Guarantees every implementation gives:
   message of the room in id order, each exactly once per subscription (a Redis broker
   catches up from its log after an outage), and for presence changes; when the room's
   history was lost and ids restart, it first delivers a :class:`Reset`.
+- A broker may set a class attribute ``pipelined = True`` when publish calls that overlap
+  (the next one made before the previous returned) are stored, acked and delivered in the
+  order they were made; the server then lets one connection's publishes overlap (the SQLite
+  broker commits them together). Without it, the server awaits each publish in turn.
 - ``history(since=N)`` returns the kept messages with ``id > N`` and says whether they are
   complete, i.e. nothing after ``N`` was trimmed away.
 """
@@ -25,6 +29,12 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
+
+#: Default history TTL (``--history-ttl``): a week, so a team's history survives a weekend or
+#: a holiday, while a room nobody uses is forgotten (docs/deploy.md, "Retention"). With a TTL,
+#: messages older than it leave the history, and a room without members and without a message
+#: within it is forgotten entirely (its next use starts a new epoch); 0 keeps everything.
+DEFAULT_HISTORY_TTL = 7 * 86400.0
 
 
 @dataclass(frozen=True)

@@ -1,63 +1,35 @@
 """The in-process broker: one server process, nothing else installed.
 
 History lives in a bounded deque per room; it is lost when the process exits, so every
-start draws a new ``epoch`` and a client resuming across a restart is told it was not
-recovered.
+room draws a new ``epoch`` when it is created and a client resuming across a restart is told
+it was not recovered.
+
+Retention: with ``history_ttl`` > 0, a sweep every ``history_ttl / 10`` seconds (at most a
+minute) drops messages older than the TTL and forgets rooms nobody is connected to whose
+newest message (or creation) is older than the TTL; a forgotten room that comes back is a
+new room with a new epoch. The sweep is a timer, never work done on the publish path.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
+import asyncio
+import contextlib
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from itertools import islice
 
-from chatctl.broker.base import Deliver, History, PublishResult
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
+from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.protocol import (
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_HISTORY,
     Message,
     MessageKind,
-    Presence,
 )
 
-log = logging.getLogger("chatctl.broker.memory")
 
-#: Client ids remembered per room at most (the oldest are forgotten first). A retry re-sends
-#: at most the few thousand messages a client has in flight, so this never matters for it.
-MAX_DEDUP_ENTRIES = 200_000
-
-
-@dataclass
-class _Room:
-    history_size: int
-    last_id: int = 0
-    log: deque[Message] = field(init=False)
-    #: (user, client_id) -> (message id, message ts, first seen at), oldest first; only what
-    #: an ack needs, so one client cannot pin (rate x window) message texts in memory
-    seen: OrderedDict[tuple[str, str], tuple[int, float, float]] = field(
-        default_factory=OrderedDict
-    )
-    subscriber: Deliver | None = None
-    #: user -> ids of that user's connections in the room
-    members: dict[str, set[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.log = deque(maxlen=self.history_size)
-
-
-def _hand_over(r: _Room, event: Message | Presence) -> None:
-    """Call the room's subscriber, if any: its failure is logged, and the message stays
-    published (stored, acknowledged) and the other rooms unaffected."""
-    if r.subscriber is None:
-        return
-    try:
-        r.subscriber(event)
-    except Exception:
-        log.exception("the subscriber of room %s failed on %r", event.room, event)
+def sweep_interval(ttl: float) -> float:
+    """How often retention runs for ``ttl``: a tenth of it, between 0.1 s and a minute."""
+    return min(max(ttl / 10, 0.1), 60.0)
 
 
 class MemoryBroker:
@@ -68,28 +40,67 @@ class MemoryBroker:
         *,
         history_size: int = DEFAULT_HISTORY,
         dedup_window: float = DEFAULT_DEDUP_WINDOW,
+        history_ttl: float = DEFAULT_HISTORY_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
+        if history_ttl < 0:
+            raise ValueError("history_ttl must be 0 (never) or positive")
         self.history_size = history_size
         self.dedup_window = dedup_window
-        self.epoch = secrets.token_hex(4)
+        self.history_ttl = history_ttl
         self._clock = clock
-        self._rooms: dict[str, _Room] = {}
+        self._rooms: dict[str, RoomState] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        #: rooms forgotten since memory was last handed back to the system
+        self._forgotten = 0
 
-    def _room(self, room: str) -> _Room:
+    def _room(self, room: str) -> RoomState:
         r = self._rooms.get(room)
         if r is None:
-            r = self._rooms[room] = _Room(self.history_size)
+            r = self._rooms[room] = RoomState(room, self.history_size, touched=self._clock())
         return r
 
+    @property
+    def rooms(self) -> int:
+        """Rooms held in memory (for tests and /metrics)."""
+        return len(self._rooms)
+
     async def start(self) -> None:
-        return None
+        if self.history_ttl > 0:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="chatctl-retention")
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for r in self._rooms.values():
             r.subscriber = None
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(sweep_interval(self.history_ttl))
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Apply retention now: old messages leave, idle rooms are forgotten."""
+        now = self._clock()
+        horizon = now - self.history_ttl if self.history_ttl else float("-inf")
+        dedup_horizon = now - self.dedup_window
+        forgotten = []
+        for name, r in self._rooms.items():
+            r.forget_messages_before(horizon)
+            r.forget_seen_before(dedup_horizon)
+            if r.idle and r.touched < horizon:
+                forgotten.append(name)
+        for name in forgotten:
+            del self._rooms[name]
+        self._forgotten += len(forgotten)
+        if self._forgotten >= RELEASE_AFTER:
+            self._forgotten = 0
+            release_memory()
 
     async def publish(
         self,
@@ -103,30 +114,14 @@ class MemoryBroker:
         r = self._room(room)
         now = self._clock()
         if client_id is not None:
-            self._expire(r, now)
-            seen = r.seen.get((user, client_id))
-            if seen is not None:
-                msg_id, ts, _ = seen
-                original = Message(msg_id, room, user, "", ts, kind, client_id)
+            r.forget_seen_before(now - self.dedup_window)
+            original = r.original(user, client_id, text, kind)
+            if original is not None:
                 return PublishResult(original, duplicate=True)
-        r.last_id += 1
-        msg = Message(r.last_id, room, user, text, round(now, 3), kind, client_id)
-        r.log.append(msg)
-        if client_id is not None:
-            r.seen[(user, client_id)] = (msg.id, msg.ts, now)
-            if len(r.seen) > MAX_DEDUP_ENTRIES:  # bounded even under a flood within the window
-                r.seen.popitem(last=False)
-        _hand_over(r, msg)
+        msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id)
+        r.remember(msg, now)
+        r.hand_over(msg)
         return PublishResult(msg)
-
-    def _expire(self, r: _Room, now: float) -> None:
-        horizon = now - self.dedup_window
-        seen = r.seen
-        while seen:
-            key, (_, _, at) = next(iter(seen.items()))
-            if at >= horizon:
-                break
-            del seen[key]
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
         self._room(room).subscriber = deliver
@@ -137,44 +132,15 @@ class MemoryBroker:
             r.subscriber = None
 
     async def history(self, room: str, *, since: int | None, limit: int) -> History:
-        r = self._rooms.get(room)
-        if r is None or not r.log:
-            last = 0 if r is None else r.last_id
-            complete = since is None or since == last
-            return History([], last, self.epoch, complete)
-        if since is None:
-            start = max(0, len(r.log) - limit)
-            return History(list(islice(r.log, start, None)), r.last_id, self.epoch)
-        first_id = r.log[0].id
-        if since > r.last_id:  # ids this room never gave out: another epoch
-            start = max(0, len(r.log) - limit)
-            return History(list(islice(r.log, start, None)), r.last_id, self.epoch, False)
-        start = max(0, since + 1 - first_id)
-        complete = since + 1 >= first_id
-        if len(r.log) - start > limit:
-            start = len(r.log) - limit
-            complete = False
-        return History(list(islice(r.log, start, None)), r.last_id, self.epoch, complete)
+        return self._room(room).history(since, limit)
 
     async def join(self, room: str, user: str, conn_id: str) -> None:
-        r = self._room(room)
-        conns = r.members.setdefault(user, set())
-        first = not conns
-        conns.add(conn_id)
-        if first:
-            _hand_over(r, Presence(room, user, "join", round(self._clock(), 3)))
+        self._room(room).join(user, conn_id, self._clock())
 
     async def leave(self, room: str, user: str, conn_id: str) -> None:
         r = self._rooms.get(room)
-        if r is None:
-            return
-        conns = r.members.get(user)
-        if conns is None or conn_id not in conns:
-            return
-        conns.discard(conn_id)
-        if not conns:
-            del r.members[user]
-            _hand_over(r, Presence(room, user, "leave", round(self._clock(), 3)))
+        if r is not None:
+            r.leave(user, conn_id, self._clock())
 
     async def users(self, room: str) -> list[str]:
         r = self._rooms.get(room)

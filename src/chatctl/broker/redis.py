@@ -6,6 +6,10 @@ the key layout is in :mod:`chatctl.broker.redis_keys` and docs/redis.md. A publi
 script: check the client id, increment, XADD + trim, remember the client id, PUBLISH. It is
 acked only once that script returned, so nothing acked is unstored.
 
+Retention: with a history TTL, each publish refreshes the expiry of the room's keys (and the
+presence heartbeat does while the room has members), history leaves out older messages, and
+an idle room's keys expire by themselves; when it comes back it starts a new epoch.
+
 Connections: a bounded command pool (``max_connections``) plus ONE pub/sub connection
 (:class:`~chatctl.broker.redis_live.LiveFeed`), whatever the number of clients and rooms.
 
@@ -35,7 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
-from chatctl.broker.base import Deliver, History, PublishResult
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
 from chatctl.broker.redis_keys import (
     HISTORY,
     JOIN,
@@ -106,6 +110,7 @@ class RedisBroker:
         dedup_window: float = DEFAULT_DEDUP_WINDOW,
         prefix: str = "chatctl",
         presence_ttl: float = 20.0,
+        history_ttl: float = DEFAULT_HISTORY_TTL,
         max_connections: int = 8,
         timeout: float = 2.0,
         health_interval: float = 1.0,
@@ -118,6 +123,8 @@ class RedisBroker:
             raise ValueError("presence_ttl must be positive")
         if wait_replicas < 0:
             raise ValueError("wait_replicas must not be negative")
+        if history_ttl < 0:
+            raise ValueError("history_ttl must be 0 (never) or positive")
         self.url = url
         self.history_size = history_size
         self.dedup_window = dedup_window
@@ -126,6 +133,12 @@ class RedisBroker:
         #: replicas that must have a message before it is acked (WAIT); 0 = do not wait
         self.wait_replicas = wait_replicas
         self._timeout = timeout
+        self.history_ttl = history_ttl
+        #: the history TTL as the scripts take it: milliseconds, 0 for never
+        self._ttl_ms = round(history_ttl * 1000)
+        #: a client id is remembered for the window, but not longer than its room
+        window = min(dedup_window, history_ttl) if history_ttl else dedup_window
+        self._dedup_ms = max(1, round(window * 1000))
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_connect_timeout": timeout,
@@ -326,8 +339,9 @@ class RedisBroker:
                     kind,
                     client_id or "",
                     self.history_size,
-                    max(1, round(self.dedup_window * 1000)),
+                    self._dedup_ms,
                     keys.channel,
+                    self._ttl_ms,
                 ],
             )
         except rx.RedisError as exc:
@@ -361,6 +375,7 @@ class RedisBroker:
                     -1 if since is None else since,
                     max(0, limit),
                     self.history_size,
+                    self._ttl_ms,
                 ],
             )
         except rx.RedisError as exc:
@@ -440,6 +455,12 @@ class RedisBroker:
             pairs = [x for item in self._local.get(room, {}).items() for x in item]
             for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
                 chunk = pairs[i : i + 2 * REFRESH_BATCH]
-                calls.append((self._refresh, keys.presence, [keys.channel, ttl, *chunk]))
+                calls.append(
+                    (
+                        self._refresh,
+                        [*keys.presence, keys.meta, keys.log],
+                        [keys.channel, ttl, self._ttl_ms, *chunk],
+                    )
+                )
         await self._run_all(calls)
         self._pending_leaves.difference_update(leaves)

@@ -3,13 +3,16 @@
 Every key of room ``R`` under prefix ``P`` carries the hash tag ``{R}``, so a Redis Cluster
 keeps a whole room on one slot and each script touches one slot only (docs/redis.md)::
 
-    P:{R}:meta          HASH    epoch, last (the id counter)
-    P:{R}:log           STREAM  one entry per message, entry id 0-<message id>
+    P:{R}:meta          HASH    epoch, last (the id counter)             expires (history TTL)
+    P:{R}:log           STREAM  one entry per message, entry id 0-<message id>  expires
     P:{R}:dedup:U C     STRING  "id ts" of user U's message with client id C, for the window
     P:{R}:conns         ZSET    connection id -> expiry (ms, Redis clock)
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
     P:{R}               channel live messages and presence events (pub/sub)
+
+With a history TTL, every publish refreshes the expiry of meta and log (and the heartbeat
+does while the room has members), so an idle room's keys disappear by themselves: no scan.
 
 Room names are validated (``[A-Za-z0-9][A-Za-z0-9._-]*``), so they never contain a brace or
 a colon; the prefix may not contain braces (it would steal the hash tag).
@@ -55,10 +58,10 @@ local function reap()
 end
 """
 
-#: Store, trim, remember the client id and publish, all or nothing.
+#: Store, trim, remember the client id, refresh the room's expiry and publish, all or nothing.
 #: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
-#: maxlen, dedup window (ms), channel. Returns {0, message JSON} for a new message; for a
-#: repeated client id {1, "id ts", the original stream entry if it is still kept}.
+#: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never). Returns {0, message JSON}
+#: for a new message; for a repeated client id {1, "id ts", the original entry if still kept}.
 PUBLISH = """
 local cid = ARGV[5]
 if cid ~= '' then
@@ -78,15 +81,23 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id,
   'u', ARGV[2], 't', ARGV[3], 'k', ARGV[4], 'c', cid, 'ts', ts)
 local payload = cjson.encode({id = id, ts = ts, u = ARGV[2], t = ARGV[3], k = ARGV[4], c = cid})
 if cid ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ts, 'PX', ARGV[7]) end
+if ARGV[9] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[9])
+  redis.call('PEXPIRE', KEYS[2], ARGV[9])
+end
 redis.call('PUBLISH', ARGV[8], payload)
 return {0, payload}
 """
 
-#: A consistent view of the room's kept history (the newest ``cap`` entries at most).
-#: KEYS: meta, log. ARGV: epoch if new, since (-1 = none), limit, cap.
-#: Returns {epoch, last id, 1 if complete else 0, entries}.
+#: A consistent view of the room's kept history (the newest ``cap`` entries at most, none
+#: older than the history TTL). KEYS: meta, log. ARGV: epoch if new, since (-1 = none), limit,
+#: cap, history TTL (ms, 0 = never). Returns {epoch, last id, 1 if complete else 0, entries}.
 HISTORY = """
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+local ttl = tonumber(ARGV[5])
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
 local since, limit, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -94,6 +105,28 @@ local first = last + 1
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #head > 0 then first = tonumber(string.match(head[1][1], '%-(%d+)$')) end
 first = math.max(first, last - cap + 1)
+if ttl > 0 and first <= last then
+  -- messages older than the TTL have left the history: find the first one that has not
+  local t = redis.call('TIME')
+  local horizon = tonumber(t[1]) + tonumber(t[2]) / 1e6 - ttl / 1000
+  local function young(id)
+    local e = redis.call('XRANGE', KEYS[2], '0-' .. string.format('%d', id), '+', 'COUNT', 1)
+    if #e == 0 then return true end
+    local f = e[1][2]
+    for i = 1, #f, 2 do
+      if f[i] == 'ts' then return tonumber(f[i + 1]) >= horizon end
+    end
+    return true
+  end
+  if not young(first) then
+    local lo, hi = first + 1, last + 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if young(mid) then hi = mid else lo = mid + 1 end
+    end
+    first = lo
+  end
+end
 local start, complete
 if since < 0 or since > last then
   start = math.max(first, last - limit + 1)
@@ -120,13 +153,15 @@ JOIN = _PRESENCE_PRELUDE + "reap()\nadd(ARGV[3], ARGV[4], now + tonumber(ARGV[2]
 #: ARGV: channel, connection id.
 LEAVE = _PRESENCE_PRELUDE + "remove(ARGV[2])\n"
 
-#: Heartbeat of one node in one room. ARGV: channel, ttl (ms), then connection id, user pairs.
-#: Re-adds connections that vanished (expired or lost by Redis), then reaps the expired ones.
+#: Heartbeat of one node in one room. KEYS: the presence keys, then meta and log.
+#: ARGV: channel, ttl (ms), history TTL (ms, 0 = never), then connection id, user pairs.
+#: Re-adds connections that vanished (expired or lost by Redis), reaps the expired ones, and
+#: keeps the room's history from expiring while it has members.
 REFRESH = (
     _PRESENCE_PRELUDE
     + """
 local expires = now + tonumber(ARGV[2])
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('ZSCORE', conns, ARGV[i]) then
     redis.call('ZADD', conns, 'XX', expires, ARGV[i])
   else
@@ -134,6 +169,10 @@ for i = 3, #ARGV, 2 do
   end
 end
 reap()
+if ARGV[3] ~= '0' and redis.call('HLEN', counts) > 0 then
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+  redis.call('PEXPIRE', KEYS[5], ARGV[3])
+end
 """
 )
 

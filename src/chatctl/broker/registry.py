@@ -41,13 +41,15 @@ class BrokerEntry:
         return cls
 
 
-_COMMON = frozenset({"history_size", "dedup_window"})
+_COMMON = frozenset({"history_size", "dedup_window", "history_ttl"})
 
-#: every broker chatctl has; the first is the default (no URL)
+#: every broker chatctl has; the first is the default of create_broker(None) (``chatctl
+#: serve`` itself defaults to SQLite in its data directory: chatctl.serve.broker_url)
 BROKERS: tuple[BrokerEntry, ...] = (
     BrokerEntry(
         "memory", ("memory",), "chatctl.broker.memory:MemoryBroker", _COMMON, takes_url=False
     ),
+    BrokerEntry("sqlite", ("sqlite",), "chatctl.broker.sqlite:SQLiteBroker", _COMMON),
     BrokerEntry(
         "redis",
         ("redis", "rediss", "unix"),

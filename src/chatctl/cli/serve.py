@@ -19,8 +19,9 @@ DEFAULTS = ServeOptions()
 SERVE_EPILOG = """\
 Examples:
 
-  chatctl serve                        # on 127.0.0.1:8000
-  chatctl serve --host 0.0.0.0 --history 5000
+  chatctl serve                        # rooms kept in ~/.local/share/chatctl
+  chatctl serve --memory               # nothing written to disk, lost on exit
+  chatctl serve --host 0.0.0.0 --data-dir /var/lib/chatctl --history-ttl 30d
   chatctl serve --redis-url redis://10.0.0.5:6379/0   # one of several nodes
   chatctl serve --workers 0 --redis-url redis://10.0.0.5:6379/0   # every core
   chatctl serve --redis-url redis+cluster://10.0.0.5:7000,10.0.0.6:7000
@@ -31,9 +32,11 @@ Environment:
 
   CHATCTL_SECRET        the HS256 secret itself (prefer CHATCTL_SECRET_FILE)
   CHATCTL_SECRET_FILE   a file holding the HS256 secret (as --secret-file)
+  CHATCTL_DATA_DIR      as --data-dir
   CHATCTL_REDIS_URL     as --redis-url
   CHATCTL_LOG_LEVEL     as --log-level
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
+  XDG_DATA_HOME         default data: $XDG_DATA_HOME/chatctl/chatctl.db
 
 Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
 --drain-timeout; SIGINT closes them with 1001. With --workers the supervisor passes
@@ -43,11 +46,26 @@ HTTP on the same port: GET / (the web chat page: 'chatctl token create --link'
 prints links to it), GET /healthz (200, or 503 while draining or when the broker
 is down) and GET /metrics (Prometheus).
 
-Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error or cannot listen.
+Exit status: 0 stopped by SIGINT/SIGTERM, 1 bug, 2 usage error, cannot listen, or
+the database is in use by another server or is not a chatctl database.
 See 'man chatctl-serve', docs/deploy.md and docs/security.md.
 """
 
 app = command_app()
+
+
+def _duration(value: str | float) -> float:
+    """90s, 15m, 12h, 7d, 1w, or 0 (never), in seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    if value.strip() in ("0", "0s"):
+        return 0.0
+    from chatctl.auth import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command(epilog=SERVE_EPILOG)
@@ -80,6 +98,37 @@ def serve(
     ] = None,
     issuer: Annotated[str | None, typer.Option(help="Require this token 'iss'.")] = None,
     audience: Annotated[str | None, typer.Option(help="Require this token 'aud'.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep rooms in DIR/chatctl.db (SQLite; default ~/.local/share/chatctl).",
+            metavar="DIR",
+            envvar="CHATCTL_DATA_DIR",
+            show_envvar=False,
+        ),
+    ] = None,
+    memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory", help="Keep rooms in memory only: history and ids are lost on exit."
+        ),
+    ] = DEFAULTS.memory,
+    fsync: Annotated[
+        bool,
+        typer.Option(
+            "--fsync",
+            help="Sync each commit to disk: acked messages survive a power loss too (slower).",
+        ),
+    ] = DEFAULTS.fsync,
+    history_ttl: Annotated[
+        float,
+        typer.Option(
+            help="Forget messages older than this, and rooms idle for it (0: never).",
+            parser=_duration,
+            metavar="DURATION",
+            show_default="7d",
+        ),
+    ] = DEFAULTS.history_ttl,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -223,6 +272,10 @@ def serve(
             public_key=public_key,
             issuer=issuer,
             audience=audience,
+            data_dir=data_dir,
+            memory=memory,
+            fsync=fsync,
+            history_ttl=history_ttl,
             redis_url=redis_url,
             redis_prefix=redis_prefix,
             redis_wait_replicas=redis_wait_replicas,

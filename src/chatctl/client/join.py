@@ -53,7 +53,7 @@ def missed_notice(resume: Resume, room: str) -> str:
     if resume.epoch_changed:
         return (
             f"missed messages: the server lost the history of {room} (restarted without "
-            "persistence); message ids start again"
+            "persistence, or forgot the idle room); message ids start again"
         )
     return f"missed messages: the server's history of {room} no longer covers the gap"
 

@@ -11,6 +11,8 @@ per fan-out call.
 Redis reconnects: a broker may expose ``reconnects``, an ``int`` attribute it increments each
 time it re-establishes its connection (or pub/sub subscription) after losing it. That is the
 whole coupling; a broker without it simply has no ``chatctl_broker_reconnects_total``.
+Likewise ``rooms`` (an ``int``: rooms the broker holds in this process's memory) becomes
+``chatctl_broker_rooms``, which shows retention at work.
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ class _ServerCollector(Collector):
             "Connections closed with 1008 for sustained rate-limit abuse.",
             counts.policy_closes,
         )
+        rooms = getattr(srv.broker, "rooms", None)
+        if isinstance(rooms, int):
+            yield GaugeMetricFamily(
+                "chatctl_broker_rooms",
+                "Rooms the broker holds in this process's memory (retention frees idle ones).",
+                rooms,
+            )
         reconnects = getattr(srv.broker, "reconnects", None)
         if isinstance(reconnects, int):
             yield CounterMetricFamily(

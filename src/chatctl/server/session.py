@@ -15,8 +15,9 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -55,6 +56,33 @@ log = logging.getLogger("chatctl.server")
 FRAMES_PER_TURN = 32
 #: seconds a client is told to wait before re-sending a message the broker did not store
 BROKER_RETRY_AFTER = 1.0
+#: publishes one connection may have waiting for the broker at once, with a pipelined broker
+MAX_IN_FLIGHT = 1024
+
+
+class _Pipeline:
+    """A connection's publishes overlapping one another, for a broker whose ``pipelined``
+    attribute is true: it stores overlapping publishes in the order they were called (the
+    SQLite broker's group commit puts a burst into one transaction). Each publish still
+    answers its own ack or error, and they resolve in that same order."""
+
+    def __init__(self) -> None:
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def submit(self, publish: Coroutine[Any, Any, None]) -> None:
+        await self._slots.acquire()
+        task = asyncio.ensure_future(publish)  # tasks start in creation order
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
 
     limiter.on_change = on_change
     gate = OrderGate()
+    pipeline = _Pipeline() if getattr(broker, "pipelined", False) else None
     frames = 0
     try:
         async for data in conn:
@@ -106,13 +135,15 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 # recv() does not yield while frames are queued, and one TCP read can queue
                 # thousands of small ones: let the other connections have a turn.
                 await asyncio.sleep(0)
-            if not await _receive(ctx, conn, adm, limiter, gate, data):
+            if not await _receive(ctx, conn, adm, limiter, gate, data, pipeline):
                 _close_abusive(ctx, conn, user, limiter.refused)
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
     finally:
         ctx.limits.drop(user, limiter)
+        if pipeline is not None:
+            await pipeline.drain()
 
 
 async def _receive(
@@ -122,13 +153,17 @@ async def _receive(
     limiter: FrameLimiter,
     gate: OrderGate,
     data: str | bytes,
+    pipeline: _Pipeline | None = None,
 ) -> bool:
     """Answer one client frame; False when the client is to be closed for abuse.
 
     Every frame takes a token from the rate limits. A message is then held back by the
     order gate if an earlier one of the connection was refused and not sent again
     (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
-    published (a broker failure closes the gate too).
+    published (a broker failure closes the gate too). With a pipelined broker the publish
+    overlaps the next frames: a failure closes the gate for the frames read after it, while
+    the publishes already handed to the broker are stored or failed by the broker itself,
+    in call order (the SQLite broker fails a whole transaction).
     """
     hub = ctx.hub
     wait = limiter.take()
@@ -154,7 +189,10 @@ async def _receive(
         if wait:
             gate.refuse(frame.client_id, ErrorCode.RATE_LIMITED, wait)
             return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
-        await _publish(ctx, conn, adm, frame, gate)
+        if pipeline is None:
+            await _publish(ctx, conn, adm, frame, gate)
+        else:
+            await pipeline.submit(_publish(ctx, conn, adm, frame, gate))
     elif wait:
         return _rate_limited(ctx, conn, limiter, None, wait)
     elif isinstance(frame, Who):

@@ -1,0 +1,395 @@
+"""The SQLite broker, the default of ``chatctl serve``: one server whose rooms survive restarts.
+
+Every room's id counter, epoch, kept history and de-duplication records are in one SQLite
+file (WAL mode); presence is not stored (connections do not survive a restart). The database
+work runs in ONE writer thread (:mod:`chatctl.broker.sqlite_store`), never on the event loop:
+
+- ``publish`` queues the message and returns once the transaction holding it has COMMITted;
+  publishes that arrive while a commit runs go into the next one (group commit). Ids are
+  given out by that transaction, so a failed one gives none out. Live delivery to this
+  process's subscriber happens after the commit, in id order, like the memory broker's.
+- A room is read from the database when it is first used (history, dedup records, counter)
+  and then served from memory; a room nobody has used for :data:`CACHE_IDLE` seconds leaves
+  memory again. Start-up reads nothing, however big the file.
+- A failed write (full disk, I/O error) fails the messages of that transaction with
+  :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes :meth:`healthy` false,
+  is logged once, and the writer probes every second until writes work again.
+- A lock file (``<db>-lock``) keeps a second server off the same database.
+
+Durability: ``synchronous=normal`` (the default) survives a crash of the process at any
+moment; a power loss may lose the last transactions (never corrupts). ``synchronous=full``
+syncs every commit to disk. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
+from chatctl.broker.memory import sweep_interval
+from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
+from chatctl.broker.sqlite_store import (
+    Call,
+    Evict,
+    Load,
+    Op,
+    Publish,
+    Sweep,
+    Writer,
+    lock,
+    open_database,
+)
+from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
+from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
+
+log = logging.getLogger("chatctl.broker.sqlite")
+
+#: Seconds a room nobody uses stays in memory (it is on disk: this is only a cache).
+CACHE_IDLE = 30.0
+#: Seconds a room just used is kept in memory even when retention has expired it (a request
+#: that read it may still be using it).
+STALE_GRACE = 1.0
+#: File name of the database inside a data directory.
+DB_NAME = "chatctl.db"
+SYNCHRONOUS = ("normal", "full")
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Room(RoomState):
+    rid: int = 0
+    #: publishes waiting for their commit, by (user, client id): a repeat waits for it too
+    inflight: dict[tuple[str, str], asyncio.Future[Message]] = field(default_factory=dict)
+    busy: int = 0
+    used: float = 0.0
+
+
+def database_path(location: str | Path) -> Path:
+    """The database file for ``location``: a file, or a directory that holds chatctl.db."""
+    path = Path(location).expanduser()
+    if path.is_dir() or str(location).endswith("/"):
+        return path / DB_NAME
+    return path
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///abs/path`` (a file, or a directory ending in ``/``) or ``sqlite:rel/path``,
+    optionally with ``?synchronous=full``: the path and the broker options."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.netloc not in ("", "localhost") or not path:
+        raise UsageError(
+            f"invalid SQLite URL {url!r}: use sqlite:///absolute/path or sqlite:relative/path"
+        )
+    query = dict(parse_qsl(parts.query))
+    unknown = sorted(set(query) - {"synchronous"})
+    if unknown:
+        raise UsageError(f"unknown SQLite URL option {unknown[0]!r} (known: synchronous)")
+    return path, query
+
+
+class SQLiteBroker:
+    """A :class:`~chatctl.broker.base.Broker` that keeps rooms in a SQLite file."""
+
+    #: overlapping publish calls are stored in call order (the server may pipeline them)
+    pipelined = True
+
+    def __init__(
+        self,
+        location: str | Path,
+        *,
+        history_size: int = DEFAULT_HISTORY,
+        dedup_window: float = DEFAULT_DEDUP_WINDOW,
+        history_ttl: float = DEFAULT_HISTORY_TTL,
+        synchronous: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``location``: a ``sqlite:`` URL (see :func:`parse_url`), a database file, or a
+        directory (then ``chatctl.db`` in it)."""
+        if isinstance(location, str) and location.lower().startswith("sqlite:"):
+            location, query = parse_url(location)
+            synchronous = synchronous or query.get("synchronous")
+        synchronous = (synchronous or "normal").lower()
+        if history_size < 1:
+            raise ValueError("history_size must be at least 1")
+        if history_ttl < 0:
+            raise ValueError("history_ttl must be 0 (never) or positive")
+        if synchronous not in SYNCHRONOUS:
+            raise UsageError(f"synchronous must be normal or full, not {synchronous!r}")
+        self.path = database_path(location)
+        self.history_size = history_size
+        self.dedup_window = dedup_window
+        self.history_ttl = history_ttl
+        self.synchronous = synchronous
+        self._clock = clock
+        self._rooms: dict[str, _Room] = {}
+        self._loading: dict[str, asyncio.Future[_Room]] = {}
+        self._writer: Writer | None = None
+        self._outbox: list[Op] = []
+        self._lock: TextIO | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        #: rooms evicted from memory since memory was last handed back to the system
+        self._evicted = 0
+
+    @property
+    def rooms(self) -> int:
+        """Rooms held in memory now (the database may hold more)."""
+        return len(self._rooms)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Lock and open the database (ConfigError, exit status 2, if it is not usable)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the directory {self.path.parent}: {exc.strerror}"
+            ) from None
+        self._lock = lock(self.path)
+        try:
+            db = open_database(self.path, synchronous=self.synchronous)
+        except BaseException:
+            self._lock.close()
+            raise
+        self._writer = Writer(db, self.path, asyncio.get_running_loop(), self._finished)
+        self._writer.start()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="chatctl-retention")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._writer is not None:
+            self._flush()
+            await asyncio.to_thread(self._writer.stop)
+            await asyncio.sleep(0)  # let the last results reach their publishers
+            self._writer = None
+        for r in self._rooms.values():
+            r.subscriber = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def healthy(self) -> bool:
+        w = self._writer
+        return w is not None and w.fault is None and w.alive()
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(sqlite3.Connection)`` in the writer thread, in its own transaction
+        (maintenance, e.g. ``VACUUM INTO`` is not allowed there but PRAGMAs are; tests)."""
+        op = Call(self._future(), fn=fn)
+        self._submit(op)
+        result: T = await op.future
+        return result
+
+    # ------------------------------------------------------------------ the writer
+
+    def _future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def _submit(self, op: Op) -> None:
+        """Queue ``op``; everything queued in one turn of the loop reaches the writer at once
+        (waking the thread once per turn, not once per message, keeps the GIL with the loop)."""
+        if self._writer is None:
+            raise BrokerUnavailable("the database is closed")
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(op)
+
+    def _flush(self) -> None:
+        ops, self._outbox = self._outbox, []
+        if not ops:
+            return
+        if self._writer is not None:
+            self._writer.submit(ops)
+        else:
+            for op in ops:
+                if not op.future.done():
+                    op.future.set_exception(BrokerUnavailable("the database is closed"))
+
+    def _finished(self, batch: list[Op], error: Exception | None) -> None:
+        """On the loop, after each transaction: install, remember, deliver, resolve."""
+        exc: Exception | None = None
+        if error is not None:
+            failing = self._writer is not None and self._writer.fault is not None
+            exc = (
+                BrokerUnavailable(f"database write failed: {error}")
+                if failing
+                else BrokerError(f"database error: {error}")
+            )
+        for op in batch:
+            if isinstance(op, Publish):
+                if exc is None:
+                    self._delivered(op)
+                elif op.client_id is not None:
+                    r = self._rooms.get(op.room)
+                    if r is not None:
+                        r.inflight.pop((op.user, op.client_id), None)
+            elif isinstance(op, Load):
+                del self._loading[op.name]
+                if exc is None:
+                    op.result = self._install(op)
+            if op.future.done():
+                continue
+            if exc is None:
+                op.future.set_result(op.result)
+            else:
+                op.future.set_exception(exc)
+                op.future.exception()  # retrieved: the awaiting publish may be gone
+
+    def _install(self, op: Load) -> _Room:
+        rid, epoch, last, touched, rows, seen = op.result
+        r = _Room(op.name, self.history_size, epoch=epoch, last_id=last, touched=touched)
+        r.rid, r.used = rid, time.monotonic()
+        name = op.name
+        r.log.extend(Message(i, name, u, t, ts, k, c) for i, u, t, ts, k, c in rows)
+        for user, client_id, msg_id, ts, at in seen:
+            r.seen[(user, client_id)] = (msg_id, ts, at)
+        self._rooms[name] = r
+        return r
+
+    def _delivered(self, op: Publish) -> None:
+        r = self._rooms[op.room]
+        msg = Message(op.result, op.room, op.user, op.text, op.ts, op.kind, op.client_id)  # type: ignore[arg-type]
+        if op.client_id is not None:
+            r.inflight.pop((op.user, op.client_id), None)
+        r.remember(msg, op.seen_at)
+        op.result = msg
+        r.hand_over(msg)
+
+    async def _use(self, room: str) -> _Room:
+        """The room, read from the database (or created there) on first use."""
+        r = self._rooms.get(room)
+        if r is None:
+            loading = self._loading.get(room)
+            if loading is None:
+                now = self._clock()
+                ttl = self.history_ttl
+                op = Load(
+                    self._future(),
+                    name=room,
+                    history_size=self.history_size,
+                    horizon=now - ttl if ttl else float("-inf"),
+                    dedup_horizon=now - self.dedup_window,
+                    now=now,
+                )
+                self._submit(op)
+                loading = self._loading[room] = op.future
+            r = await asyncio.shield(loading)
+        r.used = time.monotonic()
+        return r
+
+    # ------------------------------------------------------------------ retention
+
+    async def _sweep_loop(self) -> None:
+        ttl = self.history_ttl
+        interval = min(sweep_interval(ttl) if ttl else 60.0, CACHE_IDLE / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                while await self.sweep():
+                    pass
+            except BrokerError:
+                pass  # logged by the writer; the next round tries again
+
+    async def sweep(self) -> bool:
+        """Apply retention now; True if the database has more to delete."""
+        now = self._clock()
+        horizon = now - self.history_ttl if self.history_ttl else None
+        mono = time.monotonic()
+        for name, r in list(self._rooms.items()):
+            if horizon is not None:
+                r.forget_messages_before(horizon)
+            r.forget_seen_before(now - self.dedup_window)
+            # forgotten by retention, or unused for a while: it is on disk, memory is a cache
+            stale = horizon is not None and r.touched < horizon and r.used < mono - STALE_GRACE
+            if r.idle and not r.busy and not r.inflight and (r.used < mono - CACHE_IDLE or stale):
+                del self._rooms[name]
+                self._submit(Evict(self._future(), rid=r.rid))
+                self._evicted += 1
+        if self._evicted >= RELEASE_AFTER:
+            self._evicted = 0
+            release_memory()
+        op = Sweep(self._future(), horizon=horizon, dedup_horizon=now - self.dedup_window)
+        self._submit(op)
+        more: bool = await op.future
+        return more
+
+    # ------------------------------------------------------------------ messages
+
+    async def publish(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+    ) -> PublishResult:
+        r = await self._use(room)
+        now = self._clock()
+        if client_id is not None:
+            waiting = r.inflight.get((user, client_id))
+            if waiting is not None:  # the original is not committed yet: its outcome is ours
+                return PublishResult(await asyncio.shield(waiting), duplicate=True)
+            r.forget_seen_before(now - self.dedup_window)
+            original = r.original(user, client_id, text, kind)
+            if original is not None:
+                return PublishResult(original, duplicate=True)
+        op = Publish(
+            self._future(),
+            room=room,
+            rid=r.rid,
+            user=user,
+            text=text,
+            kind=kind,
+            client_id=client_id,
+            ts=round(now, 3),
+            seen_at=now,
+            history_size=self.history_size,
+        )
+        self._submit(op)
+        if client_id is not None:
+            r.inflight[(user, client_id)] = op.future
+        r.busy += 1
+        try:
+            msg: Message = await op.future  # cancelled: stored and delivered all the same
+        finally:
+            r.busy -= 1
+        return PublishResult(msg)
+
+    async def history(self, room: str, *, since: int | None, limit: int) -> History:
+        return (await self._use(room)).history(since, limit)
+
+    async def subscribe(self, room: str, deliver: Deliver) -> None:
+        (await self._use(room)).subscriber = deliver
+
+    async def unsubscribe(self, room: str) -> None:
+        r = self._rooms.get(room)
+        if r is not None:
+            r.subscriber = None
+
+    # ------------------------------------------------------------------ presence (memory)
+
+    async def join(self, room: str, user: str, conn_id: str) -> None:
+        (await self._use(room)).join(user, conn_id, self._clock())
+
+    async def leave(self, room: str, user: str, conn_id: str) -> None:
+        r = self._rooms.get(room)
+        if r is not None:
+            r.leave(user, conn_id, self._clock())
+
+    async def users(self, room: str) -> list[str]:
+        r = self._rooms.get(room)
+        return [] if r is None else sorted(r.members)

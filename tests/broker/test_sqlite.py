@@ -1,0 +1,177 @@
+"""The SQLite broker beyond the conformance suite: what survives a restart, the lock, files
+that are not ours, a full disk, and the schema version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chatctl.broker import create_broker
+from chatctl.broker.sqlite import SQLiteBroker
+from chatctl.broker.sqlite_store import SCHEMA_VERSION
+from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
+from chatctl.server import ChatServer, ServerSettings
+from helpers import client, recv_type, verifier
+from server.harden_helpers import http_get
+
+
+async def test_ids_epoch_history_and_dedup_survive_a_restart(tmp_path: Path) -> None:
+    first = SQLiteBroker(tmp_path, history_size=5)
+    await first.start()
+    for i in range(7):
+        await first.publish("room", "alice", f"m{i}", client_id=f"c{i}")
+    before = await first.history("room", since=None, limit=10)
+    await first.close()
+
+    second = SQLiteBroker(tmp_path, history_size=5)
+    await second.start()
+    try:
+        after = await second.history("room", since=None, limit=10)
+        assert after == before
+        assert [m.id for m in after.messages] == [3, 4, 5, 6, 7] and after.epoch == before.epoch
+        again = await second.publish("room", "alice", "m6", client_id="c6")
+        assert again.duplicate and again.message.id == 7 and again.message.text == "m6"
+        new = await second.publish("room", "alice", "next")
+        assert new.message.id == 8
+        resumed = await second.history("room", since=6, limit=10)
+        assert [m.id for m in resumed.messages] == [7, 8] and resumed.complete
+    finally:
+        await second.close()
+
+
+async def test_a_burst_is_committed_in_few_transactions(tmp_path: Path) -> None:
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        await broker.publish("room", "alice", "warm up")
+        results = await asyncio.gather(
+            *(broker.publish("room", "alice", f"m{i}", client_id=f"c{i}") for i in range(500))
+        )
+        assert [r.message.id for r in results] == list(range(2, 502))  # call order = id order
+        changes = await broker.run(lambda db: db.total_changes)
+        # one UPDATE of the counter per transaction and room: far fewer than one per message
+        assert changes < 500 * 2 + 50
+    finally:
+        await broker.close()
+
+
+async def test_a_second_broker_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    first = SQLiteBroker(tmp_path)
+    await first.start()
+    try:
+        with pytest.raises(ConfigError, match="in use by another chatctl serve"):
+            await SQLiteBroker(tmp_path / "chatctl.db").start()
+    finally:
+        await first.close()
+    again = SQLiteBroker(tmp_path)  # released on close
+    await again.start()
+    await again.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is a text file, not a database\n" * 200, b"SQLite format 3\x00" + b"\xff" * 4000],
+    ids=["text", "corrupt-header"],
+)
+async def test_a_file_that_is_not_a_database_is_refused_and_left_alone(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "chatctl.db"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="not a chatctl database"):
+        await SQLiteBroker(path).start()
+    assert path.read_bytes() == content
+    assert not (tmp_path / "chatctl.db-wal").exists()
+
+
+async def test_another_programs_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    content = path.read_bytes()
+    with pytest.raises(ConfigError, match="another program's SQLite database"):
+        await SQLiteBroker(path).start()
+    assert path.read_bytes() == content
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    await broker.close()
+    with sqlite3.connect(tmp_path / "chatctl.db") as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigError, match="newer chatctl"):
+        await SQLiteBroker(tmp_path).start()
+
+
+async def test_a_new_database_gets_the_current_schema_version(tmp_path: Path) -> None:
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    await broker.close()
+    with sqlite3.connect(tmp_path / "chatctl.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_urls() -> None:
+    broker = create_broker("sqlite:///var/tmp/x/?synchronous=full")
+    assert isinstance(broker, SQLiteBroker)
+    assert broker.path == Path("/var/tmp/x/chatctl.db") and broker.synchronous == "full"
+    with pytest.raises(UsageError, match="unknown SQLite URL option"):
+        create_broker("sqlite:///var/tmp/x.db?sync=1")
+    with pytest.raises(UsageError, match="synchronous must be"):
+        create_broker("sqlite:///var/tmp/x.db?synchronous=off")
+
+
+async def _fill_until_refused(ws: object, acked: list[int]) -> dict[str, object]:
+    """Send until the server refuses a message; return the refusal."""
+    text = "x" * 4000
+    for i in range(10_000):
+        await ws.send(json.dumps({"message": text, "client_id": f"fill-{i}"}))  # type: ignore[attr-defined]
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[attr-defined]
+        while frame["type"] == "message":
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[attr-defined]
+        if frame["type"] == "ack":
+            acked.append(frame["id"])
+            continue
+        return frame  # type: ignore[no-any-return]
+    raise AssertionError("the database never filled up")
+
+
+async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path) -> None:
+    broker = SQLiteBroker(tmp_path)
+    srv = ChatServer(ServerSettings(port=0), verifier(), broker)
+    acked: list[int] = []
+    async with srv, client(srv.port, "room", "alice") as ws:
+        await recv_type(ws, "welcome")
+        pages = await broker.run(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        await broker.run(lambda db: db.execute(f"PRAGMA max_page_count = {pages + 20}"))
+
+        refusal = await _fill_until_refused(ws, acked)
+        assert refusal["type"] == "error" and refusal["code"] == "broker_unavailable"
+        assert acked, "nothing was acked before the disk filled up"
+        assert not broker.healthy()
+        status, _, body = await http_get(srv.port, "/healthz")
+        assert status == 503 and b"broker" in body
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish("room", "alice", "y" * 8000)
+
+        await broker.run(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
+        async with asyncio.timeout(5):  # the writer probes every second
+            while (await http_get(srv.port, "/healthz"))[0] != 200:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await ws.send(json.dumps({"message": "after", "client_id": "after"}))
+        acked.append((await recv_type(ws, "ack"))["id"])
+
+    again = SQLiteBroker(tmp_path)
+    await again.start()
+    try:
+        kept = await again.history("room", since=0, limit=10_000)
+        assert [m.id for m in kept.messages] == acked == list(range(1, len(acked) + 1))
+        assert kept.messages[-1].text == "after" and kept.complete
+    finally:
+        await again.close()
