@@ -162,8 +162,10 @@ async def _receive(
     (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
     published (a broker failure closes the gate too). With a pipelined broker the publish
     overlaps the next frames: a failure closes the gate for the frames read after it, while
-    the publishes already handed to the broker are stored or failed by the broker itself,
-    in call order (the SQLite broker fails a whole transaction).
+    the publishes already handed to the broker are the broker's to store or fail. The
+    SQLite broker fails a whole transaction, so a burst fails together; a later transaction
+    that commits after a transient failure would store its messages before the failed
+    ones come back (a known gap: the gate cannot undo a commit).
     """
     hub = ctx.hub
     wait = limiter.take()
