@@ -92,7 +92,7 @@ def test_own_messages_stay_pending_until_acknowledged(
 
 
 def test_lost_history_is_announced(open_page: Opener) -> None:
-    node = ServeProcess().start()  # the memory broker: a restart loses the history
+    node = ServeProcess("--memory").start()  # a restart loses the history
     try:
         page = open_page(link(node.port, "dan", "fleeting"))
         wait_online(page, "dan")
