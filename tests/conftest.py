@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatctl.server import ChatServer
-from helpers import RedisServer, make_server
+from helpers import RedisServer, make_server, short_leeway_server
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +42,11 @@ def redis_server() -> Iterator[RedisServer]:
         yield redis
     finally:
         redis.cleanup()
+
+
+@pytest.fixture
+async def leeway_server() -> AsyncIterator[ChatServer]:
+    """An in-process server that closes a connection 0.5 s after its token's exp."""
+    srv = short_leeway_server(0.5)
+    async with srv:
+        yield srv

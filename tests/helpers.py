@@ -363,3 +363,17 @@ def make_tls_files(directory: str) -> dict[str, str]:
         with open(paths[name], "wb") as f:
             f.write(data)
     return paths
+
+
+def timed_token(user: str, ttl: float, *, secret: bytes = SECRET, **claims: Any) -> str:
+    """A token expiring exactly ``ttl`` seconds from now (``make_token`` rounds to seconds)."""
+    import jwt
+
+    now = time.time()
+    return jwt.encode({"sub": user, "iat": int(now), "exp": now + ttl, **claims}, secret)
+
+
+def short_leeway_server(leeway: float = 0.5) -> ChatServer:
+    """An in-process server that closes a connection ``leeway`` s after its token's exp
+    (``chatctl serve`` waits 5 s), so token-expiry tests stay short."""
+    return ChatServer(ServerSettings(port=0), Verifier.hmac(SECRET, leeway=leeway), MemoryBroker())

@@ -16,6 +16,7 @@ from chatctl.protocol import (
     Ping,
     Presence,
     ProtocolError,
+    Refresh,
     SendMessage,
     Welcome,
     Who,
@@ -108,8 +109,22 @@ def test_full_message_frame() -> None:
 
 
 def test_client_frames_round_trip() -> None:
-    for frame in (SendMessage("hi"), SendMessage("x", "id-1", "action"), Who(), Ping({"n": 1})):
+    frames = (SendMessage("hi"), SendMessage("x", "id-1", "action"), Who(), Ping({"n": 1}))
+    for frame in (*frames, Refresh("a.b.c")):
         assert parse_client_frame(frame.frame()) == frame
+    assert "a.b.c" not in repr(Refresh("a.b.c"))  # a token never reaches a log via repr
+
+
+def test_refresh_needs_a_token_string() -> None:
+    with pytest.raises(ProtocolError) as missing:
+        parse_client_frame('{"type":"refresh"}')
+    assert missing.value.code == ErrorCode.MISSING_FIELD
+    for bad in ('""', "5", "null", '["a.b.c"]'):
+        with pytest.raises(ProtocolError) as invalid:
+            parse_client_frame(f'{{"type":"refresh","token":{bad}}}')
+        assert invalid.value.code == (
+            ErrorCode.MISSING_FIELD if bad == "null" else ErrorCode.INVALID_FIELD
+        )
 
 
 def test_deeply_nested_json_is_an_error_not_a_crash() -> None:

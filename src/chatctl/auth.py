@@ -99,8 +99,11 @@ class Verifier:
         audience: str | None = None,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.time,
+        origin: str = "",
     ) -> None:
         self.key = key
+        #: where the key came from, for log lines (a path or a variable name; never the key)
+        self.origin = origin
         self.algorithms = algorithms
         self.issuer = issuer
         self.audience = audience
@@ -114,7 +117,12 @@ class Verifier:
     @classmethod
     def public_key(cls, path: Path, **kwargs: Any) -> Verifier:
         key, algorithms = load_public_key(path)
+        kwargs.setdefault("origin", str(path))
         return cls(key, algorithms, **kwargs)
+
+    def same_key(self, other: Verifier) -> bool:
+        """True when ``other`` verifies with the same key and algorithms."""
+        return self.algorithms == other.algorithms and _key_bytes(self.key) == _key_bytes(other.key)
 
     def verify(self, token: str) -> Claims:
         """Return the token's claims, or raise :class:`TokenError` saying why it is refused."""
@@ -195,6 +203,16 @@ class Verifier:
         if when + self.leeway < now:
             raise TokenError(f"token expired at {format_time(when)}")
         return when
+
+
+def _key_bytes(key: Any) -> bytes:
+    """A key as bytes to compare: the secret itself, or a public key's DER encoding."""
+    if isinstance(key, bytes):
+        return key
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    data: bytes = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return data
 
 
 def one_line(text: str, limit: int = 100) -> str:

@@ -60,6 +60,7 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012  # graceful drain, or the room's history was lost: resume
     TRY_AGAIN_LATER = 1013  # the broker is unavailable: reconnect with backoff
+    TOKEN_EXPIRED = 4001  # the token's exp (plus leeway) passed without a refresh
     SLOW_CONSUMER = 4008  # pending output over the per-connection bound
 
 
@@ -75,6 +76,8 @@ class ErrorCode(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"  # not stored, not acked: retry later
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    INVALID_TOKEN = "invalid_token"  # a refresh token that does not verify, or another user's
+    FORBIDDEN = "forbidden"  # a refresh token that does not allow the connection's room
 
 
 class ProtocolError(ChatctlError):
@@ -352,6 +355,17 @@ class Presence:
         )
 
 
+@dataclass(frozen=True)
+class Refreshed:
+    """The server verified a ``refresh`` token: the connection now lives until ``exp``."""
+
+    user: str
+    exp: float
+
+    def frame(self) -> str:
+        return dumps({"type": "refreshed", "user": self.user, "exp": self.exp})
+
+
 def who_frame(room: str, users: list[str]) -> str:
     return dumps({"type": "who", "room": room, "users": users})
 
@@ -398,7 +412,18 @@ class Ping:
         return dumps({"type": "ping", "data": self.data})
 
 
-ClientFrame = SendMessage | Who | Ping
+@dataclass(frozen=True)
+class Refresh:
+    """A fresh token for this connection, sent before the current one expires (answered by
+    ``refreshed``, or an ``invalid_token``/``forbidden`` error)."""
+
+    token: str = field(repr=False)
+
+    def frame(self) -> str:
+        return dumps({"type": "refresh", "token": self.token})
+
+
+ClientFrame = SendMessage | Who | Ping | Refresh
 
 
 def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS) -> ClientFrame:
@@ -437,9 +462,20 @@ def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS)
         return Who()
     if ftype == "ping":
         return Ping(obj.get("data"))
+    if ftype == "refresh":
+        return _parse_refresh(obj)
     raise ProtocolError(
         ErrorCode.UNKNOWN_TYPE, f"unknown frame type: {str(ftype)[:40]!r}", client_id=client_id
     )
+
+
+def _parse_refresh(obj: dict[str, Any]) -> Refresh:
+    token = obj.get("token")
+    if token is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: token")
+    if not isinstance(token, str) or not token:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "token must be a non-empty string")
+    return Refresh(token)
 
 
 def _encodable(obj: dict[str, Any]) -> bool:

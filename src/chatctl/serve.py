@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from chatctl.broker.base import DEFAULT_HISTORY_TTL
 from chatctl.config import data_dir, resolve_secret
-from chatctl.errors import UsageError
+from chatctl.errors import ConfigError, UsageError
 from chatctl.log import setup_logging
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW
 from chatctl.server.limits import ConnectionSettings, RateSettings
@@ -89,26 +89,35 @@ class ServeOptions:
     worker_status_port: int | None = None
 
 
-def build_verifier(opts: ServeOptions) -> Verifier:
+def build_verifier(opts: ServeOptions, *, reload: bool = False) -> Verifier:
+    """The token verifier ``opts`` name: the public key, else the HS256 secret (created on
+    first start). ``reload`` (SIGHUP) reads the same source again, silently: the server
+    logs one line for the reload."""
     from chatctl.auth import Verifier
 
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)
-        log.info(
-            "verifying %s tokens with public key %s", "/".join(verifier.algorithms), opts.public_key
-        )
+        if not reload:
+            log.info(
+                "verifying %s tokens with public key %s",
+                "/".join(verifier.algorithms),
+                opts.public_key,
+            )
         return verifier
-    source = resolve_secret(opts.secret_file, create=True)
-    assert source is not None
+    source = resolve_secret(opts.secret_file, create=not reload)
+    if source is None:  # the default secret file was removed since the start
+        raise ConfigError("no token secret: the secret file is gone")
     if source.created:
         log.warning(
             "created a new token secret in %s (mode 0600); "
             "'chatctl token create --user NAME' uses it",
             source.origin,
         )
-    else:
+    elif not reload:
         log.info("verifying HS256 tokens with the secret from %s", source.origin)
-    return Verifier.hmac(source.secret, issuer=opts.issuer, audience=opts.audience)
+    return Verifier.hmac(
+        source.secret, issuer=opts.issuer, audience=opts.audience, origin=source.origin
+    )
 
 
 def broker_url(opts: ServeOptions) -> str:
@@ -199,7 +208,9 @@ def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = F
         ),
         reuse_port=reuse_port,
     )
-    return ChatServer(settings, verifier, broker)
+    return ChatServer(
+        settings, verifier, broker, load_verifier=lambda: build_verifier(opts, reload=True)
+    )
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

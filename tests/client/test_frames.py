@@ -14,6 +14,7 @@ from chatctl.protocol import (
     Message,
     Presence,
     ProtocolError,
+    Refreshed,
     Welcome,
     pong_frame,
     who_frame,
@@ -35,6 +36,7 @@ FRAMES = [
     (WELCOME.frame(), WELCOME),
     (who_frame("ops", ["a", "b"]), UserList("ops", ["a", "b"])),
     (pong_frame({"n": 1}), Pong({"n": 1})),
+    (Refreshed("alice", 1764097000.0).frame(), Refreshed("alice", 1764097000.0)),
 ]
 
 

@@ -119,7 +119,7 @@ def test_restart_with_memory_broker_reports_missed_history() -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "reconnected to ws://127.0.0.1" in err
-    assert "missed messages: the server lost the history of ops" in err
+    assert "missed messages: ops lost its history on the server and its ids start again" in err
 
 
 async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None:

@@ -153,7 +153,7 @@ async def test_no_ack_in_time_exits_5() -> None:
         port = next(iter(srv.sockets)).getsockname()[1]
         res = await arun_cli("send", "ops", "--timeout", "1", env=client_env(port), input="a\nb\n")
     assert res.returncode == 5
-    assert res.stderr == "chatctl: timed out: 2 of 2 messages not acked after 1 s\n"
+    assert res.stderr == "chatctl: timed out: 2 of 2 messages not acked within 1 s\n"
     assert len(received) == 2
 
 

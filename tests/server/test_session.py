@@ -201,6 +201,22 @@ async def test_resume_with_another_epoch_says_not_recovered(server: ChatServer) 
         assert [m["message"] for m in welcome["history"]] == ["one"]
 
 
+async def test_after_an_epoch_change_the_welcome_starts_at_id_1() -> None:
+    """Issue 11 item 1: the new epoch is news from its first id, not only the recent
+    --welcome-history messages (before: ?since=3&epoch=<old> gave ids [8, 9, 10])."""
+    srv = make_server(welcome_history=3)
+    async with srv:
+        async with client(srv.port, "general", "alice") as ws:
+            await recv_type(ws, "welcome")
+            for i in range(10):
+                await ws.send(json.dumps({"message": f"m{i}"}))
+            await recv_messages(ws, 10)
+        async with client(srv.port, "general", "bob", since=3, epoch="old") as ws:
+            welcome = await recv_type(ws, "welcome")
+            assert welcome["recovered"] is False and welcome["epoch"] != "old"
+            assert [m["id"] for m in welcome["history"]] == list(range(1, 11))
+
+
 async def test_clients_joining_mid_stream_see_no_gap_and_no_duplicate(server: ChatServer) -> None:
     """Whatever is published after a client's welcome `last_id` reaches it exactly once, even
     when it connects while messages are flowing (history=0: nothing comes from history)."""

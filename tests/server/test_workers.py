@@ -184,3 +184,16 @@ async def test_sigterm_drains_every_worker(workers: Workers) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert "SIGTERM: stopping 2 workers" in workers.read_log()
+
+
+async def test_sighup_reloads_every_workers_key_and_stops_nothing(workers: Workers) -> None:
+    async with client(workers.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        assert workers.proc is not None
+        workers.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: workers.read_log().count("token key reloaded") == workers.count, 10)
+        await ws.send(json.dumps({"type": "ping", "data": 1}))
+        assert (await recv_type(ws, "pong"))["data"] == 1  # not drained
+    assert workers.proc.poll() is None and "stopping" not in workers.read_log()
+    async with client(workers.port, "lobby", "bob") as ws:
+        await recv_type(ws, "welcome")

@@ -213,7 +213,7 @@ def test_reconnects_after_restart_and_reports_lost_memory_history() -> None:
         child.expect("reconnecting")
     with serving(port=first.port) as second:
         child.expect("reconnected to ops")
-        child.expect("missed messages: the server lost the history of ops")
+        child.expect("missed messages: ops lost its history on the server")
         say(second.port, "ops", "after restart")
         child.expect("bob: after restart")
         child.send(" intact\r")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from chatctl.cli.options import command_app
+from chatctl.errors import UsageError
 from chatctl.status import ExitStatus
 
 BENCH_EPILOG = """\
@@ -37,6 +38,7 @@ Environment:
 
   CHATCTL_SERVER        server URL(s), as --server
   CHATCTL_TOKEN         one token for every connection, as --token
+  CHATCTL_TOKEN_COMMAND a command that prints it, as --token-command
   CHATCTL_SECRET        HS256 secret to mint one token per user
   CHATCTL_SECRET_FILE   a file holding it, as --secret-file
 """
@@ -46,6 +48,7 @@ app = command_app()
 
 @app.command(epilog=BENCH_EPILOG)
 def bench(
+    ctx: typer.Context,
     server: Annotated[
         list[str] | None,
         typer.Option(
@@ -90,6 +93,14 @@ def bench(
             show_envvar=False,
         ),
     ] = None,
+    token_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this shell command once for the token of every connection (its stdout).",
+            envvar="CHATCTL_TOKEN_COMMAND",
+            show_envvar=False,
+        ),
+    ] = None,
     secret_file: Annotated[
         Path | None,
         typer.Option(
@@ -121,6 +132,8 @@ def bench(
     from chatctl.bench.command import bench_secret, run
     from chatctl.bench.runner import BenchOptions
 
+    token = _token(ctx, token, token_command)
+
     opts = BenchOptions(
         servers=tuple(server or ["ws://127.0.0.1:8000"]),
         rooms=rooms,
@@ -147,3 +160,22 @@ def bench(
     steps = result.get("steps") or []
     if result["connect"]["failed"] or (steps and not steps[0]["ok"]):
         raise typer.Exit(ExitStatus.ERROR)
+
+
+def _token(ctx: typer.Context, token: str | None, command: str | None) -> str | None:
+    """``--token`` or the output of ``--token-command``: a flag beats the environment, and
+    CHATCTL_TOKEN beats CHATCTL_TOKEN_COMMAND (as for join and send)."""
+    if command is None:
+        return token
+
+    def flag(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    if flag("token") and flag("token_command"):
+        raise UsageError("--token and --token-command both name a token: give one")
+    if token is not None and not flag("token_command"):
+        return token
+    from chatctl.client.token_source import run_token_command
+
+    return run_token_command(command)

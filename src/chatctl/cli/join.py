@@ -12,6 +12,7 @@ from chatctl.cli.options import (
     CLIENT_ENV,
     CafileOpt,
     ServerOpt,
+    TokenCommandOpt,
     TokenFileOpt,
     TokenOpt,
     UserOpt,
@@ -41,7 +42,9 @@ When stdout is not a terminal (or with --json): one line per event,
 
 Exit status: 0 done (/quit, --once, --count); 2 usage error; 3 token
 rejected or room not allowed; 130 interrupted. Lost connections are
-retried until stopped.
+retried until stopped. The token source is read again at every reconnect
+and before the token expires; once connected, an expired token from a
+file, a command or config.toml is waited for (a fixed one exits 3).
 
 {CLIENT_ENV} NO_COLOR or TERM=dumb: no colour.
 """
@@ -80,6 +83,7 @@ def join(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    token_command: TokenCommandOpt = None,
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
@@ -87,7 +91,7 @@ def join(
     from chatctl.client.settings import check_room
 
     check_room(room)
-    settings = client_settings(server, token, token_file, user, cafile)
+    settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
         from chatctl.ui.app import run_interactive

@@ -20,8 +20,9 @@ def command_app(**attrs: Any) -> typer.Typer:
 
 
 CLIENT_ENV = (
-    "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE, CHATCTL_CAFILE,\n"
-    "CHATCTL_CONFIG, XDG_CONFIG_HOME, XDG_STATE_HOME."
+    "Environment: CHATCTL_SERVER, CHATCTL_TOKEN, CHATCTL_TOKEN_FILE,\n"
+    "CHATCTL_TOKEN_COMMAND, CHATCTL_CAFILE, CHATCTL_CONFIG, XDG_CONFIG_HOME,\n"
+    "XDG_STATE_HOME. Token flags beat the environment, which beats config.toml."
 )
 
 ServerOpt = Annotated[
@@ -47,7 +48,17 @@ TokenOpt = Annotated[
 TokenFileOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Read the token from this file (env CHATCTL_TOKEN_FILE).", show_default=False
+        help="Read the token from this file, again at every reconnect and before it expires "
+        "(env CHATCTL_TOKEN_FILE).",
+        show_default=False,
+    ),
+]
+TokenCommandOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Run this shell command for a token (its stdout), again at every reconnect and "
+        "before the token expires (env CHATCTL_TOKEN_COMMAND).",
+        show_default=False,
     ),
 ]
 UserOpt = Annotated[
@@ -72,11 +83,17 @@ def client_settings(
     server: str | None,
     token: str | None,
     token_file: Path | None,
+    token_command: str | None,
     user: str | None,
     cafile: Path | None,
 ) -> ClientSettings:
     from chatctl.client.settings import resolve_settings
 
     return resolve_settings(
-        server=server, token=token, token_file=token_file, user=user, cafile=cafile
+        server=server,
+        token=token,
+        token_file=token_file,
+        token_command=token_command,
+        user=user,
+        cafile=cafile,
     )

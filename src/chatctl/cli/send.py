@@ -10,6 +10,7 @@ from chatctl.cli.options import (
     CLIENT_ENV,
     CafileOpt,
     ServerOpt,
+    TokenCommandOpt,
     TokenFileOpt,
     TokenOpt,
     UserOpt,
@@ -32,7 +33,7 @@ Examples:
 
 Exit status: 0 every message acked; 2 usage error; 3 token rejected
 (HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
-5 connected but not every message acked within --timeout; 6 the server
+5 connected but a message not acked within --timeout of being read; 6 the server
 rejected a message (e.g. too long); 130 interrupted.
 
 {CLIENT_ENV}
@@ -59,8 +60,9 @@ def send(
     timeout: Annotated[
         float,
         typer.Option(
-            help="Give up after this many seconds without a connection, or without an ack "
-            "for a pending message (0 = never).",
+            help="Give up when no connection could be made for this many seconds, or when a "
+            "message is not acked this many seconds after it was read, whatever errors come "
+            "back meanwhile (0 = never).",
             min=0,
         ),
     ] = 30.0,
@@ -73,6 +75,7 @@ def send(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    token_command: TokenCommandOpt = None,
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
@@ -88,7 +91,7 @@ def send(
         raise UsageError("no message: give TEXT, or pipe lines to stdin (or use - for stdin)")
     if token == "-" and texts is None:
         raise UsageError("--token - and messages from stdin cannot share stdin")
-    settings = client_settings(server, token, token_file, user, cafile)
+    settings = client_settings(server, token, token_file, token_command, user, cafile)
     run_send(
         settings,
         SendOptions(

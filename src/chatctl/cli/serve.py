@@ -39,8 +39,10 @@ Environment:
   XDG_DATA_HOME         default data: $XDG_DATA_HOME/chatctl/chatctl.db
 
 Signals: SIGTERM drains (clients get 1012, reconnect elsewhere and resume) within
---drain-timeout; SIGINT closes them with 1001. With --workers the supervisor passes
-signals to every worker and restarts a worker that dies.
+--drain-timeout; SIGINT closes them with 1001; SIGHUP reads the secret or public
+key file again (open connections last until their token expires: 4001). With
+--workers the supervisor passes signals to every worker and restarts a worker
+that dies.
 
 HTTP on the same port: GET / (the web chat page: 'chatctl token create --link'
 prints links to it), GET /healthz (200, or 503 while draining or when the broker

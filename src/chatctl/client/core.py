@@ -105,15 +105,17 @@ def _ssl_context(settings: ClientSettings) -> Any:
     return ctx
 
 
-async def open_connection(settings: ClientSettings, room: str, url: str) -> ClientConnection:
-    """One connection attempt with a fresh ``Authorization: Bearer`` header."""
+async def open_connection(
+    settings: ClientSettings, room: str, url: str, token: str
+) -> ClientConnection:
+    """One connection attempt with ``Authorization: Bearer TOKEN``."""
     kwargs: dict[str, Any] = {}
     if url.startswith("wss://"):
         kwargs["ssl"] = _ssl_context(settings)
     try:
         return await connect(
             url,
-            additional_headers={"Authorization": f"Bearer {settings.token()}"},
+            additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=OPEN_TIMEOUT,
             compression=None,
             max_size=MAX_FRAME_BYTES * 16,
@@ -169,6 +171,11 @@ class Resume:
     missed: bool
     epoch_changed: bool
     reconnect: bool
+    #: the last id seen before this welcome (in the previous epoch when it changed)
+    after_id: int | None = None
+    #: after an epoch change: how many of the new epoch's first messages the server no
+    #: longer keeps (the welcome starts at id 1 unless its history was trimmed)
+    not_kept: int = 0
 
 
 class RoomClient:
@@ -220,10 +227,10 @@ class RoomClient:
             params["receive"] = 0
         return self.settings.room_url(self.room, params)
 
-    async def attempt(self) -> tuple[ClientConnection, Welcome]:
+    async def attempt(self, token: str) -> tuple[ClientConnection, Welcome]:
         """One connection attempt up to its welcome. Raises :class:`Retryable` when trying
         again may help, the final errors (auth, permission, usage, TLS) otherwise."""
-        ws = await open_connection(self.settings, self.room, self.url())
+        ws = await open_connection(self.settings, self.room, self.url(), token)
         try:
             welcome = await self._read_welcome(ws)
         except BaseException:
@@ -260,11 +267,14 @@ class RoomClient:
         missed = welcome.recovered is False
         if prev_last is not None and not epoch_changed:
             history = [m for m in history if m.id > prev_last]
+        not_kept = 0
+        if epoch_changed:
+            not_kept = history[0].id - 1 if history else welcome.last_id
         self.epoch = welcome.epoch
         self.last_id = welcome.last_id
         for m in history:
             self.seen(m)
-        return Resume(history, missed, epoch_changed, reconnect)
+        return Resume(history, missed, epoch_changed, reconnect, prev_last, not_kept)
 
     def seen(self, message: Message) -> None:
         """Record a delivered message id, the next resume point."""

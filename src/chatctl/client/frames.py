@@ -4,11 +4,11 @@ what the server sends.
 :func:`parse` decodes a frame once (``protocol.parse_server_frame``) and returns a typed
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
-:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.RateLimit` (a ``limits``
-frame), or :class:`UserList`, :class:`Pong`, :class:`Unknown`
-for the answers and types the protocol module has no class for. A frame that is not a JSON
-object with a string ``type``, or whose fields have the wrong types, raises
-:class:`~chatctl.protocol.ProtocolError`.
+:class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.Refreshed`,
+:class:`~chatctl.protocol.RateLimit` (a ``limits`` frame), or :class:`UserList`,
+:class:`Pong`, :class:`Unknown` for the answers and types the protocol module has no class
+for. A frame that is not a JSON object with a string ``type``, or whose fields have the
+wrong types, raises :class:`~chatctl.protocol.ProtocolError`.
 
 :func:`peek_type` finds a frame's ``type`` without decoding the rest of it when ``type`` is
 the first key (as the chatctl server writes it), so a client can skip what it does not need
@@ -31,6 +31,7 @@ from chatctl.protocol import (
     Presence,
     ProtocolError,
     RateLimit,
+    Refreshed,
     Welcome,
     parse_server_frame,
 )
@@ -59,7 +60,16 @@ class Unknown:
 
 
 ServerFrame = (
-    Welcome | Message | Ack | ErrorFrame | Presence | UserList | Pong | RateLimit | Unknown
+    Welcome
+    | Message
+    | Ack
+    | ErrorFrame
+    | Presence
+    | Refreshed
+    | UserList
+    | Pong
+    | RateLimit
+    | Unknown
 )
 
 _TYPE_NAMES: dict[type, str] = {
@@ -68,6 +78,7 @@ _TYPE_NAMES: dict[type, str] = {
     Ack: "ack",
     ErrorFrame: "error",
     Presence: "presence",
+    Refreshed: "refreshed",
     UserList: "who",
     Pong: "pong",
     RateLimit: "limits",
@@ -124,6 +135,8 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             return Pong(obj.get("data"))
         if ftype == "limits":
             return RateLimit(_number(obj, "rate"), _number(obj, "burst"))
+        if ftype == "refreshed":
+            return Refreshed(str(obj["user"]), _number(obj, "exp"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f"malformed {ftype} frame from the server: {exc}"

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from chatctl.client.core import Resume
-from chatctl.client.events import Connected, Disconnected, Reconnecting
+from chatctl.client.events import (
+    Connected,
+    Disconnected,
+    Reconnecting,
+    TokenEvent,
+    TokenExpired,
+    TokenRenewed,
+)
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
@@ -50,12 +57,19 @@ def plain_line(message: Message) -> str:
 
 
 def missed_notice(resume: Resume, room: str) -> str:
+    """What a ``recovered: false`` welcome means, saying who lost what: the backing store
+    (the room's history was lost, ids restart) or the server's history limit."""
+    after = f" after #{resume.after_id}" if resume.after_id is not None else ""
     if resume.epoch_changed:
-        return (
-            f"missed messages: the server lost the history of {room} (restarted without "
-            "persistence, or forgot the idle room); message ids start again"
+        text = (
+            f"missed messages: {room} lost its history on the server and its ids start again "
+            f"from 1; messages{after} sent before that are gone"
         )
-    return f"missed messages: the server's history of {room} no longer covers the gap"
+        if resume.not_kept:
+            n = resume.not_kept
+            text += f", and the server no longer keeps the first {n} of the new ones"
+        return text
+    return f"missed messages: the server no longer keeps every message of {room}{after}"
 
 
 class ScriptJoin:
@@ -71,6 +85,7 @@ class ScriptJoin:
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         self.printed = 0
+        self.token_trouble = False
         self.stream = RoomStream(settings, opts.room, since=opts.since, history=opts.history)
 
     def note(self, text: str) -> None:
@@ -114,6 +129,22 @@ class ScriptJoin:
                     )
                 elif isinstance(event, Disconnected):
                     self.note(f"{event.reason}; reconnecting")
+                elif isinstance(event, TokenEvent):
+                    self.note_token(event)
+
+    def note_token(self, event: TokenEvent) -> None:
+        """Tell of token trouble, and of its end (a routine renewal says nothing)."""
+        if isinstance(event, TokenRenewed):
+            if self.token_trouble:
+                self.token_trouble = False
+                self.note(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
+            return
+        self.token_trouble = True
+        if isinstance(event, TokenExpired):
+            if event.renewable:
+                self.note(f"{event.reason}; waiting for a new token from {event.origin}")
+        else:
+            self.note(event.reason)
 
 
 def run_join(settings: ClientSettings, opts: JoinOptions) -> None:

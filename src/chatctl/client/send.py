@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from chatctl.client.core import Outbox, Pending
-from chatctl.client.events import Acked, Connected, Deferred, Disconnected, Rejected
+from chatctl.client.events import (
+    Acked,
+    Connected,
+    Deferred,
+    Disconnected,
+    Rejected,
+    TokenProblem,
+    TokenRenewed,
+)
 from chatctl.client.lines import MAX_LINE_BYTES, LineReader
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
@@ -63,7 +71,11 @@ class Sender:
         self.eof = False
         self.line_no = 0
         self.overlong = 0
-        self.progress = time.monotonic()
+        #: client id -> monotonic time by which it must be acked (``--timeout`` after it was
+        #: handed to the stream), whatever errors come back meanwhile
+        self.deadlines: dict[str, float] = {}
+        #: the last reason a message was not stored yet, for the timeout's message
+        self.last_problem: str | None = None
         self.window_open = asyncio.Event()
         self.done = asyncio.Event()
         #: what ended the send loop early (stdin unreadable), raised by :meth:`run`
@@ -91,6 +103,7 @@ class Sender:
             connect_timeout=opts.timeout or None,
             skip=("message", "presence"),
             outbox=self.outbox,
+            wait_for_token=False,  # a token refused at a reconnect ends the run: status 3
         )
         async with stream:
             tasks = {
@@ -115,9 +128,10 @@ class Sender:
                 if isinstance(event, Acked):
                     self._acked(event)
                 elif isinstance(event, Deferred):
-                    self.progress = time.monotonic()
+                    error = event.error
+                    self.last_problem = f"{error.code}: {one_line(error.reason)}"
                 elif isinstance(event, Rejected):
-                    self.progress = time.monotonic()
+                    self.deadlines.pop(event.pending.client_id, None)
                     self._reject(event.pending, None)
                     self.window_open.set()
                     self._check_done()
@@ -127,12 +141,16 @@ class Sender:
                     if event.resume.reconnect:
                         n = plural(event.resending, "unacked message")
                         self.note(f"reconnected; re-sending {n}")
-                    self.progress = time.monotonic()
                     if sender is None:
                         sender = asyncio.create_task(self._send_loop(stream))
                         sender.add_done_callback(self._sender_done)
                 elif isinstance(event, Disconnected):
+                    self.last_problem = event.reason
                     self.note(f"{event.reason}; reconnecting")
+                elif isinstance(event, TokenProblem):
+                    self.note(event.reason)
+                elif isinstance(event, TokenRenewed):
+                    self.last_problem = None
         except ConnectError as exc:
             left = len(self.outbox) + len(self.texts)
             suffix = f" ({plural(left, 'message')} not acked)" if left else ""
@@ -148,21 +166,28 @@ class Sender:
             self.done.set()
 
     async def _watch(self, stream: RoomStream) -> None:
-        """Raise DeliveryTimeout when, connected, no ack came for ``--timeout`` seconds."""
+        """Raise DeliveryTimeout when a message is not acked ``--timeout`` seconds after it
+        was handed to the stream: a deadline per message, which neither retries after
+        ``broker_unavailable`` nor reconnects move."""
         timeout = self.opts.timeout
         if not timeout:
             await asyncio.Event().wait()  # never: only the connect deadline is off too
         while True:
-            await asyncio.sleep(min(timeout, 1.0))
-            outbox = self.outbox
-            if stream.connected and len(outbox) and time.monotonic() - self.progress > timeout:
+            pending = self.outbox.pending
+            first = next(iter(pending), None)  # the oldest: the outbox keeps send order
+            deadline = self.deadlines.get(first) if first is not None else None
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                late = sum(1 for cid in pending if self.deadlines.get(cid, now) <= now)
+                why = f" (last problem: {self.last_problem})" if self.last_problem else ""
                 raise DeliveryTimeout(
-                    f"timed out: {len(outbox)} of {outbox.seq} messages "
-                    f"not acked after {timeout:g} s"
+                    f"timed out: {late} of {self.outbox.seq} messages not acked within "
+                    f"{timeout:g} s{why}"
                 )
+            await asyncio.sleep(min(0.25, deadline - now) if deadline is not None else 0.25)
 
     def _acked(self, event: Acked) -> None:
-        self.progress = time.monotonic()
+        self.deadlines.pop(event.pending.client_id, None)
         if self.opts.json:
             self.stdout.write(event.ack.frame() + "\n")
             self.stdout.flush()
@@ -223,9 +248,9 @@ class Sender:
                     continue
                 if not text.strip():
                     continue
-                if not outbox.pending:
-                    self.progress = time.monotonic()
-                batch.append(stream.add(text, self.opts.kind, self.line_no))
+                p = stream.add(text, self.opts.kind, self.line_no)
+                self.deadlines[p.client_id] = time.monotonic() + self.opts.timeout
+                batch.append(p)
             # all are in the outbox first: a drop mid-batch re-sends the rest
             await stream.write(batch)
 

@@ -4,21 +4,21 @@ Shared by ``join``, ``send`` (and later ``bench``). Cheap to import: no jwt, no 
 websockets; the JWT library is loaded only when a token has to be minted from the local
 secret (see :func:`resolve_settings`).
 
-Token precedence, first found wins (docs/configuration.md):
+The token comes from a :class:`~chatctl.client.token_source.TokenSource`, read again at
+every reconnect and before the token expires. First found wins (docs/configuration.md):
 
-1. ``--token VALUE``
-2. ``CHATCTL_TOKEN``
-3. ``--token-file PATH`` (or ``CHATCTL_TOKEN_FILE``)
-4. ``--token -`` (one line read from stdin)
-5. ``token`` / ``token_file`` in ``config.toml``
-6. on the server's own host only: a short-lived token minted from the secret that
-   ``chatctl serve`` uses (announced on stderr)
+1. a flag: ``--token VALUE``, ``--token -`` (one line of stdin), ``--token-file PATH`` or
+   ``--token-command CMD`` (two of them are a usage error)
+2. the environment: ``CHATCTL_TOKEN``, then ``CHATCTL_TOKEN_FILE``, then
+   ``CHATCTL_TOKEN_COMMAND``
+3. ``token``, ``token_file`` or ``token_command`` in ``config.toml`` (read again at each
+   renewal)
+4. on the server's own host only: a short-lived token minted from the secret that
+   ``chatctl serve`` uses (announced on stderr), a new one for every connection
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 import sys
@@ -28,6 +28,15 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, urlencode, urlsplit
 
+from chatctl.client.token_source import (
+    TokenSource,
+    TokenUnavailable,
+    command_source,
+    file_source,
+    fixed_source,
+    read_token_file,
+    run_token_command,
+)
 from chatctl.config import DEFAULT_SERVER, config_file, load_config_file
 from chatctl.errors import AuthError, ConfigError, UsageError
 from chatctl.protocol import ROOM_RULE, USER_RULE, valid_room, valid_user
@@ -39,14 +48,18 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Everything needed to open a room connection. ``token()`` is called on every connect."""
+    """Everything needed to open a room connection. ``token`` is read again at every
+    reconnect and before the token expires (:class:`TokenSource`)."""
 
     server: str
-    token: Callable[[], str]
-    token_origin: str
+    token: TokenSource
     cafile: Path | None = None
     user_hint: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def token_origin(self) -> str:
+        return self.token.origin
 
     def room_url(self, room: str, params: Mapping[str, object] | None = None) -> str:
         url = f"{self.server}/ws/{quote(room, safe='')}"
@@ -121,35 +134,12 @@ def is_local_host(server: str) -> bool:
         return False
 
 
-def token_claims(token: str) -> dict[str, Any]:
-    """The unverified claims of a JWT (to name its user in messages), or {} if unreadable."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def _read_token_file(path: Path, what: str) -> str:
-    try:
-        token = path.expanduser().read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if not token:
-        raise ConfigError(f"{what} {path} is empty")
-    return token
-
-
-def _static(token: str) -> Callable[[], str]:
-    return lambda: token
-
-
 def resolve_settings(
     *,
     server: str | None = None,
     token: str | None = None,
     token_file: Path | None = None,
+    token_command: str | None = None,
     user: str | None = None,
     cafile: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -159,7 +149,8 @@ def resolve_settings(
     """Combine flags, ``CHATCTL_*`` variables and ``config.toml`` into :class:`ClientSettings`.
 
     ``token == "-"`` reads one line from ``stdin``. Raises :class:`UsageError` /
-    :class:`ConfigError` for bad values and :class:`AuthError` when no token can be found.
+    :class:`ConfigError` for bad values and :class:`AuthError` when no token can be found
+    (or its source cannot be read).
     """
     env = os.environ if env is None else env
     stderr = sys.stderr if stderr is None else stderr
@@ -173,41 +164,20 @@ def resolve_settings(
     if ca is not None and not ca.expanduser().is_file():
         raise ConfigError(f"CA file {ca} does not exist")
 
-    def ignored(flag: str, winner: str) -> None:
-        print(f"chatctl: {flag} ignored: {winner} takes precedence", file=stderr)
+    def ignored(name: str, winner: str) -> None:
+        print(f"chatctl: {name} ignored: {winner} takes precedence", file=stderr)
 
-    token_file = token_file or _path(env.get("CHATCTL_TOKEN_FILE"))
-    from_stdin = token == "-"
-    chosen: tuple[Callable[[], str], str] | None = None
-    if token and not from_stdin:
-        chosen = _static(token.strip()), "--token"
-    elif env.get("CHATCTL_TOKEN"):
-        chosen = _static(env["CHATCTL_TOKEN"].strip()), "CHATCTL_TOKEN"
-        for flag, given in (("--token-file", token_file), ("--token -", from_stdin)):
-            if given:
-                ignored(flag, "CHATCTL_TOKEN")
-    elif token_file is not None:
-        chosen = _static(_read_token_file(token_file, "token file")), str(token_file)
-        if from_stdin:
-            ignored("--token -", "--token-file")
-    elif from_stdin:
-        line = (stdin or sys.stdin).readline().strip()
-        if not line:
-            raise UsageError("--token -: no token on stdin")
-        chosen = _static(line), "stdin"
-    elif _str(config, "token", path):
-        chosen = _static(_str(config, "token", path) or ""), f"{path} (token)"
-    elif _str(config, "token_file", path):
-        tf = Path(_str(config, "token_file", path) or "")
-        chosen = _static(_read_token_file(tf, "token file")), str(tf)
-
-    if chosen is not None:
-        get_token, origin = chosen
-        claims = token_claims(get_token())
-        sub = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+    source = _flag_source(token, token_file, token_command, stdin)
+    if source is None:
+        source = _env_source(env, ignored)
+    entry = None if source is not None else _config_token(config, path, ignored)
+    if entry is not None:
+        source = TokenSource(lambda: _read_config_token(path), f"{entry[0]} in {path}")
+    if source is not None:
+        sub = source.get().sub
         if user and sub and user != sub:
             print(f"chatctl: --user {user} ignored: the token is for {sub}", file=stderr)
-        return ClientSettings(server_url, get_token, origin, ca, sub, config)
+        return ClientSettings(server_url, source, ca, sub, config)
 
     name = user or _str(config, "user", path) or env.get("USER") or env.get("LOGNAME")
     if not name:
@@ -220,12 +190,97 @@ def resolve_settings(
     return _local_fallback(server_url, name, ca, config, stderr)
 
 
+def _flag_source(
+    token: str | None, token_file: Path | None, token_command: str | None, stdin: TextIO | None
+) -> TokenSource | None:
+    """The token the command line names (at most one of its token flags)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--token", token),
+            ("--token-file", token_file),
+            ("--token-command", token_command),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} both name a token: give one")
+    if token == "-":
+        line = (stdin or sys.stdin).readline().strip()
+        if not line:
+            raise UsageError("--token -: no token on stdin")
+        return fixed_source(line, "--token -", why="--token - is read once from stdin")
+    if token is not None:
+        if not token.strip():
+            raise UsageError("--token: empty token")
+        return fixed_source(token.strip(), "--token")
+    if token_file is not None:
+        source = file_source(token_file, f"--token-file {token_file}")
+        source.get()  # unreadable: say so now
+        return source
+    if token_command is not None:
+        if not token_command.strip():
+            raise UsageError("--token-command: empty command")
+        return command_source(token_command, "--token-command")
+    return None
+
+
+def _env_source(env: Mapping[str, str], ignored: Callable[[str, str], None]) -> TokenSource | None:
+    """The token the environment names: CHATCTL_TOKEN > _FILE > _COMMAND."""
+    names = [n for n in ENV_TOKEN_VARIABLES if env.get(n, "").strip()]
+    if not names:
+        return None
+    for other in names[1:]:
+        ignored(other, names[0])
+    name, value = names[0], env[names[0]].strip()
+    if name == "CHATCTL_TOKEN":
+        return fixed_source(value, name)
+    if name == "CHATCTL_TOKEN_FILE":
+        path = Path(value).expanduser()
+        source = file_source(path, f"{name} ({path})")
+        source.get()
+        return source
+    return command_source(value, name)
+
+
+#: The token variables, strongest first.
+ENV_TOKEN_VARIABLES = ("CHATCTL_TOKEN", "CHATCTL_TOKEN_FILE", "CHATCTL_TOKEN_COMMAND")
+#: The config.toml token keys, strongest first.
+CONFIG_TOKEN_KEYS = ("token", "token_file", "token_command")
+
+
+def _config_token(
+    config: Mapping[str, Any], path: Path, ignored: Callable[[str, str], None] | None = None
+) -> tuple[str, str] | None:
+    """The strongest of config.toml's token keys that is set, as ``(key, value)``."""
+    found = [(k, v) for k in CONFIG_TOKEN_KEYS if (v := _str(config, k, path))]
+    if not found:
+        return None
+    if ignored is not None:
+        for key, _ in found[1:]:
+            ignored(f"{key} in {path}", found[0][0])
+    return found[0]
+
+
+def _read_config_token(path: Path) -> str:
+    """Read config.toml again and the token it names now (so editing it renews the token)."""
+    entry = _config_token(load_config_file(path), path)
+    if entry is None:
+        raise TokenUnavailable(f"{path} names no token any more")
+    key, value = entry
+    if key == "token":
+        return value
+    if key == "token_file":
+        return read_token_file(Path(value), f"token file {value} (from {path})")
+    return run_token_command(value)
+
+
 def _local_fallback(
     server: str, user: str | None, cafile: Path | None, config: Mapping[str, Any], stderr: TextIO
 ) -> ClientSettings:
     hint = (
-        "no token: set CHATCTL_TOKEN, --token-file or token_file in config.toml "
-        "(make one with 'chatctl token create --user NAME')"
+        "no token: set CHATCTL_TOKEN, --token-file, --token-command or token_file in "
+        "config.toml (make one with 'chatctl token create --user NAME')"
     )
     if not is_local_host(server):
         raise AuthError(hint)
@@ -238,18 +293,22 @@ def _local_fallback(
         raise UsageError(
             f"no token, and no valid user name to mint one for: --user NAME ({USER_RULE})"
         )
+    name = user
 
     def mint_token() -> str:
         from chatctl.auth import mint
 
-        return mint(source.secret, user, ttl=MINTED_TTL)
+        # the secret is read again each time: a rotated secret file is picked up
+        secret = resolve_secret() or source
+        return mint(secret.secret, name, ttl=MINTED_TTL)
 
     print(
         f"chatctl: no token given: using a {int(MINTED_TTL // 60)}-minute token for {user} "
         f"signed with the local secret ({source.origin})",
         file=stderr,
     )
-    return ClientSettings(server, mint_token, f"minted from {source.origin}", cafile, user, config)
+    tokens = TokenSource(mint_token, f"minted from {source.origin}")
+    return ClientSettings(server, tokens, cafile, user, config)
 
 
 def _str(config: Mapping[str, Any], key: str, path: Path) -> str | None:

@@ -10,7 +10,7 @@ terminal UI) and ``send`` consume.
                 case Message(): ...           # protocol.Message, parsed once
                 case Acked() | Rejected(): ...
 
-The stream owns the three things every client used to write itself:
+The stream owns the four things every client used to write itself:
 
 - **the reconnect loop**: connect, and on a retryable failure (:class:`~.core.Retryable`:
   refused, reset, HTTP 5xx, no welcome) try again with capped exponential backoff and jitter,
@@ -26,6 +26,11 @@ The stream owns the three things every client used to write itself:
   that message and every later unacked one, in order: the server stores none of them in
   between (docs/protocol.md, "Order"; errors with ``blocked_by`` are those later ones). Any
   other error rejects the message for good.
+- **the token** (:class:`~chatctl.client.renewal.TokenKeeper`): every connection reads
+  the token source again; while connected the token is renewed before it expires with a
+  ``refresh`` frame; a token refused at a reconnect (expired while offline) is waited out
+  until the source holds a new one, with ``wait_for_token`` (else the AuthError ends the
+  stream).
 - **parsing**: each frame is decoded once into :mod:`chatctl.protocol`'s types
   (:mod:`chatctl.client.frames`); the types in ``skip`` are recognised without decoding them
   and dropped.
@@ -39,12 +44,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from chatctl.client import frames
 from chatctl.client.core import (
@@ -68,9 +74,12 @@ from chatctl.client.events import (
     Reconnecting,
     Rejected,
     State,
+    TokenExpired,
+    TokenRenewed,
 )
+from chatctl.client.renewal import TokenKeeper
 from chatctl.client.settings import ClientSettings
-from chatctl.errors import ConnectError
+from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
     Ack,
     ErrorFrame,
@@ -79,6 +88,7 @@ from chatctl.protocol import (
     Ping,
     ProtocolError,
     RateLimit,
+    Refreshed,
     Welcome,
     Who,
 )
@@ -97,6 +107,9 @@ class RoomStream:
     other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room),
     ``receive=False`` write-only (none of the room's traffic is sent to it); ``skip`` names
     frame types to drop unread (``{"message", "presence"}`` for a sender).
+    ``wait_for_token``: when the server refuses the token at a reconnect, wait for the source
+    to hold a new one (:class:`TokenExpired`) instead of raising the AuthError (the first
+    connection's refusal is always raised: a wrong token should fail fast).
     """
 
     def __init__(
@@ -112,10 +125,13 @@ class RoomStream:
         skip: Iterable[str] = (),
         outbox: Outbox | None = None,
         backoff: Backoff | None = None,
+        wait_for_token: bool = True,
     ) -> None:
         self.client = RoomClient(
             settings, room, since=since, history=history, presence=presence, receive=receive
         )
+        self.tokens = TokenKeeper(settings.token, self._notify)
+        self.wait_for_token = wait_for_token
         self.connect_timeout = connect_timeout
         self.skip = frozenset(skip)
         self.outbox = outbox if outbox is not None else Outbox()
@@ -137,6 +153,11 @@ class RoomStream:
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
+        #: events from other tasks (token renewal), yielded before the next frame
+        self._notices: deque[Event] = deque()
+        #: the task iterating the stream while it waits for a frame; _notify wakes it
+        self._receiving: asyncio.Task[object] | None = None
+        self._woken = False
 
     @property
     def room(self) -> str:
@@ -231,6 +252,16 @@ class RoomStream:
             await ws.send(frame.frame())
         return True
 
+    def _notify(self, event: Event) -> None:
+        """Yield ``event`` from the iteration now, even while it waits for a frame: its
+        ``recv()`` is cancelled (safe: websockets loses nothing) and called again after.
+        Cheaper per frame than a timeout context around every ``recv()``."""
+        self._notices.append(event)
+        task = self._receiving
+        if task is not None and not self._woken:
+            self._woken = True
+            task.cancel()
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -281,17 +312,32 @@ class RoomStream:
             resending = len(self.outbox)
             if resending:
                 self._spawn(self.write())
+            renewer = asyncio.ensure_future(self.tokens.renew(ws.send))
             try:
                 yield Connected(welcome, resume, resending)
                 try:
-                    async for data in ws:
+                    task = asyncio.current_task()
+                    while True:
+                        while self._notices:
+                            yield self._notices.popleft()
+                        self._receiving = task
+                        try:
+                            data = await ws.recv()  # cancelling recv() loses nothing
+                        except asyncio.CancelledError:
+                            if not self._woken or task is None or task.uncancel() > 0:
+                                raise  # a real cancellation
+                            continue  # woken by _notify
+                        finally:
+                            self._receiving, self._woken = None, False
                         event = self._on_frame(data)
                         if event is not None:
                             yield event
+                except ConnectionClosedOK:
                     reason = f"connection closed ({ws.close_code})"
                 except ConnectionClosed as exc:
                     reason = close_reason(exc)
             finally:
+                renewer.cancel()
                 self._ws = None
                 await ws.close()
             if self._closing.is_set():
@@ -303,21 +349,39 @@ class RoomStream:
 
     async def _connect(
         self,
-    ) -> AsyncGenerator[Connecting | Reconnecting | tuple[ClientConnection, Welcome]]:
+    ) -> AsyncGenerator[Event | tuple[ClientConnection, Welcome]]:
         """Attempts until one gets a welcome (yielded last, as a tuple) or the stream closes."""
         timeout = self.connect_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
+        attempt, refused = 0, False
         while True:
             attempt += 1
             self.state = State.CONNECTING
+            token = await self.tokens.for_connect()
+            while self._notices:
+                yield self._notices.popleft()
             yield Connecting(self.display_url, attempt)
             try:
-                connection = await self._unless_closed(self.client.attempt())
+                connection = await self._unless_closed(self.client.attempt(token.value))
             except Retryable as exc:
                 reason = str(exc)
+            except AuthError as exc:  # 401 or 403
+                if not self.wait_for_token or self.client.connections == 0:
+                    raise
+                source = self.tokens.source
+                self.state = State.RECONNECTING
+                yield TokenExpired(str(exc), source.origin, source.renewable)
+                if not source.renewable:
+                    raise type(exc)(f"{exc} ({source.fixed})") from None
+                if await self._unless_closed(self.tokens.wait_for_new(token)) is None:
+                    return
+                attempt, refused = 0, True
+                deadline = None if timeout is None else time.monotonic() + timeout
+                continue
             else:
                 if connection is not None:
+                    if refused:
+                        yield TokenRenewed(token.exp, self.tokens.source.origin)
                     yield connection
                 return
             delay = self.backoff.next()
@@ -367,7 +431,7 @@ class RoomStream:
         if isinstance(frame, ErrorFrame):
             p, delay = self.outbox.on_error(frame)
             if p is None:
-                return frame
+                return self.tokens.on_error(frame) or frame
             if delay is None:
                 return Rejected(p, frame)
             if frame.blocked_by is None:  # held back behind another: re-sent with it
@@ -377,6 +441,8 @@ class RoomStream:
             if self.pacer is not None:  # the user's connection count changed our share
                 self.pacer.update(frame)
             return None
+        if isinstance(frame, Refreshed):
+            return self.tokens.on_refreshed(frame)
         if isinstance(frame, Welcome):
             return None  # only the first frame is a welcome
         return frame

@@ -9,15 +9,16 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from chatctl import __version__
-from chatctl.auth import Verifier
+from chatctl.auth import Claims, Verifier
 from chatctl.broker.base import Broker
-from chatctl.errors import BrokerError
+from chatctl.errors import BrokerError, ChatctlError
 from chatctl.protocol import (
     CloseCode,
 )
@@ -37,9 +38,19 @@ log = logging.getLogger("chatctl.server")
 class ChatServer:
     """Owns the listening socket, the hub and the broker; ``async with`` runs it."""
 
-    def __init__(self, settings: ServerSettings, verifier: Verifier, broker: Broker) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        verifier: Verifier,
+        broker: Broker,
+        *,
+        load_verifier: Callable[[], Verifier] | None = None,
+    ) -> None:
         self.settings = settings
+        #: checks every handshake's and refresh's token; replaced by :meth:`reload_key`
         self.verifier = verifier
+        #: reads the token key again from where it came from (SIGHUP), if it can be
+        self.load_verifier = load_verifier
         self.broker = broker
         self.metrics = Metrics(self)
         self.hub = Hub(
@@ -53,7 +64,14 @@ class ChatServer:
         self.node_id = secrets.token_hex(4)
         self.server_name = f"chatctl/{__version__}"
         self.context = SessionContext(
-            settings, broker, self.hub, self.limits, self.metrics, self.server_name
+            settings,
+            broker,
+            self.hub,
+            self.limits,
+            self.metrics,
+            self.server_name,
+            verify_token=self.verify_token,
+            token_leeway=verifier.leeway,
         )
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
@@ -62,6 +80,32 @@ class ChatServer:
         self._tasks: set[asyncio.Future[None]] = set()
         #: the close code of a shutdown in progress (1001, or 1012 for a SIGTERM drain)
         self._closing_code: int | None = None
+
+    def verify_token(self, token: str) -> Claims:
+        """Verify ``token`` with the current key (raises :class:`TokenError`)."""
+        return self.verifier.verify(token)
+
+    def reload_key(self) -> bool:
+        """Read the token secret or public key again (SIGHUP): new handshakes and refreshes
+        are verified with it; open connections keep going until their token expires. On
+        failure the old key stays and the error is logged. Never logs the key."""
+        if self.load_verifier is None:
+            log.warning("SIGHUP: this server's token key cannot be reloaded")
+            return False
+        try:
+            verifier = self.load_verifier()
+        except ChatctlError as exc:
+            log.error("SIGHUP: token key not reloaded, keeping the current one: %s", exc)
+            return False
+        old, self.verifier = self.verifier, verifier
+        log.info(
+            "SIGHUP: token key reloaded from %s (%s)",
+            verifier.origin or "its source",
+            "unchanged"
+            if verifier.same_key(old)
+            else "changed: tokens signed with the old key are refused from now on",
+        )
+        return True
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -162,7 +206,8 @@ class ChatServer:
         """Serve (once started) until SIGINT or SIGTERM, then shut down cleanly.
 
         SIGTERM drains: clients are closed with 1012 (service restart) so they reconnect and
-        resume elsewhere; SIGINT closes them with 1001 (going away).
+        resume elsewhere; SIGINT closes them with 1001 (going away). SIGHUP reloads the
+        token key (:meth:`reload_key`).
         """
         loop = asyncio.get_running_loop()
         received: asyncio.Future[signal.Signals] = loop.create_future()
@@ -173,6 +218,7 @@ class ChatServer:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_key)
         try:
             sig = await received
             code = CloseCode.SERVICE_RESTART if sig == signal.SIGTERM else CloseCode.GOING_AWAY
@@ -187,7 +233,7 @@ class ChatServer:
             await self.stop(code=code)  # a second signal meanwhile is absorbed by on_signal
             log.info("stopped")
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     # ---------------------------------------------------------------- handshake

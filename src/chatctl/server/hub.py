@@ -62,7 +62,6 @@ class Hub:
         self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def connections(self) -> int:
@@ -128,12 +127,12 @@ class Hub:
             event.epoch,
             len(conns),
         )
+        # Closed now, not by a task: the new epoch's messages follow this reset at once, and
+        # one written to a connection that still resumes from the old epoch would reach its
+        # client twice (live now, then again in the new epoch's welcome).
         for conn in conns:
-            task = asyncio.ensure_future(
-                conn.close(CloseCode.SERVICE_RESTART, "room history was lost: reconnect")
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            reason = "room history was lost: reconnect"
+            wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
 
     def _deliver(self, members: RoomMembers, event: Message | Presence) -> None:
         if isinstance(event, Message):

@@ -52,6 +52,9 @@ class Counters:
     deliveries: int = 0
     slow_disconnects: int = 0
     policy_closes: int = 0
+    #: connections closed with 4001 at their token's expiry, and tokens renewed by refresh
+    token_expiries: int = 0
+    token_refreshes: int = 0
     #: error code -> error frames sent
     errors: Counter[str] = field(default_factory=Counter)
     #: (reason, HTTP status) -> handshakes refused before the upgrade
@@ -137,6 +140,16 @@ class _ServerCollector(Collector):
             "chatctl_policy_closes",
             "Connections closed with 1008 for sustained rate-limit abuse.",
             counts.policy_closes,
+        )
+        yield CounterMetricFamily(
+            "chatctl_token_expiry_closes",
+            "Connections closed with 4001 because their token expired without a refresh.",
+            counts.token_expiries,
+        )
+        yield CounterMetricFamily(
+            "chatctl_token_refreshes",
+            "Tokens renewed on open connections by a refresh frame.",
+            counts.token_refreshes,
         )
         rooms = getattr(srv.broker, "rooms", None)
         if isinstance(rooms, int):

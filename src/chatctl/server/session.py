@@ -5,8 +5,9 @@ The loop keeps the connection's messages in the order it sent them (an
 user's connection count on the node changes (a ``limits`` frame).
 
 A session sees its server through a :class:`SessionContext`: the settings, the broker, the
-hub, the limits and the metrics, nothing else; its room through a
-:class:`~chatctl.server.membership.Membership`.
+hub, the limits, the metrics and the token check, nothing else; its room through a
+:class:`~chatctl.server.membership.Membership`; its token's expiry through a
+:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from chatctl.auth import Claims
 from chatctl.broker.base import Broker, History
-from chatctl.errors import BrokerError
+from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     Ack,
     CloseCode,
@@ -32,6 +34,8 @@ from chatctl.protocol import (
     Ping,
     ProtocolError,
     RateLimit,
+    Refresh,
+    Refreshed,
     SendMessage,
     Welcome,
     Who,
@@ -40,6 +44,7 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server import wire
+from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, Hub, peer
 from chatctl.server.limits import FrameLimiter, Limits, Verdict
@@ -95,6 +100,10 @@ class SessionContext:
     limits: Limits
     metrics: Metrics
     server_name: str
+    #: verifies a token with the server's current key (raises TokenError), as the handshake
+    verify_token: Callable[[str], Claims]
+    #: seconds past a token's exp before its connection is closed
+    token_leeway: float = 5.0
 
 
 async def run_session(ctx: SessionContext, member: Membership) -> None:
@@ -118,6 +127,11 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     )
     hub.write(conn, welcome.frame().encode())
     member.ready(history.last_id)
+    label = f"user={user} room={room} peer={peer(conn)} conn={member.conn_id}"
+    expiry = TokenExpiry(
+        conn, adm.claims, leeway=ctx.token_leeway, counters=ctx.metrics.counters, label=label
+    )
+    expiry.start()
 
     limiter = ctx.limits.frame_limiter(user)
 
@@ -135,12 +149,13 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
                 # recv() does not yield while frames are queued, and one TCP read can queue
                 # thousands of small ones: let the other connections have a turn.
                 await asyncio.sleep(0)
-            if not await _receive(ctx, conn, adm, limiter, gate, data, pipeline):
+            if not await _receive(ctx, conn, adm, limiter, gate, data, expiry, pipeline):
                 _close_abusive(ctx, conn, user, limiter.refused)
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
     finally:
+        expiry.cancel()
         ctx.limits.drop(user, limiter)
         if pipeline is not None:
             await pipeline.drain()
@@ -153,6 +168,7 @@ async def _receive(
     limiter: FrameLimiter,
     gate: OrderGate,
     data: str | bytes,
+    expiry: TokenExpiry,
     pipeline: _Pipeline | None = None,
 ) -> bool:
     """Answer one client frame; False when the client is to be closed for abuse.
@@ -165,7 +181,9 @@ async def _receive(
     the publishes already handed to the broker are the broker's to store or fail. The
     SQLite broker fails a whole transaction, so a burst fails together; a later transaction
     that commits after a transient failure would store its messages before the failed
-    ones come back (a known gap: the gate cannot undo a commit).
+    ones come back (a known gap: the gate cannot undo a commit). The gate holds messages
+    only: a ``refresh`` (like ``who`` and ``ping``) is answered whatever it holds, or the
+    token of a connection waiting on a refused message would expire behind it.
     """
     hub = ctx.hub
     wait = limiter.take()
@@ -202,7 +220,39 @@ async def _receive(
         hub.write(conn, who_frame(adm.room, users).encode())
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
+    elif isinstance(frame, Refresh):
+        _refresh(ctx, conn, adm, frame, expiry)
     return True
+
+
+def _refresh(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: Refresh,
+    expiry: TokenExpiry,
+) -> None:
+    """Verify a fresh token as the handshake would; the connection then lives until its exp."""
+    wait = expiry.throttled()
+    if wait is not None:
+        ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
+        error = ErrorFrame(
+            ErrorCode.RATE_LIMITED,
+            "one refresh per second: retry after retry_after seconds",
+            retry_after=math.ceil(wait * 1000) / 1000,
+        )
+        ctx.hub.write(conn, error.frame().encode())
+        return
+    try:
+        claims = ctx.verify_token(frame.token)
+    except TokenError as exc:
+        answer: Refreshed | ErrorFrame = ErrorFrame(ErrorCode.INVALID_TOKEN, str(exc))
+    else:
+        answer = expiry.refresh(claims, adm.room)
+    if isinstance(answer, ErrorFrame):
+        ctx.metrics.counters.error(answer.code)
+        log.info("refused a refresh from %s: %s", expiry.label, answer.reason)
+    ctx.hub.write(conn, answer.frame().encode())
 
 
 def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
@@ -235,9 +285,11 @@ async def _welcome_history(ctx: SessionContext, adm: Admission) -> History:
         return await broker.history(adm.room, since=None, limit=limit)
     history = await broker.history(adm.room, since=adm.since, limit=settings.history_size)
     if adm.epoch is not None and adm.epoch != history.epoch:
-        # The room's ids restarted since the client last saw it: its `since` means nothing here.
-        recent = await broker.history(adm.room, since=None, limit=settings.welcome_history)
-        return History(recent.messages, recent.last_id, recent.epoch, complete=False)
+        # The room's ids restarted since the client last saw it: its `since` means nothing
+        # here, and everything of the new epoch is news to it, from id 1 (not only the recent
+        # --welcome-history: a client cut off by the reset would miss the rest).
+        fresh = await broker.history(adm.room, since=0, limit=settings.history_size)
+        return History(fresh.messages, fresh.last_id, fresh.epoch, complete=False)
     return history
 
 

@@ -9,8 +9,9 @@ Without Redis there is nothing to share, so ``--workers`` needs a Redis URL.
 
 - Signals: SIGTERM and SIGINT sent to the supervisor are passed on to every worker (SIGTERM:
   each drains its clients with 1012, as one ``chatctl serve`` does; SIGINT: closes them with
-  1001); SIGHUP (the terminal went away) drains like SIGTERM. The supervisor exits once every
-  worker has stopped, with status 0 if they all stopped cleanly.
+  1001); the supervisor exits once every worker has stopped, with status 0 if they all
+  stopped cleanly. SIGHUP is passed on too and stops nothing: each worker reads its token
+  key again, as one ``chatctl serve`` does (docs/deploy.md).
 - A worker that dies (a crash, the OOM killer) is logged and started again; one that keeps
   dying right after its start is restarted after a growing delay (up to 30 s). If a worker
   cannot even start the first time (port in use, bad Redis credentials), everything stops
@@ -118,10 +119,13 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         sig = signal.Signals(signum)
+        if sig == signal.SIGHUP:  # reload, not stop: each worker logs its own reload
+            self._signal_all(sig)
+            return
         if self._stopping is None:
             self._stopping = sig
             log.info("%s: stopping %d workers", sig.name, len(self._workers))
-        self._signal_all(signal.SIGTERM if sig == signal.SIGHUP else sig)
+        self._signal_all(sig)
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for pid in list(self._workers):

@@ -21,9 +21,18 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chatctl.client.events import Connected, Disconnected, Event, Reconnecting, Rejected
+from chatctl.client.events import (
+    Connected,
+    Disconnected,
+    Event,
+    Reconnecting,
+    Rejected,
+    TokenExpired,
+    TokenProblem,
+    TokenRenewed,
+)
 from chatctl.client.frames import UserList
-from chatctl.client.join import missed_notice
+from chatctl.client.join import clock, missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.config import state_dir
@@ -79,6 +88,8 @@ class ChatUI:
         self.stream = self._stream(room, since)
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
+        #: the token could not be renewed or was refused; the next renewal says it is over
+        self.token_trouble = False
         self.active: OrderedDict[str, None] = OrderedDict()
         colors = _setting(config, "colors", dict, {})
         _setting(config, "color", bool, True)
@@ -215,6 +226,21 @@ class ChatUI:
         elif isinstance(event, Disconnected):
             self.session.app.invalidate()
             self.error(f"{event.reason}; reconnecting")
+        elif isinstance(event, TokenRenewed):
+            if self.token_trouble:  # a routine renewal is not news
+                self.token_trouble = False
+                self.info(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
+        elif isinstance(event, TokenExpired):
+            self.token_trouble = True
+            self.session.app.invalidate()
+            if event.renewable:
+                self.error(
+                    f"{event.reason}; offline until {event.origin} holds a new token "
+                    "(what you type is sent then)"
+                )
+        elif isinstance(event, TokenProblem):
+            self.token_trouble = True
+            self.error(event.reason)
 
     def _welcome(self, stream: RoomStream, event: Connected) -> None:
         welcome, resume = event.welcome, event.resume
