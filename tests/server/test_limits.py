@@ -18,7 +18,7 @@ from chatctl.server.limits import (
     TokenBucket,
     Verdict,
 )
-from helpers import client, make_server, make_token, recv_json, recv_type
+from helpers import client, make_server, make_token, recv_json, recv_type, timed_token
 
 
 class FakeClock:
@@ -148,6 +148,25 @@ async def test_over_the_rate_gets_rate_limited_with_retry_after_never_a_silent_d
     history = await srv.broker.history("lobby", since=None, limit=100)
     assert [m.text for m in history.messages] == [f"m{i}" for i in range(20)] + ["again"]
     assert srv.metrics.counters.errors["rate_limited"] == errors
+
+
+async def test_a_refresh_counts_against_the_frame_rate() -> None:
+    """A refresh takes a token like any frame: over the rate it is refused (not verified),
+    and accepted once the client waited retry_after."""
+    srv = make_server(rates=RateSettings(conn_rate=2, conn_burst=1, abuse_burst=1000))
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        await ws.send(json.dumps({"type": "ping", "data": 1}))
+        refresh = json.dumps({"type": "refresh", "token": timed_token("alice", 3600)})
+        await ws.send(refresh)
+        assert (await recv_json(ws))["type"] == "pong"
+        error = await recv_json(ws)
+        assert error["code"] == "rate_limited" and "client_id" not in error
+        assert srv.metrics.counters.token_refreshes == 0
+        await asyncio.sleep(error["retry_after"])
+        await ws.send(refresh)
+        assert (await recv_json(ws))["type"] == "refreshed"
+        assert srv.metrics.counters.token_refreshes == 1
 
 
 async def test_sustained_abuse_closes_with_1008() -> None:

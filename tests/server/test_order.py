@@ -15,7 +15,15 @@ from chatctl.protocol import ErrorCode, RateLimit
 from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
 from chatctl.server.order import GRACE, OrderGate
-from helpers import client, make_server, make_token, recv_json, recv_type, verifier
+from helpers import (
+    client,
+    make_server,
+    make_token,
+    recv_json,
+    recv_type,
+    timed_token,
+    verifier,
+)
 
 
 class FakeClock:
@@ -149,6 +157,29 @@ async def test_after_broker_unavailable_later_messages_wait_for_the_refused_one(
             assert [a["client_id"] for a in acks] == [f"c{i}" for i in range(3, 8)]
         history = await broker.history("ops", since=None, limit=10)
         assert [m.text for m in history.messages] == [f"m{i}" for i in range(8)]
+
+
+async def test_a_refresh_is_answered_while_messages_are_held_back() -> None:
+    """The gate holds messages only: a connection waiting on a refused message can still
+    renew its token (else it would be closed with 4001 behind its own held-back queue)."""
+    broker = FlakyBroker({"m1"})
+    async with ChatServer(ServerSettings(port=0), verifier(), broker) as srv:
+        async with client(srv.port, "ops", "alice", receive=0) as ws:
+            await recv_type(ws, "welcome")
+            await ws.send(json.dumps({"message": "m1", "client_id": "c1"}))
+            refused = await recv_json(ws)
+            assert refused["code"] == "broker_unavailable" and refused["client_id"] == "c1"
+            fresh = timed_token("alice", 3600)
+            await ws.send(json.dumps({"type": "refresh", "token": fresh}))
+            assert (await recv_json(ws))["type"] == "refreshed"
+            await ws.send(json.dumps({"message": "m2", "client_id": "c2"}))
+            held = await recv_json(ws)
+            assert (held["code"], held["blocked_by"]) == ("broker_unavailable", "c1")
+            for i in (1, 2):
+                await ws.send(json.dumps({"message": f"m{i}", "client_id": f"c{i}"}))
+            acks = [await recv_type(ws, "ack") for _ in range(2)]
+            assert [a["client_id"] for a in acks] == ["c1", "c2"]
+        assert srv.metrics.counters.token_refreshes == 1
 
 
 async def test_a_write_only_connection_gets_its_acks_but_not_the_room() -> None:
