@@ -304,6 +304,10 @@ class ErrorFrame:
     reason: str
     client_id: str | None = None
     retry_after: float | None = None
+    #: set when this message was refused only because an earlier message of the connection,
+    #: the one with this client id, was refused and has not been sent again (see
+    #: docs/protocol.md, "Order"): re-send from that one on, in order
+    blocked_by: str | None = None
 
     def frame(self) -> str:
         d: dict[str, Any] = {"type": "error", "code": str(self.code), "reason": self.reason}
@@ -311,7 +315,32 @@ class ErrorFrame:
             d["client_id"] = self.client_id
         if self.retry_after is not None:
             d["retry_after"] = self.retry_after
+        if self.blocked_by is not None:
+            d["blocked_by"] = self.blocked_by
         return dumps(d)
+
+
+#: Error codes after which the server stores no later message of the connection until the
+#: refused one is sent again (docs/protocol.md, "Order"); a client re-sends from it on.
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.BROKER_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL}
+)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The frame rate a connection is held to: ``rate`` frames per second, bursts of up to
+    ``burst``. Announced in the welcome (``limits``) and, when it changes, in a ``limits``
+    frame (the user's connections on the node share the per-user budget)."""
+
+    rate: float
+    burst: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"rate": self.rate, "burst": self.burst}
+
+    def frame(self) -> str:
+        return dumps({"type": "limits", "rate": self.rate, "burst": self.burst})
 
 
 PresenceEvent = Literal["join", "leave"]

@@ -232,3 +232,55 @@ def test_exit_status_says_why_nothing_connected(
             ]
         )
     assert unreachable.value.code == 4
+
+
+async def test_write_only_senders_are_not_sent_the_room() -> None:
+    """``--write-only``: the senders connect as ``chatctl send`` does, get their acks, and
+    the room's messages reach only the other clients (the fan-out the server saves)."""
+    from helpers import make_server
+
+    srv = make_server()
+    async with srv:
+        opts = BenchOptions(
+            servers=(f"ws://127.0.0.1:{srv.port}",),
+            clients=5,
+            senders=2,
+            rate=20,
+            duration=1,
+            drain=2,
+            secret=SECRET,
+            write_only=True,
+        )
+        result = await run_bench(opts)
+    (step,) = result["steps"]
+    assert step["sent"] == 2 * 20 and step["acks"] == step["sent"]
+    assert step["receivers"] == 3
+    assert step["expected"] == step["delivered"] == 2 * 20 * 3
+    assert step["lost"] == 0 and step["duplicates"] == 0
+    # the server wrote the messages to the 3 readers (and their presence joins), never to
+    # the senders: 2 * 20 * 5 deliveries otherwise
+    assert 2 * 20 * 3 <= srv.metrics.counters.deliveries < 2 * 20 * 3 + 10
+
+
+async def test_refused_senders_are_reported_not_hidden_in_the_loss() -> None:
+    """A rate limit under the offered rate: the node holds back a refused sender's later
+    messages, and the report says why so much was lost and what to change."""
+    from chatctl.server.limits import RateSettings
+    from helpers import make_server
+
+    srv = make_server(rates=RateSettings(conn_rate=5, conn_burst=5))
+    async with srv:
+        opts = BenchOptions(
+            servers=(f"ws://127.0.0.1:{srv.port}",),
+            clients=2,
+            senders=1,
+            rate=40,
+            duration=1,
+            drain=1,
+            secret=SECRET,
+        )
+        result = await run_bench(opts)
+    (step,) = result["steps"]
+    assert step["other_frames"]["error:rate_limited"] >= 30
+    assert step["acks"] == 5 and step["lost"] == (step["sent"] - 5) * 2
+    assert any("raise the server's --rate-limit" in w for w in result["warnings"])

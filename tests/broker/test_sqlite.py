@@ -164,8 +164,15 @@ async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path
         async with asyncio.timeout(5):  # the writer probes every second
             while (await http_get(srv.port, "/healthz"))[0] != 200:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
+        # the refused message goes again first: the node holds later ones back until it
+        # comes (docs/protocol.md, "Order")
+        refused = str(refusal["client_id"])
+        await ws.send(json.dumps({"message": "x" * 4000, "client_id": refused}))
         await ws.send(json.dumps({"message": "after", "client_id": "after"}))
-        acked.append((await recv_type(ws, "ack"))["id"])
+        for cid in (refused, "after"):
+            ack = await recv_type(ws, "ack")
+            assert ack["client_id"] == cid
+            acked.append(ack["id"])
 
     again = SQLiteBroker(tmp_path)
     await again.start()

@@ -414,7 +414,8 @@ async def test_send_imports_no_ui_redis_or_jwt(server: ChatServer) -> None:
     assert proc.returncode == 0
     modules = {line.split("|")[-1].strip() for line in err.decode().splitlines()}
     assert "chatctl.client.send" in modules
-    for heavy in ("prompt_toolkit", "rich", "redis", "jwt", "cryptography", "chatctl.server"):
+    heavy_modules = ("prompt_toolkit", "rich", "redis", "jwt", "cryptography", "chatctl.server")
+    for heavy in (*heavy_modules, "pydantic", "typer._adapters"):
         assert heavy not in modules, heavy
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
 from chatctl.client.core import Backoff
 from chatctl.client.events import (
@@ -14,6 +16,7 @@ from chatctl.client.events import (
     Closed,
     Connected,
     Connecting,
+    Deferred,
     Disconnected,
     Event,
     Reconnecting,
@@ -21,7 +24,7 @@ from chatctl.client.events import (
 from chatctl.client.frames import UserList
 from chatctl.client.settings import resolve_settings
 from chatctl.client.stream import RoomStream
-from chatctl.errors import ConnectError
+from chatctl.errors import BrokerError, ConnectError
 from chatctl.protocol import Message, Who
 from chatctl.server import ChatServer, ServerSettings
 from helpers import client, free_port, make_token, recv_type, verifier
@@ -119,3 +122,47 @@ async def test_no_server_within_the_connect_timeout_is_a_connect_error() -> None
             async for event in s:
                 seen.append(event)
         assert any(isinstance(e, Reconnecting) for e in seen)
+
+
+class RefusingBroker(MemoryBroker):
+    """Refuses to store the first two attempts at ``m3`` (as a Redis outage would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def publish(self, room: str, user: str, text: str, **kw: Any) -> PublishResult:
+        if text == "m3" and self.attempts < 2:
+            self.attempts += 1
+            raise BrokerError("redis is restarting")
+        return await super().publish(room, user, text, **kw)
+
+
+async def test_a_refused_message_is_re_sent_before_every_later_one() -> None:
+    """The resend policy join and send share: after a retryable refusal the stream waits,
+    then re-sends from the refused message on, in order, however often it is refused."""
+    broker = RefusingBroker()
+    async with ChatServer(ServerSettings(port=0), verifier(), broker) as srv:
+        async with stream(srv.port, history=0) as s:
+            events = aiter(s)
+            await until(events, Connected)
+            for i in range(8):
+                s.add(f"m{i}")
+            await s.write()
+            deferred: list[Deferred] = []
+            acked: list[str] = []
+            async with asyncio.timeout(15):
+                while len(acked) < 8:
+                    event = await anext(events)
+                    if isinstance(event, Deferred):
+                        deferred.append(event)
+                    elif isinstance(event, Acked):
+                        acked.append(event.pending.text)
+            assert acked == [f"m{i}" for i in range(8)]
+            first = [d for d in deferred if d.error.blocked_by is None]
+            assert [d.pending.text for d in first] == ["m3", "m3"]  # refused twice, re-sent
+            held = [d for d in deferred if d.error.blocked_by is not None]
+            assert held and {d.error.blocked_by for d in held} == {first[0].pending.client_id}
+            assert {d.pending.text for d in held} <= {f"m{i}" for i in range(4, 8)}
+        history = await broker.history("ops", since=None, limit=10)
+        assert [m.text for m in history.messages] == [f"m{i}" for i in range(8)]

@@ -18,7 +18,7 @@ from chatctl.server.limits import (
     TokenBucket,
     Verdict,
 )
-from helpers import client, make_server, make_token, recv_type
+from helpers import client, make_server, make_token, recv_json, recv_type, timed_token
 
 
 class FakeClock:
@@ -101,25 +101,72 @@ def test_connection_and_room_limits() -> None:
 
 
 async def test_over_the_rate_gets_rate_limited_with_retry_after_never_a_silent_drop() -> None:
+    """Every frame is answered; after the first refusal the later messages are held back
+    (``blocked_by``) so that, re-sent in order, the room stores them in the order sent."""
     srv = make_server(rates=RateSettings(conn_rate=5, conn_burst=5, abuse_burst=1000))
     async with srv, client(srv.port, "lobby", "alice") as ws:
         await recv_type(ws, "welcome")
         for i in range(20):
             await ws.send(json.dumps({"type": "message", "message": f"m{i}", "client_id": f"c{i}"}))
-        acked, limited = set(), {}
+        acked: list[str] = []
+        limited: dict[str, dict[str, object]] = {}
         while len(acked) + len(limited) < 20:
             frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
             if frame["type"] == "ack":
-                acked.add(frame["client_id"])
+                acked.append(frame["client_id"])
             elif frame["type"] == "error":
                 assert frame["code"] == "rate_limited"
-                limited[frame["client_id"]] = frame["retry_after"]
+                limited[frame["client_id"]] = frame
         assert len(acked) >= 5 and len(limited) >= 10  # every frame answered, one way or other
-        assert all(0 < r <= 1 for r in limited.values())
-        await asyncio.sleep(max(limited.values()))
-        await ws.send(json.dumps({"type": "message", "message": "again", "client_id": "late"}))
-        assert (await recv_type(ws, "ack"))["client_id"] == "late"
-    assert srv.metrics.counters.errors["rate_limited"] == len(limited)
+        assert acked == [f"c{i}" for i in range(len(acked))]  # a prefix, in order
+        first, *rest = limited.values()
+        assert first["client_id"] == f"c{len(acked)}" and "blocked_by" not in first
+        assert all(e["blocked_by"] == first["client_id"] for e in rest)
+        retry_after = first["retry_after"]
+        assert isinstance(retry_after, float) and 0 < retry_after <= 1
+        # the protocol's rule: wait retry_after, re-send from the refused one on, in order
+        errors = len(limited)
+        todo = [(cid, f"m{cid[1:]}") for cid in limited] + [("late", "again")]
+        while todo:
+            await asyncio.sleep(retry_after)
+            for cid, text in todo:
+                await ws.send(json.dumps({"message": text, "client_id": cid}))
+            answered = 0
+            while answered < len(todo):
+                frame = await recv_json(ws)
+                if frame["type"] == "ack":
+                    acked.append(frame["client_id"])
+                elif frame["type"] == "error":
+                    errors += 1
+                    if "blocked_by" not in frame:
+                        retry_after = frame["retry_after"]
+                else:
+                    continue
+                answered += 1
+            todo = [(cid, text) for cid, text in todo if cid not in acked]
+        assert acked == [f"c{i}" for i in range(20)] + ["late"]
+    history = await srv.broker.history("lobby", since=None, limit=100)
+    assert [m.text for m in history.messages] == [f"m{i}" for i in range(20)] + ["again"]
+    assert srv.metrics.counters.errors["rate_limited"] == errors
+
+
+async def test_a_refresh_counts_against_the_frame_rate() -> None:
+    """A refresh takes a token like any frame: over the rate it is refused (not verified),
+    and accepted once the client waited retry_after."""
+    srv = make_server(rates=RateSettings(conn_rate=2, conn_burst=1, abuse_burst=1000))
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        await ws.send(json.dumps({"type": "ping", "data": 1}))
+        refresh = json.dumps({"type": "refresh", "token": timed_token("alice", 3600)})
+        await ws.send(refresh)
+        assert (await recv_json(ws))["type"] == "pong"
+        error = await recv_json(ws)
+        assert error["code"] == "rate_limited" and "client_id" not in error
+        assert srv.metrics.counters.token_refreshes == 0
+        await asyncio.sleep(error["retry_after"])
+        await ws.send(refresh)
+        assert (await recv_json(ws))["type"] == "refreshed"
+        assert srv.metrics.counters.token_refreshes == 1
 
 
 async def test_sustained_abuse_closes_with_1008() -> None:

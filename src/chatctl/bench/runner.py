@@ -42,6 +42,9 @@ class BenchOptions:
     rooms: int = 1
     clients: int = 10  # per room
     senders: int = 1  # per room, among the clients
+    #: senders connect write-only (``?receive=0&presence=0``, as ``chatctl send``): the room's
+    #: traffic is not sent to them, and they are not counted as receivers
+    write_only: bool = False
     rate: float = 10.0  # messages/s per sender
     duration: float = 10.0
     size: int = 64  # characters of message text
@@ -73,7 +76,8 @@ def _no_progress(event: str, **data: Any) -> None:
 
 
 def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
-    """Every connection: ``rooms`` x ``clients`` (the first ``senders`` of each room send),
+    """Every connection: ``rooms`` x ``clients`` (the first ``senders`` of each room send,
+    write-only with ``write_only``),
     then ``idle`` connections, each its own user, ``IDLE_ROOM_SIZE`` to a room (servers cap
     connections per user, and a presence change goes to the whole room). With several servers the
     k-th client of every room goes to server k mod n: senders on the first, rooms on all."""
@@ -83,7 +87,13 @@ def plan(opts: BenchOptions, run_id: str) -> list[ClientSpec]:
         for k in range(opts.clients):
             i = len(specs)
             url = f"{bases[k % len(bases)]}/ws/bench-{run_id}-{r}"
-            specs.append(ClientSpec(i, r, url, f"bench-{run_id}-{i}", sender=k < opts.senders))
+            sender = k < opts.senders
+            write_only = sender and opts.write_only
+            if write_only:
+                url += "?receive=0&presence=0"
+            specs.append(
+                ClientSpec(i, r, url, f"bench-{run_id}-{i}", sender=sender, write_only=write_only)
+            )
     for k in range(opts.idle):
         room = f"bench-{run_id}-idle-{k // IDLE_ROOM_SIZE}"
         url = f"{bases[k % len(bases)]}/ws/{room}"
@@ -423,6 +433,18 @@ def _warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
                 f"step {step['step']} (rate {step['rate']:g}/s): a load process used "
                 f"{busiest:.0%} of a core: the client, not the server, may be the bottleneck "
                 f"(raise --procs)"
+            )
+        refused = {
+            k.partition(":")[2]: n
+            for k, n in step["other_frames"].items()
+            if k in ("error:rate_limited", "error:broker_unavailable")
+        }
+        if refused:
+            out.append(
+                f"step {step['step']}: the server refused messages ({refused}); the bench does "
+                "not re-send them, and a node holds back every later message of a connection "
+                "until its refused one comes back (docs/protocol.md, 'Order'): raise the "
+                "server's --rate-limit/--user-rate-limit above the offered rate"
             )
         interval_ms = 1000 / step["rate"]
         if step["send_lag_ms"] > max(50.0, 2 * interval_ms):

@@ -47,6 +47,8 @@ class ClientSpec:
     url: str
     user: str
     sender: bool = False
+    #: connected with ``?receive=0``: it gets its acks, not the room's messages
+    write_only: bool = False
 
 
 @dataclass
@@ -257,8 +259,9 @@ class Worker:
         self.last_delivery = 0.0
         for c in self.clients:
             c.trackers.clear()
-        self.receivers = [c for c in self.clients if c.open and c.spec.room >= 0]
-        senders = [c for c in self.receivers if c.spec.sender]
+        in_rooms = [c for c in self.clients if c.open and c.spec.room >= 0]
+        self.receivers = [c for c in in_rooms if not c.spec.write_only]
+        senders = [c for c in in_rooms if c.spec.sender]
         cpu_task = asyncio.create_task(self._measure_cpu(start_at, start_at + duration))
         await asyncio.gather(
             *(

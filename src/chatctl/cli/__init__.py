@@ -34,9 +34,12 @@ except ImportError:  # pragma: no cover - older typer
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from chatctl import __version__
+from chatctl.cli import coerce
 from chatctl.cli.metavars import readable, readable_help_option
 from chatctl.errors import ChatctlError, UsageError
 from chatctl.status import ExitStatus
+
+coerce.install()  # typer converts str/int/float/bool/Path flags without pydantic
 
 #: subcommand -> the module under chatctl.cli that declares it (as ``app``), in help order
 COMMANDS = {"serve": "serve", "send": "send", "join": "join", "bench": "bench", "token": "token"}

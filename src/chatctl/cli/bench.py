@@ -62,6 +62,13 @@ def bench(
     rooms: Annotated[int, typer.Option(help="Rooms to load.", min=0)] = 1,
     clients: Annotated[int, typer.Option(help="Connections per room.", min=0)] = 10,
     senders: Annotated[int, typer.Option(help="Senders per room (among its clients).", min=0)] = 1,
+    write_only: Annotated[
+        bool,
+        typer.Option(
+            help="Senders connect write-only, as chatctl send does (?receive=0): the room's "
+            "messages are not sent to them."
+        ),
+    ] = False,
     rate: Annotated[float, typer.Option(help="Messages/s per sender.", min=0)] = 10.0,
     duration: Annotated[float, typer.Option(help="Seconds of sending per step.", min=0.1)] = 10.0,
     size: Annotated[int, typer.Option(help="Characters per message text.", min=1)] = 64,
@@ -132,6 +139,7 @@ def bench(
         rooms=rooms,
         clients=clients,
         senders=senders,
+        write_only=write_only,
         rate=rate,
         duration=duration,
         size=size,

@@ -46,6 +46,7 @@ from chatctl.protocol import (
     Message,
     MessageKind,
     ProtocolError,
+    RateLimit,
     SendMessage,
     Welcome,
 )
@@ -227,9 +228,12 @@ class RoomClient:
         since: int | None = None,
         history: int | None = None,
         presence: bool = True,
+        receive: bool = True,
     ) -> None:
         self.settings = settings
         self.presence = presence
+        #: False: a write-only connection (``?receive=0``) that gets none of the room's traffic
+        self.receive = receive
         self.room = room
         self.last_id: int | None = since
         self.epoch: str | None = None
@@ -253,6 +257,8 @@ class RoomClient:
             params["history"] = self.history
         if not self.presence:
             params["presence"] = 0
+        if not self.receive:
+            params["receive"] = 0
         return self.settings.room_url(self.room, params)
 
     async def attempt(self, token: str) -> tuple[ClientConnection, Welcome]:
@@ -314,8 +320,9 @@ class RoomClient:
 
 
 class Pacer:
-    """Keeps a sender under the frame-rate limit its welcome announced (``limits``), with a
-    small margin, so a bulk send is slowed down rather than refused (and re-ordered)."""
+    """Keeps a sender under the frame-rate limit the server announced (the welcome's
+    ``limits``, then ``limits`` frames when the user's connection count changes its share),
+    with a small margin, so a bulk send is slowed down rather than refused."""
 
     MARGIN = 0.95
 
@@ -334,6 +341,13 @@ class Pacer:
         if not isinstance(rate, int | float) or not isinstance(burst, int | float) or rate <= 0:
             return None
         return cls(float(rate), float(burst))
+
+    def update(self, limit: RateLimit) -> None:
+        """Pace under ``limit`` from now on (tokens saved up beyond its burst are dropped)."""
+        if limit.rate > 0:
+            self.rate = limit.rate * self.MARGIN
+            self.burst = max(1.0, limit.burst * self.MARGIN)
+            self._tokens = min(self._tokens, self.burst)
 
     async def wait(self) -> None:
         """Take one token, sleeping first if there is none."""
@@ -359,6 +373,8 @@ class Pending:
     frame: str = field(default="", repr=False)
     #: monotonic time before which it must not be re-sent (after broker_unavailable)
     not_before: float = 0.0
+    #: its place in the outbox (1, 2, 3…): messages are sent, and re-sent, in this order
+    seq: int = 0
 
 
 #: Error codes after which a message is sent again (after ``retry_after``), with its client id.
@@ -387,7 +403,7 @@ class Outbox:
     def add(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
         self.seq += 1
         cid = f"{self.prefix}-{self.seq}"
-        p = Pending(cid, text, kind, origin)
+        p = Pending(cid, text, kind, origin, seq=self.seq)
         p.frame = SendMessage(text, client_id=cid, kind=kind).frame()
         self.pending[cid] = p
         return p

@@ -5,10 +5,10 @@ what the server sends.
 frame: :class:`~chatctl.protocol.Welcome`, :class:`~chatctl.protocol.Message`,
 :class:`~chatctl.protocol.Ack`, :class:`~chatctl.protocol.ErrorFrame`,
 :class:`~chatctl.protocol.Presence`, :class:`~chatctl.protocol.PresenceBatch`,
-:class:`~chatctl.protocol.Refreshed`, or :class:`UserList`, :class:`Pong`, :class:`Unknown` for
-the answers and types the protocol module has no class for. A frame that is not a JSON object
-with a string ``type``, or whose fields have the wrong types, raises
-:class:`~chatctl.protocol.ProtocolError`.
+:class:`~chatctl.protocol.Refreshed`, :class:`~chatctl.protocol.RateLimit` (a ``limits``
+frame), or :class:`UserList`, :class:`Pong`, :class:`Unknown` for the answers and types the
+protocol module has no class for. A frame that is not a JSON object with a string ``type``,
+or whose fields have the wrong types, raises :class:`~chatctl.protocol.ProtocolError`.
 
 :func:`peek_type` finds a frame's ``type`` without decoding the rest of it when ``type`` is
 the first key (as the chatctl server writes it), so a client can skip what it does not need
@@ -31,6 +31,7 @@ from chatctl.protocol import (
     Presence,
     PresenceBatch,
     ProtocolError,
+    RateLimit,
     Refreshed,
     Welcome,
     parse_server_frame,
@@ -69,6 +70,7 @@ ServerFrame = (
     | Refreshed
     | UserList
     | Pong
+    | RateLimit
     | Unknown
 )
 
@@ -82,6 +84,7 @@ _TYPE_NAMES: dict[type, str] = {
     Refreshed: "refreshed",
     UserList: "who",
     Pong: "pong",
+    RateLimit: "limits",
 }
 _TYPE_FIRST = re.compile(r'\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
 
@@ -140,11 +143,10 @@ def from_dict(obj: dict[str, Any]) -> ServerFrame:
             return UserList(str(obj.get("room", "")), [str(u) for u in _list(obj, "users")])
         if ftype == "pong":
             return Pong(obj.get("data"))
+        if ftype == "limits":
+            return RateLimit(_number(obj, "rate"), _number(obj, "burst"))
         if ftype == "refreshed":
-            exp = obj["exp"]
-            if isinstance(exp, bool) or not isinstance(exp, int | float):
-                raise TypeError("exp is not a number")
-            return Refreshed(str(obj["user"]), float(exp))
+            return Refreshed(str(obj["user"]), _number(obj, "exp"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(
             ErrorCode.INVALID_FIELD, f"malformed {ftype} frame from the server: {exc}"
@@ -159,10 +161,18 @@ def _list(obj: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _number(obj: dict[str, Any], key: str) -> float:
+    value = obj[key]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{key} is not a number")
+    return float(value)
+
+
 def _error(obj: dict[str, Any]) -> ErrorFrame:
     code = str(obj.get("code", ""))
     reason = str(obj.get("reason") or code)
     client_id, retry_after = obj.get("client_id"), obj.get("retry_after")
+    blocked_by = obj.get("blocked_by")
     try:
         known = ErrorCode(code)
     except ValueError:
@@ -173,6 +183,7 @@ def _error(obj: dict[str, Any]) -> ErrorFrame:
         reason=reason,
         client_id=None if client_id is None else str(client_id),
         retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        blocked_by=None if blocked_by is None else str(blocked_by),
     )
 
 

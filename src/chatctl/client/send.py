@@ -3,7 +3,8 @@
 Pipelined: up to ``window`` messages are in flight (sent, not acked) at once, so a stream of
 lines never waits one round trip per line. Every message carries a client id; when the
 connection drops, the client reconnects and re-sends the unacked ones with the same ids, and
-the server's de-duplication makes sure none is stored twice.
+the server's de-duplication makes sure none is stored twice. Lines are stored in stdin order
+through every failure (a refusal, a reconnect): the stream re-sends in the outbox's order.
 
 Imports neither rich, prompt-toolkit, redis nor jwt (unless a token is minted locally).
 """
@@ -90,13 +91,15 @@ class Sender:
         if opts.texts is None:
             self.reader = LineReader(self.stdin_fd)
             self.reader.start()
-        # A sender is not a room member (no "joined"/"left" for everyone at every run), and
-        # the room's messages, its own echoed included, are dropped unread.
+        # A sender is not a room member (no "joined"/"left" for everyone at every run) and
+        # connects write-only: the server sends it its acks, not the room's traffic (an
+        # older server that still does: dropped unread).
         stream = RoomStream(
             self.settings,
             opts.room,
             history=0,
             presence=False,
+            receive=False,
             connect_timeout=opts.timeout or None,
             skip=("message", "presence", "presence_batch"),
             outbox=self.outbox,

@@ -10,18 +10,22 @@ terminal UI) and ``send`` consume.
                 case Message(): ...           # protocol.Message, parsed once
                 case Acked() | Rejected(): ...
 
-The stream owns the three things every client used to write itself:
+The stream owns the four things every client used to write itself:
 
 - **the reconnect loop**: connect, and on a retryable failure (:class:`~.core.Retryable`:
   refused, reset, HTTP 5xx, no welcome) try again with capped exponential backoff and jitter,
   until ``connect_timeout`` (None: forever), then raise :class:`~chatctl.errors.ConnectError`.
   Final failures (401, 403, 400, an untrusted certificate) are raised at once. Every
   connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.core.RoomClient`).
-- **the resend policy**: every message goes through the :class:`~.core.Outbox` with a client
-  id. After a reconnect the unacked ones are re-sent first, with the same ids (the server's
-  de-duplication acks a repeat as ``duplicate``); a retryable error
-  (:data:`~.core.RETRYABLE`) re-sends the message after ``retry_after``; any other error
-  rejects it for good.
+- **the resend policy**, which keeps the outbox's order through every failure: every
+  message goes through the :class:`~.core.Outbox` with a client id and is sent in the
+  outbox's order, paced under the limits the server announced (the welcome's, then
+  ``limits`` frames). After a reconnect every unacked one is re-sent first, in order, with
+  the same ids (the server's de-duplication acks a repeat as ``duplicate``). A retryable
+  error (:data:`~.core.RETRYABLE`) stops sending for its ``retry_after``, then re-sends
+  that message and every later unacked one, in order: the server stores none of them in
+  between (docs/protocol.md, "Order"; errors with ``blocked_by`` are those later ones). Any
+  other error rejects the message for good.
 - **the token** (:class:`~chatctl.client.renewal.TokenKeeper`): every connection reads
   the token source again; while connected the token is renewed before it expires with a
   ``refresh`` frame; a token refused at a reconnect (expired while offline) is waited out
@@ -84,6 +88,7 @@ from chatctl.protocol import (
     MessageKind,
     Ping,
     ProtocolError,
+    RateLimit,
     Refreshed,
     Welcome,
     Who,
@@ -100,8 +105,9 @@ class RoomStream:
 
     Iterate it once, inside ``async with`` (which closes the connection however the loop
     ends). :meth:`send`, :meth:`add`/:meth:`write` and :meth:`request` may be called from
-    other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room);
-    ``skip`` names frame types to drop unread (``message`` and presence for a sender).
+    other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room),
+    ``receive=False`` write-only (none of the room's traffic is sent to it); ``skip`` names
+    frame types to drop unread (``{"message", "presence"}`` for a sender).
     ``wait_for_token``: when the server refuses the token at a reconnect, wait for the source
     to hold a new one (:class:`TokenExpired`) instead of raising the AuthError (the first
     connection's refusal is always raised: a wrong token should fail fast).
@@ -115,13 +121,16 @@ class RoomStream:
         since: int | None = None,
         history: int | None = None,
         presence: bool = True,
+        receive: bool = True,
         connect_timeout: float | None = None,
         skip: Iterable[str] = (),
         outbox: Outbox | None = None,
         backoff: Backoff | None = None,
         wait_for_token: bool = True,
     ) -> None:
-        self.client = RoomClient(settings, room, since=since, history=history, presence=presence)
+        self.client = RoomClient(
+            settings, room, since=since, history=history, presence=presence, receive=receive
+        )
         self.tokens = TokenKeeper(settings.token, self._notify)
         self.wait_for_token = wait_for_token
         self.connect_timeout = connect_timeout
@@ -134,8 +143,13 @@ class RoomStream:
         self.pacer: Pacer | None = None
         self._ws: ClientConnection | None = None
         self._write_lock = asyncio.Lock()
-        #: unacked messages to send again on this connection before anything new
-        self._resend: list[Pending] = []
+        #: the outbox's messages up to this seq were sent on this connection (the cursor
+        #: :meth:`write` sends from; a retryable refusal moves it back)
+        self._sent = 0
+        #: monotonic time before which nothing is sent (after a retryable refusal)
+        self._hold_until = 0.0
+        #: counts cursor moves, so a write in progress starts again from the cursor
+        self._rewinds = 0
         self._iterator: AsyncGenerator[Event] | None = None
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -196,27 +210,33 @@ class RoomStream:
         offline, first thing after the next connect."""
         return self.outbox.add(text, kind, origin)
 
-    async def write(self, pending: Iterable[Pending]) -> None:
-        """Send messages from the outbox now, paced, in order, after the unacked ones a
-        reconnect re-sends; when offline (or the connection drops meanwhile) they stay in the
-        outbox and go out after the next connect."""
+    async def write(self, pending: Iterable[Pending] = ()) -> None:
+        """Send what the outbox holds and this connection has not sent yet, paced, in the
+        outbox's order (``pending``, added already, is among it). When offline, or while the
+        server holds the connection's messages back after a refusal, nothing is sent now:
+        they go out after the next connect, or when the hold ends, in order."""
+        del pending  # every unsent message of the outbox goes, in order
         ws = self._ws
         if ws is None:
             return
-        pacer = self.pacer
         async with self._write_lock:
-            if self._ws is not ws:
-                return  # reconnected meanwhile: the re-send covers them
-            batch, self._resend = [*self._resend, *pending], []
-            try:
-                for p in batch:
-                    if p.client_id not in self.outbox.pending:
-                        continue  # acked or rejected meanwhile
-                    if pacer is not None:
-                        await pacer.wait()
-                    await ws.send(p.frame)
-            except ConnectionClosed:
-                pass  # re-sent after the reconnect
+            while self._ws is ws and time.monotonic() >= self._hold_until:
+                rewinds = self._rewinds
+                batch = [p for p in self.outbox.unacked() if p.seq > self._sent]
+                if not batch:
+                    return
+                try:
+                    for p in batch:
+                        if p.client_id not in self.outbox.pending:
+                            continue  # acked or rejected meanwhile
+                        if self.pacer is not None:
+                            await self.pacer.wait()
+                        if self._rewinds != rewinds or self._ws is not ws:
+                            break  # a refusal or a reconnect: start again from the cursor
+                        self._sent = p.seq
+                        await ws.send(p.frame)
+                except ConnectionClosed:
+                    return  # re-sent after the reconnect
 
     async def send(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
         """:meth:`add` and :meth:`write` one message."""
@@ -248,11 +268,21 @@ class RoomStream:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _retry_later(self, p: Pending, delay: float) -> None:
+    def _rewind(self, p: Pending, delay: float) -> None:
+        """The server refused ``p`` with a retryable code: it stores no later message of
+        this connection until ``p`` comes back (docs/protocol.md, "Order"). Send nothing for
+        ``delay`` seconds, then ``p`` and every later unacked message again, in order."""
+        if p.seq > self._sent:
+            return  # not sent on this connection: it goes in order anyway
+        self._sent = p.seq - 1
+        self._rewinds += 1
+        self._hold_until = max(self._hold_until, time.monotonic() + delay)
+        ws = self._ws
+
         def fire() -> None:
             self._timers.discard(handle)
-            if p.client_id in self.outbox.pending:
-                self._spawn(self.write((p,)))
+            if self._ws is ws:
+                self._spawn(self.write())
 
         handle = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(handle)
@@ -274,13 +304,15 @@ class RoomStream:
             resume = self.client.resume(welcome)
             self.backoff.reset()
             self.welcome = welcome
-            if self.pacer is None:
-                self.pacer = Pacer.from_welcome(welcome)
-            self._resend = list(self.outbox.unacked())  # sent by the first write, first
+            # this connection's share of the limits (the user may have others on the node)
+            self.pacer = Pacer.from_welcome(welcome)
+            # a new connection: every unacked message is sent again, first, in order
+            self._sent, self._hold_until = 0, 0.0
+            self._rewinds += 1
             self._ws, self.state = ws, State.CONNECTED
-            resending = len(self._resend)
+            resending = len(self.outbox)
             if resending:
-                self._spawn(self.write(()))
+                self._spawn(self.write())
             renewer = asyncio.ensure_future(self.tokens.renew(ws.send))
             try:
                 yield Connected(welcome, resume, resending)
@@ -403,8 +435,13 @@ class RoomStream:
                 return self.tokens.on_error(frame) or frame
             if delay is None:
                 return Rejected(p, frame)
-            self._retry_later(p, delay)
+            if frame.blocked_by is None:  # held back behind another: re-sent with it
+                self._rewind(p, delay)
             return Deferred(p, frame, delay)
+        if isinstance(frame, RateLimit):
+            if self.pacer is not None:  # the user's connection count changed our share
+                self.pacer.update(frame)
+            return None
         if isinstance(frame, Refreshed):
             return self.tokens.on_refreshed(frame)
         if isinstance(frame, Welcome):

@@ -228,7 +228,7 @@ class ChatServer:
                 "%s: %s %d connections with %d (at most %.1fs)",
                 sig.name,
                 "draining" if code == CloseCode.SERVICE_RESTART else "shutting down, closing",
-                self.hub.connections,
+                self.limits.total,
                 code,
                 self.settings.shutdown_timeout,
             )

@@ -2,7 +2,8 @@
 the upgrade. A refused request gets a plain-text HTTP answer and never becomes a WebSocket.
 
 =======  =====================================================================
-400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` parameter
+400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` / ``receive``
+         parameter
 401      missing, malformed, expired or badly signed token
 403      valid token that does not allow the room
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
@@ -41,6 +42,9 @@ class Admission:
     #: False with ``?presence=0``: a send-only client that neither joins the user list nor
     #: announces joins and leaves (``chatctl send`` in a cron job is not a room member)
     presence: bool = True
+    #: False with ``?receive=0``: a write-only client (``chatctl send``) that gets its own
+    #: acks and errors but none of the room's traffic
+    receive: bool = True
 
 
 class Refusal(Exception):
@@ -98,15 +102,22 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         since = parse_since(_last(query, "since"))
         history = parse_history(_last(query, "history"), cap=max_history)
         epoch = parse_epoch(_last(query, "epoch"))
-        presence = _last(query, "presence")
-        if presence not in (None, "", "0", "1"):
-            raise ValueError("presence must be 0 or 1")
+        presence = _flag(query, "presence")
+        receive = _flag(query, "receive")
     except ValueError as exc:
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
     slim = Claims(claims.user, claims.rooms, claims.exp, {})
-    return Admission(slim, room, since, epoch, history, presence=presence != "0")
+    return Admission(slim, room, since, epoch, history, presence=presence, receive=receive)
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    """A 0/1 parameter that defaults to 1."""
+    value = _last(query, name)
+    if value not in (None, "", "0", "1"):
+        raise ValueError(f"{name} must be 0 or 1")
+    return value != "0"
 
 
 def _last(query: dict[str, list[str]], name: str) -> str | None:

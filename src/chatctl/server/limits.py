@@ -10,6 +10,13 @@ Frame rate (per connection and per user on this node)
     token from a third bucket, the connection's *abuse* allowance; a client that keeps
     sending after being told to wait empties it and is closed with 1008.
 
+    The user's budget is shared by the user's connections on this node, so each connection
+    is told its share (:meth:`Limits.advertised`): the per-connection limit, or the per-user
+    one divided by the user's connection count, whichever is tighter. When that count
+    changes, every connection of the user whose share changed hears of it (its limiter's
+    ``on_change``; the server sends a ``limits`` frame). Connections that pace themselves
+    under their share never exceed the user's budget together.
+
 Connections and rooms (checked in the handshake, before the upgrade)
     Connections per user and in total, distinct rooms per user and rooms with local members
     per node. A user over its own limits gets 429, a full node 503 (try another node).
@@ -20,12 +27,15 @@ Connections and rooms (checked in the handshake, before the upgrade)
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
+
+from chatctl.protocol import RateLimit
 
 Clock = Callable[[], float]
 
@@ -88,7 +98,7 @@ class Verdict(StrEnum):
     CLOSE = "close"  # sustained abuse: close with 1008
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)  # eq=False: found by identity in its user's list
 class FrameLimiter:
     """The buckets of one connection (its user's bucket is shared with the user's others)."""
 
@@ -96,20 +106,41 @@ class FrameLimiter:
     user: TokenBucket
     abuse: TokenBucket
     refused: int = 0
+    #: the share of the limits this connection was last told (None: unlimited)
+    announced: RateLimit | None = None
+    #: called with the new share when the user's connection count on the node changes it
+    on_change: Callable[[RateLimit], None] | None = None
 
     def check(self) -> tuple[Verdict, float]:
         """Take a token for one frame: ``(verdict, retry_after seconds)``."""
+        wait = self.take()
+        if not wait:
+            return Verdict.ALLOW, 0.0
+        return self.refuse(), wait
+
+    def take(self) -> float:
+        """Take a token for one frame from both buckets: 0.0 when granted, else the seconds
+        until it would be (and nothing is taken)."""
         wait = self.conn.take()
         if not wait:
             wait = self.user.take()
             if wait:  # the frame is not processed: the connection keeps its token
                 self.conn.refund()
-        if not wait:
-            return Verdict.ALLOW, 0.0
+        return wait
+
+    def refuse(self) -> Verdict:
+        """Count one refused frame against the abuse allowance: REFUSE, or CLOSE once the
+        client has kept sending long after being told to wait."""
         self.refused += 1
         if self.abuse.take():
-            return Verdict.CLOSE, wait
-        return Verdict.REFUSE, wait
+            return Verdict.CLOSE
+        return Verdict.REFUSE
+
+    def announce(self, share: RateLimit | None) -> None:
+        if share != self.announced:
+            self.announced = share
+            if share is not None and self.on_change is not None:
+                self.on_change(share)
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,8 @@ class _User:
     connections: int = 0
     rooms: Counter[str] = field(default_factory=Counter)
     bucket: TokenBucket | None = None
+    #: the frame limiters of the user's connections that are past their welcome
+    limiters: list[FrameLimiter] = field(default_factory=list)
 
 
 class Limits:
@@ -194,6 +227,7 @@ class Limits:
         u.rooms[room] += 1
         self._rooms[room] += 1
         self.total += 1
+        self._announce(user, u)
 
     def release(self, user: str, room: str) -> None:
         u = self._users.get(user)
@@ -214,21 +248,35 @@ class Limits:
                 if len(self._parked) > self._prune_at:
                     self._parked = {k: b for k, b in self._parked.items() if not b.full()}
                     self._prune_at = max(1024, 2 * len(self._parked))
+        else:
+            self._announce(user, u)
 
-    def advertised(self) -> dict[str, float] | None:
-        """The tightest frame-rate limit a connection is held to, for its welcome."""
+    def advertised(self, user: str | None = None) -> RateLimit | None:
+        """The frame-rate limit one connection of ``user`` should pace itself under: the
+        per-connection limit or the user's share of the per-user one (divided by the user's
+        connections on this node), whichever is tighter; None when unlimited."""
         r = self.rates
-        pairs = [
-            (rate, burst)
-            for rate, burst in ((r.conn_rate, r.conn_burst), (r.user_rate, r.user_burst))
-            if rate > 0
-        ]
+        u = self._users.get(user) if user is not None else None
+        n = max(1, u.connections if u is not None else 1)
+        pairs = [(r.conn_rate, r.conn_burst)] if r.conn_rate > 0 else []
+        if r.user_rate > 0:
+            pairs.append((r.user_rate / n, r.user_burst / n))
         if not pairs:
             return None
-        return {"rate": min(p[0] for p in pairs), "burst": min(p[1] for p in pairs)}
+        rate = min(p[0] for p in pairs)
+        burst = min(p[1] for p in pairs)
+        # rounded down: the shares of a user's connections never add up to more than it has
+        return RateLimit(_floor3(rate), max(1.0, _floor3(burst)))
+
+    def _announce(self, user: str, u: _User) -> None:
+        if u.limiters and self.rates.user_rate > 0:
+            share = self.advertised(user)
+            for limiter in u.limiters:
+                limiter.announce(share)
 
     def frame_limiter(self, user: str) -> FrameLimiter:
-        """Buckets for a new connection of ``user`` (which must hold an :meth:`acquire`)."""
+        """Buckets for a new connection of ``user`` (which must hold an :meth:`acquire`);
+        :meth:`drop` it when the connection ends."""
         r, clock = self.rates, self._clock
         u = self._users.get(user)
         if u is None:  # not acquired (direct use in tests): a private user bucket
@@ -237,8 +285,24 @@ class Limits:
             u.bucket = self._parked.pop(user, None) or TokenBucket(
                 r.user_rate, r.user_burst, clock=clock
             )
-        return FrameLimiter(
+        limiter = FrameLimiter(
             conn=TokenBucket(r.conn_rate, r.conn_burst, clock=clock),
             user=u.bucket,
             abuse=TokenBucket(r.abuse_rate, r.abuse_burst, clock=clock),
+            announced=self.advertised(user),
         )
+        u.limiters.append(limiter)
+        return limiter
+
+    def drop(self, user: str, limiter: FrameLimiter) -> None:
+        """``limiter``'s connection is gone: it hears of no more changes."""
+        limiter.on_change = None
+        u = self._users.get(user)
+        if u is not None and limiter in u.limiters:
+            u.limiters.remove(limiter)
+
+
+def _floor3(x: float) -> float:
+    """``x`` rounded down to a thousandth (an int when whole, as JSON shows it)."""
+    value = math.floor(x * 1000) / 1000
+    return int(value) if value == int(value) else value

@@ -5,6 +5,7 @@
     Membership(...)   the handshake is accepted: it takes a slot under the connection limits
     lost()            the TCP connection is gone (wire.on_lost): the slot is released
     attach()          before the 101 goes out: nothing published from now on can miss it
+                      (a write-only connection, ?receive=0, stays out of the room's fan-out)
     join(conn_id)     the handler runs: the room hears of the user (unless ?presence=0)
     ready(after_id)   the welcome is written: live events flow, minus what it carried
     end()             however it ended: out of the hub, presence leave, slot released
@@ -71,6 +72,8 @@ class Membership:
         """Subscribe to the room; its events are kept aside until :meth:`ready`.
 
         Raises :class:`~chatctl.errors.BrokerError` when the broker cannot subscribe."""
+        if not self.adm.receive:
+            return  # write-only: the room's traffic is never sent to it
         await self._hub.attach(self.room, self.conn)
         self._attached = True
 
@@ -83,7 +86,8 @@ class Membership:
 
     def ready(self, after_id: int) -> None:
         """The welcome (history up to ``after_id``, the user in its list) is written."""
-        self._hub.ready(self.room, self.conn, after_id, self.user)
+        if self._attached:
+            self._hub.ready(self.room, self.conn, after_id, self.user)
 
     def release(self) -> None:
         """The connection no longer counts against the limits."""

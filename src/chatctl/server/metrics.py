@@ -103,7 +103,7 @@ class _ServerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         srv, hub, counts = self.server, self.server.hub, self.server.metrics.counters
         yield GaugeMetricFamily(
-            "chatctl_connections", "Open client connections on this node.", hub.connections
+            "chatctl_connections", "Open client connections on this node.", srv.limits.total
         )
         yield GaugeMetricFamily("chatctl_rooms", "Rooms with members on this node.", len(hub.rooms))
         yield GaugeMetricFamily(

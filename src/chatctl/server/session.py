@@ -1,5 +1,9 @@
 """One client connection after the upgrade: welcome, then one receive loop until it closes.
 
+The loop keeps the connection's messages in the order it sent them (an
+:class:`~chatctl.server.order.OrderGate`) and tells it its share of the rate limits when the
+user's connection count on the node changes (a ``limits`` frame).
+
 A session sees its server through a :class:`SessionContext`: the settings, the broker, the
 hub, the limits, the metrics and the token check, nothing else; its room through a
 :class:`~chatctl.server.membership.Membership`; its token's expiry through a
@@ -30,6 +34,7 @@ from chatctl.protocol import (
     ErrorFrame,
     Ping,
     ProtocolError,
+    RateLimit,
     Refresh,
     Refreshed,
     SendMessage,
@@ -46,6 +51,7 @@ from chatctl.server.hub import CLOSE_GRACE, Hub, peer
 from chatctl.server.limits import FrameLimiter, Limits, Verdict
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
+from chatctl.server.order import OrderGate
 
 if TYPE_CHECKING:
     from chatctl.server.settings import ServerSettings
@@ -54,6 +60,8 @@ log = logging.getLogger("chatctl.server")
 
 #: frames a connection may have handled before it lets the other connections run
 FRAMES_PER_TURN = 32
+#: seconds a client is told to wait before re-sending a message the broker did not store
+BROKER_RETRY_AFTER = 1.0
 #: publishes one connection may have waiting for the broker at once, with a pipelined broker
 MAX_IN_FLIGHT = 1024
 
@@ -110,33 +118,36 @@ async def run_session(ctx: SessionContext, member: Membership) -> None:
     )
     expiry.start()
 
-    # made on the first frame: an idle connection holds no buckets and no pipeline
-    limiter: FrameLimiter | None = None
+    limiter = ctx.limits.frame_limiter(user)
+
+    def on_change(share: RateLimit) -> None:  # the user's connection count changed
+        ctx.hub.write(conn, share.frame().encode())
+
+    # Made now, not on the first frame: the limiter must hear of the user's other
+    # connections from the start, to tell this one its share of the per-user rate.
+    limiter.on_change = on_change
+    gate = OrderGate()
+    # made on the first frame: an idle connection holds no pipeline
     pipeline: _Pipeline | None = None
+    pipelined = bool(getattr(ctx.broker, "pipelined", False))
     frames = 0
     try:
         async for data in conn:
-            if limiter is None:
-                limiter = ctx.limits.frame_limiter(user)
-                if getattr(ctx.broker, "pipelined", False):
-                    pipeline = _Pipeline()
+            if pipeline is None and pipelined:
+                pipeline = _Pipeline()
             frames += 1
             if frames % FRAMES_PER_TURN == 0:
                 # recv() does not yield while frames are queued, and one TCP read can queue
                 # thousands of small ones: let the other connections have a turn.
                 await asyncio.sleep(0)
-            verdict, wait = limiter.check()
-            if verdict == Verdict.ALLOW:
-                await _handle(ctx, conn, adm, data, expiry, pipeline)
-            elif verdict == Verdict.REFUSE:
-                _rate_limited(ctx, conn, data, wait)
-            else:
+            if not await _receive(ctx, conn, adm, limiter, gate, data, expiry, pipeline):
                 _close_abusive(ctx, conn, user, limiter.refused)
                 return
     except ConnectionClosed:
         pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
     finally:
         expiry.cancel()
+        ctx.limits.drop(user, limiter)
         if pipeline is not None:
             await pipeline.drain()
 
@@ -159,34 +170,67 @@ async def _welcome(ctx: SessionContext, member: Membership) -> None:
         since=adm.since,
         recovered=None if adm.since is None else history.complete,
         server=ctx.server_name,
-        limits=ctx.limits.advertised(),
+        limits=_limits_dict(ctx.limits.advertised(member.user)),
         user_count=len(users),
     )
     ctx.hub.write(member.conn, welcome.frame().encode())
     member.ready(history.last_id)
 
 
-async def _handle(
+async def _receive(
     ctx: SessionContext,
     conn: ServerConnection,
     adm: Admission,
+    limiter: FrameLimiter,
+    gate: OrderGate,
     data: str | bytes,
     expiry: TokenExpiry,
     pipeline: _Pipeline | None = None,
-) -> None:
-    """Answer one client frame."""
+) -> bool:
+    """Answer one client frame; False when the client is to be closed for abuse.
+
+    Every frame takes a token from the rate limits. A message is then held back by the
+    order gate if an earlier one of the connection was refused and not sent again
+    (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
+    published (a broker failure closes the gate too). With a pipelined broker the publish
+    overlaps the next frames: a failure closes the gate for the frames read after it, while
+    the publishes already handed to the broker are the broker's to store or fail. The
+    SQLite broker fails a whole transaction, so a burst fails together; a later transaction
+    that commits after a transient failure would store its messages before the failed
+    ones come back (a known gap: the gate cannot undo a commit). The gate holds messages
+    only: a ``refresh`` (like ``who`` and ``ping``) is answered whatever it holds, or the
+    token of a connection waiting on a refused message would expire behind it.
+    """
     hub = ctx.hub
+    wait = limiter.take()
     try:
         frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
     except ProtocolError as exc:
+        if wait:
+            return _rate_limited(ctx, conn, limiter, exc.client_id, wait)
         ctx.metrics.counters.error(exc.code)
         hub.write(conn, exc.to_frame().frame().encode())
-        return
+        return True
     if isinstance(frame, SendMessage):
+        blocked = gate.blocked(frame.client_id)
+        if blocked is not None:
+            # Held back, not refused for abuse: the client sent it before it heard of the
+            # refusal. It counts against the abuse allowance as before when it is also over
+            # the rate limit, or when it keeps coming long after the client was told to wait.
+            if (wait or gate.late()) and limiter.refuse() == Verdict.CLOSE:
+                return False
+            ctx.metrics.counters.error(blocked.code)
+            hub.write(conn, blocked.frame().encode())
+            return True
+        if wait:
+            gate.refuse(frame.client_id, ErrorCode.RATE_LIMITED, wait)
+            return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
         if pipeline is None:
-            await _publish(ctx, conn, adm, frame)
+            await _publish(ctx, conn, adm, frame, gate)
         else:
-            await pipeline.submit(_publish(ctx, conn, adm, frame))
+            await pipeline.submit(_publish(ctx, conn, adm, frame, gate))
+    elif wait:
+        return _rate_limited(ctx, conn, limiter, None, wait)
     elif isinstance(frame, Who):
         users = await ctx.broker.users(adm.room)
         hub.write(conn, who_frame(adm.room, users).encode())
@@ -194,6 +238,7 @@ async def _handle(
         hub.write(conn, pong_frame(frame.data).encode())
     elif isinstance(frame, Refresh):
         _refresh(ctx, conn, adm, frame, expiry)
+    return True
 
 
 def _refresh(
@@ -224,6 +269,10 @@ def _refresh(
         ctx.metrics.counters.error(answer.code)
         log.info("refused a refresh from %s: %s", expiry.label, answer.reason)
     ctx.hub.write(conn, answer.frame().encode())
+
+
+def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
+    return None if share is None else share.to_dict()
 
 
 def _fit(history: History, budget: int) -> History:
@@ -278,17 +327,16 @@ def _close_abusive(ctx: SessionContext, conn: ServerConnection, user: str, refus
 
 
 def _rate_limited(
-    ctx: SessionContext, conn: ServerConnection, data: str | bytes, wait: float
-) -> None:
-    """Refuse one frame over the rate limit with an error frame (never a silent drop)."""
-    client_id = None
-    try:
-        frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
-    except ProtocolError as exc:
-        client_id = exc.client_id
-    else:
-        if isinstance(frame, SendMessage):
-            client_id = frame.client_id
+    ctx: SessionContext,
+    conn: ServerConnection,
+    limiter: FrameLimiter,
+    client_id: str | None,
+    wait: float,
+) -> bool:
+    """Refuse one frame over the rate limit with an error frame (never a silent drop);
+    False when the client has kept sending long after being told to wait."""
+    if limiter.refuse() == Verdict.CLOSE:
+        return False
     ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
     error = ErrorFrame(
         ErrorCode.RATE_LIMITED,
@@ -297,10 +345,15 @@ def _rate_limited(
         retry_after=math.ceil(wait * 1000) / 1000,
     )
     ctx.hub.write(conn, error.frame().encode())
+    return True
 
 
 async def _publish(
-    ctx: SessionContext, conn: ServerConnection, adm: Admission, frame: SendMessage
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: SendMessage,
+    gate: OrderGate,
 ) -> None:
     started = time.perf_counter()
     try:
@@ -309,11 +362,12 @@ async def _publish(
         )
     except BrokerError as exc:
         ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
+        gate.refuse(frame.client_id, ErrorCode.BROKER_UNAVAILABLE, BROKER_RETRY_AFTER)
         error = ErrorFrame(
             ErrorCode.BROKER_UNAVAILABLE,
             f"message not stored, retry later: {exc}",
             client_id=frame.client_id,
-            retry_after=1.0,
+            retry_after=BROKER_RETRY_AFTER,
         )
         ctx.hub.write(conn, error.frame().encode())
         return
