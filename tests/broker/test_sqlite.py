@@ -191,11 +191,14 @@ def _hold(inside: threading.Event, go: threading.Event) -> Callable[[sqlite3.Con
 
 async def _release_after_handover(broker: SQLiteBroker, go: threading.Event) -> None:
     """Set ``go`` once the ops the tasks just created have been handed to the writer."""
-    await asyncio.sleep(0)  # the new tasks run up to their submit
+    await asyncio.sleep(0)  # the new tasks run up to their submit, which schedules the hand-over
     assert broker._outbox, "nothing was submitted"
-    while broker._outbox:  # handed over at the end of the loop's turn
-        await asyncio.sleep(0)
-    go.set()
+
+    def release() -> None:  # after the hand-over: callbacks run in the order they were scheduled
+        if not broker._outbox:
+            go.set()  # else the hold times out and the test fails
+
+    asyncio.get_running_loop().call_soon(release)
 
 
 async def test_a_failed_transaction_fails_the_publishes_queued_behind_it(tmp_path: Path) -> None:
