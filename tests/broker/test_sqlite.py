@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,70 @@ async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path
         assert kept.messages[-1].text == "after" and kept.complete
     finally:
         await again.close()
+
+
+def _hold(inside: threading.Event, go: threading.Event) -> Callable[[sqlite3.Connection], None]:
+    """An op that keeps the writer inside its transaction until ``go`` is set."""
+
+    def fn(db: sqlite3.Connection) -> None:
+        inside.set()
+        assert go.wait(10), "never released"
+
+    return fn
+
+
+async def _release_after_handover(broker: SQLiteBroker, go: threading.Event) -> None:
+    """Set ``go`` once the ops the tasks just created have been handed to the writer."""
+    await asyncio.sleep(0)  # the new tasks run up to their submit, which schedules the hand-over
+    assert broker._outbox, "nothing was submitted"
+
+    def release() -> None:  # after the hand-over: callbacks run in the order they were scheduled
+        if not broker._outbox:
+            go.set()  # else the hold times out and the test fails
+
+    asyncio.get_running_loop().call_soon(release)
+
+
+async def test_a_failed_transaction_fails_the_publishes_queued_behind_it(tmp_path: Path) -> None:
+    """A transient fault fails one transaction; the next one would commit, but it holds a
+    publish made before the failure was known: it is refused too, so a connection's later
+    message is never stored ahead of its refused one. Then writes work again."""
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        await broker.publish("room", "alice", "first")
+        pages = await broker.run(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        # room for a small message (and the writer's 16 KiB probe), not for a big one
+        await broker.run(lambda db: db.execute(f"PRAGMA max_page_count = {pages + 12}"))
+        inside1, go1, inside2, go2 = (threading.Event() for _ in range(4))
+
+        held1 = asyncio.ensure_future(broker.run(_hold(inside1, go1)))
+        assert await asyncio.to_thread(inside1.wait, 10)
+        # the big publish and the second hold go into one transaction, the hold runs first
+        big = asyncio.ensure_future(broker.publish("room", "alice", "x" * 200_000))
+        held2 = asyncio.ensure_future(broker.run(_hold(inside2, go2)))
+        await _release_after_handover(broker, go1)
+        await held1
+        assert await asyncio.to_thread(inside2.wait, 10)
+        # queued while that transaction runs: it goes into the next one, where it would fit
+        small = asyncio.ensure_future(broker.publish("room", "alice", "small", client_id="s"))
+        await _release_after_handover(broker, go2)
+
+        for refused in (held2, big, small):
+            with pytest.raises(BrokerUnavailable):
+                await refused
+        assert (await broker.history("room", since=None, limit=10)).last_id == 1
+
+        again = await broker.publish("room", "alice", "small", client_id="s")
+        assert not again.duplicate and again.message.id == 2
+        assert broker.healthy()
+    finally:
+        await broker.close()
+
+    reopened = SQLiteBroker(tmp_path)
+    await reopened.start()
+    try:
+        kept = await reopened.history("room", since=None, limit=10)
+        assert [(m.id, m.text) for m in kept.messages] == [(1, "first"), (2, "small")]
+    finally:
+        await reopened.close()

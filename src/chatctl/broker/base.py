@@ -18,6 +18,10 @@ Guarantees every implementation gives:
   (the next one made before the previous returned) are stored, acked and delivered in the
   order they were made; the server then lets one connection's publishes overlap (the SQLite
   broker commits them together). Without it, the server awaits each publish in turn.
+  A pipelined broker also promises: once a publish fails with ``BrokerUnavailable``, every
+  publish made after it and before that failure was delivered to its caller fails too
+  (nothing queued behind a failed write is stored), so the server's order gate never finds
+  a later message of a connection stored ahead of a refused one.
 - ``history(since=N)`` returns the kept messages with ``id > N`` and says whether they are
   complete, i.e. nothing after ``N`` was trimmed away.
 """

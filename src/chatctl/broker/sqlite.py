@@ -13,7 +13,10 @@ work runs in ONE writer thread (:mod:`chatctl.broker.sqlite_store`), never on th
   memory again. Start-up reads nothing, however big the file.
 - A failed write (full disk, I/O error) fails the messages of that transaction with
   :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes :meth:`healthy` false,
-  is logged once, and the writer probes every second until writes work again.
+  is logged once, and the writer probes every second until writes work again. It also fails
+  every publish made before the failure reached the loop (queued for a later transaction or
+  not yet handed to the writer): none of them commits, so a connection's later message is
+  never stored ahead of its refused one (see :mod:`chatctl.broker.sqlite_store`).
 - A lock file (``<db>-lock``) keeps a second server off the same database.
 
 Durability: ``synchronous=normal`` (the default) survives a crash of the process at any
@@ -39,9 +42,12 @@ from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.broker.sqlite_store import (
     Call,
     Evict,
+    Failure,
+    Item,
     Load,
     Op,
     Publish,
+    Resume,
     Sweep,
     Writer,
     lock,
@@ -134,7 +140,9 @@ class SQLiteBroker:
         self._rooms: dict[str, _Room] = {}
         self._loading: dict[str, asyncio.Future[_Room]] = {}
         self._writer: Writer | None = None
-        self._outbox: list[Op] = []
+        self._outbox: list[Item] = []
+        #: ops submitted and not yet finished, in submission order
+        self._pending: dict[Op, None] = {}
         self._lock: TextIO | None = None
         self._sweeper: asyncio.Task[None] | None = None
         #: rooms evicted from memory since memory was last handed back to the system
@@ -203,50 +211,72 @@ class SQLiteBroker:
         (waking the thread once per turn, not once per message, keeps the GIL with the loop)."""
         if self._writer is None:
             raise BrokerUnavailable("the database is closed")
+        self._pending[op] = None
+        self._queue(op)
+
+    def _queue(self, item: Item) -> None:
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(op)
+        self._outbox.append(item)
 
     def _flush(self) -> None:
-        ops, self._outbox = self._outbox, []
-        if not ops:
+        items, self._outbox = self._outbox, []
+        if not items:
             return
         if self._writer is not None:
-            self._writer.submit(ops)
+            self._writer.submit(items)
         else:
-            for op in ops:
-                if not op.future.done():
-                    op.future.set_exception(BrokerUnavailable("the database is closed"))
+            closed = BrokerUnavailable("the database is closed")
+            for item in items:
+                if isinstance(item, Op) and item in self._pending:
+                    self._fail(item, closed)
 
-    def _finished(self, batch: list[Op], error: Exception | None) -> None:
+    def _finished(self, batch: list[Op], failure: Failure | None) -> None:
         """On the loop, after each transaction: install, remember, deliver, resolve."""
-        exc: Exception | None = None
-        if error is not None:
-            failing = self._writer is not None and self._writer.fault is not None
-            exc = (
-                BrokerUnavailable(f"database write failed: {error}")
-                if failing
-                else BrokerError(f"database error: {error}")
-            )
+        if failure is not None:
+            self._failed(batch, failure)
+            return
+        pending = self._pending
         for op in batch:
+            pending.pop(op, None)
             if isinstance(op, Publish):
-                if exc is None:
-                    self._delivered(op)
-                elif op.client_id is not None:
-                    r = self._rooms.get(op.room)
-                    if r is not None:
-                        r.inflight.pop((op.user, op.client_id), None)
+                self._delivered(op)
             elif isinstance(op, Load):
                 del self._loading[op.name]
-                if exc is None:
-                    op.result = self._install(op)
-            if op.future.done():
-                continue
-            if exc is None:
+                op.result = self._install(op)
+            if not op.future.done():
                 op.future.set_result(op.result)
-            else:
-                op.future.set_exception(exc)
-                op.future.exception()  # retrieved: the awaiting publish may be gone
+
+    def _failed(self, batch: list[Op], failure: Failure) -> None:
+        """Fail the batch; when the failure begins a refusal episode, fail everything still
+        in flight too (the writer refuses it: it is queued before the Resume marker), then
+        let the writer try again."""
+        error = failure.error
+        exc = (
+            BrokerUnavailable(f"database write failed: {error}")
+            if failure.unavailable
+            else BrokerError(f"database error: {error}")
+        )
+        for op in batch:
+            if op in self._pending:
+                self._fail(op, exc)
+        if failure.episode is not None:
+            for op in list(self._pending):
+                self._fail(op, exc)
+            self._queue(Resume(failure.episode))
+
+    def _fail(self, op: Op, exc: Exception) -> None:
+        del self._pending[op]
+        if isinstance(op, Publish) and op.client_id is not None:
+            r = self._rooms.get(op.room)
+            key = (op.user, op.client_id)
+            if r is not None and r.inflight.get(key) is op.future:
+                del r.inflight[key]
+        elif isinstance(op, Load) and self._loading.get(op.name) is op.future:
+            del self._loading[op.name]
+        if not op.future.done():
+            op.future.set_exception(exc)
+            op.future.exception()  # retrieved: the awaiting publish may be gone
 
     def _install(self, op: Load) -> _Room:
         rid, epoch, last, touched, rows, seen = op.result

@@ -5,6 +5,15 @@ submitted. Whatever is queued when it starts a transaction goes into that transa
 commit): a burst of publishes costs one COMMIT, and nothing is reported done before COMMIT
 returned. Results go back to the event loop with one ``call_soon_threadsafe`` per transaction.
 
+Order after a failed write: a transaction that fails on a fault of the database (full disk,
+I/O error) starts a refusal *episode*. The writer refuses, without touching the database,
+every op it takes from the queue until the loop's :class:`Resume` marker of that episode
+comes. The loop queues the marker when it handles the failure, after failing every op it had
+submitted and not yet seen finished; so everything queued before the marker was already
+failed on the loop, and nothing submitted before a refusal was delivered ever commits. Both
+channels are FIFO (the queue; ``call_soon_threadsafe`` from this one thread), which is what
+makes this exact rather than likely.
+
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; :data:`MIGRATIONS` brings an older
 file forward in one transaction at start; ``PRAGMA application_id`` marks the file as ours)::
 
@@ -215,27 +224,53 @@ class Call(Op):
     fn: Callable[[sqlite3.Connection], Any] = lambda db: None
 
 
+@dataclass(eq=False)
+class Resume:
+    """Queued by the loop once it has failed everything submitted before it saw the failure
+    that began refusal episode ``episode``: the writer tries writes again after it."""
+
+    episode: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the writer failed a batch, as reported to ``done``."""
+
+    error: Exception
+    #: a fault of the database (full disk, I/O error) rather than a bug: the client may retry
+    unavailable: bool
+    #: this failure began refusal episode N: the loop fails everything it has in flight and
+    #: answers with ``Resume(N)`` (None: a refusal within an episode, or not a fault)
+    episode: int | None = None
+
+
+Item = Op | Resume
+
+
 class Writer:
-    """The thread that owns the connection. ``submit`` from the loop; ``done(batch, error)``
-    is called on the loop after each transaction, in order."""
+    """The thread that owns the connection. ``submit`` from the loop; ``done(batch, failure)``
+    is called on the loop after each transaction, in order (``failure`` None: committed)."""
 
     def __init__(
         self,
         db: sqlite3.Connection,
         path: Path,
         loop: asyncio.AbstractEventLoop,
-        done: Callable[[list[Op], Exception | None], None],
+        done: Callable[[list[Op], Failure | None], None],
     ) -> None:
         self._db = db
         self._path = path
         self._loop = loop
         self._done = done
-        self._queue: queue.SimpleQueue[list[Op] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
         #: rooms the loop holds in memory: retention never deletes them
         self._loaded: set[int] = set()
         #: why writes fail now, None while they work (read from the loop)
         self.fault: str | None = None
         self._fault_since = 0.0
+        #: refusal episodes begun so far; the one whose Resume is awaited, None: not refusing
+        self._episodes = 0
+        self._refusing: int | None = None
         self._thread = threading.Thread(target=self._run, name="chatctl-sqlite", daemon=True)
 
     def start(self) -> None:
@@ -244,8 +279,8 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, ops: list[Op]) -> None:
-        self._queue.put(ops)
+    def submit(self, items: list[Item]) -> None:
+        self._queue.put(items)
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection (blocks: call in a thread)."""
@@ -274,7 +309,7 @@ class Writer:
                             stop = True
                             break
                         batch.extend(more)
-                self._transaction(batch)
+                self._handle(batch)
                 if stop:
                     return
         finally:
@@ -282,9 +317,38 @@ class Writer:
                 self._db.execute("PRAGMA optimize")
             self._db.close()
 
+    def _handle(self, items: list[Item]) -> None:
+        """Run ``items`` in one transaction; split at Resume markers, refuse what precedes
+        the marker the current episode waits for."""
+        if self._refusing is None and not any(isinstance(i, Resume) for i in items):
+            self._transaction(items)  # type: ignore[arg-type]  # no Resume in it
+            return
+        ops: list[Op] = []
+        for item in items:
+            if isinstance(item, Resume):
+                self._dispatch(ops)
+                ops = []
+                if item.episode == self._refusing:
+                    self._refusing = None
+            else:
+                ops.append(item)
+        self._dispatch(ops)
+
+    def _dispatch(self, ops: list[Op]) -> None:
+        if not ops:
+            return
+        if self._refusing is None:
+            self._transaction(ops)
+            return
+        for op in ops:
+            if isinstance(op, Evict):  # bookkeeping only, no database work
+                self._apply(op)
+        error = sqlite3.OperationalError(f"refused after a failed write ({self.fault})")
+        self._loop.call_soon_threadsafe(self._done, ops, Failure(error, unavailable=True))
+
     def _transaction(self, batch: list[Op]) -> None:
         db = self._db
-        error: Exception | None = None
+        failure: Failure | None = None
         try:
             db.execute("BEGIN IMMEDIATE")
             publishes: dict[int, list[Publish]] = {}
@@ -299,20 +363,23 @@ class Writer:
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            error = exc
             if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
                 exc, sqlite3.IntegrityError
             ):
                 self._failing(str(exc))
+                self._episodes += 1
+                self._refusing = self._episodes
+                failure = Failure(exc, unavailable=True, episode=self._episodes)
             else:
                 log.error("database operation failed", exc_info=exc)
+                failure = Failure(exc, unavailable=False)
         else:
             for op in batch:
                 if isinstance(op, Load) and op.result is not None:
                     self._loaded.add(op.result[0])
             if self.fault is not None:
                 self._probe()
-        self._loop.call_soon_threadsafe(self._done, batch, error)
+        self._loop.call_soon_threadsafe(self._done, batch, failure)
 
     def _apply(self, op: Op) -> None:
         db = self._db
