@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chatctl.broker.base import PublishDone
 from chatctl.errors import ConfigError
+from chatctl.protocol import Message
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
@@ -169,15 +171,16 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
 # --------------------------------------------------------------------------- operations
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Op:
-    """One unit of work for the writer; ``future`` is resolved on the loop after COMMIT."""
+    """One unit of work for the writer; ``future`` (a :class:`Publish` has a callback
+    instead) is resolved on the loop after COMMIT."""
 
-    future: asyncio.Future[Any] = field(repr=False)
+    future: asyncio.Future[Any] | None = field(default=None, repr=False)
     result: Any = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Load(Op):
     """Read (or create) a room: id, epoch, counter, its kept history and dedup records."""
 
@@ -188,15 +191,20 @@ class Load(Op):
     now: float = 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Evict(Op):
     """The loop no longer holds the room in memory: retention may delete it again."""
 
     rid: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Publish(Op):
+    """One message to store; ``done`` is called with the outcome."""
+
+    done: PublishDone | None = None
+    #: why it was not stored (for the :class:`Reply` of a repeat made while in flight)
+    error: Exception | None = None
     room: str = ""
     rid: int = 0
     user: str = ""
@@ -208,7 +216,18 @@ class Publish(Op):
     history_size: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
+class Reply(Op):
+    """A repeated client id, answered without the database, but queued like a publish so
+    that its answer comes in line with those of the publishes queued before it: with the
+    ``original`` already stored, or with the outcome of the publish it ``follows``."""
+
+    done: PublishDone | None = None
+    original: Message | None = None
+    follows: Publish | None = None
+
+
+@dataclass(eq=False, slots=True)
 class Sweep(Op):
     """Retention: messages before ``horizon`` (None: keep), idle rooms, old dedup records.
     ``result`` is True when there is more to delete (the loop sweeps again at once)."""
@@ -217,14 +236,14 @@ class Sweep(Op):
     dedup_horizon: float = 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call(Op):
     """Run ``fn(connection)`` in the writer's transaction (maintenance, tests)."""
 
     fn: Callable[[sqlite3.Connection], Any] = lambda db: None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Resume:
     """Queued by the loop once it has failed everything submitted before it saw the failure
     that began refusal episode ``episode``: the writer tries writes again after it."""
