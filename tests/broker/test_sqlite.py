@@ -58,8 +58,21 @@ async def test_a_burst_is_committed_in_few_transactions(tmp_path: Path) -> None:
         changes = await broker.run(lambda db: db.total_changes)
         # one UPDATE of the counter per transaction and room: far fewer than one per message
         assert changes < 500 * 2 + 50
+        # written in multi-row INSERTs of 128, 64, …: every row in its place
+        rows = await broker.run(
+            lambda db: db.execute(
+                "SELECT id, user, text, client_id FROM messages ORDER BY id"
+            ).fetchall()
+        )
+        seen = await broker.run(
+            lambda db: db.execute("SELECT client_id, id FROM dedup ORDER BY id").fetchall()
+        )
     finally:
         await broker.close()
+    assert rows == [(1, "alice", "warm up", None)] + [
+        (i + 2, "alice", f"m{i}", f"c{i}") for i in range(500)
+    ]
+    assert seen == [(f"c{i}", i + 2) for i in range(500)]
 
 
 async def test_a_second_broker_on_the_same_file_is_refused(tmp_path: Path) -> None:

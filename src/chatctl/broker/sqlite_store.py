@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -169,6 +170,33 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
 
 
 # --------------------------------------------------------------------------- operations
+
+#: Rows one INSERT statement writes at most (x 7 columns stays under SQLite's oldest
+#: default limit of 999 variables).
+ROWS_PER_INSERT = 128
+
+
+def _chunks(ops: list[Publish]) -> list[list[Publish]]:
+    """``ops`` in pieces of 128, 64, 32, … rows: a few statement shapes, each prepared once
+    (sqlite3's statement cache), and one statement per piece rather than per row.
+
+    A multi-row INSERT is one ``sqlite3_step``; ``executemany`` is one per row, and each
+    step gives up and takes back the GIL: under a busy event loop each of those costs the
+    writer a wait for the loop's switch interval (the convoy effect)."""
+    out = []
+    size, i = ROWS_PER_INSERT, 0
+    while i < len(ops):
+        while size > len(ops) - i:
+            size //= 2
+        out.append(ops[i : i + size])
+        i += size
+    return out
+
+
+@functools.cache
+def _insert(head: str, columns: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return f"{head} {', '.join([row] * rows)}"
 
 
 @dataclass(eq=False, slots=True)
@@ -451,17 +479,21 @@ class Writer:
         first = last - len(ops) + 1
         for i, op in enumerate(ops):
             op.result = first + i
-        db.executemany(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id) for op in ops],
-        )
-        dedup = [
-            (rid, op.user, op.client_id, op.result, op.ts, op.seen_at)
-            for op in ops
-            if op.client_id is not None
-        ]
-        if dedup:
-            db.executemany("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?, ?, ?)", dedup)
+        for part in _chunks(ops):
+            values = [
+                v
+                for op in part
+                for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id)
+            ]
+            db.execute(_insert("INSERT INTO messages VALUES", 7, len(part)), values)
+            seen = [op for op in part if op.client_id is not None]
+            if seen:
+                values = [
+                    v
+                    for op in seen
+                    for v in (rid, op.user, op.client_id, op.result, op.ts, op.seen_at)
+                ]
+                db.execute(_insert("INSERT OR REPLACE INTO dedup VALUES", 6, len(seen)), values)
         keep = ops[-1].history_size
         if last > keep:
             db.execute("DELETE FROM messages WHERE rid = ? AND id <= ?", (rid, last - keep))
