@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatctl.broker import create_broker
+from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite_store import SCHEMA_VERSION
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
@@ -57,8 +58,21 @@ async def test_a_burst_is_committed_in_few_transactions(tmp_path: Path) -> None:
         changes = await broker.run(lambda db: db.total_changes)
         # one UPDATE of the counter per transaction and room: far fewer than one per message
         assert changes < 500 * 2 + 50
+        # written in multi-row INSERTs of 128, 64, …: every row in its place
+        rows = await broker.run(
+            lambda db: db.execute(
+                "SELECT id, user, text, client_id FROM messages ORDER BY id"
+            ).fetchall()
+        )
+        seen = await broker.run(
+            lambda db: db.execute("SELECT client_id, id FROM dedup ORDER BY id").fetchall()
+        )
     finally:
         await broker.close()
+    assert rows == [(1, "alice", "warm up", None)] + [
+        (i + 2, "alice", f"m{i}", f"c{i}") for i in range(500)
+    ]
+    assert seen == [(f"c{i}", i + 2) for i in range(500)]
 
 
 async def test_a_second_broker_on_the_same_file_is_refused(tmp_path: Path) -> None:
@@ -251,3 +265,43 @@ async def test_a_failed_transaction_fails_the_publishes_queued_behind_it(tmp_pat
         assert [(m.id, m.text) for m in kept.messages] == [(1, "first"), (2, "small")]
     finally:
         await reopened.close()
+
+
+async def test_publish_nowait_answers_in_call_order_repeats_included(tmp_path: Path) -> None:
+    """The pipelined API: every answer comes in the order of the calls, a repeat of a client
+    id in flight with its original's id, a repeat of a stored one with the stored message,
+    and publishes made before the room was read keep their place behind the read."""
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    answers: list[tuple[str, int, bool]] = []
+    expected = 0
+    all_in = asyncio.Event()
+
+    def done(tag: str) -> PublishDone:
+        def record(result: PublishResult | None, error: Exception | None) -> None:
+            assert result is not None, error
+            answers.append((tag, result.message.id, result.duplicate))
+            if len(answers) == expected:
+                all_in.set()
+
+        return record
+
+    try:
+        # the room is not in memory yet: these wait for its read, in order
+        expected = 3
+        broker.publish_nowait("room", "alice", "one", client_id="a", done=done("one"))
+        broker.publish_nowait("room", "alice", "one", client_id="a", done=done("one again"))
+        broker.publish_nowait("room", "alice", "two", client_id="b", done=done("two"))
+        assert answers == []  # never answered before the call returns
+        await asyncio.wait_for(all_in.wait(), 5)
+        assert answers == [("one", 1, False), ("one again", 1, True), ("two", 2, False)]
+
+        answers.clear()
+        all_in.clear()
+        broker.publish_nowait("room", "alice", "three", client_id="c", done=done("three"))
+        broker.publish_nowait("room", "alice", "one", client_id="a", done=done("stored"))
+        broker.publish_nowait("room", "bob", "four", done=done("four"))
+        await asyncio.wait_for(all_in.wait(), 5)
+        assert answers == [("three", 3, False), ("stored", 1, True), ("four", 4, False)]
+    finally:
+        await broker.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,7 +44,10 @@ def spawn(
         timeout=15,
         dimensions=(40, 160),
     )
-    child.expect(f"joined {room} as {user}")
+    # Up to the prompt, which is drawn once the input line is in raw mode: keys typed before
+    # that can be lost in the switch from cooked mode (seen on a loaded machine: a "/who"
+    # never arrived). ``before`` keeps what came before the joined line (the history).
+    child.expect(re.escape(f"joined {room} as {user}") + ".*?" + re.escape(f"[{room}]"))
     return child
 
 

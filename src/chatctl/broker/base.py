@@ -14,10 +14,11 @@ Guarantees every implementation gives:
   message of the room in id order, each exactly once per subscription (a Redis broker
   catches up from its log after an outage), and for presence changes; when the room's
   history was lost and ids restart, it first delivers a :class:`Reset`.
-- A broker may set a class attribute ``pipelined = True`` when publish calls that overlap
-  (the next one made before the previous returned) are stored, acked and delivered in the
-  order they were made; the server then lets one connection's publishes overlap (the SQLite
-  broker commits them together). Without it, the server awaits each publish in turn.
+- A broker may also be a :class:`PipelinedBroker`: its ``publish_nowait`` queues a publish
+  and calls back when it is stored or refused, and publishes queued one after another are
+  stored, answered and delivered in the order they were queued; the server then lets one
+  connection's publishes overlap (the SQLite broker commits them together) without a task
+  or a future per message. Without it, the server awaits each publish in turn.
   A pipelined broker also promises: once a publish fails with ``BrokerUnavailable``, every
   publish made after it and before that failure was delivered to its caller fails too
   (nothing queued behind a failed write is stored), so the server's order gate never finds
@@ -60,6 +61,11 @@ Deliver = Callable[[Message | Presence | Reset], None]
 class PublishResult:
     message: Message
     duplicate: bool = False
+
+
+#: Called by a :class:`PipelinedBroker`, on the event loop, once per queued publish: with the
+#: result when it is stored, or with the error (``BrokerUnavailable``: not stored, retry).
+PublishDone = Callable[[PublishResult | None, Exception | None], None]
 
 
 @dataclass(frozen=True)
@@ -122,3 +128,22 @@ class Broker(Protocol):
     def healthy(self) -> bool:
         """True when publishing and live delivery both work right now."""
         ...
+
+
+@runtime_checkable
+class PipelinedBroker(Broker, Protocol):
+    """A broker whose publishes may overlap: see the module docstring."""
+
+    def publish_nowait(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+        done: PublishDone,
+    ) -> None:
+        """Queue a publish; ``done(result, None)`` once it is stored, ``done(None, error)``
+        if it is not. ``done`` is called on the loop, never before this returns, and in the
+        order of the calls; it must not raise."""

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
+from chatctl.broker.base import (
+    DEFAULT_HISTORY_TTL,
+    Deliver,
+    History,
+    PublishDone,
+    PublishResult,
+)
 from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.broker.sqlite_store import (
@@ -47,6 +53,7 @@ from chatctl.broker.sqlite_store import (
     Load,
     Op,
     Publish,
+    Reply,
     Resume,
     Sweep,
     Writer,
@@ -74,7 +81,8 @@ T = TypeVar("T")
 class _Room(RoomState):
     rid: int = 0
     #: publishes waiting for their commit, by (user, client id): a repeat waits for it too
-    inflight: dict[tuple[str, str], asyncio.Future[Message]] = field(default_factory=dict)
+    inflight: dict[tuple[str, str], Publish] = field(default_factory=dict)
+    #: publishes queued and not yet answered (a busy room stays in memory)
     busy: int = 0
     used: float = 0.0
 
@@ -139,6 +147,8 @@ class SQLiteBroker:
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
         self._loading: dict[str, asyncio.Future[_Room]] = {}
+        #: publishes to a room being read from the database, queued once it is, in order
+        self._unloaded: dict[str, list[_Queued]] = {}
         self._writer: Writer | None = None
         self._outbox: list[Item] = []
         #: ops submitted and not yet finished, in submission order
@@ -196,9 +206,9 @@ class SQLiteBroker:
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(sqlite3.Connection)`` in the writer thread, in its own transaction
         (maintenance, e.g. ``VACUUM INTO`` is not allowed there but PRAGMAs are; tests)."""
-        op = Call(self._future(), fn=fn)
-        self._submit(op)
-        result: T = await op.future
+        future = self._future()
+        self._submit(Call(future, fn=fn))
+        result: T = await future
         return result
 
     # ------------------------------------------------------------------ the writer
@@ -241,11 +251,18 @@ class SQLiteBroker:
             pending.pop(op, None)
             if isinstance(op, Publish):
                 self._delivered(op)
-            elif isinstance(op, Load):
+                continue
+            if isinstance(op, Reply):
+                _replied(op)
+                continue
+            if isinstance(op, Load):
                 del self._loading[op.name]
                 op.result = self._install(op)
-            if not op.future.done():
-                op.future.set_result(op.result)
+                for queued in self._unloaded.pop(op.name, ()):
+                    self._enqueue(op.result, *queued)
+            future = op.future
+            if future is not None and not future.done():
+                future.set_result(op.result)
 
     def _failed(self, batch: list[Op], failure: Failure) -> None:
         """Fail the batch; when the failure begins a refusal episode, fail everything still
@@ -267,16 +284,27 @@ class SQLiteBroker:
 
     def _fail(self, op: Op, exc: Exception) -> None:
         del self._pending[op]
-        if isinstance(op, Publish) and op.client_id is not None:
+        if isinstance(op, Publish):
+            op.error = exc
             r = self._rooms.get(op.room)
-            key = (op.user, op.client_id)
-            if r is not None and r.inflight.get(key) is op.future:
-                del r.inflight[key]
-        elif isinstance(op, Load) and self._loading.get(op.name) is op.future:
+            if r is not None:
+                r.busy -= 1
+                key = (op.user, op.client_id or "")
+                if op.client_id is not None and r.inflight.get(key) is op:
+                    del r.inflight[key]
+            _call(op.done, None, exc)
+            return
+        if isinstance(op, Reply):
+            _call(op.done, None, exc)
+            return
+        if isinstance(op, Load) and self._loading.get(op.name) is op.future:
             del self._loading[op.name]
-        if not op.future.done():
-            op.future.set_exception(exc)
-            op.future.exception()  # retrieved: the awaiting publish may be gone
+            for *_, done in self._unloaded.pop(op.name, ()):
+                _call(done, None, exc)
+        future = op.future
+        if future is not None and not future.done():
+            future.set_exception(exc)
+            future.exception()  # retrieved: the awaiting caller may be gone
 
     def _install(self, op: Load) -> _Room:
         rid, epoch, last, touched, rows, seen = op.result
@@ -292,11 +320,15 @@ class SQLiteBroker:
     def _delivered(self, op: Publish) -> None:
         r = self._rooms[op.room]
         msg = Message(op.result, op.room, op.user, op.text, op.ts, op.kind, op.client_id)  # type: ignore[arg-type]
+        r.busy -= 1
+        if not r.busy:
+            r.used = time.monotonic()
         if op.client_id is not None:
             r.inflight.pop((op.user, op.client_id), None)
         r.remember(msg, op.seen_at)
         op.result = msg
         r.hand_over(msg)
+        _call(op.done, PublishResult(msg), None)
 
     async def _use(self, room: str) -> _Room:
         """The room, read from the database (or created there) on first use."""
@@ -304,21 +336,26 @@ class SQLiteBroker:
         if r is None:
             loading = self._loading.get(room)
             if loading is None:
-                now = self._clock()
-                ttl = self.history_ttl
-                op = Load(
-                    self._future(),
-                    name=room,
-                    history_size=self.history_size,
-                    horizon=now - ttl if ttl else float("-inf"),
-                    dedup_horizon=now - self.dedup_window,
-                    now=now,
-                )
-                self._submit(op)
-                loading = self._loading[room] = op.future
+                loading = self._load(room)
             r = await asyncio.shield(loading)
         r.used = time.monotonic()
         return r
+
+    def _load(self, room: str) -> asyncio.Future[_Room]:
+        now = self._clock()
+        ttl = self.history_ttl
+        op = Load(
+            self._future(),
+            name=room,
+            history_size=self.history_size,
+            horizon=now - ttl if ttl else float("-inf"),
+            dedup_horizon=now - self.dedup_window,
+            now=now,
+        )
+        self._submit(op)
+        loading: asyncio.Future[_Room] = op.future  # type: ignore[assignment]
+        self._loading[room] = loading
+        return loading
 
     # ------------------------------------------------------------------ retention
 
@@ -351,9 +388,9 @@ class SQLiteBroker:
         if self._evicted >= RELEASE_AFTER:
             self._evicted = 0
             release_memory()
-        op = Sweep(self._future(), horizon=horizon, dedup_horizon=now - self.dedup_window)
-        self._submit(op)
-        more: bool = await op.future
+        future = self._future()
+        self._submit(Sweep(future, horizon=horizon, dedup_horizon=now - self.dedup_window))
+        more: bool = await future
         return more
 
     # ------------------------------------------------------------------ messages
@@ -367,37 +404,78 @@ class SQLiteBroker:
         kind: MessageKind = "text",
         client_id: str | None = None,
     ) -> PublishResult:
-        r = await self._use(room)
+        future: asyncio.Future[PublishResult] = self._future()
+
+        def done(result: PublishResult | None, error: Exception | None) -> None:
+            if future.done():  # the caller was cancelled: stored and delivered all the same
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+
+        self.publish_nowait(room, user, text, kind=kind, client_id=client_id, done=done)
+        return await future
+
+    def publish_nowait(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+        done: PublishDone,
+    ) -> None:
+        """Queue a publish: ``done`` hears of it after the COMMIT that stored it (or of the
+        failure), on the loop, in the order of the calls (see ``PipelinedBroker``). No task
+        and no future per message: a burst of a connection's messages costs one callback
+        each when its transaction comes back."""
+        r = self._rooms.get(room)
+        if r is None:  # read from the database first; queued behind its load, in order
+            queued = self._unloaded.get(room)
+            if queued is None:
+                queued = self._unloaded[room] = []
+                if room not in self._loading:
+                    self._load(room)
+            queued.append((user, text, kind, client_id, done))
+            return
+        self._enqueue(r, user, text, kind, client_id, done)
+
+    def _enqueue(
+        self,
+        r: _Room,
+        user: str,
+        text: str,
+        kind: MessageKind,
+        client_id: str | None,
+        done: PublishDone,
+    ) -> None:
+        if self._writer is None:
+            asyncio.get_running_loop().call_soon(
+                done, None, BrokerUnavailable("the database is closed")
+            )
+            return
         now = self._clock()
         if client_id is not None:
-            waiting = r.inflight.get((user, client_id))
-            if waiting is not None:  # the original is not committed yet: its outcome is ours
-                return PublishResult(await asyncio.shield(waiting), duplicate=True)
+            key = (user, client_id)
+            first = r.inflight.get(key)
+            if first is not None:  # the original is not committed yet: its outcome is ours
+                self._submit(Reply(done=done, follows=first))
+                return
             r.forget_seen_before(now - self.dedup_window)
             original = r.original(user, client_id, text, kind)
             if original is not None:
-                return PublishResult(original, duplicate=True)
+                self._submit(Reply(done=done, original=original))
+                return
         op = Publish(
-            self._future(),
-            room=room,
-            rid=r.rid,
-            user=user,
-            text=text,
-            kind=kind,
-            client_id=client_id,
-            ts=round(now, 3),
-            seen_at=now,
-            history_size=self.history_size,
-        )
+            None, None, done, None, r.name, r.rid, user, text, kind, client_id,
+            round(now, 3), now, self.history_size,
+        )  # fmt: skip  # positional: one per message, and the keywords cost ~10% of it
         self._submit(op)
         if client_id is not None:
-            r.inflight[(user, client_id)] = op.future
+            r.inflight[key] = op
         r.busy += 1
-        try:
-            msg: Message = await op.future  # cancelled: stored and delivered all the same
-        finally:
-            r.busy -= 1
-        return PublishResult(msg)
 
     async def history(self, room: str, *, since: int | None, limit: int) -> History:
         return (await self._use(room)).history(since, limit)
@@ -423,3 +501,30 @@ class SQLiteBroker:
     async def users(self, room: str) -> list[str]:
         r = self._rooms.get(room)
         return [] if r is None else sorted(r.members)
+
+
+#: a publish made before its room was read: (user, text, kind, client_id, done)
+_Queued = tuple[str, str, MessageKind, str | None, PublishDone]
+
+
+def _replied(op: Reply) -> None:
+    """Answer a repeated client id: the original, or the outcome of the one it followed."""
+    if op.original is not None:
+        _call(op.done, PublishResult(op.original, duplicate=True), None)
+        return
+    first = op.follows
+    assert first is not None
+    if isinstance(first.result, Message):
+        _call(op.done, PublishResult(first.result, duplicate=True), None)
+    else:
+        _call(op.done, None, first.error or BrokerUnavailable("the message was not stored"))
+
+
+def _call(done: PublishDone | None, result: PublishResult | None, error: Exception | None) -> None:
+    """One caller's answer; its failure (a bug) must not cost the rest of the batch theirs."""
+    if done is None:
+        return
+    try:
+        done(result, error)
+    except Exception:
+        log.exception("a publish callback failed")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -38,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chatctl.broker.base import PublishDone
 from chatctl.errors import ConfigError
+from chatctl.protocol import Message
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
@@ -168,16 +171,44 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
 
 # --------------------------------------------------------------------------- operations
 
+#: Rows one INSERT statement writes at most (x 7 columns stays under SQLite's oldest
+#: default limit of 999 variables).
+ROWS_PER_INSERT = 128
 
-@dataclass(eq=False)
+
+def _chunks(ops: list[Publish]) -> list[list[Publish]]:
+    """``ops`` in pieces of 128, 64, 32, … rows: a few statement shapes, each prepared once
+    (sqlite3's statement cache), and one statement per piece rather than per row.
+
+    A multi-row INSERT is one ``sqlite3_step``; ``executemany`` is one per row, and each
+    step gives up and takes back the GIL: under a busy event loop each of those costs the
+    writer a wait for the loop's switch interval (the convoy effect)."""
+    out = []
+    size, i = ROWS_PER_INSERT, 0
+    while i < len(ops):
+        while size > len(ops) - i:
+            size //= 2
+        out.append(ops[i : i + size])
+        i += size
+    return out
+
+
+@functools.cache
+def _insert(head: str, columns: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return f"{head} {', '.join([row] * rows)}"
+
+
+@dataclass(eq=False, slots=True)
 class Op:
-    """One unit of work for the writer; ``future`` is resolved on the loop after COMMIT."""
+    """One unit of work for the writer; ``future`` (a :class:`Publish` has a callback
+    instead) is resolved on the loop after COMMIT."""
 
-    future: asyncio.Future[Any] = field(repr=False)
+    future: asyncio.Future[Any] | None = field(default=None, repr=False)
     result: Any = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Load(Op):
     """Read (or create) a room: id, epoch, counter, its kept history and dedup records."""
 
@@ -188,15 +219,20 @@ class Load(Op):
     now: float = 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Evict(Op):
     """The loop no longer holds the room in memory: retention may delete it again."""
 
     rid: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Publish(Op):
+    """One message to store; ``done`` is called with the outcome."""
+
+    done: PublishDone | None = None
+    #: why it was not stored (for the :class:`Reply` of a repeat made while in flight)
+    error: Exception | None = None
     room: str = ""
     rid: int = 0
     user: str = ""
@@ -208,7 +244,18 @@ class Publish(Op):
     history_size: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
+class Reply(Op):
+    """A repeated client id, answered without the database, but queued like a publish so
+    that its answer comes in line with those of the publishes queued before it: with the
+    ``original`` already stored, or with the outcome of the publish it ``follows``."""
+
+    done: PublishDone | None = None
+    original: Message | None = None
+    follows: Publish | None = None
+
+
+@dataclass(eq=False, slots=True)
 class Sweep(Op):
     """Retention: messages before ``horizon`` (None: keep), idle rooms, old dedup records.
     ``result`` is True when there is more to delete (the loop sweeps again at once)."""
@@ -217,14 +264,14 @@ class Sweep(Op):
     dedup_horizon: float = 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call(Op):
     """Run ``fn(connection)`` in the writer's transaction (maintenance, tests)."""
 
     fn: Callable[[sqlite3.Connection], Any] = lambda db: None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Resume:
     """Queued by the loop once it has failed everything submitted before it saw the failure
     that began refusal episode ``episode``: the writer tries writes again after it."""
@@ -432,17 +479,21 @@ class Writer:
         first = last - len(ops) + 1
         for i, op in enumerate(ops):
             op.result = first + i
-        db.executemany(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id) for op in ops],
-        )
-        dedup = [
-            (rid, op.user, op.client_id, op.result, op.ts, op.seen_at)
-            for op in ops
-            if op.client_id is not None
-        ]
-        if dedup:
-            db.executemany("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?, ?, ?)", dedup)
+        for part in _chunks(ops):
+            values = [
+                v
+                for op in part
+                for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id)
+            ]
+            db.execute(_insert("INSERT INTO messages VALUES", 7, len(part)), values)
+            seen = [op for op in part if op.client_id is not None]
+            if seen:
+                values = [
+                    v
+                    for op in seen
+                    for v in (rid, op.user, op.client_id, op.result, op.ts, op.seen_at)
+                ]
+                db.execute(_insert("INSERT OR REPLACE INTO dedup VALUES", 6, len(seen)), values)
         keep = ops[-1].history_size
         if last > keep:
             db.execute("DELETE FROM messages WHERE rid = ? AND id <= ?", (rid, last - keep))
