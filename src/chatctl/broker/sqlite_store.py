@@ -5,6 +5,13 @@ submitted. Whatever is queued when it starts a transaction goes into that transa
 commit): a burst of publishes costs one COMMIT, and nothing is reported done before COMMIT
 returned. Results go back to the event loop with one ``call_soon_threadsafe`` per transaction.
 
+A small batch of publishes found with the thread idle is run on the loop's own thread
+instead (:meth:`Writer.run_here`, decided by the broker): at a chat's usual rate each message
+is its own transaction, and the two thread hops and the GIL hand-overs inside a transaction
+(every ``sqlite3_step`` gives the GIL up) cost more than the ~70 µs transaction itself, and
+under a busy loop each hand-over can wait for the interpreter's switch interval (5 ms). Never
+with ``synchronous=full``, whose COMMIT waits for the disk.
+
 Order after a failed write: a transaction that fails on a fault of the database (full disk,
 I/O error) starts a refusal *episode*. The writer refuses, without touching the database,
 every op it takes from the queue until the loop's :class:`Resume` marker of that episode
@@ -318,6 +325,8 @@ class Writer:
         #: refusal episodes begun so far; the one whose Resume is awaited, None: not refusing
         self._episodes = 0
         self._refusing: int | None = None
+        #: a batch is running on the loop's thread (run_here): report it directly
+        self._here = False
         self._thread = threading.Thread(target=self._run, name="chatctl-sqlite", daemon=True)
 
     def start(self) -> None:
@@ -328,6 +337,22 @@ class Writer:
 
     def submit(self, items: list[Item]) -> None:
         self._queue.put(items)
+
+    def run_here(self, items: list[Item]) -> None:
+        """Run ``items`` on the calling thread, the loop's, and report them before returning.
+        Only while the thread has reported everything submitted to it (it then waits on its
+        queue and touches the connection no more), so the order of transactions holds."""
+        self._here = True
+        try:
+            self._handle(items)
+        finally:
+            self._here = False
+
+    def _report(self, batch: list[Op], failure: Failure | None) -> None:
+        if self._here:
+            self._done(batch, failure)
+        else:
+            self._loop.call_soon_threadsafe(self._done, batch, failure)
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection (blocks: call in a thread)."""
@@ -391,7 +416,7 @@ class Writer:
             if isinstance(op, Evict):  # bookkeeping only, no database work
                 self._apply(op)
         error = sqlite3.OperationalError(f"refused after a failed write ({self.fault})")
-        self._loop.call_soon_threadsafe(self._done, ops, Failure(error, unavailable=True))
+        self._report(ops, Failure(error, unavailable=True))
 
     def _transaction(self, batch: list[Op]) -> None:
         db = self._db
@@ -426,7 +451,7 @@ class Writer:
                     self._loaded.add(op.result[0])
             if self.fault is not None:
                 self._probe()
-        self._loop.call_soon_threadsafe(self._done, batch, failure)
+        self._report(batch, failure)
 
     def _apply(self, op: Op) -> None:
         db = self._db
