@@ -7,7 +7,8 @@ was allocated since (and is still alive), by source line, to stderr.
     sleep 10; kill -USR1 $!  # what 1,000 idle connections hold, line by line
 
 ``MEM_PROBE_FRAMES`` (default 1) frames per traceback; with more, the lines are grouped by
-their whole traceback (``MEM_PROBE_TOP`` entries, default 40).
+their whole traceback (``MEM_PROBE_TOP`` entries, default 40). ``bench/mem_diff.py`` diffs
+two reports (e.g. the reference's and chatctl's) line by line, in bytes per connection.
 """
 
 from __future__ import annotations

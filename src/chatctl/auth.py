@@ -17,15 +17,19 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jwt
 
 from chatctl.errors import ConfigError, PermissionDenied, TokenError
 from chatctl.protocol import user_problem
+
+#: the ``raw`` of claims kept without their payload: one empty mapping for all of them
+NO_RAW: Mapping[str, Any] = MappingProxyType({})
 
 HMAC_ALGORITHMS = ["HS256"]
 RSA_ALGORITHMS = ["RS256", "RS384", "RS512"]
@@ -34,12 +38,13 @@ EC_ALGORITHMS = ["ES256", "ES384", "ES512"]
 MAX_TOKEN_LIFETIME = 10 * 365 * 86400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a server keeps one per connection: no __dict__
 class Claims:
     user: str
     rooms: tuple[str, ...] | None
     exp: float | None
-    raw: dict[str, Any]
+    #: the whole decoded payload (empty in the claims a server keeps: see NO_RAW)
+    raw: Mapping[str, Any]
 
     def allows(self, room: str) -> bool:
         if self.rooms is None:

@@ -84,38 +84,47 @@ def test_blocked_messages_count_as_abuse_only_long_after_the_refusal() -> None:
     assert not gate.late()
 
 
+class Heard:
+    """A connection listening to its share of the limits: what it was told."""
+
+    def __init__(self) -> None:
+        self.told: list[RateLimit] = []
+
+    def share_changed(self, share: RateLimit) -> None:
+        self.told.append(share)
+
+
 def test_the_user_budget_is_shared_by_the_users_connections() -> None:
     rates = RateSettings(conn_rate=100, conn_burst=50, user_rate=150, user_burst=50)
     limits = Limits(ConnectionSettings(), rates, clock=FakeClock())
     limits.acquire("alice", "r")
-    first = limits.frame_limiter("alice")
-    assert first.announced == RateLimit(100, 50)  # alone: the connection limit is tighter
-    heard: list[RateLimit] = []
-    first.on_change = heard.append
+    assert limits.advertised("alice") == RateLimit(100, 50)  # alone: the connection limit
+    first, second = Heard(), Heard()
+    limits.listen("alice", first)
     limits.acquire("alice", "other-room")
-    second = limits.frame_limiter("alice")
-    assert second.announced == heard[-1] == RateLimit(75, 25)
+    assert first.told == [RateLimit(75, 25)] and limits.advertised("alice") == RateLimit(75, 25)
+    limits.listen("alice", second)  # welcomed with the share of 2
     limits.acquire("alice", "r")
-    assert heard[-1] == RateLimit(50, 16.666)  # rounded down: never more than the budget
+    assert first.told[-1] == second.told[-1] == RateLimit(50, 16.666)  # rounded down
     limits.acquire("bob", "r")  # another user changes nothing for alice
-    assert len(heard) == 2
+    assert len(first.told) == 2
     limits.release("alice", "r")
-    assert heard[-1] == RateLimit(75, 25)
-    limits.drop("alice", second)
+    assert first.told[-1] == second.told[-1] == RateLimit(75, 25)
+    limits.unlisten("alice", second)
     limits.release("alice", "other-room")
-    assert heard[-1] == RateLimit(100, 50)
-    assert second.announced == RateLimit(75, 25)  # dropped: not told any more
+    assert first.told[-1] == RateLimit(100, 50)
+    assert second.told[-1] == RateLimit(75, 25)  # no longer listening: not told any more
+    limits.unlisten("alice", second)  # twice is harmless
 
 
 def test_no_per_user_limit_means_no_share_and_no_update() -> None:
     rates = RateSettings(conn_rate=100, conn_burst=50, user_rate=0, user_burst=0)
     limits = Limits(ConnectionSettings(), rates, clock=FakeClock())
     limits.acquire("alice", "r")
-    limiter = limits.frame_limiter("alice")
-    heard: list[RateLimit] = []
-    limiter.on_change = heard.append
+    heard = Heard()
+    limits.listen("alice", heard)
     limits.acquire("alice", "r")
-    assert heard == [] and limits.advertised("alice") == RateLimit(100, 50)
+    assert heard.told == [] and limits.advertised("alice") == RateLimit(100, 50)
     unlimited = Limits(ConnectionSettings(), RateSettings(0, 0, 0, 0), clock=FakeClock())
     assert unlimited.advertised("alice") is None
 

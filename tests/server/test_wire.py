@@ -81,3 +81,15 @@ async def test_close_now_closes_at_once_and_only_once() -> None:
         assert not wire.close_now(conn, 1008, "again", grace=2.0)
         await asyncio.wait_for(ws.wait_closed(), 5)
         assert ws.close_code == 4008 and ws.close_reason == "slow consumer"
+
+
+async def test_warm_up_sets_every_attribute_a_live_connection_has() -> None:
+    """Else the names it missed stay out of the attribute table the connections share, and a
+    connect storm costs each of them a dict of its own (wire.warm_up)."""
+    srv = make_server()
+    async with srv, client(srv.port, "lobby", "alice") as ws:
+        await recv_type(ws, "welcome")
+        live = await _member(srv, "lobby")
+        assert srv._ws is not None
+        warm = wire.warm_up(srv._ws)
+        assert set(vars(live)) <= set(vars(warm)), "update wire.warm_up for this websockets"

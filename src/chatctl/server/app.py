@@ -8,9 +8,9 @@ import itertools
 import logging
 import secrets
 import signal
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -23,6 +23,7 @@ from chatctl.protocol import (
     CloseCode,
 )
 from chatctl.server import wire
+from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, plain_response, route_http
 from chatctl.server.hub import Hub, peer
@@ -71,7 +72,7 @@ class ChatServer:
             self.metrics,
             self.server_name,
             verify_token=self.verify_token,
-            token_leeway=verifier.leeway,
+            expiries=ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters),
         )
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
@@ -134,6 +135,9 @@ class ChatServer:
             ssl=tls,
             reuse_port=s.reuse_port or None,
         )
+        # No connection object exists yet (nothing was awaited since the socket started
+        # listening): warm_up's comes first, and keeps the others small.
+        wire.warm_up(self._ws)
 
     @property
     def scheme(self) -> str:
@@ -321,35 +325,11 @@ class ChatServer:
 
     # ---------------------------------------------------------------- connection
 
-    async def _handler(self, conn: ServerConnection) -> None:
+    def _handler(self, conn: ServerConnection) -> Coroutine[Any, Any, None]:
+        """websockets' connection handler: not a coroutine of its own but the session's
+        (:func:`~chatctl.server.session.run_session` does the whole connection), so an idle
+        connection holds one coroutine frame, not two nested. websockets awaits what it
+        returns at once, as it would a coroutine function's."""
         member = self._members.pop(conn)
-        user, room = member.user, member.room
         conn_id = f"{self.node_id}-{next(self._conn_ids)}"
-        started = time.monotonic()
-        log.info("connect user=%s room=%s peer=%s conn=%s", user, room, peer(conn), conn_id)
-        try:
-            if self._closing_code is not None:  # accepted just as the shutdown began
-                await conn.close(self._closing_code, "server shutting down")
-                return
-            await member.join(conn_id)
-            await run_session(self.context, member)
-        except BrokerError as exc:  # no welcome without the broker: ask the client to retry
-            log.warning(
-                "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
-                user,
-                room,
-                conn_id,
-                exc,
-            )
-            await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
-        finally:
-            await member.end()
-            log.info(
-                "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
-                user,
-                room,
-                peer(conn),
-                conn_id,
-                conn.close_code,
-                time.monotonic() - started,
-            )
+        return run_session(self.context, member, conn_id, closing=self._closing_code)

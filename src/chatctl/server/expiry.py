@@ -3,14 +3,21 @@ leeway, unless a ``refresh`` frame brought a fresh token first (docs/protocol.md
 
 ::
 
-    expiry = TokenExpiry(conn, claims, leeway=5.0, counters=counters, label="user=alice …")
-    expiry.start()                    # after the welcome
+    expiries = ExpiryQueue(leeway=5.0, counters=counters)    # one per server
+    expiry = TokenExpiry(member, expiries)   # the token of the member's admission
+    expiry.start()                           # after the welcome
     answer = expiry.refresh(verify(token), room)   # a refreshed frame or an error frame
-    expiry.cancel()                   # the connection ended
+    expiry.cancel()                          # the connection ended
 
 The refresh token is verified by the caller exactly as the handshake's (the server's current
 key, so after a SIGHUP key reload old-key tokens are refused); here it must also be for the
 same user and still allow the room.
+
+Every connection has a deadline, and nearly all of them are far away: rather than an asyncio
+timer per connection (a ``TimerHandle``, its copy of the ``contextvars`` context and a bound
+method: ~300 bytes each, for the life of the connection), the server's connections wait in
+one :class:`ExpiryQueue`, a binary heap ordered by ``exp`` behind one timer armed for the
+earliest. Each connection is still closed at its own ``exp`` plus the leeway.
 """
 
 from __future__ import annotations
@@ -19,15 +26,17 @@ import asyncio
 import logging
 import math
 import time
-
-from websockets.asyncio.server import ServerConnection
+from typing import TYPE_CHECKING
 
 from chatctl.auth import Claims, format_time
 from chatctl.errors import PermissionDenied
 from chatctl.protocol import CloseCode, ErrorCode, ErrorFrame, Refreshed
 from chatctl.server import wire
-from chatctl.server.hub import CLOSE_GRACE
+from chatctl.server.hub import CLOSE_GRACE, peer
 from chatctl.server.metrics import Counters
+
+if TYPE_CHECKING:
+    from chatctl.server.membership import Membership
 
 log = logging.getLogger("chatctl.server")
 
@@ -36,45 +45,41 @@ EXPIRED_REASON = "token expired"
 #: Seconds between two refresh frames of one connection that are verified (each costs a
 #: signature check; a client renews once per token lifetime).
 MIN_REFRESH_INTERVAL = 1.0
+#: ``_last_refresh`` of a connection that never refreshed (one float for all of them)
+_NEVER = -math.inf
 
 
 class TokenExpiry:
-    """The timer that closes one connection when its token expires."""
+    """When one connection's token expires; queued in its server's :class:`ExpiryQueue`."""
 
-    # one per connection, for its whole life: no __dict__
-    __slots__ = ("_last_refresh", "_timer", "conn", "counters", "exp", "label", "leeway", "user")
+    # one per connection, for its whole life: no __dict__, and nothing that can be derived
+    # (the log label is made from the membership when a line is logged)
+    __slots__ = ("_key", "_last_refresh", "_pos", "exp", "member", "queue")
 
-    def __init__(
-        self,
-        conn: ServerConnection,
-        claims: Claims,
-        *,
-        leeway: float,
-        counters: Counters,
-        label: str = "",
-    ) -> None:
-        self.conn = conn
-        self.counters = counters
-        self.user = claims.user
-        self.exp = claims.exp
-        self.leeway = leeway
-        self.label = label
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_refresh = -math.inf
+    def __init__(self, member: Membership, queue: ExpiryQueue) -> None:
+        self.member = member
+        self.queue = queue
+        #: the current token's exp (None: it never expires)
+        self.exp = member.adm.claims.exp
+        #: the exp it is queued under, and its place in the queue's heap (-1: not queued)
+        self._key = 0.0
+        self._pos = -1
+        self._last_refresh = _NEVER
+
+    @property
+    def label(self) -> str:
+        """Who the connection is, for log lines."""
+        m = self.member
+        return f"user={m.user} room={m.room} peer={peer(m.conn)} conn={m.conn_id}"
 
     def start(self) -> None:
-        """Arm the timer for the current ``exp`` (replacing any earlier one)."""
-        self.cancel()
-        if self.exp is None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self.exp + self.leeway - time.time())
-        self._timer = loop.call_at(loop.time() + delay, self._expire)
+        """Close the connection at the current ``exp`` plus the leeway (not at an earlier
+        one any more)."""
+        self.queue.schedule(self)
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The connection ended: forget it."""
+        self.queue.discard(self)
 
     def throttled(self) -> float | None:
         """Seconds until another refresh frame may be verified, or None (and the clock
@@ -91,10 +96,11 @@ class TokenExpiry:
 
         Another user's token is ``invalid_token``, one that does not allow ``room`` is
         ``forbidden``; either leaves the current expiry as it was."""
-        if claims.user != self.user:
+        user = self.member.user
+        if claims.user != user:
             return ErrorFrame(
                 ErrorCode.INVALID_TOKEN,
-                f"token is for {claims.user}, this connection for {self.user}",
+                f"token is for {claims.user}, this connection for {user}",
             )
         try:
             claims.check_room(room)
@@ -102,17 +108,131 @@ class TokenExpiry:
             return ErrorFrame(ErrorCode.FORBIDDEN, str(exc))
         self.exp = claims.exp
         self.start()
-        self.counters.token_refreshes += 1
+        self.queue.counters.token_refreshes += 1
         log.debug("token refreshed %s until %s", self.label, format_time(self.exp or 0))
-        return Refreshed(self.user, self.exp or 0)
+        return Refreshed(user, self.exp or 0)
 
-    def _expire(self) -> None:
-        self._timer = None
-        if wire.close_now(self.conn, CloseCode.TOKEN_EXPIRED, EXPIRED_REASON, grace=CLOSE_GRACE):
-            self.counters.token_expiries += 1
+    def expire(self) -> None:
+        """The token expired: close the connection with 4001 (the queue calls this)."""
+        if wire.close_now(
+            self.member.conn, CloseCode.TOKEN_EXPIRED, EXPIRED_REASON, grace=CLOSE_GRACE
+        ):
+            self.queue.counters.token_expiries += 1
             log.info(
                 "closing %s with %d: token expired at %s",
                 self.label,
                 CloseCode.TOKEN_EXPIRED,
                 format_time(self.exp or 0),
             )
+
+
+class ExpiryQueue:
+    """The token expiries of a server's connections, earliest first, behind one timer.
+
+    A binary min-heap of :class:`TokenExpiry` by ``exp`` (the leeway is the same for all);
+    each knows its place in it, so a connection that ends or refreshes leaves it in
+    O(log n). The timer is armed for the earliest deadline; firing, it expires every
+    connection whose ``exp`` plus the leeway has passed and is armed again for the next.
+    """
+
+    __slots__ = ("_heap", "_timer", "_timer_at", "counters", "leeway")
+
+    def __init__(self, *, leeway: float, counters: Counters) -> None:
+        #: seconds past a token's exp before its connection is closed
+        self.leeway = leeway
+        self.counters = counters
+        self._heap: list[TokenExpiry] = []
+        self._timer: asyncio.TimerHandle | None = None
+        #: the deadline (wall clock) the timer was armed for
+        self._timer_at = math.inf
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, expiry: TokenExpiry) -> None:
+        """Queue ``expiry`` under its current ``exp`` (out of the queue if it has none)."""
+        if expiry._pos >= 0:
+            self._remove(expiry)
+        if expiry.exp is not None:
+            expiry._key = expiry.exp
+            expiry._pos = len(self._heap)
+            self._heap.append(expiry)
+            self._sift_up(expiry._pos)
+            self._arm()
+
+    def discard(self, expiry: TokenExpiry) -> None:
+        """Take ``expiry`` out of the queue, if it is in it. (The timer stays: if it was
+        armed for this one, it fires for nothing and is armed for the next.)"""
+        if expiry._pos >= 0:
+            self._remove(expiry)
+
+    def _arm(self) -> None:
+        """Make sure the timer fires by the earliest deadline."""
+        if not self._heap:
+            return
+        due = self._heap[0]._key + self.leeway
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return  # it fires first, and is armed again then
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, due - time.time())
+        self._timer = loop.call_at(loop.time() + delay, self._fire)
+        self._timer_at = due
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        heap, now = self._heap, time.time()
+        while heap and heap[0]._key + self.leeway <= now:
+            expiry = heap[0]
+            self._remove(expiry)
+            try:
+                expiry.expire()
+            except Exception:  # one connection's failure must not stop the others' expiry
+                log.exception("expiring the token of conn=%s failed", expiry.member.conn_id)
+        self._arm()
+
+    # ------------------------------------------------------------------ the heap
+
+    def _remove(self, expiry: TokenExpiry) -> None:
+        heap, i = self._heap, expiry._pos
+        expiry._pos = -1
+        last = heap.pop()
+        if last is not expiry:  # the last one takes its place, and finds its own
+            heap[i] = last
+            last._pos = i
+            self._sift_up(i)
+            self._sift_down(last._pos)
+
+    def _sift_up(self, i: int) -> None:
+        heap = self._heap
+        item = heap[i]
+        while i > 0:
+            parent = (i - 1) >> 1
+            above = heap[parent]
+            if above._key <= item._key:
+                break
+            heap[i] = above
+            above._pos = i
+            i = parent
+        heap[i] = item
+        item._pos = i
+
+    def _sift_down(self, i: int) -> None:
+        heap, n = self._heap, len(self._heap)
+        item = heap[i]
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and heap[child + 1]._key < heap[child]._key:
+                child += 1
+            below = heap[child]
+            if item._key <= below._key:
+                break
+            heap[i] = below
+            below._pos = i
+            i = child
+        heap[i] = item
+        item._pos = i

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.datastructures import Headers
 
-from chatctl.auth import Claims, Verifier
+from chatctl.auth import NO_RAW, Claims, Verifier
 from chatctl.errors import PermissionDenied, TokenError
 from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since, valid_room
 
@@ -108,7 +108,7 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
-    slim = Claims(claims.user, claims.rooms, claims.exp, {})
+    slim = Claims(claims.user, claims.rooms, claims.exp, NO_RAW)
     return Admission(slim, room, since, epoch, history, presence=presence, receive=receive)
 
 

@@ -13,9 +13,13 @@ Frame rate (per connection and per user on this node)
     The user's budget is shared by the user's connections on this node, so each connection
     is told its share (:meth:`Limits.advertised`): the per-connection limit, or the per-user
     one divided by the user's connection count, whichever is tighter. When that count
-    changes, every connection of the user whose share changed hears of it (its limiter's
-    ``on_change``; the server sends a ``limits`` frame). Connections that pace themselves
-    under their share never exceed the user's budget together.
+    changes the share of every connection of the user changes with it, and the connections
+    past their welcome hear of it (:meth:`Limits.listen`; the server sends a ``limits``
+    frame). Connections that pace themselves under their share never exceed the user's
+    budget together.
+
+    A connection's buckets (:meth:`Limits.frame_limiter`) are made on its first frame: an
+    idle connection holds none, only its place among its user's listeners.
 
 Connections and rooms (checked in the handshake, before the upgrade)
     Connections per user and in total, distinct rooms per user and rooms with local members
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
+from typing import Protocol
 
 from chatctl.protocol import RateLimit
 
@@ -98,7 +103,13 @@ class Verdict(StrEnum):
     CLOSE = "close"  # sustained abuse: close with 1008
 
 
-@dataclass(eq=False, slots=True)  # eq=False: found by identity in its user's list
+class ShareListener(Protocol):
+    """A connection told of its share of the rate limits when it changes."""
+
+    def share_changed(self, share: RateLimit) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
 class FrameLimiter:
     """The buckets of one connection (its user's bucket is shared with the user's others)."""
 
@@ -106,10 +117,6 @@ class FrameLimiter:
     user: TokenBucket
     abuse: TokenBucket
     refused: int = 0
-    #: the share of the limits this connection was last told (None: unlimited)
-    announced: RateLimit | None = None
-    #: called with the new share when the user's connection count on the node changes it
-    on_change: Callable[[RateLimit], None] | None = None
 
     def check(self) -> tuple[Verdict, float]:
         """Take a token for one frame: ``(verdict, retry_after seconds)``."""
@@ -136,12 +143,6 @@ class FrameLimiter:
             return Verdict.CLOSE
         return Verdict.REFUSE
 
-    def announce(self, share: RateLimit | None) -> None:
-        if share != self.announced:
-            self.announced = share
-            if share is not None and self.on_change is not None:
-                self.on_change(share)
-
 
 @dataclass(frozen=True)
 class ConnectionSettings:
@@ -155,11 +156,19 @@ class ConnectionSettings:
 
 @dataclass(slots=True)
 class _User:
-    connections: int = 0
-    rooms: Counter[str] = field(default_factory=Counter)
+    """One user's connections on the node (one of these per user: kept small)."""
+
+    #: the room of each of the user's connections (a room twice for two connections to it):
+    #: a user nearly always has one connection, and a Counter costs ~200 bytes more
+    rooms: list[str] = field(default_factory=list)
     bucket: TokenBucket | None = None
-    #: the frame limiters of the user's connections that are past their welcome
-    limiters: list[FrameLimiter] = field(default_factory=list)
+    #: the user's connections past their welcome: each was last told the share of the user's
+    #: current connection count (the welcome's, then every change's)
+    listeners: list[ShareListener] = field(default_factory=list)
+
+    @property
+    def connections(self) -> int:
+        return len(self.rooms)
 
 
 class Limits:
@@ -186,6 +195,8 @@ class Limits:
         self._prune_at = 1024
         self._rooms: Counter[str] = Counter()
         self.total = 0
+        #: the share of a user with n connections, by n: one RateLimit for all of them
+        self._shares: dict[int, RateLimit | None] = {}
 
     def refusal(self, user: str, room: str) -> tuple[HTTPStatus, str, str] | None:
         """Why ``user`` may not open one more connection to ``room``: (status, kind, reason)."""
@@ -211,7 +222,7 @@ class Limits:
                 "user_connections",
                 f"too many connections for this user (limit {s.max_user_connections})",
             )
-        if s.max_user_rooms and room not in u.rooms and len(u.rooms) >= s.max_user_rooms:
+        if s.max_user_rooms and room not in u.rooms and len(set(u.rooms)) >= s.max_user_rooms:
             return (
                 HTTPStatus.TOO_MANY_REQUESTS,
                 "user_rooms",
@@ -223,21 +234,17 @@ class Limits:
         u = self._users.get(user)
         if u is None:
             u = self._users[user] = _User()
-        u.connections += 1
-        u.rooms[room] += 1
+        u.rooms.append(room)
         self._rooms[room] += 1
         self.total += 1
-        self._announce(user, u)
+        self._announce(u, u.connections - 1)
 
     def release(self, user: str, room: str) -> None:
         u = self._users.get(user)
         if u is None:
             return
         self.total -= 1
-        u.connections -= 1
-        u.rooms[room] -= 1
-        if u.rooms[room] <= 0:
-            del u.rooms[room]
+        u.rooms.remove(room)
         self._rooms[room] -= 1
         if self._rooms[room] <= 0:
             del self._rooms[room]
@@ -249,15 +256,24 @@ class Limits:
                     self._parked = {k: b for k, b in self._parked.items() if not b.full()}
                     self._prune_at = max(1024, 2 * len(self._parked))
         else:
-            self._announce(user, u)
+            self._announce(u, u.connections + 1)
 
     def advertised(self, user: str | None = None) -> RateLimit | None:
         """The frame-rate limit one connection of ``user`` should pace itself under: the
         per-connection limit or the user's share of the per-user one (divided by the user's
         connections on this node), whichever is tighter; None when unlimited."""
-        r = self.rates
         u = self._users.get(user) if user is not None else None
-        n = max(1, u.connections if u is not None else 1)
+        return self._share(u.connections if u is not None else 1)
+
+    def _share(self, connections: int) -> RateLimit | None:
+        """:meth:`advertised` for a user of ``connections`` connections (made once per count)."""
+        n = max(1, connections)
+        if n not in self._shares:
+            self._shares[n] = self._compute_share(n)
+        return self._shares[n]
+
+    def _compute_share(self, n: int) -> RateLimit | None:
+        r = self.rates
         pairs = [(r.conn_rate, r.conn_burst)] if r.conn_rate > 0 else []
         if r.user_rate > 0:
             pairs.append((r.user_rate / n, r.user_burst / n))
@@ -268,15 +284,34 @@ class Limits:
         # rounded down: the shares of a user's connections never add up to more than it has
         return RateLimit(_floor3(rate), max(1.0, _floor3(burst)))
 
-    def _announce(self, user: str, u: _User) -> None:
-        if u.limiters and self.rates.user_rate > 0:
-            share = self.advertised(user)
-            for limiter in u.limiters:
-                limiter.announce(share)
+    def _announce(self, u: _User, before: int) -> None:
+        """``u``'s connection count changed from ``before``: tell its listeners their new share
+        (they were all told the share of ``before`` connections)."""
+        if u.listeners and self.rates.user_rate > 0:
+            share = self._share(u.connections)
+            if share is not None and share != self._share(before):
+                for listener in u.listeners:
+                    listener.share_changed(share)
+
+    def listen(self, user: str, listener: ShareListener) -> None:
+        """``listener``, a connection of ``user`` (which holds an :meth:`acquire`) just told
+        :meth:`advertised`, is told every change of it from now on, until :meth:`unlisten`."""
+        u = self._users.get(user)
+        if u is not None:
+            u.listeners.append(listener)
+
+    def unlisten(self, user: str, listener: ShareListener) -> None:
+        """``listener`` hears of no more changes (a no-op if it did not listen)."""
+        u = self._users.get(user)
+        if u is not None:
+            for i, other in enumerate(u.listeners):
+                if other is listener:
+                    del u.listeners[i]
+                    return
 
     def frame_limiter(self, user: str) -> FrameLimiter:
-        """Buckets for a new connection of ``user`` (which must hold an :meth:`acquire`);
-        :meth:`drop` it when the connection ends."""
+        """Buckets for a connection of ``user`` (which must hold an :meth:`acquire`), made on
+        its first frame."""
         r, clock = self.rates, self._clock
         u = self._users.get(user)
         if u is None:  # not acquired (direct use in tests): a private user bucket
@@ -285,21 +320,11 @@ class Limits:
             u.bucket = self._parked.pop(user, None) or TokenBucket(
                 r.user_rate, r.user_burst, clock=clock
             )
-        limiter = FrameLimiter(
+        return FrameLimiter(
             conn=TokenBucket(r.conn_rate, r.conn_burst, clock=clock),
             user=u.bucket,
             abuse=TokenBucket(r.abuse_rate, r.abuse_burst, clock=clock),
-            announced=self.advertised(user),
         )
-        u.limiters.append(limiter)
-        return limiter
-
-    def drop(self, user: str, limiter: FrameLimiter) -> None:
-        """``limiter``'s connection is gone: it hears of no more changes."""
-        limiter.on_change = None
-        u = self._users.get(user)
-        if u is not None and limiter in u.limiters:
-            u.limiters.remove(limiter)
 
 
 def _floor3(x: float) -> float:

@@ -7,7 +7,9 @@
     attach()          before the 101 goes out: nothing published from now on can miss it
                       (a write-only connection, ?receive=0, stays out of the room's fan-out)
     join(conn_id)     the handler runs: the room hears of the user (unless ?presence=0)
-    ready(after_id)   the welcome is written: live events flow, minus what it carried
+    ready(after_id)   the welcome is written: live events flow, minus what it carried, and
+                      changes of the user's share of the rate limits are told (a listener
+                      of the limits: share_changed)
     end()             however it ended: out of the hub, presence leave, slot released
 
 Each step is undone by :meth:`end` only if it was taken, and :meth:`end` may run more than
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from websockets.asyncio.server import ServerConnection
 
 from chatctl.broker.base import Broker
+from chatctl.protocol import RateLimit
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import Hub
 from chatctl.server.limits import Limits
@@ -85,14 +88,24 @@ class Membership:
             await self._broker.join(self.room, self.user, conn_id)
 
     def ready(self, after_id: int) -> None:
-        """The welcome (history up to ``after_id``, the user in its list) is written."""
+        """The welcome (history up to ``after_id``, the user in its list, the user's share of
+        the rate limits) is written."""
         if self._attached:
             self._hub.ready(self.room, self.conn, after_id, self.user)
+        if self._slot:  # else the connection is already gone
+            self._limits.listen(self.user, self)
+
+    def share_changed(self, share: RateLimit) -> None:
+        """The user's connection count on the node changed this connection's share of the
+        per-user rate limit: a ``limits`` frame tells it. (The membership is what the limits
+        call rather than a callback of its own: nothing more to hold per connection.)"""
+        self._hub.write(self.conn, share.frame().encode())
 
     def release(self) -> None:
-        """The connection no longer counts against the limits."""
+        """The connection no longer counts against the limits, nor hears of them."""
         if self._slot:
             self._slot = False
+            self._limits.unlisten(self.user, self)
             self._limits.release(self.user, self.room)
 
     def lost(self, _: object = None) -> None:

@@ -1,11 +1,9 @@
 """One client connection after the upgrade: welcome, then one receive loop until it closes.
 
 The loop keeps the connection's messages in the order it sent them (an
-:class:`~chatctl.server.order.OrderGate`) and tells it its share of the rate limits when the
-user's connection count on the node changes (a ``limits`` frame).
-
-A session sees its server through a :class:`SessionContext`: the settings, the broker, the
-hub, the limits, the metrics and the token check, nothing else; its room through a
+:class:`~chatctl.server.order.OrderGate`). A session sees its server through a
+:class:`SessionContext` (settings, broker, hub, limits, metrics, token check, expiry queue);
+its room, and changes of its rate-limit share, through a
 :class:`~chatctl.server.membership.Membership`; its token's expiry through a
 :class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed).
 """
@@ -46,7 +44,7 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server import wire
-from chatctl.server.expiry import TokenExpiry
+from chatctl.server.expiry import ExpiryQueue, TokenExpiry
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, Hub, peer
 from chatctl.server.limits import FrameLimiter, Limits, Verdict
@@ -111,8 +109,8 @@ class SessionContext:
     server_name: str
     #: verifies a token with the server's current key (raises TokenError), as the handshake
     verify_token: Callable[[str], Claims]
-    #: seconds past a token's exp before its connection is closed
-    token_leeway: float = 5.0
+    #: where every connection's token expiry waits (closed with 4001 unless refreshed)
+    expiries: ExpiryQueue
 
     @functools.cached_property
     def pipelined(self) -> PipelinedBroker | None:
@@ -121,49 +119,80 @@ class SessionContext:
         return self.broker if isinstance(self.broker, PipelinedBroker) else None
 
 
-async def run_session(ctx: SessionContext, member: Membership) -> None:
-    """Welcome the client, then answer its frames one at a time until it goes away."""
+async def run_session(
+    ctx: SessionContext, member: Membership, conn_id: str, *, closing: int | None = None
+) -> None:
+    """The server's whole connection handler, from the 101 to the end: the room hears of
+    the connection, the client is welcomed, its frames are answered one at a time until it
+    goes away, then its membership ends. ``closing``: the close code of a shutdown that
+    began as it was accepted.
+
+    ``ChatServer._handler`` returns this coroutine rather than awaiting it in one of its
+    own, so an idle connection holds one coroutine frame, not two nested; and what the loop
+    needs is made on the first frame (docs/performance.md, "Memory per idle connection").
+    """
     conn, adm, user = member.conn, member.adm, member.user
-    await _welcome(ctx, member)
-
-    label = f"user={user} room={member.room} peer={peer(conn)} conn={member.conn_id}"
-    expiry = TokenExpiry(
-        conn, adm.claims, leeway=ctx.token_leeway, counters=ctx.metrics.counters, label=label
-    )
-    expiry.start()
-
-    limiter = ctx.limits.frame_limiter(user)
-
-    def on_change(share: RateLimit) -> None:  # the user's connection count changed
-        ctx.hub.write(conn, share.frame().encode())
-
-    # Made now, not on the first frame: the limiter must hear of the user's other
-    # connections from the start, to tell this one its share of the per-user rate.
-    limiter.on_change = on_change
-    gate = OrderGate()
-    # made on the first frame: an idle connection holds no pipeline
-    pipeline: _Pipeline | None = None
-    pipelined = ctx.pipelined is not None
-    frames = 0
+    started = time.monotonic()
+    log.info("connect user=%s room=%s peer=%s conn=%s", user, member.room, peer(conn), conn_id)
     try:
-        async for data in conn:
-            if pipeline is None and pipelined:
-                pipeline = _Pipeline()
-            frames += 1
-            if frames % FRAMES_PER_TURN == 0:
-                # recv() does not yield while frames are queued, and one TCP read can queue
-                # thousands of small ones: let the other connections have a turn.
-                await asyncio.sleep(0)
-            if not await _receive(ctx, conn, adm, limiter, gate, data, expiry, pipeline):
-                _close_abusive(ctx, conn, user, limiter.refused)
-                return
-    except ConnectionClosed:
-        pass  # an abnormal close (1006, 1009, 1011…); the handler logs the code
+        if closing is not None:  # accepted just as the shutdown began
+            await conn.close(closing, "server shutting down")
+            return
+        await member.join(conn_id)
+        await _welcome(ctx, member)
+        expiry = TokenExpiry(member, ctx.expiries)
+        expiry.start()
+        # made on the first frame: an idle connection holds no buckets, gate or pipeline
+        limiter: FrameLimiter | None = None
+        gate: OrderGate | None = None
+        pipeline: _Pipeline | None = None
+        pipelined = ctx.pipelined is not None
+        frames = 0
+        try:
+            # recv(), not `async for`: websockets' __aiter__ is an async generator around
+            # it (~350 bytes per connection); every close raises ConnectionClosed here.
+            while True:
+                data = await conn.recv()
+                if pipeline is None and pipelined:
+                    pipeline = _Pipeline()
+                if limiter is None:
+                    limiter = ctx.limits.frame_limiter(user)
+                if gate is None:
+                    gate = OrderGate()
+                frames += 1
+                if frames % FRAMES_PER_TURN == 0:
+                    # recv() does not yield while frames are queued, and one TCP read can
+                    # queue thousands of small ones: let the other connections have a turn.
+                    await asyncio.sleep(0)
+                if not await _receive(ctx, conn, adm, limiter, gate, data, expiry, pipeline):
+                    _close_abusive(ctx, conn, user, limiter.refused)
+                    return
+        except ConnectionClosed:
+            pass  # closed, normally or not (1006, 1009…); the disconnect line logs the code
+        finally:
+            expiry.cancel()
+            if pipeline is not None:
+                await pipeline.drain()
+    except BrokerError as exc:  # no welcome without the broker: ask the client to retry
+        log.warning(
+            "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
+            user,
+            member.room,
+            conn_id,
+            exc,
+        )
+        await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
     finally:
-        expiry.cancel()
-        ctx.limits.drop(user, limiter)
-        if pipeline is not None:
-            await pipeline.drain()
+        await member.end()
+        log.info(
+            "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
+            user,
+            member.room,
+            peer(conn),
+            conn_id,
+            conn.close_code,
+            time.monotonic() - started,
+        )
 
 
 async def _welcome(ctx: SessionContext, member: Membership) -> None:

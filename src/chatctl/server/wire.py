@@ -19,11 +19,14 @@ protocol object when it still holds unsent bytes (``protocol.writes``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Iterable
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.connection import Connection
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 #: what this module uses beyond websockets' documented API, by the object that has it
 INTERNALS: dict[str, tuple[str, ...]] = {
@@ -39,6 +42,10 @@ INTERNALS: dict[str, tuple[str, ...]] = {
 }
 
 _OPEN = State.OPEN
+#: the context :func:`on_lost` callbacks run in: one for all connections, rather than the
+#: copy of the current one asyncio makes for each (~64 bytes per connection). chatctl sets
+#: no context variable, and asyncio runs future callbacks one at a time, never nested.
+_LOST_CONTEXT = contextvars.Context()
 
 
 def text_frame(data: bytes) -> bytes:
@@ -147,4 +154,38 @@ def on_lost(conn: ServerConnection, callback: Callable[[object], None]) -> None:
     it ended (also when the connection handler never runs, e.g. a client that leaves right
     after the 101). Pass a bound method rather than a lambda: it lives as long as the
     connection."""
-    conn.connection_lost_waiter.add_done_callback(callback)
+    conn.connection_lost_waiter.add_done_callback(callback, context=_LOST_CONTEXT)
+
+
+class _NoTransport(asyncio.Transport):
+    """What :func:`warm_up`'s connection object is connected to: nothing."""
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+def warm_up(server: Server) -> ServerConnection:
+    """Before clients connect, have one throwaway connection object set every attribute a
+    live one has (returned, for tests), so that a connect storm does not cost every
+    connection a private attribute dict (~1.3 KiB each, for the life of the process).
+
+    CPython 3.11 keeps one table of attribute names for all instances of a class, and stops
+    adding names to it after the first few instances (its spare room shrinks with each new
+    one). In a storm (a restarted node's clients coming back, a benchmark), dozens of
+    ``ServerConnection`` objects are made before the first one's ``connection_made`` sets
+    ``recv_messages`` and ``transport``: those names then stay out of the shared table, and
+    setting them gives every connection of the process a dict of its own
+    (docs/performance.md, "Memory per idle connection"). Made first, this object puts them
+    in while there is room.
+    """
+    conn = ServerConnection(ServerProtocol(), server)
+    # websockets' Connection.connection_made sets the attributes; ServerConnection's own
+    # would also start the opening handshake
+    Connection.connection_made(conn, _NoTransport())
+    return conn
