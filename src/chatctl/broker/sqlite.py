@@ -47,6 +47,7 @@ from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.broker.sqlite_store import (
     Call,
+    Checkpoint,
     Evict,
     Failure,
     Item,
@@ -248,6 +249,9 @@ class SQLiteBroker:
                 and all(isinstance(i, Publish | Reply) for i in items)
             ):
                 w.run_here(items)  # the thread is idle: no hops for a message or two
+                if w.checkpoint_wanted:  # for the thread: not on the loop
+                    w.checkpoint_wanted = False
+                    self._submit(Checkpoint())
                 return
             self._with_thread += sum(isinstance(i, Op) for i in items)
             w.submit(items)
