@@ -15,7 +15,7 @@ import pytest
 from chatctl.broker import create_broker
 from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
-from chatctl.broker.sqlite_store import SCHEMA_VERSION
+from chatctl.broker.sqlite_store import CHECKPOINT_COMMITS, SCHEMA_VERSION
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
 from chatctl.server import ChatServer, ServerSettings
 from helpers import client, recv_type, verifier
@@ -303,5 +303,31 @@ async def test_publish_nowait_answers_in_call_order_repeats_included(tmp_path: P
         broker.publish_nowait("room", "bob", "four", done=done("four"))
         await asyncio.wait_for(all_in.wait(), 5)
         assert answers == [("three", 3, False), ("stored", 1, True), ("four", 4, False)]
+    finally:
+        await broker.close()
+
+
+async def test_the_wal_is_checkpointed_by_the_writer_thread_not_in_a_loop_commit(
+    tmp_path: Path,
+) -> None:
+    """One message at a time is committed on the loop's thread; SQLite's auto-checkpoint is
+    off (it would run inside such a commit) and the writer thread checkpoints instead."""
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        auto = await broker.run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone())
+        assert auto == (0,)
+        for i in range(CHECKPOINT_COMMITS + 10):
+            await broker.publish("room", "alice", f"m{i}")
+        # Had nobody checkpointed, the WAL would hold every commit's pages (4-5 each, over
+        # a thousand); the thread's checkpoint let it start again from the beginning.
+        other = sqlite3.connect(broker.path)  # a checkpoint needs no open transaction
+        try:
+            _, frames, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            other.close()
+        assert 0 < frames < 200
+        history = await broker.history("room", since=None, limit=1)
+        assert [m.text for m in history.messages] == [f"m{CHECKPOINT_COMMITS + 9}"]
     finally:
         await broker.close()
