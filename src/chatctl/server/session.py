@@ -23,11 +23,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.auth import Claims
-from chatctl.broker.base import Broker, History, PipelinedBroker, PublishResult
+from chatctl.broker.base import Broker, History, PipelinedBroker
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     MAX_WELCOME_USERS,
-    Ack,
     CloseCode,
     ErrorCode,
     ErrorFrame,
@@ -51,6 +50,7 @@ from chatctl.server.limits import FrameLimiter, Limits, Verdict
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 from chatctl.server.order import OrderGate
+from chatctl.server.publish import Pipeline, publish, publish_nowait
 
 if TYPE_CHECKING:
     from chatctl.server.settings import ServerSettings
@@ -59,42 +59,6 @@ log = logging.getLogger("chatctl.server")
 
 #: frames a connection may have handled before it lets the other connections run
 FRAMES_PER_TURN = 32
-#: seconds a client is told to wait before re-sending a message the broker did not store
-BROKER_RETRY_AFTER = 1.0
-#: publishes one connection may have waiting for the broker at once, with a pipelined broker
-MAX_IN_FLIGHT = 1024
-
-
-class _Pipeline:
-    """A connection's publishes overlapping one another, with a :class:`PipelinedBroker`
-    (the SQLite broker's group commit puts a burst into one transaction): each is queued
-    with a callback that answers its ack or error, in the order they were queued. At most
-    :data:`MAX_IN_FLIGHT` wait for the broker; the receive loop waits for room beyond."""
-
-    __slots__ = ("_space", "in_flight")
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self._space: asyncio.Future[None] | None = None
-
-    async def reserve(self) -> None:
-        """Wait until a publish may be queued, and count it."""
-        while self.in_flight >= MAX_IN_FLIGHT:
-            self._space = asyncio.get_running_loop().create_future()
-            await self._space
-        self.in_flight += 1
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        space = self._space
-        if space is not None and not space.done():
-            space.set_result(None)  # the waiter checks again
-
-    async def drain(self) -> None:
-        """Until every queued publish is answered."""
-        while self.in_flight:
-            self._space = asyncio.get_running_loop().create_future()
-            await self._space
 
 
 @dataclass(frozen=True)
@@ -145,7 +109,7 @@ async def run_session(
         # made on the first frame: an idle connection holds no buckets, gate or pipeline
         limiter: FrameLimiter | None = None
         gate: OrderGate | None = None
-        pipeline: _Pipeline | None = None
+        pipeline: Pipeline | None = None
         pipelined = ctx.pipelined is not None
         frames = 0
         try:
@@ -154,7 +118,7 @@ async def run_session(
             while True:
                 data = await conn.recv()
                 if pipeline is None and pipelined:
-                    pipeline = _Pipeline()
+                    pipeline = Pipeline()
                 if limiter is None:
                     limiter = ctx.limits.frame_limiter(user)
                 if gate is None:
@@ -228,7 +192,7 @@ async def _receive(
     gate: OrderGate,
     data: str | bytes,
     expiry: TokenExpiry,
-    pipeline: _Pipeline | None = None,
+    pipeline: Pipeline | None = None,
 ) -> bool:
     """Answer one client frame; False when the client is to be closed for abuse.
 
@@ -269,10 +233,10 @@ async def _receive(
             gate.refuse(frame.client_id, ErrorCode.RATE_LIMITED, wait)
             return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
         if pipeline is None:
-            await _publish(ctx, conn, adm, frame, gate)
+            await publish(ctx, conn, adm, frame, gate)
         else:
             await pipeline.reserve()
-            _publish_nowait(ctx, conn, adm, frame, gate, pipeline)
+            publish_nowait(ctx, conn, adm, frame, gate, pipeline)
     elif wait:
         return _rate_limited(ctx, conn, limiter, None, wait)
     elif isinstance(frame, Who):
@@ -390,88 +354,3 @@ def _rate_limited(
     )
     ctx.hub.write(conn, error.frame().encode())
     return True
-
-
-async def _publish(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    frame: SendMessage,
-    gate: OrderGate,
-) -> None:
-    started = time.perf_counter()
-    try:
-        result = await ctx.broker.publish(
-            adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
-        )
-    except BrokerError as exc:
-        _refused(ctx, conn, frame, gate, exc)
-        return
-    _stored(ctx, conn, frame, result, started)
-
-
-def _publish_nowait(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    frame: SendMessage,
-    gate: OrderGate,
-    pipeline: _Pipeline,
-) -> None:
-    """Queue the publish with a pipelined broker; its ack or error is written when the
-    broker calls back (in the order of the connection's messages)."""
-    started = time.perf_counter()
-
-    def done(result: PublishResult | None, error: Exception | None) -> None:
-        pipeline.release()
-        if result is not None:
-            _stored(ctx, conn, frame, result, started)
-        elif isinstance(error, BrokerError):
-            _refused(ctx, conn, frame, gate, error)
-        else:  # a bug in the broker: the client hears of it as of a broker failure
-            log.error("publish failed", exc_info=error)
-            _refused(ctx, conn, frame, gate, BrokerError(f"internal error: {error!r}"))
-
-    assert ctx.pipelined is not None
-    ctx.pipelined.publish_nowait(
-        adm.room,
-        adm.claims.user,
-        frame.text,
-        kind=frame.kind,
-        client_id=frame.client_id,
-        done=done,
-    )
-
-
-def _refused(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    frame: SendMessage,
-    gate: OrderGate,
-    exc: BrokerError,
-) -> None:
-    ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
-    gate.refuse(frame.client_id, ErrorCode.BROKER_UNAVAILABLE, BROKER_RETRY_AFTER)
-    error = ErrorFrame(
-        ErrorCode.BROKER_UNAVAILABLE,
-        f"message not stored, retry later: {exc}",
-        client_id=frame.client_id,
-        retry_after=BROKER_RETRY_AFTER,
-    )
-    ctx.hub.write(conn, error.frame().encode())
-
-
-def _stored(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    frame: SendMessage,
-    result: PublishResult,
-    started: float,
-) -> None:
-    ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
-    ctx.metrics.counters.messages_in += 1
-    if frame.client_id is not None:
-        msg = result.message
-        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
-        if ctx.hub.write(conn, ack.frame().encode()):
-            ctx.metrics.counters.acks += 1

@@ -1,0 +1,150 @@
+"""A session's messages into the broker: each is stored, then answered with an ack or an
+error frame (``broker_unavailable`` closes the connection's order gate).
+
+With a :class:`~chatctl.broker.base.PipelinedBroker` (SQLite) a connection's publishes
+overlap: :func:`publish_nowait` queues each with a callback and the receive loop goes on
+to the next frame; a :class:`Pipeline` bounds how many wait. Otherwise :func:`publish`
+awaits each in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+
+from chatctl.broker.base import PublishResult
+from chatctl.errors import BrokerError
+from chatctl.protocol import Ack, ErrorCode, ErrorFrame, SendMessage
+from chatctl.server.handshake import Admission
+from chatctl.server.order import OrderGate
+
+if TYPE_CHECKING:
+    from chatctl.server.session import SessionContext
+
+log = logging.getLogger("chatctl.server")
+
+#: seconds a client is told to wait before re-sending a message the broker did not store
+BROKER_RETRY_AFTER = 1.0
+#: publishes one connection may have waiting for the broker at once, with a pipelined broker
+MAX_IN_FLIGHT = 1024
+
+
+class Pipeline:
+    """A connection's publishes overlapping one another, with a :class:`PipelinedBroker`
+    (the SQLite broker's group commit puts a burst into one transaction): each is queued
+    with a callback that answers its ack or error, in the order they were queued. At most
+    :data:`MAX_IN_FLIGHT` wait for the broker; the receive loop waits for room beyond."""
+
+    __slots__ = ("_space", "in_flight")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._space: asyncio.Future[None] | None = None
+
+    async def reserve(self) -> None:
+        """Wait until a publish may be queued, and count it."""
+        while self.in_flight >= MAX_IN_FLIGHT:
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)  # the waiter checks again
+
+    async def drain(self) -> None:
+        """Until every queued publish is answered."""
+        while self.in_flight:
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
+
+
+async def publish(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: SendMessage,
+    gate: OrderGate,
+) -> None:
+    started = time.perf_counter()
+    try:
+        result = await ctx.broker.publish(
+            adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
+        )
+    except BrokerError as exc:
+        _refused(ctx, conn, frame, gate, exc)
+        return
+    _stored(ctx, conn, frame, result, started)
+
+
+def publish_nowait(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    adm: Admission,
+    frame: SendMessage,
+    gate: OrderGate,
+    pipeline: Pipeline,
+) -> None:
+    """Queue the publish with a pipelined broker; its ack or error is written when the
+    broker calls back (in the order of the connection's messages)."""
+    started = time.perf_counter()
+
+    def done(result: PublishResult | None, error: Exception | None) -> None:
+        pipeline.release()
+        if result is not None:
+            _stored(ctx, conn, frame, result, started)
+        elif isinstance(error, BrokerError):
+            _refused(ctx, conn, frame, gate, error)
+        else:  # a bug in the broker: the client hears of it as of a broker failure
+            log.error("publish failed", exc_info=error)
+            _refused(ctx, conn, frame, gate, BrokerError(f"internal error: {error!r}"))
+
+    assert ctx.pipelined is not None
+    ctx.pipelined.publish_nowait(
+        adm.room,
+        adm.claims.user,
+        frame.text,
+        kind=frame.kind,
+        client_id=frame.client_id,
+        done=done,
+    )
+
+
+def _refused(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    frame: SendMessage,
+    gate: OrderGate,
+    exc: BrokerError,
+) -> None:
+    ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
+    gate.refuse(frame.client_id, ErrorCode.BROKER_UNAVAILABLE, BROKER_RETRY_AFTER)
+    error = ErrorFrame(
+        ErrorCode.BROKER_UNAVAILABLE,
+        f"message not stored, retry later: {exc}",
+        client_id=frame.client_id,
+        retry_after=BROKER_RETRY_AFTER,
+    )
+    ctx.hub.write(conn, error.frame().encode())
+
+
+def _stored(
+    ctx: SessionContext,
+    conn: ServerConnection,
+    frame: SendMessage,
+    result: PublishResult,
+    started: float,
+) -> None:
+    ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
+    ctx.metrics.counters.messages_in += 1
+    if frame.client_id is not None:
+        msg = result.message
+        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+        if ctx.hub.write(conn, ack.frame().encode()):
+            ctx.metrics.counters.acks += 1
