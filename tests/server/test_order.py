@@ -42,7 +42,8 @@ def test_an_open_gate_lets_every_message_through() -> None:
 def test_after_a_refusal_later_messages_wait_for_the_refused_one() -> None:
     clock = FakeClock()
     gate = OrderGate(clock=clock)
-    gate.refuse("m5", ErrorCode.BROKER_UNAVAILABLE, 1.0)
+    assert gate.blocked("m5") is None
+    assert gate.refuse(gate.seq, "m5", ErrorCode.BROKER_UNAVAILABLE, 1.0) is None
     clock.now += 0.25
     error = gate.blocked("m6")
     assert error is not None
@@ -63,7 +64,8 @@ def test_after_a_refusal_later_messages_wait_for_the_refused_one() -> None:
 def test_a_refusal_without_client_id_holds_messages_for_its_retry_after() -> None:
     clock = FakeClock()
     gate = OrderGate(clock=clock)
-    gate.refuse(None, ErrorCode.RATE_LIMITED, 0.5)
+    gate.blocked(None)
+    gate.refuse(gate.seq, None, ErrorCode.RATE_LIMITED, 0.5)
     error = gate.blocked("x")
     assert error is not None and error.blocked_by is None and error.code == "rate_limited"
     clock.now += 0.5
@@ -71,10 +73,60 @@ def test_a_refusal_without_client_id_holds_messages_for_its_retry_after() -> Non
     assert gate.blocked("x") is None
 
 
+def _let_through(gate: OrderGate, *cids: str) -> list[int]:
+    """Let ``cids`` through the gate; their places in the connection's order."""
+    seqs = []
+    for cid in cids:
+        assert gate.blocked(cid) is None
+        seqs.append(gate.seq)
+    return seqs
+
+
+def test_the_gate_stays_on_the_first_of_the_messages_refused_in_flight() -> None:
+    """A failed batch refuses m0, m1, m2 in that order: the gate waits for m0, and m1 and
+    m2 are answered as blocked by it (it used to end on m2, and store m2 before m0)."""
+    clock = FakeClock()
+    gate = OrderGate(clock=clock)
+    s0, s1, s2 = _let_through(gate, "m0", "m1", "m2")
+    code = ErrorCode.BROKER_UNAVAILABLE
+    assert gate.refuse(s0, "m0", code, 1.0, answered=True) is None
+    clock.now += 0.5
+    for seq, cid in ((s1, "m1"), (s2, "m2")):
+        error = gate.refuse(seq, cid, code, 1.0, answered=True)
+        assert error is not None
+        assert (error.client_id, error.blocked_by, error.retry_after) == (cid, "m0", 0.5)
+    assert gate.blocked("m1") is not None
+    assert gate.blocked("m0") is None
+    # refusals of the first m1 and m2 still on their way after m0 came back: not a new
+    # episode (the client re-sends them after m0 anyway)
+    late = gate.refuse(s1, "m1", code, 1.0, answered=True)
+    assert late is not None and late.blocked_by == "m0"
+    assert _let_through(gate, "m1", "m2")
+
+
+def test_an_earlier_message_refused_after_a_later_one_is_waited_for_first() -> None:
+    """The rate limit refuses m2 at once, the broker refuses m0 (sent before it) later:
+    the gate waits for m0, even when m2 came back in between."""
+    clock = FakeClock()
+    gate = OrderGate(clock=clock)
+    s0, s1, s2 = _let_through(gate, "m0", "m1", "m2")
+    assert gate.refuse(s2, "m2", ErrorCode.RATE_LIMITED, 0.01) is None
+    assert gate.blocked("m2") is None  # back before the broker answered m0
+    assert gate.refuse(s0, "m0", ErrorCode.BROKER_UNAVAILABLE, 1.0, answered=True) is None
+    error = gate.refuse(s1, "m1", ErrorCode.BROKER_UNAVAILABLE, 1.0, answered=True)
+    assert error is not None and error.blocked_by == "m0"
+    error = gate.refuse(gate.seq, "m2", ErrorCode.BROKER_UNAVAILABLE, 1.0, answered=True)
+    assert error is not None and error.blocked_by == "m0"
+    held = gate.blocked("m1")
+    assert held is not None and held.blocked_by == "m0"
+    assert _let_through(gate, "m0", "m1", "m2")
+
+
 def test_blocked_messages_count_as_abuse_only_long_after_the_refusal() -> None:
     clock = FakeClock()
     gate = OrderGate(clock=clock)
-    gate.refuse("a", ErrorCode.RATE_LIMITED, 1.0)
+    gate.blocked("a")
+    gate.refuse(gate.seq, "a", ErrorCode.RATE_LIMITED, 1.0)
     assert not gate.late()
     clock.now += 1.0 + GRACE - 0.01
     assert not gate.late()

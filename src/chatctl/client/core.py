@@ -375,6 +375,9 @@ class Pending:
     not_before: float = 0.0
     #: its place in the outbox (1, 2, 3…): messages are sent, and re-sent, in this order
     seq: int = 0
+    #: times it was sent on this connection and not answered yet: an error answers its
+    #: latest send only when none is left (the answer to an earlier send may come late)
+    outstanding: int = 0
 
 
 #: Error codes after which a message is sent again (after ``retry_after``), with its client id.

@@ -178,13 +178,23 @@ class Sender:
             deadline = self.deadlines.get(first) if first is not None else None
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                late = sum(1 for cid in pending if self.deadlines.get(cid, now) <= now)
-                why = f" (last problem: {self.last_problem})" if self.last_problem else ""
-                raise DeliveryTimeout(
-                    f"timed out: {late} of {self.outbox.seq} messages not acked within "
-                    f"{timeout:g} s{why}"
-                )
+                raise DeliveryTimeout(self._timed_out(timeout))
             await asyncio.sleep(min(0.25, deadline - now) if deadline is not None else 0.25)
+
+    def _timed_out(self, timeout: float) -> str:
+        """The timeout's one line: every message not acked (not only the ones past their
+        deadline) of those read, and where reading stopped if input may be left unsent."""
+        read = self.outbox.seq
+        unread = ""
+        if self.texts:
+            unread = f"; {len(self.texts)} more not sent"
+        elif not self.eof and self.reader is not None:
+            unread = f"; stdin read up to line {self.line_no} only"
+        why = f" (last problem: {self.last_problem})" if self.last_problem else ""
+        return (
+            f"timed out: {len(self.outbox)} of {plural(read, 'message')} not acked within "
+            f"{self.opts.timeout:g} s{unread}{why}"
+        )
 
     def _acked(self, event: Acked) -> None:
         self.deadlines.pop(event.pending.client_id, None)

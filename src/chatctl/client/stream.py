@@ -23,9 +23,11 @@ The stream owns the four things every client used to write itself:
   ``limits`` frames). After a reconnect every unacked one is re-sent first, in order, with
   the same ids (the server's de-duplication acks a repeat as ``duplicate``). A retryable
   error (:data:`~.core.RETRYABLE`) stops sending for its ``retry_after``, then re-sends
-  that message and every later unacked one, in order: the server stores none of them in
-  between (docs/protocol.md, "Order"; errors with ``blocked_by`` are those later ones). Any
-  other error rejects the message for good.
+  from the earliest refused message on, every unacked one, in order: the server stores
+  none of them in between (docs/protocol.md, "Order"; errors with ``blocked_by`` are
+  usually those later ones, already behind the cursor). Through any number of refusals:
+  only an error answering a message's latest send counts. Any other error rejects the
+  message for good.
 - **the token** (:class:`~chatctl.client.renewal.TokenKeeper`): every connection reads
   the token source again; while connected the token is renewed before it expires with a
   ``refresh`` frame; a token refused at a reconnect (expired while offline) is waited out
@@ -234,6 +236,7 @@ class RoomStream:
                         if self._rewinds != rewinds or self._ws is not ws:
                             break  # a refusal or a reconnect: start again from the cursor
                         self._sent = p.seq
+                        p.outstanding += 1
                         await ws.send(p.frame)
                 except ConnectionClosed:
                     return  # re-sent after the reconnect
@@ -271,9 +274,14 @@ class RoomStream:
     def _rewind(self, p: Pending, delay: float) -> None:
         """The server refused ``p`` with a retryable code: it stores no later message of
         this connection until ``p`` comes back (docs/protocol.md, "Order"). Send nothing for
-        ``delay`` seconds, then ``p`` and every later unacked message again, in order."""
+        ``delay`` seconds, then ``p`` and every later unacked message again, in order.
+
+        With or without ``blocked_by``: the refusals after the first one of an episode
+        are of messages after it, which the cursor has gone back past already; one that is
+        not (blocked by a message already stored, or an earlier message refused after a
+        later one) moves the cursor back to it, so nothing refused is left behind."""
         if p.seq > self._sent:
-            return  # not sent on this connection: it goes in order anyway
+            return  # not sent again since the cursor went back past it: it goes in order
         self._sent = p.seq - 1
         self._rewinds += 1
         self._hold_until = max(self._hold_until, time.monotonic() + delay)
@@ -309,6 +317,8 @@ class RoomStream:
             # a new connection: every unacked message is sent again, first, in order
             self._sent, self._hold_until = 0, 0.0
             self._rewinds += 1
+            for p in self.outbox.pending.values():
+                p.outstanding = 0  # the old connection's answers never come
             self._ws, self.state = ws, State.CONNECTED
             resending = len(self.outbox)
             if resending:
@@ -433,9 +443,11 @@ class RoomStream:
             p, delay = self.outbox.on_error(frame)
             if p is None:
                 return self.tokens.on_error(frame) or frame
+            if p.outstanding:
+                p.outstanding -= 1
             if delay is None:
                 return Rejected(p, frame)
-            if frame.blocked_by is None:  # held back behind another: re-sent with it
+            if not p.outstanding:  # the answer to its latest send: re-send from it
                 self._rewind(p, delay)
             return Deferred(p, frame, delay)
         if isinstance(frame, RateLimit):

@@ -9,6 +9,16 @@ refused ``client_id``, until that ``client_id`` comes back (Kafka's idempotent p
 refuses out-of-sequence batches the same way). Then the gate opens and that message is
 handled as usual (stored, or refused again, closing the gate again).
 
+The gate waits for the EARLIEST refused message, in the order the connection sent them,
+and never moves forward past it (Kafka refuses out-of-sequence batches relative to the
+first failed sequence number). Each message let through gets its place (:attr:`seq`); a
+broker that fails a write fails the connection's later messages already handed to it too
+(``PipelinedBroker``), and their refusals, which come after the first one, are answered as
+blocked by it. A refusal of an earlier message than the one the gate waits for (the rate
+limit refuses at once, the broker answers later) moves the gate back to it. Refusals of
+messages let through behind a refused one that arrive after it came back are answered as
+blocked by it too: the client re-sends them after it anyway.
+
 A refused message without ``client_id`` cannot be recognised when it comes back: its gate
 stays closed for its ``retry_after``, and the first message after that opens it.
 
@@ -33,7 +43,7 @@ GRACE = 5.0
 
 
 class OrderGate:
-    __slots__ = ("_clock", "client_id", "closed", "code", "until")
+    __slots__ = ("_casualties", "_clock", "client_id", "closed", "code", "head", "seq", "until")
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -43,43 +53,87 @@ class OrderGate:
         self.client_id: str | None = None
         #: monotonic time at which the refused message may be sent again
         self.until = 0.0
+        #: messages let through so far: the last one's place in the connection's order
+        self.seq = 0
+        #: the place of the refused message the gate waits for (or last waited for)
+        self.head = 0
+        #: (head, reopened, client id): the messages let through after a refused one and
+        #: before it came back, whose refusals may still be on their way (None: none)
+        self._casualties: list[tuple[int, int, str | None]] | None = None
 
-    def refuse(self, client_id: str | None, code: ErrorCode, retry_after: float) -> None:
-        """A message (``client_id``) was refused with a retryable ``code``: close the gate."""
+    def refuse(
+        self,
+        seq: int,
+        client_id: str | None,
+        code: ErrorCode,
+        retry_after: float,
+        *,
+        answered: bool = False,
+    ) -> ErrorFrame | None:
+        """Message ``seq`` (``client_id``) was refused with a retryable ``code``.
+
+        None when the gate now waits for it: it is the earliest refused message, and the
+        caller answers it with its own error. Otherwise the error to answer it with, with
+        ``blocked_by`` the earlier refused message it was sent after (a message already in
+        flight when that one was refused: the client re-sends it after that one).
+        ``answered``: every message before ``seq`` has had its answer (a broker answers in
+        order), so the refusals of those let through before an earlier reopening are all in.
+        """
+        casualties = self._casualties
+        if casualties is not None:
+            if answered:
+                casualties[:] = [c for c in casualties if c[1] > seq]
+            for head, reopened, head_id in casualties:
+                if head < seq < reopened:
+                    return self._error(client_id, head_id, 0.0)
+            if not casualties:
+                self._casualties = None
+        if self.closed and seq > self.head:
+            return self._error(client_id, self.client_id, self.until - self._clock())
+        # the first refusal, or one of an earlier message than the gate waits for (a rate
+        # limit refuses at once, a broker answers later): wait for this one
         self.closed = True
+        self.head = seq
         self.code = code
         self.client_id = client_id
         self.until = self._clock() + retry_after
+        return None
 
     def blocked(self, client_id: str | None) -> ErrorFrame | None:
-        """Before handling a message: None to handle it (the gate is open, or this is the
-        refused message again, which opens it), else the error to answer it with."""
-        if not self.closed:
-            return None
-        if self.client_id is not None:
-            if client_id == self.client_id:
-                self.closed = False
-                return None
-        elif self._clock() >= self.until:
+        """Before handling a message: None to let it through (the gate is open, or this is
+        the refused message again, which opens it; it is then message :attr:`seq`), else
+        the error to answer it with."""
+        if self.closed:
+            if self.client_id is not None:
+                if client_id != self.client_id:
+                    return self._error(client_id, self.client_id, self.until - self._clock())
+            elif self._clock() < self.until:
+                return self._error(client_id, None, self.until - self._clock())
             self.closed = False
-            return None
-        wait = max(0.0, self.until - self._clock())
-        if self.client_id is None:
+            if self.seq > self.head:  # some were let through behind the refused one
+                if self._casualties is None:
+                    self._casualties = []
+                self._casualties.append((self.head, self.seq + 1, self.client_id))
+        self.seq += 1
+        return None
+
+    def _error(self, client_id: str | None, blocked_by: str | None, wait: float) -> ErrorFrame:
+        if blocked_by is None:
             reason = (
                 "not stored: an earlier message of this connection was refused; "
                 "messages are stored in the order they were sent"
             )
         else:
             reason = (
-                f"not stored: message {self.client_id!r} was refused before it; "
+                f"not stored: message {blocked_by!r} was refused before it; "
                 "send it again first, then this one"
             )
         return ErrorFrame(
             self.code,
             reason,
             client_id=client_id,
-            retry_after=math.ceil(wait * 1000) / 1000,
-            blocked_by=self.client_id,
+            retry_after=math.ceil(max(0.0, wait) * 1000) / 1000,
+            blocked_by=blocked_by,
         )
 
     def late(self) -> bool:

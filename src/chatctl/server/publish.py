@@ -72,13 +72,14 @@ async def publish(
     frame: SendMessage,
     gate: OrderGate,
 ) -> None:
+    seq = gate.seq
     started = time.perf_counter()
     try:
         result = await ctx.broker.publish(
             adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
         )
     except BrokerError as exc:
-        _refused(ctx, conn, frame, gate, exc)
+        _refused(ctx, conn, frame, gate, seq, exc)
         return
     _stored(ctx, conn, frame, result, started)
 
@@ -93,6 +94,7 @@ def publish_nowait(
 ) -> None:
     """Queue the publish with a pipelined broker; its ack or error is written when the
     broker calls back (in the order of the connection's messages)."""
+    seq = gate.seq
     started = time.perf_counter()
 
     def done(result: PublishResult | None, error: Exception | None) -> None:
@@ -100,10 +102,10 @@ def publish_nowait(
         if result is not None:
             _stored(ctx, conn, frame, result, started)
         elif isinstance(error, BrokerError):
-            _refused(ctx, conn, frame, gate, error)
+            _refused(ctx, conn, frame, gate, seq, error)
         else:  # a bug in the broker: the client hears of it as of a broker failure
             log.error("publish failed", exc_info=error)
-            _refused(ctx, conn, frame, gate, BrokerError(f"internal error: {error!r}"))
+            _refused(ctx, conn, frame, gate, seq, BrokerError(f"internal error: {error!r}"))
 
     assert ctx.pipelined is not None
     ctx.pipelined.publish_nowait(
@@ -121,16 +123,18 @@ def _refused(
     conn: ServerConnection,
     frame: SendMessage,
     gate: OrderGate,
+    seq: int,
     exc: BrokerError,
 ) -> None:
+    """Answer a message the broker did not store. The broker answers a connection's
+    messages in order, and fails every one in flight behind a failed one: the first of them
+    closes the gate and is answered with its own error, the others as blocked by it."""
     ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
-    gate.refuse(frame.client_id, ErrorCode.BROKER_UNAVAILABLE, BROKER_RETRY_AFTER)
-    error = ErrorFrame(
-        ErrorCode.BROKER_UNAVAILABLE,
-        f"message not stored, retry later: {exc}",
-        client_id=frame.client_id,
-        retry_after=BROKER_RETRY_AFTER,
-    )
+    code, client_id = ErrorCode.BROKER_UNAVAILABLE, frame.client_id
+    error = gate.refuse(seq, client_id, code, BROKER_RETRY_AFTER, answered=True)
+    if error is None:
+        reason = f"message not stored, retry later: {exc}"
+        error = ErrorFrame(code, reason, client_id=client_id, retry_after=BROKER_RETRY_AFTER)
     ctx.hub.write(conn, error.frame().encode())
 
 

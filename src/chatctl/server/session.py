@@ -200,13 +200,12 @@ async def _receive(
     order gate if an earlier one of the connection was refused and not sent again
     (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
     published (a broker failure closes the gate too). With a pipelined broker the publish
-    overlaps the next frames: a failure closes the gate for the frames read after it, while
-    the publishes already handed to the broker are the broker's to store or fail. The
-    SQLite broker fails a whole transaction, so a burst fails together; a later transaction
-    that commits after a transient failure would store its messages before the failed
-    ones come back (a known gap: the gate cannot undo a commit). The gate holds messages
-    only: a ``refresh`` (like ``who`` and ``ping``) is answered whatever it holds, or the
-    token of a connection waiting on a refused message would expire behind it.
+    overlaps the next frames: a failure closes the gate for the frames read after it, and
+    the broker fails the publishes already handed to it behind the failed one (none of them
+    commits: ``PipelinedBroker``); the gate stays on the first refused message, and answers
+    those as blocked by it (:meth:`OrderGate.refuse`). The gate holds messages only: a
+    ``refresh`` (like ``who`` and ``ping``) is answered whatever it holds, or the token of a
+    connection waiting on a refused message would expire behind it.
     """
     hub = ctx.hub
     wait = limiter.take()
@@ -230,7 +229,7 @@ async def _receive(
             hub.write(conn, blocked.frame().encode())
             return True
         if wait:
-            gate.refuse(frame.client_id, ErrorCode.RATE_LIMITED, wait)
+            gate.refuse(gate.seq, frame.client_id, ErrorCode.RATE_LIMITED, wait)
             return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
         if pipeline is None:
             await publish(ctx, conn, adm, frame, gate)
