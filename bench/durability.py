@@ -199,7 +199,7 @@ async def post_rooms(port: int, rooms: int, workers: int = 20, prefix: str = "")
     async def worker(token: str) -> None:
         for i in next_room:
             async with connect(
-                f"ws://127.0.0.1:{port}/ws/idle{prefix}{i}?presence=0&history=0",
+                f"ws://127.0.0.1:{port}/ws/idle{prefix}{i}?presence=0&receive=0&history=0",
                 additional_headers={"Authorization": f"Bearer {token}"},
             ) as ws:
                 await ws.recv()

@@ -111,3 +111,39 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def raw_exchange(port: int, data: bytes | list[bytes], *, timeout: float = 5) -> bytes:
+    """Send ``data`` on a fresh TCP connection (a list: one write each, a pause between),
+    then read until EOF, until a 101's head has arrived (the upgrade worked: nothing ends
+    it), or until ``timeout``; return what came back."""
+    import socket
+    import time
+
+    chunks = data if isinstance(data, list) else [data]
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        for i, chunk in enumerate(chunks):
+            if i:
+                time.sleep(0.05)  # separate reads on the server's side
+            sock.sendall(chunk)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                got = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not got:
+                break
+            out += got
+            if out.startswith(b"HTTP/1.1 101 ") and b"\r\n\r\n" in out:
+                break
+        return out
+
+
+def status_of(answer: bytes) -> int | None:
+    """The status of the first HTTP response in ``answer``; None when nothing came back."""
+    if not answer:
+        return None
+    line = answer.split(b"\r\n", 1)[0].split()
+    return int(line[1]) if len(line) >= 2 and line[0].startswith(b"HTTP/") else -1

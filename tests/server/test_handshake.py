@@ -230,3 +230,22 @@ async def test_rejections_are_counted(server: ChatServer) -> None:
 async def test_bad_presence_parameter_is_400(server: ChatServer) -> None:
     url = ws_url(server.port, "general", presence="maybe")
     assert (await refusal(url, bearer(make_token("alice"))))[0] == 400
+
+
+async def test_an_unlisted_connection_must_be_write_only(server: ChatServer) -> None:
+    """presence=0 alone would be an invisible reader: alice's who would not show mallory,
+    who reads every message (issue 22, item 4)."""
+    async with client(server.port, "general", "alice") as alice:
+        await recv_type(alice, "welcome")
+        url = ws_url(server.port, "general", presence=0)
+        status, body = await refusal(url, bearer(make_token("mallory")))
+        assert (status, body) == (
+            400,
+            "presence=0 needs receive=0: a connection that reads the room is listed in it\n",
+        )
+        for params in ({"presence": 0, "receive": 0}, {"receive": 0}, {"presence": 1}):
+            async with client(server.port, "general", "mallory", **params) as ws:
+                await recv_type(ws, "welcome")
+                await alice.send('{"type": "who"}')
+                listed = "mallory" in (await recv_type(alice, "who"))["users"]
+                assert listed is (params.get("presence") != 0), params

@@ -259,7 +259,7 @@ async def test_unacked_message_without_client_id_still_delivered(server: ChatSer
 async def test_a_send_only_client_is_neither_listed_nor_announced(server: ChatServer) -> None:
     async with client(server.port, "general", "alice") as alice:
         await recv_type(alice, "welcome")
-        async with client(server.port, "general", "cron-bot", presence=0) as bot:
+        async with client(server.port, "general", "cron-bot", presence=0, receive=0) as bot:
             welcome = await recv_type(bot, "welcome")
             assert welcome["users"] == ["alice"]
             await bot.send(json.dumps({"message": "backup done", "client_id": "b1"}))

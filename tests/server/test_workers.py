@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -36,7 +37,7 @@ class Workers(ServeProcess):
     """``chatctl serve --workers 2`` with a status port per worker; ready once the supervisor
     says every worker listens."""
 
-    def __init__(self, redis: RedisServer, count: int = 2) -> None:
+    def __init__(self, redis: RedisServer, count: int = 2, *, port: int | None = None) -> None:
         self.status = free_ports(count)
         super().__init__(
             "--workers",
@@ -47,6 +48,7 @@ class Workers(ServeProcess):
             redis.url,
             "--drain-timeout",
             "5",
+            port=port,
         )
         self.count = count
 
@@ -197,3 +199,69 @@ async def test_sighup_reloads_every_workers_key_and_stops_nothing(workers: Worke
     assert workers.proc.poll() is None and "stopping" not in workers.read_log()
     async with client(workers.port, "lobby", "bob") as ws:
         await recv_type(ws, "welcome")
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for a reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(redis: RedisServer) -> None:
+    """A SIGKILLed supervisor cannot pass anything on: its workers notice by themselves
+    (issue 22, item 9), drain and free the port for the next server."""
+    first = Workers(redis).start()
+    try:
+        pids = first.pids()
+        async with client(first.port, "lobby", "alice") as ws:
+            await recv_type(ws, "welcome")
+            assert first.proc is not None
+            first.proc.kill()
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(recv_type(ws, "never"), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        wait_until(lambda: not any(alive(pid) for pid in pids), 10)
+        assert time.monotonic() - started < 3, "the workers took too long to stop"
+    finally:
+        first.stop()
+    again = Workers(redis, port=first.port).start()  # the port is free for the next one
+    try:
+        async with client(again.port, "lobby", "bob") as ws:
+            await recv_type(ws, "welcome")
+    finally:
+        assert again.stop() == 0
+
+
+async def test_a_second_supervisor_on_a_held_port_says_so_and_exits_2(workers: Workers) -> None:
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "chatctl",
+            "serve",
+            "--port",
+            str(workers.port),
+            "--workers",
+            "2",
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+        ],
+        env=chatctl_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f"chatctl: cannot listen on 127.0.0.1:{workers.port}: Address already in use"
+    ), out.stderr
+    assert "Traceback" not in out.stderr and "workers listening" not in out.stderr
+    async with client(workers.port, "lobby", "alice") as ws:  # the first one is untouched
+        await recv_type(ws, "welcome")
+    assert workers.proc is not None and workers.proc.poll() is None

@@ -62,7 +62,7 @@ def join_terminal(port: int, room: str, user: str) -> pexpect.spawn:
 def post_raw(port: int, room: str, user: str, texts: list[str]) -> None:
     """Post ``texts`` exactly as given (a plain websockets client, acks awaited)."""
     headers = {"Authorization": f"Bearer {make_token(user)}"}
-    with connect(ws_url(port, room, presence=0), additional_headers=headers) as ws:
+    with connect(ws_url(port, room, presence=0, receive=0), additional_headers=headers) as ws:
         assert json.loads(ws.recv(10))["type"] == "welcome"
         for i, text in enumerate(texts):
             ws.send(json.dumps({"message": text, "client_id": f"raw-{i}"}))

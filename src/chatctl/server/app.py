@@ -25,7 +25,7 @@ from chatctl.protocol import (
 from chatctl.server import wire
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
-from chatctl.server.http import OriginPolicy, plain_response, route_http
+from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
 from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
@@ -134,6 +134,7 @@ class ChatServer:
             open_timeout=s.handshake_timeout or None,
             ssl=tls,
             reuse_port=s.reuse_port or None,
+            create_connection=wire.ChatConnection,
         )
         # No connection object exists yet (nothing was awaited since the socket started
         # listening): warm_up's comes first, and keeps the others small.
@@ -245,9 +246,29 @@ class ChatServer:
     # ---------------------------------------------------------------- handshake
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        response = route_http(self, request)
-        if response is not None:
-            return response
+        """websockets' ``process_request``: the plain-HTTP pages, then the handshake's
+        checks. Whatever a request holds, it never gets a traceback into the log: a bug that
+        raises here logs one line (the traceback at DEBUG) and answers 500."""
+        try:
+            response = malformed(request) or route_http(self, request)
+            if response is not None:
+                if response.status_code == HTTPStatus.BAD_REQUEST:
+                    self.metrics.counters.reject("bad_request", HTTPStatus.BAD_REQUEST)
+                    reason = response.body.decode().strip()
+                    log.info("rejected 400 Bad Request peer=%s user=-: %s", peer(conn), reason)
+                return response
+            return self._admit(conn, request)
+        except Exception as exc:
+            log.error(
+                "internal error checking a request peer=%s: %s: %r",
+                peer(conn),
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            log.debug("the request check's traceback", exc_info=True)
+            return plain_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+
+    def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
         try:
             origin = request.headers.get_all("Origin")
             if len(origin) > 1 or not self.origins.allows(

@@ -3,7 +3,7 @@ the upgrade. A refused request gets a plain-text HTTP answer and never becomes a
 
 =======  =====================================================================
 400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` / ``receive``
-         parameter
+         parameter; ``presence=0`` without ``receive=0``; more than one ``Authorization``
 401      missing, malformed, expired or badly signed token
 403      valid token that does not allow the room
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
@@ -28,6 +28,10 @@ from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since,
 
 WS_PREFIX = "/ws/"
 
+#: Why ``?presence=0`` needs ``?receive=0``: unlisted but reading, a connection would be an
+#: invisible reader of the room (docs/security.md).
+INVISIBLE_READER = "presence=0 needs receive=0: a connection that reads the room is listed in it"
+
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -39,8 +43,9 @@ class Admission:
     since: int | None
     epoch: str | None
     history: int | None
-    #: False with ``?presence=0``: a send-only client that neither joins the user list nor
-    #: announces joins and leaves (``chatctl send`` in a cron job is not a room member)
+    #: False with ``?presence=0`` (only with ``?receive=0``): a write-only client that neither
+    #: joins the user list nor announces joins and leaves (``chatctl send`` in a cron job is
+    #: not a room member)
     presence: bool = True
     #: False with ``?receive=0``: a write-only client (``chatctl send``) that gets its own
     #: acks and errors but none of the room's traffic
@@ -62,15 +67,25 @@ class Refusal(Exception):
 
 
 def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
-    """The token from ``Authorization: Bearer …`` or, for browsers, the ``token`` parameter."""
-    auth = headers.get("Authorization")
+    """The token from ``Authorization: Bearer …`` or, for browsers, the ``token`` parameter.
+
+    Raises :class:`Refusal` (400) for more than one ``Authorization`` header: which one
+    counts is ambiguous, and proxies may disagree with the server on it."""
+    values = headers.get_all("Authorization")
+    if len(values) > 1:
+        raise Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "bad request: more than one Authorization header",
+            kind="bad_header",
+        )
+    auth = values[0] if values else None
     if auth is not None:
         scheme, _, value = auth.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return ""
-    values = query.get("token")
-    return values[-1] if values else None
+    tokens = query.get("token")
+    return tokens[-1] if tokens else None
 
 
 def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) -> Admission:
@@ -104,6 +119,8 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         epoch = parse_epoch(_last(query, "epoch"))
         presence = _flag(query, "presence")
         receive = _flag(query, "receive")
+        if not presence and receive:
+            raise ValueError(INVISIBLE_READER)
     except ValueError as exc:
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"

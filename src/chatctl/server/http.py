@@ -15,6 +15,14 @@ must say no.
 ``/``         the browser chat page and its files under ``/static/`` (see :mod:`chatctl.web`),
               with a strict Content-Security-Policy; 304 for an ``If-None-Match`` that matches.
 
+Malformed requests: websockets closes the connection on what it cannot parse (a bad
+request line, a header line without a colon, non-ASCII in the target), answers 431 to an
+oversized head, 400 or 426 to a bad WebSocket upgrade; :func:`malformed` adds the checks it
+leaves to the application, before anything else looks at the request: more than one
+``Host``, none in an HTTP/1.1 request (RFC 9112, 3.2), more than one ``Authorization``, or a
+target ``urlsplit`` cannot read (``//[``) is a 400. Bytes pipelined after a request are
+held until it is answered (:class:`chatctl.server.wire.ChatConnection`).
+
 Origin: browsers send ``Origin`` with every WebSocket handshake; command-line clients send
 none and are never refused for it. A browser request is accepted when its origin is the
 server's own (same scheme-less host and port as ``Host``) or matches an ``--allowed-origin``
@@ -64,6 +72,30 @@ def plain_response(
         ]
     )
     return Response(status.value, status.phrase, h, data)
+
+
+#: headers a request may carry once at most: which of two counts is ambiguous, and a proxy
+#: in front may pick the other one (request smuggling, RFC 9112 3.2 and 11.2)
+SINGLE_HEADERS = ("Host", "Authorization")
+
+
+def malformed(request: Request) -> Response | None:
+    """A 400 for a request websockets let through but no handler should read (see the
+    module docstring); None when it is well-formed."""
+    for name in SINGLE_HEADERS:
+        if len(request.headers.get_all(name)) > 1:
+            return bad_request(f"more than one {name} header")
+    if request.protocol == "HTTP/1.1" and "Host" not in request.headers:
+        return bad_request("an HTTP/1.1 request needs a Host header")
+    try:
+        urlsplit(request.path)
+    except ValueError:
+        return bad_request("invalid request target")
+    return None
+
+
+def bad_request(reason: str) -> Response:
+    return plain_response(HTTPStatus.BAD_REQUEST, f"bad request: {reason}\n")
 
 
 def route_http(server: ChatServer, request: Request) -> Response | None:

@@ -15,7 +15,12 @@ Presence is throttled per room: a change in a room that had none for a tick goes
 once, as a ``presence`` frame; the changes that come within the next tick are coalesced into
 one frame (``presence_batch`` when there are several) sent when it ends, or before the
 room's next message if that comes first (presence is never reordered with messages: a
-user's join still comes before their first message). The tick grows with
+user's join still comes before their first message). A change undone within the tick (a
+leave and a join of the same user) is dropped for the members that knew the room before the
+tick, but a connection whose user list is newer (a welcome or a ``who`` answer written
+within the last :data:`FRESH_SECONDS`, or a connection still waiting for its welcome) is
+told the last state of every user the tick touched: its list may have been taken between
+the two changes, and the net change would leave it stale. The tick grows with
 the room (:func:`presence_tick`), so presence costs a room at most about
 ``1 / PRESENCE_TICK_PER_MEMBER`` deliveries per second whatever its size, and a join storm of
 N users O(N) frames in all instead of N per join.
@@ -49,6 +54,10 @@ PRESENCE_TICK = 0.1
 PRESENCE_TICK_PER_MEMBER = 0.0005
 #: ...up to this many seconds.
 MAX_PRESENCE_TICK = 2.0
+#: Seconds after a welcome or a ``who`` answer during which a connection is told the last
+#: state of every user a tick touched, not only the tick's net changes: longer than the
+#: pub/sub delay between a broker's user list and the presence events it already reflects.
+FRESH_SECONDS = 1.0
 
 Event = Message | Presence | PresenceBatch
 
@@ -67,11 +76,13 @@ class RoomMembers:
     last_id: int = 0
     #: presence changes of the current tick not sent yet: user -> its net change
     presence: dict[str, PresenceEvent] = field(default_factory=dict)
+    #: every user those changes touched -> their last change (for the fresh connections)
+    touched: dict[str, PresenceEvent] = field(default_factory=dict)
     presence_ts: float = 0.0
     #: ends the current presence tick; None when no tick is running
     presence_timer: asyncio.TimerHandle | None = None
-    #: connections made ready during the current tick -> their user
-    fresh: dict[ServerConnection, str] = field(default_factory=dict)
+    #: connections whose user list (welcome or ``who``) is recent -> (user, loop time of it)
+    fresh: dict[ServerConnection, tuple[str, float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ready) + len(self.waiting)
@@ -119,10 +130,15 @@ class Hub:
             elif (news := _frame_for(user, event)) is not None:
                 self.write(conn, news.encode())
         members.ready.add(conn)
-        if members.presence_timer is not None:
-            # the presence held for this tick may hold the user's own join: see
-            # _send_held_presence
-            members.fresh[conn] = user
+        self.listed(room, conn, user)
+
+    def listed(self, room: str, conn: ServerConnection, user: str) -> None:
+        """``conn`` was just given the room's user list (its welcome or a ``who`` answer):
+        until :data:`FRESH_SECONDS` have passed, presence ticks tell it the last state of
+        every user they touch (see :meth:`_send_held_presence`)."""
+        members = self.rooms.get(room)
+        if members is not None and conn in members.ready:
+            members.fresh[conn] = (user, asyncio.get_running_loop().time())
 
     async def detach(self, room: str, conn: ServerConnection) -> None:
         async with self._lock:
@@ -147,7 +163,7 @@ class Hub:
                 self._open_presence_tick(members)
                 self._timed_deliver(members, event)
             case Message():
-                if members.presence:  # what happened before the message is told before it
+                if members.touched:  # what happened before the message is told before it
                     self._send_held_presence(members)
                 self._timed_deliver(members, event)
             case Reset():
@@ -173,12 +189,16 @@ class Hub:
         cancels the first (join + leave or leave + join: nothing changed for the others)."""
         if members.presence.pop(event.user, None) is None:
             members.presence[event.user] = event.event
+        members.touched.pop(event.user, None)  # re-inserted last: the frame's order
+        members.touched[event.user] = event.event
         members.presence_ts = event.ts
 
     def _end_presence_tick(self, members: RoomMembers) -> None:
         """Send what the tick gathered, as one frame, and open the next tick; with nothing
         gathered, the room is quiet again and its next change goes out at once."""
-        if not members.presence or self.rooms.get(members.name) is not members:
+        if not members.touched or self.rooms.get(members.name) is not members:
+            # quiet: the next change goes out at once, to every member as it is, so no
+            # connection's list can be left behind by a change that cancels another
             members.presence_timer = None
             members.fresh.clear()
             return
@@ -186,32 +206,43 @@ class Hub:
         self._send_held_presence(members)
 
     def _send_held_presence(self, members: RoomMembers) -> None:
+        """Send the changes held for the tick: the net ones to the members that knew the
+        room before it, the last state of every touched user to the fresh connections (minus
+        their own join, which their list had) and to those still waiting for a welcome."""
         changes, members.presence = members.presence, {}
-        event: Presence | PresenceBatch
-        if len(changes) == 1:
-            [(user, change)] = changes.items()
-            event = Presence(members.name, user, change, members.presence_ts)
-        else:
-            joins = tuple(u for u, change in changes.items() if change == "join")
-            leaves = tuple(u for u, change in changes.items() if change == "leave")
-            event = PresenceBatch(members.name, joins, leaves, members.presence_ts)
-        fresh, members.fresh = members.fresh, {}
-        own = [(conn, user) for conn, user in fresh.items() if changes.get(user) == "join"]
-        if not own:
-            self._timed_deliver(members, event)
+        touched, members.touched = members.touched, {}
+        fresh = self._prune_fresh(members)
+        event = _held_event(members, changes)
+        if touched == changes and not any(touched.get(u) == "join" for u, _ in fresh.values()):
+            if event is not None:  # the common case: one frame for everyone
+                self._timed_deliver(members, event)
             return
-        # A connection welcomed during the tick must not hear of its own join: its welcome
-        # listed the user. It gets the rest of the news, the others the whole frame.
-        ready = members.ready
-        members.ready = ready.difference(conn for conn, _ in own)
+        full = _held_event(members, touched)
+        assert full is not None  # touched is never empty here
+        ready, waiting = members.ready, members.waiting
+        members.ready = ready.difference(fresh)
+        members.waiting = {}
         try:
-            self._timed_deliver(members, event)
+            if event is not None:
+                self._timed_deliver(members, event)
         finally:
-            members.ready = ready
-        for conn, user in own:
-            news = _frame_for(user, event)
+            members.ready, members.waiting = ready, waiting
+        for pending in waiting.values():
+            pending.append(full)
+        for conn, (user, _) in fresh.items():
+            news = _frame_for(user, full)
             if news is not None and conn in ready:
                 self.write(conn, news.encode())
+
+    @staticmethod
+    def _prune_fresh(members: RoomMembers) -> dict[ServerConnection, tuple[str, float]]:
+        """The fresh connections, after forgetting those listed too long ago."""
+        fresh = members.fresh
+        if fresh:
+            oldest = asyncio.get_running_loop().time() - FRESH_SECONDS
+            for conn in [c for c, (_, at) in fresh.items() if at < oldest]:
+                del fresh[conn]
+        return fresh
 
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
@@ -271,6 +302,20 @@ class Hub:
             pending,
             self.max_pending,
         )
+
+
+def _held_event(
+    members: RoomMembers, changes: dict[str, PresenceEvent]
+) -> Presence | PresenceBatch | None:
+    """One frame for a tick's ``changes``: ``presence`` for one, ``presence_batch`` for more."""
+    if not changes:
+        return None
+    if len(changes) == 1:
+        [(user, change)] = changes.items()
+        return Presence(members.name, user, change, members.presence_ts)
+    joins = tuple(u for u, change in changes.items() if change == "join")
+    leaves = tuple(u for u, change in changes.items() if change == "leave")
+    return PresenceBatch(members.name, joins, leaves, members.presence_ts)
 
 
 def _frame_for(user: str, event: Presence | PresenceBatch) -> str | None:

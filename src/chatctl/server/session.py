@@ -241,6 +241,7 @@ async def _receive(
     elif isinstance(frame, Who):
         users = await ctx.broker.users(adm.room)
         hub.write(conn, who_frame(adm.room, users).encode())
+        hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
     elif isinstance(frame, Ping):
         hub.write(conn, pong_frame(frame.data).encode())
     elif isinstance(frame, Refresh):

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import CONNECTING, State
 from websockets.server import ServerProtocol
 
 #: what this module uses beyond websockets' documented API, by the object that has it
@@ -37,7 +38,15 @@ INTERNALS: dict[str, tuple[str, ...]] = {
         "send_in_progress",
         "connection_lost_waiter",
     ),
-    "protocol": ("state", "extensions", "writes", "send_text", "fail", "data_to_send"),
+    "protocol": (
+        "state",
+        "extensions",
+        "writes",
+        "send_text",
+        "fail",
+        "data_to_send",
+        "reader",  # reader.buffer: ChatConnection
+    ),
     "transport": ("write", "abort", "get_write_buffer_size", "is_closing"),
 }
 
@@ -170,6 +179,56 @@ class _NoTransport(asyncio.Transport):
         pass
 
 
+class ChatConnection(ServerConnection):
+    """websockets' server connection, holding back what a client sends after its request's
+    head until the handshake is answered.
+
+    websockets parses the bytes that follow the head as WebSocket frames at once, before
+    the answer is written: a second pipelined HTTP request (two ``GET /healthz`` in one
+    packet) fails the protocol meanwhile, and the first request got no answer and an
+    "unexpected internal error" traceback in the log. Held back, those bytes are fed after a
+    101 (a client that sent frames without waiting for it still works) and dropped after any
+    other answer, which closes the connection (``Connection: close``): a pipelining client
+    gets the answer to its first request, then EOF, and sends the others again (RFC 9112,
+    9.3.2: a client must be ready to retry pipelined requests after a close).
+    """
+
+    #: bytes received after the request's head and before the answer (a class default: only
+    #: a connection that pipelines gets one of its own)
+    _held: bytes | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.protocol.state is CONNECTING:
+            if self._held is not None:
+                self._held += data
+                return
+            if self.request is not None:  # the head is read, its answer not written yet
+                self._held = data
+                return
+            # The reader keeps the unfinished line; the head ends at the first empty line.
+            pending = bytes(self.protocol.reader.buffer)
+            both = pending + data
+            if both.startswith(b"\r\n"):
+                end = 2
+            elif (found := both.find(b"\r\n\r\n")) != -1:
+                end = found + 4
+            else:
+                end = len(both)  # not all of it yet
+            end -= len(pending)
+            if 0 < end < len(data):
+                self._held = data[end:]
+                data = data[:end]
+        super().data_received(data)
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        await super().handshake(*args, **kwargs)
+        held = self._held
+        if held is not None:
+            del self._held
+            if self.protocol.state is _OPEN:
+                super().data_received(held)
+
+
 def warm_up(server: Server) -> ServerConnection:
     """Before clients connect, have one throwaway connection object set every attribute a
     live one has (returned, for tests), so that a connect storm does not cost every
@@ -184,7 +243,7 @@ def warm_up(server: Server) -> ServerConnection:
     (docs/performance.md, "Memory per idle connection"). Made first, this object puts them
     in while there is room.
     """
-    conn = ServerConnection(ServerProtocol(), server)
+    conn = ChatConnection(ServerProtocol(), server)
     # websockets' Connection.connection_made sets the attributes; ServerConnection's own
     # would also start the opening handshake
     Connection.connection_made(conn, _NoTransport())

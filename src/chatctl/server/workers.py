@@ -16,6 +16,15 @@ Without Redis there is nothing to share, so ``--workers`` needs a Redis URL.
   dying right after its start is restarted after a growing delay (up to 30 s). If a worker
   cannot even start the first time (port in use, bad Redis credentials), everything stops
   with that worker's error and status.
+- The supervisor's death ends its workers: each asks the kernel for a SIGTERM when its
+  parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``) and also checks its parent's pid every
+  half second (other systems, and a parent that died before the ``prctl``). A SIGKILLed
+  supervisor thus leaves no orphan serving on the port; its workers drain (1012) and exit.
+- The port is the supervisor's alone: ``SO_REUSEPORT`` lets any process of the same user bind
+  a port its workers hold, so a second ``chatctl serve --workers`` (or a first one's orphans)
+  would share the port silently. Before forking, the supervisor binds the address once
+  without ``SO_REUSEPORT`` (:func:`check_port_free`): that fails while any socket listens
+  there, and the supervisor says so and exits 2.
 - ``/healthz`` and ``/metrics`` on the shared port are answered by whichever worker the
   kernel picks. With ``status_port`` P, worker K (1..N) also answers them alone on port
   P+K-1 of the same host, so each worker can be scraped and health-checked on its own
@@ -25,11 +34,15 @@ Without Redis there is nothing to share, so ``--workers`` needs a Redis URL.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import logging
 import os
 import select
 import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -53,6 +66,10 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: A worker that dies sooner than this after its start counts as failing at start.
 QUICK_DEATH = 5.0
 MAX_RESTART_DELAY = 30.0
+#: Seconds between two checks of a worker's parent pid (the fallback of PR_SET_PDEATHSIG).
+PARENT_CHECK = 0.5
+#: linux/prctl.h
+PR_SET_PDEATHSIG = 1
 
 
 def cpu_count() -> int:
@@ -81,10 +98,20 @@ class _Worker:
 class Supervisor:
     """Forks ``count`` workers running ``main`` and keeps them running until a signal."""
 
-    def __init__(self, count: int, main: WorkerMain, *, ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        count: int,
+        main: WorkerMain,
+        *,
+        ready_timeout: float = 60.0,
+        address: tuple[str, int] | None = None,
+    ) -> None:
+        """``address``: the (host, port) the workers will share, checked free before they
+        start (:func:`check_port_free`)."""
         if count < 1:
             raise UsageError("--workers must be at least 1 (0 means one per core)")
         self.count = count
+        self.address = address
         self.main = main
         self.ready_timeout = ready_timeout
         self._workers: dict[int, _Worker] = {}  # by pid
@@ -93,7 +120,12 @@ class Supervisor:
         self._failed_start: int | None = None
 
     def run(self) -> int:
-        """Start the workers and supervise them; the exit status of the whole server."""
+        """Start the workers and supervise them; the exit status of the whole server.
+
+        Raises :class:`UsageError` when the address is in use (nothing was started)."""
+        if self.address is not None:
+            check_port_free(*self.address)
+        self._pid = os.getpid()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in FORWARDED}
         try:
             for number in range(1, self.count + 1):
@@ -224,6 +256,7 @@ class Supervisor:
         try:
             for sig in FORWARDED:
                 signal.signal(sig, signal.SIG_DFL)
+            _die_with_parent(self._pid)
             os.close(self._ready_r)
             _tag_log_records(number)
 
@@ -245,6 +278,47 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(status)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`UsageError` if a socket listens on ``host:port`` (every address the
+    host resolves to, as the server binds them): a bind without ``SO_REUSEPORT`` fails then,
+    whoever holds it, even processes whose sockets would let ours share the port. (A socket
+    only in TIME_WAIT does not count: ``SO_REUSEADDR``, as the server itself binds.)"""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, addr in dict.fromkeys(infos):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                if exc.errno == errno.EADDRINUSE:
+                    why += " (another chatctl serve, or the workers of one, may be running)"
+                raise UsageError(f"cannot listen on {host}:{port}: {why}") from None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a worker: be sent SIGTERM when the supervisor dies (Linux), and check its pid
+    every :data:`PARENT_CHECK` seconds in case that is not available or came too late."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        log.warning("the supervisor (pid %d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="chatctl-parent-check", daemon=True).start()
 
 
 def _tag_log_records(number: int) -> None:
