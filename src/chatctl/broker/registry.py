@@ -44,7 +44,7 @@ class BrokerEntry:
 _COMMON = frozenset({"history_size", "dedup_window", "history_ttl"})
 
 #: every broker chatctl has; the first is the default of create_broker(None) (``chatctl
-#: serve`` itself defaults to SQLite in its data directory: chatctl.serve.broker_url)
+#: serve`` itself defaults to SQLite in its data directory: chatctl.server.assemble.broker_url)
 BROKERS: tuple[BrokerEntry, ...] = (
     BrokerEntry(
         "memory", ("memory",), "chatctl.broker.memory:MemoryBroker", _COMMON, takes_url=False
@@ -53,14 +53,14 @@ BROKERS: tuple[BrokerEntry, ...] = (
     BrokerEntry(
         "redis",
         ("redis", "rediss", "unix"),
-        "chatctl.broker.redis:RedisBroker",
+        "chatctl.broker.redis.broker:RedisBroker",
         _COMMON | {"prefix", "presence_ttl", "wait_replicas"},
         shared=True,
     ),
     BrokerEntry(
         "rediscluster",
         ("redis+cluster", "rediss+cluster"),
-        "chatctl.broker.redis_cluster:RedisClusterBroker",
+        "chatctl.broker.redis.cluster:RedisClusterBroker",
         _COMMON | {"prefix", "presence_ttl", "wait_replicas"},
         shared=True,
     ),
