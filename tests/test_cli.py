@@ -189,8 +189,8 @@ def test_serve_flag_defaults_match_the_server_settings() -> None:
 
     import chatctl.cli.serve
     from chatctl.cli import app
-    from chatctl.serve import ServeOptions
     from chatctl.server import ServerSettings
+    from chatctl.server.assemble import ServeOptions
 
     # no literal default in the flag declarations: every one reads DEFAULTS (= ServeOptions())
     tree = ast.parse(inspect.getsource(chatctl.cli.serve.serve))

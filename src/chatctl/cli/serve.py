@@ -1,7 +1,7 @@
-"""``chatctl serve``: its flags; the server is built and run by :mod:`chatctl.serve`.
+"""``chatctl serve``: its flags; the server is built and run by :mod:`chatctl.server.assemble`.
 
-Every default shown here is read from :class:`~chatctl.serve.ServeOptions` (as ``DEFAULTS``),
-which takes it from the server setting it feeds: each is written once.
+Every default shown here is read from :class:`~chatctl.server.assemble.ServeOptions` (as
+``DEFAULTS``), which takes it from the server setting it feeds: each is written once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 
 from chatctl.cli.options import command_app
 from chatctl.log import LogFormat, LogLevel
-from chatctl.serve import ServeOptions, run_serve
+from chatctl.server.assemble import ServeOptions, run_serve
 
 DEFAULTS = ServeOptions()
 

@@ -1,4 +1,4 @@
-"""``chatctl serve``: turn flags into a running :class:`~chatctl.server.ChatServer`."""
+"""``chatctl serve``: turn its options into a running :class:`~chatctl.server.ChatServer`."""
 
 from __future__ import annotations
 
