@@ -161,8 +161,16 @@ def test_an_unknown_exit_status_fails() -> None:
 
 def test_an_undocumented_environment_variable_fails() -> None:
     data = pages()
+    del data["serve"]["environment"]["CHATCTL_SECRET"]  # named by --help, not an option's
+    fails(data, r"\[serve\] does not describe CHATCTL_SECRET")
+
+
+def test_an_options_variable_is_described_by_its_setting() -> None:
+    """A flag's variable needs no hand-written text: its declaration's help is used."""
+    data = pages()
     del data["serve"]["environment"]["CHATCTL_REDIS_URL"]
-    fails(data, r"\[serve\] does not describe CHATCTL_REDIS_URL")
+    serve = gen_man.generate(data)[gen_man.OUT / "chatctl-serve.1"]
+    assert "As \\fB\\-\\-redis\\-url\\fR: Share rooms with other nodes" in serve
 
 
 def test_pending_pages_and_options_are_dropped_while_absent() -> None:
