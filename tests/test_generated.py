@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import gen_completions
+import gen_docs
 import gen_man
 from genlib import ROOT, load_app_command
 from helpers import IN_CI
@@ -42,6 +43,14 @@ def test_completions_are_fresh() -> None:
 
 def test_man_pages_are_fresh() -> None:
     assert gen_man.main(["--check"]) == 0, "run: python scripts/generate.py"
+
+
+def test_configuration_doc_serve_settings_are_fresh() -> None:
+    """docs/configuration.md's serve-settings tables are the declarations' (gen_docs)."""
+    assert gen_docs.main(["--check"]) == 0, "run: python scripts/generate.py"
+    text = gen_docs.DOC.read_text()
+    for flag in ("--broker", "--redis-url", "--memory", "--data-dir", "--fsync", "--redis-prefix"):
+        assert f"| `{flag}` |" in text
 
 
 def test_generate_check_runs_as_a_script() -> None:
