@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chatctl.broker.redis_cluster import RedisClusterBroker
+from chatctl.broker.redis.cluster import RedisClusterBroker
 from cluster_helpers import LocalCluster
 
 

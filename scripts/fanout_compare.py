@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from chatctl.broker.redis_keys import PUBLISH, room_keys
+from chatctl.broker.redis.keys import PUBLISH, room_keys
 
 
 def free_port() -> int:

@@ -192,7 +192,12 @@ def generated_sections(cmd: Cmd, leaf_title: bool = False) -> list[str]:
         out += [f".TP\n\\fI{esc(metavar(p))}\\fR\n{esc(p.help or '')}" for p in args]
     if opts:
         out.append(".SH OPTIONS" if not leaf_title else ".PP\n.I Options:")
-        out += [option_entry(p) for p in opts]
+        panel = None
+        for p in opts:  # the sections of a command's --help (its settings' sections)
+            if getattr(p, "rich_help_panel", None) not in (None, panel):
+                panel = p.rich_help_panel
+                out.append(f".SS {esc(panel)}")
+            out.append(option_entry(p))
     return out
 
 
@@ -283,7 +288,11 @@ def render_page(
     env = dict(page.get("environment", {}))
     needed = cmd.own_envvars if key == "chatctl" else cmd.envvars
     for name in sorted(needed - set(env)):
-        raise DataError(f"[{key}] does not describe {name} (--help or an option names it)")
+        # a declared setting's variable describes itself: "As --flag."
+        owner = [p for p in cmd.command.params if p.envvar == name and not p.hidden]
+        if not owner:
+            raise DataError(f"[{key}] does not describe {name} (--help or an option names it)")
+        env[name] = f"As `{owner[0].opts[0]}`: {first_sentence(owner[0].help)}"
     env_items = [tagged(f".B {esc(n)}", t) for n, t in env.items() if keep(f"`{n}` {t}")]
     if env_items:
         out += [".SH ENVIRONMENT", *env_items]

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from chatctl.broker.redis import RedisBroker
+from chatctl.broker.redis.broker import RedisBroker
 
 
 def free_port() -> int:

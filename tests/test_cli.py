@@ -179,66 +179,21 @@ def test_port_in_use_is_one_line() -> None:
 
 
 def test_serve_flag_defaults_match_the_server_settings() -> None:
-    """Each serve default is written once: the flags show ServeOptions' defaults, which are
-    read from the server's settings (a --help default can then never lie)."""
-    import ast
-    import dataclasses
-    import inspect
-
+    """Each serve setting is declared once (chatctl/server/options.py, the broker registry):
+    every flag shows its declaration's default, and the options built from no flags give
+    exactly the settings of a ChatServer built with none (a --help default can never lie)."""
     import typer
 
-    import chatctl.cli.serve
     from chatctl.cli import app
-    from chatctl.serve import ServeOptions
     from chatctl.server import ServerSettings
-
-    # no literal default in the flag declarations: every one reads DEFAULTS (= ServeOptions())
-    tree = ast.parse(inspect.getsource(chatctl.cli.serve.serve))
-    function = tree.body[0]
-    assert isinstance(function, ast.FunctionDef)
-    for arg, default in zip(
-        function.args.args[-len(function.args.defaults) :], function.args.defaults, strict=True
-    ):
-        if not (isinstance(default, ast.Constant) and default.value is None):
-            assert ast.unparse(default) == f"DEFAULTS.{arg.arg}", arg.arg
+    from chatctl.server.options import ServeOptions, all_settings, server_settings
 
     serve = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
-    defaults = {f.name: f.default for f in dataclasses.fields(ServeOptions)}
-    checked = 0
-    for param in serve.params:
-        name = param.name
-        if name in defaults and defaults[name] is not None and param.default is not None:
-            want = defaults[name]
-            got = tuple(param.default) if isinstance(want, tuple) else param.default
-            assert got == want, f"--{name.replace('_', '-')}: CLI {got!r} != {want!r}"
-            checked += 1
-    assert checked >= 20
-
-    # what the flags show is what a ChatServer built with no settings does
-    options, server = ServeOptions(), ServerSettings()
-    assert (options.host, options.port, options.drain_timeout) == (
-        server.host,
-        server.port,
-        server.shutdown_timeout,
-    )
-    assert (options.history, options.welcome_history) == (
-        server.history_size,
-        server.welcome_history,
-    )
-    assert (options.max_frame, options.max_message, options.max_pending) == (
-        server.max_frame_bytes,
-        server.max_message_chars,
-        server.max_pending_bytes,
-    )
-    assert (options.ping_interval, options.handshake_timeout) == (
-        server.ping_interval,
-        server.handshake_timeout,
-    )
-    assert (options.rate_limit, options.rate_burst) == (
-        server.rates.conn_rate,
-        server.rates.conn_burst,
-    )
-    assert (options.max_connections, options.max_user_rooms) == (
-        server.limits.max_connections,
-        server.limits.max_user_rooms,
-    )
+    params = {p.name: p for p in serve.params if p.name not in ("ctx", "help")}
+    settings = {s.name: s for s in all_settings()}
+    assert set(params) == set(settings)
+    for name, s in settings.items():
+        want = None if isinstance(s.default, tuple) else s.default
+        assert params[name].default == want, f"{s.option}: {params[name].default!r} != {want!r}"
+        assert params[name].opts == [s.option]
+    assert server_settings(ServeOptions()) == ServerSettings()

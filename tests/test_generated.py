@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import gen_completions
+import gen_docs
 import gen_man
 from genlib import ROOT, load_app_command
 from helpers import IN_CI
@@ -42,6 +43,14 @@ def test_completions_are_fresh() -> None:
 
 def test_man_pages_are_fresh() -> None:
     assert gen_man.main(["--check"]) == 0, "run: python scripts/generate.py"
+
+
+def test_configuration_doc_serve_settings_are_fresh() -> None:
+    """docs/configuration.md's serve-settings tables are the declarations' (gen_docs)."""
+    assert gen_docs.main(["--check"]) == 0, "run: python scripts/generate.py"
+    text = gen_docs.DOC.read_text()
+    for flag in ("--broker", "--redis-url", "--memory", "--data-dir", "--fsync", "--redis-prefix"):
+        assert f"| `{flag}` |" in text
 
 
 def test_generate_check_runs_as_a_script() -> None:
@@ -161,8 +170,16 @@ def test_an_unknown_exit_status_fails() -> None:
 
 def test_an_undocumented_environment_variable_fails() -> None:
     data = pages()
+    del data["serve"]["environment"]["CHATCTL_SECRET"]  # named by --help, not an option's
+    fails(data, r"\[serve\] does not describe CHATCTL_SECRET")
+
+
+def test_an_options_variable_is_described_by_its_setting() -> None:
+    """A flag's variable needs no hand-written text: its declaration's help is used."""
+    data = pages()
     del data["serve"]["environment"]["CHATCTL_REDIS_URL"]
-    fails(data, r"\[serve\] does not describe CHATCTL_REDIS_URL")
+    serve = gen_man.generate(data)[gen_man.OUT / "chatctl-serve.1"]
+    assert "As \\fB\\-\\-redis\\-url\\fR: Share rooms with other nodes" in serve
 
 
 def test_pending_pages_and_options_are_dropped_while_absent() -> None:

@@ -1,9 +1,8 @@
 """The one conformance suite every broker passes (see chatctl.broker.base for the contract).
 
 The ``broker`` fixture is parametrised over every broker of ``chatctl.broker.BROKERS`` (the
-registry ``create_broker`` reads): a new broker is tested as soon as it is registered. One
-that needs a service running gets its test URL from ``URLS``; the others use
-``<scheme>://``.
+registry ``create_broker`` reads): a new broker is tested as soon as it is registered, started
+as its entry's ``test`` hook says (tests/broker_services.py provides what the hook asks for).
 """
 
 from __future__ import annotations
@@ -14,10 +13,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from broker_services import BrokerServices, entry_named
 from chatctl.broker import BROKERS, Broker, create_broker
+from chatctl.broker.registry import option_keywords
 from chatctl.errors import UsageError
 from chatctl.protocol import Message, Presence
-from cluster_helpers import LocalCluster
 from helpers import RedisServer
 
 HISTORY = 5
@@ -33,38 +33,15 @@ def redis_for_conformance() -> Iterator[RedisServer]:
         redis.cleanup()
 
 
-_prefix_counter = iter(range(1, 1_000_000))
-
-
-def _redis_url(request: pytest.FixtureRequest) -> str:
-    redis: RedisServer = request.getfixturevalue("redis_for_conformance")
-    return redis.url
-
-
-def _cluster_url(request: pytest.FixtureRequest) -> str:
-    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/broker/conftest.py
-    return cluster.url
-
-
-def _sqlite_url(request: pytest.FixtureRequest) -> str:
-    return f"sqlite://{request.getfixturevalue('tmp_path')}/"
-
-
-#: broker name -> its URL for a test, for brokers that need a service or a place first
-URLS: dict[str, Callable[[pytest.FixtureRequest], str]] = {
-    "redis": _redis_url,
-    "rediscluster": _cluster_url,
-    "sqlite": _sqlite_url,
-}
-
-
 @pytest.fixture(params=[entry.name for entry in BROKERS])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    (entry,) = (e for e in BROKERS if e.name == request.param)
-    url = URLS[entry.name](request) if entry.name in URLS else f"{entry.schemes[0]}://"
+    """Each registered broker, started as its registry entry's test hook says (brokers sharing
+    one store get a fresh key prefix per test from the hook)."""
+    entry = entry_named(request.param)
+    services = BrokerServices(request, lambda: request.getfixturevalue("redis_for_conformance"))
+    target = entry.test(services)
     options = {"history_size": HISTORY, "dedup_window": 60.0}
-    # a fresh namespace per test for brokers sharing one store (ignored by the others)
-    b = create_broker(url, prefix=f"conf{next(_prefix_counter)}", **options)
+    b = create_broker(target.url, **options, **option_keywords(target.options))
     await b.start()
     try:
         yield b

@@ -11,7 +11,7 @@ import pytest
 from test_conformance import Sink
 
 from chatctl.broker import Reset
-from chatctl.broker.redis import RedisBroker
+from chatctl.broker.redis.broker import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import Message, Presence
 from helpers import RedisServer, free_port, make_tls_files

@@ -17,8 +17,8 @@ from test_redis import eventually
 
 from chatctl.broker import create_broker
 from chatctl.broker.base import Reset
-from chatctl.broker.redis_cluster import RedisClusterBroker, parse_cluster_url, sharded
-from chatctl.broker.redis_keys import PUBLISH
+from chatctl.broker.redis.cluster import RedisClusterBroker, parse_cluster_url, sharded
+from chatctl.broker.redis.keys import PUBLISH
 from chatctl.errors import BrokerError, BrokerUnavailable, UsageError
 from chatctl.protocol import Message
 from cluster_helpers import LocalCluster, room_in_slot, slot_of

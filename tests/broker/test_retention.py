@@ -12,7 +12,7 @@ import pytest
 
 from chatctl.broker import sqlite
 from chatctl.broker.memory import MemoryBroker
-from chatctl.broker.redis import RedisBroker
+from chatctl.broker.redis.broker import RedisBroker
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.server import ChatServer, ServerSettings
 from helpers import RedisServer, verifier

@@ -7,8 +7,8 @@ every line exactly once, in stdin order, ``send`` exits 0 and is never closed wi
 
 The ``backend`` fixture runs each test against every broker of ``chatctl.broker.BROKERS``
 that the test applies to (multi-node tests need a broker shared between nodes; a broker
-restart needs one that runs as a service). A broker added to the registry needs its line
-in :data:`BACKENDS`: the fixture fails until it has one.
+restart needs one that runs as a service). A broker added to the registry needs
+nothing here: its registry entry's ``test`` hook says how to start it.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 
+from broker_services import BrokerServices, entry_named, own_redis_servers, serve_flags
 from chatctl.broker import BROKERS
+from chatctl.broker.registry import Service
 from client_helpers import CHATCTL, client_env
-from cluster_helpers import LocalCluster
-from helpers import RedisServer, ServeProcess
+from helpers import ServeProcess
 
 pytestmark = pytest.mark.slow
 ROOM = "ops"
@@ -44,61 +45,23 @@ class Backend:
     shared: bool
     #: the service behind the broker, for a restart test (None: it lives in the node, or
     #: restarting it is a test of its own, as a Redis Cluster failover)
-    service: RedisServer | None = None
-
-
-def _memory(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    yield Backend("memory", ["--memory"], shared=False)
-
-
-def _sqlite(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    yield Backend("sqlite", [], shared=False)  # the default: each node its own data dir
-
-
-def _redis(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    redis = RedisServer(persistent=True).start()  # acked means stored, across a restart
-    try:
-        yield Backend("redis", ["--redis-url", redis.url], shared=True, service=redis)
-    finally:
-        redis.cleanup()
-
-
-_prefixes = itertools.count(1)
-
-
-def _redis_cluster(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    cluster: LocalCluster = request.getfixturevalue("redis_cluster")  # tests/broker/conftest.py
-    prefix = f"order{next(_prefixes)}"  # the session's cluster is shared: a namespace per test
-    args = ["--redis-url", cluster.url, "--redis-prefix", prefix]
-    yield Backend("rediscluster", args, shared=True)
-
-
-#: broker name -> a generator of its Backend (set up and torn down around one test)
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Backend]]] = {
-    "memory": _memory,
-    "sqlite": _sqlite,
-    "redis": _redis,
-    "rediscluster": _redis_cluster,
-}
+    service: Service | None = None
 
 
 @pytest.fixture(params=[entry.name for entry in BROKERS])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    make = BACKENDS.get(request.param)
-    if make is None:
-        pytest.fail(
-            f"broker {request.param!r} has no entry in {__name__}.BACKENDS: add how to run "
-            "`chatctl serve` on it, so that the order tests cover it",
-            pytrace=False,
-        )
-    yield from make(request)
+    """Each registered broker, as its registry entry's test hook starts it."""
+    entry = entry_named(request.param)
+    with own_redis_servers() as redis:
+        target = entry.test(BrokerServices(request, redis))
+        yield Backend(entry.name, serve_flags(target), entry.shared, target.service)
 
 
 #: brokers whose nodes share rooms (a node can die while another delivers), from the registry
 SHARED = [entry.name for entry in BROKERS if entry.shared]
 #: brokers with one service behind them that a test can stop and start again (a Redis
 #: Cluster failover is a test of its own: tests/broker/test_redis_cluster_e2e.py)
-RESTARTABLE = ["redis"]
+RESTARTABLE = [entry.name for entry in BROKERS if entry.restartable]
 
 
 # ----------------------------------------------------------------------------- processes

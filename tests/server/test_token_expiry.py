@@ -189,7 +189,7 @@ async def test_reload_reads_a_public_key_again(
 ) -> None:
     """What SIGHUP does with --public-key: the next handshake needs the new issuer key."""
     from chatctl.broker.memory import MemoryBroker
-    from chatctl.serve import ServeOptions, build_verifier
+    from chatctl.server.assemble import ServeOptions, build_verifier
     from chatctl.server.settings import ServerSettings
 
     old_private, old_public = _ec_key_pair()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
@@ -147,3 +148,37 @@ class PipelinedBroker(Broker, Protocol):
         """Queue a publish; ``done(result, None)`` once it is stored, ``done(None, error)``
         if it is not. ``done`` is called on the loop, never before this returns, and in the
         order of the calls; it must not raise."""
+
+
+# What a broker may also offer, each a capability the server checks with isinstance (never
+# by class name): the log line at start and the gauges of /metrics read them.
+
+
+@runtime_checkable
+class KeptInFile(Protocol):
+    """A broker whose rooms are in one file on this host (the SQLite broker)."""
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        ...
+
+
+@runtime_checkable
+class CountsRooms(Protocol):
+    """A broker holding rooms in this process's memory (``chatctl_broker_rooms``)."""
+
+    @property
+    def rooms(self) -> int:
+        """Rooms held in memory now (retention frees idle ones)."""
+        ...
+
+
+@runtime_checkable
+class CountsReconnects(Protocol):
+    """A broker with a connection to a service (``chatctl_broker_reconnects_total``)."""
+
+    @property
+    def reconnects(self) -> int:
+        """Times it re-established its connection (or subscription) after losing it."""
+        ...

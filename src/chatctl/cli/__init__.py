@@ -4,7 +4,7 @@ Flags are declared apart from behaviour (as httpie's ``cli/definition.py`` and `
 each module here declares one command's flags, builds its settings and calls the module
 that does the work.
 
-- :mod:`~chatctl.cli.serve`: ``chatctl serve`` -> :mod:`chatctl.serve`
+- :mod:`~chatctl.cli.serve`: ``chatctl serve`` -> :mod:`chatctl.server.assemble`
 - :mod:`~chatctl.cli.send`: ``chatctl send`` -> :mod:`chatctl.client.send`
 - :mod:`~chatctl.cli.join`: ``chatctl join`` -> :mod:`chatctl.client.join`, :mod:`chatctl.ui`
 - :mod:`~chatctl.cli.bench`: ``chatctl bench`` -> :mod:`chatctl.bench`

@@ -8,11 +8,10 @@ so no refusal can be missing from ``/metrics``.
 Only the two latency histograms are observed as events happen, once per publish and once
 per fan-out call.
 
-Redis reconnects: a broker may expose ``reconnects``, an ``int`` attribute it increments each
-time it re-establishes its connection (or pub/sub subscription) after losing it. That is the
-whole coupling; a broker without it simply has no ``chatctl_broker_reconnects_total``.
-Likewise ``rooms`` (an ``int``: rooms the broker holds in this process's memory) becomes
-``chatctl_broker_rooms``, which shows retention at work.
+A broker's own gauges come from the capabilities it declares (chatctl/broker/base.py):
+:class:`~chatctl.broker.base.CountsReconnects` gives ``chatctl_broker_reconnects_total``,
+:class:`~chatctl.broker.base.CountsRooms` gives ``chatctl_broker_rooms``, which shows retention
+at work; a broker without them has no such metric.
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from chatctl.broker.base import CountsReconnects, CountsRooms
 
 if TYPE_CHECKING:
     from chatctl.server.app import ChatServer
@@ -151,17 +152,15 @@ class _ServerCollector(Collector):
             "Tokens renewed on open connections by a refresh frame.",
             counts.token_refreshes,
         )
-        rooms = getattr(srv.broker, "rooms", None)
-        if isinstance(rooms, int):
+        if isinstance(srv.broker, CountsRooms):
             yield GaugeMetricFamily(
                 "chatctl_broker_rooms",
                 "Rooms the broker holds in this process's memory (retention frees idle ones).",
-                rooms,
+                srv.broker.rooms,
             )
-        reconnects = getattr(srv.broker, "reconnects", None)
-        if isinstance(reconnects, int):
+        if isinstance(srv.broker, CountsReconnects):
             yield CounterMetricFamily(
                 "chatctl_broker_reconnects",
                 "Times the broker re-established its connection to Redis.",
-                reconnects,
+                srv.broker.reconnects,
             )

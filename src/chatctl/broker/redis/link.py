@@ -1,4 +1,4 @@
-"""One pub/sub connection of the Redis brokers' live feed (:mod:`chatctl.broker.redis_live`).
+"""One pub/sub connection of the Redis brokers' live feed (:mod:`chatctl.broker.redis.live`).
 
 A :class:`Link` owns its connection: it connects, subscribes the rooms the feed routed to it,
 reads until the connection fails, and reconnects with capped, jittered backoff. What it reads
@@ -19,7 +19,7 @@ from redis import exceptions as rx
 from redis.asyncio.connection import AbstractConnection
 
 if TYPE_CHECKING:
-    from chatctl.broker.redis_live import LiveFeed
+    from chatctl.broker.redis.live import LiveFeed
 
 log = logging.getLogger("chatctl.broker.redis")
 

@@ -2,7 +2,7 @@
 
 Per room, Redis holds the id counter and the epoch (a HASH), the history (a STREAM whose entry
 ``0-N`` is message ``N``, trimmed with ``MAXLEN ~``), the de-duplication keys and presence;
-the key layout is in :mod:`chatctl.broker.redis_keys` and docs/redis.md. A publish is ONE Lua
+the key layout is in :mod:`chatctl.broker.redis.keys` and docs/redis.md. A publish is ONE Lua
 script: check the client id, increment, XADD + trim, remember the client id, PUBLISH. It is
 acked only once that script returned, so nothing acked is unstored.
 
@@ -11,7 +11,7 @@ presence heartbeat does while the room has members), history leaves out older me
 an idle room's keys expire by themselves; when it comes back it starts a new epoch.
 
 Connections: a bounded command pool (``max_connections``) plus ONE pub/sub connection
-(:class:`~chatctl.broker.redis_live.LiveFeed`), whatever the number of clients and rooms.
+(:class:`~chatctl.broker.redis.live.LiveFeed`), whatever the number of clients and rooms.
 
 Outages: commands fail fast (no client-side retries: a retried publish could store twice) and
 raise :class:`~chatctl.errors.BrokerUnavailable`; the outage is logged once when it starts
@@ -25,13 +25,11 @@ the leaves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import ssl
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -40,7 +38,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
-from chatctl.broker.redis_keys import (
+from chatctl.broker.redis.errors import UNAVAILABLE, NotReplicated, _caused_by, redact
+from chatctl.broker.redis.keys import (
     HISTORY,
     JOIN,
     LEAVE,
@@ -52,54 +51,16 @@ from chatctl.broker.redis_keys import (
     message_from_json,
     room_keys,
 )
-from chatctl.broker.redis_link import stop_task
-from chatctl.broker.redis_live import LiveFeed
+from chatctl.broker.redis.link import stop_task
+from chatctl.broker.redis.live import LiveFeed
+from chatctl.broker.redis.presence import RedisPresence
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.redis")
 
-#: Errors that mean "Redis cannot be reached or cannot write now": the message was not stored.
-#: (A cluster refuses with CLUSTERDOWN, MASTERDOWN or TRYAGAIN while a slot moves or a
-#: master fails over, and raises ClusterError once its redirections are exhausted.)
-UNAVAILABLE = (
-    rx.ConnectionError,
-    rx.TimeoutError,
-    rx.ReadOnlyError,
-    rx.ClusterError,
-    rx.TryAgainError,
-    OSError,
-)
-#: Connection pairs per REFRESH script call.
-REFRESH_BATCH = 1000
 
-
-class NotReplicated(rx.RedisError):
-    """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
-
-
-def _caused_by(
-    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
-) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for log lines."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-class RedisBroker:
+class RedisBroker(RedisPresence):
     """A :class:`~chatctl.broker.base.Broker` backed by Redis (>= 7), shared by every node."""
 
     def __init__(
@@ -389,78 +350,3 @@ class RedisBroker:
 
     async def unsubscribe(self, room: str) -> None:
         await self._live.unsubscribe(room)
-
-    # ------------------------------------------------------------------ presence
-
-    async def join(self, room: str, user: str, conn_id: str) -> None:
-        """Record the connection; while Redis is down the heartbeat records it once back."""
-        keys = room_keys(self.prefix, room)
-        self._local.setdefault(room, {})[conn_id] = user
-        self._pending_leaves.discard((room, conn_id))
-        ttl = round(self.presence_ttl * 1000)
-        try:
-            await self._join(keys=keys.presence, args=[keys.channel, ttl, conn_id, user])
-        except UNAVAILABLE as exc:
-            self._went_down(str(exc))
-
-    async def leave(self, room: str, user: str, conn_id: str) -> None:
-        """Forget the connection; while Redis is down the heartbeat retries (or it expires)."""
-        keys = room_keys(self.prefix, room)
-        conns = self._local.get(room)
-        if conns is not None:
-            conns.pop(conn_id, None)
-            if not conns:
-                del self._local[room]
-        try:
-            await self._leave(keys=keys.presence, args=[keys.channel, conn_id])
-        except UNAVAILABLE as exc:
-            self._went_down(str(exc))
-            self._pending_leaves.add((room, conn_id))
-
-    async def users(self, room: str) -> list[str]:
-        keys = room_keys(self.prefix, room)
-        try:
-            users: list[str] = await self._users(keys=keys.presence, args=[keys.channel])
-        except rx.RedisError as exc:
-            raise self._failed(exc) from None
-        return sorted(users)
-
-    async def _heartbeat_loop(self) -> None:
-        interval = self.presence_ttl / 4
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._beat_now.wait()
-            self._beat_now.clear()
-            try:
-                await self._beat()
-            except UNAVAILABLE as exc:
-                self._went_down(str(exc))
-            except rx.RedisError as exc:
-                log.warning("presence heartbeat failed: %s", exc)
-            else:
-                self._succeeded()
-
-    async def _beat(self) -> None:
-        """Refresh this node's connections, retry failed leaves, reap expired entries."""
-        ttl = round(self.presence_ttl * 1000)
-        leaves = list(self._pending_leaves)
-        rooms = set(self._local) | self._live.rooms()
-        calls: list[tuple[AsyncScript, list[str], list[Any]]] = []
-        for room, conn_id in leaves:
-            keys = room_keys(self.prefix, room)
-            calls.append((self._leave, keys.presence, [keys.channel, conn_id]))
-        for room in rooms:
-            keys = room_keys(self.prefix, room)
-            pairs = [x for item in self._local.get(room, {}).items() for x in item]
-            for i in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
-                chunk = pairs[i : i + 2 * REFRESH_BATCH]
-                calls.append(
-                    (
-                        self._refresh,
-                        [*keys.presence, keys.meta, keys.log],
-                        [keys.channel, ttl, self._ttl_ms, *chunk],
-                    )
-                )
-        await self._run_all(calls)
-        self._pending_leaves.difference_update(leaves)

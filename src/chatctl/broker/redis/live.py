@@ -1,7 +1,7 @@
 """Live delivery for the Redis broker: gap-free per room over few pub/sub connections.
 
 With one Redis a process has ONE pub/sub connection (a :class:`Link`) and each room it
-subscribes to is a channel on it; on a Redis Cluster (:mod:`chatctl.broker.redis_cluster`)
+subscribes to is a channel on it; on a Redis Cluster (:mod:`chatctl.broker.redis.cluster`)
 it has one link per master and each room is a sharded channel on its master's link.
 
 Pub/sub alone loses whatever is published while a connection is down, so every room
@@ -30,13 +30,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from chatctl.broker.base import Deliver, Reset
-from chatctl.broker.redis_keys import (
+from chatctl.broker.redis.keys import (
     event_from_payload,
     message_from_entry,
     room_keys,
     room_of_channel,
 )
-from chatctl.broker.redis_link import PLAIN, Link, stop_task
+from chatctl.broker.redis.link import PLAIN, Link, stop_task
 from chatctl.protocol import Message, Presence
 
 log = logging.getLogger("chatctl.broker.redis")

@@ -36,9 +36,9 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from chatctl.broker.redis import RedisBroker
-from chatctl.broker.redis_link import SHARDED, Link, stop_task
-from chatctl.broker.redis_live import REDIS_ERRORS, LiveFeed, _Room
+from chatctl.broker.redis.broker import RedisBroker
+from chatctl.broker.redis.link import SHARDED, Link, stop_task
+from chatctl.broker.redis.live import REDIS_ERRORS, LiveFeed, _Room
 from chatctl.errors import UsageError
 
 log = logging.getLogger("chatctl.broker.redis")

@@ -1,0 +1,44 @@
+"""What the Redis brokers count as an outage, and how they name a Redis in a log line."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import exceptions as rx
+
+#: Errors that mean "Redis cannot be reached or cannot write now": the message was not stored.
+#: (A cluster refuses with CLUSTERDOWN, MASTERDOWN or TRYAGAIN while a slot moves or a
+#: master fails over, and raises ClusterError once its redirections are exhausted.)
+UNAVAILABLE = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ReadOnlyError,
+    rx.ClusterError,
+    rx.TryAgainError,
+    OSError,
+)
+
+
+class NotReplicated(rx.RedisError):
+    """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
+
+
+def _caused_by(
+    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
