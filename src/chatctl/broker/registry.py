@@ -49,7 +49,7 @@ BROKERS: tuple[BrokerEntry, ...] = (
     BrokerEntry(
         "memory", ("memory",), "chatctl.broker.memory:MemoryBroker", _COMMON, takes_url=False
     ),
-    BrokerEntry("sqlite", ("sqlite",), "chatctl.broker.sqlite:SQLiteBroker", _COMMON),
+    BrokerEntry("sqlite", ("sqlite",), "chatctl.broker.sqlite.broker:SQLiteBroker", _COMMON),
     BrokerEntry(
         "redis",
         ("redis", "rediss", "unix"),
