@@ -86,8 +86,10 @@ class Dispatcher:
             and self._inline
             and w.fault is None
             and all(isinstance(i, Publish | Reply) for i in items)
+            # the thread is idle: no hops for a message or two (unless another process
+            # holds the write lock: then the thread waits for it, not the loop)
+            and w.run_here(items)
         ):
-            w.run_here(items)  # the thread is idle: no hops for a message or two
             if w.checkpoint_wanted:  # for the thread: not on the loop
                 w.checkpoint_wanted = False
                 self.submit(Checkpoint())

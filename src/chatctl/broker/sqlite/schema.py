@@ -102,6 +102,9 @@ def open_database(path: Path, *, synchronous: str) -> sqlite3.Connection:
             _migrate(db, version)
             if version:
                 log.info("upgraded %s from schema %d to %d", path, version, SCHEMA_VERSION)
+        # Never wait for another process's lock inside SQLite: on the event loop that would
+        # stall every connection; the writer thread waits for it itself (Writer._begin).
+        db.execute("PRAGMA busy_timeout = 0")
     except ConfigError:
         db.close()
         raise
