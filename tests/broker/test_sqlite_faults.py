@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 from chatctl.broker.sqlite import SQLiteBroker
+from chatctl.broker.sqlite.schema import open_database
 from helpers import ServeProcess, client, recv_type
+from server.harden_helpers import rss_kib
 
 #: holds the write lock of the database argv[1] for argv[2] seconds, like an operator's
 #: ``sqlite3`` shell in BEGIN IMMEDIATE
@@ -99,3 +101,68 @@ async def test_another_process_holding_the_write_lock_never_blocks_the_loop(
     stored = [m.client_id for m in kept.messages]
     acked = ["before", *sorted(c for c, o in outcomes.items() if o == "ack")]
     assert sorted(stored) == sorted(acked) and len(set(stored)) == len(stored)
+
+
+def _big_room(path: Path, room: str, *, messages: int, client_ids: int) -> None:
+    """A room as one long ``chatctl send`` leaves it, written straight into the store."""
+    db = open_database(path, synchronous="normal")
+    try:
+        now = time.time()
+        db.execute("BEGIN")
+        (rid,) = db.execute(
+            "INSERT INTO rooms (name, epoch, last_id, touched) VALUES (?, 'e0', ?, ?)"
+            " RETURNING rid",
+            (room, messages, now),
+        ).fetchone()
+        db.executemany(
+            "INSERT INTO messages VALUES (?, ?, 'alice', ?, ?, 'text', ?)",
+            ((rid, i, f"line {i:07d}", now, f"c{i}") for i in range(1, messages + 1)),
+        )
+        db.executemany(
+            "INSERT INTO dedup VALUES (?, 'alice', ?, ?, ?, ?)",
+            ((rid, f"c{i}", i, now, now - 1 + i / client_ids) for i in range(1, client_ids + 1)),
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_loading_a_big_room_does_not_stall_other_rooms(tmp_path: Path) -> None:
+    """A room with 300,000 client ids in its window (more than the 200,000 kept in memory)
+    and a 20,000-message history: its first use holds no other room's ack up, and the
+    server's memory grows by the capped amount only."""
+    _big_room(tmp_path / "chatctl.db", "big", messages=20_000, client_ids=300_000)
+    server = ServeProcess("--history", "20000", data_dir=tmp_path).start()
+    try:
+        async with client(server.port, "other", "bob") as ws:
+            await recv_type(ws, "welcome")
+            assert server.proc is not None
+            before = rss_kib(server.proc.pid)
+            latencies: list[float] = []
+            loaded = asyncio.Event()
+
+            async def send_until_loaded() -> None:
+                i = 0
+                while not loaded.is_set() or i < 20:
+                    t0 = time.perf_counter()
+                    await ws.send(json.dumps({"message": f"m{i}", "client_id": f"m{i}"}))
+                    assert await _outcome(ws, f"m{i}") == "ack"
+                    latencies.append(time.perf_counter() - t0)
+                    i += 1
+                    await asyncio.sleep(0.005)
+
+            async def load() -> dict[str, object]:
+                async with client(server.port, "big", "carol") as big:
+                    welcome = await recv_type(big, "welcome", timeout=60)
+                    loaded.set()
+                    return welcome
+
+            sending = asyncio.create_task(send_until_loaded())
+            welcome = await load()
+            await sending
+            grown = rss_kib(server.proc.pid) - before
+            assert welcome["last_id"] == 20_000
+    finally:
+        server.stop()
+    assert max(latencies) < 0.2, f"an ack took {max(latencies) * 1000:.0f} ms"
+    assert grown < 150_000, f"RSS grew by {grown} KiB"

@@ -12,9 +12,10 @@ hops and GIL hand-overs it saves); WAL checkpoints run in the thread:
   publishes that arrive while a commit runs go into the next one (group commit). Ids are
   given out by that transaction, so a failed one gives none out. Live delivery to this
   process's subscriber happens after the commit, in id order, like the memory broker's.
-- A room is read from the database when it is first used (history, dedup records, counter)
-  and then served from memory; a room nobody has used for :data:`CACHE_IDLE` seconds leaves
-  memory again. Start-up reads nothing, however big the file.
+- A room is read from the database when it is first used (its counter by the writer, its
+  history and newest dedup records, capped, by :mod:`chatctl.broker.sqlite.reader`, off
+  the loop and off the writer) and then served from memory; a room nobody has used for
+  :data:`CACHE_IDLE` seconds leaves memory again. Start-up reads nothing, however big the file.
 - A failed write (full disk, I/O error) fails the messages of that transaction with
   :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes :meth:`healthy` false,
   is logged once, and the writer probes every second until writes work again. It also fails
@@ -51,6 +52,7 @@ from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
 from chatctl.broker.sqlite.ops import Call, Evict, Load, Op, Publish, Reply, Sweep
+from chatctl.broker.sqlite.reader import Reader
 from chatctl.broker.sqlite.schema import lock, open_database
 from chatctl.broker.sqlite.writer import Writer
 from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
@@ -116,6 +118,7 @@ class SQLiteBroker:
         #: publishes to a room being read from the database, queued once it is, in order
         self._unloaded: dict[str, list[_Queued]] = {}
         self._dispatch: Dispatcher | None = None
+        self._reader: Reader | None = None
         #: room loads under way (kept referenced until done)
         self._loads: set[asyncio.Task[None]] = set()
         self._lock: TextIO | None = None
@@ -152,6 +155,7 @@ class SQLiteBroker:
             refused=self._refused,
         )
         writer.start()
+        self._reader = Reader(self.path)
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="chatctl-retention")
 
     async def close(self) -> None:
@@ -165,6 +169,9 @@ class SQLiteBroker:
             await asyncio.to_thread(d.writer.stop)
             await asyncio.sleep(0)  # let the last results reach their publishers
             d.writer = None
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.close)
+            self._reader = None
         for r in self._rooms.values():
             r.subscriber = None
         if self._lock is not None:
@@ -248,10 +255,17 @@ class SQLiteBroker:
         """Once ``op`` has read the room: hold it in memory, then queue the publishes made
         meanwhile, in order (or fail them all)."""
         name = op.name
+        rid = None
         try:
-            assert op.future is not None
-            rid, epoch, last, touched, rows, seen = await op.future
+            assert op.future is not None and self._reader is not None
+            rid, epoch, last, touched = await op.future
+            log, seen = await self._reader.read(op, rid, last)  # off the loop, and the writer
         except Exception as exc:
+            if rid is not None:  # retention may delete it again
+                with contextlib.suppress(BrokerUnavailable):
+                    self._submit(Evict(self._future(), rid=rid))
+            if not isinstance(exc, BrokerError):
+                exc = BrokerUnavailable(f"cannot read room {name} from the database: {exc}")
             del self._loading[name]
             for *_, done in self._unloaded.pop(name, ()):
                 call(done, None, exc)
@@ -259,10 +273,7 @@ class SQLiteBroker:
             loading.exception()  # retrieved: the awaiting callers may be gone
             return
         r = _Room(name, self.history_size, epoch=epoch, last_id=last, touched=touched)
-        r.rid, r.used = rid, time.monotonic()
-        r.log.extend(Message(i, name, u, t, ts, k, c) for i, u, t, ts, k, c in rows)
-        for user, client_id, msg_id, ts, at in seen:
-            r.seen[(user, client_id)] = (msg_id, ts, at)
+        r.rid, r.used, r.log, r.seen = rid, time.monotonic(), log, seen
         self._rooms[name] = r
         del self._loading[name]
         for queued in self._unloaded.pop(name, ()):

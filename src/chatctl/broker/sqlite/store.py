@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Any
+from collections import OrderedDict, deque
 
-from chatctl.broker.rooms import new_epoch
+from chatctl.broker.rooms import MAX_DEDUP_ENTRIES, new_epoch
 from chatctl.broker.sqlite.ops import Load, Publish, Sweep
+from chatctl.protocol import Message
 
 #: Rows one sweep deletes per table at most, so a sweep never holds up commits for long.
 SWEEP_CHUNK = 5000
@@ -43,9 +44,9 @@ def _insert(head: str, columns: int, rows: int) -> str:
     return f"{head} {', '.join([row] * rows)}"
 
 
-def load(db: sqlite3.Connection, op: Load) -> tuple[int, str, int, float, list[Any], list[Any]]:
-    """The room's id, epoch, counter, touched, kept history and dedup records (created if
-    it does not exist)."""
+def load(db: sqlite3.Connection, op: Load) -> tuple[int, str, int, float]:
+    """The room's id, epoch, counter and touched (created if it does not exist); its history
+    and dedup records are read by :func:`read_room`, on another connection."""
     row = db.execute(
         "SELECT rid, epoch, last_id, touched FROM rooms WHERE name = ?", (op.name,)
     ).fetchone()
@@ -55,18 +56,35 @@ def load(db: sqlite3.Connection, op: Load) -> tuple[int, str, int, float, list[A
             "INSERT INTO rooms (name, epoch, last_id, touched) VALUES (?, ?, 0, ?) RETURNING rid",
             (op.name, epoch, op.now),
         ).fetchone()
-        return rid, epoch, 0, op.now, [], []
+        return rid, epoch, 0, op.now
     rid, epoch, last, touched = row
-    messages = db.execute(
+    return rid, epoch, last, touched
+
+
+def read_room(
+    db: sqlite3.Connection, op: Load, rid: int, last: int
+) -> tuple[deque[Message], OrderedDict[tuple[str, str], tuple[int, float, float]]]:
+    """Room ``rid``'s kept history (at most ``op.history_size`` messages) and its newest
+    :data:`~chatctl.broker.rooms.MAX_DEDUP_ENTRIES` dedup records within the window, as the
+    room holds them in memory: bounded whatever the database holds."""
+    name = op.name
+    cursor = db.execute(
         "SELECT id, user, text, ts, kind, client_id FROM messages"
         " WHERE rid = ? AND id > ? AND ts >= ? ORDER BY id",
         (rid, last - op.history_size, op.horizon),
+    )
+    log = deque(
+        (Message(i, name, u, t, ts, k, c) for i, u, t, ts, k, c in cursor),
+        maxlen=op.history_size,
+    )
+    rows = db.execute(
+        "SELECT user, client_id, id, ts, seen FROM dedup WHERE rid = ? AND seen >= ?"
+        " ORDER BY seen DESC LIMIT ?",
+        (rid, op.dedup_horizon, MAX_DEDUP_ENTRIES),
     ).fetchall()
-    seen = db.execute(
-        "SELECT user, client_id, id, ts, seen FROM dedup WHERE rid = ? AND seen >= ? ORDER BY seen",
-        (rid, op.dedup_horizon),
-    ).fetchall()
-    return rid, epoch, last, touched, messages, seen
+    rows.reverse()  # oldest first
+    seen = OrderedDict(((user, cid), (i, ts, at)) for user, cid, i, ts, at in rows)
+    return log, seen
 
 
 def publish(db: sqlite3.Connection, rid: int, ops: list[Publish]) -> None:
