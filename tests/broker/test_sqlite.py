@@ -173,7 +173,8 @@ async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path
         assert acked, "nothing was acked before the disk filled up"
         assert not broker.healthy()
         status, _, body = await http_get(srv.port, "/healthz")
-        assert status == 503 and b"broker" in body
+        assert status == 503 and b"broker unavailable: cannot write the database" in body
+        assert b"full" in body  # names the fault (database or disk is full)
         with pytest.raises(BrokerUnavailable):
             await broker.publish("room", "alice", "y" * 8000)
 

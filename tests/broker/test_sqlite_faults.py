@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite.schema import open_database
-from helpers import ServeProcess, client, recv_type
+from helpers import ServeProcess, chatctl_env, client, recv_type
 from server.harden_helpers import rss_kib
 
 #: holds the write lock of the database argv[1] for argv[2] seconds, like an operator's
@@ -166,3 +170,54 @@ async def test_loading_a_big_room_does_not_stall_other_rooms(tmp_path: Path) -> 
         server.stop()
     assert max(latencies) < 0.2, f"an ack took {max(latencies) * 1000:.0f} ms"
     assert grown < 150_000, f"RSS grew by {grown} KiB"
+
+
+def _serve_refused(data_dir: Path) -> str:
+    """Run ``chatctl serve`` on ``data_dir``; it must exit 2 with one error line: that line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatctl", "serve", "--port", "0"],
+        env=chatctl_env(CHATCTL_DATA_DIR=str(data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # the one line, after the INFO lines the server logs while it starts
+    lines = [line for line in proc.stderr.splitlines() if " INFO " not in line]
+    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and "listening" not in proc.stderr
+    return lines[0]
+
+
+def test_a_directory_at_the_database_path_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "chatctl.db").mkdir()
+    assert "is not a regular file" in _serve_refused(tmp_path)
+
+
+def test_a_database_with_a_corrupt_page_exits_2(tmp_path: Path) -> None:
+    db = tmp_path / "chatctl.db"
+    _big_room(db, "room", messages=2_000, client_ids=2_000)
+    pages = db.stat().st_size // 4096
+    assert pages > 20
+    with open(db, "r+b") as f:  # garbage over one page in the middle of the messages
+        f.seek(4096 * (pages // 2))
+        f.write(os.urandom(4096))
+    line = _serve_refused(tmp_path)
+    assert "is corrupt" in line and "backup" in line
+
+
+def test_a_read_only_database_exits_2(tmp_path: Path) -> None:
+    """Root (the tests' user) writes any file whatever its mode, so the file is made
+    immutable (``chattr +i``, ext4 and most disk file systems): open(O_RDWR) then fails
+    for root too, and SQLite opens the file read-only without a word, as it does for a
+    root-owned backup read by a server running as another user."""
+    db = tmp_path / "chatctl.db"
+    _big_room(db, "room", messages=10, client_ids=10)
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", db], check=False).returncode:
+        pytest.skip("chattr +i is not available here (needs CAP_LINUX_IMMUTABLE, a disk fs)")
+    try:
+        line = _serve_refused(tmp_path)
+    finally:
+        subprocess.run([chattr, "-i", db], check=True)
+    assert line.startswith("chatctl: cannot write the database") or "cannot write" in line

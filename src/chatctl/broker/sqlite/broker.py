@@ -182,6 +182,15 @@ class SQLiteBroker:
         w = None if self._dispatch is None else self._dispatch.writer
         return w is not None and w.fault is None and w.alive()
 
+    def problem(self) -> str | None:
+        """Why :meth:`healthy` is false, for ``/healthz``; None while it is true."""
+        w = None if self._dispatch is None else self._dispatch.writer
+        if w is None:
+            return "the database is closed"
+        if w.fault is not None:
+            return w.fault
+        return None if w.alive() else "the database writer thread died"
+
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(sqlite3.Connection)`` in the writer thread, in its own transaction
         (maintenance, e.g. ``VACUUM INTO`` is not allowed there but PRAGMAs are; tests)."""

@@ -11,10 +11,12 @@ file forward in one transaction at start; ``PRAGMA application_id`` marks the fi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +28,9 @@ log = logging.getLogger("chatctl.broker.sqlite")
 SCHEMA_VERSION = 1
 #: "chat": tells a chatctl database from any other SQLite file
 APPLICATION_ID = 0x63686174
+#: Seconds ``PRAGMA quick_check`` may take at start (about 1 GB on a fast disk); a bigger
+#: file is checked that far and taken as sound.
+CHECK_SECONDS = 10.0
 #: Rows one sweep deletes per table at most, so a sweep never holds up commits for long.
 
 
@@ -85,7 +90,12 @@ def open_database(path: Path, *, synchronous: str) -> sqlite3.Connection:
     """Open ``path`` (created if missing) at :data:`SCHEMA_VERSION`, in WAL mode.
 
     Raises ConfigError, having changed nothing, for a file that is not a chatctl database
-    (another program's, corrupt, or from a newer chatctl)."""
+    (another program's, corrupt, or from a newer chatctl), and for one that is not a regular
+    file, fails :func:`check`, or cannot be written."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{path} is not a regular file: move it away or choose another --data-dir"
+        )
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         version = _inspect(db, path)
@@ -102,6 +112,7 @@ def open_database(path: Path, *, synchronous: str) -> sqlite3.Connection:
             _migrate(db, version)
             if version:
                 log.info("upgraded %s from schema %d to %d", path, version, SCHEMA_VERSION)
+        check(db, path)
         # Never wait for another process's lock inside SQLite: on the event loop that would
         # stall every connection; the writer thread waits for it itself (Writer._begin).
         db.execute("PRAGMA busy_timeout = 0")
@@ -148,3 +159,47 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is damaged (not full, locked or unwritable)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def check(db: sqlite3.Connection, path: Path) -> None:
+    """Fail with ConfigError unless ``db`` passes ``PRAGMA quick_check`` (stopped, and the file
+    taken as sound, after :data:`CHECK_SECONDS` on a very big file) and takes a write: SQLite
+    opens a file it may not write (a read-only file, or the server running as a user who
+    does not own it) read-only without a word."""
+    deadline = time.monotonic() + CHECK_SECONDS
+    db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        result = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if "interrupted" not in str(exc):
+            raise
+        log.info("%s: quick_check stopped after %gs, the rest not checked", path, CHECK_SECONDS)
+        result = "ok"
+    except sqlite3.DatabaseError as exc:
+        result = str(exc)
+    finally:
+        db.set_progress_handler(None, 0)
+    if result != "ok":
+        result = " ".join(str(result).replace("*** in database main ***", "").split())
+        raise ConfigError(
+            f"{path} is corrupt (quick_check: {result}): restore it from a backup "
+            "(docs/deploy.md) or choose another --data-dir"
+        )
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT OR REPLACE INTO probe (k, v) VALUES (1, zeroblob(16))")
+        db.execute("DELETE FROM probe")
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise ConfigError(
+            f"cannot write the database {path} ({exc}): check the owner and mode of the file "
+            "and of its directory, or choose another --data-dir"
+        ) from None

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from chatctl.broker.sqlite import store
 from chatctl.broker.sqlite.ops import Call, Evict, Failure, Item, Load, Op, Publish, Resume, Sweep
+from chatctl.broker.sqlite.schema import is_corrupt
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
@@ -85,6 +86,8 @@ class Writer:
         self._loaded: set[int] = set()
         #: why writes fail now, None while they work (read from the loop)
         self.fault: str | None = None
+        #: the file was found damaged: refused until a restart (after a restore)
+        self.corrupt = False
         self._fault_since = 0.0
         #: refusal episodes begun so far; the one whose Resume is awaited, None: not refusing
         self._episodes = 0
@@ -215,7 +218,7 @@ class Writer:
             if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
                 exc, sqlite3.IntegrityError
             ):
-                self._failing(str(exc))
+                self._failing(exc)
                 self._episodes += 1
                 self._refusing = self._episodes
                 failure = Failure(exc, unavailable=True, episode=self._episodes)
@@ -285,19 +288,33 @@ class Writer:
 
     # ------------------------------------------------------------------ faults
 
-    def _failing(self, reason: str) -> None:
+    def _failing(self, exc: Exception) -> None:
+        if self.corrupt:
+            return
+        if is_corrupt(exc):  # a damaged file does not heal: no probe clears this one
+            self.corrupt = True
+            self.fault = f"the database is corrupt ({exc})"
+            log.error(
+                "the database %s is corrupt (%s): messages are refused and /healthz answers "
+                "503 until it is restored from a backup (docs/deploy.md)",
+                self._path,
+                exc,
+            )
+            return
         if self.fault is None:
             self._fault_since = time.monotonic()
             log.error(
                 "cannot write the database %s (%s): messages are refused until writes work "
                 "again; /healthz answers 503",
                 self._path,
-                reason,
+                exc,
             )
-        self.fault = reason
+        self.fault = f"cannot write the database ({exc})"
 
     def _probe(self) -> None:
-        """Try a small write; clears the fault when it commits."""
+        """Try a small write; clears the fault when it commits (not a corrupt file's)."""
+        if self.corrupt:
+            return
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -307,7 +324,7 @@ class Writer:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            self.fault = str(exc)
+            self.fault = f"cannot write the database ({exc})"
             return
         if self.fault is not None:
             log.warning(
