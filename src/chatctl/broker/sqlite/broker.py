@@ -1,33 +1,6 @@
-"""The SQLite broker, the default of ``chatctl serve``: one server whose rooms survive restarts.
-
-Every room's id counter, epoch, kept history and de-duplication records are in one SQLite
-file (WAL mode); presence is not stored (connections do not survive a restart). One
-connection does the database work, in order: a writer thread
-(:mod:`chatctl.broker.sqlite.writer`) runs reads, retention and bursts; a batch of at most
-:data:`~chatctl.broker.sqlite.dispatch.INLINE_MAX` publishes that finds the thread idle is
-committed on the event loop itself (a commit without fsync takes ~70 µs, less than the thread
-hops and GIL hand-overs it saves); WAL checkpoints run in the thread:
-
-- ``publish`` queues the message and returns once the transaction holding it has COMMITted;
-  publishes that arrive while a commit runs go into the next one (group commit). Ids are
-  given out by that transaction, so a failed one gives none out. Live delivery to this
-  process's subscriber happens after the commit, in id order, like the memory broker's.
-- A room is read from the database when it is first used (its counter by the writer, its
-  history and newest dedup records, capped, by :mod:`chatctl.broker.sqlite.reader`, off
-  the loop and off the writer) and then served from memory; a room nobody has used for
-  :data:`CACHE_IDLE` seconds leaves memory again. Start-up reads nothing, however big the file.
-- A failed write (full disk, I/O error) fails the messages of that transaction with
-  :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes :meth:`healthy` false,
-  is logged once, and the writer probes every second until writes work again. It also fails
-  every publish made before the failure reached the loop (queued for a later transaction or
-  not yet handed to the writer): none of them commits, so a connection's later message is
-  never stored ahead of its refused one (see :mod:`chatctl.broker.sqlite.dispatch`).
-- A lock file (``<db>-lock``) keeps a second server off the same database.
-
-Durability: ``synchronous=normal`` (the default) survives a crash of the process at any
-moment; a power loss may lose the last transactions (never corrupts). ``synchronous=full``
-syncs every commit to disk. See docs/deploy.md.
-"""
+"""The SQLite broker itself: rooms held in memory as a cache of the database, publishes
+handed to the writer in call order, presence, and retention (the package docstring has the
+whole picture)."""
 
 from __future__ import annotations
 
