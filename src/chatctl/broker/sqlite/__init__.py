@@ -19,10 +19,11 @@ hops and GIL hand-overs it saves); WAL checkpoints run in the thread:
   reads nothing, however big the file (it checks it: :func:`~.schema.check`).
 - A failed write (full disk, I/O error) fails the messages of that transaction with
   :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes
-  :meth:`SQLiteBroker.healthy` false, is logged once, and the writer probes every second until writes work again. It also fails
-  every publish made before the failure reached the loop (queued for a later transaction or
-  not yet handed to the writer): none of them commits, so a connection's later message is
-  never stored ahead of its refused one (see :mod:`chatctl.broker.sqlite.dispatch`).
+  :meth:`SQLiteBroker.healthy` false, is logged once, and the writer probes every second
+  until writes work again. It also fails every publish made before the failure reached the
+  loop (queued for a later transaction or not yet handed to the writer): none of them
+  commits, so a connection's later message is never stored ahead of its refused one (see
+  :mod:`chatctl.broker.sqlite.dispatch`).
 - Another process's write lock is never waited for on the loop: the thread waits for it,
   up to :data:`~chatctl.broker.sqlite.writer.LOCK_WAIT` seconds, then fails the batch.
 - A lock file (``<db>-lock``) keeps a second server off the same database.
