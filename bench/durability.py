@@ -34,7 +34,7 @@ from websockets.asyncio.client import connect
 from chatctl.auth import mint
 from chatctl.broker.rooms import new_epoch
 from chatctl.broker.sqlite import SQLiteBroker
-from chatctl.broker.sqlite_store import open_database
+from chatctl.broker.sqlite.schema import open_database
 
 SECRET = secrets.token_urlsafe(32)
 

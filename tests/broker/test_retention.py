@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chatctl.broker import sqlite
 from chatctl.broker.memory import MemoryBroker
 from chatctl.broker.redis.broker import RedisBroker
 from chatctl.broker.sqlite import SQLiteBroker
+from chatctl.broker.sqlite import broker as sqlite
 from chatctl.server import ChatServer, ServerSettings
 from helpers import RedisServer, verifier
 from server.harden_helpers import http_get

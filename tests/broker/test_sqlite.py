@@ -15,7 +15,8 @@ import pytest
 from chatctl.broker import create_broker
 from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
-from chatctl.broker.sqlite_store import CHECKPOINT_COMMITS, SCHEMA_VERSION
+from chatctl.broker.sqlite.schema import SCHEMA_VERSION
+from chatctl.broker.sqlite.writer import CHECKPOINT_COMMITS
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
 from chatctl.server import ChatServer, ServerSettings
 from helpers import client, recv_type, verifier
@@ -172,7 +173,8 @@ async def test_full_disk_refuses_messages_then_recovers_by_itself(tmp_path: Path
         assert acked, "nothing was acked before the disk filled up"
         assert not broker.healthy()
         status, _, body = await http_get(srv.port, "/healthz")
-        assert status == 503 and b"broker" in body
+        assert status == 503 and b"broker unavailable: cannot write the database" in body
+        assert b"full" in body  # names the fault (database or disk is full)
         with pytest.raises(BrokerUnavailable):
             await broker.publish("room", "alice", "y" * 8000)
 
@@ -213,10 +215,11 @@ def _hold(inside: threading.Event, go: threading.Event) -> Callable[[sqlite3.Con
 async def _release_after_handover(broker: SQLiteBroker, go: threading.Event) -> None:
     """Set ``go`` once the ops the tasks just created have been handed to the writer."""
     await asyncio.sleep(0)  # the new tasks run up to their submit, which schedules the hand-over
-    assert broker._outbox, "nothing was submitted"
+    dispatch = broker._dispatch
+    assert dispatch is not None and dispatch._outbox, "nothing was submitted"
 
     def release() -> None:  # after the hand-over: callbacks run in the order they were scheduled
-        if not broker._outbox:
+        if not dispatch._outbox:
             go.set()  # else the hold times out and the test fails
 
     asyncio.get_running_loop().call_soon(release)

@@ -176,7 +176,7 @@ BROKERS: list[BrokerEntry] = [
     BrokerEntry(
         "sqlite",
         ("sqlite",),
-        "chatctl.broker.sqlite:SQLiteBroker",
+        "chatctl.broker.sqlite.broker:SQLiteBroker",
         "a SQLite file (sqlite:///DIR/ keeps DIR/chatctl.db): one server, rooms survive restarts",
         test=lambda services: TestTarget(f"sqlite://{services.tmp_path}/"),
         options=_SQLITE_OPTIONS,

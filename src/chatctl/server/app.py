@@ -160,7 +160,9 @@ class ChatServer:
         if self._ws is None or self.draining:
             return "draining: not accepting connections"
         if not self.broker_healthy():
-            return "broker unavailable"
+            problem = getattr(self.broker, "problem", None)  # a broker may say why
+            detail = problem() if callable(problem) else None
+            return f"broker unavailable: {detail}" if detail else "broker unavailable"
         return None
 
     @property

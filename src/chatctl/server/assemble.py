@@ -112,7 +112,7 @@ def run_serve(opts: ServeOptions) -> None:
             status_port = opts.worker_status_port + number - 1
         run_event_loop(_serve(server, url, announce=announce, status_port=status_port))
 
-    status = Supervisor(opts.workers or cpu_count(), worker).run()
+    status = Supervisor(opts.workers or cpu_count(), worker, address=(opts.host, opts.port)).run()
     if status:
         sys.exit(status)  # each failing worker said why on stderr already
 

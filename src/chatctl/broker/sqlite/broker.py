@@ -1,31 +1,6 @@
-"""The SQLite broker, the default of ``chatctl serve``: one server whose rooms survive restarts.
-
-Every room's id counter, epoch, kept history and de-duplication records are in one SQLite
-file (WAL mode); presence is not stored (connections do not survive a restart). One
-connection does the database work, in order: a writer thread (:mod:`chatctl.broker.sqlite_store`)
-runs reads, retention and bursts; a batch of at most :data:`INLINE_MAX` publishes that finds
-the thread idle is committed on the event loop itself (a commit without fsync takes ~70 µs,
-less than the thread hops and GIL hand-overs it saves); WAL checkpoints run in the thread:
-
-- ``publish`` queues the message and returns once the transaction holding it has COMMITted;
-  publishes that arrive while a commit runs go into the next one (group commit). Ids are
-  given out by that transaction, so a failed one gives none out. Live delivery to this
-  process's subscriber happens after the commit, in id order, like the memory broker's.
-- A room is read from the database when it is first used (history, dedup records, counter)
-  and then served from memory; a room nobody has used for :data:`CACHE_IDLE` seconds leaves
-  memory again. Start-up reads nothing, however big the file.
-- A failed write (full disk, I/O error) fails the messages of that transaction with
-  :class:`~chatctl.errors.BrokerUnavailable` (never an ack), makes :meth:`healthy` false,
-  is logged once, and the writer probes every second until writes work again. It also fails
-  every publish made before the failure reached the loop (queued for a later transaction or
-  not yet handed to the writer): none of them commits, so a connection's later message is
-  never stored ahead of its refused one (see :mod:`chatctl.broker.sqlite_store`).
-- A lock file (``<db>-lock``) keeps a second server off the same database.
-
-Durability: ``synchronous=normal`` (the default) survives a crash of the process at any
-moment; a power loss may lose the last transactions (never corrupts). ``synchronous=full``
-syncs every commit to disk. See docs/deploy.md.
-"""
+"""The SQLite broker itself: rooms held in memory as a cache of the database, publishes
+handed to the writer in call order, presence, and retention (the package docstring has the
+whole picture)."""
 
 from __future__ import annotations
 
@@ -37,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from chatctl.broker.base import (
     DEFAULT_HISTORY_TTL,
@@ -48,22 +22,12 @@ from chatctl.broker.base import (
 )
 from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
-from chatctl.broker.sqlite_store import (
-    Call,
-    Checkpoint,
-    Evict,
-    Failure,
-    Item,
-    Load,
-    Op,
-    Publish,
-    Reply,
-    Resume,
-    Sweep,
-    Writer,
-    lock,
-    open_database,
-)
+from chatctl.broker.sqlite.dispatch import Dispatcher, call
+from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
+from chatctl.broker.sqlite.ops import Call, Evict, Load, Op, Publish, Reply, Sweep
+from chatctl.broker.sqlite.reader import Reader
+from chatctl.broker.sqlite.schema import lock, open_database
+from chatctl.broker.sqlite.writer import Writer
 from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
@@ -74,15 +38,6 @@ CACHE_IDLE = 30.0
 #: Seconds a room just used is kept in memory even when retention has expired it (a request
 #: that read it may still be using it).
 STALE_GRACE = 1.0
-#: Publishes a batch may hold to be committed on the loop's thread when the writer thread is
-#: idle (see :mod:`chatctl.broker.sqlite_store`); bigger batches, a burst, go to the thread.
-#: 32 rows are ~0.3 ms of the loop; the thread's hand-overs can cost a switch interval (5 ms)
-#: each under load. On 2 cores the thread brought no throughput (send of 100k lines: 25.3-26.5k
-#: lines/s at 4, 24.1-25.9k at 64, the thread idle at 64).
-INLINE_MAX = 32
-#: File name of the database inside a data directory.
-DB_NAME = "chatctl.db"
-SYNCHRONOUS = ("normal", "full")
 
 T = TypeVar("T")
 
@@ -95,30 +50,6 @@ class _Room(RoomState):
     #: publishes queued and not yet answered (a busy room stays in memory)
     busy: int = 0
     used: float = 0.0
-
-
-def database_path(location: str | Path) -> Path:
-    """The database file for ``location``: a file, or a directory that holds chatctl.db."""
-    path = Path(location).expanduser()
-    if path.is_dir() or str(location).endswith("/"):
-        return path / DB_NAME
-    return path
-
-
-def parse_url(url: str) -> tuple[str, dict[str, str]]:
-    """``sqlite:///abs/path`` (a file, or a directory ending in ``/``) or ``sqlite:rel/path``,
-    optionally with ``?synchronous=full``: the path and the broker options."""
-    parts = urlsplit(url)
-    path = unquote(parts.path)
-    if parts.netloc not in ("", "localhost") or not path:
-        raise UsageError(
-            f"invalid SQLite URL {url!r}: use sqlite:///absolute/path or sqlite:relative/path"
-        )
-    query = dict(parse_qsl(parts.query))
-    unknown = sorted(set(query) - {"synchronous"})
-    if unknown:
-        raise UsageError(f"unknown SQLite URL option {unknown[0]!r} (known: synchronous)")
-    return path, query
 
 
 class SQLiteBroker:
@@ -159,12 +90,10 @@ class SQLiteBroker:
         self._loading: dict[str, asyncio.Future[_Room]] = {}
         #: publishes to a room being read from the database, queued once it is, in order
         self._unloaded: dict[str, list[_Queued]] = {}
-        self._writer: Writer | None = None
-        self._outbox: list[Item] = []
-        #: ops submitted and not yet finished, in submission order
-        self._pending: dict[Op, None] = {}
-        #: ops handed to the writer thread and not yet reported back by it
-        self._with_thread = 0
+        self._dispatch: Dispatcher | None = None
+        self._reader: Reader | None = None
+        #: room loads under way (kept referenced until done)
+        self._loads: set[asyncio.Task[None]] = set()
         self._lock: TextIO | None = None
         self._sweeper: asyncio.Task[None] | None = None
         #: rooms evicted from memory since memory was last handed back to the system
@@ -191,8 +120,15 @@ class SQLiteBroker:
         except BaseException:
             self._lock.close()
             raise
-        self._writer = Writer(db, self.path, asyncio.get_running_loop(), self._finished)
-        self._writer.start()
+        writer = Writer(db, self.path, asyncio.get_running_loop())
+        self._dispatch = Dispatcher(
+            writer,
+            inline=self.synchronous != "full",
+            delivered=self._delivered,
+            refused=self._refused,
+        )
+        writer.start()
+        self._reader = Reader(self.path)
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="chatctl-retention")
 
     async def close(self) -> None:
@@ -200,11 +136,15 @@ class SQLiteBroker:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        if self._writer is not None:
-            self._flush()
-            await asyncio.to_thread(self._writer.stop)
+        d = self._dispatch
+        if d is not None and d.writer is not None:
+            d.flush()
+            await asyncio.to_thread(d.writer.stop)
             await asyncio.sleep(0)  # let the last results reach their publishers
-            self._writer = None
+            d.writer = None
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.close)
+            self._reader = None
         for r in self._rooms.values():
             r.subscriber = None
         if self._lock is not None:
@@ -212,8 +152,17 @@ class SQLiteBroker:
             self._lock = None
 
     def healthy(self) -> bool:
-        w = self._writer
+        w = None if self._dispatch is None else self._dispatch.writer
         return w is not None and w.fault is None and w.alive()
+
+    def problem(self) -> str | None:
+        """Why :meth:`healthy` is false, for ``/healthz``; None while it is true."""
+        w = None if self._dispatch is None else self._dispatch.writer
+        if w is None:
+            return "the database is closed"
+        if w.fault is not None:
+            return w.fault
+        return None if w.alive() else "the database writer thread died"
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(sqlite3.Connection)`` in the writer thread, in its own transaction
@@ -229,121 +178,17 @@ class SQLiteBroker:
         return asyncio.get_running_loop().create_future()
 
     def _submit(self, op: Op) -> None:
-        """Queue ``op``; everything queued in one turn of the loop reaches the writer at once
-        (waking the thread once per turn, not once per message, keeps the GIL with the loop)."""
-        if self._writer is None:
+        if self._dispatch is None:
             raise BrokerUnavailable("the database is closed")
-        self._pending[op] = None
-        self._queue(op)
+        self._dispatch.submit(op)
 
-    def _queue(self, item: Item) -> None:
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(item)
-
-    def _flush(self) -> None:
-        items, self._outbox = self._outbox, []
-        if not items:
-            return
-        w = self._writer
-        if w is not None:
-            if (
-                not self._with_thread
-                and len(items) <= INLINE_MAX
-                and self.synchronous != "full"
-                and w.fault is None
-                and all(isinstance(i, Publish | Reply) for i in items)
-            ):
-                w.run_here(items)  # the thread is idle: no hops for a message or two
-                if w.checkpoint_wanted:  # for the thread: not on the loop
-                    w.checkpoint_wanted = False
-                    self._submit(Checkpoint())
-                return
-            self._with_thread += sum(isinstance(i, Op) for i in items)
-            w.submit(items)
-        else:
-            closed = BrokerUnavailable("the database is closed")
-            for item in items:
-                if isinstance(item, Op) and item in self._pending:
-                    self._fail(item, closed)
-
-    def _finished(self, batch: list[Op], failure: Failure | None) -> None:
-        """On the loop, after each transaction: install, remember, deliver, resolve."""
-        if self._with_thread:  # not for a batch run here (the thread had nothing)
-            self._with_thread -= len(batch)
-        if failure is not None:
-            self._failed(batch, failure)
-            return
-        pending = self._pending
-        for op in batch:
-            pending.pop(op, None)
-            if isinstance(op, Publish):
-                self._delivered(op)
-                continue
-            if isinstance(op, Reply):
-                _replied(op)
-                continue
-            if isinstance(op, Load):
-                del self._loading[op.name]
-                op.result = self._install(op)
-                for queued in self._unloaded.pop(op.name, ()):
-                    self._enqueue(op.result, *queued)
-            future = op.future
-            if future is not None and not future.done():
-                future.set_result(op.result)
-
-    def _failed(self, batch: list[Op], failure: Failure) -> None:
-        """Fail the batch; when the failure begins a refusal episode, fail everything still
-        in flight too (the writer refuses it: it is queued before the Resume marker), then
-        let the writer try again."""
-        error = failure.error
-        exc = (
-            BrokerUnavailable(f"database write failed: {error}")
-            if failure.unavailable
-            else BrokerError(f"database error: {error}")
-        )
-        for op in batch:
-            if op in self._pending:
-                self._fail(op, exc)
-        if failure.episode is not None:
-            for op in list(self._pending):
-                self._fail(op, exc)
-            self._queue(Resume(failure.episode))
-
-    def _fail(self, op: Op, exc: Exception) -> None:
-        del self._pending[op]
-        if isinstance(op, Publish):
-            op.error = exc
-            r = self._rooms.get(op.room)
-            if r is not None:
-                r.busy -= 1
-                key = (op.user, op.client_id or "")
-                if op.client_id is not None and r.inflight.get(key) is op:
-                    del r.inflight[key]
-            _call(op.done, None, exc)
-            return
-        if isinstance(op, Reply):
-            _call(op.done, None, exc)
-            return
-        if isinstance(op, Load) and self._loading.get(op.name) is op.future:
-            del self._loading[op.name]
-            for *_, done in self._unloaded.pop(op.name, ()):
-                _call(done, None, exc)
-        future = op.future
-        if future is not None and not future.done():
-            future.set_exception(exc)
-            future.exception()  # retrieved: the awaiting caller may be gone
-
-    def _install(self, op: Load) -> _Room:
-        rid, epoch, last, touched, rows, seen = op.result
-        r = _Room(op.name, self.history_size, epoch=epoch, last_id=last, touched=touched)
-        r.rid, r.used = rid, time.monotonic()
-        name = op.name
-        r.log.extend(Message(i, name, u, t, ts, k, c) for i, u, t, ts, k, c in rows)
-        for user, client_id, msg_id, ts, at in seen:
-            r.seen[(user, client_id)] = (msg_id, ts, at)
-        self._rooms[name] = r
-        return r
+    def _refused(self, op: Publish, exc: Exception) -> None:
+        r = self._rooms.get(op.room)
+        if r is not None:
+            r.busy -= 1
+            key = (op.user, op.client_id or "")
+            if op.client_id is not None and r.inflight.get(key) is op:
+                del r.inflight[key]
 
     def _delivered(self, op: Publish) -> None:
         r = self._rooms[op.room]
@@ -356,7 +201,7 @@ class SQLiteBroker:
         r.remember(msg, op.seen_at)
         op.result = msg
         r.hand_over(msg)
-        _call(op.done, PublishResult(msg), None)
+        call(op.done, PublishResult(msg), None)
 
     async def _use(self, room: str) -> _Room:
         """The room, read from the database (or created there) on first use."""
@@ -381,9 +226,41 @@ class SQLiteBroker:
             now=now,
         )
         self._submit(op)
-        loading: asyncio.Future[_Room] = op.future  # type: ignore[assignment]
+        loading: asyncio.Future[_Room] = self._future()
         self._loading[room] = loading
+        task = asyncio.ensure_future(self._install(op, loading))
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
         return loading
+
+    async def _install(self, op: Load, loading: asyncio.Future[_Room]) -> None:
+        """Once ``op`` has read the room: hold it in memory, then queue the publishes made
+        meanwhile, in order (or fail them all)."""
+        name = op.name
+        rid = None
+        try:
+            assert op.future is not None and self._reader is not None
+            rid, epoch, last, touched = await op.future
+            log, seen = await self._reader.read(op, rid, last)  # off the loop, and the writer
+        except Exception as exc:
+            if rid is not None:  # retention may delete it again
+                with contextlib.suppress(BrokerUnavailable):
+                    self._submit(Evict(self._future(), rid=rid))
+            if not isinstance(exc, BrokerError):
+                exc = BrokerUnavailable(f"cannot read room {name} from the database: {exc}")
+            del self._loading[name]
+            for *_, done in self._unloaded.pop(name, ()):
+                call(done, None, exc)
+            loading.set_exception(exc)
+            loading.exception()  # retrieved: the awaiting callers may be gone
+            return
+        r = _Room(name, self.history_size, epoch=epoch, last_id=last, touched=touched)
+        r.rid, r.used, r.log, r.seen = rid, time.monotonic(), log, seen
+        self._rooms[name] = r
+        del self._loading[name]
+        for queued in self._unloaded.pop(name, ()):
+            self._enqueue(r, *queued)
+        loading.set_result(r)
 
     # ------------------------------------------------------------------ retention
 
@@ -479,7 +356,7 @@ class SQLiteBroker:
         client_id: str | None,
         done: PublishDone,
     ) -> None:
-        if self._writer is None:
+        if self._dispatch is None or self._dispatch.writer is None:
             asyncio.get_running_loop().call_soon(
                 done, None, BrokerUnavailable("the database is closed")
             )
@@ -533,26 +410,3 @@ class SQLiteBroker:
 
 #: a publish made before its room was read: (user, text, kind, client_id, done)
 _Queued = tuple[str, str, MessageKind, str | None, PublishDone]
-
-
-def _replied(op: Reply) -> None:
-    """Answer a repeated client id: the original, or the outcome of the one it followed."""
-    if op.original is not None:
-        _call(op.done, PublishResult(op.original, duplicate=True), None)
-        return
-    first = op.follows
-    assert first is not None
-    if isinstance(first.result, Message):
-        _call(op.done, PublishResult(first.result, duplicate=True), None)
-    else:
-        _call(op.done, None, first.error or BrokerUnavailable("the message was not stored"))
-
-
-def _call(done: PublishDone | None, result: PublishResult | None, error: Exception | None) -> None:
-    """One caller's answer; its failure (a bug) must not cost the rest of the batch theirs."""
-    if done is None:
-        return
-    try:
-        done(result, error)
-    except Exception:
-        log.exception("a publish callback failed")
