@@ -112,7 +112,7 @@ def test_join_and_send_help_read_like_a_man_page() -> None:
     join = help_text("chatctl join")
     assert "Usage: chatctl join [OPTIONS] ROOM " in join
     rows = {" ".join(ln.strip(" │").split()[:2]) for ln in join.splitlines()}
-    assert {"--since N", "--timeout SECONDS", "--token-file FILE", "--json One"} <= rows
+    assert {"--since ID[@EPOCH]", "--timeout SECONDS", "--token-file FILE", "--json One"} <= rows
     assert re.search(r"--server\s+-s\s+URL", join)
     assert "Usage: chatctl send [OPTIONS] ROOM [TEXT]..." in help_text("chatctl send")
     serve = help_text("chatctl serve")

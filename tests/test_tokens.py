@@ -86,3 +86,41 @@ def test_inspect_of_junk_is_a_usage_error(token: bytes) -> None:
     )
     assert result.returncode == 2 and result.stderr.startswith("chatctl: not a JWT")
     assert result.stderr.count("\n") == 1  # before, for b"a\xff.b.c": UnicodeEncodeError
+
+
+@pytest.mark.parametrize(
+    "pattern", ["", "[", "../x", "#ops", "-ops", ".*", "[!a-zA-Z0-9]*", "[.]", "a" * 65, "*[]"]
+)
+def test_create_refuses_room_patterns_that_match_no_room(pattern: str) -> None:
+    """Issue 22 item 10: a token whose only room can be joined by nobody is a mistake,
+    said in one line with status 2 (the room rules of docs/protocol.md)."""
+    result = run("token", "create", "--user", "alice", "--room", "ops", "--room", pattern)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"chatctl: --room {pattern!r} matches no room (room names are 1-64 characters from "
+        "A-Z a-z 0-9 . _ -, starting with a letter or digit)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "room"),
+    [
+        ("ops", "ops"),
+        ("team-*", "team-a"),
+        ("*", "x"),
+        ("?", "7"),
+        ("[a-z]*", "q.1"),
+        ("a*.b", "a.b"),
+        ("*.[!x]", "0.y"),
+        ("a" * 64, "a" * 64),
+        ("[!.]" + "?" * 63, "b" * 64),
+    ],
+)
+def test_room_patterns_that_match_a_room_are_accepted(pattern: str, room: str) -> None:
+    from fnmatch import fnmatchcase
+
+    from chatctl.protocol import valid_room
+    from chatctl.tokens import room_pattern_problem
+
+    assert valid_room(room) and fnmatchcase(room, pattern)  # the witness
+    assert room_pattern_problem(pattern) is None

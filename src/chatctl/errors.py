@@ -12,6 +12,9 @@
     ├── DeliveryTimeout           not all messages acked in time (status 5)
     ├── WaitTimeout               join's --timeout ran out before --count/--once (status 5)
     ├── MessageRejected           the server answered a message with an error (status 6)
+    ├── OutputError               stdout cannot take the output (raised by client.output)
+    │   ├── OutputFailed          writing failed: disk full, I/O error (status 7)
+    │   └── OutputClosed          its reader went away, as ``| head`` (status 141)
     └── BrokerError               the broker cannot accept or serve a request right now
         └── BrokerUnavailable     the backing store (Redis) is down; retry later
 
@@ -64,6 +67,19 @@ class WaitTimeout(ChatctlError):
 
 class MessageRejected(ChatctlError):
     status = ExitStatus.REJECTED
+
+
+class OutputError(ChatctlError):
+    """stdout cannot take the output; the message (possibly empty: a closed pipe is no
+    news to the one who closed it) says what was done."""
+
+
+class OutputFailed(OutputError):
+    status = ExitStatus.OUTPUT_FAILED
+
+
+class OutputClosed(OutputError):
+    status = ExitStatus.OUTPUT_CLOSED
 
 
 class BrokerError(ChatctlError):

@@ -15,8 +15,12 @@ class ExitStatus(IntEnum):
     3    authentication or permission rejected by the server (HTTP 401/403)
     4    cannot connect: the server was unreachable until the timeout
     5    timeout: connected, but not every message was acked in time
-    6    the server refused a message (e.g. too long, rate limited)
+    6    a message was not sent: the server refused it (e.g. too long), or a line of stdin
+         could not be sent (over 64 KiB, not UTF-8)
+    7    cannot write the output: stdout failed (disk full, I/O error)
     130  interrupted (Ctrl-C) before the work was done
+    141  stdout was closed by its reader (``| head``): stopped, as a filter killed by
+         SIGPIPE (128 + 13) would; ``send`` says on stderr how far it got
     ===  ======================================================================
     """
 
@@ -27,4 +31,6 @@ class ExitStatus(IntEnum):
     CONNECT = 4
     TIMEOUT = 5
     REJECTED = 6
+    OUTPUT_FAILED = 7
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141

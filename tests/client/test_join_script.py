@@ -129,8 +129,10 @@ def test_restart_with_memory_broker_reports_missed_history() -> None:
     assert "missed messages: ops lost its history on the server and its ids start again" in err
 
 
-async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None:
-    """``chatctl join ops | head -1``: when the reader goes away, join exits 0."""
+async def test_a_closed_pipe_ends_join_with_status_141(server: ChatServer) -> None:
+    """``chatctl join ops | head -1``: when the reader goes away, join exits quietly with
+    SIGPIPE's status, 141 (issue 22 item 10; it was 0, which ``set -o pipefail`` could not
+    tell from a complete run)."""
     await post(server.port, "ops", "bob", "m1", "m2")
     proc = await asyncio.create_subprocess_exec(
         *CHATCTL,
@@ -148,7 +150,7 @@ async def test_a_closed_pipe_ends_join_with_status_0(server: ChatServer) -> None
     transport = proc._transport  # type: ignore[attr-defined]
     transport.get_pipe_transport(1).close()  # like head exiting after one line
     await post(server.port, "ops", "bob", "one more")  # the next write finds no reader
-    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert await asyncio.wait_for(proc.wait(), 10) == 141
     assert await proc.stderr.read() == b""
 
 

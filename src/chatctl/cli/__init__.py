@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - older typer
 from chatctl import __version__
 from chatctl.cli import coerce
 from chatctl.cli.metavars import readable, readable_help_option
-from chatctl.errors import ChatctlError, UsageError
+from chatctl.errors import ChatctlError, OutputError, UsageError
 from chatctl.status import ExitStatus
 
 coerce.install()  # typer converts str/int/float/bool/Path flags without pydantic
@@ -60,7 +60,8 @@ Environment:
   NO_COLOR              set: no colour
 
 Exit status: 0 ok, 1 bug, 2 usage error, 3 auth refused, 4 cannot connect,
-5 timeout, 6 message refused, 130 interrupted. See 'man chatctl'.
+5 timeout, 6 message not sent, 7 cannot write stdout, 130 interrupted,
+141 stdout closed by its reader. See 'man chatctl'.
 """
 
 
@@ -139,6 +140,12 @@ def _fail(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
+def _silence_stdout() -> None:
+    from chatctl.client.output import silence_stdout
+
+    silence_stdout()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: every failure is one line on stderr and an exit status (see status.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -168,13 +175,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         sys.exit(ExitStatus.INTERRUPTED)
+    except OutputError as exc:  # stdout failed or its reader left: one line at most
+        _silence_stdout()
+        if str(exc):
+            _fail(str(exc), exc.status)
+        sys.exit(exc.status)
     except ChatctlError as exc:
         if traceback:
             raise
         _fail(str(exc), exc.status)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(ExitStatus.OK)
+    except BrokenPipeError:  # the reader of stdout went away, as SIGPIPE would end a filter
+        _silence_stdout()
+        sys.exit(ExitStatus.OUTPUT_CLOSED)
     except Exception as exc:
         if traceback:
             raise

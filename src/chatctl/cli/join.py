@@ -33,6 +33,8 @@ Examples:
 
   chatctl join ops --since 1200 --count 10  # 10 messages after id 1200
 
+  chatctl join ops --since 1200@5f2c9a1e --once --json  # resume a script
+
   chatctl join deploys --history 0 --count 1 --timeout 600  # or exit 5
 
 On a terminal: /help /who /me /join /clear /bell /say /quit; Tab
@@ -41,13 +43,17 @@ line; Ctrl-D quits. The status line shows the room, its users, the
 connection and unread mentions. See 'man chatctl-join'.
 
 When stdout is not a terminal (or with --json): one line per event,
-'HH:MM:SS user: text', or with --json the protocol's frames. Notices
-(reconnects, missed history) go to stderr.
+'HH:MM:SS user: text', or with --json the protocol's frames (messages
+with the room's epoch added: save "ID@EPOCH" for --since). Notices
+(reconnects, missed history) go to stderr. When the room's history was
+reset since ID@EPOCH, a notice says so and the new epoch's messages
+are printed from id 1.
 
 Exit status: 0 done (/quit, --once, --count, or --timeout ended a
 follower); 2 usage error; 3 token rejected or room not allowed; 4
 cannot connect within --timeout at first; 5 --timeout ran out before
---count or --once; 130 interrupted. Once connected, lost connections
+--count or --once; 7 cannot write stdout (disk full); 130 interrupted;
+141 the reader of stdout went away (| head). Once connected, lost connections
 are retried until stopped. The token source is read again at every
 reconnect and before the token expires; once connected, an expired
 token from a file, a command or config.toml is waited for (a fixed one
@@ -70,8 +76,13 @@ def join(
         bool, typer.Option("--json", help="One JSON object per event (implies script mode).")
     ] = False,
     since: Annotated[
-        int | None,
-        typer.Option(help="Start after this message id.", min=0, show_default=False),
+        str | None,
+        typer.Option(
+            help="Start after this message id; as ID@EPOCH (--json prints both), a room "
+            "reset since then is noticed and its new messages are printed from id 1.",
+            metavar="ID[@EPOCH]",
+            show_default=False,
+        ),
     ] = None,
     history: Annotated[
         int | None,
@@ -108,6 +119,7 @@ def join(
     from chatctl.client.settings import check_room
 
     room = check_room(room)
+    since_id, epoch = parse_since(since)
     settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
@@ -115,7 +127,12 @@ def join(
         from chatctl.ui.app import run_interactive
 
         run_interactive(
-            settings, room, since=since, history=history, connect_timeout=connect_bound(timeout)
+            settings,
+            room,
+            since=since_id,
+            epoch=epoch,
+            history=history,
+            connect_timeout=connect_bound(timeout),
         )
         return
     from chatctl.client.join import JoinOptions, run_join
@@ -125,10 +142,29 @@ def join(
         JoinOptions(
             room=room,
             json=json_output,
-            since=since,
+            since=since_id,
+            epoch=epoch,
             history=history,
             count=count,
             once=once,
             timeout=timeout,
         ),
     )
+
+
+def parse_since(value: str | None) -> tuple[int | None, str | None]:
+    """``--since ID`` or ``--since ID@EPOCH`` -> (id, epoch); a usage error otherwise."""
+    if value is None:
+        return None, None
+    from chatctl.errors import UsageError
+    from chatctl.protocol import EPOCH_RE
+
+    text, at, epoch = value.partition("@")
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"--since {value!r}: expected ID or ID@EPOCH, ID a message id (0, 1, 2…)")
+    if at and EPOCH_RE.fullmatch(epoch) is None:
+        raise UsageError(
+            f"--since {value!r}: the epoch is 1-64 characters from A-Z a-z 0-9 . _ - "
+            "(as a welcome or 'chatctl join --json' gives it)"
+        )
+    return int(text), (epoch if at else None)

@@ -31,10 +31,17 @@ Examples:
 
   make 2>&1 | chatctl send build --json | jq .id
 
+Each line of stdin is UTF-8 (a byte-order mark at the start is dropped);
+a line that is not, or is over 64 KiB, is reported with its number and
+not sent (--encoding-errors replace sends it with U+FFFD instead).
+
 Exit status: 0 every message acked; 2 usage error; 3 token rejected
 (HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
-5 connected but a message not acked within --timeout of being read; 6 the server
-rejected a message (e.g. too long); 130 interrupted.
+5 connected but a message not acked within --timeout of being read; 6 a
+message not sent: the server rejected it (e.g. too long), or a line was
+over 64 KiB or not UTF-8; 7 with --json, stdout failed (disk full); 130
+interrupted; 141 with --json, the reader of stdout went away (| head):
+nothing more is read, and stderr says how far it got.
 
 {CLIENT_ENV}
 """
@@ -72,6 +79,14 @@ def send(
     window: Annotated[
         int, typer.Option(help="Messages in flight before waiting for acks.", min=1, max=100000)
     ] = 1000,
+    encoding_errors: Annotated[
+        str,  # not a Literal: typer would import pydantic to check it (tests/client/test_send.py)
+        typer.Option(
+            metavar="strict|replace",
+            help="Messages that are not UTF-8: strict refuses them (a line of stdin is "
+            "reported, status 6), replace sends them with U+FFFD.",
+        ),
+    ] = "strict",
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -84,9 +99,17 @@ def send(
     from chatctl.client.settings import check_room
 
     room = check_room(room)
+    if encoding_errors not in ("strict", "replace"):
+        raise UsageError(f"--encoding-errors {encoding_errors!r}: strict or replace")
     texts: list[str] | None = None
     if text and text != ["-"]:
-        texts = [" ".join(text)]
+        try:  # the bytes of the arguments that were not UTF-8 came as lone surrogates
+            raw = " ".join(text).encode("utf-8", "surrogateescape")
+            texts = [raw.decode("utf-8", encoding_errors)]
+        except UnicodeError:
+            raise UsageError(
+                "the message is not valid UTF-8 (--encoding-errors replace sends it with U+FFFD)"
+            ) from None
     elif not text and stdin_is_terminal():
         raise UsageError("no message: give TEXT, or pipe lines to stdin (or use - for stdin)")
     if token == "-" and texts is None:
@@ -101,5 +124,6 @@ def send(
             timeout=timeout,
             json=json_output,
             window=window,
+            encoding_errors="replace" if encoding_errors == "replace" else "strict",
         ),
     )

@@ -61,8 +61,8 @@ Environment:
   CHATCTL_SERVER        the server --link points at (then config.toml)
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
-Exit status: 0 printed, 2 usage error (bad user, TTL or server URL, no
-secret).
+Exit status: 0 printed, 2 usage error (bad user, TTL or server URL, a
+--room that matches no room name, no secret).
 """
 
 
@@ -74,7 +74,8 @@ def token_create(
         typer.Option(
             "--room",
             "-r",
-            help="Allow only rooms matching this glob (repeatable).",
+            help="Allow only rooms matching this glob (repeatable; one that can match no "
+            "room name is refused).",
             autocompletion=complete_room,
         ),
     ] = None,

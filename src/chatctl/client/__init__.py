@@ -13,6 +13,7 @@
   (also by ``chatctl bench``)
 - :mod:`~chatctl.client.sanitize`: the one sanitiser for text on its way to a terminal
 - :mod:`~chatctl.client.lines`: stdin read line by line in a thread, bounded
+- :mod:`~chatctl.client.output`: stdout: lines out, a full disk or a reader gone
 - :mod:`~chatctl.client.send`: ``chatctl send``
 - :mod:`~chatctl.client.join`: ``chatctl join`` for scripts (the terminal UI is in
   :mod:`chatctl.ui`)

@@ -215,8 +215,9 @@ class Resume:
 class RoomClient:
     """One room's connection attempts and resume position, so every reconnect resumes.
 
-    The first connection asks for ``?since=ID`` (with ``since``) or ``?history=N``; later ones
-    for ``?since=LAST&epoch=EPOCH``, LAST being the newest id seen. :meth:`resume` turns each
+    The first connection asks for ``?since=ID`` (with ``since``, and ``&epoch=EPOCH`` with
+    ``epoch``: the epoch that id was seen in) or ``?history=N``; later ones for
+    ``?since=LAST&epoch=EPOCH``, LAST being the newest id seen. :meth:`resume` turns each
     welcome into the history not yet shown.
     """
 
@@ -226,6 +227,7 @@ class RoomClient:
         room: str,
         *,
         since: int | None = None,
+        epoch: str | None = None,
         history: int | None = None,
         presence: bool = True,
         receive: bool = True,
@@ -236,7 +238,7 @@ class RoomClient:
         self.receive = receive
         self.room = room
         self.last_id: int | None = since
-        self.epoch: str | None = None
+        self.epoch: str | None = epoch if since is not None else None
         self.history = history
         self.connections = 0
         #: add the room to the recent rooms shell completion offers, on the first welcome

@@ -2,9 +2,19 @@
 
 Plain lines are ``HH:MM:SS user: text`` (``HH:MM:SS * user text`` for actions; newlines in a
 message shown as ``\\n``); ``--json`` prints the protocol's own ``message`` and ``presence``
-frames, one JSON object per line. The client reconnects with backoff and resumes from the
-last id it printed until it is stopped, so nothing is printed twice; when the server no
-longer has the missed messages it says so on stderr.
+frames, one JSON object per line, each message with the room's ``epoch`` added, so a script
+can save ``ID@EPOCH`` and resume with ``--since ID@EPOCH``. The client reconnects with
+backoff and resumes from the last id it printed until it is stopped, so nothing is printed
+twice; when the server no longer has the missed messages it says so on stderr.
+
+A resume across an epoch change (the room's history was lost: a ``--memory`` server
+restarted, the room forgotten after ``--history-ttl``) follows the protocol's rule for
+clients: the ids started again, so the new epoch's messages are printed from id 1 (as many
+as the server keeps) after a ``missed messages`` notice on stderr; without ``@EPOCH`` the
+server cannot tell, and ``--since ID`` skips the new epoch's first ID messages.
+
+stdout is :mod:`chatctl.client.output`'s: a reader that goes away (``| head -1``) ends the
+run with status 141 at once, even while the room is quiet; a failing stdout with status 7.
 
 Fail fast, with ``chatctl send``'s exit statuses: the first connection gets
 ``connect_timeout`` seconds (:data:`CONNECT_TIMEOUT` by default), then
@@ -18,7 +28,7 @@ Connection attempts are not narrated: one notice when a connection drops, one wh
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -33,10 +43,11 @@ from chatctl.client.events import (
     TokenExpired,
     TokenRenewed,
 )
+from chatctl.client.output import watch_closed, write_line
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.errors import ConnectError, WaitTimeout
+from chatctl.errors import ConnectError, OutputClosed, WaitTimeout
 from chatctl.protocol import Message, Presence, PresenceBatch
 
 
@@ -45,6 +56,8 @@ class JoinOptions:
     room: str
     json: bool = False
     since: int | None = None
+    #: the epoch ``since`` was seen in (``--since ID@EPOCH``); None: not known
+    epoch: str | None = None
     history: int | None = None
     count: int | None = None
     once: bool = False
@@ -114,6 +127,7 @@ class ScriptJoin:
             settings,
             opts.room,
             since=opts.since,
+            epoch=opts.epoch,
             history=opts.history,
             connect_timeout=connect_bound(opts.timeout),
         )
@@ -124,19 +138,46 @@ class ScriptJoin:
     def emit(self, frame: Message | Presence) -> bool:
         """Print one event; return True when ``--count`` is reached."""
         if self.opts.json:
-            self.out.write(frame.frame + "\n")
+            write_line(self.out, self.json_line(frame))
         elif isinstance(frame, Message):
-            self.out.write(plain_line(frame) + "\n")
+            write_line(self.out, plain_line(frame))
         else:
             return False
-        self.out.flush()
         if isinstance(frame, Message):
             self.printed += 1
             return self.opts.count is not None and self.printed >= self.opts.count
         return False
 
+    def json_line(self, frame: Message | Presence) -> str:
+        """The frame as the server sent it; a message with the room's epoch added (the
+        frame is a compact JSON object, so the key goes in before its closing brace)."""
+        line = frame.frame
+        epoch = self.stream.client.epoch
+        if isinstance(frame, Message) and epoch is not None and line.endswith("}"):
+            line = f'{line[:-1]},"epoch":"{epoch}"}}'  # EPOCH_RE: nothing to escape
+        return line
+
     async def run(self) -> None:
-        """Print events until done; raise on a final error or when --timeout runs out."""
+        """Print events until done; raise on a final error, when --timeout runs out or when
+        the reader of stdout went away (even while nothing is printed)."""
+        closed = watch_closed(self.out)
+        follow = asyncio.ensure_future(self._bounded())
+        try:
+            if closed is None:
+                await follow
+                return
+            await asyncio.wait({follow, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not follow.done():
+                raise OutputClosed("")
+            follow.result()
+        finally:
+            if closed is not None:
+                closed.cancel()
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(follow, return_exceptions=True)
+
+    async def _bounded(self) -> None:
         limit = self.opts.timeout or None
         try:
             async with asyncio.timeout(limit):
@@ -203,9 +244,5 @@ class ScriptJoin:
 
 
 def run_join(settings: ClientSettings, opts: JoinOptions) -> None:
-    try:
-        asyncio.run(ScriptJoin(settings, opts).run())
-    except BrokenPipeError:
-        # The reader went away (``| head -3``): done, like any filter. Point stdout at
-        # /dev/null so the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Run ``chatctl join`` for a script; errors carry their exit status."""
+    asyncio.run(ScriptJoin(settings, opts).run())

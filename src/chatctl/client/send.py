@@ -6,6 +6,11 @@ connection drops, the client reconnects and re-sends the unacked ones with the s
 the server's de-duplication makes sure none is stored twice. Lines are stored in stdin order
 through every failure (a refusal, a reconnect): the stream re-sends in the outbox's order.
 
+A line that cannot be sent (over 64 KiB, not UTF-8: :class:`~chatctl.client.lines.BadLine`)
+is reported with its line number and counted as not sent (status 6). With ``--json``, when
+stdout fails (its reader went away: status 141; a full disk: status 7), nothing more is read:
+the run ends once what was sent is acked, and says how far it got.
+
 Imports neither rich, prompt-toolkit, redis nor jwt (unless a token is minted locally).
 """
 
@@ -28,11 +33,19 @@ from chatctl.client.events import (
     TokenProblem,
     TokenRenewed,
 )
-from chatctl.client.lines import MAX_LINE_BYTES, LineReader
+from chatctl.client.lines import BadLine, EncodingErrors, LineReader
+from chatctl.client.output import watch_closed, write_line
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.errors import ConnectError, DeliveryTimeout, MessageRejected, UsageError
+from chatctl.errors import (
+    ConnectError,
+    DeliveryTimeout,
+    MessageRejected,
+    OutputClosed,
+    OutputError,
+    UsageError,
+)
 from chatctl.protocol import ErrorFrame, MessageKind
 
 #: Rejections printed one per line before only the summary is given.
@@ -48,6 +61,8 @@ class SendOptions:
     timeout: float = 30.0
     json: bool = False
     window: int = 1000
+    #: stdin bytes that are not UTF-8: refuse the line, or send it with U+FFFD
+    encoding_errors: EncodingErrors = "strict"
 
 
 class Sender:
@@ -70,7 +85,10 @@ class Sender:
         self.texts: list[str] = list(opts.texts or [])
         self.eof = False
         self.line_no = 0
+        #: lines refused before sending (too long, not UTF-8)
         self.overlong = 0
+        #: stdout failed (--json): nothing more is read, the run ends once the rest is acked
+        self.output_error: OutputError | None = None
         #: client id -> monotonic time by which it must be acked (``--timeout`` after it was
         #: handed to the stream), whatever errors come back meanwhile
         self.deadlines: dict[str, float] = {}
@@ -89,8 +107,11 @@ class Sender:
     async def run(self) -> None:
         opts = self.opts
         if opts.texts is None:
-            self.reader = LineReader(self.stdin_fd)
+            self.reader = LineReader(self.stdin_fd, errors=opts.encoding_errors)
             self.reader.start()
+        closed = watch_closed(self.stdout) if opts.json else None
+        if closed is not None:  # the reader of the acks may leave while none come
+            closed.add_done_callback(self._stdout_closed)
         # A sender is not a room member (no "joined"/"left" for everyone at every run) and
         # connects write-only: the server sends it its acks, not the room's traffic (an
         # older server that still does: dropped unread).
@@ -116,6 +137,8 @@ class Sender:
                 for task in finished:
                     task.result()  # the first error, if any
             finally:
+                if closed is not None:
+                    closed.cancel()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -198,15 +221,40 @@ class Sender:
 
     def _acked(self, event: Acked) -> None:
         self.deadlines.pop(event.pending.client_id, None)
-        if self.opts.json:
-            self.stdout.write(event.ack.frame() + "\n")
-            self.stdout.flush()
+        if self.opts.json and self.output_error is None:
+            try:
+                write_line(self.stdout, event.ack.frame())
+            except OutputError as exc:
+                self._output_lost(exc)
         self.window_open.set()
         self._check_done()
+
+    def _stdout_closed(self, closed: asyncio.Future[None]) -> None:
+        if not closed.cancelled():
+            self._output_lost(OutputClosed(""))
+
+    def _output_lost(self, exc: OutputError) -> None:
+        """stdout failed: read no more; the run ends once every message sent is acked."""
+        if self.output_error is None:
+            self.output_error = exc
+            self.eof = True
+            self.window_open.set()
+            self._check_done()
+
+    def _output_summary(self, exc: OutputError) -> str:
+        """How far the run got, for the one line a failed stdout ends it with."""
+        what = "stdout was closed by its reader" if isinstance(exc, OutputClosed) else str(exc)
+        where = f" after line {self.line_no} of stdin" if self.reader is not None else ""
+        text = f"{what}; stopped{where}, {plural(self.outbox.acked, 'message')} acked"
+        if self.outbox.rejected:
+            text += f", {len(self.outbox.rejected)} not sent"
+        return text
 
     def _finish(self) -> None:
         if self.error is not None:
             raise self.error
+        if self.output_error is not None:
+            raise type(self.output_error)(self._output_summary(self.output_error))
         rejected = self.outbox.rejected
         if rejected:
             p, reason = rejected[0]
@@ -224,10 +272,11 @@ class Sender:
         if self.eof and not self.outbox.pending:
             self.done.set()
 
-    async def _next_texts(self, limit: int) -> list[str | None]:
+    async def _next_texts(self, limit: int) -> list[str | BadLine]:
         if self.reader is None:
-            texts, self.texts = self.texts[:limit], self.texts[limit:]
-            return list(texts)
+            texts: list[str | BadLine] = list(self.texts[:limit])
+            self.texts = self.texts[limit:]
+            return texts
         try:
             return await self.reader.batch(limit)
         except OSError as exc:
@@ -242,6 +291,8 @@ class Sender:
                 self.window_open.clear()
                 await self.window_open.wait()
             texts = await self._next_texts(window - len(outbox))
+            if self.output_error is not None:
+                return  # stdout failed: what was read meanwhile is not sent
             if not texts:
                 self.eof = True
                 self._check_done()
@@ -249,12 +300,9 @@ class Sender:
             batch: list[Pending] = []
             for text in texts:
                 self.line_no += 1
-                if text is None:
+                if isinstance(text, BadLine):
                     self.overlong += 1
-                    self._reject(
-                        Pending("", "", origin=self.line_no),
-                        f"longer than {MAX_LINE_BYTES} bytes (lines are never split)",
-                    )
+                    self._reject(Pending("", "", origin=self.line_no), text.reason)
                     continue
                 if not text.strip():
                     continue

@@ -109,7 +109,8 @@ class RoomStream:
     ends). :meth:`send`, :meth:`add`/:meth:`write` and :meth:`request` may be called from
     other tasks meanwhile. ``presence=False`` connects send-only (no join/leave for the room),
     ``receive=False`` write-only (none of the room's traffic is sent to it); ``skip`` names
-    frame types to drop unread (``{"message", "presence"}`` for a sender).
+    frame types to drop unread (``{"message", "presence"}`` for a sender). ``since`` with
+    ``epoch`` resumes a position saved by an earlier run (as ``chatctl join --since ID@EPOCH``).
     ``wait_for_token``: when the server refuses the token at a reconnect, wait for the source
     to hold a new one (:class:`TokenExpired`) instead of raising the AuthError (the first
     connection's refusal is always raised: a wrong token should fail fast).
@@ -121,6 +122,7 @@ class RoomStream:
         room: str,
         *,
         since: int | None = None,
+        epoch: str | None = None,
         history: int | None = None,
         presence: bool = True,
         receive: bool = True,
@@ -131,7 +133,13 @@ class RoomStream:
         wait_for_token: bool = True,
     ) -> None:
         self.client = RoomClient(
-            settings, room, since=since, history=history, presence=presence, receive=receive
+            settings,
+            room,
+            since=since,
+            epoch=epoch,
+            history=history,
+            presence=presence,
+            receive=receive,
         )
         self.tokens = TokenKeeper(settings.token, self._notify)
         self.wait_for_token = wait_for_token

@@ -424,11 +424,13 @@ def run_interactive(
     room: str,
     *,
     since: int | None = None,
+    epoch: str | None = None,
     history: int | None = None,
     connect_timeout: float | None = None,
 ) -> None:
     async def main() -> None:
         ui = ChatUI(settings, room, since=since, history=history, connect_timeout=connect_timeout)
+        ui.stream.client.epoch = epoch if since is not None else None
         await ui.run()
 
     asyncio.run(main())
