@@ -16,10 +16,11 @@ text frame, with a ``type`` field.
   ``limits``, ``refreshed``, ``who``, ``pong``)
 - :mod:`~.table`: the table from ``type`` to class, both ways, and the two parsers
 
-Adding a server frame type: its class (``TYPE``, ``to_dict``, ``frame``, ``from_dict``) in
-``server.py`` or ``broadcast.py`` and its name in :data:`ServerFrame` (``table.py``); its
-section in docs/protocol.md and its handler in ``web/app.js`` (tests check both); then the
-code that sends it and each client that shows it.
+Adding a server frame type: its class (``TYPE``, ``to_dict``, ``frame``, ``from_dict``) and
+its name in the ``ServerFrame`` union, both in ``server.py``; its section in
+docs/protocol.md and its handler in ``web/app.js`` (tests fail without them); then the code
+that sends it and each client that shows it (the Python clients receive it as an event
+already: ``client/events.py`` needs no change).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from chatctl.protocol.broadcast import (
     PresenceBatch,
     PresenceEvent,
 )
-from chatctl.protocol.client import Ping, Refresh, SendMessage, Who
+from chatctl.protocol.client import ClientFrame, Ping, Refresh, SendMessage, Who
 from chatctl.protocol.codec import dumps, loads
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
 from chatctl.protocol.rules import (
@@ -65,6 +66,7 @@ from chatctl.protocol.server import (
     Pong,
     RateLimit,
     Refreshed,
+    ServerFrame,
     Unknown,
     UserList,
     Welcome,
@@ -72,8 +74,6 @@ from chatctl.protocol.server import (
 from chatctl.protocol.table import (
     CLIENT_FRAMES,
     SERVER_FRAMES,
-    ClientFrame,
-    ServerFrame,
     parse_client_frame,
     parse_server_frame,
     peek_type,

@@ -33,7 +33,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "type": "message",
+            "type": self.TYPE,
             "id": self.id,
             "room": self.room,
             "user": self.user,
@@ -85,7 +85,7 @@ class Presence:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": "presence",
+            "type": self.TYPE,
             "event": self.event,
             "room": self.room,
             "user": self.user,
@@ -123,7 +123,7 @@ class PresenceBatch:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": "presence_batch",
+            "type": self.TYPE,
             "room": self.room,
             "joins": list(self.joins),
             "leaves": list(self.leaves),
@@ -171,7 +171,7 @@ class PresenceBatch:
     @cached_property
     def _pieces(self) -> tuple[str, list[str], str]:
         """The frame cut around the items of ``joins``: ``head + ",".join(items) + tail``."""
-        head = dumps({"type": "presence_batch", "room": self.room})[:-1] + ',"joins":['
+        head = dumps({"type": self.TYPE, "room": self.room})[:-1] + ',"joins":['
         tail = "]," + dumps({"leaves": list(self.leaves), "ts": self.ts})[1:]
         return head, [ENCODER.encode(u) for u in self.joins], tail
 

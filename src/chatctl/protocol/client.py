@@ -41,7 +41,7 @@ class SendMessage:
     kind: MessageKind = "text"
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "message", "message": self.text}
+        d: dict[str, Any] = {"type": self.TYPE, "message": self.text}
         if self.client_id is not None:
             d["client_id"] = self.client_id
         if self.kind != "text":
@@ -90,7 +90,7 @@ class Who:
     TYPE: ClassVar[str] = "who"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "who"}
+        return {"type": self.TYPE}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -109,7 +109,7 @@ class Ping:
     data: Any = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "ping", "data": self.data}
+        return {"type": self.TYPE, "data": self.data}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -129,7 +129,7 @@ class Refresh:
     token: str = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "refresh", "token": self.token}
+        return {"type": self.TYPE, "token": self.token}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -142,3 +142,8 @@ class Refresh:
         if not isinstance(token, str) or not token:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "token must be a non-empty string")
         return cls(token)
+
+
+#: Every frame a client may send: the frame table (:data:`~chatctl.protocol.CLIENT_FRAMES`)
+#: is built from this list.
+ClientFrame = SendMessage | Who | Ping | Refresh

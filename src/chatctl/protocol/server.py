@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chatctl.protocol.broadcast import Message
+from chatctl.protocol.broadcast import Message, Presence, PresenceBatch
 from chatctl.protocol.codec import dumps, list_field, number_field
 from chatctl.protocol.errors import ErrorCode
 from chatctl.protocol.rules import PROTOCOL_VERSION
@@ -55,7 +55,7 @@ class Welcome:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "type": "welcome",
+            "type": self.TYPE,
             "protocol": PROTOCOL_VERSION,
             "user": self.user,
             "room": self.room,
@@ -87,11 +87,7 @@ class Welcome:
             room=str(d.get("room", "")),
             epoch=str(d.get("epoch", "")),
             last_id=int(d.get("last_id") or 0),
-            history=[
-                Message.from_dict({"type": "message", **m})
-                for m in list_field(d, "history")
-                if isinstance(m, dict)
-            ],
+            history=[Message.from_dict(m) for m in list_field(d, "history") if isinstance(m, dict)],
             users=[str(u) for u in list_field(d, "users")],
             since=since if isinstance(since, int) else None,
             recovered=recovered if isinstance(recovered, bool) else None,
@@ -119,7 +115,7 @@ class Ack:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": "ack",
+            "type": self.TYPE,
             "client_id": self.client_id,
             "id": self.id,
             "room": self.room,
@@ -157,7 +153,7 @@ class ErrorFrame:
     blocked_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "error", "code": str(self.code), "reason": self.reason}
+        d: dict[str, Any] = {"type": self.TYPE, "code": str(self.code), "reason": self.reason}
         if self.client_id is not None:
             d["client_id"] = self.client_id
         if self.retry_after is not None:
@@ -206,7 +202,7 @@ class RateLimit:
         return {"rate": self.rate, "burst": self.burst}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "limits", "rate": self.rate, "burst": self.burst}
+        return {"type": self.TYPE, "rate": self.rate, "burst": self.burst}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -226,7 +222,7 @@ class Refreshed:
     exp: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "refreshed", "user": self.user, "exp": self.exp}
+        return {"type": self.TYPE, "user": self.user, "exp": self.exp}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -246,7 +242,7 @@ class UserList:
     users: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "who", "room": self.room, "users": self.users}
+        return {"type": self.TYPE, "room": self.room, "users": self.users}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -265,7 +261,7 @@ class Pong:
     data: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "pong", "data": self.data}
+        return {"type": self.TYPE, "data": self.data}
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -280,3 +276,19 @@ class Unknown:
     """A frame of a type this client does not know (a newer server): ignored by clients."""
 
     type: str
+
+
+#: Every frame a server may send (a client reads any other type as :class:`Unknown`): the
+#: frame table (:data:`~chatctl.protocol.SERVER_FRAMES`) is built from this list.
+ServerFrame = (
+    Welcome
+    | Message
+    | Ack
+    | ErrorFrame
+    | Presence
+    | PresenceBatch
+    | Refreshed
+    | UserList
+    | Pong
+    | RateLimit
+)

@@ -1,8 +1,9 @@
 """The frame table: every frame type, both directions, and the two parsers that read it.
 
 :data:`CLIENT_FRAMES` and :data:`SERVER_FRAMES` map a ``type`` to its frame class; they are
-built from the unions :data:`ClientFrame` and :data:`ServerFrame`, so a new frame type is its
-class and one entry in its union. docs/protocol.md documents each type and the web page
+built from the unions ``ClientFrame`` (in :mod:`~chatctl.protocol.client`) and
+``ServerFrame`` (in :mod:`~chatctl.protocol.server`), so a new frame type is its class and
+its name in that union, in one module. docs/protocol.md documents each type and the web page
 (``web/app.js``) has a handler for each server type: tests fail when one is missing.
 
 :func:`parse_client_frame` is the server's read of a client frame; :func:`parse_server_frame`
@@ -19,37 +20,11 @@ import json
 import re
 from typing import Any, get_args
 
-from chatctl.protocol.broadcast import Message, Presence, PresenceBatch
-from chatctl.protocol.client import Ping, Refresh, SendMessage, Who, client_id_of
+from chatctl.protocol.client import ClientFrame, client_id_of
 from chatctl.protocol.codec import encodable, loads
 from chatctl.protocol.errors import ErrorCode, ProtocolError
 from chatctl.protocol.rules import MAX_MESSAGE_CHARS
-from chatctl.protocol.server import (
-    Ack,
-    ErrorFrame,
-    Pong,
-    RateLimit,
-    Refreshed,
-    Unknown,
-    UserList,
-    Welcome,
-)
-
-#: Every frame a client may send.
-ClientFrame = SendMessage | Who | Ping | Refresh
-#: Every frame a server may send (a client reads any other type as :class:`Unknown`).
-ServerFrame = (
-    Welcome
-    | Message
-    | Ack
-    | ErrorFrame
-    | Presence
-    | PresenceBatch
-    | Refreshed
-    | UserList
-    | Pong
-    | RateLimit
-)
+from chatctl.protocol.server import ServerFrame, Unknown
 
 CLIENT_FRAMES: dict[str, type[ClientFrame]] = {c.TYPE: c for c in get_args(ClientFrame)}
 SERVER_FRAMES: dict[str, type[ServerFrame]] = {c.TYPE: c for c in get_args(ServerFrame)}
