@@ -1,5 +1,7 @@
 """The frames a client sends: ``message``, ``who``, ``ping`` and ``refresh``.
 
+Any of them may carry a ``client_id`` (1-64 characters); ``from_dict`` checks it first.
+
 Every frame class has ``TYPE`` (its ``type`` on the wire), ``to_dict()``, ``frame()`` (the JSON
 text) and ``from_dict(d, max_chars=...)``, which validates a decoded frame and raises
 :class:`~chatctl.protocol.ProtocolError` with the code the server answers with
@@ -97,6 +99,7 @@ class Who:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, max_chars: int = MAX_MESSAGE_CHARS) -> Who:
+        client_id_of(d)
         return cls()
 
 
@@ -116,6 +119,7 @@ class Ping:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, max_chars: int = MAX_MESSAGE_CHARS) -> Ping:
+        client_id_of(d)
         return cls(d.get("data"))
 
 
@@ -136,6 +140,7 @@ class Refresh:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, max_chars: int = MAX_MESSAGE_CHARS) -> Refresh:
+        client_id_of(d)
         token = d.get("token")
         if token is None:
             raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: token")

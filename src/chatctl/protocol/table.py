@@ -52,16 +52,16 @@ def parse_client_frame(data: str | bytes, *, max_chars: int = MAX_MESSAGE_CHARS)
         raise ProtocolError(
             ErrorCode.INVALID_JSON, "invalid JSON: a \\u escape encodes a lone surrogate"
         )
-    client_id = client_id_of(obj)
     ftype = obj.get("type", "message" if "message" in obj else None)
-    if ftype is None:
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: type", client_id=client_id)
     cls = CLIENT_FRAMES.get(ftype) if isinstance(ftype, str) else None
     if cls is None:
+        client_id = client_id_of(obj)  # a bad client_id is the first fault, as in from_dict
+        if ftype is None:
+            raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field: type", client_id=client_id)
         raise ProtocolError(
             ErrorCode.UNKNOWN_TYPE, f"unknown frame type: {str(ftype)[:40]!r}", client_id=client_id
         )
-    return cls.from_dict(obj, max_chars=max_chars)
+    return cls.from_dict(obj, max_chars=max_chars)  # checks client_id first
 
 
 def parse_server_frame(data: str | bytes) -> ServerFrame | Unknown:
