@@ -13,12 +13,12 @@ from chatctl.protocol import (
     MAX_CLIENT_ID_CHARS,
     ErrorCode,
     Ping,
+    Pong,
     ProtocolError,
     SendMessage,
     Who,
     is_blank,
     parse_client_frame,
-    pong_frame,
 )
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,7 +63,7 @@ def check(data: str | bytes, max_chars: int = 100) -> None:
     # whatever is accepted can be stored, serialised and sent as UTF-8 to every member
     frame.frame().encode()
     if isinstance(frame, Ping):
-        pong_frame(frame.data).encode()
+        Pong(frame.data).frame().encode()
 
 
 @FUZZ

@@ -21,11 +21,10 @@ from chatctl.client.events import (
     Event,
     Reconnecting,
 )
-from chatctl.client.frames import UserList
 from chatctl.client.settings import resolve_settings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import BrokerError, ConnectError
-from chatctl.protocol import Message, Who
+from chatctl.protocol import Message, UserList, Who
 from chatctl.server import ChatServer, ServerSettings
 from helpers import client, free_port, make_token, recv_type, verifier
 

@@ -11,8 +11,7 @@ import pytest
 
 from chatctl.broker.base import Deliver
 from chatctl.broker.memory import MemoryBroker
-from chatctl.client import frames
-from chatctl.protocol import Presence, PresenceBatch
+from chatctl.protocol import Presence, PresenceBatch, parse_server_frame, type_name
 from chatctl.server import ChatServer, ServerSettings, session
 from chatctl.server.hub import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
 from helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
@@ -121,15 +120,15 @@ async def test_the_welcome_lists_the_first_users_and_counts_them_all(
         async with client(srv.port, "lobby", "dave") as dave:
             welcome = await recv_type(dave, "welcome")
             assert welcome["users"] == ["alice", "bob"] and welcome["user_count"] == 4
-            assert frames.parse(json.dumps(welcome)).total_users == 4  # type: ignore[union-attr]
+            assert parse_server_frame(json.dumps(welcome)).total_users == 4  # type: ignore[union-attr]
             await dave.send('{"type": "who"}')
             assert (await recv_type(dave, "who"))["users"] == ["alice", "bob", "carol", "dave"]
 
 
 def test_clients_read_a_batch_as_its_changes() -> None:
     frame = PresenceBatch("lobby", ("bob", "carol"), ("dave",), 5.0)
-    parsed = frames.parse(frame.frame)
-    assert parsed == frame and frames.type_name(parsed) == "presence_batch"
+    parsed = parse_server_frame(frame.frame)
+    assert parsed == frame and type_name(parsed) == "presence_batch"
     assert presence_changes(json.loads(frame.frame)) == [
         ("dave", "leave"),
         ("bob", "join"),

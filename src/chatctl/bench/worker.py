@@ -28,8 +28,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatctl.bench.stats import MARKER_RE, PairCounts, SeqTracker, make_text
-from chatctl.client import frames
-from chatctl.protocol import Ack, ErrorFrame, Message, ProtocolError, SendMessage, Welcome
+from chatctl.protocol import (
+    Ack,
+    ErrorFrame,
+    Message,
+    ProtocolError,
+    SendMessage,
+    Welcome,
+    parse_server_frame,
+    peek_type,
+    type_name,
+)
 
 #: Seconds the connections wait for their first frames (welcomes) once none has arrived for
 #: that long (a server that sends none), at most the connect timeout (a storm still arriving).
@@ -171,7 +180,7 @@ class Worker:
     async def _receive(self, client: _Client) -> None:
         """Record every frame; message frames are matched to (step, sender, seq).
 
-        A frame the client core's :func:`~chatctl.client.frames.peek_type` knows for a
+        A frame the client core's :func:`~chatctl.protocol.peek_type` knows for a
         ``message`` (``type`` first, as chatctl and the reference write it) has its marker
         found without decoding the JSON: in a message frame ``"message":"`` can only be the
         key itself, since quotes inside strings are escaped. Any other frame, or a message
@@ -179,7 +188,7 @@ class Worker:
         counters = self.counters
         latencies = self.latencies
         search = FAST_MARKER_RE.search
-        peek = frames.peek_type
+        peek = peek_type
         now = time.time
         trackers = client.trackers
         ws = client.ws
@@ -216,7 +225,7 @@ class Worker:
         """The slow path: parse any frame; return the marker match of a bench message."""
         counters = self.counters
         try:
-            frame = frames.parse(data)
+            frame = parse_server_frame(data)
         except ProtocolError:
             counters["invalid_frames"] += 1
             return None
@@ -230,7 +239,7 @@ class Worker:
         elif isinstance(frame, ErrorFrame):
             counters[f"error:{frame.code}"] += 1
         elif not isinstance(frame, Welcome):
-            counters[f"other:{frames.type_name(frame)}"] += 1
+            counters[f"other:{type_name(frame)}"] += 1
         return None
 
     async def quiet(self, period: float, timeout: float) -> dict[str, float]:

@@ -33,15 +33,14 @@ from websockets.exceptions import (
 )
 
 from chatctl import __version__
-from chatctl.client import frames
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError, PermissionDenied, UsageError
 from chatctl.protocol import (
     MAX_FRAME_BYTES,
+    RETRYABLE_CODES,
     Ack,
     CloseCode,
-    ErrorCode,
     ErrorFrame,
     Message,
     MessageKind,
@@ -49,6 +48,7 @@ from chatctl.protocol import (
     RateLimit,
     SendMessage,
     Welcome,
+    parse_server_frame,
 )
 from chatctl.recent import remember_room
 
@@ -287,7 +287,7 @@ class RoomClient:
         except ConnectionClosed as exc:
             raise Retryable(close_reason(exc)) from None
         try:
-            frame = frames.parse(data)
+            frame = parse_server_frame(data)
         except ProtocolError:
             raise Retryable("the server sent an invalid welcome") from None
         if not isinstance(frame, Welcome):
@@ -382,10 +382,6 @@ class Pending:
     outstanding: int = 0
 
 
-#: Error codes after which a message is sent again (after ``retry_after``), with its client id.
-RETRYABLE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
-
-
 class Outbox:
     """Messages sent with a client id and not acked yet, in send order.
 
@@ -429,7 +425,7 @@ class Outbox:
         p = self.pending.get(error.client_id) if error.client_id is not None else None
         if p is None:
             return None, None
-        if error.code in RETRYABLE:
+        if error.code in RETRYABLE_CODES:
             delay = 1.0 if error.retry_after is None else error.retry_after
             p.not_before = time.monotonic() + delay
             return p, delay
@@ -439,7 +435,6 @@ class Outbox:
 
 
 __all__ = [
-    "RETRYABLE",
     "Backoff",
     "ClientSettings",
     "Outbox",

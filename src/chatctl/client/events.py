@@ -7,7 +7,7 @@ The outbox's changes: :class:`Acked`, :class:`Deferred` (re-sent after a retryab
 :class:`Rejected`. The token's (:mod:`chatctl.client.renewal`): :class:`TokenRenewed`,
 :class:`TokenProblem` (not renewed yet, still valid), :class:`TokenExpired` (refused by the
 server: waiting for a new one). Server frames are :mod:`chatctl.protocol`'s types
-(:mod:`chatctl.client.frames`).
+(:func:`~chatctl.protocol.parse_server_frame`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import enum
 from dataclasses import dataclass
 
 from chatctl.client.core import Pending, Resume
-from chatctl.client.frames import Pong, Unknown, UserList
-from chatctl.protocol import Ack, ErrorFrame, Message, Presence, PresenceBatch, Welcome
+from chatctl.protocol import Ack, ErrorFrame, ServerFrame, Unknown, Welcome
 
 
 class State(enum.Enum):
@@ -131,9 +130,9 @@ class TokenExpired:
 
 StateEvent = Connecting | Reconnecting | Connected | Disconnected | Closed
 OutboxEvent = Acked | Deferred | Rejected
+#: Any server frame the stream does not consume itself (it consumes ``welcome``, ``limits``
+#: and ``refreshed``): a new server frame type reaches the clients with no change here.
 #: ``Ack`` and ``ErrorFrame`` arrive bare only when they are about no message in the outbox.
-FrameEvent = (
-    Message | Presence | PresenceBatch | UserList | Pong | Ack | ErrorFrame | Unknown | InvalidFrame
-)
+FrameEvent = ServerFrame | Unknown | InvalidFrame
 TokenEvent = TokenRenewed | TokenProblem | TokenExpired
 Event = StateEvent | OutboxEvent | FrameEvent | TokenEvent

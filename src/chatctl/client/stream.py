@@ -22,8 +22,8 @@ The stream owns the four things every client used to write itself:
   outbox's order, paced under the limits the server announced (the welcome's, then
   ``limits`` frames). After a reconnect every unacked one is re-sent first, in order, with
   the same ids (the server's de-duplication acks a repeat as ``duplicate``). A retryable
-  error (:data:`~.core.RETRYABLE`) stops sending for its ``retry_after``, then re-sends
-  from the earliest refused message on, every unacked one, in order: the server stores
+  error (:data:`~chatctl.protocol.RETRYABLE_CODES`) stops sending for its ``retry_after``,
+  then re-sends from the earliest refused message on, every unacked one, in order: the server stores
   none of them in between (docs/protocol.md, "Order"; errors with ``blocked_by`` are
   usually those later ones, already behind the cursor). Through any number of refusals:
   only an error answering a message's latest send counts. Any other error rejects the
@@ -34,8 +34,8 @@ The stream owns the four things every client used to write itself:
   until the source holds a new one, with ``wait_for_token`` (else the AuthError ends the
   stream).
 - **parsing**: each frame is decoded once into :mod:`chatctl.protocol`'s types
-  (:mod:`chatctl.client.frames`); the types in ``skip`` are recognised without decoding them
-  and dropped.
+  (:func:`~chatctl.protocol.parse_server_frame`); the types in ``skip`` are recognised
+  without decoding them and dropped.
 
 State changes and what became of each message are events too
 (:mod:`chatctl.client.events`), so a status line or a progress report needs no callbacks.
@@ -54,7 +54,6 @@ from typing import TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
-from chatctl.client import frames
 from chatctl.client.core import (
     Backoff,
     Outbox,
@@ -94,6 +93,9 @@ from chatctl.protocol import (
     Refreshed,
     Welcome,
     Who,
+    parse_server_frame,
+    peek_type,
+    type_name,
 )
 
 T = TypeVar("T")
@@ -433,13 +435,13 @@ class RoomStream:
 
     def _on_frame(self, data: str | bytes) -> Event | None:
         skip = self.skip
-        if skip and frames.peek_type(data) in skip:
+        if skip and peek_type(data) in skip:
             return None
         try:
-            frame = frames.parse(data)
+            frame = parse_server_frame(data)
         except ProtocolError as exc:
             return InvalidFrame(exc.reason)
-        if skip and frames.type_name(frame) in skip:
+        if skip and type_name(frame) in skip:
             return None
         if isinstance(frame, Message):
             self.client.seen(frame)

@@ -31,16 +31,16 @@ from chatctl.protocol import (
     ErrorCode,
     ErrorFrame,
     Ping,
+    Pong,
     ProtocolError,
     RateLimit,
     Refresh,
     Refreshed,
     SendMessage,
+    UserList,
     Welcome,
     Who,
     parse_client_frame,
-    pong_frame,
-    who_frame,
 )
 from chatctl.server import wire
 from chatctl.server.expiry import ExpiryQueue, TokenExpiry
@@ -240,10 +240,10 @@ async def _receive(
         return _rate_limited(ctx, conn, limiter, None, wait)
     elif isinstance(frame, Who):
         users = await ctx.broker.users(adm.room)
-        hub.write(conn, who_frame(adm.room, users).encode())
+        hub.write(conn, UserList(adm.room, users).frame().encode())
         hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
     elif isinstance(frame, Ping):
-        hub.write(conn, pong_frame(frame.data).encode())
+        hub.write(conn, Pong(frame.data).frame().encode())
     elif isinstance(frame, Refresh):
         _refresh(ctx, conn, adm, frame, expiry)
     return True
@@ -280,7 +280,7 @@ def _refresh(
 
 
 def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
-    return None if share is None else share.to_dict()
+    return None if share is None else share.figures()
 
 
 def _fit(history: History, budget: int) -> History:

@@ -40,12 +40,19 @@ from chatctl.client.events import (
     TokenExpired,
     TokenRenewed,
 )
-from chatctl.client.frames import UserList
 from chatctl.client.join import clock, missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, UsageError
-from chatctl.protocol import ErrorFrame, Message, MessageKind, Presence, PresenceBatch, Who
+from chatctl.protocol import (
+    ErrorFrame,
+    Message,
+    MessageKind,
+    Presence,
+    PresenceBatch,
+    UserList,
+    Who,
+)
 from chatctl.recent import recent_rooms
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
