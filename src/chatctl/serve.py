@@ -22,8 +22,8 @@ from chatctl.server.limits import ConnectionSettings, RateSettings
 from chatctl.server.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from chatctl.auth import Verifier
     from chatctl.server import ChatServer
+    from chatctl.tokens.verify import Verifier
 
 log = logging.getLogger("chatctl.server")
 _SERVER = ServerSettings()
@@ -93,7 +93,7 @@ def build_verifier(opts: ServeOptions, *, reload: bool = False) -> Verifier:
     """The token verifier ``opts`` name: the public key, else the HS256 secret (created on
     first start). ``reload`` (SIGHUP) reads the same source again, silently: the server
     logs one line for the reload."""
-    from chatctl.auth import Verifier
+    from chatctl.tokens.verify import Verifier
 
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)

@@ -63,7 +63,7 @@ def _duration(value: str | float) -> float:
         return float(value)
     if value.strip() in ("0", "0s"):
         return 0.0
-    from chatctl.auth import parse_duration
+    from chatctl.config import parse_duration
 
     try:
         return parse_duration(value)

@@ -1,4 +1,4 @@
-"""``chatctl token create`` and ``chatctl token inspect``."""
+"""``chatctl token inspect``: a token's header and claims as they are, and whether it verifies."""
 
 from __future__ import annotations
 
@@ -8,67 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from chatctl.auth import (
-    MAX_TOKEN_LIFETIME,
-    Verifier,
-    format_time,
-    load_private_key,
-    mint,
-    one_line,
-    parse_duration,
-)
-from chatctl.client.settings import configured_server, page_link
 from chatctl.config import resolve_secret
 from chatctl.errors import ConfigError, TokenError, UsageError
-from chatctl.protocol import valid_room
-
-
-def create_token(
-    *,
-    user: str,
-    rooms: list[str],
-    ttl: str,
-    secret_file: Path | None,
-    private_key: Path | None,
-    issuer: str | None,
-    audience: str | None,
-) -> str:
-    try:
-        seconds = parse_duration(ttl)
-    except ValueError as exc:
-        raise UsageError(f"--ttl {ttl!r}: {exc}") from None
-    if seconds > MAX_TOKEN_LIFETIME:
-        raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
-    if private_key is not None:
-        key, algorithm = load_private_key(private_key)
-    else:
-        source = resolve_secret(secret_file)
-        if source is None:
-            raise ConfigError(
-                "no secret: run 'chatctl serve' once on this host (it creates one), "
-                "or set --secret-file or CHATCTL_SECRET"
-            )
-        key, algorithm = source.secret, "HS256"
-    try:
-        return mint(
-            key,
-            user,
-            ttl=seconds,
-            rooms=rooms,
-            algorithm=algorithm,
-            issuer=issuer,
-            audience=audience,
-        )
-    except TokenError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def join_link(token: str, rooms: list[str], *, server: str | None = None) -> str:
-    """The web page link that opens the first of ``rooms`` that is a room name, not a glob
-    (``team-*``), on the server the client settings point at (``--server``,
-    ``CHATCTL_SERVER``, config.toml)."""
-    room = next((r for r in rooms if valid_room(r)), None)
-    return page_link(configured_server(server), token, room)
+from chatctl.tokens.text import format_time, one_line
+from chatctl.tokens.verify import Verifier
 
 
 def inspect_token(
