@@ -31,10 +31,10 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from chatctl.auth import mint
 from chatctl.broker.rooms import new_epoch
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite.schema import open_database
+from chatctl.tokens.mint import mint
 
 SECRET = secrets.token_urlsafe(32)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from chatctl.auth import mint
+from chatctl.tokens.mint import mint
 
 SECRET = b"redis-latency-bench-secret-0123456789abcdef"
 

@@ -23,9 +23,10 @@ from urllib.parse import urlencode
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from chatctl.auth import Verifier, mint
 from chatctl.broker.memory import MemoryBroker
 from chatctl.server import ChatServer, ServerSettings
+from chatctl.tokens.mint import mint
+from chatctl.tokens.verify import Verifier
 
 SECRET = b"chatctl-test-secret-0123456789abcdefghij"
 IN_CI = bool(os.environ.get("CI"))

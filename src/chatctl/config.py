@@ -14,6 +14,7 @@ variables < command-line flags. Files follow the XDG base directory spec:
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tomllib
@@ -122,3 +123,20 @@ def resolve_secret(secret_file: Path | None = None, *, create: bool = False) -> 
     if create:
         return SecretSource(create_secret_file(default), str(default), created=True)
     return None
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``12h``, ``7d`` or ``1w`` into seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    unit = 1
+    if text and text[-1] in units:
+        unit = units[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a duration such as 90s, 15m, 12h or 7d") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("a duration must be a positive number")
+    return value * unit

@@ -6,7 +6,7 @@
     ├── UsageError                bad flag, URL, room name, config (status 2)
     ├── ConfigError               unreadable config or secret/key file (status 2)
     ├── AuthError                 a token could not be made or was refused (status 3)
-    │   ├── TokenError            raised by chatctl.auth.verify: invalid token -> HTTP 401
+    │   ├── TokenError            raised by chatctl.tokens.verify: invalid token -> HTTP 401
     │   └── PermissionDenied      valid token, room not allowed -> HTTP 403
     ├── ConnectError              server unreachable (status 4), raised by the client core
     ├── DeliveryTimeout           not all messages acked in time (status 5)

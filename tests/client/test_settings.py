@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chatctl.auth import Verifier
 from chatctl.client.settings import normalize_server, resolve_settings
-from chatctl.client.token_source import TokenUnavailable, token_claims
 from chatctl.config import config_dir
 from chatctl.errors import AuthError, ConfigError, UsageError
+from chatctl.tokens.source import TokenUnavailable, token_claims
+from chatctl.tokens.verify import Verifier
 from helpers import SECRET, make_token
 
 

@@ -10,10 +10,10 @@ import time
 from types import SimpleNamespace
 from typing import Any, cast
 
-from chatctl.auth import NO_RAW, Claims
 from chatctl.server.expiry import ExpiryQueue, TokenExpiry
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Counters
+from chatctl.tokens.claims import NO_RAW, Claims
 
 fired: list[tuple[str, float]] = []
 

@@ -13,8 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chatctl.auth import mint
 from chatctl.server import ChatServer
+from chatctl.tokens.mint import mint
 from helpers import SECRET, ServeProcess, client, make_token, recv_type, wait_until, ws_url
 
 

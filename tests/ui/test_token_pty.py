@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pexpect
 from chatctl.server import ChatServer
 from client_helpers import client_env
 from helpers import client, recv_type, timed_token
+
+#: what may stand between two words of a wrapped, styled line
+GAP = r"(?:\s|\x1b\[[0-9;]*m)+"
 
 
 async def expect(child: pexpect.spawn, pattern: str) -> None:
@@ -38,7 +42,10 @@ async def test_an_expired_token_keeps_the_window_open(
     try:
         await expect(child, "joined general as alice")
         await expect(child, "waiting for a new one from --token-file")
-        await expect(child, "offline until --token-file .* holds a new token")
+        await expect(child, "waiting for a new token from --token-file")
+        # the line is wrapped (and styled) at the window's width: any break between words
+        words = re.split(" ", "offline until then: what you type is sent then")
+        await expect(child, GAP.join(words))
         child.send("typed while offline\r")
         path.write_text(timed_token("alice", 3600))
         await expect(child, "token renewed from --token-file")

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from chatctl import web
-from chatctl.client.settings import page_link
+from chatctl.client.settings import join_link, page_link
 from chatctl.errors import UsageError
-from chatctl.tokens import join_link
 from client_helpers import run_cli
 from helpers import chatctl_env
 

@@ -107,7 +107,7 @@ class Worker:
             return self.token
         if self.secret is None:
             return None
-        from chatctl.auth import mint
+        from chatctl.tokens.mint import mint
 
         return mint(self.secret, user, ttl=24 * 3600)
 

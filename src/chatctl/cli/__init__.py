@@ -8,7 +8,8 @@ that does the work.
 - :mod:`~chatctl.cli.send`: ``chatctl send`` -> :mod:`chatctl.client.send`
 - :mod:`~chatctl.cli.join`: ``chatctl join`` -> :mod:`chatctl.client.join`, :mod:`chatctl.ui`
 - :mod:`~chatctl.cli.bench`: ``chatctl bench`` -> :mod:`chatctl.bench`
-- :mod:`~chatctl.cli.token`: ``chatctl token create|inspect`` -> :mod:`chatctl.tokens`
+- :mod:`~chatctl.cli.token`: ``chatctl token create|inspect`` ->
+  :mod:`chatctl.tokens.mint`, :mod:`chatctl.tokens.inspect`
 - :mod:`~chatctl.cli.options`: the options ``join`` and ``send`` share
 
 A command's module is imported only when that command is parsed (see :class:`_Commands`), so

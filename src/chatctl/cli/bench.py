@@ -176,6 +176,6 @@ def _token(ctx: typer.Context, token: str | None, command: str | None) -> str | 
         raise UsageError("--token and --token-command both name a token: give one")
     if token is not None and not flag("token_command"):
         return token
-    from chatctl.client.token_source import run_token_command
+    from chatctl.tokens.source import run_token_command
 
     return run_token_command(command)

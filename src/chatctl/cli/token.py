@@ -1,4 +1,4 @@
-"""``chatctl token create|inspect``: their flags; the work is done by :mod:`chatctl.tokens`."""
+"""``chatctl token create|inspect``: their flags; the work is done in :mod:`chatctl.tokens`."""
 
 from __future__ import annotations
 
@@ -101,8 +101,9 @@ def token_create(
     ] = None,
 ) -> None:
     """Print a new signed token for USER (or a link that opens a room with it)."""
+    from chatctl.client.settings import join_link
     from chatctl.errors import UsageError
-    from chatctl.tokens import create_token, join_link
+    from chatctl.tokens.mint import create_token
 
     if server is not None and not link:
         raise UsageError("--server is used only with --link")
@@ -147,7 +148,7 @@ def token_inspect(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a token's claims and whether this server's key verifies it."""
-    from chatctl.tokens import inspect_token
+    from chatctl.tokens.inspect import inspect_token
 
     if token == "-":
         token = sys.stdin.readline().strip()

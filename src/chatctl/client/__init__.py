@@ -1,10 +1,8 @@
 """The client side shared by ``chatctl join``, ``chatctl send`` and ``chatctl bench``.
 
 - :mod:`~chatctl.client.settings`: server, token and config resolution (cheap to import)
-- :mod:`~chatctl.client.token_source`: where the token comes from (``TokenSource``:
-  ``get()``, ``refresh()``), read again whenever a fresh one is needed
-- :mod:`~chatctl.client.renewal`: a stream's token: re-read at every connection, renewed
-  with a ``refresh`` frame before it expires, waited for after a refusal
+- the token a client connects with: where it comes from and how a stream renews it live in
+  :mod:`chatctl.tokens` (:mod:`~chatctl.tokens.source`, :mod:`~chatctl.tokens.renewal`)
 - :mod:`~chatctl.client.stream`: one room as an async iterator of typed events: the one
   reconnect loop and the one resend policy, consumed by ``join`` (both) and ``send``
 - :mod:`~chatctl.client.events`: the typed events and states of the stream

@@ -4,7 +4,7 @@ State changes: :class:`Connecting` (each attempt), :class:`Connected`, :class:`R
 (an attempt failed, the next in ``delay`` s), :class:`Disconnected` (a live connection
 ended; offline until the next :class:`Connected`), :class:`Closed` (the last event).
 The outbox's changes: :class:`Acked`, :class:`Deferred` (re-sent after a retryable error),
-:class:`Rejected`. The token's (:mod:`chatctl.client.renewal`): :class:`TokenRenewed`,
+:class:`Rejected`. The token's (defined in :mod:`chatctl.tokens.renewal`): :class:`TokenRenewed`,
 :class:`TokenProblem` (not renewed yet, still valid), :class:`TokenExpired` (refused by the
 server: waiting for a new one). Server frames are :mod:`chatctl.protocol`'s types
 (:func:`~chatctl.protocol.parse_server_frame`).
@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 from chatctl.client.core import Pending, Resume
 from chatctl.protocol import Ack, ErrorFrame, ServerFrame, Unknown, Welcome
+from chatctl.tokens.renewal import TokenEvent as TokenEvent
+from chatctl.tokens.renewal import TokenExpired as TokenExpired
+from chatctl.tokens.renewal import TokenProblem as TokenProblem
+from chatctl.tokens.renewal import TokenRenewed as TokenRenewed
 
 
 class State(enum.Enum):
@@ -97,42 +101,10 @@ class InvalidFrame:
     reason: str
 
 
-@dataclass(frozen=True)
-class TokenRenewed:
-    """The server took a fresh token from the source (a ``refreshed`` answer, or a
-    connection opened with it after the old one was refused): it lives until ``exp``."""
-
-    exp: float | None
-    origin: str
-
-
-@dataclass(frozen=True)
-class TokenProblem:
-    """The token could not be renewed yet: ``reason`` says why (the source failed, still
-    holds the same token, or is a fixed value). The connection goes on until ``exp``; a
-    renewable source is read again later."""
-
-    reason: str
-    exp: float | None
-
-
-@dataclass(frozen=True)
-class TokenExpired:
-    """The server refused the token at a reconnect (``reason``: expired, or signed with a key
-    the server no longer has). ``renewable``: the stream reads ``origin`` again until it holds
-    another token, then reconnects (offline meanwhile); otherwise the stream raises
-    :class:`~chatctl.errors.AuthError` next."""
-
-    reason: str
-    origin: str
-    renewable: bool
-
-
 StateEvent = Connecting | Reconnecting | Connected | Disconnected | Closed
 OutboxEvent = Acked | Deferred | Rejected
 #: Any server frame the stream does not consume itself (it consumes ``welcome``, ``limits``
 #: and ``refreshed``): a new server frame type reaches the clients with no change here.
 #: ``Ack`` and ``ErrorFrame`` arrive bare only when they are about no message in the outbox.
 FrameEvent = ServerFrame | Unknown | InvalidFrame
-TokenEvent = TokenRenewed | TokenProblem | TokenExpired
 Event = StateEvent | OutboxEvent | FrameEvent | TokenEvent

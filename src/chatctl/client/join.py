@@ -40,8 +40,6 @@ from chatctl.client.events import (
     Disconnected,
     Reconnecting,
     TokenEvent,
-    TokenExpired,
-    TokenRenewed,
 )
 from chatctl.client.output import watch_closed, write_line
 from chatctl.client.sanitize import one_line
@@ -49,6 +47,7 @@ from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, OutputClosed, WaitTimeout
 from chatctl.protocol import Message, Presence, PresenceBatch
+from chatctl.tokens.renewal import TokenTrouble
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ class ScriptJoin:
         self.printed = 0
         self.connected = False
         self.last_failure = "no answer"
-        self.token_trouble = False
+        self.token_trouble = TokenTrouble()
         self.stream = RoomStream(
             settings,
             opts.room,
@@ -230,17 +229,9 @@ class ScriptJoin:
 
     def note_token(self, event: TokenEvent) -> None:
         """Tell of token trouble, and of its end (a routine renewal says nothing)."""
-        if isinstance(event, TokenRenewed):
-            if self.token_trouble:
-                self.token_trouble = False
-                self.note(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
-            return
-        self.token_trouble = True
-        if isinstance(event, TokenExpired):
-            if event.renewable:
-                self.note(f"{event.reason}; waiting for a new token from {event.origin}")
-        else:
-            self.note(event.reason)
+        notice = self.token_trouble.tell(event)
+        if notice is not None:
+            self.note(notice.text)
 
 
 def run_join(settings: ClientSettings, opts: JoinOptions) -> None:

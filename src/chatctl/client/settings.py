@@ -4,7 +4,7 @@ Shared by ``join``, ``send`` (and later ``bench``). Cheap to import: no jwt, no 
 websockets; the JWT library is loaded only when a token has to be minted from the local
 secret (see :func:`resolve_settings`).
 
-The token comes from a :class:`~chatctl.client.token_source.TokenSource`, read again at
+The token comes from a :class:`~chatctl.tokens.source.TokenSource`, read again at
 every reconnect and before the token expires. First found wins (docs/configuration.md):
 
 1. a flag: ``--token VALUE``, ``--token -`` (one line of stdin), ``--token-file PATH`` or
@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from chatctl.client.token_source import (
+from chatctl.config import DEFAULT_SERVER, config_file, load_config_file
+from chatctl.errors import AuthError, ConfigError, UsageError
+from chatctl.protocol import ROOM_RULE, USER_RULE, valid_room, valid_user
+from chatctl.tokens.source import (
     TokenSource,
     TokenUnavailable,
     command_source,
@@ -37,9 +40,6 @@ from chatctl.client.token_source import (
     read_token_file,
     run_token_command,
 )
-from chatctl.config import DEFAULT_SERVER, config_file, load_config_file
-from chatctl.errors import AuthError, ConfigError, UsageError
-from chatctl.protocol import ROOM_RULE, USER_RULE, valid_room, valid_user
 
 #: Lifetime of a token minted from the local secret; a fresh one is minted on every connect.
 MINTED_TTL = 600.0
@@ -108,6 +108,14 @@ def configured_server(server: str | None = None, *, env: Mapping[str, str] | Non
     env = os.environ if env is None else env
     path = Path(env["CHATCTL_CONFIG"]) if env.get("CHATCTL_CONFIG") else config_file()
     return _server_url(server, env, load_config_file(path), path)
+
+
+def join_link(token: str, rooms: list[str], *, server: str | None = None) -> str:
+    """The web page link that opens the first of ``rooms`` that is a room name, not a glob
+    (``team-*``), on the server the client settings point at (``--server``,
+    ``CHATCTL_SERVER``, config.toml)."""
+    room = next((r for r in rooms if valid_room(r)), None)
+    return page_link(configured_server(server), token, room)
 
 
 def _server_url(
@@ -299,7 +307,7 @@ def _local_fallback(
     name = user
 
     def mint_token() -> str:
-        from chatctl.auth import mint
+        from chatctl.tokens.mint import mint
 
         # the secret is read again each time: a rotated secret file is picked up
         secret = resolve_secret() or source

@@ -28,7 +28,7 @@ The stream owns the four things every client used to write itself:
   usually those later ones, already behind the cursor). Through any number of refusals:
   only an error answering a message's latest send counts. Any other error rejects the
   message for good.
-- **the token** (:class:`~chatctl.client.renewal.TokenKeeper`): every connection reads
+- **the token** (:class:`~chatctl.tokens.renewal.TokenKeeper`): every connection reads
   the token source again; while connected the token is renewed before it expires with a
   ``refresh`` frame; a token refused at a reconnect (expired while offline) is waited out
   until the source holds a new one, with ``wait_for_token`` (else the AuthError ends the
@@ -79,7 +79,6 @@ from chatctl.client.events import (
     TokenExpired,
     TokenRenewed,
 )
-from chatctl.client.renewal import TokenKeeper
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
@@ -97,6 +96,7 @@ from chatctl.protocol import (
     peek_type,
     type_name,
 )
+from chatctl.tokens.renewal import TokenKeeper
 
 T = TypeVar("T")
 

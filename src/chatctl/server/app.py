@@ -16,7 +16,6 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from chatctl import __version__
-from chatctl.auth import Claims, Verifier
 from chatctl.broker.base import Broker
 from chatctl.errors import BrokerError, ChatctlError
 from chatctl.protocol import (
@@ -32,6 +31,8 @@ from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 from chatctl.server.session import SessionContext, run_session
 from chatctl.server.settings import ServerSettings
+from chatctl.tokens.claims import Claims
+from chatctl.tokens.verify import Verifier
 
 log = logging.getLogger("chatctl.server")
 

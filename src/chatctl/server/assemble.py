@@ -17,8 +17,8 @@ from chatctl.log import setup_logging
 from chatctl.server.options import ServeOptions, server_settings
 
 if TYPE_CHECKING:
-    from chatctl.auth import Verifier
     from chatctl.server import ChatServer
+    from chatctl.tokens.verify import Verifier
 
 __all__ = ["ServeOptions", "broker_url", "build_server", "build_verifier", "run_serve"]
 
@@ -29,7 +29,7 @@ def build_verifier(opts: ServeOptions, *, reload: bool = False) -> Verifier:
     """The token verifier ``opts`` name: the public key, else the HS256 secret (created on
     first start). ``reload`` (SIGHUP) reads the same source again, silently: the server
     logs one line for the reload."""
-    from chatctl.auth import Verifier
+    from chatctl.tokens.verify import Verifier
 
     if opts.public_key is not None:
         verifier = Verifier.public_key(opts.public_key, issuer=opts.issuer, audience=opts.audience)

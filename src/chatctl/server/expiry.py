@@ -28,12 +28,13 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from chatctl.auth import Claims, format_time
 from chatctl.errors import PermissionDenied
 from chatctl.protocol import CloseCode, ErrorCode, ErrorFrame, Refreshed
 from chatctl.server import wire
 from chatctl.server.hub import CLOSE_GRACE, peer
 from chatctl.server.metrics import Counters
+from chatctl.tokens.claims import Claims
+from chatctl.tokens.text import format_time
 
 if TYPE_CHECKING:
     from chatctl.server.membership import Membership

@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.datastructures import Headers
 
-from chatctl.auth import NO_RAW, Claims, Verifier
 from chatctl.errors import PermissionDenied, TokenError
 from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since, valid_room
+from chatctl.tokens.claims import NO_RAW, Claims
+from chatctl.tokens.verify import Verifier
 
 WS_PREFIX = "/ws/"
 

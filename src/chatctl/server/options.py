@@ -42,7 +42,7 @@ def parse_duration(value: str | float) -> float:
         return float(value)
     if value.strip() in ("0", "0s"):
         return 0.0
-    from chatctl.auth import parse_duration as parse
+    from chatctl.config import parse_duration as parse
 
     return parse(value)
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.auth import Claims
 from chatctl.broker.base import Broker, History, PipelinedBroker
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
@@ -51,6 +50,7 @@ from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
 from chatctl.server.order import OrderGate
 from chatctl.server.publish import Pipeline, publish, publish_nowait
+from chatctl.tokens.claims import Claims
 
 if TYPE_CHECKING:
     from chatctl.server.settings import ServerSettings

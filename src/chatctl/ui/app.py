@@ -38,9 +38,8 @@ from chatctl.client.events import (
     Rejected,
     TokenEvent,
     TokenExpired,
-    TokenRenewed,
 )
-from chatctl.client.join import clock, missed_notice
+from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, UsageError
@@ -54,6 +53,7 @@ from chatctl.protocol import (
     Who,
 )
 from chatctl.recent import recent_rooms
+from chatctl.tokens.renewal import TokenTrouble
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.config import JoinConfig, input_history
@@ -90,7 +90,7 @@ class ChatUI:
         self.me = settings.user_hint or ""
         self.present: set[str] = set()
         #: the token could not be renewed or was refused; the next renewal says it is over
-        self.token_trouble = False
+        self.token_trouble = TokenTrouble()
         self.active: OrderedDict[str, None] = OrderedDict()
         self.status = Status(room)
         self.dumb = is_dumb_terminal()
@@ -317,23 +317,15 @@ class ChatUI:
     def _token(self, event: TokenEvent) -> None:
         """Token trouble: one line in the scrollback, and a note on the status line until a
         renewal ends it (a routine renewal says nothing)."""
-        if isinstance(event, TokenRenewed):
-            if self.token_trouble:  # a routine renewal is not news
-                self.token_trouble = False
-                self.status.token = ""
-                self.info(f"token renewed from {event.origin}, valid until {clock(event.exp)}")
-        elif isinstance(event, TokenExpired):
-            self.token_trouble = True
-            if event.renewable:
-                self.status.token = f"token expired: waiting for {event.origin}"
-                self.error(
-                    f"{event.reason}; offline until {event.origin} holds a new token "
-                    "(what you type is sent then)"
-                )
-        else:
-            self.token_trouble = True
-            self.status.token = f"token not renewed, valid until {clock(event.exp)}"
-            self.error(event.reason)
+        notice = self.token_trouble.tell(event)
+        if notice is not None:
+            self.status.token = notice.status
+            if not notice.error:
+                self.info(notice.text)
+            elif isinstance(event, TokenExpired):
+                self.error(f"{notice.text} (offline until then: what you type is sent then)")
+            else:
+                self.error(notice.text)
         self._refresh()
 
     def _welcome(self, stream: RoomStream, event: Connected) -> None:

@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatctl.auth import MAX_TOKEN_LIFETIME, Verifier, mint, parse_duration
+from chatctl.config import parse_duration
 from chatctl.errors import PermissionDenied, TokenError
+from chatctl.tokens.claims import MAX_TOKEN_LIFETIME
+from chatctl.tokens.mint import mint
+from chatctl.tokens.verify import Verifier
 from helpers import SECRET
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatctl.client.token_source import Token, TokenSource, TokenUnavailable, fixed_source
+from chatctl.tokens.source import Token, TokenSource, TokenUnavailable, fixed_source
 from helpers import make_token
 
 

@@ -120,7 +120,7 @@ def test_room_patterns_that_match_a_room_are_accepted(pattern: str, room: str) -
     from fnmatch import fnmatchcase
 
     from chatctl.protocol import valid_room
-    from chatctl.tokens import room_pattern_problem
+    from chatctl.tokens.rooms import room_pattern_problem
 
     assert valid_room(room) and fnmatchcase(room, pattern)  # the witness
     assert room_pattern_problem(pattern) is None

@@ -5,7 +5,7 @@ with, renewing it before it expires, and waiting for a new one once the server r
   one uses the token read at start-up). A source that fails then (a file being rewritten, a
   command that failed) leaves the last token in use and says so (:class:`TokenProblem`).
 - **Renewal while connected** (:meth:`TokenKeeper.renew`, one task per connection): at the
-  token's :meth:`~chatctl.client.token_source.Token.renew_at` time (a fifth of its lifetime
+  token's :meth:`~chatctl.tokens.source.Token.renew_at` time (a fifth of its lifetime
   before ``exp``, 1 to 60 s), read the source; a token with a later ``exp`` goes to the
   server in a ``refresh`` frame, answered by ``refreshed`` (:class:`TokenRenewed`) or an
   ``invalid_token``/``forbidden`` error (:class:`TokenProblem`). Until the source holds a
@@ -15,6 +15,10 @@ with, renewing it before it expires, and waiting for a new one once the server r
 - **After a refusal at reconnect** (HTTP 401/403, e.g. the token expired while offline):
   :meth:`TokenKeeper.wait_for_new` reads the source every 1-5 s until it holds another token
   that has not expired; the stream then reconnects.
+
+The keeper tells of all this with the token events (:data:`TokenEvent`, part of the stream's
+events in :mod:`chatctl.client.events`); :class:`TokenTrouble` is what ``chatctl join``, in a
+script or on a terminal, says about them.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from chatctl.client.events import Event, TokenProblem, TokenRenewed
-from chatctl.client.token_source import Token, TokenSource, TokenUnavailable
 from chatctl.protocol import ErrorCode, ErrorFrame, Refresh, Refreshed
+from chatctl.tokens.source import Token, TokenSource, TokenUnavailable
 
 #: Seconds to wait for the answer to a ``refresh`` frame before reading the source again.
 REFRESH_TIMEOUT = 10.0
@@ -38,10 +42,50 @@ def clock(when: float | None) -> str:
     return "?" if when is None else time.strftime("%H:%M:%S", time.localtime(when))
 
 
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class TokenRenewed:
+    """The server took a fresh token from the source (a ``refreshed`` answer, or a
+    connection opened with it after the old one was refused): it lives until ``exp``."""
+
+    exp: float | None
+    origin: str
+
+
+@dataclass(frozen=True)
+class TokenProblem:
+    """The token could not be renewed yet: ``reason`` says why (the source failed, still
+    holds the same token, or is a fixed value). The connection goes on until ``exp``; a
+    renewable source is read again later."""
+
+    reason: str
+    exp: float | None
+
+
+@dataclass(frozen=True)
+class TokenExpired:
+    """The server refused the token at a reconnect (``reason``: expired, or signed with a key
+    the server no longer has). ``renewable``: the stream reads ``origin`` again until it holds
+    another token, then reconnects (offline meanwhile); otherwise the stream raises
+    :class:`~chatctl.errors.AuthError` next."""
+
+    reason: str
+    origin: str
+    renewable: bool
+
+
+TokenEvent = TokenRenewed | TokenProblem | TokenExpired
+
+
+# --------------------------------------------------------------------------- the keeper
+
+
 class TokenKeeper:
     """The token of one stream's connections; ``notify`` puts an event in the stream."""
 
-    def __init__(self, source: TokenSource, notify: Callable[[Event], None]) -> None:
+    def __init__(self, source: TokenSource, notify: Callable[[TokenEvent], None]) -> None:
         self.source = source
         self.notify = notify
         #: the token the current (or last) connection authenticated with
@@ -171,3 +215,46 @@ def _retry_delay(token: Token) -> float:
     """How long to wait before reading the source again: a quarter of the time left, 1-5 s."""
     left = (token.exp or 0.0) - time.time()
     return max(MIN_RETRY, min(MAX_RETRY, left / 4))
+
+
+# --------------------------------------------------------------------------- telling of it
+
+
+@dataclass(frozen=True)
+class TokenNotice:
+    """What to tell of a token event: ``text``, an error line while the token is in trouble
+    (``error``) or an information line when the trouble ended; ``status``, the note a status
+    line shows meanwhile ("" when the trouble ended)."""
+
+    text: str
+    error: bool
+    status: str
+
+
+class TokenTrouble:
+    """Whether a stream's token is in trouble (not renewed, or refused), and what to tell of
+    each token event: trouble every time, its end once, a routine renewal not at all."""
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def tell(self, event: TokenEvent) -> TokenNotice | None:
+        """The notice for ``event``, or None when there is nothing to tell (a routine renewal;
+        a token refused for good, which ends the stream with an AuthError of its own)."""
+        if isinstance(event, TokenRenewed):
+            if not self.active:
+                return None
+            self.active = False
+            return TokenNotice(
+                f"token renewed from {event.origin}, valid until {clock(event.exp)}", False, ""
+            )
+        self.active = True
+        if isinstance(event, TokenExpired):
+            if not event.renewable:
+                return None
+            return TokenNotice(
+                f"{event.reason}; waiting for a new token from {event.origin}",
+                True,
+                f"token expired: waiting for {event.origin}",
+            )
+        return TokenNotice(event.reason, True, f"token not renewed, valid until {clock(event.exp)}")

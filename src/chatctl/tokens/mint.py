@@ -1,0 +1,90 @@
+"""Making tokens: :func:`mint` signs one; :func:`create_token` is ``chatctl token create``'s
+work (its ``--ttl``, key and secret resolved first)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from chatctl.config import parse_duration, resolve_secret
+from chatctl.errors import ConfigError, TokenError, UsageError
+from chatctl.protocol import user_problem
+from chatctl.tokens.claims import MAX_TOKEN_LIFETIME
+from chatctl.tokens.keys import load_private_key
+from chatctl.tokens.rooms import room_pattern_problem
+from chatctl.tokens.text import one_line
+
+
+def mint(
+    key: Any,
+    user: str,
+    *,
+    ttl: float,
+    rooms: list[str] | None = None,
+    algorithm: str = "HS256",
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years)."""
+    problem = user_problem(user)
+    if problem is not None:
+        raise TokenError(f"invalid user name {one_line(user)}: {problem}")
+    if not ttl <= MAX_TOKEN_LIFETIME:  # NaN too; a negative ttl mints an expired token
+        raise TokenError("a token lives at most ten years (3650d)")
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
+    if rooms:
+        claims["rooms"] = rooms
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def create_token(
+    *,
+    user: str,
+    rooms: list[str],
+    ttl: str,
+    secret_file: Path | None,
+    private_key: Path | None,
+    issuer: str | None,
+    audience: str | None,
+) -> str:
+    try:
+        seconds = parse_duration(ttl)
+    except ValueError as exc:
+        raise UsageError(f"--ttl {ttl!r}: {exc}") from None
+    if seconds > MAX_TOKEN_LIFETIME:
+        raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
+    for pattern in rooms:
+        problem = room_pattern_problem(pattern)
+        if problem is not None:
+            raise UsageError(problem)
+    if private_key is not None:
+        key, algorithm = load_private_key(private_key)
+    else:
+        source = resolve_secret(secret_file)
+        if source is None:
+            raise ConfigError(
+                "no secret: run 'chatctl serve' once on this host (it creates one), "
+                "or set --secret-file or CHATCTL_SECRET"
+            )
+        key, algorithm = source.secret, "HS256"
+    try:
+        return mint(
+            key,
+            user,
+            ttl=seconds,
+            rooms=rooms,
+            algorithm=algorithm,
+            issuer=issuer,
+            audience=audience,
+        )
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
