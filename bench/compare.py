@@ -4,7 +4,7 @@ For every scenario and every repetition, each target gets a fresh server process
 port, ``chatctl bench --json`` runs against it, and the server is stopped; targets alternate
 (A B A B …) so the noise of a shared machine falls on both alike.
 
-    PYTHONPATH=src python bench/compare.py fanout rooms idle --repeat 2 --out bench/results.json
+    PYTHONPATH=src python bench/compare.py fanout rooms idle --repeat 2 --out bench/results/run.json
 
 Targets: ``chatctl`` (``chatctl serve`` with its defaults: the SQLite broker, in a fresh data
 directory each run), ``reference`` (bench/reference_server.py on asyncio), and with
@@ -252,7 +252,8 @@ def _knee_cpu(r: dict[str, Any]) -> list[float] | None:
     knee = r.get("knee")
     if not knee:
         return None
-    return next(s["client_cpu"] for s in r["steps"] if s["step"] == knee["step"])
+    cpu: list[float] = next(s["client_cpu"] for s in r["steps"] if s["step"] == knee["step"])
+    return cpu
 
 
 KEY = {

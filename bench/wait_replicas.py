@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from chatctl.broker.redis.cluster import RedisClusterBroker
-from cluster_helpers import LocalCluster
+from cluster_helpers import LocalCluster  # type: ignore[import-not-found]  # tests/
 
 
 async def measure(cluster: LocalCluster, blocks: int = 6, per_block: int = 300) -> None:

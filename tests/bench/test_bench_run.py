@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from chatctl.bench.runner import BenchOptions, run_bench
+from chatctl.bench.options import BenchOptions
+from chatctl.bench.runner import run_bench
 from chatctl.cli import main
 from helpers import SECRET, ServeProcess
 

@@ -1,4 +1,4 @@
-"""``chatctl bench``: turn flags into :class:`~chatctl.bench.runner.BenchOptions`, run, print."""
+"""``chatctl bench``: turn flags into :class:`~chatctl.bench.options.BenchOptions`, run, print."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chatctl.bench.options import BenchOptions
+from chatctl.bench.processes import run_loop
 from chatctl.bench.report import print_rich, print_text, to_json
-from chatctl.bench.runner import BenchOptions, run_bench
-from chatctl.bench.worker import run_loop
+from chatctl.bench.runner import run_bench
 from chatctl.config import resolve_secret
 from chatctl.errors import UsageError
 

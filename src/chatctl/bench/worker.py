@@ -4,7 +4,7 @@ of the connections, paces the senders among them and records every delivery.
 A worker is driven by four calls, in order: :meth:`Worker.connect`, then for each step
 :meth:`Worker.send` and :meth:`Worker.drain`, and finally :meth:`Worker.close`. Each returns
 plain picklable data, so the same worker runs in the driver's process (``--procs 1``) or in
-a child process behind a pipe (:func:`serve_pipe`).
+a child process behind a pipe (:func:`chatctl.bench.processes.serve_pipe`).
 
 Clocks: send times travel inside the message text as ``time.time()`` microseconds and each
 delivery is stamped with ``time.time()`` on arrival. Senders and receivers may be different
@@ -370,45 +370,3 @@ class Worker:
             if c.task is not None:
                 c.task.cancel()
         return {}
-
-
-# ---------------------------------------------------------------------- child processes
-
-
-def loop_name() -> str:
-    """The event loop this process's workers run on: uvloop when installed."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
-def run_loop(coro: Any) -> Any:
-    if loop_name() == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
-def serve_pipe(pipe: Any, worker_args: dict[str, Any]) -> None:
-    """Child-process entry point: build a worker, then run the calls the driver sends as
-    ``(method, kwargs)`` and send back each result (or ``("error", text)``), until ``close``."""
-
-    async def main() -> None:
-        worker = Worker(**worker_args)
-        loop = asyncio.get_running_loop()
-        while True:
-            method, kwargs = await loop.run_in_executor(None, pipe.recv)
-            try:
-                result = await getattr(worker, method)(**kwargs)
-            except Exception as exc:  # reported to the driver, which fails the run
-                pipe.send(("error", f"{type(exc).__name__}: {exc}"))
-                return
-            pipe.send(("ok", result))
-            if method == "close":
-                return
-
-    with contextlib.suppress(KeyboardInterrupt):
-        run_loop(main())

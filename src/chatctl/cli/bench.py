@@ -130,7 +130,7 @@ def bench(
 ) -> None:
     """Drive load against a chat server and report throughput, latency and loss."""
     from chatctl.bench.command import bench_secret, run
-    from chatctl.bench.runner import BenchOptions
+    from chatctl.bench.options import BenchOptions
 
     token = _token(ctx, token, token_command)
 

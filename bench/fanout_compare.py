@@ -5,7 +5,7 @@ to the room's stream and PUBLISHes), and ``--nodes`` simulated nodes per method,
 its own connection: a pub/sub subscriber, and a loop of ``XREAD BLOCK 0`` from the last id
 seen. Both kinds of reader see the same messages; latency = arrival - publish time.
 
-    PYTHONPATH=src python scripts/fanout_compare.py --rate 200 --seconds 10 --nodes 2
+    PYTHONPATH=src python bench/fanout_compare.py --rate 200 --seconds 10 --nodes 2
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def run(port: int, rate: float, count: int, nodes: int) -> None:
                 continue
             pubsub_lat.append(time.monotonic() - float(json.loads(msg["data"])["t"]))
             got += 1
-        await ps.aclose()  # type: ignore[no-untyped-call]
+        await ps.aclose()
         await r.aclose()
 
     async def xread_node() -> None:

@@ -5,8 +5,8 @@ one room through the real :class:`~chatctl.broker.redis.RedisBroker` — ``--mes
 messages of ``--size`` characters (with client ids if asked) and ``--users`` present users
 — and prints every key of the room with its type, length and bytes.
 
-    PYTHONPATH=src python scripts/redis_memory.py --messages 1
-    PYTHONPATH=src python scripts/redis_memory.py --messages 1000 --node-max-bytes 1024
+    PYTHONPATH=src python bench/redis_memory.py --messages 1
+    PYTHONPATH=src python bench/redis_memory.py --messages 1000 --node-max-bytes 1024
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ system-wide on Linux), so each receiver knows its own latency. Reports p50/p99/m
 clients on A (same node as the sender) and on B (cross node), then the per-message delta of
 ``INFO commandstats``.
 
-    PYTHONPATH=src python scripts/redis_latency.py --clients 50 --rate 200 --seconds 10
+    PYTHONPATH=src python bench/redis_latency.py --clients 50 --rate 200 --seconds 10
 """
 
 from __future__ import annotations
