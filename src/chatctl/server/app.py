@@ -23,6 +23,7 @@ from chatctl.protocol import (
     CloseCode,
 )
 from chatctl.server import wire
+from chatctl.server.context import SessionContext
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
@@ -30,7 +31,7 @@ from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
-from chatctl.server.session import Session, SessionContext
+from chatctl.server.session import Session
 from chatctl.server.settings import ServerSettings
 
 log = logging.getLogger("chatctl.server")

@@ -13,16 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chatctl.broker.base import PublishResult
 from chatctl.errors import BrokerError
 from chatctl.protocol import Ack, ErrorCode, ErrorFrame, SendMessage
 
 if TYPE_CHECKING:
-    from chatctl.server.session import Session
+    from websockets.asyncio.server import ServerConnection
+
+    from chatctl.server.context import SessionContext
+    from chatctl.server.handshake import Admission
+    from chatctl.server.order import OrderGate
 
 log = logging.getLogger("chatctl.server")
+
+
+class Session(Protocol):
+    """What a publish uses of its connection's session
+    (:class:`chatctl.server.session.Session` is one)."""
+
+    ctx: SessionContext
+    conn: ServerConnection
+    adm: Admission
+    gate: OrderGate
+
 
 #: seconds a client is told to wait before re-sending a message the broker did not store
 BROKER_RETRY_AFTER = 1.0

@@ -2,28 +2,25 @@
 
 The loop keeps the connection's messages in the order it sent them (an
 :class:`~chatctl.server.order.OrderGate`). A session sees its server through a
-:class:`SessionContext` (settings, broker, hub, limits, metrics, token check, expiry queue);
-its room, and changes of its rate-limit share, through a
+:class:`~chatctl.server.context.SessionContext` (settings, broker, hub, limits, metrics,
+token check, expiry queue); its room, and changes of its rate-limit share, through a
 :class:`~chatctl.server.membership.Membership`; its token's expiry through a
-:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed).
+:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed). Its state
+is one :class:`Session` object, made when its handler starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.auth import Claims
-from chatctl.broker.base import Broker, History, PipelinedBroker
+from chatctl.broker.base import History
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     MAX_WELCOME_USERS,
@@ -43,44 +40,22 @@ from chatctl.protocol import (
     who_frame,
 )
 from chatctl.server import wire
-from chatctl.server.expiry import ExpiryQueue, TokenExpiry
+from chatctl.server.context import SessionContext
+from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
-from chatctl.server.hub import CLOSE_GRACE, Hub, peer
-from chatctl.server.limits import FrameLimiter, Limits, Verdict
+from chatctl.server.hub import CLOSE_GRACE, peer
+from chatctl.server.limits import FrameLimiter, Verdict
 from chatctl.server.membership import Membership
-from chatctl.server.metrics import Metrics
 from chatctl.server.order import OrderGate
 from chatctl.server.publish import Pipeline, publish, publish_nowait
 
 if TYPE_CHECKING:
-    from chatctl.server.settings import ServerSettings
+    pass
 
 log = logging.getLogger("chatctl.server")
 
 #: frames a connection may have handled before it lets the other connections run
 FRAMES_PER_TURN = 32
-
-
-@dataclass(frozen=True)
-class SessionContext:
-    """What of its server a session may use."""
-
-    settings: ServerSettings
-    broker: Broker
-    hub: Hub
-    limits: Limits
-    metrics: Metrics
-    server_name: str
-    #: verifies a token with the server's current key (raises TokenError), as the handshake
-    verify_token: Callable[[str], Claims]
-    #: where every connection's token expiry waits (closed with 4001 unless refreshed)
-    expiries: ExpiryQueue
-
-    @functools.cached_property
-    def pipelined(self) -> PipelinedBroker | None:
-        """The broker, if its publishes may overlap (an isinstance check of a protocol
-        costs ~15 µs: made once, not per connection)."""
-        return self.broker if isinstance(self.broker, PipelinedBroker) else None
 
 
 class Session:
