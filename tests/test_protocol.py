@@ -86,7 +86,7 @@ def test_client_id_length_limit() -> None:
 def test_error_carries_client_id_so_the_sender_can_match_it() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_client_frame(json.dumps({"message": "x" * 9000, "client_id": "c9"}))
-    frame = json.loads(info.value.to_frame().frame())
+    frame = json.loads(ErrorFrame.of(info.value).frame())
     assert frame == {
         "type": "error",
         "code": "message_too_long",

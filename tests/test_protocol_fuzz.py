@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from chatctl.protocol import (
     MAX_CLIENT_ID_CHARS,
     ErrorCode,
+    ErrorFrame,
     Ping,
     Pong,
     ProtocolError,
@@ -57,7 +58,7 @@ def check(data: str | bytes, max_chars: int = 100) -> None:
         frame = parse_client_frame(data, max_chars=max_chars)
     except ProtocolError as exc:
         assert isinstance(exc.code, ErrorCode)
-        exc.to_frame().frame().encode()  # the error is always serialisable and sendable
+        ErrorFrame.of(exc).frame().encode()  # the error is always serialisable and sendable
         return
     assert isinstance(frame, SendMessage | Who | Ping)
     # whatever is accepted can be stored, serialised and sent as UTF-8 to every member

@@ -10,12 +10,8 @@ ignores it).
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING
 
 from chatctl.errors import ChatctlError
-
-if TYPE_CHECKING:
-    from chatctl.protocol.server import ErrorFrame
 
 
 class CloseCode(IntEnum):
@@ -65,9 +61,3 @@ class ProtocolError(ChatctlError):
         self.code = code
         self.reason = reason
         self.client_id = client_id
-
-    def to_frame(self) -> ErrorFrame:
-        """The error frame the server answers with."""
-        from chatctl.protocol.server import ErrorFrame
-
-        return ErrorFrame(code=self.code, reason=self.reason, client_id=self.client_id)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from chatctl.protocol.broadcast import Message, Presence, PresenceBatch
 from chatctl.protocol.codec import dumps, list_field, number_field
-from chatctl.protocol.errors import ErrorCode
+from chatctl.protocol.errors import ErrorCode, ProtocolError
 from chatctl.protocol.rules import PROTOCOL_VERSION
 
 
@@ -151,6 +151,11 @@ class ErrorFrame:
     #: the one with this client id, was refused and has not been sent again (see
     #: docs/protocol.md, "Order"): re-send from that one on, in order
     blocked_by: str | None = None
+
+    @classmethod
+    def of(cls, error: ProtocolError) -> ErrorFrame:
+        """The error frame the server answers a broken rule with."""
+        return cls(code=error.code, reason=error.reason, client_id=error.client_id)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.TYPE, "code": str(self.code), "reason": self.reason}

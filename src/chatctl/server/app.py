@@ -22,6 +22,7 @@ from chatctl.protocol import (
     CloseCode,
 )
 from chatctl.server import wire
+from chatctl.server.context import SessionContext
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
@@ -29,7 +30,7 @@ from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
-from chatctl.server.session import SessionContext, run_session
+from chatctl.server.session import Session
 from chatctl.server.settings import ServerSettings
 from chatctl.tokens.claims import Claims
 from chatctl.tokens.verify import Verifier
@@ -351,9 +352,9 @@ class ChatServer:
 
     def _handler(self, conn: ServerConnection) -> Coroutine[Any, Any, None]:
         """websockets' connection handler: not a coroutine of its own but the session's
-        (:func:`~chatctl.server.session.run_session` does the whole connection), so an idle
+        (:meth:`~chatctl.server.session.Session.run` does the whole connection), so an idle
         connection holds one coroutine frame, not two nested. websockets awaits what it
         returns at once, as it would a coroutine function's."""
         member = self._members.pop(conn)
         conn_id = f"{self.node_id}-{next(self._conn_ids)}"
-        return run_session(self.context, member, conn_id, closing=self._closing_code)
+        return Session(self.context, member).run(conn_id, closing=self._closing_code)

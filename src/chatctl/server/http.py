@@ -35,7 +35,7 @@ import email.utils
 import fnmatch
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
@@ -43,10 +43,19 @@ from websockets.http11 import Request, Response
 
 from chatctl import web
 from chatctl.server.handshake import WS_PREFIX
-from chatctl.server.metrics import CONTENT_TYPE
+from chatctl.server.metrics import CONTENT_TYPE, Metrics
 
-if TYPE_CHECKING:
-    from chatctl.server.app import ChatServer
+
+class Site(Protocol):
+    """What the plain-HTTP pages use of their server (:class:`chatctl.server.app.ChatServer`
+    is one): this module does not import the server that imports it."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def health_problem(self) -> str | None:
+        """None when the node serves and its broker works, else why not."""
+
 
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
@@ -98,7 +107,7 @@ def bad_request(reason: str) -> Response:
     return plain_response(HTTPStatus.BAD_REQUEST, f"bad request: {reason}\n")
 
 
-def route_http(server: ChatServer, request: Request) -> Response | None:
+def route_http(server: Site, request: Request) -> Response | None:
     """Answer the plain-HTTP pages and every request that is not a ``GET``; None for what is
     left to the handshake (see the module docstring). A ``HEAD`` answer never has a body."""
     path = urlsplit(request.path).path
@@ -118,18 +127,18 @@ def route_http(server: ChatServer, request: Request) -> Response | None:
     return response
 
 
-def _health(server: ChatServer, request: Request) -> Response:
+def _health(server: Site, request: Request) -> Response:
     problem = server.health_problem()
     if problem is None:
         return plain_response(HTTPStatus.OK, "ok\n")
     return plain_response(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
 
 
-def _metrics(server: ChatServer, request: Request) -> Response:
+def _metrics(server: Site, request: Request) -> Response:
     return plain_response(HTTPStatus.OK, server.metrics.render(), content_type=CONTENT_TYPE)
 
 
-def _web_file(server: ChatServer, request: Request) -> Response:
+def _web_file(server: Site, request: Request) -> Response:
     page = web.asset(urlsplit(request.path).path)
     assert page is not None  # registered for the paths of web.ROUTES only
     return static_response(page, request.headers.get("If-None-Match"))
@@ -154,7 +163,7 @@ def static_response(page: web.Asset, if_none_match: str | None) -> Response:
 
 
 #: The plain-HTTP pages by path, each answering GET and HEAD.
-PAGES: dict[str, Callable[[ChatServer, Request], Response]] = {
+PAGES: dict[str, Callable[[Site, Request], Response]] = {
     HEALTH_PATH: _health,
     METRICS_PATH: _metrics,
     **dict.fromkeys(web.ROUTES, _web_file),

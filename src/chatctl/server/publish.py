@@ -4,7 +4,8 @@ error frame (``broker_unavailable`` closes the connection's order gate).
 With a :class:`~chatctl.broker.base.PipelinedBroker` (SQLite) a connection's publishes
 overlap: :func:`publish_nowait` queues each with a callback and the receive loop goes on
 to the next frame; a :class:`Pipeline` bounds how many wait. Otherwise :func:`publish`
-awaits each in turn.
+awaits each in turn. Both take the connection's
+:class:`~chatctl.server.session.Session` (its context, connection, admission, order gate).
 """
 
 from __future__ import annotations
@@ -12,20 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
-
-from websockets.asyncio.server import ServerConnection
+from typing import TYPE_CHECKING, Protocol
 
 from chatctl.broker.base import PublishResult
 from chatctl.errors import BrokerError
 from chatctl.protocol import Ack, ErrorCode, ErrorFrame, SendMessage
-from chatctl.server.handshake import Admission
-from chatctl.server.order import OrderGate
 
 if TYPE_CHECKING:
-    from chatctl.server.session import SessionContext
+    from websockets.asyncio.server import ServerConnection
+
+    from chatctl.server.context import SessionContext
+    from chatctl.server.handshake import Admission
+    from chatctl.server.order import OrderGate
 
 log = logging.getLogger("chatctl.server")
+
+
+class Session(Protocol):
+    """What a publish uses of its connection's session
+    (:class:`chatctl.server.session.Session` is one)."""
+
+    ctx: SessionContext
+    conn: ServerConnection
+    adm: Admission
+    gate: OrderGate
+
 
 #: seconds a client is told to wait before re-sending a message the broker did not store
 BROKER_RETRY_AFTER = 1.0
@@ -65,50 +77,39 @@ class Pipeline:
             await self._space
 
 
-async def publish(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    frame: SendMessage,
-    gate: OrderGate,
-) -> None:
-    seq = gate.seq
+async def publish(session: Session, frame: SendMessage) -> None:
+    seq = session.gate.seq
     started = time.perf_counter()
+    adm = session.adm
     try:
-        result = await ctx.broker.publish(
+        result = await session.ctx.broker.publish(
             adm.room, adm.claims.user, frame.text, kind=frame.kind, client_id=frame.client_id
         )
     except BrokerError as exc:
-        _refused(ctx, conn, frame, gate, seq, exc)
+        _refused(session, frame, seq, exc)
         return
-    _stored(ctx, conn, frame, result, started)
+    _stored(session, frame, result, started)
 
 
-def publish_nowait(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    frame: SendMessage,
-    gate: OrderGate,
-    pipeline: Pipeline,
-) -> None:
+def publish_nowait(session: Session, frame: SendMessage, pipeline: Pipeline) -> None:
     """Queue the publish with a pipelined broker; its ack or error is written when the
     broker calls back (in the order of the connection's messages)."""
-    seq = gate.seq
+    seq = session.gate.seq
     started = time.perf_counter()
 
     def done(result: PublishResult | None, error: Exception | None) -> None:
         pipeline.release()
         if result is not None:
-            _stored(ctx, conn, frame, result, started)
+            _stored(session, frame, result, started)
         elif isinstance(error, BrokerError):
-            _refused(ctx, conn, frame, gate, seq, error)
+            _refused(session, frame, seq, error)
         else:  # a bug in the broker: the client hears of it as of a broker failure
             log.error("publish failed", exc_info=error)
-            _refused(ctx, conn, frame, gate, seq, BrokerError(f"internal error: {error!r}"))
+            _refused(session, frame, seq, BrokerError(f"internal error: {error!r}"))
 
-    assert ctx.pipelined is not None
-    ctx.pipelined.publish_nowait(
+    pipelined, adm = session.ctx.pipelined, session.adm
+    assert pipelined is not None
+    pipelined.publish_nowait(
         adm.room,
         adm.claims.user,
         frame.text,
@@ -118,37 +119,26 @@ def publish_nowait(
     )
 
 
-def _refused(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    frame: SendMessage,
-    gate: OrderGate,
-    seq: int,
-    exc: BrokerError,
-) -> None:
+def _refused(session: Session, frame: SendMessage, seq: int, exc: BrokerError) -> None:
     """Answer a message the broker did not store. The broker answers a connection's
     messages in order, and fails every one in flight behind a failed one: the first of them
     closes the gate and is answered with its own error, the others as blocked by it."""
+    ctx = session.ctx
     ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
     code, client_id = ErrorCode.BROKER_UNAVAILABLE, frame.client_id
-    error = gate.refuse(seq, client_id, code, BROKER_RETRY_AFTER, answered=True)
+    error = session.gate.refuse(seq, client_id, code, BROKER_RETRY_AFTER, answered=True)
     if error is None:
         reason = f"message not stored, retry later: {exc}"
         error = ErrorFrame(code, reason, client_id=client_id, retry_after=BROKER_RETRY_AFTER)
-    ctx.hub.write(conn, error.frame().encode())
+    ctx.hub.write(session.conn, error.frame().encode())
 
 
-def _stored(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    frame: SendMessage,
-    result: PublishResult,
-    started: float,
-) -> None:
-    ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
-    ctx.metrics.counters.messages_in += 1
+def _stored(session: Session, frame: SendMessage, result: PublishResult, started: float) -> None:
+    metrics = session.ctx.metrics
+    metrics.publish_seconds.observe(time.perf_counter() - started)
+    metrics.counters.messages_in += 1
     if frame.client_id is not None:
         msg = result.message
         ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
-        if ctx.hub.write(conn, ack.frame().encode()):
-            ctx.metrics.counters.acks += 1
+        if session.ctx.hub.write(session.conn, ack.frame().encode()):
+            metrics.counters.acks += 1

@@ -2,27 +2,25 @@
 
 The loop keeps the connection's messages in the order it sent them (an
 :class:`~chatctl.server.order.OrderGate`). A session sees its server through a
-:class:`SessionContext` (settings, broker, hub, limits, metrics, token check, expiry queue);
-its room, and changes of its rate-limit share, through a
+:class:`~chatctl.server.context.SessionContext` (settings, broker, hub, limits, metrics,
+token check, expiry queue); its room, and changes of its rate-limit share, through a
 :class:`~chatctl.server.membership.Membership`; its token's expiry through a
-:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed).
+:class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed). Its state
+is one :class:`Session` object, made when its handler starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.broker.base import Broker, History, PipelinedBroker
+from chatctl.broker.base import History
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     MAX_WELCOME_USERS,
@@ -42,18 +40,17 @@ from chatctl.protocol import (
     parse_client_frame,
 )
 from chatctl.server import wire
-from chatctl.server.expiry import ExpiryQueue, TokenExpiry
+from chatctl.server.context import SessionContext
+from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
-from chatctl.server.hub import CLOSE_GRACE, Hub, peer
-from chatctl.server.limits import FrameLimiter, Limits, Verdict
+from chatctl.server.hub import CLOSE_GRACE, peer
+from chatctl.server.limits import FrameLimiter, Verdict
 from chatctl.server.membership import Membership
-from chatctl.server.metrics import Metrics
 from chatctl.server.order import OrderGate
 from chatctl.server.publish import Pipeline, publish, publish_nowait
-from chatctl.tokens.claims import Claims
 
 if TYPE_CHECKING:
-    from chatctl.server.settings import ServerSettings
+    pass
 
 log = logging.getLogger("chatctl.server")
 
@@ -61,222 +58,252 @@ log = logging.getLogger("chatctl.server")
 FRAMES_PER_TURN = 32
 
 
-@dataclass(frozen=True)
-class SessionContext:
-    """What of its server a session may use."""
+class Session:
+    """One connection's state, from its handler's start to its end, and what its receive
+    loop does with it: the server's handler returns ``Session(ctx, member).run(...)``.
 
-    settings: ServerSettings
-    broker: Broker
-    hub: Hub
-    limits: Limits
-    metrics: Metrics
-    server_name: str
-    #: verifies a token with the server's current key (raises TokenError), as the handshake
-    verify_token: Callable[[str], Claims]
-    #: where every connection's token expiry waits (closed with 4001 unless refreshed)
-    expiries: ExpiryQueue
+    Made once per connection. What an idle connection does not need is made on its first
+    frame (:meth:`_first_frame`): until then ``limiter`` and ``gate`` are unset slots (no
+    buckets, no gate; docs/performance.md, "Memory per idle connection"), as ``expiry`` is
+    until the welcome is written."""
 
-    @functools.cached_property
-    def pipelined(self) -> PipelinedBroker | None:
-        """The broker, if its publishes may overlap (an isinstance check of a protocol
-        costs ~15 µs: made once, not per connection)."""
-        return self.broker if isinstance(self.broker, PipelinedBroker) else None
+    # one per connection, for its whole life: no __dict__
+    __slots__ = ("adm", "conn", "ctx", "expiry", "gate", "limiter", "member", "pipeline")
 
+    #: the connection's frame-rate buckets, from its first frame
+    limiter: FrameLimiter
+    #: holds its messages back behind a refused one (docs/protocol.md, "Order"), from its
+    #: first frame
+    gate: OrderGate
+    #: the token's expiry, queued once the welcome is written
+    expiry: TokenExpiry
 
-async def run_session(
-    ctx: SessionContext, member: Membership, conn_id: str, *, closing: int | None = None
-) -> None:
-    """The server's whole connection handler, from the 101 to the end: the room hears of
-    the connection, the client is welcomed, its frames are answered one at a time until it
-    goes away, then its membership ends. ``closing``: the close code of a shutdown that
-    began as it was accepted.
+    def __init__(self, ctx: SessionContext, member: Membership) -> None:
+        self.ctx = ctx
+        self.member = member
+        self.conn: ServerConnection = member.conn
+        self.adm: Admission = member.adm
+        #: its publishes overlapping one another, with a pipelined broker (first frame)
+        self.pipeline: Pipeline | None = None
 
-    ``ChatServer._handler`` returns this coroutine rather than awaiting it in one of its
-    own, so an idle connection holds one coroutine frame, not two nested; and what the loop
-    needs is made on the first frame (docs/performance.md, "Memory per idle connection").
-    """
-    conn, adm, user = member.conn, member.adm, member.user
-    started = time.monotonic()
-    log.info("connect user=%s room=%s peer=%s conn=%s", user, member.room, peer(conn), conn_id)
-    try:
-        if closing is not None:  # accepted just as the shutdown began
-            await conn.close(closing, "server shutting down")
-            return
-        await member.join(conn_id)
-        await _welcome(ctx, member)
-        expiry = TokenExpiry(member, ctx.expiries)
-        expiry.start()
-        # made on the first frame: an idle connection holds no buckets, gate or pipeline
-        limiter: FrameLimiter | None = None
-        gate: OrderGate | None = None
-        pipeline: Pipeline | None = None
-        pipelined = ctx.pipelined is not None
-        frames = 0
+    async def run(self, conn_id: str, *, closing: int | None = None) -> None:
+        """The server's whole connection handler, from the 101 to the end: the room hears
+        of the connection, the client is welcomed, its frames are answered one at a time
+        until it goes away, then its membership ends. ``closing``: the close code of a
+        shutdown that began as it was accepted.
+
+        ``ChatServer._handler`` returns this coroutine rather than awaiting it in one of its
+        own, and the receive loop is in it rather than in a coroutine of its own, so an idle
+        connection holds one coroutine frame, not two nested.
+        """
+        ctx, member, conn = self.ctx, self.member, self.conn
+        user = member.user
+        started = time.monotonic()
+        log.info("connect user=%s room=%s peer=%s conn=%s", user, member.room, peer(conn), conn_id)
         try:
-            # recv(), not `async for`: websockets' __aiter__ is an async generator around
-            # it (~350 bytes per connection); every close raises ConnectionClosed here.
-            while True:
-                data = await conn.recv()
-                if pipeline is None and pipelined:
-                    pipeline = Pipeline()
-                if limiter is None:
-                    limiter = ctx.limits.frame_limiter(user)
-                if gate is None:
-                    gate = OrderGate()
-                frames += 1
-                if frames % FRAMES_PER_TURN == 0:
-                    # recv() does not yield while frames are queued, and one TCP read can
-                    # queue thousands of small ones: let the other connections have a turn.
-                    await asyncio.sleep(0)
-                if not await _receive(ctx, conn, adm, limiter, gate, data, expiry, pipeline):
-                    _close_abusive(ctx, conn, user, limiter.refused)
-                    return
-        except ConnectionClosed:
-            pass  # closed, normally or not (1006, 1009…); the disconnect line logs the code
+            if closing is not None:  # accepted just as the shutdown began
+                await conn.close(closing, "server shutting down")
+                return
+            await member.join(conn_id)
+            await self._welcome()
+            expiry = self.expiry = TokenExpiry(member, ctx.expiries)
+            expiry.start()
+            frames = 0
+            try:
+                # recv(), not `async for`: websockets' __aiter__ is an async generator around
+                # it (~350 bytes per connection); every close raises ConnectionClosed here.
+                while True:
+                    data = await conn.recv()
+                    if frames == 0:
+                        self._first_frame()
+                    frames += 1
+                    if frames % FRAMES_PER_TURN == 0:
+                        # recv() does not yield while frames are queued, and one TCP read can
+                        # queue thousands of small ones: let the other connections have a turn.
+                        await asyncio.sleep(0)
+                    if not await self.receive(data):
+                        self._close_abusive()
+                        return
+            except ConnectionClosed:
+                pass  # closed, normally or not (1006, 1009…); the disconnect line logs the code
+            finally:
+                expiry.cancel()
+                if self.pipeline is not None:
+                    await self.pipeline.drain()
+        except BrokerError as exc:  # no welcome without the broker: ask the client to retry
+            log.warning(
+                "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
+                user,
+                member.room,
+                conn_id,
+                exc,
+            )
+            await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
-            expiry.cancel()
-            if pipeline is not None:
-                await pipeline.drain()
-    except BrokerError as exc:  # no welcome without the broker: ask the client to retry
-        log.warning(
-            "closing user=%s room=%s conn=%s with 1013: broker unavailable: %s",
-            user,
-            member.room,
-            conn_id,
-            exc,
+            await member.end()
+            log.info(
+                "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
+                user,
+                member.room,
+                peer(conn),
+                conn_id,
+                conn.close_code,
+                time.monotonic() - started,
+            )
+
+    def _first_frame(self) -> None:
+        """Make what the loop needs once the client sends: an idle connection holds no
+        buckets, gate or pipeline."""
+        ctx = self.ctx
+        if ctx.pipelined is not None:
+            self.pipeline = Pipeline()
+        self.limiter = ctx.limits.frame_limiter(self.member.user)
+        self.gate = OrderGate()
+
+    async def _welcome(self) -> None:
+        """Write the welcome and let live events flow.
+
+        A coroutine of its own so that the history and the user list it carried are garbage
+        once it is written, not locals of the receive loop for the life of the connection."""
+        ctx, member = self.ctx, self.member
+        adm = member.adm
+        history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
+        users = await ctx.broker.users(member.room)
+        welcome = Welcome(
+            user=member.user,
+            room=member.room,
+            epoch=history.epoch,
+            last_id=history.last_id,
+            history=history.messages,
+            users=users[:MAX_WELCOME_USERS],
+            since=adm.since,
+            recovered=None if adm.since is None else history.complete,
+            server=ctx.server_name,
+            limits=_limits_dict(ctx.limits.advertised(member.user)),
+            user_count=len(users),
         )
-        await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
-    finally:
-        await member.end()
-        log.info(
-            "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
-            user,
-            member.room,
-            peer(conn),
-            conn_id,
-            conn.close_code,
-            time.monotonic() - started,
-        )
+        ctx.hub.write(member.conn, welcome.frame().encode())
+        member.ready(history.last_id)
 
+    async def receive(self, data: str | bytes) -> bool:
+        """Answer one client frame; False when the client is to be closed for abuse.
 
-async def _welcome(ctx: SessionContext, member: Membership) -> None:
-    """Write the welcome and let live events flow.
-
-    A function of its own so that the history and the user list it carried are garbage
-    once it is written, not locals of the receive loop for the life of the connection."""
-    adm = member.adm
-    history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
-    users = await ctx.broker.users(member.room)
-    welcome = Welcome(
-        user=member.user,
-        room=member.room,
-        epoch=history.epoch,
-        last_id=history.last_id,
-        history=history.messages,
-        users=users[:MAX_WELCOME_USERS],
-        since=adm.since,
-        recovered=None if adm.since is None else history.complete,
-        server=ctx.server_name,
-        limits=_limits_dict(ctx.limits.advertised(member.user)),
-        user_count=len(users),
-    )
-    ctx.hub.write(member.conn, welcome.frame().encode())
-    member.ready(history.last_id)
-
-
-async def _receive(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    limiter: FrameLimiter,
-    gate: OrderGate,
-    data: str | bytes,
-    expiry: TokenExpiry,
-    pipeline: Pipeline | None = None,
-) -> bool:
-    """Answer one client frame; False when the client is to be closed for abuse.
-
-    Every frame takes a token from the rate limits. A message is then held back by the
-    order gate if an earlier one of the connection was refused and not sent again
-    (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
-    published (a broker failure closes the gate too). With a pipelined broker the publish
-    overlaps the next frames: a failure closes the gate for the frames read after it, and
-    the broker fails the publishes already handed to it behind the failed one (none of them
-    commits: ``PipelinedBroker``); the gate stays on the first refused message, and answers
-    those as blocked by it (:meth:`OrderGate.refuse`). The gate holds messages only: a
-    ``refresh`` (like ``who`` and ``ping``) is answered whatever it holds, or the token of a
-    connection waiting on a refused message would expire behind it.
-    """
-    hub = ctx.hub
-    wait = limiter.take()
-    try:
-        frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
-    except ProtocolError as exc:
-        if wait:
-            return _rate_limited(ctx, conn, limiter, exc.client_id, wait)
-        ctx.metrics.counters.error(exc.code)
-        hub.write(conn, exc.to_frame().frame().encode())
-        return True
-    if isinstance(frame, SendMessage):
-        blocked = gate.blocked(frame.client_id)
-        if blocked is not None:
-            # Held back, not refused for abuse: the client sent it before it heard of the
-            # refusal. It counts against the abuse allowance as before when it is also over
-            # the rate limit, or when it keeps coming long after the client was told to wait.
-            if (wait or gate.late()) and limiter.refuse() == Verdict.CLOSE:
-                return False
-            ctx.metrics.counters.error(blocked.code)
-            hub.write(conn, blocked.frame().encode())
+        Every frame takes a token from the rate limits. A message is then held back by the
+        order gate if an earlier one of the connection was refused and not sent again
+        (docs/protocol.md, "Order"); refused over the rate limit (closing the gate); or
+        published (a broker failure closes the gate too). With a pipelined broker the
+        publish overlaps the next frames: a failure closes the gate for the frames read
+        after it, and the broker fails the publishes already handed to it behind the failed
+        one (none of them commits: ``PipelinedBroker``); the gate stays on the first refused
+        message, and answers those as blocked by it (:meth:`OrderGate.refuse`). The gate
+        holds messages only: a ``refresh`` (like ``who`` and ``ping``) is answered whatever
+        it holds, or the token of a connection waiting on a refused message would expire
+        behind it.
+        """
+        ctx, conn, limiter = self.ctx, self.conn, self.limiter
+        hub = ctx.hub
+        wait = limiter.take()
+        try:
+            frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
+        except ProtocolError as exc:
+            if wait:
+                return self._rate_limited(exc.client_id, wait)
+            ctx.metrics.counters.error(exc.code)
+            hub.write(conn, ErrorFrame.of(exc).frame().encode())
             return True
-        if wait:
-            gate.refuse(gate.seq, frame.client_id, ErrorCode.RATE_LIMITED, wait)
-            return _rate_limited(ctx, conn, limiter, frame.client_id, wait)
-        if pipeline is None:
-            await publish(ctx, conn, adm, frame, gate)
+        if isinstance(frame, SendMessage):
+            gate = self.gate
+            blocked = gate.blocked(frame.client_id)
+            if blocked is not None:
+                # Held back, not refused for abuse: the client sent it before it heard of the
+                # refusal. It counts against the abuse allowance as before when it is also
+                # over the rate limit, or when it keeps coming long after the client was told
+                # to wait.
+                if (wait or gate.late()) and limiter.refuse() == Verdict.CLOSE:
+                    return False
+                ctx.metrics.counters.error(blocked.code)
+                hub.write(conn, blocked.frame().encode())
+                return True
+            if wait:
+                gate.refuse(gate.seq, frame.client_id, ErrorCode.RATE_LIMITED, wait)
+                return self._rate_limited(frame.client_id, wait)
+            pipeline = self.pipeline
+            if pipeline is None:
+                await publish(self, frame)
+            else:
+                await pipeline.reserve()
+                publish_nowait(self, frame, pipeline)
+        elif wait:
+            return self._rate_limited(None, wait)
+        elif isinstance(frame, Who):
+            adm = self.adm
+            users = await ctx.broker.users(adm.room)
+            hub.write(conn, UserList(adm.room, users).frame().encode())
+            hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
+        elif isinstance(frame, Ping):
+            hub.write(conn, Pong(frame.data).frame().encode())
+        elif isinstance(frame, Refresh):
+            self._refresh(frame)
+        return True
+
+    def _refresh(self, frame: Refresh) -> None:
+        """Verify a fresh token as the handshake would; the connection then lives until its
+        exp."""
+        ctx, expiry = self.ctx, self.expiry
+        wait = expiry.throttled()
+        if wait is not None:
+            ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
+            error = ErrorFrame(
+                ErrorCode.RATE_LIMITED,
+                "one refresh per second: retry after retry_after seconds",
+                retry_after=math.ceil(wait * 1000) / 1000,
+            )
+            ctx.hub.write(self.conn, error.frame().encode())
+            return
+        try:
+            claims = ctx.verify_token(frame.token)
+        except TokenError as exc:
+            answer: Refreshed | ErrorFrame = ErrorFrame(ErrorCode.INVALID_TOKEN, str(exc))
         else:
-            await pipeline.reserve()
-            publish_nowait(ctx, conn, adm, frame, gate, pipeline)
-    elif wait:
-        return _rate_limited(ctx, conn, limiter, None, wait)
-    elif isinstance(frame, Who):
-        users = await ctx.broker.users(adm.room)
-        hub.write(conn, UserList(adm.room, users).frame().encode())
-        hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
-    elif isinstance(frame, Ping):
-        hub.write(conn, Pong(frame.data).frame().encode())
-    elif isinstance(frame, Refresh):
-        _refresh(ctx, conn, adm, frame, expiry)
-    return True
+            answer = expiry.refresh(claims, self.adm.room)
+        if isinstance(answer, ErrorFrame):
+            ctx.metrics.counters.error(answer.code)
+            log.info("refused a refresh from %s: %s", expiry.label, answer.reason)
+        ctx.hub.write(self.conn, answer.frame().encode())
 
-
-def _refresh(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    adm: Admission,
-    frame: Refresh,
-    expiry: TokenExpiry,
-) -> None:
-    """Verify a fresh token as the handshake would; the connection then lives until its exp."""
-    wait = expiry.throttled()
-    if wait is not None:
+    def _rate_limited(self, client_id: str | None, wait: float) -> bool:
+        """Refuse one frame over the rate limit with an error frame (never a silent drop);
+        False when the client has kept sending long after being told to wait."""
+        if self.limiter.refuse() == Verdict.CLOSE:
+            return False
+        ctx = self.ctx
         ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
         error = ErrorFrame(
             ErrorCode.RATE_LIMITED,
-            "one refresh per second: retry after retry_after seconds",
+            "too many frames: wait retry_after seconds, then send again",
+            client_id=client_id,
             retry_after=math.ceil(wait * 1000) / 1000,
         )
-        ctx.hub.write(conn, error.frame().encode())
-        return
-    try:
-        claims = ctx.verify_token(frame.token)
-    except TokenError as exc:
-        answer: Refreshed | ErrorFrame = ErrorFrame(ErrorCode.INVALID_TOKEN, str(exc))
-    else:
-        answer = expiry.refresh(claims, adm.room)
-    if isinstance(answer, ErrorFrame):
-        ctx.metrics.counters.error(answer.code)
-        log.info("refused a refresh from %s: %s", expiry.label, answer.reason)
-    ctx.hub.write(conn, answer.frame().encode())
+        ctx.hub.write(self.conn, error.frame().encode())
+        return True
+
+    def _close_abusive(self) -> None:
+        """Close with 1008 a connection that kept sending over the rate limit."""
+        conn = self.conn
+        # Not conn.close(): it would wait for the client's close frame behind the frames it
+        # is still flooding us with, which nobody reads any more (websockets stops at
+        # max_queue).
+        if not wire.close_now(
+            conn, CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly", grace=CLOSE_GRACE
+        ):
+            return
+        self.ctx.metrics.counters.policy_closes += 1
+        log.warning(
+            "closing user=%s peer=%s with 1008: %d frames over the rate limit",
+            self.member.user,
+            peer(conn),
+            self.limiter.refused,
+        )
 
 
 def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
@@ -315,42 +342,3 @@ async def _welcome_history(ctx: SessionContext, adm: Admission) -> History:
         fresh = await broker.history(adm.room, since=0, limit=settings.history_size)
         return History(fresh.messages, fresh.last_id, fresh.epoch, complete=False)
     return history
-
-
-def _close_abusive(ctx: SessionContext, conn: ServerConnection, user: str, refused: int) -> None:
-    """Close with 1008 a connection that kept sending over the rate limit."""
-    # Not conn.close(): it would wait for the client's close frame behind the frames it is
-    # still flooding us with, which nobody reads any more (websockets stops at max_queue).
-    if not wire.close_now(
-        conn, CloseCode.POLICY_VIOLATION, "rate limit exceeded repeatedly", grace=CLOSE_GRACE
-    ):
-        return
-    ctx.metrics.counters.policy_closes += 1
-    log.warning(
-        "closing user=%s peer=%s with 1008: %d frames over the rate limit",
-        user,
-        peer(conn),
-        refused,
-    )
-
-
-def _rate_limited(
-    ctx: SessionContext,
-    conn: ServerConnection,
-    limiter: FrameLimiter,
-    client_id: str | None,
-    wait: float,
-) -> bool:
-    """Refuse one frame over the rate limit with an error frame (never a silent drop);
-    False when the client has kept sending long after being told to wait."""
-    if limiter.refuse() == Verdict.CLOSE:
-        return False
-    ctx.metrics.counters.error(ErrorCode.RATE_LIMITED)
-    error = ErrorFrame(
-        ErrorCode.RATE_LIMITED,
-        "too many frames: wait retry_after seconds, then send again",
-        client_id=client_id,
-        retry_after=math.ceil(wait * 1000) / 1000,
-    )
-    ctx.hub.write(conn, error.frame().encode())
-    return True

@@ -8,13 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from chatctl.protocol import ROOM_RULE, valid_room
+from chatctl.protocol import ROOM_RULE, MessageKind, valid_room
 from chatctl.ui.keys import KEYS_HELP
 
-if TYPE_CHECKING:
-    from chatctl.ui.app import ChatUI
+
+class CommandTarget(Protocol):
+    """What the commands may use of the chat screen (:class:`chatctl.ui.app.ChatUI`
+    implements it, and passes itself to :func:`dispatch`): commands never import the
+    application."""
+
+    #: the room the screen is in
+    room: str
+    #: ring the terminal bell when a message mentions the user
+    bell: bool
+
+    def info(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+    async def send_text(self, text: str, kind: MessageKind = "text") -> None: ...
+
+    async def request_who(self) -> None: ...
+
+    async def switch_room(self, room: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -22,11 +42,11 @@ class Command:
     name: str
     usage: str
     help: str
-    run: Callable[[ChatUI, str], Awaitable[bool]]
+    run: Callable[[CommandTarget, str], Awaitable[bool]]
     aliases: tuple[str, ...] = ()
 
 
-async def _help(ui: ChatUI, arg: str) -> bool:
+async def _help(ui: CommandTarget, arg: str) -> bool:
     wanted = arg.strip().lstrip("/").lower()
     if wanted:
         cmd = lookup(wanted)
@@ -44,12 +64,12 @@ async def _help(ui: ChatUI, arg: str) -> bool:
     return True
 
 
-async def _who(ui: ChatUI, arg: str) -> bool:
+async def _who(ui: CommandTarget, arg: str) -> bool:
     await ui.request_who()
     return True
 
 
-async def _me(ui: ChatUI, arg: str) -> bool:
+async def _me(ui: CommandTarget, arg: str) -> bool:
     if not arg.strip():
         ui.error("usage: /me ACTION  (e.g. /me waves)")
     else:
@@ -57,7 +77,7 @@ async def _me(ui: ChatUI, arg: str) -> bool:
     return True
 
 
-async def _say(ui: ChatUI, arg: str) -> bool:
+async def _say(ui: CommandTarget, arg: str) -> bool:
     if not arg.strip():
         ui.error("usage: /say TEXT")
     else:
@@ -65,16 +85,16 @@ async def _say(ui: ChatUI, arg: str) -> bool:
     return True
 
 
-async def _quit(ui: ChatUI, arg: str) -> bool:
+async def _quit(ui: CommandTarget, arg: str) -> bool:
     return False
 
 
-async def _clear(ui: ChatUI, arg: str) -> bool:
+async def _clear(ui: CommandTarget, arg: str) -> bool:
     ui.clear()
     return True
 
 
-async def _bell(ui: ChatUI, arg: str) -> bool:
+async def _bell(ui: CommandTarget, arg: str) -> bool:
     value = arg.strip().lower()
     if value in ("on", "off"):
         ui.bell = value == "on"
@@ -85,7 +105,7 @@ async def _bell(ui: ChatUI, arg: str) -> bool:
     return True
 
 
-async def _join(ui: ChatUI, arg: str) -> bool:
+async def _join(ui: CommandTarget, arg: str) -> bool:
     room = arg.strip().lstrip("#")
     if not room:
         ui.info(f"you are in {ui.room}; /join ROOM switches rooms")
@@ -124,7 +144,7 @@ def completion_table() -> dict[str, str]:
     return table
 
 
-async def dispatch(ui: ChatUI, line: str) -> bool:
+async def dispatch(ui: CommandTarget, line: str) -> bool:
     """Run one input line; return False when the client should quit."""
     if line.startswith("//"):
         await ui.send_text(line[1:])
