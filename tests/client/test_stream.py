@@ -10,7 +10,6 @@ import pytest
 
 from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
-from chatctl.client.core import Backoff
 from chatctl.client.events import (
     Acked,
     Closed,
@@ -21,6 +20,7 @@ from chatctl.client.events import (
     Event,
     Reconnecting,
 )
+from chatctl.client.room import Backoff
 from chatctl.client.settings import resolve_settings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import BrokerError, ConnectError

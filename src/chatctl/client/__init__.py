@@ -8,7 +8,7 @@
 - :mod:`~chatctl.client.stream`: one room as an async iterator of typed events: the one
   reconnect loop and the one resend policy, consumed by ``join`` (both) and ``send``
 - :mod:`~chatctl.client.events`: the typed events and states of the stream
-- :mod:`~chatctl.client.core`: its parts: a connection attempt, backoff, resume, the outbox
+- :mod:`~chatctl.client.room`: its parts: a connection attempt, backoff, resume, the outbox
 - :mod:`~chatctl.client.sanitize`: the one sanitiser for text on its way to a terminal
 - :mod:`~chatctl.client.lines`: stdin read line by line in a thread, bounded
 - :mod:`~chatctl.client.output`: stdout: lines out, a full disk or a reader gone

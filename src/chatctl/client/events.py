@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from chatctl.client.core import Pending, Resume
+from chatctl.client.room import Pending, Resume
 from chatctl.protocol import Ack, ErrorFrame, ServerFrame, Unknown, Welcome
 
 

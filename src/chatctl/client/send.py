@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from chatctl.client.core import Outbox, Pending
 from chatctl.client.events import (
     Acked,
     Connected,
@@ -35,6 +34,7 @@ from chatctl.client.events import (
 )
 from chatctl.client.lines import BadLine, EncodingErrors, LineReader
 from chatctl.client.output import watch_closed, write_line
+from chatctl.client.room import Outbox, Pending
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatctl.client.core import Backoff, Outbox, RoomClient
+from chatctl.client.room import Backoff, Outbox, RoomClient
 from chatctl.client.settings import resolve_settings
 from chatctl.protocol import Ack, ErrorCode, ErrorFrame, Message, Welcome
 from helpers import make_token
