@@ -10,6 +10,7 @@ import pytest
 
 from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
+from chatctl.client.backoff import Backoff
 from chatctl.client.events import (
     Acked,
     Closed,
@@ -20,7 +21,6 @@ from chatctl.client.events import (
     Event,
     Reconnecting,
 )
-from chatctl.client.room import Backoff
 from chatctl.client.settings import resolve_settings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import BrokerError, ConnectError

@@ -33,8 +33,8 @@ from chatctl.client.events import (
     TokenRenewed,
 )
 from chatctl.client.lines import BadLine, EncodingErrors, LineReader
+from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.output import watch_closed, write_line
-from chatctl.client.room import Outbox, Pending
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream

@@ -12,13 +12,13 @@ terminal UI) and ``send`` consume.
 
 The stream owns the four things every client used to write itself:
 
-- **the reconnect loop**: connect, and on a retryable failure (:class:`~.room.Retryable`:
+- **the reconnect loop**: connect, and on a retryable failure (:class:`~.connect.Retryable`:
   refused, reset, HTTP 5xx, no welcome) try again with capped exponential backoff and jitter,
   until ``connect_timeout`` (None: forever), then raise :class:`~chatctl.errors.ConnectError`.
   Final failures (401, 403, 400, an untrusted certificate) are raised at once. Every
   connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.room.RoomClient`).
 - **the resend policy**, which keeps the outbox's order through every failure: every
-  message goes through the :class:`~.room.Outbox` with a client id and is sent in the
+  message goes through the :class:`~.outbox.Outbox` with a client id and is sent in the
   outbox's order, paced under the limits the server announced (the welcome's, then
   ``limits`` frames). After a reconnect every unacked one is re-sent first, in order, with
   the same ids (the server's de-duplication acks a repeat as ``duplicate``). A retryable
@@ -54,6 +54,9 @@ from typing import TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
+from chatctl.client.backoff import Backoff
+from chatctl.client.closing import close_reason, describe_close
+from chatctl.client.connect import Retryable
 from chatctl.client.events import (
     Acked,
     Closed,
@@ -69,17 +72,10 @@ from chatctl.client.events import (
     TokenExpired,
     TokenRenewed,
 )
+from chatctl.client.outbox import Outbox, Pending
+from chatctl.client.pacer import Pacer
 from chatctl.client.renewal import TokenKeeper
-from chatctl.client.room import (
-    Backoff,
-    Outbox,
-    Pacer,
-    Pending,
-    Retryable,
-    RoomClient,
-    close_reason,
-    describe_close,
-)
+from chatctl.client.room import RoomClient
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
