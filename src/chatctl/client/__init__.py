@@ -18,6 +18,8 @@
   - :mod:`~chatctl.client.closing`: close codes said in words
   - :mod:`~chatctl.client.outbox`: messages not acknowledged yet, with their client ids
   - :mod:`~chatctl.client.pacer`: sends kept under the rate limit the server announced
+  - :mod:`~chatctl.client.resend`: the resend policy: the outbox sent in order, paced,
+    again after a reconnect and from a message refused with a retryable code
 - :mod:`~chatctl.client.sanitize`: the one sanitiser for text on its way to a terminal
 - :mod:`~chatctl.client.lines`: stdin read line by line in a thread, bounded
 - :mod:`~chatctl.client.output`: stdout: lines out, a full disk or a reader gone
