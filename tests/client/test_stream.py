@@ -10,7 +10,7 @@ import pytest
 
 from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
-from chatctl.client.core import Backoff
+from chatctl.client.backoff import Backoff
 from chatctl.client.events import (
     Acked,
     Closed,

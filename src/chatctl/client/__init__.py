@@ -6,7 +6,18 @@
 - :mod:`~chatctl.client.stream`: one room as an async iterator of typed events: the one
   reconnect loop and the one resend policy, consumed by ``join`` (both) and ``send``
 - :mod:`~chatctl.client.events`: the typed events and states of the stream
-- :mod:`~chatctl.client.core`: its parts: a connection attempt, backoff, resume, the outbox
+- its parts, one job each:
+
+  - :mod:`~chatctl.client.connect`: one connection attempt, its failures as exceptions
+    (final ones, or :class:`~chatctl.client.connect.Retryable`)
+  - :mod:`~chatctl.client.room`: one room's attempts up to the welcome, and the resume
+    position (``?since=LAST&epoch=E``) carried across them
+  - :mod:`~chatctl.client.backoff`: capped exponential backoff with jitter between attempts
+  - :mod:`~chatctl.client.closing`: close codes said in words
+  - :mod:`~chatctl.client.outbox`: messages not acknowledged yet, with their client ids
+  - :mod:`~chatctl.client.pacer`: sends kept under the rate limit the server announced
+  - :mod:`~chatctl.client.resend`: the resend policy: the outbox sent in order, paced,
+    again after a reconnect and from a message refused with a retryable code
 - :mod:`~chatctl.client.sanitize`: the one sanitiser for text on its way to a terminal
 - :mod:`~chatctl.client.lines`: stdin read line by line in a thread, bounded
 - :mod:`~chatctl.client.output`: stdout: lines out, a full disk or a reader gone

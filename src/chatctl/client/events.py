@@ -15,7 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from chatctl.client.core import Pending, Resume
+from chatctl.client.outbox import Pending
+from chatctl.client.room import Resume
 from chatctl.protocol import Ack, ErrorFrame, ServerFrame, Unknown, Welcome
 from chatctl.tokens.renewal import TokenEvent as TokenEvent
 from chatctl.tokens.renewal import TokenExpired as TokenExpired

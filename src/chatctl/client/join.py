@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from chatctl.client.core import Resume
 from chatctl.client.events import (
     Connected,
     Disconnected,
@@ -42,6 +41,7 @@ from chatctl.client.events import (
     TokenEvent,
 )
 from chatctl.client.output import watch_closed, write_line
+from chatctl.client.room import Resume
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from chatctl.client.core import Outbox, Pending
 from chatctl.client.events import (
     Acked,
     Connected,
@@ -34,6 +33,7 @@ from chatctl.client.events import (
     TokenRenewed,
 )
 from chatctl.client.lines import BadLine, EncodingErrors, LineReader
+from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.output import watch_closed, write_line
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings

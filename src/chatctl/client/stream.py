@@ -12,22 +12,16 @@ terminal UI) and ``send`` consume.
 
 The stream owns the four things every client used to write itself:
 
-- **the reconnect loop**: connect, and on a retryable failure (:class:`~.core.Retryable`:
+- **the reconnect loop**: connect, and on a retryable failure (:class:`~.connect.Retryable`:
   refused, reset, HTTP 5xx, no welcome) try again with capped exponential backoff and jitter,
   until ``connect_timeout`` (None: forever), then raise :class:`~chatctl.errors.ConnectError`.
   Final failures (401, 403, 400, an untrusted certificate) are raised at once. Every
-  connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.core.RoomClient`).
-- **the resend policy**, which keeps the outbox's order through every failure: every
-  message goes through the :class:`~.core.Outbox` with a client id and is sent in the
-  outbox's order, paced under the limits the server announced (the welcome's, then
-  ``limits`` frames). After a reconnect every unacked one is re-sent first, in order, with
-  the same ids (the server's de-duplication acks a repeat as ``duplicate``). A retryable
-  error (:data:`~chatctl.protocol.RETRYABLE_CODES`) stops sending for its ``retry_after``,
-  then re-sends from the earliest refused message on, every unacked one, in order: the server stores
-  none of them in between (docs/protocol.md, "Order"; errors with ``blocked_by`` are
-  usually those later ones, already behind the cursor). Through any number of refusals:
-  only an error answering a message's latest send counts. Any other error rejects the
-  message for good.
+  connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.room.RoomClient`).
+- **the resend policy** (:class:`~.resend.Resender`), which keeps the outbox's order
+  through every failure: messages are sent in the outbox's order with their client ids,
+  paced; every unacked one is re-sent first after a reconnect, and from a message refused
+  with a retryable code on after its ``retry_after`` (the earliest refused one:
+  docs/protocol.md, "Order"). Any other error rejects the message.
 - **the token** (:class:`~chatctl.tokens.renewal.TokenKeeper`): every connection reads
   the token source again; while connected the token is renewed before it expires with a
   ``refresh`` frame; a token refused at a reconnect (expired while offline) is waited out
@@ -54,31 +48,24 @@ from typing import TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
-from chatctl.client.core import (
-    Backoff,
-    Outbox,
-    Pacer,
-    Pending,
-    Retryable,
-    RoomClient,
-    close_reason,
-    describe_close,
-)
+from chatctl.client.backoff import Backoff
+from chatctl.client.closing import close_reason, describe_close
+from chatctl.client.connect import Retryable
 from chatctl.client.events import (
-    Acked,
     Closed,
     Connected,
     Connecting,
-    Deferred,
     Disconnected,
     Event,
     InvalidFrame,
     Reconnecting,
-    Rejected,
     State,
     TokenExpired,
     TokenRenewed,
 )
+from chatctl.client.outbox import Outbox, Pending
+from chatctl.client.resend import Resender
+from chatctl.client.room import RoomClient
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
@@ -148,24 +135,14 @@ class RoomStream:
         self.connect_timeout = connect_timeout
         self.skip = frozenset(skip)
         self.outbox = outbox if outbox is not None else Outbox()
+        self.sender = Resender(self.outbox, self._spawn)
         self.backoff = backoff or Backoff()
         self.state = State.CONNECTING
         self.welcome: Welcome | None = None
-        #: paces sends under the limits the first welcome announced (None: unlimited)
-        self.pacer: Pacer | None = None
         self._ws: ClientConnection | None = None
-        self._write_lock = asyncio.Lock()
-        #: the outbox's messages up to this seq were sent on this connection (the cursor
-        #: :meth:`write` sends from; a retryable refusal moves it back)
-        self._sent = 0
-        #: monotonic time before which nothing is sent (after a retryable refusal)
-        self._hold_until = 0.0
-        #: counts cursor moves, so a write in progress starts again from the cursor
-        self._rewinds = 0
         self._iterator: AsyncGenerator[Event] | None = None
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
         #: events from other tasks (token renewal), yielded before the next frame
         self._notices: deque[Event] = deque()
         #: the task iterating the stream while it waits for a frame; _notify wakes it
@@ -205,9 +182,7 @@ class RoomStream:
     async def close(self) -> None:
         """End the stream: the iteration yields :class:`Closed` and stops."""
         self._closing.set()
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self.sender.close()
         ws = self._ws
         if ws is not None:
             await ws.close()
@@ -228,28 +203,7 @@ class RoomStream:
         server holds the connection's messages back after a refusal, nothing is sent now:
         they go out after the next connect, or when the hold ends, in order."""
         del pending  # every unsent message of the outbox goes, in order
-        ws = self._ws
-        if ws is None:
-            return
-        async with self._write_lock:
-            while self._ws is ws and time.monotonic() >= self._hold_until:
-                rewinds = self._rewinds
-                batch = [p for p in self.outbox.unacked() if p.seq > self._sent]
-                if not batch:
-                    return
-                try:
-                    for p in batch:
-                        if p.client_id not in self.outbox.pending:
-                            continue  # acked or rejected meanwhile
-                        if self.pacer is not None:
-                            await self.pacer.wait()
-                        if self._rewinds != rewinds or self._ws is not ws:
-                            break  # a refusal or a reconnect: start again from the cursor
-                        self._sent = p.seq
-                        p.outstanding += 1
-                        await ws.send(p.frame)
-                except ConnectionClosed:
-                    return  # re-sent after the reconnect
+        await self.sender.write()
 
     async def send(self, text: str, kind: MessageKind = "text", origin: int = 0) -> Pending:
         """:meth:`add` and :meth:`write` one message."""
@@ -281,30 +235,6 @@ class RoomStream:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _rewind(self, p: Pending, delay: float) -> None:
-        """The server refused ``p`` with a retryable code: it stores no later message of
-        this connection until ``p`` comes back (docs/protocol.md, "Order"). Send nothing for
-        ``delay`` seconds, then ``p`` and every later unacked message again, in order.
-
-        With or without ``blocked_by``: the refusals after the first one of an episode
-        are of messages after it, which the cursor has gone back past already; one that is
-        not (blocked by a message already stored, or an earlier message refused after a
-        later one) moves the cursor back to it, so nothing refused is left behind."""
-        if p.seq > self._sent:
-            return  # not sent again since the cursor went back past it: it goes in order
-        self._sent = p.seq - 1
-        self._rewinds += 1
-        self._hold_until = max(self._hold_until, time.monotonic() + delay)
-        ws = self._ws
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            if self._ws is ws:
-                self._spawn(self.write())
-
-        handle = asyncio.get_running_loop().call_later(delay, fire)
-        self._timers.add(handle)
-
     # ------------------------------------------------------------------ the loop
 
     async def _events(self) -> AsyncGenerator[Event]:
@@ -322,17 +252,8 @@ class RoomStream:
             resume = self.client.resume(welcome)
             self.backoff.reset()
             self.welcome = welcome
-            # this connection's share of the limits (the user may have others on the node)
-            self.pacer = Pacer.from_welcome(welcome)
-            # a new connection: every unacked message is sent again, first, in order
-            self._sent, self._hold_until = 0, 0.0
-            self._rewinds += 1
-            for p in self.outbox.pending.values():
-                p.outstanding = 0  # the old connection's answers never come
             self._ws, self.state = ws, State.CONNECTED
-            resending = len(self.outbox)
-            if resending:
-                self._spawn(self.write())
+            resending = self.sender.connected(ws, welcome)  # unacked ones first, in order
             renewer = asyncio.ensure_future(self.tokens.renew(ws.send))
             try:
                 yield Connected(welcome, resume, resending)
@@ -360,6 +281,7 @@ class RoomStream:
             finally:
                 renewer.cancel()
                 self._ws = None
+                self.sender.disconnected()
                 await ws.close()
             if self._closing.is_set():
                 break
@@ -447,22 +369,11 @@ class RoomStream:
             self.client.seen(frame)
             return frame
         if isinstance(frame, Ack):
-            p = self.outbox.on_ack(frame)
-            return frame if p is None else Acked(p, frame)
+            return self.sender.on_ack(frame)
         if isinstance(frame, ErrorFrame):
-            p, delay = self.outbox.on_error(frame)
-            if p is None:
-                return self.tokens.on_error(frame) or frame
-            if p.outstanding:
-                p.outstanding -= 1
-            if delay is None:
-                return Rejected(p, frame)
-            if not p.outstanding:  # the answer to its latest send: re-send from it
-                self._rewind(p, delay)
-            return Deferred(p, frame, delay)
+            return self.sender.on_error(frame) or self.tokens.on_error(frame) or frame
         if isinstance(frame, RateLimit):
-            if self.pacer is not None:  # the user's connection count changed our share
-                self.pacer.update(frame)
+            self.sender.on_limits(frame)
             return None
         if isinstance(frame, Refreshed):
             return self.tokens.on_refreshed(frame)

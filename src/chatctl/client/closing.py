@@ -1,0 +1,48 @@
+"""What the server's close codes mean, said to users (``the server is restarting (1012)``)."""
+
+from __future__ import annotations
+
+from websockets.exceptions import ConnectionClosed
+
+from chatctl.client.sanitize import one_line
+from chatctl.protocol import CloseCode
+
+#: what the server's close codes mean, said to users
+CLOSE_WORDS: dict[int, str] = {
+    CloseCode.NORMAL: "the server closed the connection",
+    CloseCode.GOING_AWAY: "the server is shutting down",
+    CloseCode.POLICY_VIOLATION: "closed by the server for breaking its rules",
+    CloseCode.MESSAGE_TOO_BIG: "closed by the server: a frame was too big",
+    CloseCode.INTERNAL_ERROR: "the server failed",
+    CloseCode.SERVICE_RESTART: "the server is restarting",
+    CloseCode.TRY_AGAIN_LATER: "the server is overloaded",
+    CloseCode.SLOW_CONSUMER: "closed by the server: this client read too slowly",
+    CloseCode.TOKEN_EXPIRED: "the token expired",
+}
+
+
+#: ordinary closes, whose words say it all (the server's reason only repeats them)
+_ORDINARY = {
+    CloseCode.NORMAL,
+    CloseCode.GOING_AWAY,
+    CloseCode.SERVICE_RESTART,
+    CloseCode.TRY_AGAIN_LATER,
+    CloseCode.TOKEN_EXPIRED,
+}
+
+
+def describe_close(code: int | None, reason: str = "") -> str:
+    """A close in words: ``the server is restarting (1012)``, ``connection lost``; the
+    server's own reason is added to the others (``... (1008: rate limit exceeded)``)."""
+    if code is None or code == 1006:
+        return "connection lost"
+    words = CLOSE_WORDS.get(code, "closed by the server")
+    reason = "" if code in _ORDINARY else one_line(reason)
+    return f"{words} ({code}{': ' + reason if reason else ''})"
+
+
+def close_reason(exc: ConnectionClosed) -> str:
+    rcvd = exc.rcvd
+    if rcvd is None:
+        return "connection lost"
+    return describe_close(rcvd.code, rcvd.reason)
