@@ -105,12 +105,12 @@ def test_day_change_lines_between_messages_of_different_days() -> None:
     from chatctl.ui.app import ChatUI
 
     ui = ChatUI(resolve_settings(env={"CHATCTL_TOKEN": "x.e30.x"}, server="ws://h:1"), "ops")
-    ui.renderer = Renderer(color=False)
+    ui.view.renderer = Renderer(color=False)
     out: list[str] = []
-    ui.write = out.append  # type: ignore[method-assign]
+    ui.view.write = out.append  # type: ignore[method-assign]
     now = time.time()
     for ts in (now - 3 * 86400, now - 3 * 86400 + 1, now):
-        ui._message(Message(1, "ops", "b", "m", ts), live=False)
+        ui.view._message(Message(1, "ops", "b", "m", ts), live=False)
     days = [line for line in out if "-!-" in line]
     assert len(out) == 5 and len(days) == 2
     assert days[1].endswith(time.strftime("%A %d %B %Y"))

@@ -2,6 +2,7 @@
 
 - :mod:`~chatctl.ui.app`: the session (the room's event stream + input task in
   ``patch_stdout``)
+- :mod:`~chatctl.ui.view`: the room's events as lines, and the state the status line shows
 - :mod:`~chatctl.ui.commands`: the ``/commands``
 - :mod:`~chatctl.ui.completer`: Tab completion of commands and user names
 - :mod:`~chatctl.ui.keys`: the key bindings factory

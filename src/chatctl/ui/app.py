@@ -1,7 +1,8 @@
 """The interactive ``chatctl join`` on a terminal.
 
-Two tasks share the terminal: the network task shows the events of the room's
-:class:`~chatctl.client.stream.RoomStream`, the input task awaits
+Two tasks share the terminal: the network task hands the events of the room's
+:class:`~chatctl.client.stream.RoomStream` to the :class:`~chatctl.ui.view.RoomView`, which
+shows them, and follows ``/join`` to the next room's stream; the input task awaits
 ``PromptSession.prompt_async()``. Both run inside ``patch_stdout(raw=True)``, so printed lines
 (ANSI strings rendered by :mod:`chatctl.ui.render`) go above the input line, which is then
 redrawn intact. Under it, the status line (:mod:`chatctl.ui.toolbar`) shows the room, its
@@ -20,52 +21,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
-from collections import OrderedDict
-from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
-from chatctl.client.events import (
-    Acked,
-    Connected,
-    Connecting,
-    Disconnected,
-    Event,
-    Reconnecting,
-    Rejected,
-    TokenEvent,
-    TokenExpired,
-)
-from chatctl.client.join import missed_notice
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, UsageError
-from chatctl.protocol import (
-    ErrorFrame,
-    Message,
-    MessageKind,
-    Presence,
-    PresenceBatch,
-    UserList,
-    Who,
-)
+from chatctl.protocol import MessageKind, Who
 from chatctl.recent import recent_rooms
-from chatctl.tokens.renewal import TokenTrouble
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
 from chatctl.ui.config import JoinConfig, input_history
 from chatctl.ui.keys import create_key_bindings
 from chatctl.ui.output import LineOutput
-from chatctl.ui.presence import QuietPresence
 from chatctl.ui.render import Renderer, color_mode
 from chatctl.ui.style import create_style
-from chatctl.ui.toolbar import Link, Status, create_toolbar
-
-#: Names remembered for completion (most recently active first).
-MAX_KNOWN_USERS = 500
+from chatctl.ui.toolbar import Status, create_toolbar
+from chatctl.ui.view import RoomView
 
 
 class ChatUI:
@@ -83,29 +57,34 @@ class ChatUI:
         connected, the client reconnects for as long as it runs."""
         config = JoinConfig.from_config(settings.config)
         self.settings = settings
-        self.room = room
-        self.bell = config.bell
         self.history = history if history is not None else config.history
         self.stream = self._stream(room, since, connect_timeout)
-        self.me = settings.user_hint or ""
-        self.present: set[str] = set()
-        #: the token could not be renewed or was refused; the next renewal says it is over
-        self.token_trouble = TokenTrouble()
-        self.active: OrderedDict[str, None] = OrderedDict()
-        self.status = Status(room)
         self.dumb = is_dumb_terminal()
         mode = color_mode({"color": config.color})
-        self.renderer = Renderer(
-            me=self.me,
-            color=mode == "color",
-            emphasis=mode == "mono",
-            colors=config.colors,
-            timestamp=config.timestamp,
-            width=None if self.dumb else self._columns,
+        me = settings.user_hint or ""
+        self.output = LineOutput(
+            dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
+        )
+        #: what the screen shows of the room (its lines, who is here, the status line's state)
+        self.view = RoomView(
+            room,
+            me=me,
+            renderer=Renderer(
+                me=me,
+                color=mode == "color",
+                emphasis=mode == "mono",
+                colors=config.colors,
+                timestamp=config.timestamp,
+                width=None if self.dumb else self._columns,
+            ),
+            output=self.output,
+            refresh=self._refresh,
+            bell=config.bell,
+            dumb=self.dumb,
         )
         self.completer = ChatCompleter(
             commands.completion_table(),
-            self.user_names,
+            self.view.user_names,
             {
                 "/bell": lambda: ["on", "off"],
                 "/help": lambda: [c.name for c in commands.COMMANDS],
@@ -123,15 +102,27 @@ class ChatUI:
             bottom_toolbar=None if self.dumb else create_toolbar(self._status),
             style=create_style(),
         )
-        self.presence = QuietPresence(self.write)
-        self._day: str | None = None
         self._pasted_newline = False
         self._clear_pending = False
-        self.output = LineOutput(
-            dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
-        )
-        self._ticker: asyncio.TimerHandle | None = None
         self.stop = asyncio.Event()
+
+    @property
+    def room(self) -> str:
+        """The room the screen is in (:attr:`RoomView.room`)."""
+        return self.view.room
+
+    @room.setter
+    def room(self, room: str) -> None:
+        self.view.room = room
+
+    @property
+    def bell(self) -> bool:
+        """Ring the terminal bell on a mention (``/bell`` sets it)."""
+        return self.view.bell
+
+    @bell.setter
+    def bell(self, bell: bool) -> None:
+        self.view.bell = bell
 
     def _prompt(self) -> str:
         return f"[{self.room}] "
@@ -142,9 +133,9 @@ class ChatUI:
         )
 
     def _status(self) -> Status:
-        status = self.status
+        status = self.view.status
         status.room = self.room
-        status.users = len(self.present)
+        status.users = len(self.view.present)
         status.queued = len(self.stream.outbox)
         return status
 
@@ -153,31 +144,17 @@ class ChatUI:
 
     # ------------------------------------------------------------------ output
 
-    def write(self, line: str) -> None:
-        self.output.write(line)
-
     def info(self, text: str) -> None:
-        self.write(self.renderer.system(text))
+        self.view.info(text)
 
     def error(self, text: str) -> None:
-        self.write(self.renderer.system(text, error=True))
+        self.view.error(text)
 
     def clear(self) -> None:
         """Clear the screen when the next prompt is running: clearing asks the terminal where
         the cursor is, and the answer must be read by prompt-toolkit, not echoed by a tty in
         cooked mode between two prompts (``^[[1;1R``)."""
         self._clear_pending = True
-
-    def user_names(self) -> list[str]:
-        recent = [u for u in reversed(self.active) if u != self.me]
-        rest = sorted(self.present - set(recent) - {self.me})
-        return recent + rest
-
-    def _active(self, user: str) -> None:
-        self.active.pop(user, None)
-        self.active[user] = None
-        if len(self.active) > MAX_KNOWN_USERS:
-            self.active.popitem(last=False)
 
     def _refresh(self) -> None:
         self.session.app.invalidate()
@@ -200,7 +177,7 @@ class ChatUI:
     async def send_text(self, text: str, kind: MessageKind = "text") -> None:
         if not text.strip():
             return
-        self.status.mentions = 0  # you answered: the mentions are read
+        self.view.status.mentions = 0  # you answered: the mentions are read
         if not self.stream.connected and self.dumb:
             self.info("not connected: the message will be sent when the connection is back")
         await self.stream.send(text, kind)
@@ -217,10 +194,8 @@ class ChatUI:
         old = self.stream
         if old.outbox:
             self.error(f"{len(old.outbox)} unsent messages to {self.room} dropped")
-        self.room = room
+        self.view.switch(room)
         self.stream = self._stream(room, None, None)
-        self.present.clear()
-        self.status = Status(room)
         self._refresh()
         await old.close()
 
@@ -252,7 +227,7 @@ class ChatUI:
             try:
                 async with stream:
                     async for event in stream:
-                        self._event(stream, event)
+                        self.view.event(stream, event)
             except (AuthError, UsageError) as exc:
                 if previous is None or self.stream is not stream:
                     raise
@@ -263,121 +238,6 @@ class ChatUI:
             if self.stream is stream:
                 return
             previous = stream.room
-
-    def _event(self, stream: RoomStream, event: Event) -> None:
-        if isinstance(event, Message):
-            self._message(event, live=True)
-        elif isinstance(event, Presence | PresenceBatch):
-            changes = event.presences() if isinstance(event, PresenceBatch) else [event]
-            for change in changes:
-                if change.user != self.me:  # our own arrival: the "joined" line already said it
-                    self._presence(change.user, change.event, change.ts)
-        elif isinstance(event, UserList):
-            self.present = set(event.users)
-            self.info(f"users in {self.room} ({len(event.users)}): {' '.join(event.users)}")
-        elif isinstance(event, Rejected):
-            self.error(f"not sent: {event.error.reason}")
-        elif isinstance(event, ErrorFrame):
-            self.error(f"server: {event.reason}")
-        elif isinstance(event, Connected):
-            stream.connect_timeout = None  # connected once: reconnect for as long as it runs
-            self._link(Link.CONNECTED)
-            self._welcome(stream, event)
-        elif isinstance(event, Connecting):
-            self._link(Link.CONNECTING)
-        elif isinstance(event, Reconnecting):
-            self.status.retry_at = time.monotonic() + event.delay
-            self._link(Link.RECONNECTING, event.reason)
-        elif isinstance(event, Disconnected):
-            self._link(Link.OFFLINE, event.reason)
-            if self.dumb:
-                self.error(f"{event.reason}; reconnecting")
-        elif isinstance(event, TokenEvent):
-            self._token(event)
-        if isinstance(event, Acked | Rejected):
-            self._refresh()  # the queued count
-
-    def _link(self, link: Link, reason: str | None = None) -> None:
-        """Show a connection state on the status line; while waiting to reconnect, count the
-        seconds down."""
-        self.status.link = link
-        if reason is not None or link is Link.CONNECTED:
-            self.status.reason = reason or ""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-        if link is Link.RECONNECTING:
-            self._tick()
-        self._refresh()
-
-    def _tick(self) -> None:
-        self._refresh()
-        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
-
-    def _token(self, event: TokenEvent) -> None:
-        """Token trouble: one line in the scrollback, and a note on the status line until a
-        renewal ends it (a routine renewal says nothing)."""
-        notice = self.token_trouble.tell(event)
-        if notice is not None:
-            self.status.token = notice.status
-            if not notice.error:
-                self.info(notice.text)
-            elif isinstance(event, TokenExpired):
-                self.error(f"{notice.text} (offline until then: what you type is sent then)")
-            else:
-                self.error(notice.text)
-        self._refresh()
-
-    def _welcome(self, stream: RoomStream, event: Connected) -> None:
-        welcome, resume = event.welcome, event.resume
-        self.me = self.renderer.me = welcome.user or self.me
-        self.present = set(welcome.users)
-        if resume.reconnect:
-            self.info(f"reconnected to {stream.room}")
-        if resume.missed:
-            self.error(missed_notice(resume, stream.room))
-        for m in resume.new_history:
-            self._message(m, live=False)
-        if not resume.reconnect:
-            users, count = sorted(self.present), welcome.total_users
-            listed = ", ".join(users)
-            if count > len(users):  # a big room: the welcome lists only the first names
-                listed += f" and {count - len(users)} more (/who lists all)"
-            self.info(
-                f"joined {stream.room} as {self.me}; {count} here: {listed} (/help lists commands)"
-            )
-
-    def _presence(self, user: str, event: str, ts: Any) -> None:
-        if event == "join":
-            self.present.add(user)
-            self.presence.joined(user, self.renderer.system(f"{user} joined {self.room}", ts=ts))
-        else:
-            self.present.discard(user)
-            self.presence.left(user, self.renderer.system(f"{user} left {self.room}", ts=ts))
-        self._refresh()
-
-    def _message(self, message: Message, *, live: bool) -> None:
-        self._active(message.user)
-        self._day_marker(message.ts)
-        line, mention = self.renderer.message(message)
-        self.write(line)
-        if mention and live:
-            self.status.mentions += 1
-            self._refresh()
-            if self.bell:
-                self.output.bell()
-
-    def _day_marker(self, ts: Any) -> None:
-        """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
-        (the time column shows no date)."""
-        try:
-            day = time.strftime("%A %d %B %Y", time.localtime(float(ts)))
-        except (TypeError, ValueError, OverflowError):
-            return
-        today = time.strftime("%A %d %B %Y")
-        if day != (self._day or today):
-            self.write(self.renderer.system(day, ts=float(ts)))
-        self._day = day
 
     # ------------------------------------------------------------------ main loop
 
@@ -409,8 +269,7 @@ class ChatUI:
                     if not await self.handle_line(line):
                         return
             finally:
-                if self._ticker is not None:
-                    self._ticker.cancel()
+                self.view.close()
                 for task in (net, stop):
                     task.cancel()
                 await asyncio.gather(net, stop, return_exceptions=True)

@@ -1,0 +1,222 @@
+"""The room as the screen shows it: the stream's events become lines above the input, and
+the state that the status line (:mod:`chatctl.ui.toolbar`) and Tab completion read is kept
+up to date (who is here, who spoke lately, the connection, unread mentions, token trouble).
+
+:class:`RoomView` knows nothing of the input side or of how the session switches rooms: the
+application (:mod:`chatctl.ui.app`) hands it each event with the stream it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from chatctl.client.events import (
+    Acked,
+    Connected,
+    Connecting,
+    Disconnected,
+    Event,
+    Reconnecting,
+    Rejected,
+    TokenEvent,
+    TokenExpired,
+)
+from chatctl.client.join import missed_notice
+from chatctl.client.stream import RoomStream
+from chatctl.protocol import ErrorFrame, Message, Presence, PresenceBatch, UserList
+from chatctl.tokens.renewal import TokenTrouble
+from chatctl.ui.output import LineOutput
+from chatctl.ui.presence import QuietPresence
+from chatctl.ui.render import Renderer
+from chatctl.ui.toolbar import Link, Status
+
+#: Names remembered for completion (most recently active first).
+MAX_KNOWN_USERS = 500
+
+
+class RoomView:
+    def __init__(
+        self,
+        room: str,
+        *,
+        me: str,
+        renderer: Renderer,
+        output: LineOutput,
+        refresh: Callable[[], None],
+        bell: bool,
+        dumb: bool,
+    ) -> None:
+        """``refresh()`` redraws the prompt and status line; ``bell``: ring the terminal bell
+        when a live message mentions the user; ``dumb``: no status line, so connection
+        changes are printed."""
+        self.room = room
+        self.me = me
+        self.renderer = renderer
+        self.output = output
+        self.refresh = refresh
+        self.bell = bell
+        self.dumb = dumb
+        self.present: set[str] = set()
+        #: the token could not be renewed or was refused; the next renewal says it is over
+        self.token_trouble = TokenTrouble()
+        self.active: OrderedDict[str, None] = OrderedDict()
+        self.status = Status(room)
+        self.presence = QuietPresence(self.write)
+        self._day: str | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+
+    def switch(self, room: str) -> None:
+        """Show another room: nobody is known to be in it yet, and its status starts afresh."""
+        self.room = room
+        self.present.clear()
+        self.status = Status(room)
+
+    def close(self) -> None:
+        """Stop the reconnection countdown (the session is over)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+
+    # ------------------------------------------------------------------ lines
+
+    def write(self, line: str) -> None:
+        self.output.write(line)
+
+    def info(self, text: str) -> None:
+        self.write(self.renderer.system(text))
+
+    def error(self, text: str) -> None:
+        self.write(self.renderer.system(text, error=True))
+
+    # ------------------------------------------------------------------ users
+
+    def user_names(self) -> list[str]:
+        recent = [u for u in reversed(self.active) if u != self.me]
+        rest = sorted(self.present - set(recent) - {self.me})
+        return recent + rest
+
+    def _active(self, user: str) -> None:
+        self.active.pop(user, None)
+        self.active[user] = None
+        if len(self.active) > MAX_KNOWN_USERS:
+            self.active.popitem(last=False)
+
+    # ------------------------------------------------------------------ events
+
+    def event(self, stream: RoomStream, event: Event) -> None:
+        if isinstance(event, Message):
+            self._message(event, live=True)
+        elif isinstance(event, Presence | PresenceBatch):
+            changes = event.presences() if isinstance(event, PresenceBatch) else [event]
+            for change in changes:
+                if change.user != self.me:  # our own arrival: the "joined" line already said it
+                    self._presence(change.user, change.event, change.ts)
+        elif isinstance(event, UserList):
+            self.present = set(event.users)
+            self.info(f"users in {self.room} ({len(event.users)}): {' '.join(event.users)}")
+        elif isinstance(event, Rejected):
+            self.error(f"not sent: {event.error.reason}")
+        elif isinstance(event, ErrorFrame):
+            self.error(f"server: {event.reason}")
+        elif isinstance(event, Connected):
+            stream.connect_timeout = None  # connected once: reconnect for as long as it runs
+            self._link(Link.CONNECTED)
+            self._welcome(stream, event)
+        elif isinstance(event, Connecting):
+            self._link(Link.CONNECTING)
+        elif isinstance(event, Reconnecting):
+            self.status.retry_at = time.monotonic() + event.delay
+            self._link(Link.RECONNECTING, event.reason)
+        elif isinstance(event, Disconnected):
+            self._link(Link.OFFLINE, event.reason)
+            if self.dumb:
+                self.error(f"{event.reason}; reconnecting")
+        elif isinstance(event, TokenEvent):
+            self._token(event)
+        if isinstance(event, Acked | Rejected):
+            self.refresh()  # the queued count
+
+    def _link(self, link: Link, reason: str | None = None) -> None:
+        """Show a connection state on the status line; while waiting to reconnect, count the
+        seconds down."""
+        self.status.link = link
+        if reason is not None or link is Link.CONNECTED:
+            self.status.reason = reason or ""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if link is Link.RECONNECTING:
+            self._tick()
+        self.refresh()
+
+    def _tick(self) -> None:
+        self.refresh()
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    def _token(self, event: TokenEvent) -> None:
+        """Token trouble: one line in the scrollback, and a note on the status line until a
+        renewal ends it (a routine renewal says nothing)."""
+        notice = self.token_trouble.tell(event)
+        if notice is not None:
+            self.status.token = notice.status
+            if not notice.error:
+                self.info(notice.text)
+            elif isinstance(event, TokenExpired):
+                self.error(f"{notice.text} (offline until then: what you type is sent then)")
+            else:
+                self.error(notice.text)
+        self.refresh()
+
+    def _welcome(self, stream: RoomStream, event: Connected) -> None:
+        welcome, resume = event.welcome, event.resume
+        self.me = self.renderer.me = welcome.user or self.me
+        self.present = set(welcome.users)
+        if resume.reconnect:
+            self.info(f"reconnected to {stream.room}")
+        if resume.missed:
+            self.error(missed_notice(resume, stream.room))
+        for m in resume.new_history:
+            self._message(m, live=False)
+        if not resume.reconnect:
+            users, count = sorted(self.present), welcome.total_users
+            listed = ", ".join(users)
+            if count > len(users):  # a big room: the welcome lists only the first names
+                listed += f" and {count - len(users)} more (/who lists all)"
+            self.info(
+                f"joined {stream.room} as {self.me}; {count} here: {listed} (/help lists commands)"
+            )
+
+    def _presence(self, user: str, event: str, ts: Any) -> None:
+        if event == "join":
+            self.present.add(user)
+            self.presence.joined(user, self.renderer.system(f"{user} joined {self.room}", ts=ts))
+        else:
+            self.present.discard(user)
+            self.presence.left(user, self.renderer.system(f"{user} left {self.room}", ts=ts))
+        self.refresh()
+
+    def _message(self, message: Message, *, live: bool) -> None:
+        self._active(message.user)
+        self._day_marker(message.ts)
+        line, mention = self.renderer.message(message)
+        self.write(line)
+        if mention and live:
+            self.status.mentions += 1
+            self.refresh()
+            if self.bell:
+                self.output.bell()
+
+    def _day_marker(self, ts: Any) -> None:
+        """A ``-!- Tuesday 24 November 2026`` line before the first message of another day
+        (the time column shows no date)."""
+        try:
+            day = time.strftime("%A %d %B %Y", time.localtime(float(ts)))
+        except (TypeError, ValueError, OverflowError):
+            return
+        today = time.strftime("%A %d %B %Y")
+        if day != (self._day or today):
+            self.write(self.renderer.system(day, ts=float(ts)))
+        self._day = day
