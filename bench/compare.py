@@ -252,7 +252,8 @@ def _knee_cpu(r: dict[str, Any]) -> list[float] | None:
     knee = r.get("knee")
     if not knee:
         return None
-    return next(s["client_cpu"] for s in r["steps"] if s["step"] == knee["step"])
+    cpu: list[float] = next(s["client_cpu"] for s in r["steps"] if s["step"] == knee["step"])
+    return cpu
 
 
 KEY = {

@@ -28,7 +28,8 @@ _SHORTEN = [
 
 def load(path: Path) -> tuple[float, dict[str, tuple[float, int]]]:
     """The last report in ``path``: its total KiB and, by line, (KiB, blocks)."""
-    total, lines = 0.0, {}
+    total = 0.0
+    lines: dict[str, tuple[float, int]] = {}
     for text in path.read_text(errors="replace").splitlines():
         if m := _TOTAL.match(text):
             total, lines = float(m.group(1)), {}

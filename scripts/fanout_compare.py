@@ -56,7 +56,7 @@ async def run(port: int, rate: float, count: int, nodes: int) -> None:
                 continue
             pubsub_lat.append(time.monotonic() - float(json.loads(msg["data"])["t"]))
             got += 1
-        await ps.aclose()  # type: ignore[no-untyped-call]
+        await ps.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed in redis >= 6
         await r.aclose()
 
     async def xread_node() -> None:

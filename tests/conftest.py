@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatctl.server import ChatServer
-from helpers import RedisServer, make_server, short_leeway_server
+from support.helpers import RedisServer, make_server, short_leeway_server
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,9 @@ import pytest
 
 from chatctl.broker import BROKERS, Broker, create_broker
 from chatctl.errors import UsageError
-from chatctl.protocol import Message, Presence
-from cluster_helpers import LocalCluster
-from helpers import RedisServer
+from support.brokers import Sink
+from support.cluster_helpers import LocalCluster
+from support.helpers import RedisServer
 
 HISTORY = 5
 
@@ -70,32 +70,6 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
         yield b
     finally:
         await b.close()
-
-
-class Sink:
-    """Collects what a broker delivers and lets a test wait for it."""
-
-    def __init__(self) -> None:
-        self.events: list[Message | Presence] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: Message | Presence) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    @property
-    def messages(self) -> list[Message]:
-        return [e for e in self.events if isinstance(e, Message)]
-
-    @property
-    def presence(self) -> list[Presence]:
-        return [e for e in self.events if isinstance(e, Presence)]
-
-    async def wait_for(self, pred: Callable[[Sink], bool], timeout: float = 5) -> None:
-        async with asyncio.timeout(timeout):
-            while not pred(self):
-                self._changed.clear()
-                await self._changed.wait()
 
 
 async def test_ids_are_per_room_and_strictly_increasing(broker: Broker) -> None:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import pytest
 
 from chatctl.broker import BROKERS
-from client_helpers import CHATCTL, client_env
-from cluster_helpers import LocalCluster
-from helpers import RedisServer, ServeProcess
+from support.client_helpers import CHATCTL, client_env
+from support.cluster_helpers import LocalCluster
+from support.helpers import RedisServer, ServeProcess
 
 pytestmark = pytest.mark.slow
 ROOM = "ops"

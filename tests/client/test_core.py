@@ -5,7 +5,7 @@ from __future__ import annotations
 from chatctl.client.core import Backoff, Outbox, RoomClient
 from chatctl.client.settings import resolve_settings
 from chatctl.protocol import Ack, ErrorCode, ErrorFrame, Message, Welcome
-from helpers import make_token
+from support.helpers import make_token
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:

@@ -12,7 +12,7 @@ from chatctl.client.settings import normalize_server, resolve_settings
 from chatctl.client.token_source import TokenUnavailable, token_claims
 from chatctl.config import config_dir
 from chatctl.errors import AuthError, ConfigError, UsageError
-from helpers import SECRET, make_token
+from support.helpers import SECRET, make_token
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ import pytest
 
 from chatctl.config import config_dir
 from chatctl.server import ChatServer
-from client_helpers import arun_cli, client_env
-from helpers import client, recv_type, timed_token
-from watched import Watched
+from support.client_helpers import arun_cli, client_env
+from support.helpers import client, recv_type, timed_token
+from support.watched import Watched
 
 LEEWAY = 0.5
 

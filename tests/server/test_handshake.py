@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from chatctl.auth import mint
 from chatctl.server import ChatServer
-from helpers import SECRET, ServeProcess, client, make_token, recv_type, wait_until, ws_url
+from support.helpers import SECRET, ServeProcess, client, make_token, recv_type, wait_until, ws_url
 
 
 async def refusal(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

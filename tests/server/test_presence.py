@@ -15,7 +15,7 @@ from chatctl.client import frames
 from chatctl.protocol import Presence, PresenceBatch
 from chatctl.server import ChatServer, ServerSettings, session
 from chatctl.server.hub import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
-from helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
+from support.helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
 
 
 class Tapped(MemoryBroker):
@@ -135,7 +135,7 @@ def test_clients_read_a_batch_as_its_changes() -> None:
         ("bob", "join"),
         ("carol", "join"),
     ]
-    assert parsed.presences() == [  # type: ignore[union-attr]
+    assert parsed.presences() == [
         Presence("lobby", "dave", "leave", 5.0),
         Presence("lobby", "bob", "join", 5.0),
         Presence("lobby", "carol", "join", 5.0),

@@ -12,8 +12,8 @@ from pathlib import Path
 import pexpect
 
 from chatctl.server import ChatServer
-from client_helpers import client_env
-from helpers import client, recv_type, timed_token
+from support.client_helpers import client_env
+from support.helpers import client, recv_type, timed_token
 
 
 async def expect(child: pexpect.spawn, pattern: str) -> None:

@@ -10,8 +10,8 @@ from chatctl import web
 from chatctl.client.settings import page_link
 from chatctl.errors import UsageError
 from chatctl.tokens import join_link
-from client_helpers import run_cli
-from helpers import chatctl_env
+from support.client_helpers import run_cli
+from support.helpers import chatctl_env
 
 WEB = Path(web.__file__).parent
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chatctl.auth import MAX_TOKEN_LIFETIME, Verifier, mint, parse_duration
 from chatctl.errors import PermissionDenied, TokenError
-from helpers import SECRET
+from support.helpers import SECRET
 
 
 def b64(data: bytes) -> str:

@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from genlib import ROOT
-from helpers import IN_CI
+from support.helpers import IN_CI
 
 pytestmark = pytest.mark.slow
 
