@@ -24,7 +24,7 @@ from genlib import ROOT, load_app_command
 from support.helpers import ServeProcess, recv_type, ws_url
 
 SERVE = "pip install . && chatctl serve"
-TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q"
+TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"
 TOKEN = "export CHATCTL_TOKEN=$(chatctl token create --user alice)"
 INSPECT = 'chatctl token inspect "$CHATCTL_TOKEN"'
 JOIN = "chatctl join general"

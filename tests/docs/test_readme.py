@@ -20,6 +20,25 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert test_command in ci, f"{test_command!r} is not a line of .ci/run"
 
 
+def test_ci_checks_lint_and_types_as_the_readme_says_before_the_tests() -> None:
+    development = readme_blocks_of("Development")[0].splitlines()
+    assert development[0] == readme_blocks()[1].strip()  # the same test command
+    lint = development[1]
+    assert lint.startswith("ruff check ") and lint.endswith("&& mypy")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lint in ci, f"{lint!r} is not a line of .ci/run"
+    assert ci.index(lint) < ci.index(development[0])
+    hooks = (ROOT / ".pre-commit-config.yaml").read_text()
+    for check in lint.split(" && "):
+        assert f"entry: {check}\n" in hooks, f"pre-commit does not run {check!r}"
+
+
+def readme_blocks_of(section: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", body, flags=re.S)
+
+
 def test_readme_first_command_installs_and_serves() -> None:
     assert readme_blocks()[0].strip() == "pip install . && chatctl serve"
 
