@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,6 +10,12 @@ import pytest
 
 from chatctl.server import ChatServer
 from support.helpers import RedisServer, make_server, short_leeway_server
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` starts two workers per core: the tests mostly wait on the servers,
+    redis-servers and Chromium they start (a serial run keeps one core 40 % busy)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(autouse=True)
