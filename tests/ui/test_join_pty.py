@@ -75,6 +75,7 @@ def test_input_line_survives_incoming_messages(srv: ServeProcess) -> None:
 
 
 def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r2")
     bob = subprocess.Popen(
         [*CHATCTL, "join", "r2", "--json"],
         env=client_env(srv.port, "bob"),
@@ -84,7 +85,8 @@ def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
     )
     try:
         assert bob.stdout is not None
-        child = spawn(srv.port, "r2")
+        # /who lists bob once he is in (under load his join came after an early /who)
+        child.expect("bob joined r2")
         child.send("/who\r")
         child.expect(r"users in r2 \(2\): alice bob")
         child.send("/wh\t")  # Tab completes the command (the redraw writes the missing "o")
