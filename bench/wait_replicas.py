@@ -3,7 +3,7 @@ with one replica per master, alternated in one run (300 sequential publishes per
 
     PYTHONPATH=src:tests python bench/wait_replicas.py
 
-Uses the tests' cluster helper (tests/cluster_helpers.py) to start the cluster.
+Uses the tests' cluster helper (tests/support/cluster_helpers.py) to start the cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from chatctl.broker.redis.cluster import RedisClusterBroker
-from cluster_helpers import LocalCluster  # type: ignore[import-not-found]  # tests/
+from support.cluster_helpers import LocalCluster
 
 
 async def measure(cluster: LocalCluster, blocks: int = 6, per_block: int = 300) -> None:

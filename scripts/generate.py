@@ -5,7 +5,7 @@ serve-settings tables of docs/configuration.md.
     python scripts/generate.py --check    # exit 1 if any checked-in file is stale
 
 Run it after changing a command, an option, a help text or man/pages.toml, and commit the
-output. tests/test_generated.py runs the --check mode.
+output. tests/packaging/test_generated.py runs the --check mode.
 """
 
 from __future__ import annotations

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from chatctl.server import ChatServer
-from helpers import RedisServer, make_server, short_leeway_server
+from support.helpers import RedisServer, make_server, short_leeway_server
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` starts two workers per core: the tests mostly wait on the servers,
+    redis-servers and Chromium they start (a serial run keeps one core 40 % busy)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(autouse=True)

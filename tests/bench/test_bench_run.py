@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from chatctl.bench.options import BenchOptions
 from chatctl.bench.runner import run_bench
 from chatctl.cli import main
-from helpers import SECRET, ServeProcess
+from support.helpers import SECRET, ServeProcess
 
 Relay = Callable[[int, str], list[str]]
 
@@ -238,7 +238,7 @@ def test_exit_status_says_why_nothing_connected(
 async def test_write_only_senders_are_not_sent_the_room() -> None:
     """``--write-only``: the senders connect as ``chatctl send`` does, get their acks, and
     the room's messages reach only the other clients (the fan-out the server saves)."""
-    from helpers import make_server
+    from support.helpers import make_server
 
     srv = make_server()
     async with srv:
@@ -267,7 +267,7 @@ async def test_refused_senders_are_reported_not_hidden_in_the_loss() -> None:
     """A rate limit under the offered rate: the node holds back a refused sender's later
     messages, and the report says why so much was lost and what to change."""
     from chatctl.server.limits import RateSettings
-    from helpers import make_server
+    from support.helpers import make_server
 
     srv = make_server(rates=RateSettings(conn_rate=5, conn_burst=5))
     async with srv:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cluster_helpers import LocalCluster
+from support.cluster_helpers import LocalCluster
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Adding a broker with one option is its module and its registry entry: the conformance
 suite, ``chatctl serve --broker`` and its flags pick it up with nothing else written
-(tests/broker_plugin_example.py is that module and entry)."""
+(tests/support/broker_plugin_example.py is that module and entry)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from broker_plugin_example import ENTRY, LabelledMemoryBroker
 from chatctl.broker.registry import create_broker, registered
 from chatctl.server.options import all_settings
-from helpers import chatctl_env
+from support.broker_plugin_example import ENTRY, LabelledMemoryBroker
+from support.helpers import chatctl_env
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
@@ -33,7 +33,7 @@ def test_its_entry_gives_the_broker_its_option_and_a_flag() -> None:
 
 
 def test_the_conformance_suite_runs_on_it() -> None:
-    plugin = ["-p", "broker_plugin_example", "-p", "no:cacheprovider", "-k", "labelled"]
+    plugin = ["-p", "support.broker_plugin_example", "-p", "no:cacheprovider", "-k", "labelled"]
     suite = str(TESTS / "broker" / "test_conformance.py")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", *plugin, suite],
@@ -52,7 +52,7 @@ def test_the_conformance_suite_runs_on_it() -> None:
 
 def test_chatctl_serve_takes_it_and_its_flag() -> None:
     code = (
-        "import sys, broker_plugin_example as p; p.BROKERS.append(p.ENTRY); "
+        "import sys, support.broker_plugin_example as p; p.BROKERS.append(p.ENTRY); "
         "from chatctl.cli import main; sys.argv[0] = 'chatctl'; main()"
     )
     run = [sys.executable, "-c", code, "serve"]

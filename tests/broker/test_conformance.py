@@ -1,24 +1,25 @@
 """The one conformance suite every broker passes (see chatctl.broker.base for the contract).
 
 The ``broker`` fixture is parametrised over every broker of ``chatctl.broker.BROKERS`` (the
-registry ``create_broker`` reads): a new broker is tested as soon as it is registered, started
-as its entry's ``test`` hook says (tests/broker_services.py provides what the hook asks for).
+registry ``create_broker`` reads): a new broker is tested as soon as it is registered,
+started as its entry's ``test`` hook says (tests/support/broker_services.py provides what
+the hook asks for).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from broker_services import BrokerServices, entry_named
 from chatctl.broker import BROKERS, Broker, create_broker
 from chatctl.broker.registry import option_keywords
 from chatctl.errors import UsageError
-from chatctl.protocol import Message, Presence
-from helpers import RedisServer
+from support.broker_services import BrokerServices, entry_named
+from support.brokers import Sink
+from support.helpers import RedisServer
 
 HISTORY = 5
 
@@ -47,32 +48,6 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
         yield b
     finally:
         await b.close()
-
-
-class Sink:
-    """Collects what a broker delivers and lets a test wait for it."""
-
-    def __init__(self) -> None:
-        self.events: list[Message | Presence] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: Message | Presence) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    @property
-    def messages(self) -> list[Message]:
-        return [e for e in self.events if isinstance(e, Message)]
-
-    @property
-    def presence(self) -> list[Presence]:
-        return [e for e in self.events if isinstance(e, Presence)]
-
-    async def wait_for(self, pred: Callable[[Sink], bool], timeout: float = 5) -> None:
-        async with asyncio.timeout(timeout):
-            while not pred(self):
-                self._changed.clear()
-                await self._changed.wait()
 
 
 async def test_ids_are_per_room_and_strictly_increasing(broker: Broker) -> None:

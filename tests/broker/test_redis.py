@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from test_conformance import Sink
 
 from chatctl.broker import Reset
 from chatctl.broker.redis.broker import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import Message, Presence
-from helpers import RedisServer, free_port, make_tls_files
+from support.brokers import Sink, eventually
+from support.helpers import RedisServer, free_port, make_tls_files
 
 pytestmark = pytest.mark.redis
 
@@ -42,13 +42,6 @@ async def nodes(redis: RedisServer) -> AsyncIterator[list[RedisBroker]]:
     finally:
         for b in brokers:
             await b.close()
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll a state that has no event to wait on (``healthy()``), up to ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - health is a state, not an event
-            await asyncio.sleep(0.02)
 
 
 async def test_one_room_across_nodes_same_ids_same_order(nodes: list[RedisBroker]) -> None:
@@ -331,7 +324,7 @@ async def test_a_failing_subscriber_does_not_stop_the_feed(nodes: list[RedisBrok
     a, b = nodes
     sink = Sink()
 
-    def flaky(event: Message | Presence) -> None:
+    def flaky(event: Message | Presence | Reset) -> None:
         sink(event)
         if isinstance(event, Message) and event.id == 1:
             raise RuntimeError("subscriber bug")

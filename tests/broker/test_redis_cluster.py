@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from test_conformance import Sink
-from test_redis import eventually
 
 from chatctl.broker import create_broker
 from chatctl.broker.base import Reset
@@ -21,8 +19,9 @@ from chatctl.broker.redis.cluster import RedisClusterBroker, parse_cluster_url, 
 from chatctl.broker.redis.keys import PUBLISH
 from chatctl.errors import BrokerError, BrokerUnavailable, UsageError
 from chatctl.protocol import Message
-from cluster_helpers import LocalCluster, room_in_slot, slot_of
-from helpers import make_tls_files
+from support.brokers import Sink, eventually
+from support.cluster_helpers import LocalCluster, room_in_slot, slot_of
+from support.helpers import make_tls_files
 
 pytestmark = pytest.mark.redis
 T = TypeVar("T")

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from client_helpers import client_env
-from cluster_helpers import LocalCluster, room_in_slot, slot_of
-from helpers import ServeProcess, client, recv_json, recv_type
+from support.client_helpers import client_env
+from support.cluster_helpers import LocalCluster, room_in_slot, slot_of
+from support.helpers import ServeProcess, client, recv_json, recv_type
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -15,8 +15,8 @@ from chatctl.broker.redis.broker import RedisBroker
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite import broker as sqlite
 from chatctl.server import ChatServer, ServerSettings
-from helpers import RedisServer, verifier
-from server.harden_helpers import http_get
+from support.harden_helpers import http_get
+from support.helpers import RedisServer, verifier
 
 
 class Clock:

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from broker_services import BrokerServices, entry_named, own_redis_servers, serve_flags
 from chatctl.broker import BROKERS
 from chatctl.broker.registry import Service
-from client_helpers import CHATCTL, client_env
-from helpers import ServeProcess
+from support.broker_services import BrokerServices, entry_named, own_redis_servers, serve_flags
+from support.client_helpers import CHATCTL, client_env
+from support.helpers import ServeProcess
 
 pytestmark = pytest.mark.slow
 ROOM = "ops"

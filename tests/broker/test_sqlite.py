@@ -19,8 +19,8 @@ from chatctl.broker.sqlite.schema import SCHEMA_VERSION
 from chatctl.broker.sqlite.writer import CHECKPOINT_COMMITS
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
 from chatctl.server import ChatServer, ServerSettings
-from helpers import client, recv_type, verifier
-from server.harden_helpers import http_get
+from support.harden_helpers import http_get
+from support.helpers import client, recv_type, verifier
 
 
 async def test_ids_epoch_history_and_dedup_survive_a_restart(tmp_path: Path) -> None:

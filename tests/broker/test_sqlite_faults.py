@@ -16,8 +16,8 @@ import pytest
 
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite.schema import open_database
-from helpers import ServeProcess, chatctl_env, client, recv_type
-from server.harden_helpers import rss_kib
+from support.harden_helpers import rss_kib
+from support.helpers import ServeProcess, chatctl_env, client, recv_type
 
 #: holds the write lock of the database argv[1] for argv[2] seconds, like an operator's
 #: ``sqlite3`` shell in BEGIN IMMEDIATE
@@ -102,7 +102,7 @@ async def test_another_process_holding_the_write_lock_never_blocks_the_loop(
         kept = await broker.history("room", since=0, limit=100)
     finally:
         await broker.close()
-    stored = [m.client_id for m in kept.messages]
+    stored = [m.client_id or "" for m in kept.messages]
     acked = ["before", *sorted(c for c, o in outcomes.items() if o == "ack")]
     assert sorted(stored) == sorted(acked) and len(set(stored)) == len(stored)
 

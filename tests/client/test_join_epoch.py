@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from client_helpers import client_env, run_cli, serving
 from genlib import ROOT
+from support.client_helpers import client_env, run_cli, serving
 
 
 def send_lines(port: int, room: str, *lines: str) -> None:
@@ -77,7 +77,7 @@ def resume_recipe() -> str:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
     (recipe,) = [b for b in blocks if "ops.pos" in b]
-    return recipe
+    return str(recipe)
 
 
 def run_recipe(port: int, workdir: Path) -> subprocess.CompletedProcess[str]:

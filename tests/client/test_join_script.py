@@ -13,8 +13,8 @@ from chatctl.client.join import plain_line
 from chatctl.client.sanitize import one_line
 from chatctl.protocol import Message
 from chatctl.server import ChatServer
-from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
-from helpers import client, free_port, make_token, recv_type
+from support.client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
+from support.helpers import client, free_port, make_token, recv_type
 
 LINE = re.compile(r"\d\d:\d\d:\d\d (\S+): (.*)")
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from client_helpers import CHATCTL, client_env, run_cli, serving
-from helpers import ServeProcess
+from support.client_helpers import CHATCTL, client_env, run_cli, serving
+from support.helpers import ServeProcess
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import threading
 import time
 from collections import Counter
 
-from client_helpers import client_env, run_cli
-from helpers import RedisServer, ServeProcess
-from watched import Watched
+from support.client_helpers import client_env, run_cli
+from support.helpers import RedisServer, ServeProcess
+from support.watched import Watched
 
 
 def write_lines(sender: Watched, total: int) -> None:
@@ -49,7 +49,10 @@ def test_live_receiver_misses_nothing_acked_after_a_redis_restart() -> None:
         sender.close_stdin()
         assert sender.wait(90) == 0, sender.err
         lines = {"ready"} | {f"line-{i}" for i in range(total)}
-        texts = lambda: [json.loads(line).get("message") for line in receiver.out]  # noqa: E731
+
+        def texts() -> list[str]:
+            return [json.loads(line).get("message") for line in receiver.out]
+
         receiver.wait_for(lambda: f"line-{total - 1}" in texts(), 30, "the last line")
     finally:
         sender.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chatctl.client.room import RoomClient
 from chatctl.client.settings import resolve_settings
 from chatctl.protocol import Message, Welcome
-from helpers import make_token
+from support.helpers import make_token
 
 
 def room_client(**kw: object) -> RoomClient:

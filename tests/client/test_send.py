@@ -17,8 +17,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
 from chatctl.server import ChatServer, ServerSettings
-from client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
-from helpers import (
+from support.client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
+from support.helpers import (
     client,
     free_port,
     make_token,
@@ -213,7 +213,7 @@ def test_server_restart_mid_stream_delivers_every_line_exactly_once() -> None:
         for _ in range(n // 2):  # the first half is stored: the restart loses no ack
             assert json.loads(sender.stdout.readline())["type"] == "ack"
         assert listener.stdout is not None
-        seen = []
+        seen: list[str] = []
         while len(seen) < n // 2:  # ... and the listener has printed it
             frame = json.loads(listener.stdout.readline())
             if frame["type"] == "message":
@@ -451,7 +451,7 @@ async def test_a_bulk_send_paces_itself_under_the_advertised_rate_limit() -> Non
     """The welcome announces the rate limit; `send` stays under it, so a burst far over it is
     slowed down, never refused, re-ordered or cut off with 1008."""
     from chatctl.server.limits import RateSettings
-    from helpers import make_server
+    from support.helpers import make_server
 
     rates = RateSettings(conn_rate=400, conn_burst=50, user_rate=1000, user_burst=500)
     srv = make_server(rates=rates)

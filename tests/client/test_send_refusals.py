@@ -9,7 +9,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from client_helpers import CHATCTL, arun_cli, client_env
+from support.client_helpers import CHATCTL, arun_cli, client_env
 
 WELCOME = {
     "type": "welcome",

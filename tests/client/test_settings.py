@@ -12,7 +12,7 @@ from chatctl.config import config_dir
 from chatctl.errors import AuthError, ConfigError, UsageError
 from chatctl.tokens.source import TokenUnavailable, token_claims
 from chatctl.tokens.verify import Verifier
-from helpers import SECRET, make_token
+from support.helpers import SECRET, make_token
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from chatctl.client.stream import RoomStream
 from chatctl.errors import BrokerError, ConnectError
 from chatctl.protocol import Message, UserList, Who
 from chatctl.server import ChatServer, ServerSettings
-from helpers import client, free_port, make_token, recv_type, verifier
+from support.helpers import client, free_port, make_token, recv_type, verifier
 
 
 def stream(port: int, room: str = "ops", **kw: object) -> RoomStream:

@@ -21,12 +21,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from harden_helpers import http_get, rss_kib
-from test_slow_consumer import metric, stalled_client
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers import ServeProcess, client, recv_type
+from support.harden_helpers import http_get, rss_kib
+from support.helpers import ServeProcess, client, recv_type
+from support.metrics import metric
+from support.raw_clients import stalled_client
 
 SERVER_ARGS = (
     *("--rate-limit", "200", "--rate-burst", "400", "--user-rate-limit", "0"),
@@ -59,7 +60,7 @@ async def honest_pair(port: int, seconds: float) -> dict[str, Any]:
     work in this process does not show up in its latency) and return what it saw."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(Path(__file__).with_name("honest_pair.py")),
+        str(Path(__file__).parents[1] / "support" / "honest_pair.py"),
         str(port),
         str(seconds),
         stdout=asyncio.subprocess.PIPE,

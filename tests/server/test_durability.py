@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from client_helpers import CHATCTL, client_env
-from helpers import ServeProcess, chatctl_env, client, free_port, recv_type
+from support.client_helpers import CHATCTL, client_env
+from support.helpers import ServeProcess, chatctl_env, client, free_port, recv_type
 
 ROOM = "durable"
 LINES = 3000

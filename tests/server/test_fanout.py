@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 
 from chatctl.broker.memory import MemoryBroker
 from chatctl.server import ChatServer, ServerSettings
-from helpers import make_token, recv_type, verifier, ws_url
+from support.helpers import make_token, recv_type, verifier, ws_url
 
 
 async def test_compressed_and_plain_clients_get_the_same_messages() -> None:

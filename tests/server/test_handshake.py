@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -15,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from chatctl.server import ChatServer
 from chatctl.tokens.mint import mint
-from helpers import SECRET, ServeProcess, client, make_token, recv_type, wait_until, ws_url
+from support.helpers import SECRET, ServeProcess, client, make_token, recv_type, wait_until, ws_url
 
 
 async def refusal(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -243,7 +244,12 @@ async def test_an_unlisted_connection_must_be_write_only(server: ChatServer) -> 
             400,
             "presence=0 needs receive=0: a connection that reads the room is listed in it\n",
         )
-        for params in ({"presence": 0, "receive": 0}, {"receive": 0}, {"presence": 1}):
+        cases: list[dict[str, Any]] = [
+            {"presence": 0, "receive": 0},
+            {"receive": 0},
+            {"presence": 1},
+        ]
+        for params in cases:
             async with client(server.port, "general", "mallory", **params) as ws:
                 await recv_type(ws, "welcome")
                 await alice.send('{"type": "who"}')

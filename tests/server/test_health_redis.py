@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from harden_helpers import http_get
 
-from helpers import RedisServer, ServeProcess
+from support.harden_helpers import http_get
+from support.helpers import RedisServer, ServeProcess
 
 pytest.importorskip("chatctl.broker.redis", reason="the Redis broker is not merged yet")
 pytestmark = [pytest.mark.redis]

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.server import ChatServer
-from helpers import client, recv_type
+from support.helpers import client, recv_type
 
 PROTOCOL_DOC = Path(__file__).parents[2] / "docs" / "protocol.md"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from harden_helpers import http_get, refused
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from chatctl.server import ChatServer
 from chatctl.server.http import OriginPolicy
-from helpers import client, make_server, make_token, recv_type, ws_url
+from support.harden_helpers import http_get, refused
+from support.helpers import client, make_server, make_token, recv_type, ws_url
+from support.metrics import samples
 
 
 async def test_healthz_is_200_while_serving(server: ChatServer) -> None:
@@ -37,14 +37,6 @@ async def test_healthz_is_503_while_draining() -> None:
         srv._closing_code = 1012  # what stop() sets first
         assert srv.health_problem() is not None
         srv._closing_code = None
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[s.name, tuple(sorted(s.labels.items()))] = s.value
-    return out
 
 
 async def test_metrics_count_what_happened() -> None:

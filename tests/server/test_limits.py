@@ -7,7 +7,6 @@ import contextlib
 import json
 
 import pytest
-from harden_helpers import http_get, refused
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.server.limits import (
@@ -18,7 +17,8 @@ from chatctl.server.limits import (
     TokenBucket,
     Verdict,
 )
-from helpers import client, make_server, make_token, recv_json, recv_type, timed_token
+from support.harden_helpers import http_get, refused
+from support.helpers import client, make_server, make_token, recv_json, recv_type, timed_token
 
 
 class FakeClock:
@@ -313,6 +313,7 @@ async def test_welcome_history_is_bounded_by_max_pending() -> None:
         async with client(srv.port, "big", "alice", history=100) as ws:
             raw = await asyncio.wait_for(ws.recv(), 5)
             welcome = json.loads(raw)
+            assert isinstance(raw, str)
             assert len(raw.encode()) < 64 * 1024 + 4096
             ids = [m["id"] for m in welcome["history"]]
             assert 0 < len(ids) < 100 and ids[-1] == 100  # the newest ones, in order

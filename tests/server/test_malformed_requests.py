@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from harden_helpers import raw_exchange, status_of
 from websockets.frames import Frame, Opcode
 
-from helpers import ServeProcess, client, make_token, recv_type
+from support.harden_helpers import raw_exchange, status_of
+from support.helpers import ServeProcess, client, make_token, recv_type
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 UPGRADE = (

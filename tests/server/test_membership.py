@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from harden_helpers import http_get, refused
-from test_http import samples
-
 from chatctl.broker.base import Deliver
 from chatctl.broker.memory import MemoryBroker
 from chatctl.errors import BrokerUnavailable
 from chatctl.server import ChatServer, ServerSettings
-from helpers import client, recv_json, recv_presence, recv_type, verifier
+from support.harden_helpers import http_get, refused
+from support.helpers import client, recv_json, recv_presence, recv_type, verifier
+from support.metrics import samples
 
 
 class SubscribeDown(MemoryBroker):
@@ -83,7 +82,7 @@ async def test_the_end_of_a_connection_undoes_its_membership() -> None:
             while len(joined) < 2:
                 joined.update(u for u, event in await recv_presence(carol) if event == "join")
         # the leave is announced last, after the slot and the hub were given back
-        left = set()
+        left: set[str] = set()
         while len(left) < 2:
             left.update(u for u, event in await recv_presence(carol) if event == "leave")
         assert left == {"alice", "bob"}

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harden_helpers import http_get
-
 from chatctl.broker.base import PublishResult
 from chatctl.broker.memory import MemoryBroker
 from chatctl.errors import BrokerError
@@ -15,7 +13,8 @@ from chatctl.protocol import ErrorCode, RateLimit
 from chatctl.server import ChatServer, ServerSettings
 from chatctl.server.limits import ConnectionSettings, Limits, RateSettings
 from chatctl.server.order import GRACE, OrderGate
-from helpers import (
+from support.harden_helpers import http_get
+from support.helpers import (
     client,
     make_server,
     make_token,

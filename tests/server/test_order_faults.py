@@ -23,9 +23,9 @@ import pytest
 
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.server import ChatServer, ServerSettings
-from client_helpers import CHATCTL, client_env
-from helpers import ServeProcess, client, recv_json, recv_type, verifier
-from server.harden_helpers import http_get
+from support.client_helpers import CHATCTL, client_env
+from support.harden_helpers import http_get
+from support.helpers import ServeProcess, client, recv_json, recv_type, verifier
 
 BIG = "x" * 4000  # a message that needs a page of its own
 

@@ -14,7 +14,7 @@ from chatctl.broker.memory import MemoryBroker
 from chatctl.protocol import Presence, PresenceBatch, parse_server_frame, type_name
 from chatctl.server import ChatServer, ServerSettings, session
 from chatctl.server.hub import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
-from helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
+from support.helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
 
 
 class Tapped(MemoryBroker):
@@ -134,7 +134,7 @@ def test_clients_read_a_batch_as_its_changes() -> None:
         ("bob", "join"),
         ("carol", "join"),
     ]
-    assert parsed.presences() == [  # type: ignore[union-attr]
+    assert parsed.presences() == [
         Presence("lobby", "dave", "leave", 5.0),
         Presence("lobby", "bob", "join", 5.0),
         Presence("lobby", "carol", "join", 5.0),

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chatctl.broker.memory import MemoryBroker
 from chatctl.server import ChatServer, ServerSettings, hub
-from helpers import client, presence_changes, recv_json, recv_type, verifier
+from support.helpers import client, presence_changes, recv_json, recv_type, verifier
 
 
 class Roster:

@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from helpers import (
+from support.helpers import (
     RedisServer,
     ServeProcess,
     client,

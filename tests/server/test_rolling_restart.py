@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from helpers import RedisServer, ServeProcess, make_token, ws_url
+from support.helpers import RedisServer, ServeProcess, make_token, ws_url
 
 pytest.importorskip("chatctl.broker.redis", reason="the Redis broker is not merged yet")
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -11,7 +11,7 @@ import pytest
 
 from chatctl.server.assemble import broker_url
 from chatctl.server.options import ServeOptions
-from helpers import ServeProcess, chatctl_env
+from support.helpers import ServeProcess, chatctl_env
 
 
 def test_aliases_choose_what_broker_chooses(tmp_path: Path) -> None:

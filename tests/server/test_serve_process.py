@@ -12,11 +12,11 @@ import sys
 import time
 
 import pytest
-from harden_helpers import http_get, refused
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from helpers import ServeProcess, chatctl_env, client, make_token, recv_type, ws_url
+from support.harden_helpers import http_get, refused
+from support.helpers import ServeProcess, chatctl_env, client, make_token, recv_type, ws_url
 
 
 async def _close_code_after(proc: ServeProcess, sig: int, n: int = 3) -> tuple[list[int], float]:

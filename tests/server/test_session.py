@@ -8,7 +8,7 @@ import json
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.server import ChatServer
-from helpers import client, make_server, recv_json, recv_messages, recv_type
+from support.helpers import client, make_server, recv_json, recv_messages, recv_type
 
 
 async def test_welcome_then_own_message_echoed_to_everyone_in_one_order(

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
 import time
 from typing import Any
 
-from harden_helpers import http_get
 from websockets.asyncio.client import ClientConnection
 
-from helpers import ServeProcess, client, make_token, recv_type
+from support.harden_helpers import http_get
+from support.helpers import ServeProcess, client, recv_type
+from support.metrics import metric
+from support.raw_clients import stalled_client
 
 ROOM = "flood"
 PAYLOAD = "x" * 1000
-
-
-def stalled_client(port: int, user: str = "stalled", room: str = ROOM) -> socket.socket:
-    """A raw WebSocket client that completes the handshake and then never reads again."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up fast
-    s.connect(("127.0.0.1", port))
-    s.sendall(
-        (
-            f"GET /ws/{room} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {make_token(user)}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s
 
 
 async def flood(ws: ClientConnection, n: int, tag: str, window: int = 64) -> None:
@@ -77,13 +59,6 @@ async def phase(port: int, listeners: list[ClientConnection], n: int, tag: str) 
 
 def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
 
 
 async def test_stalled_reader_is_cut_off_and_others_keep_their_latency() -> None:

@@ -10,13 +10,13 @@ import ssl
 from pathlib import Path
 
 import pytest
-from harden_helpers import client_tls, self_signed_cert
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.errors import ConfigError
 from chatctl.server.tls import server_context
-from helpers import ServeProcess, make_server, make_token, recv_json
+from support.harden_helpers import client_tls, self_signed_cert
+from support.helpers import ServeProcess, make_server, make_token, recv_json
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatctl.server import ChatServer
-from helpers import (
+from support.helpers import (
     ServeProcess,
     chatctl_env,
     client,

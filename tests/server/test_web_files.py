@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harden_helpers import http_get
 
 from chatctl import web
 from chatctl.server import ChatServer
+from support.harden_helpers import http_get
 
 WEB = Path(web.__file__).parent
 

@@ -13,7 +13,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from chatctl.server import ChatServer, wire
-from helpers import client, make_server, make_token, recv_type, ws_url
+from support.helpers import client, make_server, make_token, recv_type, ws_url
 
 
 async def _member(srv: ChatServer, room: str) -> ServerConnection:
@@ -56,7 +56,7 @@ def test_the_fast_path_frame_is_the_bytes_websockets_would_write() -> None:
     for data in (b"{}", json.dumps({"m": "x" * 200}).encode(), ("ü" * 40_000).encode()):
         protocol.send_text(data)
         assert protocol.data_to_send() == [wire.text_frame(data)]
-    assert Opcode.TEXT == 1
+    assert Opcode.TEXT.value == 1
 
 
 async def test_broadcast_writes_to_open_members_and_hands_back_blocked_ones() -> None:

@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from helpers import (
+from support.helpers import (
     RedisServer,
     ServeProcess,
     chatctl_env,

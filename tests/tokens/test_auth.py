@@ -19,7 +19,7 @@ from chatctl.errors import PermissionDenied, TokenError
 from chatctl.tokens.claims import MAX_TOKEN_LIFETIME
 from chatctl.tokens.mint import mint
 from chatctl.tokens.verify import Verifier
-from helpers import SECRET
+from support.helpers import SECRET
 
 
 def b64(data: bytes) -> str:

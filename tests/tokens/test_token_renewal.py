@@ -13,9 +13,9 @@ import pytest
 
 from chatctl.config import config_dir
 from chatctl.server import ChatServer
-from client_helpers import arun_cli, client_env
-from helpers import client, recv_type, timed_token
-from watched import Watched
+from support.client_helpers import arun_cli, client_env
+from support.helpers import SHORT_TTL, client, recv_type, timed_token
+from support.watched import Watched
 
 LEEWAY = 0.5
 
@@ -56,14 +56,14 @@ async def test_join_renews_its_token_before_it_expires(
     """The source is read again before exp and the new token sent in a refresh frame: the
     connection outlives the first token, without a reconnect."""
     path = tmp_path / "token"
-    path.write_text(timed_token("alice", 3))
+    path.write_text(timed_token("alice", SHORT_TTL))
     env = client_env(leeway_server.port, user="")
     receiver = Watched("join", "general", "--json", *source_args(kind, path), env=env)
     try:
         await say(leeway_server.port, "hello")
         await wait_for(receiver, lambda: printed(receiver, "hello") == 1, 15, "hello")
         path.write_text(timed_token("alice", 3600))  # what a renewing job would do
-        await asyncio.sleep(3 + LEEWAY + 0.5)  # past the first token's exp and leeway
+        await asyncio.sleep(SHORT_TTL + LEEWAY + 0.5)  # past the first token's exp and leeway
         await say(leeway_server.port, "after")
         await wait_for(receiver, lambda: printed(receiver, "after") == 1, 10, "after")
         assert receiver.proc.poll() is None
@@ -78,7 +78,7 @@ async def test_join_waits_for_a_new_token_after_expiry(
     """Not renewed in time: closed with 4001, refused at the reconnect, then waiting (not
     exiting) until the file holds a new token; resumes without losing a message."""
     path = tmp_path / "token"
-    path.write_text(timed_token("alice", 2))
+    path.write_text(timed_token("alice", SHORT_TTL))
     receiver = Watched(
         "join",
         "general",
@@ -112,7 +112,7 @@ async def test_join_waits_for_a_new_token_after_expiry(
 async def test_a_fixed_token_says_it_cannot_be_renewed_and_exits_3(
     leeway_server: ChatServer,
 ) -> None:
-    env = client_env(leeway_server.port, user="", CHATCTL_TOKEN=timed_token("alice", 2))
+    env = client_env(leeway_server.port, user="", CHATCTL_TOKEN=timed_token("alice", SHORT_TTL))
     receiver = Watched("join", "general", "--json", env=env)
     status = await asyncio.to_thread(receiver.wait, 20)
     assert status == 3
@@ -126,7 +126,7 @@ async def test_a_fixed_token_says_it_cannot_be_renewed_and_exits_3(
 
 async def test_send_refreshes_its_token(leeway_server: ChatServer, tmp_path: Path) -> None:
     path = tmp_path / "token"
-    path.write_text(timed_token("alice", 2))
+    path.write_text(timed_token("alice", SHORT_TTL))
     sender = Watched(
         "send", "general", "--json", "--token-file", str(path),
         env=client_env(leeway_server.port, ""), stdin=True,
@@ -135,7 +135,7 @@ async def test_send_refreshes_its_token(leeway_server: ChatServer, tmp_path: Pat
         sender.write("first\n")
         await wait_for(sender, lambda: len(sender.out) == 1, 15, "first ack")
         path.write_text(timed_token("alice", 3600))
-        await asyncio.sleep(2 + LEEWAY + 0.5)
+        await asyncio.sleep(SHORT_TTL + LEEWAY + 0.5)
         sender.write("second\n")
         sender.close_stdin()
         assert await asyncio.to_thread(sender.wait, 15) == 0

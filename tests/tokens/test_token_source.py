@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatctl.tokens.source import Token, TokenSource, TokenUnavailable, fixed_source
-from helpers import make_token
+from support.helpers import make_token
 
 
 def test_a_token_is_read_without_verifying_it_and_never_shown() -> None:

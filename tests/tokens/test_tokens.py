@@ -12,7 +12,7 @@ import sys
 import jwt
 import pytest
 
-from helpers import SECRET, chatctl_env
+from support.helpers import SECRET, chatctl_env
 
 
 def run(*args: str | bytes, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

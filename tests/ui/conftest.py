@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from client_helpers import redis_url as redis_url
+from support.client_helpers import redis_url as redis_url

@@ -107,7 +107,11 @@ def test_day_change_lines_between_messages_of_different_days() -> None:
     ui = ChatUI(resolve_settings(env={"CHATCTL_TOKEN": "x.e30.x"}, server="ws://h:1"), "ops")
     ui.view.renderer = Renderer(color=False)
     out: list[str] = []
-    ui.view.write = out.append  # type: ignore[method-assign]
+
+    def write(line: str) -> None:
+        out.append(line)
+
+    ui.view.write = write  # type: ignore[method-assign]
     now = time.time()
     for ts in (now - 3 * 86400, now - 3 * 86400 + 1, now):
         ui.view._message(Message(1, "ops", "b", "m", ts), live=False)

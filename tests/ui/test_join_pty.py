@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import pexpect
 import pytest
-from vt_screen import Term
 
-from client_helpers import CHATCTL, client_env, run_cli, serving
-from helpers import ServeProcess, make_token
+from support.cli_rooms import room_texts, say
+from support.client_helpers import CHATCTL, client_env, serving
+from support.helpers import ServeProcess, make_token
+from support.vt_screen import Term
 
 UP = "\x1b[A"
 CTRL_C, CTRL_D = "\x03", "\x04"
@@ -51,21 +52,11 @@ def spawn(
     return child
 
 
-def say(port: int, room: str, *texts: str, user: str = "bob") -> None:
-    res = run_cli("send", room, env=client_env(port, user), input="".join(t + "\n" for t in texts))
-    assert res.returncode == 0, res.stderr
-
-
 def quit_cleanly(child: pexpect.spawn, keys: str = "/quit\r") -> None:
     child.send(keys)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
-
-
-def room_texts(port: int, room: str) -> list[str]:
-    res = run_cli("join", room, "--json", "--since", "0", "--once", env=client_env(port))
-    return [json.loads(line)["message"] for line in res.stdout.splitlines()]
 
 
 def test_input_line_survives_incoming_messages(srv: ServeProcess) -> None:
@@ -84,6 +75,7 @@ def test_input_line_survives_incoming_messages(srv: ServeProcess) -> None:
 
 
 def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
+    child = spawn(srv.port, "r2")
     bob = subprocess.Popen(
         [*CHATCTL, "join", "r2", "--json"],
         env=client_env(srv.port, "bob"),
@@ -93,7 +85,8 @@ def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
     )
     try:
         assert bob.stdout is not None
-        child = spawn(srv.port, "r2")
+        # /who lists bob once he is in (under load his join came after an early /who)
+        child.expect("bob joined r2")
         child.send("/who\r")
         child.expect(r"users in r2 \(2\): alice bob")
         child.send("/wh\t")  # Tab completes the command (the redraw writes the missing "o")
@@ -111,7 +104,7 @@ def test_who_me_tab_completion_and_quit(srv: ServeProcess) -> None:
         child.send("/help\r")
         child.expect("/bell")
         quit_cleanly(child)
-        texts = []
+        texts: list[tuple[str, str]] = []
         while len(texts) < 2:
             frame = json.loads(bob.stdout.readline())
             if frame["type"] == "message":

@@ -8,12 +8,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from test_join_pty import room_texts, say
-from vt_screen import ALT_ENTER, CTRL_C, CTRL_D, PASTE_END, PASTE_START, Term
 
 from chatctl import recent
-from client_helpers import serving
-from helpers import ServeProcess, free_port
+from support.cli_rooms import room_texts, say
+from support.client_helpers import serving
+from support.helpers import ServeProcess, free_port
+from support.vt_screen import ALT_ENTER, CTRL_C, CTRL_D, PASTE_END, PASTE_START, Term
 
 pytest.importorskip("pyte")
 

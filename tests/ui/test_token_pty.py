@@ -13,8 +13,8 @@ from pathlib import Path
 import pexpect
 
 from chatctl.server import ChatServer
-from client_helpers import client_env
-from helpers import client, recv_type, timed_token
+from support.client_helpers import client_env
+from support.helpers import SHORT_TTL, client, recv_type, timed_token
 
 #: what may stand between two words of a wrapped, styled line
 GAP = r"(?:\s|\x1b\[[0-9;]*m)+"
@@ -28,7 +28,7 @@ async def test_an_expired_token_keeps_the_window_open(
     leeway_server: ChatServer, tmp_path: Path
 ) -> None:
     path = tmp_path / "token"
-    path.write_text(timed_token("alice", 2))
+    path.write_text(timed_token("alice", SHORT_TTL))
     env = client_env(leeway_server.port, "", TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
     env["NO_COLOR"] = "1"
     child = pexpect.spawn(
@@ -37,7 +37,9 @@ async def test_an_expired_token_keeps_the_window_open(
         env=env,
         encoding="utf-8",
         timeout=15,
-        dimensions=(40, 200),
+        # the notice names the token file: under pytest-xdist its path is longer
+        # (.../popen-gw0/...) and a 200-column line wrapped inside the expected text
+        dimensions=(40, 1000),
     )
     try:
         await expect(child, "joined general as alice")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from helpers import IN_CI
+from support.helpers import IN_CI
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -9,8 +9,8 @@ import pytest
 from chatctl import web
 from chatctl.client.settings import join_link, page_link
 from chatctl.errors import UsageError
-from client_helpers import run_cli
-from helpers import chatctl_env
+from support.client_helpers import run_cli
+from support.helpers import chatctl_env
 
 WEB = Path(web.__file__).parent
 

@@ -19,9 +19,9 @@ import pexpect
 import pytest
 from websockets.sync.client import connect
 
-from client_helpers import client_env, run_cli, serving
-from helpers import ServeProcess, chatctl_env, free_port, make_token, wait_until, ws_url
-from webhelpers import link, say, shown, wait_online, wait_shown
+from support.client_helpers import client_env, run_cli, serving
+from support.helpers import ServeProcess, chatctl_env, free_port, make_token, wait_until, ws_url
+from support.webhelpers import link, say, shown, wait_online, wait_shown
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

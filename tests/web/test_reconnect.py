@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from client_helpers import client_env, run_cli
-from helpers import RedisServer, ServeProcess
-from webhelpers import link, say, shown, wait_online, wait_shown
+from support.client_helpers import client_env, run_cli
+from support.helpers import RedisServer, ServeProcess
+from support.webhelpers import link, say, shown, wait_online, wait_shown
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

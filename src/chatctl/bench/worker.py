@@ -322,14 +322,19 @@ class Worker:
                 return
 
     async def drain(self, sent: dict[int, int], deadline: float) -> dict[str, Any]:
-        """Wait until every local receiver has every message its room's senders sent, or
-        until wall time ``deadline``; return this step's records."""
+        """Wait until every local receiver has every message its room's senders sent and
+        every local sender has its answers (acks or errors), or until wall time
+        ``deadline``; return this step's records."""
         room_senders: dict[int, list[tuple[int, int]]] = {}
         for sid, n in sent.items():
             room_senders.setdefault(self.sender_rooms[sid], []).append((sid, n))
         receivers = self.receivers
+        counters = self.counters
         while time.time() < deadline:
-            if all(
+            answered = counters["acks"] + sum(
+                n for name, n in counters.items() if name.startswith("error:")
+            )
+            if answered >= sum(self.sent.values()) and all(
                 not c.open or self._complete(c, room_senders.get(c.spec.room, ()))
                 for c in receivers
             ):

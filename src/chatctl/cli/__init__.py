@@ -25,14 +25,12 @@ from collections.abc import Iterator, MutableMapping
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
 
-try:  # typer >= 0.22 vendors click as typer._click
-    from typer._click import Command, Context
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover - older typer
-    from click import Command, Context  # type: ignore[assignment,no-redef,unused-ignore]
-    from click import exceptions as click_exc  # type: ignore[no-redef]
+# typer >= 0.26 (the floor in pyproject.toml) vendors click as typer._click and no longer
+# installs the click package, whose version then does not matter
+from typer._click import Command, Context
+from typer._click import exceptions as click_exc
+from typer.core import TyperGroup
 
 from chatctl import __version__
 from chatctl.cli import coerce

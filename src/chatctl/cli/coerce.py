@@ -10,7 +10,7 @@ messages; any other parameter keeps typer's own.
 
 This is the one module that touches typer internals: ``typer.core._TyperParameter`` (its
 ``get_runtime_param``, ``_runtime_param`` and ``type_descriptor``) and
-``typer._coercion.RuntimeParam``. ``tests/test_cli_coerce.py`` fails when one of them
+``typer._coercion.RuntimeParam``. ``tests/cli/test_cli_coerce.py`` fails when one of them
 disappears; :func:`install` then leaves typer as it is.
 """
 
@@ -22,12 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-try:  # typer >= 0.22 vendors click as typer._click
-    from typer._click import Context
-    from typer._click.exceptions import BadParameter
-except ImportError:  # pragma: no cover - older typer
-    from click import Context  # type: ignore[assignment,no-redef,unused-ignore]
-    from click.exceptions import BadParameter  # type: ignore[assignment,no-redef,unused-ignore]
+# typer >= 0.26 vendors click as typer._click (see chatctl.cli)
+from typer._click import Context
+from typer._click.exceptions import BadParameter
 
 try:
     from typer._coercion import RuntimeParam

@@ -21,7 +21,7 @@ not repeated in the help. The usage line writes a required argument bare and an 
 in brackets (``chatctl send [OPTIONS] ROOM [TEXT]...``).
 
 :func:`readable` changes the classes of the parameters of a built command to subclasses that
-override typer's display methods (:data:`OVERRIDDEN`); ``tests/test_help.py`` fails if typer
+override typer's display methods (:data:`OVERRIDDEN`); ``tests/cli/test_help.py`` fails if typer
 renames them.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-#: the names of typer's methods overridden here (tests/test_help.py checks they exist)
+#: the names of typer's methods overridden here (tests/cli/test_help.py checks they exist)
 OVERRIDDEN = {
     TyperArgument: ("display_type_rich", "_get_number_range_help_str", "_usage_display_name"),
     TyperOption: ("display_type_rich", "_get_number_range_help_str"),

@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from helpers import client, recv_type
+from support.helpers import client, recv_type
 
 
 async def honest_pair(port: int, seconds: float) -> dict[str, Any]:

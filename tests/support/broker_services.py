@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from chatctl.broker.registry import BROKERS, BrokerEntry, TestTarget, broker_options
-from cluster_helpers import LocalCluster
-from helpers import RedisServer
+from support.cluster_helpers import LocalCluster
+from support.helpers import RedisServer
 
 _names = itertools.count(1)
 

@@ -18,7 +18,7 @@ import gen_completions
 import gen_docs
 import gen_man
 from genlib import ROOT, load_app_command
-from helpers import IN_CI
+from support.helpers import IN_CI
 
 MAN_PAGES = sorted((ROOT / "man").glob("*.1"))
 

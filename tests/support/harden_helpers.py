@@ -13,7 +13,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from helpers import make_token, ws_url
+from support.helpers import make_token, ws_url
 
 
 async def http_get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from helpers import make_token
+from support.helpers import make_token
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

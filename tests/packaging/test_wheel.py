@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,16 +13,23 @@ import pexpect
 import pytest
 
 from genlib import ROOT
-from helpers import IN_CI
+from support.helpers import IN_CI
 
 pytestmark = pytest.mark.slow
+
+#: what a build or a check leaves in a checkout, not copied into the tree the wheel is built from
+BUILD_LITTER = (".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # pip builds in the source tree (build/, src/*.egg-info): a copy keeps two builds at once
+    # (pytest-xdist workers, a developer's pip install) from sharing those directories
+    source = tmp_path_factory.mktemp("source") / "chatctl"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*BUILD_LITTER))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -21,10 +21,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from genlib import ROOT, load_app_command
-from helpers import ServeProcess, recv_type, ws_url
+from support.helpers import ServeProcess, recv_type, ws_url
 
 SERVE = "pip install . && chatctl serve"
-TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q"
+TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"
 TOKEN = "export CHATCTL_TOKEN=$(chatctl token create --user alice)"
 INSPECT = 'chatctl token inspect "$CHATCTL_TOKEN"'
 JOIN = "chatctl join general"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import RedisServer, ServeProcess, chatctl_env, make_token
+from support.helpers import RedisServer, ServeProcess, chatctl_env, make_token
 
 CHATCTL = [sys.executable, "-m", "chatctl"]
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import pexpect
 import pyte
 
-from client_helpers import client_env
+from support.client_helpers import client_env
 
 UP = "\x1b[A"
 CTRL_C, CTRL_D, ALT_ENTER = "\x03", "\x04", "\x1b\r"

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chatctl import __version__
-from helpers import ServeProcess, chatctl_env, free_port, make_token, recv_type, ws_url
+from support.helpers import ServeProcess, chatctl_env, free_port, make_token, recv_type, ws_url
 
 
 def run(

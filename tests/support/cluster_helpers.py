@@ -8,7 +8,7 @@ import subprocess
 import time
 from typing import Any
 
-from helpers import RedisServer, free_port, require_tool
+from support.helpers import RedisServer, free_port, require_tool
 
 
 def require_redis_cli() -> str:
@@ -186,7 +186,7 @@ class LocalCluster:
     def first_slot(self, port: int) -> int:
         """The lowest slot the master on ``port`` serves (what ``reshard`` moves first)."""
         shard = next(s for s in self.shards() if s["master"] == port)
-        return min(lo for lo, _ in shard["slots"])
+        return int(min(lo for lo, _ in shard["slots"]))
 
     def reshard(self, source: int, target: int, slots: int = 1, timeout: float = 60) -> None:
         """``redis-cli --cluster reshard``: move ``slots`` slots (the lowest first) from the

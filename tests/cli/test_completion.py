@@ -16,7 +16,7 @@ import pytest
 
 from chatctl import recent
 from genlib import ROOT, load_app_command
-from helpers import IN_CI
+from support.helpers import IN_CI
 
 BASH_SCRIPT = ROOT / "completions" / "chatctl.bash"
 

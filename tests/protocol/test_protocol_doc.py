@@ -11,9 +11,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from chatctl.server import ChatServer
-from helpers import make_token, recv_json
+from support.helpers import make_token, recv_json
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 SECTION = DOC.split("\n## A complete session\n", 1)[1]
 TRANSCRIPT = re.search(r"```text\n(.*?)```", SECTION, flags=re.S).group(1)  # type: ignore[union-attr]
 VARYING = {"ts", "epoch", "server"}  # present, but their values differ from run to run

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from client_helpers import CHATCTL
+from support.client_helpers import CHATCTL
 
 
 class Watched:

@@ -28,7 +28,7 @@ class LabelledMemoryBroker(MemoryBroker):
 ENTRY = BrokerEntry(
     "labelled",
     ("labelled",),
-    "broker_plugin_example:LabelledMemoryBroker",
+    "support.broker_plugin_example:LabelledMemoryBroker",
     "the memory broker with a label (a test's example)",
     test=lambda services: TestTarget("labelled:", {"label": services.namespace()}),
     options=(Setting("label", "A label the broker keeps.", section="Storage", default=""),),

@@ -385,6 +385,12 @@ def make_tls_files(directory: str) -> dict[str, str]:
     return paths
 
 
+#: The lifetime of a token that a test lets expire while a ``chatctl`` process uses it: longer
+#: than such a process takes to start and connect on a loaded 2-core machine (over 2 s was
+#: seen at load 13, with the suite's xdist workers beside it).
+SHORT_TTL = 5.0
+
+
 def timed_token(user: str, ttl: float, *, secret: bytes = SECRET, **claims: Any) -> str:
     """A token expiring exactly ``ttl`` seconds from now (``make_token`` rounds to seconds)."""
     import jwt

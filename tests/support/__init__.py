@@ -1,0 +1,2 @@
+"""Helpers shared by the tests, imported as ``support.<module>``: no test module imports
+another."""
