@@ -150,7 +150,7 @@ class _Checker:
                 if e.id > expected:
                     self.flag(
                         "gap",
-                        f"{e.receiver} ({'resumed' if w != i else 'live'}) got id {e.id} "
+                        f"{e.receiver} ({self._how(w)}) got id {e.id} "
                         f"of {e.room}@{e.epoch} but never id {expected}"
                         + self._where(e.room, e.epoch, expected),
                         w,
@@ -168,6 +168,10 @@ class _Checker:
                 chain[e.receiver] = (epoch, max(expected, e.id + 1), w, i)
         if self.end < len(ev) or any(isinstance(e, End) for e in ev):
             self._caught_up(chain, open_conns)
+
+    def _how(self, welcome: int) -> str:
+        w = self.h.events[welcome]
+        return "resumed" if isinstance(w, Welcome) and w.asked_since is not None else "live"
 
     def _at(self, room: str, epoch: str, id_: int) -> list[int]:
         found = self.stored.get((room, epoch, id_))
