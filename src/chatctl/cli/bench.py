@@ -46,7 +46,7 @@ Environment:
 app = command_app()
 
 
-@app.command(epilog=BENCH_EPILOG)
+@app.callback(invoke_without_command=True, epilog=BENCH_EPILOG)
 def bench(
     ctx: typer.Context,
     server: Annotated[
@@ -128,7 +128,10 @@ def bench(
     ] = 0.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Drive load against a chat server and report throughput, latency and loss."""
+    """Drive load against a chat server and report throughput, latency and loss
+    (``chatctl bench chaos``: check delivery under faults)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from chatctl.bench.command import bench_secret, run
     from chatctl.bench.options import BenchOptions
 
@@ -179,3 +182,8 @@ def _token(ctx: typer.Context, token: str | None, command: str | None) -> str | 
     from chatctl.tokens.source import run_token_command
 
     return run_token_command(command)
+
+
+from chatctl.cli import chaos as _chaos  # noqa: E402  (registers ``chatctl bench chaos``)
+
+app.command("chaos", epilog=_chaos.CHAOS_EPILOG)(_chaos.chaos)

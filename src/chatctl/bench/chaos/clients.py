@@ -1,0 +1,316 @@
+"""The clients of a chaos schedule, each recording what it sees into the history: receivers
+(live, resuming with since/epoch, joining late), raw WebSocket senders that pipeline and
+re-send with the same client_id on a new connection, and ``chatctl send --json`` processes
+fed lines. Every loop ends by its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from chatctl.bench.chaos.check import NOT_STORED
+from chatctl.bench.chaos.history import Ack, Delivery, Disconnect, History, Refusal, Send, Welcome
+
+_CONNECT = {"open_timeout": 3, "ping_interval": 1, "ping_timeout": 2, "close_timeout": 1}
+_CONNECT |= {"max_size": 2**26}
+
+
+class Client:
+    """What receivers and raw senders share: a name (its user), a room, server URLs to pick
+    from, a token, and the connection a fault may cut."""
+
+    def __init__(
+        self,
+        name: str,
+        room: str,
+        urls: list[str],
+        token: str,
+        history: History,
+        rng: random.Random,
+    ) -> None:
+        self.name, self.room, self.urls, self.token = name, room, urls, token
+        self.h, self.rng = history, rng
+        self.ws: ClientConnection | None = None
+        self.conns = 0
+
+    def cut(self) -> bool:
+        """Drop the connection mid-stream (the transport, no close frame)."""
+        if self.ws is None:
+            return False
+        self.ws.transport.abort()
+        return True
+
+    async def _open(self, query: str) -> ClientConnection:
+        url = f"{self.rng.choice(self.urls)}/ws/{self.room}?{query}"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
+
+
+class Receiver(Client):
+    """Joins (after ``delay``), records its welcome and every message; on any end of its
+    connection it resumes with ``since``/``epoch`` until ``stop`` is set."""
+
+    def __init__(self, *args: Any, delay: float = 0.0) -> None:
+        super().__init__(*args)
+        self.delay = delay
+        self.epoch: str | None = None
+        self.last_id = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.delay)
+        while not stop.is_set():
+            query = "history=0"
+            if self.epoch is not None:
+                query = f"since={self.last_id}&epoch={self.epoch}"
+            try:
+                self.ws = await self._open(query)
+            except (OSError, TimeoutError, Exception):  # refused, 503, a paused node…
+                await asyncio.sleep(0.2 + self.rng.random() * 0.3)
+                continue
+            self.conns += 1
+            why = "closed"
+            try:
+                await self._read(self.ws, stop, query)
+            except Exception as exc:
+                why = type(exc).__name__
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(), 1)
+                if self.ws.close_code is not None:
+                    why = str(self.ws.close_code)
+                self.ws = None
+                self.h.add(Disconnect(self.name, self.conns, why))
+            await asyncio.sleep(0.05 + self.rng.random() * 0.2)
+
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event, query: str) -> None:
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        asked = self.epoch is not None
+        self.h.add(
+            Welcome(
+                self.name,
+                self.conns,
+                self.room,
+                welcome["epoch"],
+                welcome["last_id"],
+                self.last_id if asked else None,
+                self.epoch if asked else None,
+                welcome.get("recovered"),
+            )
+        )
+        if welcome["epoch"] != self.epoch:
+            self.epoch, self.last_id = welcome["epoch"], 0
+        for frame in welcome.get("history", []):
+            self._message(frame, history=True)
+        if not asked:
+            self.last_id = max(self.last_id, welcome["last_id"])
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                recv = asyncio.ensure_future(ws.recv())
+                recv.add_done_callback(_retrieve)
+                await asyncio.wait({recv, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not recv.done():
+                    recv.cancel()
+                    return
+                frame = json.loads(recv.result())
+                if frame.get("type") == "message":
+                    self._message(frame, history=False)
+        finally:
+            stopping.cancel()
+
+    def _message(self, f: dict[str, Any], *, history: bool) -> None:
+        assert self.epoch is not None
+        self.h.add(
+            Delivery(
+                self.name,
+                self.conns,
+                f["room"],
+                f["id"],
+                self.epoch,
+                f["message"],
+                f["user"],
+                f.get("client_id"),
+                history,
+            )
+        )
+        self.last_id = max(self.last_id, f["id"])
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a finished receive's exception as seen (it is handled, or the connection ended)."""
+    if not future.cancelled():
+        future.exception()
+
+
+class RawSender(Client):
+    """Pipelines up to ``window`` messages; after a refusal it may retry, or a lost
+    connection, it connects again and re-sends every unacked message in order, with its
+    client_id (docs/protocol.md, "Resuming")."""
+
+    def __init__(self, *args: Any, window: int = 4, interval: float = 0.05) -> None:
+        super().__init__(*args)
+        self.window, self.interval = window, interval
+        self.seq = 0
+        self.unacked: dict[str, str] = {}  # client_id -> text, in send order
+        self.acked = 0
+
+    async def run(self, send_until: float, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline and (loop.time() < send_until or self.unacked):
+            try:
+                self.ws = await self._open("presence=0&receive=0")
+            except Exception:
+                await asyncio.sleep(0.2 + self.rng.random() * 0.3)
+                continue
+            try:
+                await self._session(self.ws, send_until, deadline)
+            except Exception:
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(), 1)
+                self.ws = None
+
+    def _send_frame(self, cid: str, text: str) -> str:
+        self.h.add(Send(self.name, self.room, text, int(text.rsplit("#", 1)[1]), client_id=cid))
+        return json.dumps({"type": "message", "message": text, "client_id": cid})
+
+    async def _session(self, ws: ClientConnection, send_until: float, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        epoch = welcome["epoch"]
+        for cid, text in list(self.unacked.items()):
+            await ws.send(self._send_frame(cid, text))
+        next_send = loop.time()
+        while loop.time() < deadline:
+            sending = loop.time() < send_until and len(self.unacked) < self.window
+            if not sending and not self.unacked:
+                return
+            wait = max(0.0, next_send - loop.time()) if sending else 0.5
+            try:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), wait))
+            except TimeoutError:
+                if sending and loop.time() >= next_send:
+                    self.seq += 1
+                    cid, text = f"{self.name}-{self.seq}", f"{self.name}#{self.seq}"
+                    self.unacked[cid] = text
+                    await ws.send(self._send_frame(cid, text))
+                    next_send = loop.time() + self.interval * (0.5 + self.rng.random())
+                continue
+            kind, cid = frame.get("type"), frame.get("client_id")
+            if kind == "ack" and cid is not None:
+                if cid in self.unacked:
+                    text = self.unacked.pop(cid)
+                    self.acked += 1
+                else:  # a duplicate ack of one already counted
+                    text = f"{self.name}#{cid.rsplit('-', 1)[1]}"
+                self.h.add(
+                    Ack(self.name, self.room, text, cid, frame["id"], frame["duplicate"], epoch)
+                )
+            elif kind == "error":
+                code = frame.get("code", "")
+                self.h.add(
+                    Refusal(
+                        self.name,
+                        self.room,
+                        cid,
+                        code,
+                        frame.get("blocked_by"),
+                        self.unacked.get(cid) if cid else None,
+                    )
+                )
+                if code in NOT_STORED:
+                    await asyncio.sleep(min(float(frame.get("retry_after") or 0.2), 2.0))
+                    return  # a new connection, which re-sends every unacked message in order
+                if cid is not None:
+                    self.unacked.pop(cid, None)  # refused for good
+
+
+class CliSender:
+    """A ``chatctl send ROOM --json`` process fed one line per message; its acks are read
+    from stdout."""
+
+    def __init__(
+        self,
+        name: str,
+        room: str,
+        url: str,
+        env: dict[str, str],
+        history: History,
+        rng: random.Random,
+        *,
+        interval: float = 0.05,
+    ) -> None:
+        self.name, self.room, self.url, self.env = name, room, url, env
+        self.h, self.rng, self.interval = history, rng, interval
+        self.proc: asyncio.subprocess.Process | None = None
+        self.seq = 0
+        self.acked = 0
+        self.status: int | None = None
+
+    async def run(self, send_until: float, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        cmd = [sys.executable, "-m", "chatctl", "send", self.room, "--json", "--user", self.name]
+        cmd += ["--server", self.url, "--timeout", str(max(5, int(deadline - loop.time())))]
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        reader = asyncio.ensure_future(self._read_acks())
+        assert self.proc.stdin is not None
+        try:
+            while loop.time() < send_until:
+                self.seq += 1
+                text = f"{self.name}#{self.seq}"
+                self.h.add(Send(self.name, self.room, text, self.seq))
+                self.proc.stdin.write(text.encode() + b"\n")
+                await self.proc.stdin.drain()
+                await asyncio.sleep(self.interval * (0.5 + self.rng.random()))
+            self.proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), max(0.1, deadline - loop.time()))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self.kill()
+            reader.cancel()
+            self.status = await self.proc.wait()
+
+    async def _read_acks(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            with contextlib.suppress(ValueError, KeyError):
+                a = json.loads(line)
+                self.h.add(
+                    Ack(
+                        self.name,
+                        self.room,
+                        None,
+                        a["client_id"],
+                        a["id"],
+                        a.get("duplicate", False),
+                    )
+                )
+                self.acked += 1
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+Cutter = Callable[[], bool]
+
+__all__ = ["CliSender", "Client", "RawSender", "Receiver"]

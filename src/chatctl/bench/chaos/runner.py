@@ -1,0 +1,178 @@
+"""``chatctl bench chaos``: run seeded schedules against real processes, check each history,
+print a summary last. Exit status 1 on any violation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from chatctl.bench.chaos.check import Violation, check, messages_checked
+from chatctl.bench.chaos.history import Delivery, End, Fault, History, Welcome
+from chatctl.bench.chaos.schedule import DURABLE, Schedule, plan
+from chatctl.bench.chaos.world import ROOMS, World, run_faults
+
+#: seconds senders get after the faults end to have every message acked
+SETTLE = 30.0
+
+
+@dataclass
+class ScheduleResult:
+    schedule: Schedule
+    faults: Counter[str] = field(default_factory=Counter)
+    messages: int = 0
+    acked: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    report: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
+    history = History(schedule.broker, DURABLE[schedule.broker], schedule.seed)
+    world = World(schedule, workdir, history)
+    result = ScheduleResult(schedule)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    tasks: list[asyncio.Future[None]] = []
+    try:
+        await world.start()
+        start = loop.time()
+        send_until, deadline = start + schedule.seconds, start + schedule.seconds + SETTLE
+        tasks += [asyncio.ensure_future(r.run(stop)) for r in world.receivers]
+        senders = [asyncio.ensure_future(s.run(send_until, deadline)) for s in world.raw]
+        senders += [asyncio.ensure_future(c.run(send_until, deadline)) for c in world.cli]
+        tasks += senders
+        await asyncio.wait_for(run_faults(world, result.log), schedule.seconds + 30)
+        await world.heal()
+        await asyncio.wait(senders, timeout=max(1.0, deadline - loop.time()))
+        await _catch_up(world, history)
+        history.add(End())
+        for room in ROOMS:
+            await _final_read(world, history, room)
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        await world.close()
+    result.faults = Counter(e.name for e in history.events if isinstance(e, Fault))
+    if schedule.rate_limit:
+        result.faults["rate_limit"] += 1
+    result.violations = check(history)
+    result.messages = messages_checked(history)
+    result.acked = sum(s.acked for s in world.raw) + sum(c.acked for c in world.cli)
+    for v in result.violations[:20]:
+        result.report += v.report(history)
+    return result
+
+
+async def _catch_up(world: World, history: History, timeout: float = 10) -> None:
+    """Wait until every connected receiver has the newest id of its room's epoch."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout
+    while loop.time() < until:
+        newest: dict[tuple[str, str], int] = {}
+        for e in history.events:
+            if isinstance(e, Delivery):
+                key = (e.room, e.epoch)
+                newest[key] = max(newest.get(key, 0), e.id)
+        behind = [
+            r
+            for r in world.receivers
+            if r.ws is not None
+            and r.epoch is not None
+            and r.last_id < newest.get((r.room, r.epoch), 0)
+        ]
+        if not behind:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _final_read(world: World, history: History, room: str) -> None:
+    """The room's whole history, read by a fresh connection once everything is healed."""
+    name = f"final-{room}"
+    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history=100000"
+    headers = {"Authorization": f"Bearer {world.token(name)}"}
+    for _ in range(20):
+        try:
+            async with connect(url, additional_headers=headers, max_size=2**27) as ws:
+                w = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        except Exception:
+            await asyncio.sleep(0.5)
+            continue
+        history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
+        for f in w["history"]:
+            history.add(
+                Delivery(
+                    name,
+                    1,
+                    room,
+                    f["id"],
+                    w["epoch"],
+                    f["message"],
+                    f["user"],
+                    f.get("client_id"),
+                    history=True,
+                )
+            )
+        return
+
+
+def run_chaos(
+    *, seed: int, duration: float, broker: str, schedule_seconds: float, keep: bool = False
+) -> int:
+    """Schedules of ``schedule_seconds`` until ``duration`` is spent; the summary on stdout;
+    0 when no violation, 1 otherwise."""
+    results: list[ScheduleResult] = []
+    count = max(1, round(duration / schedule_seconds))
+    for n in range(count):
+        s = plan(seed + n, broker, schedule_seconds)
+        workdir = Path(tempfile.mkdtemp(prefix=f"chatctl-chaos-{broker}-"))
+        try:
+            r = asyncio.run(run_schedule(s, workdir))
+        finally:
+            if not keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        results.append(r)
+        bad = f", {len(r.violations)} VIOLATIONS" if r.violations else ""
+        print(
+            f"schedule {n + 1}/{count} seed={s.seed}: {sum(r.faults.values())} faults, "
+            f"{r.messages} messages checked, {r.acked} acked{bad}",
+            flush=True,
+        )
+        if r.violations:
+            print("\n".join([*s.describe(), *r.log, *r.report]), flush=True)
+    return _summary(results, seed, broker, schedule_seconds)
+
+
+def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: float) -> int:
+    faults: Counter[str] = Counter()
+    for r in results:
+        faults.update(r.faults)
+    violations = sum(len(r.violations) for r in results)
+    print(f"chaos summary: broker {broker}, seed {seed}, {len(results)} schedules of {seconds:g} s")
+    print("  faults: " + (", ".join(f"{k} {v}" for k, v in sorted(faults.items())) or "none"))
+    print(
+        f"  messages checked: {sum(r.messages for r in results)}, acked: "
+        f"{sum(r.acked for r in results)}"
+    )
+    print(f"  violations: {violations}")
+    if violations:
+        bad = [str(r.schedule.seed) for r in results if r.violations]
+        print(
+            f"  replay: chatctl bench chaos --broker {broker} --seed {bad[0]} "
+            f"--duration {seconds:g} --schedule-seconds {seconds:g}  (failing seeds: "
+            f"{', '.join(bad)})"
+        )
+    return 1 if violations else 0
+
+
+__all__ = ["ScheduleResult", "run_chaos", "run_schedule"]

@@ -1,0 +1,74 @@
+"""A seeded schedule of faults: which, when, against what. The same seed, broker and length
+give the same schedule (the processes' own timing still varies from run to run)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+#: faults every broker gets, and those only some do
+COMMON_FAULTS = (
+    "node_kill",
+    "node_term",
+    "node_stop",
+    "client_cut",
+    "proxy_delay",
+    "proxy_pause",
+    "proxy_cut",
+)
+BROKER_FAULTS = {
+    "memory": (),
+    "sqlite": ("disk_full", "disk_full"),
+    "redis": ("redis_restart", "redis_kill"),
+}
+#: the broker keeps every acked message across every fault above (see docs/reliability.md)
+DURABLE = {"memory": False, "sqlite": True, "redis": True}
+NODES = {"memory": 1, "sqlite": 1, "redis": 2}
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    at: float  # seconds after the schedule started
+    name: str
+    target: int  # a node (or client, proxy) index; the runner takes it modulo the count
+    hold: float  # how long a pause, stop, delay or full disk lasts; a restart's downtime
+
+    def describe(self) -> str:
+        return f"t={self.at:5.2f}s {self.name} target={self.target} hold={self.hold:.2f}s"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    seed: int
+    broker: str
+    seconds: float
+    rate_limit: bool
+    faults: tuple[PlannedFault, ...]
+
+    def describe(self) -> list[str]:
+        head = f"schedule seed={self.seed} broker={self.broker} seconds={self.seconds:g}"
+        head += " rate-limit=on" if self.rate_limit else ""
+        return [head, *("  " + f.describe() for f in self.faults)]
+
+
+def plan(seed: int, broker: str, seconds: float) -> Schedule:
+    rng = random.Random(f"{seed}:{broker}:{seconds:g}")
+    kinds = COMMON_FAULTS + BROKER_FAULTS[broker]
+    count = max(2, int(seconds / 2))
+    end = max(1.5, seconds - 1.5)
+    faults = sorted(
+        (
+            PlannedFault(
+                round(rng.uniform(0.8, end), 2),
+                rng.choice(kinds),
+                rng.randrange(64),
+                round(rng.uniform(0.2, 1.8), 2),
+            )
+            for _ in range(count)
+        ),
+        key=lambda f: f.at,
+    )
+    return Schedule(seed, broker, seconds, rng.random() < 0.35, tuple(faults))
+
+
+__all__ = ["BROKER_FAULTS", "COMMON_FAULTS", "DURABLE", "NODES", "PlannedFault", "Schedule", "plan"]

@@ -1,0 +1,195 @@
+"""One schedule's world: its redis-server, nodes, proxies and clients, and how each fault of
+:mod:`.schedule` is applied to them (and healed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import resource
+import secrets
+import signal
+from pathlib import Path
+
+from chatctl.bench.chaos.clients import CliSender, RawSender, Receiver
+from chatctl.bench.chaos.history import Fault, History
+from chatctl.bench.chaos.procs import Node, RedisService, chatctl_env
+from chatctl.bench.chaos.proxy import Proxy
+from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
+from chatctl.tokens.mint import mint
+
+ROOMS = ("a", "b")
+#: keep every message in the history and in one welcome: a recovered: false is then a bug
+SERVE_FLAGS = ["--history", "100000", "--max-pending", str(2**27), "--drain-timeout", "2"]
+SERVE_FLAGS += ["--ping-interval", "2", "--log-level", "warning"]
+
+
+class World:
+    def __init__(self, schedule: Schedule, workdir: Path, history: History) -> None:
+        self.s, self.dir, self.h = schedule, workdir, history
+        self.rng = random.Random(f"clients:{schedule.seed}")
+        self.secret = secrets.token_hex(32)
+        self.env = chatctl_env(self.secret, workdir / "data")
+        self.redis: RedisService | None = None
+        self.nodes: list[Node] = []
+        self.proxies: list[Proxy] = []
+        self.receivers: list[Receiver] = []
+        self.raw: list[RawSender] = []
+        self.cli: list[CliSender] = []
+        self.locks: list[asyncio.Lock] = []
+
+    # -- start and stop -------------------------------------------------------------------
+    async def start(self) -> None:
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        if self.s.broker == "redis":
+            self.redis = RedisService(self.dir / "redis")
+            await asyncio.to_thread(self.redis.start)
+            url = self.redis.url
+        elif self.s.broker == "sqlite":
+            url = f"sqlite://{self.dir / 'data'}/"
+        else:
+            url = "memory:"
+        flags = ["--broker", url, *SERVE_FLAGS]
+        if self.s.rate_limit:
+            flags += ["--rate-limit", "15", "--rate-burst", "5"]
+        for n in range(NODES[self.s.broker]):
+            node = Node(f"n{n}", flags, self.env, self.dir / f"n{n}.log")
+            await asyncio.to_thread(node.start)
+            self.nodes.append(node)
+            proxy = Proxy(node.port)
+            await proxy.start()
+            self.proxies.append(proxy)
+            self.locks.append(asyncio.Lock())
+        self._make_clients()
+
+    def urls(self) -> list[str]:
+        return [f"ws://127.0.0.1:{p}" for n in self.nodes for p in (n.port,)] + [
+            f"ws://127.0.0.1:{p.port}" for p in self.proxies
+        ]
+
+    def token(self, user: str) -> str:
+        return mint(self.secret.encode(), user, ttl=3600)
+
+    def _make_clients(self) -> None:
+        urls, late = self.urls(), self.s.seconds * 0.4
+        for r, room in enumerate(ROOMS):
+            for i, delay in enumerate((0.0, 0.0, late)):
+                name = f"r{r}{i}"
+                args = (name, room, urls, self.token(name), self.h, self.rng)
+                self.receivers.append(Receiver(*args, delay=delay))
+        for i, room in enumerate(("a", "b", "a")):
+            name = f"s{i}"
+            args = (name, room, urls, self.token(name), self.h, self.rng)
+            self.raw.append(RawSender(*args, window=1 + self.rng.randrange(6)))
+        url = self.rng.choice(urls)
+        self.cli.append(CliSender("c0", "a", url, self.env, self.h, self.rng))
+
+    async def heal(self) -> None:
+        """Undo every fault: proxies open, nodes running and continued, disks free, Redis up."""
+        for p in self.proxies:
+            p.resume()
+            p.delay = 0.0
+        if self.redis is not None and self.redis.proc is None:
+            await asyncio.to_thread(self.redis.start)
+        for node, lock in zip(self.nodes, self.locks, strict=True):
+            async with lock:
+                node.signal(signal.SIGCONT)
+                node.set_file_limit(resource.RLIM_INFINITY)
+                if not node.alive:
+                    await asyncio.to_thread(node.start)
+
+    async def close(self) -> None:
+        for c in self.cli:
+            c.kill()
+        for p in self.proxies:
+            await p.close()
+        for node in self.nodes:
+            node.stop()
+        if self.redis is not None:
+            self.redis.stop(signal.SIGKILL)
+
+    # -- faults ---------------------------------------------------------------------------
+    async def apply(self, f: PlannedFault) -> str:
+        """Apply ``f`` (and heal it after its hold); what was done, for the log."""
+        node_i = f.target % len(self.nodes)
+        node, lock = self.nodes[node_i], self.locks[node_i]
+        loses = not self._durable()
+        if f.name in ("node_kill", "node_term"):
+            async with lock:
+                if not node.alive:
+                    return "skipped: node down"
+                self.h.add(Fault(f.name, node.name, loses_history=loses))
+                node.signal(signal.SIGKILL if f.name == "node_kill" else signal.SIGTERM)
+                await asyncio.to_thread(node.wait, 5)
+                await asyncio.sleep(f.hold)
+                await asyncio.to_thread(node.start)
+            return f"{node.name} restarted"
+        if f.name == "node_stop":
+            async with lock:
+                if not node.alive:
+                    return "skipped: node down"
+                self.h.add(Fault(f.name, node.name))
+                node.signal(signal.SIGSTOP)
+                await asyncio.sleep(f.hold)
+                node.signal(signal.SIGCONT)
+            return f"{node.name} stopped {f.hold:.2f}s"
+        if f.name == "disk_full":
+            async with lock:
+                if not node.set_file_limit(0):
+                    return "skipped: node down"
+                self.h.add(Fault(f.name, node.name))
+                await asyncio.sleep(f.hold)
+                node.set_file_limit(resource.RLIM_INFINITY)
+            return f"{node.name} disk full {f.hold:.2f}s"
+        if f.name in ("redis_restart", "redis_kill") and self.redis is not None:
+            self.h.add(Fault(f.name, "redis"))
+            self.redis.stop(signal.SIGKILL if f.name == "redis_kill" else signal.SIGTERM)
+            await asyncio.sleep(f.hold)
+            await asyncio.to_thread(self.redis.start)
+            return "redis restarted"
+        if f.name == "client_cut":
+            clients = [*self.receivers, *self.raw]
+            victim = clients[f.target % len(clients)]
+            self.h.add(Fault(f.name, victim.name))
+            return f"{victim.name} cut" if victim.cut() else f"{victim.name} was not connected"
+        proxy = self.proxies[node_i]
+        self.h.add(Fault(f.name, f"proxy{node_i}"))
+        if f.name == "proxy_cut":
+            return f"proxy{node_i}: {proxy.cut()} sockets cut"
+        if f.name == "proxy_pause":
+            proxy.pause()
+            await asyncio.sleep(f.hold)
+            proxy.resume()
+            return f"proxy{node_i} paused {f.hold:.2f}s"
+        proxy.delay = round(0.02 + f.hold / 10, 3)
+        await asyncio.sleep(f.hold * 2)
+        proxy.delay = 0.0
+        return f"proxy{node_i} delayed {f.hold * 2:.2f}s"
+
+    def _durable(self) -> bool:
+        return self.s.broker != "memory"
+
+
+async def run_faults(world: World, log: list[str]) -> None:
+    """Each planned fault at its time, as its own task: they may overlap."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def one(f: PlannedFault) -> None:
+        await asyncio.sleep(max(0.0, start + f.at - loop.time()))
+        try:
+            log.append(f"{f.describe()}: {await world.apply(f)}")
+        except Exception as exc:
+            log.append(f"{f.describe()}: failed: {type(exc).__name__}: {exc}")
+
+    tasks = [asyncio.ensure_future(one(f)) for f in world.s.faults]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["ROOMS", "World", "run_faults"]

@@ -1,0 +1,195 @@
+"""The chaos checker on hand-made histories: a clean one passes, and each rule catches a
+history made to break it (the checker is pure: no server needed)."""
+
+from __future__ import annotations
+
+from chatctl.bench.chaos.check import check
+from chatctl.bench.chaos.history import (
+    Ack,
+    Delivery,
+    Disconnect,
+    End,
+    Event,
+    Fault,
+    History,
+    Refusal,
+    Send,
+    Welcome,
+)
+
+R = "room"
+
+
+def _d(receiver: str, conn: int, id_: int, text: str, epoch: str = "e1", **kw: object) -> Delivery:
+    return Delivery(receiver, conn, R, id_, epoch, text, "s0", client_id=f"c-{text}", **kw)  # type: ignore[arg-type]
+
+
+def _send(seq: int) -> list[Event]:
+    return [Send("s0", R, f"s0#{seq}", seq, client_id=f"c-s0#{seq}")]
+
+
+def _clean(durable: bool = True) -> list[Event]:
+    ev: list[Event] = [
+        Welcome("a", 1, R, "e1", 0),
+        Welcome("b", 1, R, "e1", 0),
+    ]
+    for seq in (1, 2, 3):
+        text = f"s0#{seq}"
+        ev += _send(seq)
+        ev += [_d("a", 1, seq, text), _d("b", 1, seq, text)]
+        ev.append(Ack("s0", R, text, f"c-{text}", seq, epoch="e1"))
+    # b is cut and resumes after id 1... no: after id 3, then gets 4 live
+    ev += [Disconnect("b", 1, "cut"), Welcome("b", 2, R, "e1", 3, 3, "e1", True)]
+    ev += _send(4)
+    ev += [_d("a", 1, 4, "s0#4"), _d("b", 2, 4, "s0#4")]
+    ev.append(Ack("s0", R, "s0#4", "c-s0#4", 4, epoch="e1"))
+    ev += [End(), Welcome("final", 1, R, "e1", 4)]
+    ev += [_d("final", 1, i, f"s0#{i}", history=True) for i in (1, 2, 3, 4)]
+    return ev
+
+
+def _history(events: list[Event], durable: bool = True) -> History:
+    return History("test", durable, 7, list(events))
+
+
+def _rules(events: list[Event], durable: bool = True) -> set[str]:
+    return {v.rule for v in check(_history(events, durable))}
+
+
+def test_a_clean_history_passes() -> None:
+    assert check(_history(_clean())) == []
+    assert check(_history(_clean(), durable=False)) == []
+
+
+def test_a_resume_that_recovers_what_it_missed_passes() -> None:
+    ev = _clean()
+    # b misses 2 and 3 while cut, then gets them in its resumed welcome's history
+    ev = [e for e in ev if not (isinstance(e, Delivery) and e.receiver == "b" and e.id in (2, 3))]
+    cut = next(i for i, e in enumerate(ev) if isinstance(e, Disconnect))
+    ev[cut + 1] = Welcome("b", 2, R, "e1", 3, 1, "e1", True)
+    ev[cut + 2 : cut + 2] = [
+        _d("b", 2, 2, "s0#2", history=True),
+        _d("b", 2, 3, "s0#3", history=True),
+    ]
+    assert check(_history(ev)) == []
+
+
+def test_an_epoch_change_after_a_memory_restart_passes() -> None:
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), *_send(1), _d("a", 1, 1, "s0#1")]
+    ev += [Fault("node_kill", "n0", loses_history=True), Disconnect("a", 1, "1006")]
+    ev += [Welcome("a", 2, R, "e2", 0, 1, "e1", False), *_send(2), _d("a", 2, 1, "s0#2", "e2")]
+    ev += [End()]
+    assert check(_history(ev, durable=False)) == []
+
+
+def test_a_skipped_id_is_a_gap() -> None:
+    ev = [e for e in _clean() if not (isinstance(e, Delivery) and e.receiver == "a" and e.id == 2)]
+    violations = check(_history(ev))
+    assert {v.rule for v in violations} == {"gap"}
+    assert "never id 2" in violations[0].detail
+    assert any("seed 7" in line for line in violations[0].report(_history(ev)))
+
+
+def test_a_redelivery_after_a_resume_is_caught() -> None:
+    ev = _clean()
+    cut = next(i for i, e in enumerate(ev) if isinstance(e, Disconnect))
+    ev.insert(cut + 2, _d("b", 2, 3, "s0#3", history=True))
+    assert "gap" in _rules(ev)
+
+
+def test_ids_going_backwards_on_one_connection_are_caught() -> None:
+    ev = _clean()
+    ev.insert(ev.index(_d("a", 1, 3, "s0#3")) + 1, _d("a", 1, 2, "s0#2"))
+    assert "id-order" in _rules(ev)
+
+
+def test_receivers_seeing_different_messages_at_one_id_is_caught() -> None:
+    ev = [_d("b", 1, 2, "s0#3") if e == _d("b", 1, 2, "s0#2") else e for e in _clean()]
+    assert "same-id" in _rules(ev)
+
+
+def test_one_message_stored_twice_is_caught() -> None:
+    ev = _clean()
+    end = next(i for i, e in enumerate(ev) if isinstance(e, End))
+    ev[end:end] = [_d("a", 1, 5, "s0#4"), _d("b", 2, 5, "s0#4")]
+    assert "duplicate" in _rules(ev)
+
+
+def test_a_live_receiver_that_misses_the_last_message_is_caught() -> None:
+    ev = [e for e in _clean() if e != _d("b", 2, 4, "s0#4")]
+    assert _rules(ev) == {"not-delivered"}
+
+
+def test_a_sender_stored_out_of_order_is_caught() -> None:
+    ev = _clean()
+    ev = [e for e in ev if not isinstance(e, Send)]
+    ev[:0] = [*_send(1), *_send(3), *_send(2), *_send(4)]  # s0#3 was sent before s0#2
+    assert _rules(ev) == {"sender-order"}
+
+
+def test_an_epoch_change_on_a_durable_broker_is_caught() -> None:
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), *_send(1), _d("a", 1, 1, "s0#1")]
+    ev += [Fault("node_kill", "n0", loses_history=True), Disconnect("a", 1, "1006")]
+    ev += [Welcome("a", 2, R, "e2", 0, 1, "e1", False), End()]
+    assert "epoch-change" in _rules(ev, durable=True)
+    assert _rules(ev, durable=False) == set()
+
+
+def test_an_epoch_change_without_a_restart_is_caught_on_memory() -> None:
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), Disconnect("a", 1, "cut")]
+    ev += [Welcome("a", 2, R, "e2", 0, 0, "e1", False), End()]
+    assert _rules(ev, durable=False) == {"epoch-change"}
+
+
+def test_recovered_false_in_the_same_epoch_is_caught() -> None:
+    ev = _clean()
+    ev = [
+        Welcome("b", 2, R, "e1", 3, 3, "e1", False) if isinstance(e, Welcome) and e.conn == 2 else e
+        for e in ev
+    ]
+    assert _rules(ev) == {"recovered"}
+
+
+def test_recovered_true_across_an_epoch_change_is_caught() -> None:
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), Fault("node_kill", "n0", True)]
+    ev += [Disconnect("a", 1), Welcome("a", 2, R, "e2", 0, 0, "e1", True), End()]
+    assert _rules(ev, durable=False) == {"recovered"}
+
+
+def test_an_ack_for_another_message_is_caught() -> None:
+    ev = [
+        Ack("s0", R, "s0#2", "c-s0#2", 3, epoch="e1")
+        if e == Ack("s0", R, "s0#2", "c-s0#2", 2, epoch="e1")
+        else e
+        for e in _clean()
+    ]
+    assert "ack-mismatch" in _rules(ev)
+
+
+def test_an_ack_whose_message_is_gone_at_the_end_is_caught() -> None:
+    ev = [e for e in _clean() if e != _d("final", 1, 2, "s0#2", history=True)]
+    assert _rules(ev) == {"acked-lost"}
+
+
+def test_an_ack_without_text_or_epoch_is_resolved_from_deliveries() -> None:
+    ev = [
+        Ack("s0", R, None, "c-s0#4", 4) if isinstance(e, Ack) and e.id == 4 else e for e in _clean()
+    ]
+    ev = [e for e in ev if e != _d("final", 1, 4, "s0#4", history=True)]
+    assert _rules(ev) == {"acked-lost"}
+
+
+def test_a_message_refused_as_not_stored_then_stored_is_caught() -> None:
+    ev = _clean()
+    at = ev.index(_d("a", 1, 2, "s0#2"))
+    ev.insert(at, Refusal("s0", R, "c-s0#2", "broker_unavailable", text="s0#2"))
+    assert _rules(ev) == {"refused-stored"}
+    ev.insert(at + 1, Send("s0", R, "s0#2", 2, client_id="c-s0#2"))  # sent again: fine
+    assert _rules(ev) == set()
+
+
+def test_a_message_nobody_sent_is_caught() -> None:
+    ev = _clean()
+    end = next(i for i, e in enumerate(ev) if isinstance(e, End))
+    ev[end:end] = [_d("a", 1, 5, "ghost"), _d("b", 2, 5, "ghost")]
+    assert _rules(ev) == {"phantom"}
