@@ -18,7 +18,8 @@ from support.helpers import ServeProcess
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[ServeProcess]:
-    with serving("--memory") as server:
+    # --history above the 5,000 lines a test may send: stored() reads the whole room back
+    with serving("--memory", "--history", "10000") as server:
         yield server
 
 

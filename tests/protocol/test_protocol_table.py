@@ -40,7 +40,7 @@ from chatctl.protocol import (
     type_name,
 )
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 APP_JS = (Path(web.__file__).parent / "app.js").read_text()
 
 MSG = Message(7, "ops", "bob", 'say "hi"', 12.5, kind="action", client_id="c-1")
