@@ -18,6 +18,25 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+#: Tests that measure latency or pace under load, or load the machine themselves: under
+#: ``--dist loadgroup`` (pyproject's addopts) they run one after another on one xdist worker,
+#: never beside each other, while the other workers run the rest of the suite.
+TIMING = (
+    "tests/server/test_slow_consumer.py",
+    "tests/server/test_abuse.py",
+    "tests/broker/test_sqlite_faults.py",
+    "tests/broker/test_redis_cluster_e2e.py",
+    "tests/client/test_send.py::test_a_bulk_send_paces_itself_under_the_advertised_rate_limit",
+    "tests/bench/test_chaos.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(TIMING):
+            item.add_marker(pytest.mark.xdist_group("timing"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test reads or writes the real ~/.config, ~/.local/state or ~/.local/share, or sees
