@@ -14,8 +14,9 @@ import pytest
 
 from chatctl.broker.memory import MemoryBroker
 from chatctl.server import ChatServer, ServerSettings
+from chatctl.server.limits import RateSettings
 from support.client_helpers import CHATCTL, arun_cli, client_env, run_cli, serving
-from support.helpers import free_port, make_token, verifier
+from support.helpers import free_port, make_server, make_token, verifier
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (.*)")
 
@@ -234,3 +235,14 @@ def test_against_a_chatctl_serve_process() -> None:
         assert res.returncode == 0, res.stderr
         (frame,) = [json.loads(line) for line in res.stdout.splitlines()]
         assert (frame["user"], frame["message"]) == ("bob", "hello from a script")
+
+
+async def test_a_rate_limited_request_is_asked_again() -> None:
+    """Three pages at one frame per second with no burst to spare: the refused requests
+    are asked again after retry_after, and nothing is missing or repeated."""
+    srv = make_server(rates=RateSettings(conn_rate=1, conn_burst=1, abuse_burst=1000))
+    async with srv:
+        await post(srv, "big", "bob", *(f"m{i}" for i in range(1, 451)))
+        status, out, err = await history(srv, "big", "--limit", "0")
+    assert (status, err) == (0, "")
+    assert texts(out) == [f"bob: m{i}" for i in range(1, 451)]
