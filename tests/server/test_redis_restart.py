@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chatctl.broker.redis import RedisBroker
 from chatctl.server import ChatServer, ServerSettings
+from support.brokers import eventually
 from support.helpers import RedisServer, client, recv_json, recv_type, verifier
 
 pytestmark = [pytest.mark.redis]
@@ -83,9 +84,7 @@ async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
         old = await ids_until(reader, before[-1], [])
 
         await asyncio.to_thread(redis.stop)
-        async with asyncio.timeout(30):
-            while broker.reconnects < FAILED_RECONNECTS:  # noqa: ASYNC110 - a broker counter
-                await asyncio.sleep(0.02)
+        await eventually(lambda: broker.reconnects >= FAILED_RECONNECTS, timeout=30)
         await asyncio.to_thread(redis.start)
         # Redis is back, the live feed still sleeps out its backoff: store while it lags
         during = [await publish(sender, f"during-{i}") for i in range(5)]
@@ -100,9 +99,7 @@ async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
             assert back_welcome["recovered"] is True
             assert [m["id"] for m in back_welcome["history"]] == during
             assert fresh_welcome["last_id"] == during[-1]
-            async with asyncio.timeout(15):  # the live feed catches up
-                while not broker.healthy():  # noqa: ASYNC110 - the feed has no event
-                    await asyncio.sleep(0.02)
+            await eventually(broker.healthy, timeout=15)  # the live feed catches up
             after = [await publish(sender, f"after-{i}") for i in range(3)]
             for ws, seen in (
                 (reader, old),
