@@ -29,10 +29,12 @@ REGRESSIONS = [
 
 
 def need(broker: str) -> None:
-    if broker == "redis" and shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing and CI=true: the chaos check must run")
-        pytest.skip("redis-server is not installed")
+    tools = {"redis": ["redis-server"], "rediscluster": ["redis-server", "redis-cli"]}
+    for tool in tools.get(broker, []):
+        if shutil.which(tool) is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"{tool} is missing and CI=true: the chaos check must run")
+            pytest.skip(f"{tool} is not installed")
 
 
 def check_schedule(broker: str, seed: int) -> None:
@@ -48,7 +50,7 @@ def check_schedule(broker: str, seed: int) -> None:
     assert int(checked.split("messages checked: ")[1].split(",")[0]) > 20, done.stdout
 
 
-@pytest.mark.parametrize("broker", ["memory", "sqlite", "redis"])
+@pytest.mark.parametrize("broker", ["memory", "sqlite", "redis", "rediscluster"])
 def test_a_short_fault_schedule_breaks_no_rule(broker: str) -> None:
     need(broker)
     seed = random.SystemRandom().randrange(1, 10**6)
