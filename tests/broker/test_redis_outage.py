@@ -20,8 +20,8 @@ pytestmark = pytest.mark.redis
 
 T = TypeVar("T")
 
-#: The feed's backoff after this many failed reconnects is min(2, 0.05 * 2**6) * [0.5, 1]
-#: >= 1 s: the window in which it lags.
+#: The feed's backoff after this many failed reconnects is min(4, 0.05 * 2**6) * [0.5, 1]
+#: >= 1.6 s: the window in which it lags.
 FAILED_RECONNECTS = 7
 
 
@@ -52,7 +52,7 @@ async def test_a_room_subscribed_while_redis_is_down_gets_all_after_its_history(
     its welcome's history once Redis is back, and more is published before the feed
     reconnects: the feed must deliver from where that history read stopped, not from
     wherever the room is when it reconnects."""
-    node = RedisBroker(redis.url, prefix="t", health_interval=0.2, timeout=1, backoff_cap=2.0)
+    node = RedisBroker(redis.url, prefix="t", health_interval=0.2, timeout=1, backoff_cap=4.0)
     publisher = RedisBroker(redis.url, prefix="t", timeout=1)
     await node.start()
     await publisher.start()

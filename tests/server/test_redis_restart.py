@@ -27,9 +27,9 @@ from support.helpers import RedisServer, client, recv_json, recv_type, verifier
 pytestmark = [pytest.mark.redis]
 
 #: The live feed's reconnect backoff grows to this cap (seconds) while Redis is down.
-BACKOFF_CAP = 2.0
+BACKOFF_CAP = 4.0
 #: Failed reconnects to wait for before Redis comes back: the backoff then being slept is
-#: min(BACKOFF_CAP, 0.05 * 2**6) * [0.5, 1] >= 1 s, the window in which the feed lags.
+#: min(BACKOFF_CAP, 0.05 * 2**6) * [0.5, 1] >= 1.6 s, the window in which the feed lags.
 FAILED_RECONNECTS = 7
 
 
