@@ -13,7 +13,10 @@ Guarantees every implementation gives:
 - ``subscribe`` registers ONE callback per room per node; the broker calls it for every
   message of the room in id order, each exactly once per subscription (a Redis broker
   catches up from its log after an outage), and for presence changes; when the room's
-  history was lost and ids restart, it first delivers a :class:`Reset`.
+  history was lost and ids restart, it first delivers a :class:`Reset`. Live delivery
+  may lag behind ``history`` (a Redis feed catches up after an outage while publishes and
+  reads already work): the server's hub merges a welcome's history with the live messages
+  by id, so that a connection whose welcome is ahead gets nothing twice.
 - A broker may also be a :class:`PipelinedBroker`: its ``publish_nowait`` queues a publish
   and calls back when it is stored or refused, and publishes queued one after another are
   stored, answered and delivered in the order they were queued; the server then lets one

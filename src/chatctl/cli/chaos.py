@@ -18,24 +18,27 @@ Examples:
 
   chatctl bench chaos --broker redis --seed 1234 --duration 15
 
-Starts its own chatctl serve nodes (2 for redis), and for redis its own
-redis-server with AOF on a free port, clients that send, re-send and resume,
-and a seeded schedule of faults (node SIGKILL/SIGTERM/SIGSTOP, Redis
-restarts, cut connections, a TCP proxy that delays, pauses and cuts, SQLite
-disk full, rate limits). Every history is checked against docs/protocol.md;
-a violation prints its rule, the seed, the schedule and the events that show
-it. See docs/reliability.md.
+Starts its own chatctl serve nodes (2 for redis and rediscluster), and for
+redis its own redis-server with AOF on a free port (for rediscluster a Redis
+Cluster of 3 masters with a replica each, nodes run with
+--redis-wait-replicas 1), clients that send, re-send and resume, and a
+seeded schedule of faults (node SIGKILL/SIGTERM/SIGSTOP, Redis restarts,
+cluster master kills and failovers, cut connections, a TCP proxy that
+delays, pauses and cuts, SQLite disk full, rate limits). Every history is
+checked against docs/protocol.md; a violation prints its rule, the seed, the
+schedule and the events that show it. See docs/reliability.md.
 
 Exit status: 0 no violation; 1 a violation (replay it with the printed
 --seed); 2 usage error; 130 interrupted.
 """
 
-BROKER_NAMES = ("memory", "sqlite", "redis")
+BROKER_NAMES = ("memory", "sqlite", "redis", "rediscluster")
 
 
 def chaos(
     broker: Annotated[
-        str, typer.Option(help="memory, sqlite or redis (each started by the checker).")
+        str,
+        typer.Option(help="memory, sqlite, redis or rediscluster (each started by the checker)."),
     ] = "memory",
     seed: Annotated[
         int | None, typer.Option(help="First schedule's seed (default: random, printed).")

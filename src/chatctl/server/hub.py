@@ -4,7 +4,11 @@ The hub holds ONE broker subscription per room that has local members, however m
 connections the room has. A connection is attached as soon as its handshake is accepted
 (before the 101 response is sent), so nothing published after that point can miss it;
 until its welcome is written, live events are kept aside for it and then flushed, skipping
-messages the welcome's history already carried.
+messages the welcome's history already carried. The welcome reads the store, which may be
+ahead of the room's live feed (after a Redis outage the feed catches up from the stream
+later, seconds after publishes and welcomes work again): a connection whose welcome is ahead
+is remembered with the welcome's last id, and live messages up to that id skip it. Each
+connection thus gets every id once, from its welcome or live, in order.
 
 Fan-out writes each frame, encoded once, to every member without awaiting anyone
 (:func:`chatctl.server.wire.broadcast`): a slow or stalled client never delays the others.
@@ -73,7 +77,11 @@ class RoomMembers:
     ready: set[ServerConnection] = field(default_factory=set)
     #: connections whose welcome is not written yet -> the events they must still get
     waiting: dict[ServerConnection, list[Event]] = field(default_factory=dict)
+    #: the newest id delivered live to the room (the hub never delivers an id twice)
     last_id: int = 0
+    #: connections whose welcome carried ids the live feed has not delivered yet -> the
+    #: welcome's last id; empty but for the moments a feed lags behind the store
+    ahead: dict[ServerConnection, int] = field(default_factory=dict)
     #: presence changes of the current tick not sent yet: user -> its net change
     presence: dict[str, PresenceEvent] = field(default_factory=dict)
     #: every user those changes touched -> their last change (for the fresh connections)
@@ -130,6 +138,8 @@ class Hub:
             elif (news := _frame_for(user, event)) is not None:
                 self.write(conn, news.encode())
         members.ready.add(conn)
+        if after_id > members.last_id:  # the live feed lags behind the welcome
+            members.ahead[conn] = after_id
         self.listed(room, conn, user)
 
     def listed(self, room: str, conn: ServerConnection, user: str) -> None:
@@ -148,6 +158,7 @@ class Hub:
             members.ready.discard(conn)
             members.waiting.pop(conn, None)
             members.fresh.pop(conn, None)
+            members.ahead.pop(conn, None)
             if not members:
                 del self.rooms[room]
                 if members.presence_timer is not None:
@@ -247,6 +258,7 @@ class Hub:
     def _reset(self, members: RoomMembers, event: Reset) -> None:
         """The room's ids restart: every member must resume through a new welcome."""
         members.last_id = 0
+        members.ahead.clear()
         conns = [*members.ready, *members.waiting]
         log.warning(
             "room %s lost its history (new epoch %s): closing its %d connections with 1012 "
@@ -263,16 +275,19 @@ class Hub:
             wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
 
     def _deliver(self, members: RoomMembers, event: Event) -> None:
+        targets = members.ready
         if isinstance(event, Message):
             if event.id <= members.last_id:  # a broker replay after a reconnect: never twice
                 return
             members.last_id = event.id
+            if members.ahead:
+                targets = _not_ahead_of(members, event.id)
         for pending in members.waiting.values():
             pending.append(event)
-        if not members.ready:
+        if not targets:
             return
-        slow = wire.broadcast(members.ready, event.frame.encode(), max_pending=self.max_pending)
-        self.counters.deliveries += len(members.ready) - len(slow)
+        slow = wire.broadcast(targets, event.frame.encode(), max_pending=self.max_pending)
+        self.counters.deliveries += len(targets) - len(slow)
         for conn in slow:
             self.disconnect_slow(conn)
 
@@ -302,6 +317,13 @@ class Hub:
             pending,
             self.max_pending,
         )
+
+
+def _not_ahead_of(members: RoomMembers, id: int) -> set[ServerConnection]:
+    """The ready members that are to get message ``id`` live: not those whose welcome
+    already carried it; those that the feed has now caught up with are forgotten."""
+    members.ahead = {conn: after for conn, after in members.ahead.items() if after >= id}
+    return members.ready.difference(members.ahead)
 
 
 def _held_event(

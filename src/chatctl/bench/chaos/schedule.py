@@ -20,10 +20,11 @@ BROKER_FAULTS = {
     "memory": (),
     "sqlite": ("disk_full", "disk_full"),
     "redis": ("redis_restart", "redis_kill"),
+    "rediscluster": ("master_kill", "master_kill", "master_failover"),
 }
 #: the broker keeps every acked message across every fault above (see docs/reliability.md)
-DURABLE = {"memory": False, "sqlite": True, "redis": True}
-NODES = {"memory": 1, "sqlite": 1, "redis": 2}
+DURABLE = {"memory": False, "sqlite": True, "redis": True, "rediscluster": True}
+NODES = {"memory": 1, "sqlite": 1, "redis": 2, "rediscluster": 2}
 
 
 @dataclass(frozen=True)

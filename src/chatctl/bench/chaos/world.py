@@ -15,6 +15,7 @@ from chatctl.bench.chaos.clients import CliSender, RawSender, Receiver
 from chatctl.bench.chaos.history import Fault, History
 from chatctl.bench.chaos.procs import Node, RedisService, chatctl_env
 from chatctl.bench.chaos.proxy import Proxy
+from chatctl.bench.chaos.rcluster import ClusterService
 from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
 from chatctl.tokens.mint import mint
 
@@ -31,6 +32,7 @@ class World:
         self.secret = secrets.token_hex(32)
         self.env = chatctl_env(self.secret, workdir / "data")
         self.redis: RedisService | None = None
+        self.cluster: ClusterService | None = None
         self.nodes: list[Node] = []
         self.proxies: list[Proxy] = []
         self.receivers: list[Receiver] = []
@@ -45,11 +47,17 @@ class World:
             self.redis = RedisService(self.dir / "redis")
             await asyncio.to_thread(self.redis.start)
             url = self.redis.url
+        elif self.s.broker == "rediscluster":
+            self.cluster = ClusterService(self.dir / "cluster")
+            await asyncio.to_thread(self.cluster.start)
+            url = self.cluster.url
         elif self.s.broker == "sqlite":
             url = f"sqlite://{self.dir / 'data'}/"
         else:
             url = "memory:"
         flags = ["--broker", url, *SERVE_FLAGS]
+        if self.cluster is not None:  # an ack waits for a replica: a failover loses nothing
+            flags += ["--redis-wait-replicas", "1"]
         if self.s.rate_limit:
             flags += ["--rate-limit", "15", "--rate-burst", "5"]
         for n in range(NODES[self.s.broker]):
@@ -91,6 +99,10 @@ class World:
             p.delay = 0.0
         if self.redis is not None and self.redis.proc is None:
             await asyncio.to_thread(self.redis.start)
+        if self.cluster is not None:
+            for port in set(self.cluster.ports) - set(self.cluster.alive()):
+                await asyncio.to_thread(self.cluster.start_node, port)
+            await asyncio.to_thread(self.cluster.wait_healthy)
         for node, lock in zip(self.nodes, self.locks, strict=True):
             async with lock:
                 node.signal(signal.SIGCONT)
@@ -107,6 +119,8 @@ class World:
             node.stop()
         if self.redis is not None:
             self.redis.stop(signal.SIGKILL)
+        if self.cluster is not None:
+            self.cluster.stop()
 
     # -- faults ---------------------------------------------------------------------------
     async def apply(self, f: PlannedFault) -> str:
@@ -147,6 +161,8 @@ class World:
             await asyncio.sleep(f.hold)
             await asyncio.to_thread(self.redis.start)
             return "redis restarted"
+        if f.name in ("master_kill", "master_failover") and self.cluster is not None:
+            return await self._cluster_fault(f, self.cluster)
         if f.name == "client_cut":
             clients = [*self.receivers, *self.raw]
             victim = clients[f.target % len(clients)]
@@ -165,6 +181,24 @@ class World:
         await asyncio.sleep(f.hold * 2)
         proxy.delay = 0.0
         return f"proxy{node_i} delayed {f.hold * 2:.2f}s"
+
+    async def _cluster_fault(self, f: PlannedFault, cluster: ClusterService) -> str:
+        masters = await asyncio.to_thread(cluster.masters)
+        if not masters:
+            return "skipped: no master answers"
+        master = masters[f.target % len(masters)]
+        if f.name == "master_kill":  # its replica takes over; it comes back as a replica
+            self.h.add(Fault(f.name, f"redis:{master}"))
+            await asyncio.to_thread(cluster.kill, master)
+            await asyncio.sleep(f.hold)
+            await asyncio.to_thread(cluster.start_node, master)
+            return f"master {master} killed, restarted after {f.hold:.2f}s"
+        replica = await asyncio.to_thread(cluster.replica_of, master)
+        if replica is None:
+            return f"skipped: master {master} has no replica"
+        self.h.add(Fault(f.name, f"redis:{replica}"))
+        await asyncio.to_thread(cluster.failover, replica)
+        return f"replica {replica} took over from {master}"
 
     def _durable(self) -> bool:
         return self.s.broker != "memory"

@@ -345,6 +345,7 @@ class RedisBroker(RedisPresence):
         except rx.RedisError as exc:
             raise self._failed(exc) from None
         messages = [message_from_entry(room, e) for e in entries]
+        self._live.seen(room, int(last), str(epoch))
         return History(messages, int(last), str(epoch), bool(complete))
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:

@@ -120,6 +120,15 @@ class LiveFeed:
     def rooms(self) -> set[str]:
         return set(self._rooms)
 
+    def seen(self, room: str, last: int, epoch: str) -> None:
+        """A history read found ``room`` at ``last``: if the room was subscribed while Redis
+        was down (no start yet), its live feed starts there. The server reads a welcome's
+        history after subscribing, so the feed then delivers everything after what that
+        welcome carried, even if it reconnects only after more messages were published."""
+        r = self._rooms.get(room)
+        if r is not None and r.last is None:
+            r.last, r.epoch = last, epoch
+
     def healthy(self) -> bool:
         """Every connection up and heard from within the deadline, and every room's
         subscription confirmed."""
@@ -291,17 +300,20 @@ class LiveFeed:
         """Deliver what the stream holds after ``r.last``, then the held live messages."""
         keys = room_keys(self._prefix, r.name)
         while True:
+            start = r.last
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hget(keys.meta, "epoch")
                 pipe.hget(keys.meta, "last")
-                if r.last is not None:
-                    pipe.xrange(keys.log, f"0-{r.last + 1}", "+", count=CATCH_UP_BATCH)
+                if start is not None:
+                    pipe.xrange(keys.log, f"0-{start + 1}", "+", count=CATCH_UP_BATCH)
                 replies = await pipe.execute()
             if self._rooms.get(r.name) is not r:
                 return
+            if start is None and r.last is not None:
+                continue  # a history read placed the room meanwhile (seen): read from there
             epoch: str | None = replies[0]
             last = int(replies[1] or 0)
-            if r.last is None:  # subscribed while Redis was down: live from here on
+            if r.last is None:  # subscribed while Redis was down, nothing read: live from here
                 r.last, r.epoch = last, epoch
                 entries: list[Any] = []
             elif (r.epoch is not None and epoch != r.epoch) or last < r.last:

@@ -1,0 +1,79 @@
+"""The Redis broker's live feed around an outage, where it lags behind the store: Redis is
+back (publishes and history reads work over the command pool) while the feed still sleeps
+out its reconnect backoff. Found by ``chatctl bench chaos --broker redis`` (seed 1004)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import pytest
+
+from chatctl.broker.redis.broker import RedisBroker
+from chatctl.errors import BrokerUnavailable
+from support.brokers import Sink, eventually
+from support.helpers import RedisServer
+
+pytestmark = pytest.mark.redis
+
+T = TypeVar("T")
+
+#: The feed's backoff after this many failed reconnects is min(4, 0.05 * 2**6) * [0.5, 1]
+#: >= 1.6 s: the window in which it lags.
+FAILED_RECONNECTS = 7
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer(persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+async def retried(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` until Redis answers (the first tries after a restart may find dead
+    pooled connections)."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                return await call()
+            except BrokerUnavailable:
+                await asyncio.sleep(0.05)
+
+
+async def test_a_room_subscribed_while_redis_is_down_gets_all_after_its_history(
+    redis: RedisServer,
+) -> None:
+    """The server subscribes a room (a first client's attach) while Redis is down, reads
+    its welcome's history once Redis is back, and more is published before the feed
+    reconnects: the feed must deliver from where that history read stopped, not from
+    wherever the room is when it reconnects."""
+    node = RedisBroker(redis.url, prefix="t", health_interval=0.2, timeout=1, backoff_cap=4.0)
+    publisher = RedisBroker(redis.url, prefix="t", timeout=1)
+    await node.start()
+    await publisher.start()
+    try:
+        for i in range(3):
+            await publisher.publish("room", "alice", f"old{i}")
+        await asyncio.to_thread(redis.stop)
+        await eventually(lambda: node.reconnects >= FAILED_RECONNECTS, timeout=30)
+        sink = Sink()
+        await node.subscribe("room", sink)  # returns at once: Redis is down
+        await asyncio.to_thread(redis.start)
+        welcome = await retried(lambda: node.history("room", since=None, limit=10))
+        assert welcome.last_id == 3
+        for text in ("new0", "new1"):
+            await retried(functools.partial(publisher.publish, "room", "bob", text))
+        assert not node.healthy(), "the feed came back too early to test the lag"
+        await sink.wait_for(lambda s: len(s.messages) >= 2, timeout=10)
+        await eventually(node.healthy)
+        await publisher.publish("room", "bob", "live")
+        await sink.wait_for(lambda s: len(s.messages) >= 3)
+        assert [m.id for m in sink.messages] == [4, 5, 6]
+    finally:
+        await publisher.close()
+        await node.close()
