@@ -203,6 +203,7 @@ const FRAME_HANDLERS = Object.freeze({
   limits: ignore, // the page sends one message at a time: nothing to pace
   refreshed: onRefreshed,
   pong: ignore, // the page sends no ping
+  history: ignore, // the page does not ask for older messages yet
 });
 
 function onFrame(room, f) {
