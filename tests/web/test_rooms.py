@@ -121,3 +121,30 @@ def test_a_join_the_token_does_not_allow_leaves_the_page_where_it_was(
     assert page.locator("#title").text_content() == "#allowed"
     assert page.locator("#rooms li").all_text_contents() == ["#allowed"]
     assert page.locator(".notice.error").count() == 0
+
+
+def test_scrolling_to_the_top_loads_older_messages_in_place(
+    srv: ServeProcess, open_page: Opener
+) -> None:
+    post_raw(srv.port, "archive", "hal", [f"entry {i}" for i in range(1, 181)])
+    page = open_page(link(srv.port, "ida", "archive"), viewport={"width": 800, "height": 480})
+    wait_online(page, "ida")
+    wait_shown(page, "hal", "entry 180")
+    first = page.locator(".room .log .msg").first
+    assert first.get_attribute("data-id") == "81"  # the welcome's 100
+
+    # at the top: the 50 before arrive above, and entry 81 stays where it was on screen
+    where = """() => {
+        const e = document.querySelector(".msg[data-id='81']"), c = document.getElementById("chat");
+        return e.getBoundingClientRect().top - c.getBoundingClientRect().top;
+    }"""
+    at_top = page.evaluate(where) + scroll_top(page)  # where entry 81 is shown at scrollTop 0
+    page.evaluate("document.getElementById('chat').scrollTop = 0")
+    page.locator(".msg[data-id='31']").wait_for(state="attached")
+    assert abs(page.evaluate(where) - at_top) < 2
+    assert scroll_top(page) > 1000
+
+    page.evaluate("document.getElementById('chat').scrollTop = 0")
+    page.locator(".msg[data-id='1']").wait_for(state="attached")
+    ids = page.locator(".room .log .msg").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert ids == [str(i) for i in range(1, 181)]

@@ -203,7 +203,6 @@ const FRAME_HANDLERS = Object.freeze({
   limits: ignore, // the page sends one message at a time: nothing to pace
   refreshed: onRefreshed,
   pong: ignore, // the page sends no ping
-  history: ignore, // the page does not ask for older messages yet
 });
 
 function onFrame(room, f) {
@@ -325,7 +324,6 @@ function onRefreshed(room, f) {
 function loadOlder(room) {
   if (!room.more || room.loading || !room.welcomed) return;
   room.loading = room.send({ type: "history", before: room.firstId, limit: HISTORY_PAGE, client_id: "h-" + room.firstId });
-  if (room.loading) room.log.prepend(el("li", "notice loading", "loading older messages\u2026"));
 }
 
 /** A pane not filled yet cannot be scrolled to its top: load until it is (or nothing is left). */
@@ -336,7 +334,6 @@ function loadOlderIfShort(room) {
 
 function onHistory(room, f) {
   room.loading = false;
-  room.log.querySelector(".loading")?.remove();
   if (f.epoch !== room.epoch) return;
   const older = (f.messages || []).filter((m) => typeof m.id === "number" && m.id < room.firstId);
   const nodes = [];
@@ -353,14 +350,15 @@ function onHistory(room, f) {
   room.more = Boolean(f.more) && older.length > 0;
   if (!older.length) return;
   room.firstId = older[0].id;
+  // keep what the user looks at where it is: the pane grows above it
+  const c = $("chat");
+  const anchor = room.log.querySelector(".msg");
+  const before = anchor ? anchor.getBoundingClientRect().top : 0;
   room.log.querySelector(".empty")?.remove();
   const top = room.log.firstElementChild;
   if (top && top.classList.contains("day") && top.dataset.day === day) top.remove();
-  // keep what the user looks at where it is: the pane grows above it
-  const c = $("chat");
-  const before = c.scrollHeight;
   room.log.prepend(...nodes);
-  if (room === state.room) c.scrollTop += c.scrollHeight - before;
+  if (room === state.room && anchor) c.scrollTop += anchor.getBoundingClientRect().top - before;
   loadOlderIfShort(room);
 }
 
