@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -101,3 +103,14 @@ def post_raw(port: int, room: str, user: str, texts: list[str]) -> None:
             ws.send(json.dumps({"message": text, "client_id": f"raw-{batch}-{i}"}))
             while json.loads(ws.recv(10))["type"] != "ack":
                 pass
+
+
+#: Where the README's screenshots are written when asked:
+#: CHATCTL_SCREENSHOT_DIR=docs python3 -m pytest tests/web
+SCREENSHOT_DIR = os.environ.get("CHATCTL_SCREENSHOT_DIR")
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    target = Path(SCREENSHOT_DIR) / name if SCREENSHOT_DIR else tmp_path / name
+    page.screenshot(path=str(target))
+    assert target.read_bytes().startswith(b"\x89PNG")

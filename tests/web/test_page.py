@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -21,28 +20,18 @@ from websockets.sync.client import connect
 
 from support.client_helpers import client_env, run_cli, serving
 from support.helpers import ServeProcess, chatctl_env, free_port, make_token, wait_until, ws_url
-from support.webhelpers import link, post_raw, say, shown, wait_online, wait_shown
+from support.webhelpers import link, post_raw, say, screenshot, shown, wait_online, wait_shown
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 Opener = Callable[..., "Page"]
 
-#: Where the README's screenshots are written when asked:
-#: CHATCTL_SCREENSHOT_DIR=docs python3 -m pytest tests/web
-SCREENSHOT_DIR = os.environ.get("CHATCTL_SCREENSHOT_DIR")
-
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[ServeProcess]:
     with serving() as server:
         yield server
-
-
-def screenshot(page: Page, name: str, tmp_path: Path) -> None:
-    target = Path(SCREENSHOT_DIR) / name if SCREENSHOT_DIR else tmp_path / name
-    page.screenshot(path=str(target))
-    assert target.read_bytes().startswith(b"\x89PNG")
 
 
 def join_terminal(port: int, room: str, user: str) -> pexpect.spawn:

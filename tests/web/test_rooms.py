@@ -5,13 +5,23 @@ and a /join the token does not allow, which leaves the page where it was."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from support.client_helpers import serving
 from support.helpers import ServeProcess, wait_until
-from support.webhelpers import badges, in_view, link, post_raw, say, wait_online, wait_shown
+from support.webhelpers import (
+    badges,
+    in_view,
+    link,
+    post_raw,
+    say,
+    screenshot,
+    wait_online,
+    wait_shown,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -45,21 +55,26 @@ def at_bottom(page: Page) -> bool:
 
 
 def test_other_rooms_count_unread_messages_and_mentions(
-    srv: ServeProcess, open_page: Opener
+    srv: ServeProcess, open_page: Opener, tmp_path: Path
 ) -> None:
-    page = open_page(link(srv.port, "carol", "news"))
+    page = open_page(link(srv.port, "carol", "news"), viewport={"width": 900, "height": 560})
     wait_online(page, "carol")
+    join(page, "ops", "carol")
     join(page, "chitchat", "carol")
     assert page.title() == "#chitchat \u2014 chatctl"
+    post_raw(srv.port, "ops", "bot", ["deploy 41 done", "deploy 42 started"])
+    wait_until(lambda: badges(page, "ops") == ("2", ""))
 
     # news stays connected while chitchat is shown: its messages are counted as they come
     post_raw(srv.port, "news", "dan", ["hi all", "carol, look at this", "@carol again"])
     wait_until(lambda: badges(page, "news") == ("3", "@2"))
     assert page.title() == "(2) #chitchat \u2014 chatctl"
     assert badges(page, "chitchat") == ("", "")
-    post_raw(srv.port, "chitchat", "dan", ["here too"])  # the room shown counts nothing
-    wait_shown(page, "dan", "here too")
+    post_raw(srv.port, "chitchat", "dan", ["here too, carol?"])  # the room shown counts nothing
+    wait_shown(page, "dan", "here too, carol?")
     assert badges(page, "chitchat") == ("", "")
+    assert page.title() == "(2) #chitchat \u2014 chatctl"
+    screenshot(page, "web-rooms.png", tmp_path)
 
     # shown: read, and the new ones start under a "new messages" line
     page.get_by_role("button", name="#news").click()
@@ -148,3 +163,21 @@ def test_scrolling_to_the_top_loads_older_messages_in_place(
     page.locator(".msg[data-id='1']").wait_for(state="attached")
     ids = page.locator(".room .log .msg").evaluate_all("els => els.map(e => e.dataset.id)")
     assert ids == [str(i) for i in range(1, 181)]
+
+
+def test_a_reload_keeps_what_was_read_in_each_room(srv: ServeProcess, open_page: Opener) -> None:
+    post_raw(srv.port, "diary", "jo", ["monday", "tuesday"])
+    page = open_page(link(srv.port, "kim", "diary"))
+    wait_online(page, "kim")
+    wait_shown(page, "jo", "tuesday")
+    join(page, "lounge", "kim")
+    post_raw(srv.port, "diary", "jo", ["wednesday", "kim: thursday"])
+    wait_until(lambda: badges(page, "diary") == ("2", "@1"))
+
+    page.reload()  # both rooms open again; what was not read is still unread
+    wait_online(page, "kim")
+    assert page.locator("#title").text_content() == "#lounge"
+    wait_until(lambda: badges(page, "diary") == ("2", "@1"))
+    assert page.title() == "(1) #lounge \u2014 chatctl"
+    page.get_by_role("button", name="#diary").click()
+    page.locator(".room .log .marker + li .text", has_text="wednesday").wait_for()
