@@ -1,32 +1,37 @@
 // chatctl web client: the rooms the user opened, one WebSocket each (room.js), to the server
 // that served this page (docs/protocol.md). No framework, no build step. Every piece of text
 // from the network goes through textContent (never parsed as HTML): markup is shown, never run.
-import { complete, counter, length, trimTrailingLines } from "./compose.js";
+import { command } from "./commands.js";
+import { bindKeys, counter, length, trimTrailingLines } from "./compose.js";
+import { loadOlder, loadOlderIfShort, onHistory } from "./older.js";
 import { Room } from "./room.js";
-import { colorClass, dayNode, el, eventNode, mentions, messageNode, randomId } from "./render.js";
+import { el } from "./render.js";
+import { $, state } from "./state.js";
 import { ExpiryWarning, tokenExp } from "./token.js";
+import {
+  atBottom,
+  notice,
+  onPresence,
+  onPresenceBatch,
+  onWho,
+  placeView,
+  renderMessage,
+  renderRooms,
+  renderUsers,
+  scrollDown,
+  showStatus,
+  updateTitle,
+} from "./view.js";
 
-const $ = (id) => document.getElementById(id);
 const store = window.sessionStorage;
 const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
-const HISTORY_PAGE = 50; // older messages asked for at a time when scrolled to the top
 const KEY = {
   token: "chatctl.token",
   room: "chatctl.room",
   rooms: "chatctl.rooms", // and chatctl.outbox.ROOM (outbox.js), chatctl.seen.ROOM (room.js)
 };
 
-const state = {
-  token: null,
-  me: null,
-  rooms: new Map(),
-  room: null, // the Room shown
-  seq: 0,
-  session: randomId(),
-  maxChars: 8000, // the server's --max-message default; a refusal names the actual one
-  lastSent: "", // what Up recalls in an empty box
-};
 const expiry = new ExpiryWarning($("renew"), $("renew-text"));
 
 const hooks = {
@@ -38,118 +43,6 @@ const hooks = {
   },
   refused,
 };
-
-// ------------------------------------------------------------------ rendering
-
-function atBottom() {
-  const c = $("chat");
-  return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
-}
-
-function scrollDown(stick) {
-  if (stick) $("chat").scrollTop = $("chat").scrollHeight;
-}
-
-function shown(room) {
-  return room === state.room && !document.hidden;
-}
-
-function line(room, node) {
-  const stick = room === state.room && atBottom();
-  room.log.append(node);
-  scrollDown(stick);
-}
-
-function notice(room, text, cls = "") {
-  line(room, el("li", ("notice " + cls).trim(), text));
-}
-
-function dayLine(room, date) {
-  const day = date.toDateString();
-  if (room.lastDay === day) return;
-  room.lastDay = day;
-  room.log.append(dayNode(date));
-}
-
-function renderMessage(room, f) {
-  const date = new Date(f.ts * 1000);
-  room.log.querySelector(".empty")?.remove();
-  dayLine(room, date);
-  const li = messageNode(f.user, f.message, f.kind, date);
-  li.dataset.id = String(f.id);
-  const mine = f.user === state.me;
-  const mention = !mine && mentions(f.message, state.me);
-  if (mention) li.classList.add("mention");
-  if (room.firstId === null) room.firstId = f.id;
-  const unseen = !room.seen || room.seen.epoch !== room.epoch || f.id > room.seen.id;
-  if (shown(room)) {
-    room.markSeen();
-  } else if (!mine && unseen) {
-    room.unread += 1;
-    if (mention) room.mentions += 1;
-    renderRooms();
-  }
-  line(room, li);
-  updateTitle();
-  return li;
-}
-
-function renderUsers() {
-  const room = state.room;
-  const list = $("users");
-  list.replaceChildren();
-  if (!room) return;
-  for (const u of room.users) {
-    const li = el("li", colorClass(u), u);
-    if (u === state.me) li.classList.add("me");
-    list.append(li);
-  }
-  const count = room.users.length + (room.unlisted || 0);
-  $("count").textContent = count ? "(" + count + ")" : "";
-}
-
-function renderRooms() {
-  const list = $("rooms");
-  list.replaceChildren();
-  for (const room of state.rooms.values()) {
-    const li = el("li", room === state.room ? "current" : "");
-    li.dataset.room = room.name;
-    li.dataset.state = room.status.kind;
-    const b = el("button");
-    b.type = "button";
-    b.append(el("span", "name", "#" + room.name));
-    b.addEventListener("click", () => openRoom(room.name));
-    if (room.unread) {
-      const badge = el("span", "badge unread", String(room.unread));
-      badge.title = room.unread + " unread";
-      b.append(badge);
-    }
-    if (room.mentions) {
-      const badge = el("span", "badge mentions", "@" + room.mentions);
-      badge.title = room.mentions + (room.mentions === 1 ? " mention" : " mentions");
-      b.append(badge);
-    }
-    li.append(b);
-    list.append(li);
-  }
-}
-
-/** "(2) #general — chatctl": the unread mentions of every open room. */
-function updateTitle() {
-  let total = 0;
-  for (const room of state.rooms.values()) total += room.mentions;
-  const base = state.room ? "#" + state.room.name + " \u2014 chatctl" : "chatctl";
-  document.title = (total ? "(" + total + ") " : "") + base;
-}
-
-function showStatus() {
-  const room = state.room;
-  const { kind, text } = room ? room.status : { kind: "idle", text: "not connected" };
-  const s = $("status");
-  s.dataset.state = kind;
-  s.textContent = text;
-  $("retry").hidden = kind !== "reconnecting";
-}
 
 // ------------------------------------------------------------------ connections
 
@@ -212,19 +105,6 @@ function onFrame(room, f) {
 }
 
 function ignore() {}
-
-function onPresenceBatch(room, f) {
-  // several changes of one presence tick (docs/protocol.md)
-  for (const user of f.leaves || []) onPresence(room, { event: "leave", user, ts: f.ts });
-  for (const user of f.joins || []) onPresence(room, { event: "join", user, ts: f.ts });
-}
-
-function onWho(room, f) {
-  room.users = f.users || [];
-  room.unlisted = 0;
-  if (room === state.room) renderUsers();
-  notice(room, "here: " + room.users.join(", "));
-}
 
 function onWelcome(room, f) {
   state.me = f.user;
@@ -300,66 +180,8 @@ function onError(room, f) {
   }
 }
 
-function onPresence(room, f) {
-  const users = new Set(room.users);
-  const date = typeof f.ts === "number" ? new Date(f.ts * 1000) : new Date();
-  dayLine(room, date);
-  if (f.event === "join") {
-    users.add(f.user);
-    line(room, eventNode("\u2192 " + f.user + " joined", date));
-  } else if (f.event === "leave") {
-    if (!users.delete(f.user) && room.unlisted > 0) room.unlisted -= 1;
-    line(room, eventNode("\u2190 " + f.user + " left", date));
-  }
-  room.users = [...users].sort();
-  if (room === state.room) renderUsers();
-}
-
 function onRefreshed(room, f) {
   if (typeof f.exp === "number") expiry.watch(f.exp);
-}
-
-// ------------------------------------------------------------------ history on scroll-up
-
-function loadOlder(room) {
-  if (!room.more || room.loading || !room.welcomed) return;
-  room.loading = room.send({ type: "history", before: room.firstId, limit: HISTORY_PAGE, client_id: "h-" + room.firstId });
-}
-
-/** A pane not filled yet cannot be scrolled to its top: load until it is (or nothing is left). */
-function loadOlderIfShort(room) {
-  const c = $("chat");
-  if (room === state.room && c.scrollHeight <= c.clientHeight) loadOlder(room);
-}
-
-function onHistory(room, f) {
-  room.loading = false;
-  if (f.epoch !== room.epoch) return;
-  const older = (f.messages || []).filter((m) => typeof m.id === "number" && m.id < room.firstId);
-  const nodes = [];
-  let day = null;
-  for (const m of older) {
-    const date = new Date(m.ts * 1000);
-    if (date.toDateString() !== day) nodes.push(dayNode(date));
-    day = date.toDateString();
-    const li = messageNode(m.user, m.message, m.kind, date);
-    li.dataset.id = String(m.id);
-    if (m.user !== state.me && mentions(m.message, state.me)) li.classList.add("mention");
-    nodes.push(li);
-  }
-  room.more = Boolean(f.more) && older.length > 0;
-  if (!older.length) return;
-  room.firstId = older[0].id;
-  // keep what the user looks at where it is: the pane grows above it
-  const c = $("chat");
-  const anchor = room.log.querySelector(".msg");
-  const before = anchor ? anchor.getBoundingClientRect().top : 0;
-  room.log.querySelector(".empty")?.remove();
-  const top = room.log.firstElementChild;
-  if (top && top.classList.contains("day") && top.dataset.day === day) top.remove();
-  room.log.prepend(...nodes);
-  if (room === state.room && anchor) c.scrollTop += anchor.getBoundingClientRect().top - before;
-  loadOlderIfShort(room);
 }
 
 // ------------------------------------------------------------------ sending
@@ -397,58 +219,13 @@ function post(text, kind) {
   return true;
 }
 
-const HELP = [
-  "/me ACTION \u2013 send an action: * you ACTION",
-  "/join ROOM \u2013 open another room (it stays open in the list)",
-  "/part \u2013 leave this room",
-  "/who \u2013 list the users in the room",
-  "/clear \u2013 clear the messages shown",
-  "//text \u2013 send text that starts with /",
-  "Enter sends, Shift+Enter starts a new line, Tab completes a name, Up recalls your last message.",
-];
-
-/** Run a /command; false leaves the text in the box (it was not done). */
-function command(line) {
-  const room = state.room;
-  if (line.startsWith("//")) return post(line.slice(1), "text");
-  const [, name, arg = ""] = line.match(/^\/(\S*)\s*([\s\S]*)$/);
-  switch (name.toLowerCase()) {
-    case "me":
-      if (!arg.trim()) {
-        note("usage: /me ACTION (e.g. /me waves)");
-        return false;
-      }
-      return post(arg.trim(), "action");
-    case "join":
-      return openRoom(arg.trim());
-    case "part":
-    case "leave":
-      return partRoom(room);
-    case "who":
-    case "names":
-      if (!room.send({ type: "who" })) notice(room, "not connected", "error");
-      return true;
-    case "clear":
-      room.log.replaceChildren();
-      room.lastDay = null;
-      return true;
-    case "help":
-      for (const h of HELP) notice(room, h);
-      return true;
-    case "say":
-      return arg ? post(arg, "text") : true;
-    default:
-      note("no command /" + name + " (/help lists them; //text sends text starting with /)");
-      return false;
-  }
-}
-
 function submit() {
   const input = $("input");
   const text = trimTrailingLines(input.value);
   if (!text.trim() || !state.room) return;
   note("");
-  const done = text.startsWith("/") ? command(text.trimEnd()) : post(text, "text");
+  const act = { post, note, notice, open: openRoom, part: partRoom };
+  const done = text.startsWith("/") ? command(text.trimEnd(), act) : post(text, "text");
   if (done === false) return;
   state.lastSent = text;
   input.value = "";
@@ -505,18 +282,7 @@ function showRoom(room, markerId) {
   $("composer").hidden = false;
   $("leave").hidden = false;
   $("input").placeholder = "Message #" + room.name;
-  let mark = null;
-  room.log.querySelector(".marker")?.remove();
-  if (seenId !== null && room.seen && room.seen.epoch === room.epoch && room.lastId > seenId) {
-    const first = [...room.log.querySelectorAll(".msg")].find((m) => Number(m.dataset.id) > seenId);
-    if (first) {
-      mark = el("li", "marker", "new messages");
-      first.before(mark);
-    }
-  }
-  if (mark) c.scrollTop = Math.max(0, mark.offsetTop - c.offsetTop - 8);
-  else if (room.scroll === null) c.scrollTop = c.scrollHeight;
-  else c.scrollTop = room.scroll;
+  placeView(room, seenId);
   if (!document.hidden) room.markSeen();
   showStatus();
   renderRooms();
@@ -604,24 +370,11 @@ function closeMenu() {
 
 // ------------------------------------------------------------------ wiring
 
-$("input").addEventListener("keydown", (ev) => {
-  const input = $("input");
-  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
-    ev.preventDefault();
-    submit();
-  } else if (ev.key === "Tab" && !ev.shiftKey && state.room && input.selectionStart === input.selectionEnd) {
-    const names = [...state.room.users, ...[...state.room.log.querySelectorAll(".msg")].map((m) => m.dataset.user)];
-    const done = complete(input.value, input.selectionStart, names);
-    if (done) {
-      ev.preventDefault();
-      input.value = done.value;
-      input.setSelectionRange(done.caret, done.caret);
-    }
-  } else if (ev.key === "ArrowUp" && !input.value && state.lastSent) {
-    ev.preventDefault();
-    input.value = state.lastSent;
-    updateCounter();
-  }
+bindKeys($("input"), {
+  submit,
+  names: () => (state.room ? [...state.room.users, ...state.room.authors()] : []),
+  recall: () => state.lastSent,
+  changed: updateCounter,
 });
 $("input").addEventListener("input", () => updateCounter());
 $("composer").addEventListener("submit", (ev) => {
@@ -674,6 +427,7 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+state.open = openRoom;
 for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
   if (ROOM_RE.test(name)) addRoom(name);
 }

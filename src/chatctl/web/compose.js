@@ -1,5 +1,5 @@
-// chatctl web client: helpers of the message box, without state of their own: the length
-// counter, trailing newlines of a paste, and Tab completion of user names.
+// chatctl web client: the message box: its keys (Enter, Tab completion of user names, Up),
+// the length counter and the trailing newlines of a paste.
 
 /** Characters as the server counts them (code points, not UTF-16 units). */
 export function length(text) {
@@ -45,4 +45,28 @@ export function complete(value, caret, names) {
   const tail = whole ? (start === 0 && !prefix ? ": " : " ") : "";
   const text = prefix + (whole ? found[0] : stem + done.slice(stem.length)) + tail;
   return { value: value.slice(0, start) + text + value.slice(caret), caret: start + text.length };
+}
+
+/**
+ * Enter sends (Shift+Enter: a new line), Tab completes a name of ``names()``, Up puts
+ * ``recall()`` into an empty box; ``changed()`` after the box was changed here.
+ */
+export function bindKeys(input, { submit, names, recall, changed }) {
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      submit();
+    } else if (ev.key === "Tab" && !ev.shiftKey && input.selectionStart === input.selectionEnd) {
+      const done = complete(input.value, input.selectionStart, names());
+      if (done) {
+        ev.preventDefault();
+        input.value = done.value;
+        input.setSelectionRange(done.caret, done.caret);
+      }
+    } else if (ev.key === "ArrowUp" && !input.value && recall()) {
+      ev.preventDefault();
+      input.value = recall();
+      changed();
+    }
+  });
 }

@@ -180,6 +180,11 @@ export class Room {
     store.setItem("chatctl.seen." + this.name, JSON.stringify(this.seen));
   }
 
+  /** The users who wrote the messages shown (for completion: some may have left). */
+  authors() {
+    return [...this.log.querySelectorAll(".msg")].map((m) => m.dataset.user);
+  }
+
   forget() {
     this.gone = true;
     this.drop();
