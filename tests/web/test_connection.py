@@ -91,3 +91,24 @@ def test_a_new_link_renews_the_open_connections_without_reconnecting(
         wait_until(lambda: srv.read_log().count("token refreshed") == 2)
         assert srv.read_log().count("connect user=xena") == 2
         assert srv.read_log().count("disconnect user=xena") == 0
+
+
+def test_at_expiry_the_page_asks_for_a_token_and_keeps_the_rooms(open_page: Opener) -> None:
+    with serving() as srv:
+        page = open_page(link(srv.port, "yuri", "first", ttl=3))
+        wait_online(page, "yuri")
+        say(page, "/join second")
+        page.locator("#title", has_text="#second").wait_for()
+        assert "ends in" in (page.locator("#renew").text_content() or "")
+        # exp + the server's 5 s leeway: closed with 4001, and the handshake is refused
+        page.locator("#login").wait_for(timeout=30_000)
+        assert "expired" in (page.locator("#login-error").text_content() or "")
+        assert page.locator("#login-room").input_value() == "second"
+        assert page.locator("#renew").is_hidden()
+
+        page.locator("#login-token").fill(make_token("yuri", ttl=3600))
+        page.locator("#login button[type=submit]").click()
+        wait_online(page, "yuri")
+        assert page.locator("#title").text_content() == "#second"
+        assert page.locator("#rooms li").all_text_contents() == ["#first", "#second"]
+        page.locator("#rooms li[data-room='first'][data-state='online']").wait_for()
