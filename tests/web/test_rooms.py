@@ -165,9 +165,11 @@ def test_scrolling_to_the_top_loads_older_messages_in_place(
     assert ids == [str(i) for i in range(1, 181)]
 
 
-def test_a_reload_keeps_what_was_read_in_each_room(srv: ServeProcess, open_page: Opener) -> None:
+def test_a_reload_keeps_what_was_read_in_each_room(
+    srv: ServeProcess, open_page: Opener, tmp_path: Path
+) -> None:
     post_raw(srv.port, "diary", "jo", ["monday", "tuesday"])
-    page = open_page(link(srv.port, "kim", "diary"))
+    page = open_page(link(srv.port, "kim", "diary"), viewport={"width": 900, "height": 420})
     wait_online(page, "kim")
     wait_shown(page, "jo", "tuesday")
     join(page, "lounge", "kim")
@@ -181,3 +183,11 @@ def test_a_reload_keeps_what_was_read_in_each_room(srv: ServeProcess, open_page:
     assert page.title() == "(1) #lounge \u2014 chatctl"
     page.get_by_role("button", name="#diary").click()
     page.locator(".room .log .marker + li .text", has_text="wednesday").wait_for()
+    screenshot(page, "web-read-marker.png", tmp_path)
+
+    say(page, "/part")  # closed: gone from the list, and not reopened by a reload
+    page.locator("#title", has_text="#lounge").wait_for()
+    assert page.locator("#rooms li").all_text_contents() == ["#lounge"]
+    page.reload()
+    wait_online(page, "kim")
+    assert page.locator("#rooms li").all_text_contents() == ["#lounge"]
