@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -21,28 +20,18 @@ from websockets.sync.client import connect
 
 from support.client_helpers import client_env, run_cli, serving
 from support.helpers import ServeProcess, chatctl_env, free_port, make_token, wait_until, ws_url
-from support.webhelpers import link, say, shown, wait_online, wait_shown
+from support.webhelpers import link, post_raw, say, screenshot, shown, wait_online, wait_shown
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 Opener = Callable[..., "Page"]
 
-#: Where the README's screenshots are written when asked:
-#: CHATCTL_SCREENSHOT_DIR=docs python3 -m pytest tests/web
-SCREENSHOT_DIR = os.environ.get("CHATCTL_SCREENSHOT_DIR")
-
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[ServeProcess]:
     with serving() as server:
         yield server
-
-
-def screenshot(page: Page, name: str, tmp_path: Path) -> None:
-    target = Path(SCREENSHOT_DIR) / name if SCREENSHOT_DIR else tmp_path / name
-    page.screenshot(path=str(target))
-    assert target.read_bytes().startswith(b"\x89PNG")
 
 
 def join_terminal(port: int, room: str, user: str) -> pexpect.spawn:
@@ -59,17 +48,6 @@ def join_terminal(port: int, room: str, user: str) -> pexpect.spawn:
     return child
 
 
-def post_raw(port: int, room: str, user: str, texts: list[str]) -> None:
-    """Post ``texts`` exactly as given (a plain websockets client, acks awaited)."""
-    headers = {"Authorization": f"Bearer {make_token(user)}"}
-    with connect(ws_url(port, room, presence=0, receive=0), additional_headers=headers) as ws:
-        assert json.loads(ws.recv(10))["type"] == "welcome"
-        for i, text in enumerate(texts):
-            ws.send(json.dumps({"message": text, "client_id": f"raw-{i}"}))
-            while json.loads(ws.recv(10))["type"] != "ack":
-                pass
-
-
 def test_two_pages_chat_with_each_other_and_the_terminal_clients(
     srv: ServeProcess, open_page: Opener, tmp_path: Path
 ) -> None:
@@ -78,7 +56,7 @@ def test_two_pages_chat_with_each_other_and_the_terminal_clients(
     bob = open_page(link(srv.port, "bob", "lobby"))
     wait_online(bob, "bob")
     alice.locator("#users li", has_text="bob").wait_for()
-    assert alice.locator(".event").last.text_content() == "\u2192 bob joined"
+    assert alice.locator(".event .what").last.text_content() == "\u2192 bob joined"
 
     carol = join_terminal(srv.port, "lobby", "carol")
     bob.locator("#users li", has_text="carol").wait_for()
@@ -152,10 +130,11 @@ def test_the_link_from_token_create_opens_the_room(srv: ServeProcess, open_page:
     wait_online(page, "erin")
     wait_shown(page, "erin", "opened by link")
 
-    # a room the token does not allow: the server's reason, shown in the page
+    # a room the token does not allow: the server's reason, shown in the room still open
     say(page, "/join elsewhere")
     page.locator(".notice.error", has_text="elsewhere").wait_for()
-    assert page.locator("#status").get_attribute("data-state") == "failed"
+    assert page.locator("#status").get_attribute("data-state") == "online"
+    assert page.locator("#title").text_content() == "#ops"
     assert token not in srv.read_log()  # ?token= is redacted from the server's logs
     assert "?token=[redacted]" in srv.read_log() or "token=" not in srv.read_log()
 
@@ -305,21 +284,31 @@ def test_a_phone_sized_screen_is_usable(
     screenshot(page, "web-client-phone.png", tmp_path)
 
 
-def test_a_refused_message_shows_the_server_s_reason(srv: ServeProcess, open_page: Opener) -> None:
-    page = open_page(link(srv.port, "olga", "limits"))
-    wait_online(page, "olga")
-    page.locator("#input").fill("x" * 8001)  # over the server's --max-message (8000)
-    page.locator("#input").press("Enter")
-    failed = page.locator(".outbox .msg.failed")
-    failed.wait_for()
-    assert failed.locator(".state").text_content() == (
-        "not sent: message is 8001 characters; the limit is 8000"
-    )
-    failed.locator(".dismiss").click()
-    assert failed.count() == 0
-    say(page, "shorter")  # the connection lives on
-    wait_shown(page, "olga", "shorter")
-    assert shown(page) == [("olga", "shorter")]
+def test_a_refused_message_shows_the_server_s_reason(open_page: Opener) -> None:
+    with serving("--max-message", "100") as strict:
+        page = open_page(
+            link(strict.port, "olga", "limits"), viewport={"width": 800, "height": 400}
+        )
+        wait_online(page, "olga")
+        post_raw(strict.port, "limits", "pat", [f"line {i}" for i in range(40)])
+        wait_shown(page, "pat", "line 39")
+        page.locator("#input").fill("x" * 150)  # the page knows 8000, this server says 100
+        page.locator("#input").press("Enter")
+        note = page.locator("#note")
+        note.wait_for()
+        assert note.text_content() == "message is 150 characters; the limit is 100"
+        assert note.is_visible() and note.bounding_box()["y"] < 400  # type: ignore[index]
+        assert page.locator("#input").input_value() == "x" * 150  # back in the box
+        assert page.locator(".outbox li").count() == 0
+        # the page learnt the limit: the counter says so, and it refuses before sending
+        assert page.locator("#counter").text_content() == "150 / 100"
+        page.locator("#input").press("Enter")
+        assert page.locator("#input").input_value() == "x" * 150
+        assert note.text_content() == "That message is 150 characters; the limit is 100."
+        page.locator("#input").fill("shorter")
+        page.locator("#input").press("Enter")  # the connection lives on
+        wait_shown(page, "olga", "shorter")
+        assert note.is_hidden() and page.locator("#input").input_value() == ""
 
 
 def test_rate_limited_messages_are_retried_in_order(open_page: Opener) -> None:

@@ -1,248 +1,83 @@
-// chatctl web client: one WebSocket to the server that served this page (docs/protocol.md).
-// No framework, no build step. Every piece of text from the network goes through
-// textContent (never parsed as HTML): markup in a message is shown, never run.
-import { Outbox } from "./outbox.js";
-import { colorClass, el, mentions, messageNode, randomId } from "./render.js";
+// chatctl web client: the rooms the user opened, one WebSocket each (room.js), to the server
+// that served this page (docs/protocol.md). No framework, no build step. Every piece of text
+// from the network goes through textContent (never parsed as HTML): markup is shown, never run.
+import { command } from "./commands.js";
+import { bindKeys, counter, length, trimTrailingLines } from "./compose.js";
+import { loadOlder, loadOlderIfShort, onHistory } from "./older.js";
+import { Room } from "./room.js";
+import { el } from "./render.js";
+import { $, state } from "./state.js";
+import { ExpiryWarning, tokenExp } from "./token.js";
+import {
+  atBottom,
+  notice,
+  onPresence,
+  onPresenceBatch,
+  onWho,
+  placeView,
+  renderMessage,
+  renderRooms,
+  renderUsers,
+  scrollDown,
+  showStatus,
+  updateTitle,
+} from "./view.js";
 
-const $ = (id) => document.getElementById(id);
 const store = window.sessionStorage;
 const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
-const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
 const KEY = {
   token: "chatctl.token",
   room: "chatctl.room",
-  rooms: "chatctl.rooms", // and chatctl.outbox.ROOM (outbox.js)
+  rooms: "chatctl.rooms", // and chatctl.outbox.ROOM (outbox.js), chatctl.seen.ROOM (room.js)
 };
 
-/** One room: its DOM, where it is in the stream, and what we sent that is not acked. */
-class Room {
-  constructor(name) {
-    this.name = name;
-    this.lastId = 0;
-    this.epoch = null;
-    this.users = [];
-    this.unlisted = 0; // users the welcome counted but did not list (/who lists them)
-    this.lastDay = null;
-    this.box = el("div", "room");
-    this.log = el("ol", "log");
-    this.log.setAttribute("role", "log"); // read out by screen readers as it grows
-    this.outbox = new Outbox(name);
-    this.box.append(this.log, this.outbox.list);
-  }
-}
+const expiry = new ExpiryWarning($("renew"), $("renew-text"));
 
-const state = {
-  token: null,
-  me: null,
-  rooms: new Map(),
-  room: null, // the open Room
-  ws: null,
-  welcomed: false,
-  attempt: 0,
-  timer: null,
-  seq: 0,
-  unread: 0,
-  session: randomId(),
+const hooks = {
+  token: () => state.token,
+  frame: onFrame,
+  status: (room) => {
+    if (room === state.room) showStatus();
+    renderRooms();
+  },
+  refused,
 };
 
-// ------------------------------------------------------------------ helpers
+// ------------------------------------------------------------------ connections
 
-function atBottom() {
-  const c = $("chat");
-  return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
-}
-
-function scrollDown(stick) {
-  if (stick) $("chat").scrollTop = $("chat").scrollHeight;
-}
-
-// ------------------------------------------------------------------ rendering
-
-function line(room, node) {
-  const stick = atBottom();
-  room.log.append(node);
-  scrollDown(stick);
-}
-
-function notice(room, text, cls = "") {
-  line(room, el("li", ("notice " + cls).trim(), text));
-}
-
-function dayLine(room, date) {
-  const day = date.toDateString();
-  if (room.lastDay === day) return;
-  room.lastDay = day;
-  const li = el("li", "day", date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" }));
-  room.log.append(li);
-}
-
-function renderMessage(room, f) {
-  const date = new Date(f.ts * 1000);
-  dayLine(room, date);
-  const li = messageNode(f.user, f.message, f.kind, date);
-  li.dataset.id = String(f.id);
-  if (f.user !== state.me && mentions(f.message, state.me)) {
-    li.classList.add("mention");
-    if (document.hidden) state.unread += 1;
-  } else if (document.hidden && f.user !== state.me) {
-    state.unread += 1;
-  }
-  line(room, li);
-  updateTitle();
-  return li;
-}
-
-function renderUsers() {
-  const room = state.room;
-  const list = $("users");
-  list.replaceChildren();
-  if (!room) return;
-  for (const u of room.users) {
-    const li = el("li", colorClass(u), u);
-    if (u === state.me) li.classList.add("me");
-    list.append(li);
-  }
-  const count = room.users.length + (room.unlisted || 0);
-  $("count").textContent = count ? "(" + count + ")" : "";
-}
-
-function renderRooms() {
-  const list = $("rooms");
-  list.replaceChildren();
-  for (const name of state.rooms.keys()) {
-    const li = el("li", state.room && state.room.name === name ? "current" : "");
-    const b = el("button", "", "#" + name);
-    b.type = "button";
-    b.addEventListener("click", () => openRoom(name));
-    li.append(b);
-    list.append(li);
-  }
-}
-
-function updateTitle() {
-  const base = state.room ? "#" + state.room.name + " \u2013 chatctl" : "chatctl";
-  document.title = (state.unread ? "(" + state.unread + ") " : "") + base;
-}
-
-function setStatus(kind, text) {
-  const s = $("status");
-  s.dataset.state = kind;
-  s.textContent = text;
-  $("retry").hidden = kind !== "reconnecting";
-}
-
-// ------------------------------------------------------------------ connection
-
-function socketUrl(room, scheme) {
-  const url = new URL("ws/" + encodeURIComponent(room.name), location.href);
-  url.protocol = scheme;
-  url.hash = "";
-  const q = new URLSearchParams({ token: state.token });
-  if (room.lastId > 0 && room.epoch) {
-    q.set("since", String(room.lastId));
-    q.set("epoch", room.epoch);
-  } else {
-    q.set("history", "100");
-  }
-  url.search = q.toString();
-  return url.toString();
-}
-
-function connect() {
-  clearTimeout(state.timer);
-  state.timer = null;
-  const room = state.room;
-  if (!room || !state.token) return;
-  if (state.ws) {
-    const old = state.ws;
-    state.ws = null;
-    old.close(1000);
-  }
-  state.welcomed = false;
-  setStatus(state.attempt ? "reconnecting" : "connecting", state.attempt ? "reconnecting\u2026" : "connecting\u2026");
-  const ws = new WebSocket(socketUrl(room, location.protocol === "https:" ? "wss:" : "ws:"));
-  state.ws = ws;
-  ws.addEventListener("message", (ev) => {
-    if (state.ws !== ws) return;
-    let frame;
-    try {
-      frame = JSON.parse(ev.data);
-    } catch {
-      return;
-    }
-    if (frame && typeof frame === "object") onFrame(room, frame);
-  });
-  ws.addEventListener("close", (ev) => {
-    if (state.ws !== ws) return; // replaced on purpose (room switch, sign out)
-    state.ws = null;
-    onClose(room, ev, state.welcomed);
-  });
-}
-
-async function onClose(room, ev, wasWelcomed) {
-  if (ev.code === 1008) {
-    fail(room, "the server closed the connection: " + (ev.reason || "policy violation"));
+function refused(room, status, text) {
+  if (status === 401) {
+    signOut(text);
     return;
   }
-  if (ev.code === 1009) {
-    // The last frame sent was over the server's --max-frame: re-sending it would loop.
-    room.outbox.refuseLastSent("too large for this server");
+  if (!room.joined && state.room !== room) {
+    // a failed /join: stay where we were, and forget the room (also across reloads)
+    closeRoom(room);
+    notice(state.room, "cannot join #" + room.name + ": " + text, "error");
+    return;
   }
-  if (!wasWelcomed) {
-    // Browsers hide why a WebSocket handshake failed; ask the same URL over plain HTTP,
-    // which answers the refusal (401, 403, 400…) or 426 when the handshake would pass.
-    const refusal = await probe(room);
-    if (state.room !== room || state.ws) return;
-    if (refusal) {
-      if (refusal.status === 401) {
-        signOut(refusal.text);
-      } else {
-        fail(room, refusal.text);
-      }
-      return;
-    }
+  room.setStatus("failed", "disconnected");
+  notice(room, text, "error");
+  if (!room.joined) {
+    // the room this page opened with is refused: not opened again by a reload
+    const other = [...state.rooms.values()].find((r) => r.joined);
+    if (other) store.setItem(KEY.room, other.name);
+    else store.removeItem(KEY.room);
   }
-  const quick = ev.code === 1001 || ev.code === 1012;
-  scheduleReconnect(quick && wasWelcomed);
 }
 
-async function probe(room) {
-  try {
-    const res = await fetch(socketUrl(room, location.protocol), {
-      cache: "no-store",
-      credentials: "omit",
-      redirect: "error",
-    });
-    if ([400, 401, 403, 404].includes(res.status)) {
-      return { status: res.status, text: (await res.text()).trim() || res.statusText };
-    }
-  } catch {
-    // the server is down: reconnect with backoff
-  }
-  return null;
+function closeRoom(room) {
+  room.forget();
+  state.rooms.delete(room.name);
+  saveRooms();
+  renderRooms();
+  updateTitle();
 }
 
-function scheduleReconnect(quick) {
-  if (quick) state.attempt = 0;
-  const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
-  const delay = Math.round(base * (0.5 + Math.random() / 2));
-  state.attempt += 1;
-  state.room.outbox.connectionLost();
-  setStatus("reconnecting", "reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s\u2026");
-  state.timer = setTimeout(connect, delay);
-}
-
-function fail(room, reason) {
-  setStatus("failed", "disconnected");
-  notice(room, reason, "error");
-}
-
-function send(frame) {
-  const ws = state.ws;
-  if (!ws || !state.welcomed || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(frame));
-  return true;
+function saveRooms() {
+  const names = [...state.rooms.values()].filter((r) => r.joined).map((r) => r.name);
+  store.setItem(KEY.rooms, JSON.stringify(names));
 }
 
 // ------------------------------------------------------------------ frames
@@ -257,10 +92,10 @@ const FRAME_HANDLERS = Object.freeze({
   presence: onPresence,
   presence_batch: onPresenceBatch,
   who: onWho,
+  history: onHistory,
   limits: ignore, // the page sends one message at a time: nothing to pace
-  refreshed: ignore, // the page sends no refresh: it signs in again when the token expires
+  refreshed: onRefreshed,
   pong: ignore, // the page sends no ping
-  history: ignore, // the page does not ask for older messages yet
 });
 
 function onFrame(room, f) {
@@ -271,39 +106,43 @@ function onFrame(room, f) {
 
 function ignore() {}
 
-function onPresenceBatch(room, f) {
-  // several changes of one presence tick (docs/protocol.md)
-  for (const user of f.leaves || []) onPresence(room, { event: "leave", user, ts: f.ts });
-  for (const user of f.joins || []) onPresence(room, { event: "join", user, ts: f.ts });
-}
-
-function onWho(room, f) {
-  room.users = f.users || [];
-  room.unlisted = 0;
-  renderUsers();
-  notice(room, "here: " + room.users.join(", "));
-}
-
 function onWelcome(room, f) {
   state.me = f.user;
-  state.welcomed = true;
-  state.attempt = 0;
+  room.welcomed = true;
+  room.attempt = 0;
   const resumed = "since" in f;
   if (room.epoch !== null && f.epoch !== room.epoch) room.lastId = 0; // ids started again
   if (resumed && !f.recovered) {
     notice(room, "Some messages were missed while you were disconnected: the server no longer has them.", "missed");
   }
   room.epoch = f.epoch;
+  if (!room.joined && (!room.seen || room.seen.epoch !== f.epoch)) {
+    room.seen = { epoch: f.epoch, id: f.last_id || 0 }; // what came before is not unread
+  }
+  const marker = !room.joined && room.seen.id < (f.last_id || 0) ? room.seen.id : null;
   for (const m of f.history || []) onMessage(room, m);
   room.lastId = Math.max(room.lastId, f.last_id || 0);
+  if (room.firstId === null) {
+    room.firstId = room.lastId + 1;
+    if (room.lastId === 0) room.log.append(el("li", "empty", "No messages in #" + room.name + " yet: say hello!"));
+  }
+  room.more = room.firstId > 1;
   room.users = f.users || [];
   // a big room's welcome lists the first users only: user_count says how many there are
   room.unlisted = Math.max(0, (f.user_count || 0) - room.users.length);
-  renderUsers();
-  setStatus("online", "connected as " + f.user);
-  $("input").placeholder = "Message #" + room.name;
+  const first = !room.joined;
+  room.joined = true;
+  saveRooms();
+  room.setStatus("online", "connected as " + f.user);
+  if (room.pendingShow || (first && room === state.room)) {
+    room.pendingShow = false;
+    showRoom(room, marker);
+  } else if (room === state.room) {
+    renderUsers();
+  }
   room.outbox.connectionLost(); // what an earlier connection sent but saw no ack for: again
   flush(room);
+  loadOlderIfShort(room);
 }
 
 function onMessage(room, f) {
@@ -319,140 +158,162 @@ function onAck(room, f) {
 
 function onError(room, f) {
   const reason = f.reason || f.code;
-  if (!f.client_id || !room.outbox.has(f.client_id)) {
+  if (f.client_id && f.client_id.startsWith("h-")) {
+    room.loading = false; // a server without history requests: nothing older to load
+    room.more = false;
+  } else if (!f.client_id || !room.outbox.has(f.client_id)) {
     notice(room, "server: " + reason, "error");
   } else if (f.code === "rate_limited" || f.code === "broker_unavailable") {
     const wait = Math.max(0.2, Number(f.retry_after) || 1);
     room.outbox.retry(f.client_id, reason, wait, () => flush(room));
+  } else if (f.code === "message_too_long") {
+    // back into the box (when it is empty), with the reason next to it: shorten and resend
+    const limit = Number((reason.match(/limit is (\d+)/) || [])[1]);
+    if (limit > 0) state.maxChars = limit;
+    const text = room.outbox.take(f.client_id);
+    if (room === state.room && !$("input").value && text !== null) $("input").value = text;
+    else room.outbox.refuse(f.client_id, reason);
+    if (room === state.room) note(reason);
+    updateCounter();
   } else {
     room.outbox.refuse(f.client_id, reason);
   }
 }
 
-function onPresence(room, f) {
-  const users = new Set(room.users);
-  if (typeof f.ts === "number") dayLine(room, new Date(f.ts * 1000));
-  if (f.event === "join") {
-    users.add(f.user);
-    line(room, el("li", "event", "\u2192 " + f.user + " joined"));
-  } else if (f.event === "leave") {
-    if (!users.delete(f.user) && room.unlisted > 0) room.unlisted -= 1;
-    line(room, el("li", "event", "\u2190 " + f.user + " left"));
-  }
-  room.users = [...users].sort();
-  renderUsers();
+function onRefreshed(room, f) {
+  if (typeof f.exp === "number") expiry.watch(f.exp);
 }
 
 // ------------------------------------------------------------------ sending
 
 function flush(room) {
-  if (room === state.room) room.outbox.flush(send, state.me);
+  room.outbox.flush((frame) => room.send(frame), state.me);
 }
 
+function note(text) {
+  $("note").textContent = text || "";
+  $("note").hidden = !text;
+}
+
+function updateCounter() {
+  return counter($("counter"), $("input").value, state.maxChars);
+}
+
+/** Queue ``text``; false (with the reason next to the box) when it cannot be sent. */
 function post(text, kind) {
   const room = state.room;
+  const chars = length(text);
+  if (chars > state.maxChars) {
+    note("That message is " + chars.toLocaleString("en") + " characters; the limit is " + state.maxChars.toLocaleString("en") + ".");
+    return false;
+  }
   const bytes = new TextEncoder().encode(JSON.stringify(text)).length;
   if (bytes > MAX_FRAME_BYTES) {
-    notice(room, "That message is too long to send (" + bytes + " bytes).", "error");
-    return;
+    note("That message is too long to send (" + bytes + " bytes).");
+    return false;
   }
   state.seq += 1;
   room.outbox.add("w" + state.session + "-" + state.seq, text, kind, state.me);
   flush(room);
   scrollDown(true);
+  return true;
 }
 
+function submit() {
+  const input = $("input");
+  const text = trimTrailingLines(input.value);
+  if (!text.trim() || !state.room) return;
+  note("");
+  const act = { post, note, notice, open: openRoom, part: partRoom };
+  const done = text.startsWith("/") ? command(text.trimEnd(), act) : post(text, "text");
+  if (done === false) return;
+  state.lastSent = text;
+  input.value = "";
+  updateCounter();
+}
+
+// ------------------------------------------------------------------ rooms and sign-in
+
 function addRoom(name) {
-  const room = new Room(name);
+  const room = new Room(name, hooks);
   state.rooms.set(name, room);
   room.outbox.restore();
   return room;
 }
 
-const HELP = [
-  "/me ACTION \u2013 send an action: * you ACTION",
-  "/join ROOM \u2013 open another room",
-  "/who \u2013 list the users in the room",
-  "/clear \u2013 clear the messages shown",
-  "//text \u2013 send text that starts with /",
-  "Enter sends, Shift+Enter starts a new line.",
-];
-
-function command(line) {
-  const room = state.room;
-  if (line.startsWith("//")) return post(line.slice(1), "text");
-  const [, name, arg = ""] = line.match(/^\/(\S*)\s*([\s\S]*)$/);
-  switch (name.toLowerCase()) {
-    case "me":
-      if (!arg.trim()) return notice(room, "usage: /me ACTION (e.g. /me waves)", "error");
-      return post(arg.trim(), "action");
-    case "join":
-      return openRoom(arg.trim());
-    case "who":
-    case "names":
-      if (!send({ type: "who" })) notice(room, "not connected", "error");
-      return undefined;
-    case "clear":
-      room.log.replaceChildren();
-      room.lastDay = null;
-      return undefined;
-    case "help":
-      for (const h of HELP) notice(room, h);
-      return undefined;
-    case "say":
-      return arg ? post(arg, "text") : undefined;
-    default:
-      return notice(room, "no command /" + name + " (/help lists them; //text sends text starting with /)", "error");
-  }
-}
-
-function submit() {
-  const input = $("input");
-  const text = input.value;
-  if (!text.trim() || !state.room) return;
-  input.value = "";
-  if (text.startsWith("/")) command(text.trimEnd());
-  else post(text, "text");
-}
-
-// ------------------------------------------------------------------ rooms and sign-in
-
+/** Show ``name`` (opening it first if it is not open); false when the name is invalid. */
 function openRoom(name) {
   if (!ROOM_RE.test(name)) {
-    if (state.room) notice(state.room, "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit", "error");
-    return;
+    note("invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+    return false;
   }
-  store.setItem(KEY.room, name);
+  closeMenu();
   let room = state.rooms.get(name);
   if (!room) {
     room = addRoom(name);
-    store.setItem(KEY.rooms, JSON.stringify([...state.rooms.keys()]));
+    renderRooms();
+    room.connect();
+    if (state.room) {
+      // shown once the server let us in: a refusal leaves us where we are
+      room.pendingShow = true;
+      return true;
+    }
+  } else if (!room.ws && !room.timer) {
+    room.attempt = 0;
+    room.connect();
   }
-  closeMenu();
-  if (state.room === room && state.ws) return;
+  showRoom(room, null);
+  return true;
+}
+
+/** Put ``room`` on screen, at its read marker (or where it was left, or at the bottom). */
+function showRoom(room, markerId) {
+  const c = $("chat");
+  const leaving = state.room;
+  if (leaving && leaving !== room) {
+    leaving.scroll = atBottom() ? null : c.scrollTop;
+    leaving.markSeen();
+  }
+  const seenId = leaving === room ? markerId : room.seen ? room.seen.id : markerId;
   state.room = room;
-  $("chat").replaceChildren(room.box);
-  $("title").textContent = "#" + name;
+  store.setItem(KEY.room, room.name);
+  c.replaceChildren(room.box);
+  $("title").textContent = "#" + room.name;
   $("composer").hidden = false;
   $("leave").hidden = false;
-  state.attempt = 0;
-  updateTitle();
+  $("input").placeholder = "Message #" + room.name;
+  placeView(room, seenId);
+  if (!document.hidden) room.markSeen();
+  showStatus();
   renderRooms();
   renderUsers();
-  connect();
+  updateTitle();
   $("input").focus();
+  loadOlderIfShort(room);
+}
+
+function partRoom(room) {
+  closeRoom(room);
+  const next = [...state.rooms.values()][0];
+  if (next) return openRoom(next.name);
+  state.room = null;
+  store.removeItem(KEY.room);
+  $("chat").replaceChildren(el("p", "", "No room open."));
+  $("title").textContent = "chatctl";
+  $("composer").hidden = true;
+  showStatus();
+  renderUsers();
+  return true;
 }
 
 function signOut(reason) {
   store.removeItem(KEY.token);
   state.token = null;
-  clearTimeout(state.timer);
-  if (state.ws) {
-    const ws = state.ws;
-    state.ws = null;
-    ws.close(1000);
+  expiry.watch(null);
+  for (const room of state.rooms.values()) {
+    room.drop();
+    room.setStatus("idle", "not connected");
   }
-  setStatus("idle", "not connected");
   showLogin(reason);
 }
 
@@ -464,12 +325,25 @@ function showLogin(reason) {
   $("login-token").focus();
 }
 
+/** A new token (a new link, the login form, the renewal box): every open room keeps going. */
+function useToken(token) {
+  const previous = state.token;
+  state.token = token;
+  store.setItem(KEY.token, token);
+  expiry.watch(tokenExp(token));
+  if (!previous) return;
+  for (const room of state.rooms.values()) {
+    if (room.welcomed) room.send({ type: "refresh", token });
+    else if (!room.gone) room.connect();
+  }
+}
+
 function readFragment() {
   if (!location.hash) return;
   const params = new URLSearchParams(location.hash.slice(1));
   const token = params.get("token");
   const room = params.get("room");
-  if (token) store.setItem(KEY.token, token.trim());
+  if (token) useToken(token.trim());
   if (room) store.setItem(KEY.room, room);
   // The token leaves the address bar (and the tab's history) as soon as it is read.
   history.replaceState(null, "", location.pathname + location.search);
@@ -477,14 +351,15 @@ function readFragment() {
 
 function start() {
   readFragment();
-  const previous = state.token;
-  state.token = store.getItem(KEY.token);
-  if (previous && previous !== state.token) state.room = null; // reconnect with the new one
+  if (!state.token && store.getItem(KEY.token)) useToken(store.getItem(KEY.token));
   if (!state.token) {
     showLogin("");
     return;
   }
   $("login").hidden = true;
+  for (const room of state.rooms.values()) {
+    if (!room.ws && !room.timer) room.connect();
+  }
   openRoom(store.getItem(KEY.room) || "general");
 }
 
@@ -495,50 +370,64 @@ function closeMenu() {
 
 // ------------------------------------------------------------------ wiring
 
-$("input").addEventListener("keydown", (ev) => {
-  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
-    ev.preventDefault();
-    submit();
-  }
+bindKeys($("input"), {
+  submit,
+  names: () => (state.room ? [...state.room.users, ...state.room.authors()] : []),
+  recall: () => state.lastSent,
+  changed: updateCounter,
 });
+$("input").addEventListener("input", () => updateCounter());
 $("composer").addEventListener("submit", (ev) => {
   ev.preventDefault();
   submit();
   $("input").focus();
 });
+$("chat").addEventListener("scroll", () => {
+  const room = state.room;
+  if (room && $("chat").scrollTop < 60) loadOlder(room);
+});
 $("room-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  openRoom($("room-input").value.trim());
-  $("room-input").value = "";
+  if (openRoom($("room-input").value.trim())) $("room-input").value = "";
 });
 $("login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  store.setItem(KEY.token, $("login-token").value.trim());
-  store.setItem(KEY.room, $("login-room").value.trim());
+  const room = $("login-room").value.trim();
+  store.setItem(KEY.room, room);
+  state.token = null;
+  useToken($("login-token").value.trim());
   $("login-token").value = "";
-  state.room = null; // connect with the new token
   start();
+});
+$("renew-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const token = $("renew-token").value.trim();
+  if (!token) return;
+  $("renew-token").value = "";
+  useToken(token);
 });
 $("leave").addEventListener("click", () => {
   for (const room of state.rooms.values()) room.outbox.clear();
   signOut("");
 });
-$("retry").addEventListener("click", () => connect());
+$("retry").addEventListener("click", () => state.room && state.room.connect());
 $("menu").addEventListener("click", () => {
   const open = $("side").classList.toggle("open");
   $("menu").setAttribute("aria-expanded", String(open));
 });
 window.addEventListener("hashchange", start);
 window.addEventListener("online", () => {
-  if (state.timer) connect();
+  for (const room of state.rooms.values()) if (room.timer) room.connect();
 });
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) {
-    state.unread = 0;
+  if (!document.hidden && state.room) {
+    state.room.markSeen();
+    renderRooms();
     updateTitle();
   }
 });
 
+state.open = openRoom;
 for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
   if (ROOM_RE.test(name)) addRoom(name);
 }

@@ -115,6 +115,15 @@ export class Outbox {
     if (this.lastSent !== null) this.refuse(this.lastSent, reason);
   }
 
+  /** Remove message ``id`` (its text goes back to the box): its text, or null. */
+  take(id) {
+    const p = this.items.get(id);
+    if (!p || p.acked) return null;
+    p.el.remove();
+    this.forget(id);
+    return p.text;
+  }
+
   forget(id) {
     this.items.delete(id);
     this.save();

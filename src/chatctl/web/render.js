@@ -52,8 +52,62 @@ export function messageNode(user, text, kind, date) {
     time.title = date.toLocaleString();
   }
   const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + user : user);
-  const body = el("bdi", "text", visible(text));
+  const body = el("bdi", "text");
+  body.append(...linked(visible(text)));
   body.dir = "auto";
   li.append(time, who, body);
+  return li;
+}
+
+// http and https URLs become links; everything else (javascript:, data:…) stays text. The
+// link's text is the URL as written, set with textContent; a trailing ) . , ; : ! ? ' " is
+// taken as the sentence's, not the URL's (unless the URL opened that parenthesis).
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+function linked(text) {
+  const parts = [];
+  let at = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    let url = m[0];
+    while (/[).,;:!?'"\]]$/.test(url)) {
+      if (url.endsWith(")") && url.split("(").length > url.split(")").length - 1) break;
+      url = url.slice(0, -1);
+    }
+    let href = null;
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol === "http:" || parsed.protocol === "https:") href = parsed.href;
+    } catch {
+      // not a URL after all: text
+    }
+    if (!href) continue;
+    if (m.index > at) parts.push(text.slice(at, m.index));
+    const a = el("a", "", url);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    parts.push(a);
+    at = m.index + url.length;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  return parts;
+}
+
+/** A join or leave line, with its time like a message's. */
+export function eventNode(text, date) {
+  const li = el("li", "event");
+  const time = el("time");
+  if (date) {
+    time.dateTime = date.toISOString();
+    time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.title = date.toLocaleString();
+  }
+  li.append(time, el("span", "what", text));
+  return li;
+}
+
+export function dayNode(date) {
+  const text = date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  const li = el("li", "day", text);
+  li.dataset.day = date.toDateString();
   return li;
 }

@@ -1,0 +1,48 @@
+// chatctl web client: the /commands typed in the message box.
+import { state } from "./state.js";
+
+export const HELP = [
+  "/me ACTION \u2013 send an action: * you ACTION",
+  "/join ROOM \u2013 open another room (it stays open in the list)",
+  "/part \u2013 leave this room",
+  "/who \u2013 list the users in the room",
+  "/clear \u2013 clear the messages shown",
+  "//text \u2013 send text that starts with /",
+  "Enter sends, Shift+Enter starts a new line, Tab completes a name, Up recalls your last message.",
+];
+
+/** Run a /command; false leaves the text in the box (it was not done). */
+export function command(line, act) {
+  const room = state.room;
+  if (line.startsWith("//")) return act.post(line.slice(1), "text");
+  const [, name, arg = ""] = line.match(/^\/(\S*)\s*([\s\S]*)$/);
+  switch (name.toLowerCase()) {
+    case "me":
+      if (!arg.trim()) {
+        act.note("usage: /me ACTION (e.g. /me waves)");
+        return false;
+      }
+      return act.post(arg.trim(), "action");
+    case "join":
+      return act.open(arg.trim());
+    case "part":
+    case "leave":
+      return act.part(room);
+    case "who":
+    case "names":
+      if (!room.send({ type: "who" })) act.notice(room, "not connected", "error");
+      return true;
+    case "clear":
+      room.log.replaceChildren();
+      room.lastDay = null;
+      return true;
+    case "help":
+      for (const h of HELP) act.notice(room, h);
+      return true;
+    case "say":
+      return arg ? post(arg, "text") : true;
+    default:
+      act.note("no command /" + name + " (/help lists them; //text sends text starting with /)");
+      return false;
+  }
+}
