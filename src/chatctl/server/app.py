@@ -26,6 +26,8 @@ from chatctl.server.context import SessionContext
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
+from chatctl.server.httpapi.front import HttpFront
+from chatctl.server.httpapi.routes import takes_over
 from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
@@ -76,6 +78,8 @@ class ChatServer:
             verify_token=self.verify_token,
             expiries=ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters),
         )
+        #: the HTTP API on the same port (server/httpapi/)
+        self.http = HttpFront(self.context)
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
         #: one bound method for every Membership (not one per connection)
@@ -122,6 +126,7 @@ class ChatServer:
 
             tls = server_context(s.certfile, s.keyfile)
         await self.broker.start()
+        connection = wire.connection_class(takes_over, self.http.take)
         self._ws = await serve(
             self._handler,
             s.host,
@@ -136,11 +141,11 @@ class ChatServer:
             open_timeout=s.handshake_timeout or None,
             ssl=tls,
             reuse_port=s.reuse_port or None,
-            create_connection=wire.ChatConnection,
+            create_connection=connection,
         )
         # No connection object exists yet (nothing was awaited since the socket started
         # listening): warm_up's comes first, and keeps the others small.
-        wire.warm_up(self._ws)
+        wire.warm_up(self._ws, connection)
 
     @property
     def scheme(self) -> str:
@@ -187,6 +192,7 @@ class ChatServer:
         ws, self._ws = self._ws, None
         self._closing_code = code
         ws.close(close_connections=False)
+        self.http.close()
         reason = (
             "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
         )
