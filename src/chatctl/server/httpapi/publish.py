@@ -114,7 +114,10 @@ def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) ->
 
 def _from_slack(payload: dict[str, Any]) -> dict[str, Any]:
     """Slack's incoming-webhook JSON: ``text`` (or, without it, the ``fallback`` or text
-    of its attachments and blocks) is the message."""
+    of its attachments and blocks) is the message. Alertmanager's own webhook JSON
+    (``alerts``) becomes one line per alert."""
+    if isinstance(payload.get("alerts"), list) and "text" not in payload:
+        return {"message": _from_alertmanager(payload["alerts"]), "kind": "text"}
     text = payload.get("text")
     if not isinstance(text, str) or not text.strip():
         parts: list[str] = []
@@ -130,3 +133,18 @@ def _from_slack(payload: dict[str, Any]) -> dict[str, Any]:
         text = "\n".join(parts)
     kind: MessageKind = "text"
     return {"message": text, "kind": kind}
+
+
+def _from_alertmanager(alerts: list[Any]) -> str:
+    lines = []
+    for alert in alerts:
+        if not isinstance(alert, dict):
+            continue
+        labels, notes = alert.get("labels"), alert.get("annotations")
+        labels = labels if isinstance(labels, dict) else {}
+        notes = notes if isinstance(notes, dict) else {}
+        name = labels.get("alertname", "alert")
+        what = notes.get("summary") or notes.get("description") or ""
+        status = str(alert.get("status", "firing")).upper()
+        lines.append(f"[{status}] {name}: {what}".rstrip(": "))
+    return "\n".join(lines)
