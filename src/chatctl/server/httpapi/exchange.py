@@ -278,6 +278,11 @@ class HttpConnection(asyncio.Protocol):
                 if not isinstance(event, h11.Request):
                     self.close()
                     return
+                # h11 bounds a head that arrives in pieces; this, one that came whole
+                size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if size > MAX_HEAD_BYTES:
+                    self._error_then_close(ApiError(431, "bad_request", "request head too large"))
+                    return
                 if not await self._exchange(_request(event)):
                     self.close()
                     return
