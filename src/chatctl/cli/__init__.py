@@ -7,6 +7,7 @@ that does the work.
 - :mod:`~chatctl.cli.serve`: ``chatctl serve`` -> :mod:`chatctl.server.assemble`
 - :mod:`~chatctl.cli.send`: ``chatctl send`` -> :mod:`chatctl.client.send`
 - :mod:`~chatctl.cli.join`: ``chatctl join`` -> :mod:`chatctl.client.join`, :mod:`chatctl.ui`
+- :mod:`~chatctl.cli.history`: ``chatctl history`` -> :mod:`chatctl.client.history`
 - :mod:`~chatctl.cli.bench`: ``chatctl bench`` -> :mod:`chatctl.bench`
 - :mod:`~chatctl.cli.token`: ``chatctl token create|inspect`` ->
   :mod:`chatctl.tokens.mint`, :mod:`chatctl.tokens.inspect`
@@ -41,7 +42,14 @@ from chatctl.status import ExitStatus
 coerce.install()  # typer converts str/int/float/bool/Path flags without pydantic
 
 #: subcommand -> the module under chatctl.cli that declares it (as ``app``), in help order
-COMMANDS = {"serve": "serve", "send": "send", "join": "join", "bench": "bench", "token": "token"}
+COMMANDS = {
+    "serve": "serve",
+    "send": "send",
+    "join": "join",
+    "history": "history",
+    "bench": "bench",
+    "token": "token",
+}
 
 ROOT_EPILOG = """\
 Examples:
