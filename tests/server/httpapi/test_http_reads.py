@@ -27,6 +27,10 @@ async def test_history_since_and_limit(server: ChatServer) -> None:
     assert [m["id"] for m in since["messages"]] == [3, 4] and since["complete"] is True
     newest = (await curl(server.port, MESSAGES + "?limit=2", token=token)).json()
     assert [m["message"] for m in newest["messages"]] == ["c", "d"]
+    older = (await curl(server.port, MESSAGES + "?before=4&limit=2", token=token)).json()
+    assert [m["message"] for m in older["messages"]] == ["b", "c"]
+    oldest = (await curl(server.port, MESSAGES + "?before=2", token=token)).json()
+    assert [m["id"] for m in oldest["messages"]] == [1]
     bad = await curl(server.port, MESSAGES + "?limit=0", token=token)
     assert bad.status == 400 and bad.json()["code"] == "invalid_field"
 

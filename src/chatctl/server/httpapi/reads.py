@@ -48,28 +48,13 @@ async def history(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     before = _int_param(exchange, "before", low=1)
     limit = _int_param(exchange, "limit", low=1, high=MAX_LIMIT) or DEFAULT_LIMIT
     try:
-        if before is None:
-            found = await ctx.broker.history(room, since=since, limit=limit)
-        else:
-            found = await _history_before(ctx, room, since, limit, before)
+        found = await ctx.broker.history(room, since=since, limit=limit, before=before)
     except BrokerError as exc:
         raise broker_unavailable(exc) from None
     if NDJSON in (exchange.request.header("accept") or ""):
         body = "".join(m.frame + "\n" for m in found.messages).encode()
         return Reply(200, body, content_type=NDJSON)
     return Reply(200, history_body(room, found), content_type="application/json")
-
-
-async def _history_before(
-    ctx: SessionContext, room: str, since: int | None, limit: int, before: int
-) -> History:
-    method = ctx.broker.history
-    try:
-        return await method(room, since=since, limit=limit, before=before)  # type: ignore[call-arg,unused-ignore]
-    except TypeError:
-        raise ApiError(
-            400, "invalid_field", "this server's broker does not page with before"
-        ) from None
 
 
 def history_body(room: str, found: History) -> bytes:
