@@ -22,7 +22,7 @@ from typing import Any
 
 from chatctl.broker.base import History, Reset
 from chatctl.errors import BrokerError
-from chatctl.protocol import Message, parse_epoch, parse_history, parse_since
+from chatctl.protocol import Message, Presence, parse_epoch, parse_history, parse_since
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.exchange import ApiError, Exchange, Reply
 from chatctl.server.httpapi.reads import broker_unavailable
@@ -122,6 +122,9 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         exchange.write(head + sse("welcome", json.dumps(welcome, separators=(",", ":")), id=eid))
         for msg in found.messages:
             exchange.write(sse("message", msg.frame, id=f"{found.epoch}:{msg.id}"))
+        # the welcome listed the reader: its own join, come meanwhile, is not news to it
+        own = ("join", user)
+        queue[:] = [e for e in queue if not (isinstance(e, Presence) and (e.event, e.user) == own)]
         await _live(ctx, exchange, queue, wake, found.epoch, found.last_id)
     finally:
         if listening:
