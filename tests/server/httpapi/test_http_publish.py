@@ -123,3 +123,20 @@ async def test_keep_alive_serves_several_requests_on_one_connection(server: Chat
     assert answer.body.endswith(b"connects=0")  # the second request reused the connection
     history = (await curl(server.port, MESSAGES, "-H", auth)).json()
     assert [m["message"] for m in history["messages"]] == ["one", "two"]
+
+
+async def test_expect_100_continue_is_answered_before_the_body(server: ChatServer) -> None:
+    import asyncio
+
+    token = make_token("alice")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        f"POST {MESSAGES} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    async with asyncio.timeout(10):
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Created")
+    writer.close()

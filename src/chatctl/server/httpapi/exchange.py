@@ -237,6 +237,8 @@ class HttpConnection(asyncio.Protocol):
             await self._readable.wait()
 
     async def read_body(self, limit: int) -> bytes:
+        if self.h11.they_are_waiting_for_100_continue:  # curl's Expect for bodies over 1 KiB
+            self._write(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
         body = bytearray()
         while True:
             event = await self._next_event()
