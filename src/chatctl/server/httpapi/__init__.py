@@ -2,7 +2,9 @@
 rooms and users, and incoming webhooks.
 
 =================  ==============================================================
+``answers.py``     a request's head, a whole answer, an error answer
 ``exchange.py``    one HTTP/1.1 connection parsed by h11: requests, answers, limits
+``front.py``       the API of one server: the connections it took, closed at stop
 ``routes.py``      which handler answers which method and path; tokens and rooms
 ``reads.py``       ``GET /rooms``, ``/rooms/{room}/messages``, ``/rooms/{room}/users``
 ``publish.py``     ``POST /rooms/{room}/messages`` and ``POST /hooks/{token}``

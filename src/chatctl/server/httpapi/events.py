@@ -24,7 +24,8 @@ from chatctl.broker.base import History, Reset
 from chatctl.errors import BrokerError
 from chatctl.protocol import Message, Presence, parse_epoch, parse_history, parse_since
 from chatctl.server.context import SessionContext
-from chatctl.server.httpapi.exchange import ApiError, Exchange, Reply
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
 from chatctl.server.httpapi.routes import authorize, room_of
 from chatctl.server.hub import Event

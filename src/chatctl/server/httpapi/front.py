@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from chatctl.server.context import SessionContext
-from chatctl.server.httpapi.exchange import Exchange, HttpConnection, Reply
+from chatctl.server.httpapi.answers import Reply
+from chatctl.server.httpapi.exchange import Exchange, HttpConnection
 from chatctl.server.httpapi.routes import dispatch
 
 

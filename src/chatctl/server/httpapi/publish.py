@@ -21,7 +21,8 @@ from chatctl.errors import BrokerError
 from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage
 from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
 from chatctl.server.context import SessionContext
-from chatctl.server.httpapi.exchange import ApiError, Exchange, Reply
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
 from chatctl.server.httpapi.routes import authorize, room_of, verify
 

@@ -8,7 +8,8 @@ from chatctl.broker.base import History
 from chatctl.errors import BrokerError
 from chatctl.protocol import parse_since
 from chatctl.server.context import SessionContext
-from chatctl.server.httpapi.exchange import ApiError, Exchange, Reply
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.routes import authorize, room_of
 
 #: ``limit`` of a history request: the default and the most

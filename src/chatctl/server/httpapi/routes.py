@@ -12,7 +12,8 @@ from chatctl import web
 from chatctl.errors import PermissionDenied, TokenError
 from chatctl.protocol import ROOM_RULE, valid_room
 from chatctl.server.context import SessionContext
-from chatctl.server.httpapi.exchange import ApiError, Exchange, Reply
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
 from chatctl.tokens.claims import Claims
 
 #: request lines the API takes from websockets: these paths whatever the method...
