@@ -17,7 +17,7 @@ from websockets.http11 import Request, Response
 
 from chatctl import __version__
 from chatctl.broker.base import Broker
-from chatctl.errors import BrokerError, ChatctlError
+from chatctl.errors import BrokerError, ChatctlError, ConfigError, TokenError
 from chatctl.protocol import (
     CloseCode,
 )
@@ -57,6 +57,8 @@ class ChatServer:
         #: reads the token key again from where it came from (SIGHUP), if it can be
         self.load_verifier = load_verifier
         self.broker = broker
+        #: token ids refused by verify_token (--revoked-tokens; read again on SIGHUP)
+        self.revoked: frozenset[str] = self._read_revoked()
         self.metrics = Metrics(self)
         self.hub = Hub(
             broker,
@@ -91,13 +93,37 @@ class ChatServer:
         self._closing_code: int | None = None
 
     def verify_token(self, token: str) -> Claims:
-        """Verify ``token`` with the current key (raises :class:`TokenError`)."""
-        return self.verifier.verify(token)
+        """Verify ``token`` with the current key and the revocation list (raises
+        :class:`TokenError`)."""
+        claims = self.verifier.verify(token)
+        if self.revoked and claims.raw.get("jti") in self.revoked:
+            raise TokenError("token revoked")
+        return claims
+
+    def _read_revoked(self) -> frozenset[str]:
+        """The ids of ``--revoked-tokens`` (``#`` starts a comment); raises ConfigError."""
+        path = self.settings.revoked_tokens
+        if path is None:
+            return frozenset()
+        try:
+            text = path.expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"--revoked-tokens {path}: {exc}") from None
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        return frozenset(line for line in lines if line)
 
     def reload_key(self) -> bool:
         """Read the token secret or public key again (SIGHUP): new handshakes and refreshes
         are verified with it; open connections keep going until their token expires. On
         failure the old key stays and the error is logged. Never logs the key."""
+        try:
+            revoked = self._read_revoked()
+        except ConfigError as exc:
+            log.error("SIGHUP: revoked tokens not reloaded, keeping the list: %s", exc)
+        else:
+            if revoked != self.revoked:
+                log.info("SIGHUP: %d revoked tokens", len(revoked))
+            self.revoked = revoked
         if self.load_verifier is None:
             log.warning("SIGHUP: this server's token key cannot be reloaded")
             return False

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from chatctl.server import ChatServer
 from chatctl.tokens.mint import mint
 from support.curl import curl
-from support.helpers import SECRET, chatctl_env, client, make_token, recv_type
+from support.helpers import SECRET, chatctl_env, client, make_server, make_token, recv_type
 
 #: Slack's documented incoming-webhook examples (api.slack.com/messaging/webhooks)
 SLACK_TEXT = {"text": "Hello, world."}
@@ -124,3 +125,20 @@ def test_a_webhook_url_is_redacted_in_logs() -> None:
     line = "POST http://host:8000/hooks/abc.def-ghi?x=1 failed"
     assert redact(line) == "POST http://host:8000/hooks/[redacted]?x=1 failed"
     assert "eyJ" not in redact("http://h/hooks/" + hook_path().removeprefix("/hooks/"))
+
+
+async def test_a_revoked_webhook_is_refused(tmp_path: Path) -> None:
+    import jwt
+
+    path = hook_path()
+    jti = jwt.decode(path.removeprefix("/hooks/"), options={"verify_signature": False})["jti"]
+    revoked = tmp_path / "revoked"
+    revoked.write_text("# revoked webhook URLs\n")
+    srv = make_server(revoked_tokens=revoked)
+    async with srv:
+        assert (await curl(srv.port, path, "-d", "before")).status == 201
+        revoked.write_text(f"{jti}  # the leaked one\n")
+        assert srv.reload_key() is False  # no key to reload here; the list is read again
+        refused = await curl(srv.port, path, "-d", "after")
+        assert refused.status == 401 and refused.json()["reason"] == "token revoked"
+        assert (await curl(srv.port, hook_path(), "-d", "another")).status == 201
