@@ -24,6 +24,8 @@ LEVELS: tuple[str, ...] = get_args(LogLevel)
 _SECRETS = [
     # ?token=… / &token=… in a URL or query string
     (re.compile(r"(?i)([?&;]token=)[^&\s\"'#]*"), r"\1[redacted]"),
+    # a webhook URL's token: /hooks/…
+    (re.compile(r"(/hooks/)[^/\s?#\"']+"), r"\1[redacted]"),
     # Authorization: Bearer …
     (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
     # anything shaped like a JWT (three base64url parts, the first two JSON objects)

@@ -87,6 +87,14 @@ def send(
             "reported, status 6), replace sends them with U+FFFD.",
         ),
     ] = "strict",
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Post through the server's HTTP API (one request per message) instead of a "
+            "WebSocket: for a proxy that lets only HTTP through.",
+        ),
+    ] = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -115,6 +123,21 @@ def send(
     if token == "-" and texts is None:
         raise UsageError("--token - and messages from stdin cannot share stdin")
     settings = client_settings(server, token, token_file, token_command, user, cafile)
+    if http:
+        from chatctl.client.httpsend import run_http_send
+
+        if texts is not None and not any(t.strip() for t in texts):
+            raise UsageError("the message is empty")
+        run_http_send(
+            settings,
+            room,
+            texts,
+            kind="action" if me else "text",
+            timeout=timeout,
+            json_output=json_output,
+            encoding_errors=encoding_errors,
+        )
+        return
     run_send(
         settings,
         SendOptions(

@@ -49,6 +49,13 @@ Examples:
   chatctl token create --user deploy-bot --room ops --room 'team-*' --ttl 30d
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
   chatctl token create --user carol --room general --ttl 8h --link
+  chatctl token create --user grafana --room alerts --webhook
+
+--webhook prints an incoming-webhook URL, http(s)://HOST:PORT/hooks/TOKEN,
+that posts to its one --room (plain text, or Slack's {"text": ...} JSON) and
+can do nothing else: no reading, no WebSocket (docs/integrations.md). Its
+token lives 365d unless --ttl says otherwise; anyone with the URL can post,
+so keep it as a secret.
 
 --link prints a link to the server's web page that opens the first --room
 that is not a glob, with the token in the link's #fragment (browsers never
@@ -79,7 +86,13 @@ def token_create(
             autocompletion=complete_room,
         ),
     ] = None,
-    ttl: Annotated[str, typer.Option(help="Lifetime: 90s, 15m, 12h, 7d, 1w.")] = "24h",
+    ttl: Annotated[
+        str | None,
+        typer.Option(
+            help="Lifetime: 90s, 15m, 12h, 7d, 1w (default 24h; 365d with --webhook).",
+            show_default=False,
+        ),
+    ] = None,
     secret_file: SecretFileOpt = None,
     private_key: Annotated[
         Path | None, typer.Option(help="Sign with this PEM private key (RS256/ES256).")
@@ -88,6 +101,13 @@ def token_create(
     audience: Annotated[str | None, typer.Option(help="Set the 'aud' claim.")] = None,
     link: Annotated[
         bool, typer.Option("--link", help="Print a web page link that carries the token.")
+    ] = False,
+    webhook: Annotated[
+        bool,
+        typer.Option(
+            "--webhook",
+            help="Print an incoming-webhook URL that only posts to its one --room.",
+        ),
     ] = False,
     server: Annotated[
         str | None,
@@ -105,18 +125,33 @@ def token_create(
     from chatctl.errors import UsageError
     from chatctl.tokens.mint import create_token
 
-    if server is not None and not link:
-        raise UsageError("--server is used only with --link")
+    if server is not None and not (link or webhook):
+        raise UsageError("--server is used only with --link or --webhook")
+    hook = None
+    if webhook:
+        from chatctl.protocol import valid_room
+
+        if link:
+            raise UsageError("--webhook and --link do not go together")
+        if room is None or len(room) != 1 or not valid_room(room[0]):
+            raise UsageError("--webhook needs exactly one --room, a room name (not a glob)")
+        hook = room[0]
     token = create_token(
         user=user,
         rooms=room or [],
-        ttl=ttl,
+        ttl=ttl or ("365d" if webhook else "24h"),
         secret_file=secret_file,
         private_key=private_key,
         issuer=issuer,
         audience=audience,
+        hook=hook,
     )
-    print(join_link(token, room or [], server=server) if link else token)
+    if webhook:
+        from chatctl.client.settings import hook_url
+
+        print(hook_url(token, server=server))
+    else:
+        print(join_link(token, room or [], server=server) if link else token)
 
 
 TOKEN_INSPECT_EPILOG = """\

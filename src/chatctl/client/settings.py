@@ -102,6 +102,13 @@ def page_link(server: str, token: str, room: str | None = None) -> str:
     return f"{'https' if scheme == 'wss' else 'http'}://{rest.rstrip('/')}/#{fragment}"
 
 
+def hook_url(token: str, *, server: str | None = None) -> str:
+    """The incoming-webhook URL of a webhook token on the server the client settings point at:
+    ``http(s)://HOST:PORT[/PATH]/hooks/TOKEN``."""
+    scheme, _, rest = configured_server(server).partition("://")
+    return f"{'https' if scheme == 'wss' else 'http'}://{rest.rstrip('/')}/hooks/{token}"
+
+
 def configured_server(server: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
     """The server URL the client commands would use: ``server`` > ``CHATCTL_SERVER`` >
     ``server`` in config.toml > ws://127.0.0.1:8000, normalized."""

@@ -17,7 +17,7 @@ from websockets.http11 import Request, Response
 
 from chatctl import __version__
 from chatctl.broker.base import Broker
-from chatctl.errors import BrokerError, ChatctlError
+from chatctl.errors import BrokerError, ChatctlError, ConfigError, TokenError
 from chatctl.protocol import (
     CloseCode,
 )
@@ -26,6 +26,8 @@ from chatctl.server.context import SessionContext
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
+from chatctl.server.httpapi.front import HttpFront
+from chatctl.server.httpapi.routes import takes_over
 from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
@@ -55,6 +57,8 @@ class ChatServer:
         #: reads the token key again from where it came from (SIGHUP), if it can be
         self.load_verifier = load_verifier
         self.broker = broker
+        #: token ids refused by verify_token (--revoked-tokens; read again on SIGHUP)
+        self.revoked: frozenset[str] = self._read_revoked()
         self.metrics = Metrics(self)
         self.hub = Hub(
             broker,
@@ -76,6 +80,8 @@ class ChatServer:
             verify_token=self.verify_token,
             expiries=ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters),
         )
+        #: the HTTP API on the same port (server/httpapi/)
+        self.http = HttpFront(self.context)
         #: accepted handshakes whose handler has not started yet
         self._members: dict[ServerConnection, Membership] = {}
         #: one bound method for every Membership (not one per connection)
@@ -87,13 +93,37 @@ class ChatServer:
         self._closing_code: int | None = None
 
     def verify_token(self, token: str) -> Claims:
-        """Verify ``token`` with the current key (raises :class:`TokenError`)."""
-        return self.verifier.verify(token)
+        """Verify ``token`` with the current key and the revocation list (raises
+        :class:`TokenError`)."""
+        claims = self.verifier.verify(token)
+        if self.revoked and claims.raw.get("jti") in self.revoked:
+            raise TokenError("token revoked")
+        return claims
+
+    def _read_revoked(self) -> frozenset[str]:
+        """The ids of ``--revoked-tokens`` (``#`` starts a comment); raises ConfigError."""
+        path = self.settings.revoked_tokens
+        if path is None:
+            return frozenset()
+        try:
+            text = path.expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"--revoked-tokens {path}: {exc}") from None
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        return frozenset(line for line in lines if line)
 
     def reload_key(self) -> bool:
         """Read the token secret or public key again (SIGHUP): new handshakes and refreshes
         are verified with it; open connections keep going until their token expires. On
         failure the old key stays and the error is logged. Never logs the key."""
+        try:
+            revoked = self._read_revoked()
+        except ConfigError as exc:
+            log.error("SIGHUP: revoked tokens not reloaded, keeping the list: %s", exc)
+        else:
+            if revoked != self.revoked:
+                log.info("SIGHUP: %d revoked tokens", len(revoked))
+            self.revoked = revoked
         if self.load_verifier is None:
             log.warning("SIGHUP: this server's token key cannot be reloaded")
             return False
@@ -122,6 +152,7 @@ class ChatServer:
 
             tls = server_context(s.certfile, s.keyfile)
         await self.broker.start()
+        connection = wire.connection_class(takes_over, self.http.take)
         self._ws = await serve(
             self._handler,
             s.host,
@@ -136,11 +167,11 @@ class ChatServer:
             open_timeout=s.handshake_timeout or None,
             ssl=tls,
             reuse_port=s.reuse_port or None,
-            create_connection=wire.ChatConnection,
+            create_connection=connection,
         )
         # No connection object exists yet (nothing was awaited since the socket started
         # listening): warm_up's comes first, and keeps the others small.
-        wire.warm_up(self._ws)
+        wire.warm_up(self._ws, connection)
 
     @property
     def scheme(self) -> str:
@@ -187,6 +218,7 @@ class ChatServer:
         ws, self._ws = self._ws, None
         self._closing_code = code
         ws.close(close_connections=False)
+        self.http.close()
         reason = (
             "server restarting" if code == CloseCode.SERVICE_RESTART else "server shutting down"
         )

@@ -108,6 +108,8 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         )
     try:
         claims = verifier.verify(token)
+        if claims.raw.get("hook") is not None:
+            raise PermissionDenied("a webhook token only posts to its /hooks/ URL")
         claims.check_room(room)
     except PermissionDenied as exc:
         raise Refusal(HTTPStatus.FORBIDDEN, str(exc), kind="room_forbidden") from None

@@ -64,6 +64,8 @@ MAX_PRESENCE_TICK = 2.0
 FRESH_SECONDS = 1.0
 
 Event = Message | Presence | PresenceBatch
+#: a reader of a room other than a WebSocket connection (see :meth:`Hub.listen`)
+Listener = Callable[[Event | Reset], None]
 
 
 def presence_tick(members: int) -> float:
@@ -91,9 +93,12 @@ class RoomMembers:
     presence_timer: asyncio.TimerHandle | None = None
     #: connections whose user list (welcome or ``who``) is recent -> (user, loop time of it)
     fresh: dict[ServerConnection, tuple[str, float]] = field(default_factory=dict)
+    #: the room's readers that are not WebSocket connections (Server-Sent Events streams):
+    #: each is called with every event the members get, and with a :class:`Reset`
+    listeners: list[Listener] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.ready) + len(self.waiting)
+        return len(self.ready) + len(self.waiting) + len(self.listeners)
 
 
 class Hub:
@@ -126,6 +131,29 @@ class Hub:
                 await self.broker.subscribe(room, lambda event: self._fanout(members, event))
                 self.rooms[room] = members
             members.waiting[conn] = []
+
+    async def listen(self, room: str, listener: Listener) -> None:
+        """Call ``listener`` with every event of ``room`` from now on, as members get them
+        (a Server-Sent Events stream); a :class:`Reset` tells it the room's ids restarted."""
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None:
+                members = RoomMembers(room)
+                await self.broker.subscribe(room, lambda event: self._fanout(members, event))
+                self.rooms[room] = members
+            members.listeners.append(listener)
+
+    async def unlisten(self, room: str, listener: Listener) -> None:
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None or listener not in members.listeners:
+                return
+            members.listeners.remove(listener)
+            if not members:
+                del self.rooms[room]
+                if members.presence_timer is not None:
+                    members.presence_timer.cancel()
+                await self.broker.unsubscribe(room)
 
     def ready(self, room: str, conn: ServerConnection, after_id: int, user: str) -> None:
         """The welcome (with history up to ``after_id`` and ``user`` in its user list) is
@@ -273,6 +301,8 @@ class Hub:
         for conn in conns:
             reason = "room history was lost: reconnect"
             wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
+        for listener in list(members.listeners):
+            listener(event)
 
     def _deliver(self, members: RoomMembers, event: Event) -> None:
         targets = members.ready
@@ -284,6 +314,9 @@ class Hub:
                 targets = _not_ahead_of(members, event.id)
         for pending in members.waiting.values():
             pending.append(event)
+        if members.listeners:
+            for listener in list(members.listeners):
+                listener(event)
         if not targets:
             return
         slow = wire.broadcast(targets, event.frame.encode(), max_pending=self.max_pending)

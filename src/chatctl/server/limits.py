@@ -309,6 +309,27 @@ class Limits:
                     del u.listeners[i]
                     return
 
+    def take_request(self, user: str) -> float:
+        """Take one token from ``user``'s bucket for an HTTP request (a publish): 0.0 when
+        granted, else the seconds until it would be. The bucket is the one the user's
+        WebSocket connections share, so HTTP and WebSocket count in the same budget."""
+        u = self._users.get(user)
+        if u is not None:
+            if u.bucket is None:
+                r = self.rates
+                u.bucket = self._parked.pop(user, None) or TokenBucket(
+                    r.user_rate, r.user_burst, clock=self._clock
+                )
+            return u.bucket.take()
+        bucket = self._parked.get(user)
+        if bucket is None:
+            r = self.rates
+            bucket = self._parked[user] = TokenBucket(r.user_rate, r.user_burst, clock=self._clock)
+            if len(self._parked) > self._prune_at:
+                self._parked = {k: b for k, b in self._parked.items() if not b.full()}
+                self._prune_at = max(1024, 2 * len(self._parked))
+        return bucket.take()
+
     def frame_limiter(self, user: str) -> FrameLimiter:
         """Buckets for a connection of ``user`` (which must hold an :meth:`acquire`), made on
         its first frame."""

@@ -58,8 +58,14 @@ class Counters:
     token_refreshes: int = 0
     #: error code -> error frames sent
     errors: Counter[str] = field(default_factory=Counter)
+    #: (route, status) -> HTTP API requests answered
+    http: Counter[tuple[str, int]] = field(default_factory=Counter)
     #: (reason, HTTP status) -> handshakes refused before the upgrade
     rejections: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def http_request(self, route: str, status: int) -> None:
+        """One request of the HTTP API answered (``route`` is a fixed label, never a path)."""
+        self.http[route, status] += 1
 
     def error(self, code: str) -> None:
         self.errors[code] += 1
@@ -132,6 +138,14 @@ class _ServerCollector(Collector):
         for (reason, status), n in sorted(counts.rejections.items()):
             rejections.add_metric([reason, str(status)], n)
         yield rejections
+        http = CounterMetricFamily(
+            "chatctl_http_requests",
+            "Requests answered by the HTTP API, by route and HTTP status.",
+            labels=["route", "status"],
+        )
+        for (route, status), n in sorted(counts.http.items()):
+            http.add_metric([route, str(status)], n)
+        yield http
         yield CounterMetricFamily(
             "chatctl_slow_consumer_disconnects",
             "Connections closed with 4008 because their pending output passed the bound.",

@@ -90,6 +90,13 @@ class ServeOptions:
         help="Verify RS256/ES256 tokens with this PEM public key instead of a shared secret.",
         section="Tokens",
     )
+    revoked_tokens: Path | None = _server(
+        "revoked_tokens",
+        help="File of revoked token ids (the 'jti' of a --webhook URL's token), one a line; "
+        "read at start and on SIGHUP.",
+        section="Tokens",
+        metavar="FILE",
+    )
     issuer: str | None = setting(None, help="Require this token 'iss'.", section="Tokens")
     audience: str | None = setting(None, help="Require this token 'aud'.", section="Tokens")
     # ---------------------------------------------------------------- Storage

@@ -167,7 +167,20 @@ def on_lost(conn: ServerConnection, callback: Callable[[object], None]) -> None:
 
 
 class _NoTransport(asyncio.Transport):
-    """What :func:`warm_up`'s connection object is connected to: nothing."""
+    """What :func:`warm_up`'s connection object is connected to: nothing (also what a
+    connection handed to the HTTP API is left with)."""
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
     def pause_reading(self) -> None:
         pass
@@ -196,6 +209,13 @@ class ChatConnection(ServerConnection):
     #: bytes received after the request's head and before the answer (a class default: only
     #: a connection that pipelines gets one of its own)
     _held: bytes | None = None
+    #: a request line not complete yet (see :meth:`_peek`)
+    _line: bytes | None = None
+    #: who takes a connection whose request line is not for websockets: ``takes_over(line)``
+    #: says whether to, ``take(transport, data)`` serves it from then on (the HTTP API,
+    #: set by :func:`connection_class`)
+    takes_over: Callable[[bytes], bool] | None = None
+    take: Callable[[asyncio.Transport, bytes], None] | None = None
 
     def data_received(self, data: bytes) -> None:
         if self.protocol.state is CONNECTING:
@@ -205,6 +225,11 @@ class ChatConnection(ServerConnection):
             if self.request is not None:  # the head is read, its answer not written yet
                 self._held = data
                 return
+            if self.takes_over is not None:
+                peeked = self._peek(data)
+                if peeked is None:
+                    return
+                data = peeked
             # The reader keeps the unfinished line; the head ends at the first empty line.
             pending = bytes(self.protocol.reader.buffer)
             both = pending + data
@@ -220,6 +245,33 @@ class ChatConnection(ServerConnection):
                 data = data[:end]
         super().data_received(data)
 
+    def _peek(self, data: bytes) -> bytes | None:
+        """Look at the request line before websockets parses it: the HTTP API takes the
+        connection when its line is not for websockets (returns None), else the bytes go on
+        to websockets. A line split across reads is held until it is whole.
+
+        A line ends with the head's first CRLF; later reads of the same head start within
+        the headers, which never look like a request line of the API (``METHOD SP /``)."""
+        if self._line is not None:
+            data = self._line + data
+            del self._line
+        end = data.find(b"\r\n")
+        if end == -1:
+            if len(data) < MAX_REQUEST_LINE and not self.protocol.reader.buffer:
+                self._line = data
+                return None
+            return data
+        assert self.takes_over is not None and self.take is not None
+        if not self.protocol.reader.buffer and self.takes_over(data[:end]):
+            transport = self.transport
+            # websockets' handshake ends as for a client gone before its request; what it
+            # aborts then is a stand-in, not the client's transport
+            self.transport = _NoTransport()
+            Connection.connection_lost(self, None)
+            self.take(transport, data)
+            return None
+        return data
+
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         await super().handshake(*args, **kwargs)
         held = self._held
@@ -229,7 +281,23 @@ class ChatConnection(ServerConnection):
                 super().data_received(held)
 
 
-def warm_up(server: Server) -> ServerConnection:
+#: bytes a request line may take before it reaches websockets (which then refuses it)
+MAX_REQUEST_LINE = 8192
+
+
+def connection_class(
+    takes_over: Callable[[bytes], bool], take: Callable[[asyncio.Transport, bytes], None]
+) -> type[ChatConnection]:
+    """:class:`ChatConnection` for one server, handing requests for which ``takes_over(line)``
+    is true to ``take(transport, data)`` (the HTTP API: see ``server/httpapi/``)."""
+    return type(
+        "ChatConnection",
+        (ChatConnection,),
+        {"takes_over": staticmethod(takes_over), "take": staticmethod(take)},
+    )
+
+
+def warm_up(server: Server, cls: type[ChatConnection] = ChatConnection) -> ServerConnection:
     """Before clients connect, have one throwaway connection object set every attribute a
     live one has (returned, for tests), so that a connect storm does not cost every
     connection a private attribute dict (~1.3 KiB each, for the life of the process).
@@ -243,7 +311,7 @@ def warm_up(server: Server) -> ServerConnection:
     (docs/performance.md, "Memory per idle connection"). Made first, this object puts them
     in while there is room.
     """
-    conn = ChatConnection(ServerProtocol(), server)
+    conn = cls(ServerProtocol(), server)
     # websockets' Connection.connection_made sets the attributes; ServerConnection's own
     # would also start the opening handshake
     Connection.connection_made(conn, _NoTransport())

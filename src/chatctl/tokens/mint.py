@@ -3,6 +3,7 @@ work (its ``--ttl``, key and secret resolved first)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ def mint(
     issuer: str | None = None,
     audience: str | None = None,
     now: float | None = None,
+    hook: str | None = None,
 ) -> str:
     """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years)."""
     problem = user_problem(user)
@@ -43,6 +45,10 @@ def mint(
         claims["iss"] = issuer
     if audience:
         claims["aud"] = audience
+    if hook is not None:  # a webhook token: posts to this one room at /hooks/TOKEN, nothing else
+        claims["hook"] = hook
+        claims["rooms"] = [hook]
+        claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
@@ -55,6 +61,7 @@ def create_token(
     private_key: Path | None,
     issuer: str | None,
     audience: str | None,
+    hook: str | None = None,
 ) -> str:
     try:
         seconds = parse_duration(ttl)
@@ -85,6 +92,7 @@ def create_token(
             algorithm=algorithm,
             issuer=issuer,
             audience=audience,
+            hook=hook,
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None

@@ -1,0 +1,151 @@
+"""``POST /rooms/{room}/messages`` and ``POST /hooks/{token}``: one message into a room,
+answered once it is stored (201 with the ack), as a WebSocket ``message`` frame would be.
+
+The checks come in the WebSocket's order, and the body is read only after the first ones:
+token and room (401/403), the user's rate limit shared with its WebSocket connections
+(429 ``rate_limited`` with ``Retry-After``), the size (413 ``message_too_long``), the
+message's rules (400), then the broker (503 ``broker_unavailable``: nothing stored).
+An ``Idempotency-Key`` header (or ``client_id`` in a JSON body) is the message's client id:
+sent again within the broker's de-duplication window, the original ack comes back with
+``duplicate: true`` and nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from chatctl.errors import BrokerError
+from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage
+from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
+from chatctl.server.context import SessionContext
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
+from chatctl.server.httpapi.reads import broker_unavailable
+from chatctl.server.httpapi.routes import authorize, room_of, verify
+
+#: bytes of body allowed beyond the message's limit in characters (UTF-8, JSON escapes)
+JSON_OVERHEAD = 4096
+
+
+async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
+    room = room_of(name)
+    claims = authorize(ctx, exchange, room, query_token=False)
+    return await _publish(ctx, exchange, room, claims.user, slack=False)
+
+
+async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
+    """An incoming webhook: the URL's token is a webhook token (``chatctl token create
+    --webhook``) for one room; the body is plain text, the protocol's JSON, or Slack's
+    incoming-webhook JSON (``{"text": …}``)."""
+    claims = verify(ctx, token)
+    room = claims.raw.get("hook")
+    if not isinstance(room, str) or not claims.allows(room):
+        raise ApiError(403, "forbidden", "not a webhook token (chatctl token create --webhook)")
+    return await _publish(ctx, exchange, room, claims.user, slack=True)
+
+
+async def _publish(
+    ctx: SessionContext, exchange: Exchange, room: str, user: str, *, slack: bool
+) -> Reply:
+    wait = ctx.limits.take_request(user)
+    if wait:
+        ctx.metrics.counters.error("rate_limited")
+        raise ApiError(
+            429, "rate_limited", f"rate limit exceeded; retry in {wait:.2f}s", retry_after=wait
+        )
+    max_chars = ctx.settings.max_message_chars
+    body = await exchange.body(max_chars * 4 + JSON_OVERHEAD)
+    frame = _message(exchange, body, max_chars=max_chars, slack=slack)
+    client_id = frame.client_id or "http-" + secrets.token_urlsafe(12)
+    started = time.perf_counter()
+    try:
+        result = await ctx.broker.publish(
+            room, user, frame.text, kind=frame.kind, client_id=client_id
+        )
+    except BrokerError as exc:
+        ctx.metrics.counters.error("broker_unavailable")
+        raise broker_unavailable(exc) from None
+    ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
+    ctx.metrics.counters.messages_in += 1
+    msg = result.message
+    ack = Ack(client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+    return Reply.json(200 if result.duplicate else 201, ack.to_dict())
+
+
+def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) -> SendMessage:
+    request = exchange.request
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_field", "the body is not UTF-8 text") from None
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    fields: dict[str, Any]
+    if content_type == "application/json" or (slack and text.lstrip().startswith("{")):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            raise ApiError(400, "invalid_json", "the body is not JSON") from None
+        if not isinstance(fields, dict):
+            raise ApiError(400, "invalid_frame", "the JSON body must be an object")
+        if slack and "message" not in fields:
+            fields = _from_slack(fields)
+    elif content_type in ("", "text/plain", "application/x-www-form-urlencoded"):
+        # curl -d sends form-urlencoded: its body is still the message as typed
+        fields = {"message": text[:-1] if text.endswith("\n") else text}
+    else:
+        raise ApiError(
+            415, "invalid_frame", "send text/plain or application/json (see docs/http.md)"
+        )
+    key = request.header("idempotency-key")
+    if key is not None:
+        if not 1 <= len(key) <= MAX_CLIENT_ID_CHARS:
+            raise ApiError(
+                400, "invalid_field", f"Idempotency-Key must be 1-{MAX_CLIENT_ID_CHARS} characters"
+            )
+        fields["client_id"] = key
+    try:
+        return SendMessage.from_dict(fields, max_chars=max_chars)
+    except ProtocolError as exc:
+        status = 413 if exc.code == "message_too_long" else 400
+        raise ApiError(status, exc.code, str(exc)) from None
+
+
+def _from_slack(payload: dict[str, Any]) -> dict[str, Any]:
+    """Slack's incoming-webhook JSON: ``text`` (or, without it, the ``fallback`` or text
+    of its attachments and blocks) is the message. Alertmanager's own webhook JSON
+    (``alerts``) becomes one line per alert."""
+    if isinstance(payload.get("alerts"), list) and "text" not in payload:
+        return {"message": _from_alertmanager(payload["alerts"]), "kind": "text"}
+    text = payload.get("text")
+    if not isinstance(text, str) or not text.strip():
+        parts: list[str] = []
+        for item in payload.get("attachments") or []:
+            if isinstance(item, dict):
+                part = item.get("fallback") or item.get("text") or item.get("title")
+                if isinstance(part, str):
+                    parts.append(part)
+        for block in payload.get("blocks") or []:
+            inner = block.get("text") if isinstance(block, dict) else None
+            if isinstance(inner, dict) and isinstance(inner.get("text"), str):
+                parts.append(inner["text"])
+        text = "\n".join(parts)
+    kind: MessageKind = "text"
+    return {"message": text, "kind": kind}
+
+
+def _from_alertmanager(alerts: list[Any]) -> str:
+    lines = []
+    for alert in alerts:
+        if not isinstance(alert, dict):
+            continue
+        labels, notes = alert.get("labels"), alert.get("annotations")
+        labels = labels if isinstance(labels, dict) else {}
+        notes = notes if isinstance(notes, dict) else {}
+        name = labels.get("alertname", "alert")
+        what = notes.get("summary") or notes.get("description") or ""
+        status = str(alert.get("status", "firing")).upper()
+        lines.append(f"[{status}] {name}: {what}".rstrip(": "))
+    return "\n".join(lines)

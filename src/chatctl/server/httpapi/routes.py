@@ -1,0 +1,128 @@
+"""Which handler answers which request, and what every handler checks first: the token
+(``Authorization: Bearer``, or ``?token=`` for a browser's ``EventSource``) and the room,
+before any body is read."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from chatctl import web
+from chatctl.errors import PermissionDenied, TokenError
+from chatctl.protocol import ROOM_RULE, valid_room
+from chatctl.server.context import SessionContext
+from chatctl.server.httpapi.answers import ApiError, Reply
+from chatctl.server.httpapi.exchange import Exchange
+from chatctl.tokens.claims import Claims
+
+#: request lines the API takes from websockets: these paths whatever the method...
+API_PREFIXES = (b"/rooms", b"/hooks/")
+#: ...and every method but these (websockets answers GET and HEAD: the upgrade and the page)
+WEBSOCKETS_METHODS = (b"GET", b"HEAD")
+
+
+def takes_over(request_line: bytes) -> bool:
+    """True when the API answers the request that starts with ``request_line`` (without its
+    CRLF): a method websockets does not serve, or a path of the API."""
+    method, _, rest = request_line.partition(b" ")
+    target, _, version = rest.partition(b" ")
+    if not (method.isalpha() and method.isupper() and version.startswith(b"HTTP/1.")):
+        return False  # not a request line: websockets answers it (400)
+    if method not in WEBSOCKETS_METHODS:
+        return True
+    return target.startswith(API_PREFIXES) and (
+        len(target) == 6 or target[6:7] in (b"/", b"?") or target.startswith(b"/hooks/")
+    )
+
+
+Route = Callable[[SessionContext, Exchange, str], Awaitable["Reply | None"]]
+
+_ROOM = re.compile(r"^/rooms/([^/]+)/(messages|events|users)$")
+_HOOK = re.compile(r"^/hooks/([^/]+)$")
+#: paths websockets serves (to a GET): other methods get 405
+_WEBSOCKET_PATHS = frozenset({"/healthz", "/metrics", *web.ROUTES})
+
+
+async def dispatch(ctx: SessionContext, exchange: Exchange) -> Reply | None:
+    """Answer one request by its method and path (404, 405 with ``Allow``)."""
+    from chatctl.server.httpapi import events, publish, reads
+
+    request = exchange.request
+    method, path = request.method, request.path
+    table: dict[str, Route]
+    arg = ""
+    if path == "/rooms":
+        exchange.route = "rooms"
+        table = {"GET": reads.rooms}
+    elif (m := _ROOM.match(path)) is not None:
+        arg, what = unquote(m.group(1)), m.group(2)
+        exchange.route = f"room_{what}"
+        if what == "messages":
+            table = {"GET": reads.history, "POST": publish.post}
+        elif what == "events":
+            table = {"GET": events.stream}
+        else:
+            table = {"GET": reads.users}
+    elif (m := _HOOK.match(path)) is not None:
+        arg = unquote(m.group(1))
+        exchange.route = "hook"
+        table = {"POST": publish.hook}
+    else:
+        exchange.keep_alive = False
+    if not exchange.keep_alive and path.startswith("/ws/"):
+        raise ApiError(405, "method_not_allowed", "use GET (a WebSocket upgrade)", allow="GET")
+    if not exchange.keep_alive and path in _WEBSOCKET_PATHS:
+        raise ApiError(405, "method_not_allowed", "use GET, HEAD", allow="GET, HEAD")
+    if not exchange.keep_alive:
+        raise ApiError(404, "not_found", "not found (see docs/http.md)")
+    if "GET" in table:
+        table["HEAD"] = table["GET"]
+    handler = table.get(method)
+    if handler is None:
+        allow = ", ".join(table)
+        raise ApiError(405, "method_not_allowed", f"use {allow}", allow=allow)
+    return await handler(ctx, exchange, arg)
+
+
+def room_of(name: str) -> str:
+    if not valid_room(name):
+        raise ApiError(400, "invalid_field", f"invalid room name: {ROOM_RULE}")
+    return name
+
+
+def authorize(
+    ctx: SessionContext, exchange: Exchange, room: str | None, *, query_token: bool = True
+) -> Claims:
+    """The verified claims of the request's token, which must allow ``room`` (if given);
+    401 ``invalid_token`` or 403 ``forbidden``. A webhook token writes only: refused here."""
+    request = exchange.request
+    values = request.headers_all("authorization")
+    if len(values) > 1:
+        raise ApiError(400, "bad_request", "more than one Authorization header")
+    token: str | None = None
+    if values:
+        scheme, _, value = values[0].strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "invalid_token", "send Authorization: Bearer TOKEN")
+        token = value.strip()
+    elif query_token:
+        token = request.param("token")
+    if not token:
+        raise ApiError(401, "invalid_token", "missing token: send Authorization: Bearer TOKEN")
+    claims = verify(ctx, token)
+    if claims.raw.get("hook") is not None:
+        raise ApiError(403, "forbidden", "a webhook token only posts to its /hooks/ URL")
+    if room is not None:
+        try:
+            claims.check_room(room)
+        except PermissionDenied as exc:
+            raise ApiError(403, "forbidden", str(exc)) from None
+    return claims
+
+
+def verify(ctx: SessionContext, token: str) -> Claims:
+    try:
+        return ctx.verify_token(token)
+    except TokenError as exc:
+        raise ApiError(401, "invalid_token", str(exc)) from None

@@ -1,0 +1,63 @@
+"""GET /rooms/{room}/events: Server-Sent Events followed with the real ``curl -N``, resumed
+with ``Last-Event-ID`` without a gap or a duplicate."""
+
+from __future__ import annotations
+
+from chatctl.server import ChatServer
+from support.curl import curl, curl_stream
+from support.helpers import make_token
+
+EVENTS = "/rooms/general/events"
+MESSAGES = "/rooms/general/messages"
+
+
+async def test_events_stream_and_resume_with_last_event_id(server: ChatServer) -> None:
+    alice, bob = make_token("alice"), make_token("bob")
+    auth = ("-H", f"Authorization: Bearer {bob}")
+    async with curl_stream(server.port, EVENTS, *auth) as stream:
+        welcome = await stream.until("welcome")
+        assert welcome["room"] == "general" and welcome["recovered"] is None
+        assert "bob" in welcome["users"]
+        for text in ("one", "two"):
+            await curl(server.port, MESSAGES, "-d", text, token=alice)
+        one, two = await stream.until("message"), await stream.until("message")
+        assert (one["message"], two["message"]) == ("one", "two")
+        epoch = welcome["epoch"]
+        assert (one["_id"], two["_id"]) == (f"{epoch}:1", f"{epoch}:2")
+    # gone; the room goes on; back with the last id it saw, as an EventSource would
+    for text in ("three", "four"):
+        await curl(server.port, MESSAGES, "-d", text, token=alice)
+    resume = ("-H", f"Last-Event-ID: {two['_id']}")
+    async with curl_stream(server.port, EVENTS, *auth, *resume) as stream:
+        welcome = await stream.until("welcome")
+        assert welcome["recovered"] is True and welcome["since"] == 2
+        missed = [await stream.until("message"), await stream.until("message")]
+        assert [m["message"] for m in missed] == ["three", "four"]
+        await curl(server.port, MESSAGES, "-d", "five", token=alice)
+        assert (await stream.until("message"))["message"] == "five"  # not four again
+
+
+async def test_a_last_event_id_of_another_epoch_is_not_recovered(server: ChatServer) -> None:
+    await curl(server.port, MESSAGES, "-d", "only", token=make_token("alice"))
+    stale = ("-H", "Last-Event-ID: 0123abcd:7")
+    async with curl_stream(server.port, EVENTS + "?token=" + make_token("bob"), *stale) as s:
+        welcome = await s.until("welcome")
+        assert welcome["recovered"] is False
+        first = await s.until("message")
+        assert first["message"] == "only" and first["_id"] == f"{welcome['epoch']}:1"
+
+
+async def test_presence_reaches_the_stream(server: ChatServer) -> None:
+    from support.helpers import client, recv_type
+
+    async with curl_stream(server.port, EVENTS + "?token=" + make_token("bob")) as stream:
+        await stream.until("welcome")
+        async with client(server.port, "general", "carol") as carol:
+            await recv_type(carol, "welcome")
+            event = await stream.until("presence")  # not bob's own join: the welcome said it
+            assert (event["user"], event["event"]) == ("carol", "join")
+
+
+async def test_events_refuse_a_token_for_other_rooms(server: ChatServer) -> None:
+    answer = await curl(server.port, EVENTS, token=make_token("bob", rooms=["ops"]))
+    assert answer.status == 403 and answer.json()["code"] == "forbidden"
