@@ -27,7 +27,7 @@ SERVE = "pip install . && chatctl serve"
 TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"
 TOKEN = "export CHATCTL_TOKEN=$(chatctl token create --user alice)"
 INSPECT = 'chatctl token inspect "$CHATCTL_TOKEN"'
-JOIN = "chatctl join general"
+JOIN = "chatctl join general ops"
 SEND = 'CHATCTL_TOKEN=$(chatctl token create --user bob) chatctl send general "hello from bob"'
 
 #: every quick-start line -> where it is covered
