@@ -152,6 +152,71 @@ async def test_history_since_beyond_last_id_is_incomplete(broker: Broker) -> Non
     assert not h.complete
 
 
+async def page_ids(broker: Broker, room: str, before: int | None, limit: int) -> list[int]:
+    h = await broker.history(room, since=None, limit=limit, before=before)
+    assert h.complete  # without since: nothing asked for was left out
+    return [m.id for m in h.messages]
+
+
+async def test_history_before_bounds_the_ids_from_above(broker: Broker) -> None:
+    for i in range(4):
+        await broker.publish("room", "alice", f"m{i}")
+    assert await page_ids(broker, "room", 3, 10) == [1, 2]
+    assert await page_ids(broker, "room", 4, 10) == [1, 2, 3]
+    assert await page_ids(broker, "room", 1, 10) == []
+    assert await page_ids(broker, "room", 2, 10) == [1]
+    assert await page_ids(broker, "room", 99, 10) == [1, 2, 3, 4]  # above every id: all
+    h = await broker.history("room", since=None, limit=10, before=3)
+    assert h.last_id == 4 and [m.text for m in h.messages] == ["m0", "m1"]
+
+
+async def test_history_before_with_a_limit_is_the_newest_below_it(broker: Broker) -> None:
+    for i in range(HISTORY):
+        await broker.publish("room", "alice", f"m{i}")
+    assert await page_ids(broker, "room", 5, 2) == [3, 4]
+    assert await page_ids(broker, "room", 5, 0) == []
+    # paging back as a client does: `before` = the first id of the page before; one more
+    # than the page is asked for to learn whether older messages are kept ("more")
+    pages, before = [], None
+    while True:
+        ids = await page_ids(broker, "room", before, 2 + 1)
+        more = len(ids) > 2
+        page = ids[-2:]
+        pages.append(page)
+        if not more:
+            break
+        before = page[0]
+    assert pages == [[4, 5], [2, 3], [1]]
+
+
+async def test_history_before_in_an_empty_room(broker: Broker) -> None:
+    h = await broker.history("nobody-here", since=None, limit=10, before=5)
+    assert h.messages == [] and h.last_id == 0 and h.epoch
+    resumed = await broker.history("nobody-here", since=0, limit=10, before=5)
+    assert resumed.messages == [] and resumed.complete
+
+
+async def test_history_before_within_what_is_kept(broker: Broker) -> None:
+    for i in range(HISTORY + 3):
+        await broker.publish("room", "alice", f"m{i}")
+    kept = [m.id for m in (await broker.history("room", since=None, limit=100)).messages]
+    first, last = kept[0], HISTORY + 3
+    assert kept == list(range(first, last + 1)) and first > 1  # trimmed, consecutive
+    assert await page_ids(broker, "room", last, 100) == list(range(first, last))
+    assert await page_ids(broker, "room", first + 2, 100) == [first, first + 1]
+    assert await page_ids(broker, "room", first, 100) == []  # older ones are gone
+    assert await page_ids(broker, "room", first - 1, 100) == []
+    # with since: complete only when nothing between since and before was trimmed
+    h = await broker.history("room", since=first - 1, limit=100, before=first + 2)
+    assert [m.id for m in h.messages] == [first, first + 1] and h.complete
+    h = await broker.history("room", since=1, limit=100, before=first + 2)
+    assert [m.id for m in h.messages] == [first, first + 1] and not h.complete
+    h = await broker.history("room", since=first, limit=1, before=last)
+    assert [m.id for m in h.messages] == [last - 1] and not h.complete  # cut by the limit
+    h = await broker.history("room", since=last - 1, limit=100, before=last)
+    assert h.messages == [] and h.complete
+
+
 async def test_presence_join_leave_once_per_user(broker: Broker) -> None:
     sink = Sink()
     await broker.subscribe("room", sink)

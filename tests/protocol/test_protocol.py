@@ -13,6 +13,8 @@ from chatctl.protocol import (
     Ack,
     ErrorCode,
     ErrorFrame,
+    HistoryPage,
+    HistoryRequest,
     Message,
     Ping,
     Pong,
@@ -129,6 +131,23 @@ def test_refresh_needs_a_token_string() -> None:
         assert invalid.value.code == (
             ErrorCode.MISSING_FIELD if bad == "null" else ErrorCode.INVALID_FIELD
         )
+
+
+def test_history_request_defaults_cap_and_bad_fields() -> None:
+    assert parse_client_frame('{"type":"history"}') == HistoryRequest(None, 50, None)
+    capped = parse_client_frame('{"type":"history","before":9,"limit":5000,"client_id":"h"}')
+    assert capped == HistoryRequest(9, 200, "h")
+    for bad in ('"before":0', '"before":"3"', '"before":1.0', '"limit":0', '"limit":true'):
+        with pytest.raises(ProtocolError) as info:
+            parse_client_frame(f'{{"type":"history","client_id":"x",{bad}}}')
+        assert (info.value.code, info.value.client_id) == (ErrorCode.INVALID_FIELD, "x"), bad
+
+
+def test_history_page_reads_leniently() -> None:
+    page = parse_server_frame('{"type":"history","messages":[{"type":"message","id":3,'
+                              '"room":"r","user":"u","message":"m","ts":1}]}')  # fmt: skip
+    assert isinstance(page, HistoryPage) and [m.id for m in page.messages] == [3]
+    assert page.more is False and page.client_id is None
 
 
 def test_deeply_nested_json_is_an_error_not_a_crash() -> None:

@@ -19,6 +19,8 @@ from chatctl.protocol import (
     ClientFrame,
     ErrorCode,
     ErrorFrame,
+    HistoryPage,
+    HistoryRequest,
     Message,
     Ping,
     Pong,
@@ -40,7 +42,7 @@ from chatctl.protocol import (
     type_name,
 )
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 APP_JS = (Path(web.__file__).parent / "app.js").read_text()
 
 MSG = Message(7, "ops", "bob", 'say "hi"', 12.5, kind="action", client_id="c-1")
@@ -64,6 +66,8 @@ SERVER_EXAMPLES: list[ServerFrame] = [
     Pong({"n": [1, "x"]}),
     Pong(),
     RateLimit(500.0, 25000.0),
+    HistoryPage("ops", "e1", [Message(6, "ops", "amy", "older", 11.0), MSG], True, "h-1"),
+    HistoryPage("ops", "e1", [], False),
 ]
 CLIENT_EXAMPLES: list[ClientFrame] = [
     SendMessage("hi"),
@@ -72,6 +76,8 @@ CLIENT_EXAMPLES: list[ClientFrame] = [
     Ping({"n": 1}),
     Ping(),
     Refresh("a.b.c"),
+    HistoryRequest(before=41, limit=200, client_id="h-1"),
+    HistoryRequest(),
 ]
 
 

@@ -24,7 +24,8 @@ Guarantees every implementation gives:
   (nothing queued behind a failed write is stored), so the server's order gate never finds
   a later message of a connection stored ahead of a refused one.
 - ``history(since=N)`` returns the kept messages with ``id > N`` and says whether they are
-  complete, i.e. nothing after ``N`` was trimmed away.
+  complete, i.e. nothing after ``N`` was trimmed away; ``before=B`` bounds the ids from above
+  (``id < B``), for paging backwards: the newest ``limit`` of those, oldest first.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ class History:
     """Messages of a room, oldest first.
 
     ``last_id`` is the newest id in the room (0 when empty); ``complete`` is true when
-    ``messages`` holds every message after the ``since`` asked for (always true without
-    ``since`` ); ``epoch`` changes whenever the room's history was lost and ids restarted.
+    ``messages`` holds every message after the ``since`` asked for (and below ``before``;
+    always true without ``since``); ``epoch`` changes whenever the room's history was lost
+    and ids restarted.
     """
 
     messages: list[Message]
@@ -112,8 +114,12 @@ class Broker(Protocol):
     async def unsubscribe(self, room: str) -> None:
         """Stop delivering the room's events to this node."""
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> History:
-        """Up to ``limit`` newest messages after ``since`` (or the newest ``limit`` ones)."""
+    async def history(
+        self, room: str, *, since: int | None, limit: int, before: int | None = None
+    ) -> History:
+        """Up to ``limit`` newest kept messages after ``since`` (or the newest ``limit`` ones)
+        with an id below ``before`` (when given); ``complete`` then says whether every one
+        between ``since`` and ``before`` is still kept."""
         ...
 
     async def join(self, room: str, user: str, conn_id: str) -> None:

@@ -131,8 +131,10 @@ class MemoryBroker:
         if r is not None:
             r.subscriber = None
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> History:
-        return self._room(room).history(since, limit)
+    async def history(
+        self, room: str, *, since: int | None, limit: int, before: int | None = None
+    ) -> History:
+        return self._room(room).history(since, limit, before)
 
     async def join(self, room: str, user: str, conn_id: str) -> None:
         self._room(room).join(user, conn_id, self._clock())

@@ -120,22 +120,25 @@ class RoomState:
         while log and log[0].ts < horizon:
             log.popleft()
 
-    def history(self, since: int | None, limit: int) -> History:
-        """Up to ``limit`` newest kept messages after ``since`` (see the Broker contract)."""
+    def history(self, since: int | None, limit: int, before: int | None = None) -> History:
+        """Up to ``limit`` newest kept messages after ``since`` and below ``before`` (see the
+        Broker contract). The kept ids are consecutive, so a bound is an index."""
         log, last = self.log, self.last_id
+        top = last if before is None else min(last, before - 1)  # the newest id wanted
         if not log:
-            complete = since is None or since == last
+            complete = since is None or top <= since <= last
             return History([], last, self.epoch, complete)
-        if since is None or since > last:  # since > last: ids this room never gave: another epoch
-            start = max(0, len(log) - limit)
-            return History(list(islice(log, start, None)), last, self.epoch, since is None)
         first_id = log[0].id
-        start = max(0, since + 1 - first_id)
-        complete = since + 1 >= first_id
-        if len(log) - start > limit:
-            start = len(log) - limit
+        end = max(0, min(len(log), top - first_id + 1))
+        if since is None or since > last:  # since > last: ids this room never gave: another epoch
+            start = max(0, end - limit)
+            return History(list(islice(log, start, end)), last, self.epoch, since is None)
+        start = min(end, max(0, since + 1 - first_id))
+        complete = since + 1 >= first_id or since >= top
+        if end - start > limit:
+            start = end - limit
             complete = False
-        return History(list(islice(log, start, None)), last, self.epoch, complete)
+        return History(list(islice(log, start, end)), last, self.epoch, complete)
 
     # ------------------------------------------------------------------ presence
 

@@ -9,11 +9,12 @@ text frame, with a ``type`` field.
 - :mod:`~.errors`: :class:`CloseCode`, :class:`ErrorCode`, :data:`RETRYABLE_CODES`,
   :class:`ProtocolError`
 - :mod:`~.codec`: strict JSON (:func:`dumps`, :func:`loads`)
-- :mod:`~.client`: the frames a client sends (``message``, ``who``, ``ping``, ``refresh``)
+- :mod:`~.client`: the frames a client sends (``message``, ``who``, ``ping``, ``refresh``,
+  ``history``)
 - :mod:`~.broadcast`: the frames fanned out to a room (``message``, ``presence``,
   ``presence_batch``)
 - :mod:`~.server`: the frames answering one connection (``welcome``, ``ack``, ``error``,
-  ``limits``, ``refreshed``, ``who``, ``pong``)
+  ``limits``, ``refreshed``, ``who``, ``pong``, ``history``)
 - :mod:`~.table`: the table from ``type`` to class, both ways, and the two parsers
 
 Adding a server frame type: its class (``TYPE``, ``to_dict``, ``frame``, ``from_dict``) and
@@ -32,17 +33,19 @@ from chatctl.protocol.broadcast import (
     PresenceBatch,
     PresenceEvent,
 )
-from chatctl.protocol.client import ClientFrame, Ping, Refresh, SendMessage, Who
+from chatctl.protocol.client import ClientFrame, HistoryRequest, Ping, Refresh, SendMessage, Who
 from chatctl.protocol.codec import dumps, loads
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
 from chatctl.protocol.rules import (
     BLANK_CATEGORIES,
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_HISTORY,
+    DEFAULT_HISTORY_PAGE,
     DEFAULT_WELCOME_HISTORY,
     EPOCH_RE,
     MAX_CLIENT_ID_CHARS,
     MAX_FRAME_BYTES,
+    MAX_HISTORY_PAGE,
     MAX_MESSAGE_CHARS,
     MAX_SINCE_DIGITS,
     MAX_WELCOME_USERS,
@@ -63,6 +66,7 @@ from chatctl.protocol.rules import (
 from chatctl.protocol.server import (
     Ack,
     ErrorFrame,
+    HistoryPage,
     Pong,
     RateLimit,
     Refreshed,
@@ -86,10 +90,12 @@ __all__ = [
     "CLIENT_FRAMES",
     "DEFAULT_DEDUP_WINDOW",
     "DEFAULT_HISTORY",
+    "DEFAULT_HISTORY_PAGE",
     "DEFAULT_WELCOME_HISTORY",
     "EPOCH_RE",
     "MAX_CLIENT_ID_CHARS",
     "MAX_FRAME_BYTES",
+    "MAX_HISTORY_PAGE",
     "MAX_MESSAGE_CHARS",
     "MAX_SINCE_DIGITS",
     "MAX_WELCOME_USERS",
@@ -105,6 +111,8 @@ __all__ = [
     "CloseCode",
     "ErrorCode",
     "ErrorFrame",
+    "HistoryPage",
+    "HistoryRequest",
     "Message",
     "MessageKind",
     "Ping",

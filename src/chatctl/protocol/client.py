@@ -1,4 +1,4 @@
-"""The frames a client sends: ``message``, ``who``, ``ping`` and ``refresh``.
+"""The frames a client sends: ``message``, ``who``, ``ping``, ``refresh`` and ``history``.
 
 Any of them may carry a ``client_id`` (1-64 characters); ``from_dict`` checks it first.
 
@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 from chatctl.protocol.broadcast import MessageKind
 from chatctl.protocol.codec import dumps
 from chatctl.protocol.errors import ErrorCode, ProtocolError
-from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS, is_blank
+from chatctl.protocol.rules import (
+    DEFAULT_HISTORY_PAGE,
+    MAX_CLIENT_ID_CHARS,
+    MAX_HISTORY_PAGE,
+    MAX_MESSAGE_CHARS,
+    is_blank,
+)
 
 
 def client_id_of(d: dict[str, Any]) -> str | None:
@@ -149,6 +155,57 @@ class Refresh:
         return cls(token)
 
 
+@dataclass(frozen=True)
+class HistoryRequest:
+    """Ask for older messages of the connection's room: the newest ``limit`` kept messages
+    with an id below ``before`` (below none: the newest), answered by a ``history`` frame
+    (:class:`~chatctl.protocol.server.HistoryPage`) that echoes ``client_id``.
+
+    ``limit`` is 1 or more; a larger one than :data:`MAX_HISTORY_PAGE` is read as that."""
+
+    TYPE: ClassVar[str] = "history"
+
+    before: int | None = None
+    limit: int = DEFAULT_HISTORY_PAGE
+    client_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE}
+        if self.before is not None:
+            d["before"] = self.before
+        d["limit"] = self.limit
+        if self.client_id is not None:
+            d["client_id"] = self.client_id
+        return d
+
+    def frame(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, max_chars: int = MAX_MESSAGE_CHARS) -> HistoryRequest:
+        client_id = client_id_of(d)
+        before = d.get("before")
+        if before is not None and (not _is_int(before) or before < 1):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                "before must be a message id (an integer of 1 or more)",
+                client_id=client_id,
+            )
+        limit = d.get("limit", DEFAULT_HISTORY_PAGE)
+        if not _is_int(limit) or limit < 1:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"limit must be an integer from 1 to {MAX_HISTORY_PAGE}",
+                client_id=client_id,
+            )
+        return cls(before, min(limit, MAX_HISTORY_PAGE), client_id)
+
+
+def _is_int(value: object) -> bool:
+    """An integer as JSON has it: not a bool, not a float such as 2.0."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 #: Every frame a client may send: the frame table (:data:`~chatctl.protocol.CLIENT_FRAMES`)
 #: is built from this list.
-ClientFrame = SendMessage | Who | Ping | Refresh
+ClientFrame = SendMessage | Who | Ping | Refresh | HistoryRequest

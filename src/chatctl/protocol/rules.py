@@ -18,6 +18,10 @@ MAX_CLIENT_ID_CHARS = 64
 DEFAULT_HISTORY = 1000
 #: History messages a welcome carries when the client asks for neither ``since`` nor ``history``.
 DEFAULT_WELCOME_HISTORY = 20
+#: Messages a ``history`` request returns when it asks for no ``limit``.
+DEFAULT_HISTORY_PAGE = 50
+#: Most messages one ``history`` answer carries; a larger ``limit`` is read as this.
+MAX_HISTORY_PAGE = 200
 #: Most users a welcome lists; ``user_count`` gives the total and ``who`` the full list. Without
 #: a bound, a reconnect storm of a room of N users writes N welcomes of N names: O(N^2) bytes.
 MAX_WELCOME_USERS = 100

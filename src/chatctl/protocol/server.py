@@ -1,5 +1,5 @@
 """The frames only the server sends, each answering one connection: ``welcome``, ``ack``,
-``error``, ``limits``, ``refreshed``, ``who`` and ``pong`` (the room's frames are in
+``error``, ``limits``, ``refreshed``, ``who``, ``pong`` and ``history`` (the room's frames are in
 :mod:`chatctl.protocol.broadcast`), and :class:`Unknown` for a type a client does not know.
 
 Every frame class has ``TYPE`` (its ``type`` on the wire), ``to_dict()``, ``frame()`` (the JSON
@@ -277,6 +277,49 @@ class Pong:
 
 
 @dataclass(frozen=True)
+class HistoryPage:
+    """The answer to a ``history`` request: kept messages of ``room``, oldest first, every id
+    below the request's ``before``; ``more`` is true when the server keeps messages older
+    than the first of them (ask again with ``before`` = that first id)."""
+
+    TYPE: ClassVar[str] = "history"
+
+    room: str
+    epoch: str
+    messages: list[Message]
+    more: bool
+    client_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": self.TYPE,
+            "room": self.room,
+            "epoch": self.epoch,
+            "messages": [m.to_dict() for m in self.messages],
+            "more": self.more,
+        }
+        if self.client_id is not None:
+            d["client_id"] = self.client_id
+        return d
+
+    def frame(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HistoryPage:
+        client_id = d.get("client_id")
+        return cls(
+            room=str(d.get("room", "")),
+            epoch=str(d.get("epoch", "")),
+            messages=[
+                Message.from_dict(m) for m in list_field(d, "messages") if isinstance(m, dict)
+            ],
+            more=d.get("more") is True,
+            client_id=None if client_id is None else str(client_id),
+        )
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A frame of a type this client does not know (a newer server): ignored by clients."""
 
@@ -296,4 +339,5 @@ ServerFrame = (
     | UserList
     | Pong
     | RateLimit
+    | HistoryPage
 )

@@ -27,6 +27,8 @@ from chatctl.protocol import (
     CloseCode,
     ErrorCode,
     ErrorFrame,
+    HistoryPage,
+    HistoryRequest,
     Ping,
     Pong,
     ProtocolError,
@@ -196,9 +198,9 @@ class Session:
         after it, and the broker fails the publishes already handed to it behind the failed
         one (none of them commits: ``PipelinedBroker``); the gate stays on the first refused
         message, and answers those as blocked by it (:meth:`OrderGate.refuse`). The gate
-        holds messages only: a ``refresh`` (like ``who`` and ``ping``) is answered whatever
-        it holds, or the token of a connection waiting on a refused message would expire
-        behind it.
+        holds messages only: a ``refresh`` (like ``who``, ``ping`` and ``history``) is
+        answered whatever it holds, or the token of a connection waiting on a refused
+        message would expire behind it.
         """
         ctx, conn, limiter = self.ctx, self.conn, self.limiter
         hub = ctx.hub
@@ -234,7 +236,10 @@ class Session:
                 await pipeline.reserve()
                 publish_nowait(self, frame, pipeline)
         elif wait:
-            return self._rate_limited(None, wait)
+            client_id = frame.client_id if isinstance(frame, HistoryRequest) else None
+            return self._rate_limited(client_id, wait)
+        elif isinstance(frame, HistoryRequest):
+            await self._history(frame)
         elif isinstance(frame, Who):
             adm = self.adm
             users = await ctx.broker.users(adm.room)
@@ -245,6 +250,33 @@ class Session:
         elif isinstance(frame, Refresh):
             self._refresh(frame)
         return True
+
+    async def _history(self, frame: HistoryRequest) -> None:
+        """Answer a ``history`` request with the newest ``limit`` kept messages below
+        ``before``: one more is asked of the broker to learn whether older ones are kept
+        (``more``). A page whose frames would not fit in the connection's pending-output
+        bound is cut from the oldest end (``more`` then says so)."""
+        ctx, room = self.ctx, self.adm.room
+        try:
+            kept = await ctx.broker.history(
+                room, since=None, limit=frame.limit + 1, before=frame.before
+            )
+        except BrokerError as exc:
+            log.warning("history of room %s unavailable: %s", room, exc)
+            ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
+            error = ErrorFrame(
+                ErrorCode.BROKER_UNAVAILABLE,
+                "history unavailable: retry after retry_after seconds",
+                client_id=frame.client_id,
+                retry_after=1.0,
+            )
+            ctx.hub.write(self.conn, error.frame().encode())
+            return
+        messages = kept.messages[-frame.limit :]
+        page = _fit(History(messages, kept.last_id, kept.epoch), ctx.settings.max_pending_bytes)
+        more = len(page.messages) < len(kept.messages)
+        answer = HistoryPage(room, kept.epoch, page.messages, more, frame.client_id)
+        ctx.hub.write(self.conn, answer.frame().encode())
 
     def _refresh(self, frame: Refresh) -> None:
         """Verify a fresh token as the handshake would; the connection then lives until its

@@ -260,6 +260,7 @@ const FRAME_HANDLERS = Object.freeze({
   limits: ignore, // the page sends one message at a time: nothing to pace
   refreshed: ignore, // the page sends no refresh: it signs in again when the token expires
   pong: ignore, // the page sends no ping
+  history: ignore, // the page does not ask for older messages yet
 });
 
 function onFrame(room, f) {

@@ -326,7 +326,9 @@ class RedisBroker(RedisPresence):
         # time are the original's, the rest is what this repeat carries.
         return Message(int(id), room, user, text, float(ts), kind, client_id)
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> History:
+    async def history(
+        self, room: str, *, since: int | None, limit: int, before: int | None = None
+    ) -> History:
         keys = room_keys(self.prefix, room)
         try:
             epoch, last, complete, entries = await self._history(
@@ -337,6 +339,7 @@ class RedisBroker(RedisPresence):
                     max(0, limit),
                     self.history_size,
                     self._ttl_ms,
+                    -1 if before is None else max(0, before),
                 ],
             )
         except rx.RedisError as exc:

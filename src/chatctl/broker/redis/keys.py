@@ -91,7 +91,9 @@ return {0, payload}
 
 #: A consistent view of the room's kept history (the newest ``cap`` entries at most, none
 #: older than the history TTL). KEYS: meta, log. ARGV: epoch if new, since (-1 = none), limit,
-#: cap, history TTL (ms, 0 = never). Returns {epoch, last id, 1 if complete else 0, entries}.
+#: cap, history TTL (ms, 0 = never), before (-1 = none: ids below it only). Returns {epoch,
+#: last id, 1 if complete else 0, entries}. The newest ``limit`` entries below ``before`` are
+#: read with XREVRANGE from the exclusive bound ``(0-before`` down, so a page costs its size.
 HISTORY = """
 local ttl = tonumber(ARGV[5])
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
@@ -127,22 +129,31 @@ if ttl > 0 and first <= last then
     first = lo
   end
 end
+local before = tonumber(ARGV[6])
+local top = last
+if before >= 0 then top = math.min(last, before - 1) end
 local start, complete
 if since < 0 or since > last then
-  start = math.max(first, last - limit + 1)
+  start = math.max(first, top - limit + 1)
   complete = (since < 0) and 1 or 0
 else
   start = math.max(first, since + 1)
-  complete = (since + 1 >= first) and 1 or 0
-  if last - start + 1 > limit then
-    start = last - limit + 1
+  complete = (since + 1 >= first or since >= top) and 1 or 0
+  if top - start + 1 > limit then
+    start = top - limit + 1
     complete = 0
   end
 end
 local entries = {}
-if start <= last and limit > 0 then
-  entries = redis.call('XRANGE', KEYS[2], '0-' .. string.format('%d', start), '+',
+if start <= top and limit > 0 then
+  local upper = '+'
+  if top < last then upper = '(0-' .. string.format('%d', top + 1) end
+  entries = redis.call('XREVRANGE', KEYS[2], upper, '0-' .. string.format('%d', start),
     'COUNT', limit)
+  local n = #entries
+  for i = 1, math.floor(n / 2) do
+    entries[i], entries[n + 1 - i] = entries[n + 1 - i], entries[i]
+  end
 end
 return {epoch, last, complete, entries}
 """

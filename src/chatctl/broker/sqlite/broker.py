@@ -382,8 +382,10 @@ class SQLiteBroker:
             r.inflight[key] = op
         r.busy += 1
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> History:
-        return (await self._use(room)).history(since, limit)
+    async def history(
+        self, room: str, *, since: int | None, limit: int, before: int | None = None
+    ) -> History:
+        return (await self._use(room)).history(since, limit, before)
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
         (await self._use(room)).subscriber = deliver
