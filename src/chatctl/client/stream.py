@@ -71,6 +71,7 @@ from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
     Ack,
     ErrorFrame,
+    HistoryRequest,
     Message,
     MessageKind,
     Ping,
@@ -226,7 +227,7 @@ class RoomStream:
         await self.write((p,))
         return p
 
-    async def request(self, frame: Who | Ping) -> bool:
+    async def request(self, frame: Who | Ping | HistoryRequest) -> bool:
         """Send a request frame; False when offline."""
         ws = self._ws
         if ws is None:

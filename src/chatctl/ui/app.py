@@ -34,7 +34,7 @@ from chatctl.client.events import Connected
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, ConnectError, UsageError
-from chatctl.protocol import Message, MessageKind, Who
+from chatctl.protocol import HistoryPage, Message, MessageKind, Who
 from chatctl.recent import recent_rooms
 from chatctl.ui import commands
 from chatctl.ui.completer import ChatCompleter
@@ -205,6 +205,11 @@ class ChatUI:
                 async for event in stream:
                     if isinstance(event, Connected):
                         window.opened = True
+                    if isinstance(event, HistoryPage):
+                        for line in window.older.answer(window, event, self.renderer):
+                            if window.visible:
+                                self.output.write(line)
+                        continue
                     window.view.event(stream, event)
                     if isinstance(event, Message) and not window.visible:
                         self._refresh()  # the activity bar
@@ -409,7 +414,15 @@ class ChatUI:
             self.info(f"reconnecting to {self.room} now")
 
     async def load_older(self, count: int | None = None) -> None:
-        self.error("the server does not answer history requests yet")
+        """Ask the server for older messages of the room shown (PageUp, ``/history N``)."""
+        window = self.current
+        if window.older.exhausted:
+            self.info(f"no older messages of {window.room} kept by the server")
+            return
+        request = window.older.request(window, count)
+        if request is not None and not await window.stream.request(request):
+            window.older.pending = False
+            self.error("not connected: older messages can be loaded once the connection is back")
 
     def _page_up(self) -> None:
         asyncio.get_running_loop().create_task(self.load_older())

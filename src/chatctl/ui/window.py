@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from chatctl.client.stream import RoomStream
 from chatctl.protocol import Message
+from chatctl.ui.older import Older
 from chatctl.ui.output import LineOutput
 from chatctl.ui.readmarks import Mark
 from chatctl.ui.view import RoomView
@@ -49,6 +50,10 @@ class Window:
         self.unread = 0
         #: the last message shown to the user (saved as the room's read mark)
         self.seen: Mark | None = None
+        #: the oldest message id the window holds (older ones: the history request)
+        self.oldest: int | None = None
+        #: paging back through the server's history
+        self.older = Older()
         self.view = make_view(self)
         self.stream = make_stream()
         self.task: asyncio.Task[None] | None = None
@@ -84,6 +89,8 @@ class Window:
 
     def shown_message(self, message: Message) -> None:
         """A message was written: when the window is shown, it is seen."""
+        if self.oldest is None or message.id < self.oldest:
+            self.oldest = message.id
         if self.visible:
             self.seen = Mark(message.id, self.stream.client.epoch)
 
