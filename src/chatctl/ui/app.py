@@ -43,10 +43,12 @@ from chatctl.ui.keys import create_key_bindings
 from chatctl.ui.output import LineOutput
 from chatctl.ui.readmarks import Mark, load_marks, save_marks
 from chatctl.ui.render import Renderer, color_mode
+from chatctl.ui.screen import Screen
 from chatctl.ui.style import create_style
-from chatctl.ui.toolbar import Activity, Status, create_toolbar
+from chatctl.ui.toolbar import Status, create_toolbar
 from chatctl.ui.view import RoomView
 from chatctl.ui.window import NEW_MESSAGES, Window
+from chatctl.ui.windows import WindowList
 
 
 class ChatUI:
@@ -89,12 +91,13 @@ class ChatUI:
         )
         self._bell = config.bell
         self._running = False
-        self.windows: list[Window] = []
+        self.windows = WindowList()
         for room in rooms:
             self._open(room, connect_timeout)
-        self.current = self.windows[0]
-        self._previous: Window | None = None
-        self.current.show()
+        self.windows.select(self.windows.all[0])
+        self.screen = Screen(
+            output=self.output, windows=self.windows, renderer=self.renderer, dumb=self.dumb
+        )
         self.completer = ChatCompleter(
             commands.completion_table(),
             lambda: self.view.user_names(),
@@ -119,12 +122,15 @@ class ChatUI:
         )
         self.session.default_buffer.on_text_changed += self._typing
         self._pasted_newline = False
-        self._clear_pending = False
-        self._redraw_pending = False
-        self._title = ""
+        self.screen.app = self.session.app
         self.stop = asyncio.Event()
         #: the error that ends the session (a room refused at start, a token expired)
         self.fatal: BaseException | None = None
+
+    @property
+    def current(self) -> Window:
+        """The window shown."""
+        return self.windows.shown()
 
     @property
     def view(self) -> RoomView:
@@ -149,7 +155,7 @@ class ChatUI:
     @bell.setter
     def bell(self, bell: bool) -> None:
         self._bell = bell
-        for w in self.windows:
+        for w in self.windows.all:
             w.view.bell = bell
 
     def _prompt(self) -> str:
@@ -190,7 +196,7 @@ class ChatUI:
             make_stream=stream,
             marker=lambda: self.renderer.marker(NEW_MESSAGES),
         )
-        self.windows.append(window)
+        self.windows.add(window)
         if self._running:
             self._start(window)
         return window
@@ -216,7 +222,7 @@ class ChatUI:
         except asyncio.CancelledError:
             raise
         except (AuthError, UsageError, ConnectError) as exc:
-            if window.opened or len(self.windows) == 1 or window not in self.windows:
+            if window.opened or len(self.windows) == 1 or window not in self.windows.all:
                 self._end(exc)
             else:  # a room that cannot be joined: back where you were, the error shown
                 self._close(window)
@@ -231,70 +237,30 @@ class ChatUI:
 
     def _close(self, window: Window) -> None:
         """Take ``window`` out of the list; if it was shown, show the previous one."""
-        index = self.windows.index(window)
-        self.windows.remove(window)
-        if window is self.current and self.windows:
-            back = self._previous if self._previous in self.windows else None
-            self._show(back or self.windows[max(0, index - 1)])
-        if self._previous is window:
-            self._previous = None
+        back = self.windows.remove(window)
+        if back is not None:
+            self._show(back)
 
     def _show(self, window: Window) -> None:
-        if window is self.current and window.visible:
-            return
-        if self.current in self.windows:
-            self._previous = self.current
-        self.current.hide()
-        self.current = window
-        window.show()
-        self._redraw()
-        self._refresh()
-
-    def _redraw(self) -> None:
-        """Draw the shown window's lines on a clear screen (now, from a key, or when the
-        next prompt runs, from a command)."""
-        if self.dumb:  # no clearing: say which window this is, then what is new in it
-            window = self.current
-            self.output.write(self.renderer.system(f"window {self._number(window)}: {window.room}"))
-            if window.marker is not None:
-                self.output.write(self.renderer.marker(NEW_MESSAGES))
-                for line in window.lines[window.marker :]:
-                    self.output.write(line)
-            return
-        self._redraw_pending = True
-        if self.output.prompting:
-            self._clear_now()
-
-    def _draw_window(self) -> None:
-        rows = self.session.app.output.get_size().rows
-        for line in self.current.screen_lines(rows):
-            self.output.write(line)
-
-    def _number(self, window: Window) -> int:
-        return self.windows.index(window) + 1
+        if self.windows.select(window):
+            self.screen.redraw()
+            self._refresh()
 
     def _window_key(self, which: int | str) -> None:
-        index = self.windows.index(self.current)
-        if which == "next":
-            self._show(self.windows[(index + 1) % len(self.windows)])
-        elif which == "prev":
-            self._show(self.windows[(index - 1) % len(self.windows)])
-        elif isinstance(which, int):
+        if isinstance(which, int):
             self.show_window(which)
+        else:
+            self._show(self.windows.step(1 if which == "next" else -1))
 
     def show_window(self, number: int) -> None:
         if not 1 <= number <= len(self.windows):
             self.error(f"no window {number}: there are {len(self.windows)} (/window lists them)")
             return
-        self._show(self.windows[number - 1])
+        self._show(self.windows.all[number - 1])
 
     def list_windows(self) -> None:
-        for i, w in enumerate(self.windows, 1):
-            shown = " (shown)" if w is self.current else ""
-            unread = f", {w.unread} unread" if w.unread else ""
-            mentions = w.view.status.mentions
-            at = f", {mentions} mention{'s' if mentions != 1 else ''}" if mentions else ""
-            self.info(f"{i}: {w.room}{shown}{unread}{at}")
+        for line in self.windows.listing():
+            self.info(line)
 
     def _status(self) -> Status:
         window = self.current
@@ -302,20 +268,12 @@ class ChatUI:
         status.room = window.room
         status.users = len(window.view.present)
         status.queued = len(window.stream.outbox)
-        several = len(self.windows) > 1
-        status.window = self._number(window) if several else 0
-        status.activity = [
-            Activity(i, w.room, w.unread, w.view.status.mentions)
-            for i, w in enumerate(self.windows, 1)
-            if w is not window and (w.unread or w.view.status.mentions)
-        ]
+        status.window = self.windows.number(window) if len(self.windows) > 1 else 0
+        status.activity = self.windows.activity()
         return status
 
     def _columns(self) -> int:
         return self.session.app.output.get_size().columns
-
-    def marks_seen(self) -> dict[str, Mark]:
-        return {w.room: w.seen for w in self.windows if w.seen is not None}
 
     # ------------------------------------------------------------------ output
 
@@ -326,26 +284,10 @@ class ChatUI:
         self.view.error(text)
 
     def clear(self) -> None:
-        """Clear the screen when the next prompt is running: clearing asks the terminal where
-        the cursor is, and the answer must be read by prompt-toolkit, not echoed by a tty in
-        cooked mode between two prompts (``^[[1;1R``)."""
-        self._clear_pending = True
+        self.screen.clear()
 
     def _refresh(self) -> None:
-        self.session.app.invalidate()
-        self._set_title()
-
-    def _set_title(self) -> None:
-        """The terminal's title: the room, and the unread mentions of every window."""
-        if self.dumb:
-            return
-        mentions = sum(w.view.status.mentions for w in self.windows)
-        title = f"({mentions}) {self.room} - chatctl" if mentions else f"{self.room} - chatctl"
-        if title != self._title:
-            self._title = title
-            out = self.session.app.output
-            out.set_title(title)
-            out.flush()
+        self.screen.refresh()
 
     # ------------------------------------------------------------------ input side
 
@@ -357,19 +299,6 @@ class ChatUI:
         if self.view.status.mentions:
             self.view.status.mentions = 0
             self._refresh()
-
-    def _pre_run(self) -> None:
-        if self._clear_pending or self._redraw_pending:
-            # after the prompt has put the terminal in raw mode (pre_run comes before that)
-            asyncio.get_running_loop().call_soon(self._clear_now)
-
-    def _clear_now(self) -> None:
-        self._clear_pending = False
-        self.session.app.renderer.clear()
-        if self._redraw_pending:
-            self._redraw_pending = False
-            self._draw_window()
-        self._refresh()
 
     async def send_text(self, text: str, kind: MessageKind = "text") -> None:
         text = text.rstrip("\r\n")  # a pasted or copied line's newline is not part of it
@@ -389,13 +318,10 @@ class ChatUI:
     async def switch_room(self, room: str) -> None:
         """``/join ROOM``: show its window, opening one if there is none; a room that cannot
         be joined closes its window again and shows the error where you were."""
-        for window in self.windows:
-            if window.room == room:
-                if window is self.current:
-                    self.info(f"already in {room}")
-                self._show(window)
-                return
-        self._show(self._open(room))
+        window = self.windows.find(room)
+        if window is self.current:
+            self.info(f"already in {room}")
+        self._show(window or self._open(room))
 
     async def part(self) -> bool:
         window = self.current
@@ -453,14 +379,16 @@ class ChatUI:
             loop.add_signal_handler(sig, self.stop.set)
         with patch_stdout(raw=True):
             self._running = True
-            for window in self.windows:
+            for window in self.windows.all:
                 self._start(window)
             stop = asyncio.create_task(self.stop.wait())
             try:
                 while True:
                     self._pasted_newline = False
                     self.output.prompt_started()
-                    prompt = asyncio.create_task(self.session.prompt_async(pre_run=self._pre_run))
+                    prompt = asyncio.create_task(
+                        self.session.prompt_async(pre_run=self.screen.pre_run)
+                    )
                     await asyncio.wait({prompt, stop}, return_when=asyncio.FIRST_COMPLETED)
                     self.output.prompt_ended()
                     if not prompt.done():
@@ -478,9 +406,9 @@ class ChatUI:
                         return
             finally:
                 if not self._marks_given:
-                    save_marks(self.marks_seen())
-                tasks = [w.task for w in self.windows if w.task is not None]
-                for window in self.windows:
+                    save_marks(self.windows.marks())
+                tasks = [w.task for w in self.windows.all if w.task is not None]
+                for window in self.windows.all:
                     window.view.close()
                 for task in (*tasks, stop):
                     task.cancel()
