@@ -377,6 +377,7 @@ class ChatUI:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stop.set)
+        self.screen.save_title()
         with patch_stdout(raw=True):
             self._running = True
             for window in self.windows.all:
@@ -415,6 +416,7 @@ class ChatUI:
                 await asyncio.gather(*tasks, stop, return_exceptions=True)
                 for sig in (signal.SIGTERM, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+                self.screen.restore_title()
 
 
 def run_interactive(

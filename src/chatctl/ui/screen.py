@@ -1,5 +1,6 @@
 """What the interactive client does to the terminal besides printing lines: clearing it,
-drawing a window's own lines again after a switch, and the terminal's title.
+drawing a window's own lines again after a switch, and the terminal's title (saved on the
+terminal's title stack at the start and restored at the end, as vim and less do).
 
 Clearing asks the terminal where the cursor is, and the answer must be read by
 prompt-toolkit, not echoed by a tty in cooked mode between two prompts (``^[[1;1R``): from a
@@ -71,6 +72,17 @@ class Screen:
             for line in self.windows.shown().screen_lines(rows):
                 self.output.write(line)
         self.refresh()
+
+    def save_title(self) -> None:
+        """Push the terminal's title (xterm's title stack), restored by :meth:`restore_title`."""
+        if self.app is not None and not self.dumb:
+            self.app.output.write_raw("\x1b[22;0t")
+            self.app.output.flush()
+
+    def restore_title(self) -> None:
+        if self.app is not None and not self.dumb and self._title:
+            self.app.output.write_raw("\x1b[23;0t")
+            self.app.output.flush()
 
     def refresh(self) -> None:
         """Redraw the prompt and the status line; update the title."""
