@@ -48,7 +48,7 @@ line shows the room, its users, the connection, unread mentions and
 the other windows' activity. PageUp loads older messages. Each room
 starts at your read marker (the last message you saw, kept in
 ~/.local/state/chatctl/read): what is new is under a 'new messages'
-line. Without ROOM: the rooms of [join] rooms in config.toml. See
+line. Without ROOM: the rooms listed in config.toml (join.rooms). See
 'man chatctl-join'.
 
 When stdout is not a terminal (or with --json): one line per event,
@@ -80,8 +80,8 @@ def join(
     rooms: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Rooms to join (a terminal opens a window for each; default: [join] rooms "
-            "of config.toml).",
+            help="Rooms to join (a terminal opens a window for each; default: the rooms "
+            "listed in config.toml).",
             show_default=False,
             autocompletion=complete_room,
             metavar="ROOM...",
