@@ -110,7 +110,7 @@ def test_help_names_values_as_man_pages_do(path: str, command: Any) -> None:
 
 def test_join_and_send_help_read_like_a_man_page() -> None:
     join = help_text("chatctl join")
-    assert "Usage: chatctl join [OPTIONS] ROOM " in join
+    assert "Usage: chatctl join [OPTIONS] [ROOM]..." in join  # rooms: config.toml's by default
     rows = {" ".join(ln.strip(" │").split()[:2]) for ln in join.splitlines()}
     assert {"--since ID[@EPOCH]", "--timeout SECONDS", "--token-file FILE", "--json One"} <= rows
     assert re.search(r"--server\s+-s\s+URL", join)

@@ -27,8 +27,13 @@ SERVE = "pip install . && chatctl serve"
 TEST_COMMAND = "python3 -m pip install -e '.[test]' && python3 -m pytest -q -n auto"
 TOKEN = "export CHATCTL_TOKEN=$(chatctl token create --user alice)"
 INSPECT = 'chatctl token inspect "$CHATCTL_TOKEN"'
-JOIN = "chatctl join general"
+JOIN = "chatctl join general ops"
 SEND = 'CHATCTL_TOKEN=$(chatctl token create --user bob) chatctl send general "hello from bob"'
+CURL = (
+    'curl -H "Authorization: Bearer $(chatctl token create --user ci)" -d "backup done" \\\n'
+    "  http://127.0.0.1:8000/rooms/general/messages"
+)
+HOOK = "chatctl token create --user grafana --room alerts --webhook   # prints http://…/hooks/…"
 
 #: every quick-start line -> where it is covered
 COVERAGE = {
@@ -38,6 +43,9 @@ COVERAGE = {
     INSPECT: "test_quickstart_server_and_tokens",
     JOIN: "test_quickstart_chat",
     SEND: "test_quickstart_chat",
+    CURL.split("\n")[0]: "test_quickstart_curl_and_webhook",
+    CURL.split("\n")[1].strip(): "test_quickstart_curl_and_webhook",
+    HOOK: "test_quickstart_curl_and_webhook",
 }
 
 
@@ -137,3 +145,44 @@ def test_quickstart_chat(one_host: dict[str, str]) -> None:
         assert terminal.exitstatus == 0
     finally:
         server.stop()
+
+
+def test_quickstart_curl_and_webhook(one_host: dict[str, str]) -> None:
+    """The quick start's curl line posts into #general, and the webhook URL that
+    ``token create --webhook`` prints takes a Slack-format post into #alerts; both are then in
+    the rooms' history as ``chatctl join --json`` reads it."""
+    server = start_server(one_host)
+    env = dict(one_host, CHATCTL_SERVER=f"ws://127.0.0.1:{server.port}")
+    try:
+        curl = CURL.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
+        posted = bash(f"{curl} --fail-with-body --silent --show-error", env)
+        assert posted.returncode == 0, posted.stderr
+        ack = json.loads(posted.stdout)
+        assert ack["type"] == "ack" and ack["id"] == 1, ack
+
+        url = bash(HOOK.split("#")[0], env)
+        assert url.returncode == 0, url.stderr
+        hook = url.stdout.strip()
+        assert hook.startswith(f"http://127.0.0.1:{server.port}/hooks/"), hook
+        slack = bash(
+            f"curl --fail-with-body -sS -H 'Content-Type: application/json' "
+            f"""-d '{{"text": "disk 91% on db1"}}' {hook}""",
+            env,
+        )
+        assert slack.returncode == 0, slack.stderr
+
+        for room, user, text in (
+            ("general", "ci", "backup done"),
+            ("alerts", "grafana", "disk 91% on db1"),
+        ):
+            token = bash(TOKEN.split("=", 1)[1].strip("$()"), env).stdout.strip()
+            read = bash(
+                f"chatctl join {room} --json --once --history 5",
+                dict(env, CHATCTL_TOKEN=token),
+            )
+            assert read.returncode == 0, read.stderr
+            (line,) = read.stdout.splitlines()
+            frame = json.loads(line)
+            assert (frame["user"], frame["message"]) == (user, text)
+    finally:
+        assert server.stop() == 0

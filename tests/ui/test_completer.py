@@ -30,7 +30,8 @@ def complete(text: str, users: list[str] | None = None) -> list[str]:
 
 
 def test_commands_complete_with_a_space() -> None:
-    assert complete("/w") == ["/who "]
+    assert complete("/wh") == ["/who "]
+    assert complete("/w") == ["/who ", "/window "]  # /window came with several rooms
     assert complete("/q") == ["/quit "]
     assert "/help " in complete("/")
     assert complete("/bell o") == ["on", "off"]

@@ -97,3 +97,24 @@ def test_man_page_and_docs_list_every_command_and_key() -> None:
         for part in key.split(" / "):
             assert part in page, f"man chatctl-join lacks the key {part}"
             assert part in docs, f"docs/clients.md lacks the key {part}"
+
+
+def test_activity_bar_numbers_the_window_and_lists_the_others_with_mentions_apart() -> None:
+    from chatctl.ui.toolbar import Activity
+
+    status = Status("ops", users=3, link=Link.CONNECTED, window=2)
+    status.activity = [Activity(1, "general", 4, 0), Activity(3, "dev", 2, 1)]
+    assert line(status) == " 2:ops · 3 users · connected · act: 1:general 4, 3:dev 2 @1 "
+    styles = {text: style for style, text, *_ in toolbar_fragments(status, 100.0)}
+    assert styles["3:dev 2 @1"] == "class:toolbar.mentions"
+    assert styles["1:general 4"] == "class:toolbar.activity"
+
+
+def test_long_words_are_left_to_the_terminal_and_dumb_mentions_are_marked() -> None:
+    url = "https://example.com/" + "x" * 80
+    wrapped = Renderer(me="alice", color=False, width=lambda: 60)
+    out, _ = wrapped.message(Message(1, "ops", "bob", f"see {url} and a few more words", 0.0))
+    assert url in out and "\n" not in out  # one line: the terminal wraps it softly
+    plain = Renderer(me="alice", color=False, emphasis=False)
+    out, mention = plain.message(Message(2, "ops", "bob", "alice: hi", 0.0))
+    assert mention and re.fullmatch(r"\d\d:\d\d:\d\d >> bob: alice: hi", out), out

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +28,8 @@ Examples:
 
   chatctl join ops                          # interactive; try /help
 
+  chatctl join general ops dev              # one window per room (Alt-1..3)
+
   chatctl join ops --json | jq -r .message  # one JSON line per event
 
   chatctl join ops --history 50 --once      # recent history, then exit
@@ -37,10 +40,16 @@ Examples:
 
   chatctl join deploys --history 0 --count 1 --timeout 600  # or exit 5
 
-On a terminal: /help /who /me /join /clear /bell /say /quit; Tab
-completes; Up/Down recalls; Alt-Enter adds a newline; Ctrl-C clears the
-line; Ctrl-D quits. The status line shows the room, its users, the
-connection and unread mentions. See 'man chatctl-join'.
+On a terminal: /help /who /me /join /part /window /history /reconnect
+/clear /bell /say /quit; Tab completes; Up/Down recalls; Alt-Enter adds
+a newline; Ctrl-C clears the line; Ctrl-D quits. Several rooms: one
+window each, Alt-1..9, Alt-Left/Right or Ctrl-P/N switch; the status
+line shows the room, its users, the connection, unread mentions and
+the other windows' activity. PageUp loads older messages. Each room
+starts at your read marker (the last message you saw, kept in
+~/.local/state/chatctl/read): what is new is under a 'new messages'
+line. Without ROOM: the rooms listed in config.toml (join.rooms). See
+'man chatctl-join'.
 
 When stdout is not a terminal (or with --json): one line per event,
 'HH:MM:SS user: text', or with --json the protocol's frames (messages
@@ -68,10 +77,16 @@ app = command_app()
 
 @app.command(epilog=JOIN_EPILOG)
 def join(
-    room: Annotated[
-        str,
-        typer.Argument(help="Room to join.", show_default=False, autocompletion=complete_room),
-    ],
+    rooms: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Rooms to join (a terminal opens a window for each; default: the rooms "
+            "listed in config.toml).",
+            show_default=False,
+            autocompletion=complete_room,
+            metavar="ROOM...",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per event (implies script mode).")
     ] = False,
@@ -115,26 +130,36 @@ def join(
     user: UserOpt = None,
     cafile: CafileOpt = None,
 ) -> None:
-    """Join ROOM: an interactive chat on a terminal, one line per event in a pipe."""
+    """Join ROOM: an interactive chat on a terminal (a window per room), one line per event
+    in a pipe."""
     from chatctl.client.settings import check_room
+    from chatctl.errors import UsageError
 
-    room = check_room(room)
     since_id, epoch = parse_since(since)
     settings = client_settings(server, token, token_file, token_command, user, cafile)
+    names = rooms or configured_rooms(settings.config)
+    if not names:
+        raise UsageError("join: name a ROOM (or list them in config.toml: [join] rooms = [...])")
+    checked = list(dict.fromkeys(check_room(r) for r in names))
+    room = checked[0]
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
         from chatctl.client.join import connect_bound
         from chatctl.ui.app import run_interactive
 
+        if since is not None and len(checked) > 1:
+            raise UsageError("join: --since takes one ROOM")
         run_interactive(
             settings,
-            room,
+            checked,
             since=since_id,
             epoch=epoch,
             history=history,
             connect_timeout=connect_bound(timeout),
         )
         return
+    if len(checked) > 1:
+        raise UsageError("join: several rooms need a terminal (scripts: one ROOM per join)")
     from chatctl.client.join import JoinOptions, run_join
 
     run_join(
@@ -150,6 +175,17 @@ def join(
             timeout=timeout,
         ),
     )
+
+
+def configured_rooms(config: Mapping[str, Any]) -> list[str]:
+    """``[join] rooms`` of config.toml (a list of room names), [] when not set."""
+    from chatctl.errors import ConfigError
+
+    table = config.get("join", {})
+    rooms = table.get("rooms", []) if isinstance(table, dict) else []
+    if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
+        raise ConfigError(f"config.toml: [join] rooms must be a list of room names: {rooms!r}")
+    return list(rooms)
 
 
 def parse_since(value: str | None) -> tuple[int | None, str | None]:

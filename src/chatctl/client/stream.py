@@ -143,6 +143,8 @@ class RoomStream:
         self._ws: ClientConnection | None = None
         self._iterator: AsyncGenerator[Event] | None = None
         self._closing = asyncio.Event()
+        #: set by :meth:`reconnect_now`: the wait before the next attempt ends
+        self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         #: events from other tasks (token renewal), yielded before the next frame
         self._notices: deque[Event] = deque()
@@ -190,6 +192,19 @@ class RoomStream:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def reconnect_now(self) -> bool:
+        """Connect again at once (``/reconnect``): a live connection is closed and made
+        again, a wait before the next attempt ends now. False once the stream is closed."""
+        if self._closing.is_set():
+            return False
+        self.backoff.reset()
+        ws = self._ws
+        if ws is not None:
+            self._spawn(ws.close())
+        else:
+            self._wake.set()
+        return True
 
     # ------------------------------------------------------------------ sending
 
@@ -332,9 +347,14 @@ class RoomStream:
             if deadline is not None and time.monotonic() + delay > deadline:
                 raise ConnectError(f"cannot connect to {self.display_url}: {reason}")
             self.state = State.RECONNECTING
+            self._wake.clear()
             yield Reconnecting(reason, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), delay)
+            waits = {asyncio.ensure_future(e.wait()) for e in (self._closing, self._wake)}
+            try:
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
             if self._closing.is_set():
                 return
 

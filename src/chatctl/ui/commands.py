@@ -19,8 +19,10 @@ class CommandTarget(Protocol):
     implements it, and passes itself to :func:`dispatch`): commands never import the
     application."""
 
-    #: the room the screen is in
-    room: str
+    @property
+    def room(self) -> str:
+        """The room the screen shows."""
+
     #: ring the terminal bell when a message mentions the user
     bell: bool
 
@@ -34,7 +36,19 @@ class CommandTarget(Protocol):
 
     async def request_who(self) -> None: ...
 
-    async def switch_room(self, room: str) -> None: ...
+    async def switch_room(self, room: str) -> None:
+        """Show ``room``'s window, opening it first if there is none."""
+
+    async def part(self) -> bool:
+        """Leave the room shown and close its window; False when it was the last one."""
+
+    def show_window(self, number: int) -> None: ...
+
+    def list_windows(self) -> None: ...
+
+    async def reconnect(self) -> None: ...
+
+    async def load_older(self, count: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,7 @@ async def _bell(ui: CommandTarget, arg: str) -> bool:
 async def _join(ui: CommandTarget, arg: str) -> bool:
     room = arg.strip().lstrip("#")
     if not room:
-        ui.info(f"you are in {ui.room}; /join ROOM switches rooms")
+        ui.info(f"you are in {ui.room}; /join ROOM opens ROOM in a window of its own")
     elif not valid_room(room):
         ui.error(f"invalid room name {room!r}: {ROOM_RULE}")
     else:
@@ -116,11 +130,47 @@ async def _join(ui: CommandTarget, arg: str) -> bool:
     return True
 
 
+async def _part(ui: CommandTarget, arg: str) -> bool:
+    return await ui.part()
+
+
+async def _window(ui: CommandTarget, arg: str) -> bool:
+    value = arg.strip()
+    if not value:
+        ui.list_windows()
+    elif value.isdigit() and int(value) > 0:
+        ui.show_window(int(value))
+    else:
+        ui.error("usage: /window [N]  (N from 1; Alt-1 … Alt-9 too)")
+    return True
+
+
+async def _reconnect(ui: CommandTarget, arg: str) -> bool:
+    await ui.reconnect()
+    return True
+
+
+async def _history(ui: CommandTarget, arg: str) -> bool:
+    value = arg.strip()
+    if value and not (value.isdigit() and 1 <= int(value) <= MAX_HISTORY):
+        ui.error(f"usage: /history [N]  (N from 1 to {MAX_HISTORY}; PageUp loads 50)")
+    else:
+        await ui.load_older(int(value) if value else None)
+    return True
+
+
+#: the most messages ``/history N`` asks for at once (the protocol's limit)
+MAX_HISTORY = 200
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", "/help [COMMAND]", "list commands, or explain one", _help),
     Command("who", "/who", "list the users in the room", _who, ("names",)),
     Command("me", "/me ACTION", "send an action: * you ACTION", _me),
-    Command("join", "/join ROOM", "leave this room and join ROOM (Tab: recent rooms)", _join),
+    Command("join", "/join ROOM", "open ROOM in a window and show it (Tab: recent rooms)", _join),
+    Command("part", "/part", "leave this room and close its window (the last: quit)", _part),
+    Command("window", "/window [N]", "show window N, or list the windows", _window),
+    Command("history", "/history [N]", "load N older messages from the server", _history),
+    Command("reconnect", "/reconnect", "connect again now (offline: do not wait)", _reconnect),
     Command("clear", "/clear", "clear the screen", _clear),
     Command("bell", "/bell [on|off]", "ring the terminal bell when you are mentioned", _bell),
     Command("say", "/say TEXT", "send TEXT as is, even if it starts with /", _say),

@@ -4,6 +4,7 @@ history kept in ``$XDG_STATE_HOME/chatctl/history`` (as pgcli's ``config.py``).
 ::
 
     [join]
+    rooms = ["general", "ops"]   # opened at start by a bare `chatctl join` (one window each)
     bell = true            # ring on mentions (/bell toggles it)
     history = 50           # history messages shown on joining (default: the server's)
     color = true           # false: no colour (emphasis kept), as NO_COLOR
@@ -41,18 +42,23 @@ class JoinConfig:
     color: bool = True
     timestamp: str = "%H:%M:%S"
     colors: dict[str, str] = field(default_factory=dict)
+    rooms: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> JoinConfig:
         """Read config.toml's ``[join]`` table; a value of the wrong type is a ConfigError."""
         table: Mapping[str, Any] = config.get("join", {})
         colors = _setting(table, "colors", dict, {})
+        rooms = _setting(table, "rooms", list, [])
+        if not all(isinstance(r, str) for r in rooms):
+            raise ConfigError(f"config.toml: [join] rooms must be a list of room names: {rooms!r}")
         return cls(
             bell=_setting(table, "bell", bool, True),
             history=_setting(table, "history", int, None),
             color=_setting(table, "color", bool, True),
             timestamp=_setting(table, "timestamp", str, "%H:%M:%S"),
             colors={str(k): str(v) for k, v in colors.items()},
+            rooms=tuple(rooms),
         )
 
 

@@ -1,6 +1,7 @@
 """Joins and leaves shown without the noise of brief visits: a join is shown after
 :data:`PRESENCE_DELAY` seconds, and a leave within that time hides both (each ``chatctl
-send`` connects, posts and leaves: its message is what matters)."""
+send`` connects, posts and leaves: its message is what matters). A message from someone whose
+join is held back shows the join first, so that it is never printed after what they said."""
 
 from __future__ import annotations
 
@@ -16,21 +17,29 @@ class QuietPresence:
         """``show(line)`` writes a join or leave line."""
         self.show = show
         self.delay = delay
-        self._joins: dict[str, asyncio.TimerHandle] = {}
+        #: joins held back: user -> (timer, line)
+        self._joins: dict[str, tuple[asyncio.TimerHandle, str]] = {}
 
     def joined(self, user: str, line: str) -> None:
         if user not in self._joins:
-            self._joins[user] = asyncio.get_running_loop().call_later(
-                self.delay, self._show_join, user, line
-            )
+            timer = asyncio.get_running_loop().call_later(self.delay, self._show_join, user)
+            self._joins[user] = (timer, line)
 
     def left(self, user: str, line: str) -> None:
         pending = self._joins.pop(user, None)
         if pending is not None:
-            pending.cancel()
+            pending[0].cancel()
         else:
             self.show(line)
 
-    def _show_join(self, user: str, line: str) -> None:
-        if self._joins.pop(user, None) is not None:
-            self.show(line)
+    def arrived(self, user: str) -> None:
+        """``user`` spoke: a join still held back is shown now, before their message."""
+        pending = self._joins.pop(user, None)
+        if pending is not None:
+            pending[0].cancel()
+            self.show(pending[1])
+
+    def _show_join(self, user: str) -> None:
+        pending = self._joins.pop(user, None)
+        if pending is not None:
+            self.show(pending[1])

@@ -12,6 +12,10 @@ Line shapes (the markers keep them apart without colour too)::
     18:02:20 -!- bob joined ops          a system line (joins, leaves, reconnects, notices)
     18:02:31 bob: a long message wraps between words to the width of the terminal,
                   each continuation under the start of the text
+    18:02:40 >> bob: alice, look             a mention, with TERM=dumb (else in colour/reverse)
+
+A message with a word longer than a row (a long URL) is not wrapped by the client: the
+terminal wraps it softly, so that copying it from the screen gives it whole.
 
 Three modes (:func:`color_mode`): ``color``; ``mono`` with ``NO_COLOR`` or ``color = false``
 (no colour, but bold, italic and reverse: a mention is in reverse video, an error in bold);
@@ -61,6 +65,8 @@ STYLES = {
 }
 #: without colour (``NO_COLOR``) only what must stand out keeps an emphasis
 MONO_STYLES = {**dict.fromkeys(STYLES, "none"), "mention": "bold reverse", "error": "bold"}
+#: before a message that mentions you when nothing can stand out (``TERM=dumb``)
+MENTION_MARK = ">> "
 #: below this many columns for the text, lines are not wrapped by the client
 MIN_WRAP = 20
 
@@ -122,6 +128,8 @@ class Renderer:
         self.timestamp = timestamp
         self.width = width
         styled = color or emphasis
+        #: no escape sequence at all (``TERM=dumb``): a mention is marked with ``>>``
+        self.plain = not styled
         self.console = Console(
             file=io.StringIO(),
             force_terminal=styled,
@@ -157,6 +165,8 @@ class Renderer:
         mention = not own and mentions(body, self.me)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
         head = self._clock(message.ts)
+        if mention and self.plain:
+            head.append(MENTION_MARK)
         if message.kind == "action":
             head.append("* ", style=name_style)
             head.append(user, style=name_style)
@@ -169,6 +179,18 @@ class Renderer:
         return self._render(self._hang(head, text, self.styles["mention"] if mention else "")), (
             mention
         )
+
+    def pending(self, user: str, text: str) -> str:
+        """A message typed while offline, kept in the outbox: shown as pending (the
+        server's copy follows once it is sent)."""
+        style = self.styles["system"]
+        head = self._clock(time.time())
+        head.append(f"{multi_line(user) or 'you'} (pending): ", style=style)
+        return self._render(self._hang(head, Text(multi_line(text), style=style)))
+
+    def marker(self, text: str) -> str:
+        """A separator line (the read marker), centred-ish under the time column."""
+        return self._render(Text(f"{text}", style=self.styles["time"]))
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> str:
         style = self.styles["error" if error else "system"]
@@ -184,7 +206,8 @@ class Renderer:
             head, body = Text(head.plain), Text(body.plain)
         indent = head.cell_len
         width = self.width() - 1 if self.width is not None else 0  # -1: no auto-margin wrap
-        if width - indent >= MIN_WRAP:
+        longest = max((len(w) for w in body.plain.split()), default=0)
+        if width - indent >= MIN_WRAP and longest <= width - indent:
             lines = list(body.wrap(self.console, width - indent, overflow="fold"))
         else:
             lines = list(body.split("\n"))

@@ -18,6 +18,7 @@ STATUS_STYLES = {
     "toolbar.offline": "bold ansiyellow",
     "toolbar.queued": "bold",
     "toolbar.mentions": "bold ansired",
+    "toolbar.activity": "",
 }
 
 

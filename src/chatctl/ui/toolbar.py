@@ -5,6 +5,11 @@
      ops · 3 users · reconnecting in 4 s (connection refused) · 2 queued · 1 mention
      ops · offline (the server is restarting) · 1 queued
      ops · offline (token expired) · token expired: waiting for ~/.config/chatctl/token
+     2:ops · 3 users · connected · act: 1:general 4, 3:dev 2 @1
+
+With several windows (``chatctl join general ops dev``) the room has its window's number, and
+the activity bar lists the other windows with something unread: the number of messages, and
+``@N`` mentions (in the mentions' style).
 
 Connection attempts are shown here instead of scrolling by. :class:`Status` is the state the
 UI keeps up to date from the client's events; :func:`create_toolbar` renders it (styles in
@@ -17,7 +22,7 @@ import enum
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
@@ -29,6 +34,20 @@ class Link(enum.Enum):
     RECONNECTING = "reconnecting"
     #: the connection ended; the next attempt starts at once
     OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A hidden window with ``unread`` messages, ``mentions`` of them naming you."""
+
+    window: int
+    room: str
+    unread: int
+    mentions: int
+
+    def label(self) -> str:
+        mentions = f" @{self.mentions}" if self.mentions else ""
+        return f"{self.window}:{self.room} {self.unread}{mentions}"
 
 
 @dataclass
@@ -46,6 +65,10 @@ class Status:
     mentions: int = 0
     #: token trouble (not renewed, or expired and waited for), until a renewal ends it
     token: str = ""
+    #: the window's number (0: the only window, no number shown)
+    window: int = 0
+    #: the other windows with something unread
+    activity: list[Activity] = field(default_factory=list)
 
     def connection(self, now: float | None = None) -> str:
         """The connection in words: ``connected``, ``reconnecting in 4 s (refused)``..."""
@@ -66,7 +89,8 @@ def _plural(n: int, word: str) -> str:
 def toolbar_fragments(status: Status, now: float | None = None) -> StyleAndTextTuples:
     """The status line's styled fragments (classes ``toolbar.*``)."""
     sep: tuple[str, str] = ("class:toolbar.sep", " · ")
-    out: StyleAndTextTuples = [("class:toolbar.room", f" {status.room}")]
+    number = f"{status.window}:" if status.window else ""
+    out: StyleAndTextTuples = [("class:toolbar.room", f" {number}{status.room}")]
     if status.link is Link.CONNECTED:
         out += [sep, ("class:toolbar", _plural(status.users, "user"))]
     state = "class:toolbar.connected" if status.link is Link.CONNECTED else "class:toolbar.offline"
@@ -77,6 +101,13 @@ def toolbar_fragments(status: Status, now: float | None = None) -> StyleAndTextT
         out += [sep, ("class:toolbar.queued", f"{status.queued} queued")]
     if status.mentions:
         out += [sep, ("class:toolbar.mentions", _plural(status.mentions, "mention"))]
+    if status.activity:
+        out += [sep, ("class:toolbar", "act:")]
+        first = True
+        for act in status.activity:
+            style = "class:toolbar.mentions" if act.mentions else "class:toolbar.activity"
+            out += [("class:toolbar", " " if first else ", "), (style, act.label())]
+            first = False
     out.append(("class:toolbar", " "))
     return out
 

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from chatctl.client.events import (
     Acked,
@@ -29,13 +29,30 @@ from chatctl.client.join import missed_notice
 from chatctl.client.stream import RoomStream
 from chatctl.protocol import ErrorFrame, Message, Presence, PresenceBatch, UserList
 from chatctl.tokens.renewal import TokenTrouble
-from chatctl.ui.output import LineOutput
 from chatctl.ui.presence import QuietPresence
 from chatctl.ui.render import Renderer
 from chatctl.ui.toolbar import Link, Status
 
 #: Names remembered for completion (most recently active first).
 MAX_KNOWN_USERS = 500
+#: Seconds after a reconnect during which the users who were here before the connection
+#: dropped come back quietly (a server restart is not everyone leaving and joining).
+REJOIN_GRACE = 60.0
+
+
+class Sink(Protocol):
+    """Where a view's lines go (:class:`chatctl.ui.window.Window`)."""
+
+    def write(self, line: str) -> None: ...
+
+    def bell(self) -> None: ...
+
+    def fresh(self, message: Message, *, start: bool) -> None:
+        """A message the user has not seen is about to be written (``start``: from the
+        history after the room's saved read mark)."""
+
+    def shown_message(self, message: Message) -> None:
+        """A message's line was written."""
 
 
 class RoomView:
@@ -45,7 +62,7 @@ class RoomView:
         *,
         me: str,
         renderer: Renderer,
-        output: LineOutput,
+        output: Sink,
         refresh: Callable[[], None],
         bell: bool,
         dumb: bool,
@@ -68,6 +85,11 @@ class RoomView:
         self.presence = QuietPresence(self.write)
         self._day: str | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        #: the stream resumes from the room's saved read mark: its first history is new
+        self.from_mark = False
+        #: who was here when the connection dropped (their joins after it are quiet)
+        self._back: set[str] = set()
+        self._back_until = 0.0
 
     def switch(self, room: str) -> None:
         """Show another room: nobody is known to be in it yet, and its status starts afresh."""
@@ -132,8 +154,14 @@ class RoomView:
             self._link(Link.RECONNECTING, event.reason)
         elif isinstance(event, Disconnected):
             self._link(Link.OFFLINE, event.reason)
+            self._back |= self.present
             if self.dumb:
                 self.error(f"{event.reason}; reconnecting")
+            else:  # the reason and the countdown are on the status line
+                self.error(
+                    f"lost the connection to {stream.room}: reconnecting "
+                    "(what you type is kept and sent then; /reconnect tries now)"
+                )
         elif isinstance(event, TokenEvent):
             self._token(event)
         if isinstance(event, Acked | Rejected):
@@ -174,12 +202,15 @@ class RoomView:
         welcome, resume = event.welcome, event.resume
         self.me = self.renderer.me = welcome.user or self.me
         self.present = set(welcome.users)
+        self._back -= self.present
+        self._back_until = time.monotonic() + REJOIN_GRACE
         if resume.reconnect:
             self.info(f"reconnected to {stream.room}")
         if resume.missed:
             self.error(missed_notice(resume, stream.room))
+        start = self.from_mark and not resume.reconnect
         for m in resume.new_history:
-            self._message(m, live=False)
+            self._message(m, live=False, fresh=start, start=start)
         if not resume.reconnect:
             users, count = sorted(self.present), welcome.total_users
             listed = ", ".join(users)
@@ -190,7 +221,11 @@ class RoomView:
             )
 
     def _presence(self, user: str, event: str, ts: Any) -> None:
-        if event == "join":
+        back = user in self._back and time.monotonic() < self._back_until
+        self._back.discard(user)
+        if event == "join" and back:  # here before the connection dropped: no news
+            self.present.add(user)
+        elif event == "join":
             self.present.add(user)
             self.presence.joined(user, self.renderer.system(f"{user} joined {self.room}", ts=ts))
         else:
@@ -198,15 +233,24 @@ class RoomView:
             self.presence.left(user, self.renderer.system(f"{user} left {self.room}", ts=ts))
         self.refresh()
 
-    def _message(self, message: Message, *, live: bool) -> None:
+    def _message(
+        self, message: Message, *, live: bool, fresh: bool | None = None, start: bool = False
+    ) -> None:
+        """``fresh``: not seen by the user yet (default: ``live``); ``start``: from the
+        history after the saved read mark."""
+        fresh = live if fresh is None else fresh
         self._active(message.user)
+        self.presence.arrived(message.user)  # their join line first, if still held back
+        if fresh:
+            self.output.fresh(message, start=start)
         self._day_marker(message.ts)
         line, mention = self.renderer.message(message)
         self.write(line)
-        if mention and live:
+        self.output.shown_message(message)
+        if mention and fresh:
             self.status.mentions += 1
             self.refresh()
-            if self.bell:
+            if self.bell and live:
                 self.output.bell()
 
     def _day_marker(self, ts: Any) -> None:

@@ -1,0 +1,202 @@
+"""Several rooms in one terminal (issue 24, items 1-3): ``chatctl join w1 w2 w3`` in a real pty
+replayed in pyte, against a real ``chatctl serve``: one window per room, the activity bar,
+the switching keys, the title, ``/join`` that fails, ``/part``, the read marker after a client
+restart and older messages loaded from the server with PageUp."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatctl.config import state_dir
+from support.cli_rooms import room_texts, say
+from support.client_helpers import client_env, run_cli, serving
+from support.helpers import ServeProcess, make_token
+from support.vt_screen import Term
+
+pytest.importorskip("pyte")
+
+ALT = "\x1b"
+ALT_LEFT, ALT_RIGHT = "\x1b[1;3D", "\x1b[1;3C"
+CTRL_N, CTRL_P = "\x0e", "\x10"
+PAGE_UP = "\x1b[5~"
+MARKER = "── new messages ──"
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServeProcess]:
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def terms() -> Iterator[list[Term]]:
+    opened: list[Term] = []
+    yield opened
+    for term in opened:
+        term.close()
+
+
+def open_term(terms: list[Term], *args: object, **kwargs: object) -> Term:
+    term = Term(*args, **kwargs)  # type: ignore[arg-type]
+    terms.append(term)
+    return term
+
+
+def shows(term: Term, room: str) -> None:
+    """Wait until window ``room`` is the one shown (prompt and status line)."""
+    term.wait_until(
+        lambda: term.prompt_row() == f"[{room}]" and f":{room} " in term.bottom(),
+        f"window {room}",
+    )
+
+
+def row_of(term: Term, text: str) -> int:
+    rows = term.find(text)
+    assert len(rows) == 1, (text, term.text())
+    return rows[0]
+
+
+def test_three_rooms_activity_bar_switching_and_title(srv: ServeProcess, terms: list[Term]) -> None:
+    term = open_term(terms, srv.port, "w1", "w2", "w3", rows=24)
+    shows(term, "w1")
+    term.wait_until(lambda: "connected" in term.bottom(), "connected")
+    assert term.screen.title == "w1 - chatctl"
+    say(srv.port, "w2", "two a", "two b")
+    say(srv.port, "w3", "alice: look at w3")
+    term.wait_until(lambda: "act: 2:w2 2, 3:w3 1 @1" in term.bottom(), "the activity bar")
+    assert term.screen.title == "(1) w1 - chatctl"
+    assert "two a" not in term.text() and "look at w3" not in term.text()
+    # the window with a mention stands out (the mentions' colour); the other does not
+    bottom = term.rows()[-1]
+    cells = term.screen.buffer[len(term.rows()) - 1]
+    assert cells[bottom.index("3:w3")].fg == "red" and cells[bottom.index("2:w2")].fg != "red"
+    raw_status = bottom
+
+    term.send(ALT + "3")  # Alt-3
+    shows(term, "w3")
+    assert row_of(term, MARKER) + 1 == row_of(term, "bob: alice: look at w3"), term.text()
+    assert "joined w1" not in term.text()  # the screen is w3's own
+    term.wait_until(lambda: term.screen.title == "w3 - chatctl", "the mention read")
+    assert "act: 2:w2 2" in term.bottom() and "@" not in term.bottom(), term.bottom()
+
+    term.send(ALT_LEFT)
+    shows(term, "w2")
+    assert row_of(term, MARKER) < row_of(term, "bob: two a") < row_of(term, "bob: two b")
+    assert "act:" not in term.bottom()
+    term.send(CTRL_N)
+    shows(term, "w3")
+    assert "bob: alice: look at w3" in term.text()  # its lines were kept
+    term.send(ALT_RIGHT)  # round the end
+    shows(term, "w1")
+    term.send(CTRL_P)
+    shows(term, "w3")
+    term.send("/window 2\r")
+    shows(term, "w2")
+    term.send("/window\r")
+    term.wait_for("3: w3")
+    term.send("in two\r")
+    term.wait_for("alice: in two")
+    term.send("/part\r")  # back to the window shown before
+    shows(term, "w3")
+    term.wait_for("left w2")
+    term.send("/join w4\r")
+    shows(term, "w4")
+    term.wait_for("joined w4 as alice")
+    term.send("/part\r")
+    term.send("/part\r")
+    term.wait_until(lambda: term.bottom().startswith(" w1 · "), "w1, the only window: no number")
+    term.send("/part\r")  # the last window: quit
+    assert term.exit_status() == 0
+    assert room_texts(srv.port, "w2")[-1] == "in two"
+    assert raw_status.startswith(" 1:w1 · 1 user · connected · act:"), raw_status
+
+
+def test_a_failed_join_leaves_you_where_you_were(srv: ServeProcess, terms: list[Term]) -> None:
+    """``/join secret`` with a token for ``fj`` only: the error stays on screen in ``fj``,
+    which was never left (nobody sees a leave and a join), and nothing is printed again."""
+    bob = open_term(terms, srv.port, "fj", user="bob")
+    token = make_token("alice", rooms=["fj"])
+    term = open_term(terms, srv.port, "fj", user="", CHATCTL_TOKEN=token)
+    bob.wait_for("alice joined fj")
+    bob.send("before\r")
+    term.wait_for("bob: before")
+    term.send("/join secret\r")
+    term.wait_for("cannot join secret")
+    shows_fj = lambda: term.prompt_row() == "[fj]"  # noqa: E731
+    term.wait_until(shows_fj, "back in fj")
+    text = term.text()
+    assert text.count("joined fj as alice") == 1, text
+    assert text.count("bob: before") == 1, text
+    assert row_of(term, "bob: before") < row_of(term, "cannot join secret"), text
+    term.send("still here\r")
+    bob.wait_for("alice: still here")
+    assert "alice left fj" not in bob.text(), bob.text()
+    term.quit()
+
+
+def test_read_marker_after_a_client_restart(srv: ServeProcess, terms: list[Term]) -> None:
+    say(srv.port, "rm1", *(f"old {i}" for i in range(5)))
+    say(srv.port, "rm2", "other old")
+    term = open_term(terms, srv.port, "rm1", "rm2")
+    term.wait_for("old 4")
+    term.quit()
+    marks = json.loads((Path(state_dir()) / "read").read_text())
+    assert marks["rm1"]["id"] == 5 and marks["rm1"]["epoch"], marks
+    assert "rm2" not in marks  # never shown: nothing in it was seen
+    say(srv.port, "rm1", "new 1", "new 2")
+    say(srv.port, "rm2", "alice: other new")
+    term = open_term(terms, srv.port, "rm1", "rm2", wait="new 2")
+    term.wait_until(lambda: "connected" in term.bottom(), "connected")
+    assert "old" not in term.text(), term.text()
+    assert row_of(term, MARKER) < row_of(term, "bob: new 1") < row_of(term, "bob: new 2")
+    term.send(ALT + "2")
+    shows(term, "rm2")
+    term.wait_for("bob: alice: other new")
+    term.quit()
+    # reopened the next day: nothing new, nothing replayed
+    term = open_term(terms, srv.port, "rm1")
+    text = term.text()
+    assert "new 1" not in text and MARKER not in text, text
+    term.quit()
+
+
+def test_page_up_loads_older_messages_from_the_server(srv: ServeProcess, terms: list[Term]) -> None:
+    say(srv.port, "pu1", *(f"early {i}" for i in range(30)))
+    term = open_term(terms, srv.port, "pu1", "pu2", "pu3", "--history", "20", rows=40)
+    term.wait_for("early 29")
+    assert "early 9 " not in term.text() + " "
+    term.send(PAGE_UP)
+    term.wait_for("end of the older messages")
+    head = row_of(term, "── 10 older messages (#1-#10) ──")
+    shown = [row.split(" ", 1)[1] for row in term.rows()[head + 1 : head + 11]]
+    assert shown == [f"bob: early {i}" for i in range(10)], term.text()
+    term.send("/history 5\r")
+    term.wait_for("no older messages of pu1 kept by the server")
+    # kept in the window: drawn again, in order, after a switch and back
+    term.send(ALT + "2")
+    shows(term, "pu2")
+    term.send(ALT + "1")
+    shows(term, "pu1")
+    term.wait_for("early 0")
+    rows = term.rows()
+    assert [i for i, r in enumerate(rows) if r.endswith("bob: early 9")] < [
+        i for i, r in enumerate(rows) if r.endswith("bob: early 10")
+    ], term.text()
+    term.quit()
+
+
+def test_config_lists_the_rooms_to_open(srv: ServeProcess, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[join]\nrooms = ["cfg1"]\n')
+    say(srv.port, "cfg1", "from the config")
+    env = client_env(srv.port, CHATCTL_CONFIG=str(config))
+    res = run_cli("join", "--once", env=env)
+    assert res.returncode == 0 and "bob: from the config" in res.stdout, res
+    config.write_text('[join]\nrooms = ["cfg1", "cfg2"]\n')
+    res = run_cli("join", "--once", env=env)
+    assert res.returncode == 2 and re.search("several rooms need a terminal", res.stderr), res
