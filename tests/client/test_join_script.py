@@ -68,7 +68,7 @@ async def test_since_and_count_follow_live_messages(server: ChatServer) -> None:
         "2",
         "--count",
         "3",
-        "--json",
+        "--events",  # --json and every frame, presence too
         env=client_env(server.port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -87,6 +87,42 @@ async def test_since_and_count_follow_live_messages(server: ChatServer) -> None:
         "live 1",
         "live 2",
     ]
+
+
+async def test_type_picks_the_frames_printed(server: ChatServer) -> None:
+    """``--json`` alone prints messages only (a presence line made ``jq -r .message`` print
+    ``null``); ``--type presence`` prints only the presence changes."""
+    proc = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "ops",
+        "--type",
+        "presence",
+        env=client_env(server.port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    plain = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "ops",
+        "--json",
+        "--count",
+        "1",
+        env=client_env(server.port, "dave"),
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and plain.stdout is not None
+    await post(server.port, "ops", "carol", "hello")  # carol joins, says hello, leaves
+    frames = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 10)) for _ in range(2)]
+    proc.terminate()
+    await proc.wait()
+    assert all(f["type"] == "presence" for f in frames), frames
+    out, _ = await asyncio.wait_for(plain.communicate(), 10)
+    assert [json.loads(line)["type"] for line in out.decode().splitlines()] == ["message"]
+    res = await arun_cli("join", "ops", "--type", "typing", env=client_env(server.port))
+    assert res.returncode == 2
+    assert res.stderr == "chatctl: --type 'typing': expected one of message, presence\n"
 
 
 async def test_expired_token_is_final(server: ChatServer) -> None:

@@ -27,7 +27,9 @@ Examples:
 
   chatctl join ops                          # interactive; try /help
 
-  chatctl join ops --json | jq -r .message  # one JSON line per event
+  chatctl join ops --json | jq -r .message  # one JSON line per message
+
+  chatctl join ops --events | jq -c 'select(.type == "presence")'
 
   chatctl join ops --history 50 --once      # recent history, then exit
 
@@ -42,9 +44,10 @@ completes; Up/Down recalls; Alt-Enter adds a newline; Ctrl-C clears the
 line; Ctrl-D quits. The status line shows the room, its users, the
 connection and unread mentions. See 'man chatctl-join'.
 
-When stdout is not a terminal (or with --json): one line per event,
-'HH:MM:SS user: text', or with --json the protocol's frames (messages
-with the room's epoch added: save "ID@EPOCH" for --since). Notices
+When stdout is not a terminal (or with --json): one line per message,
+'HH:MM:SS user: text', or with --json the protocol's message frames
+(with the room's epoch added: save "ID@EPOCH" for --since); --events
+adds the other frames (presence), --type TYPE picks the types printed. Notices
 (reconnects, missed history) go to stderr. When the room's history was
 reset since ID@EPOCH, a notice says so and the new epoch's messages
 are printed from id 1.
@@ -73,8 +76,27 @@ def join(
         typer.Argument(help="Room to join.", show_default=False, autocompletion=complete_room),
     ],
     json_output: Annotated[
-        bool, typer.Option("--json", help="One JSON object per event (implies script mode).")
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per message, the protocol's frame (script mode)."
+        ),
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events", help="With --json, every frame: presence changes too (implies --json)."
+        ),
+    ] = False,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="Print only frames of this type, message or presence (repeatable; "
+            "implies --json).",
+            metavar="TYPE",
+            show_default=False,
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -120,6 +142,8 @@ def join(
 
     room = check_room(room)
     since_id, epoch = parse_since(since)
+    printed = json_types(events, types)
+    json_output = json_output or printed is not None
     settings = client_settings(server, token, token_file, token_command, user, cafile)
     interactive = not json_output and not once and count is None and sys.stdout.isatty()
     if interactive and sys.stdin.isatty():
@@ -148,8 +172,24 @@ def join(
             count=count,
             once=once,
             timeout=timeout,
+            **({} if printed is None else {"types": printed}),
         ),
     )
+
+
+def json_types(events: bool, types: list[str] | None) -> frozenset[str] | None:
+    """The frame types ``--events`` / ``--type`` ask for; None: neither was given."""
+    from chatctl.client.join import JSON_TYPES
+    from chatctl.errors import UsageError
+
+    if events:
+        return frozenset(JSON_TYPES)
+    if not types:
+        return None
+    for name in types:
+        if name not in JSON_TYPES:
+            raise UsageError(f"--type {name!r}: expected one of {', '.join(JSON_TYPES)}")
+    return frozenset(types)
 
 
 def parse_since(value: str | None) -> tuple[int | None, str | None]:
