@@ -47,7 +47,9 @@ connection and unread mentions. See 'man chatctl-join'.
 When stdout is not a terminal (or with --json): one line per message,
 'HH:MM:SS user: text', or with --json the protocol's message frames
 (with the room's epoch added: save "ID@EPOCH" for --since); --events
-adds the other frames (presence), --type TYPE picks the types printed. Notices
+adds the other frames (presence), --type TYPE picks the types printed.
+Escape sequences in messages are removed whole (--ansi keeps their
+colours, bold and underline). Notices
 (reconnects, missed history) go to stderr. When the room's history was
 reset since ID@EPOCH, a notice says so and the new epoch's messages
 are printed from id 1.
@@ -130,6 +132,14 @@ def join(
             show_default=False,
         ),
     ] = None,
+    ansi: Annotated[
+        bool,
+        typer.Option(
+            "--ansi",
+            help="Show the colours, bold and underline messages carry (ANSI SGR); every "
+            "other escape sequence is still removed.",
+        ),
+    ] = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -157,6 +167,7 @@ def join(
             epoch=epoch,
             history=history,
             connect_timeout=connect_bound(timeout),
+            ansi=ansi,
         )
         return
     from chatctl.client.join import JoinOptions, run_join
@@ -172,6 +183,7 @@ def join(
             count=count,
             once=once,
             timeout=timeout,
+            ansi=ansi,
             **({} if printed is None else {"types": printed}),
         ),
     )

@@ -66,6 +66,8 @@ class JoinOptions:
     timeout: float | None = None
     #: the frame types printed with ``--json`` (:data:`JSON_TYPES`); messages by default
     types: frozenset[str] = frozenset({"message"})
+    #: plain lines keep the colours, bold and underline messages carry (``--ansi``)
+    ansi: bool = False
 
 
 #: The frame types ``chatctl join --json`` can print (``--type``; ``--events``: all of them).
@@ -90,9 +92,9 @@ def clock(ts: Any) -> str:
         return "--:--:--"
 
 
-def plain_line(message: Message) -> str:
-    """The plain-text line for a message."""
-    user, text = one_line(message.user), one_line(message.text)
+def plain_line(message: Message, *, ansi: bool = False) -> str:
+    """The plain-text line for a message (with ``ansi``, its SGR colours kept)."""
+    user, text = one_line(message.user), one_line(message.text, sgr=ansi)
     if message.kind == "action":
         return f"{clock(message.ts)} * {user} {text}"
     return f"{clock(message.ts)} {user}: {text}"
@@ -148,7 +150,7 @@ class ScriptJoin:
             if frame.TYPE in self.opts.types:
                 write_line(self.out, self.json_line(frame))
         elif isinstance(frame, Message):
-            write_line(self.out, plain_line(frame))
+            write_line(self.out, plain_line(frame, ansi=self.opts.ansi))
         else:
             return False
         if isinstance(frame, Message):

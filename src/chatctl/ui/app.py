@@ -51,10 +51,12 @@ class ChatUI:
         since: int | None = None,
         history: int | None = None,
         connect_timeout: float | None = None,
+        ansi: bool = False,
     ) -> None:
         """``connect_timeout``: seconds the first connection may take before the session
         ends with :class:`~chatctl.errors.ConnectError` (None: retry for ever); once
-        connected, the client reconnects for as long as it runs."""
+        connected, the client reconnects for as long as it runs. ``ansi`` (or ``ansi`` in
+        config.toml's ``[join]``): show the colours messages carry."""
         config = JoinConfig.from_config(settings.config)
         self.settings = settings
         self.history = history if history is not None else config.history
@@ -76,6 +78,7 @@ class ChatUI:
                 colors=config.colors,
                 timestamp=config.timestamp,
                 width=None if self.dumb else self._columns,
+                ansi=ansi or config.ansi,
             ),
             output=self.output,
             refresh=self._refresh,
@@ -285,9 +288,17 @@ def run_interactive(
     epoch: str | None = None,
     history: int | None = None,
     connect_timeout: float | None = None,
+    ansi: bool = False,
 ) -> None:
     async def main() -> None:
-        ui = ChatUI(settings, room, since=since, history=history, connect_timeout=connect_timeout)
+        ui = ChatUI(
+            settings,
+            room,
+            since=since,
+            history=history,
+            connect_timeout=connect_timeout,
+            ansi=ansi,
+        )
         ui.stream.client.epoch = epoch if since is not None else None
         await ui.run()
 
