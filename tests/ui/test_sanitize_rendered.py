@@ -7,7 +7,9 @@ import re
 import pytest
 
 from chatctl.client.join import plain_line
+from chatctl.errors import ConfigError
 from chatctl.protocol import Message
+from chatctl.ui.config import JoinConfig
 from chatctl.ui.render import Renderer
 
 #: Bidi overrides/isolates, zero-width characters, a BOM, an escape sequence, a separator.
@@ -51,3 +53,10 @@ def test_ansi_shows_a_message_s_colours_and_nothing_else() -> None:
     assert re.sub(r"\x1b\[[0-9;]*m", "", plain).endswith("bob: ANSI red done")
     mono, _ = Renderer(me="alice", color=False, ansi=True).message(msg)  # NO_COLOR wins
     assert "\x1b[31m" not in mono
+
+
+def test_ansi_from_config_toml() -> None:
+    assert JoinConfig.from_config({"join": {"ansi": True}}).ansi is True
+    assert JoinConfig.from_config({}).ansi is False
+    with pytest.raises(ConfigError, match=r"\[join\] ansi must be a bool"):
+        JoinConfig.from_config({"join": {"ansi": "yes"}})
