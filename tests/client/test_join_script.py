@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+from typing import Any
 
 from chatctl.client.join import plain_line
 from chatctl.client.sanitize import one_line
@@ -29,10 +30,23 @@ async def post(port: int, room: str, user: str, *texts: str, kind: str = "text")
 
 def test_plain_line_format() -> None:
     message = Message(1, "ops", "bob", "a\nb\x1b[2J", 0.0)
-    assert plain_line(message).endswith(" bob: a\\nb[2J")
+    assert plain_line(message).endswith(" bob: a\\nb")  # the whole sequence removed
     action = plain_line(Message(2, "ops", "bob", "waves", 0.0, kind="action"))
     assert action.endswith(" * bob waves")
     assert one_line("tab\there") == "tab\\there"
+
+
+async def test_coloured_log_lines_through_send_and_join(server: ChatServer) -> None:
+    """A coloured logger's line piped to ``chatctl send`` showed as ``[31mANSI red[0m``
+    (only the ESC byte was dropped); now the sequences go whole, and ``--ansi`` keeps the
+    colour but nothing else (a window title, a screen clear)."""
+    line = "\x1b[31mANSI red\x1b[0m \x1b]0;pwned\x07\x1b[2Jdone\n"
+    sent = await arun_cli("send", "logs", input=line, env=client_env(server.port, "bob"))
+    assert sent.returncode == 0, sent.stderr
+    plain = await arun_cli("join", "logs", "--once", env=client_env(server.port))
+    assert LINE.fullmatch(plain.stdout.strip()).groups() == ("bob", "ANSI red done")  # type: ignore[union-attr]
+    coloured = await arun_cli("join", "logs", "--once", "--ansi", env=client_env(server.port))
+    assert coloured.stdout.split(" ", 1)[1] == "bob: \x1b[31mANSI red\x1b[0m done\n"
 
 
 async def test_history_once_plain(server: ChatServer) -> None:
@@ -68,7 +82,7 @@ async def test_since_and_count_follow_live_messages(server: ChatServer) -> None:
         "2",
         "--count",
         "3",
-        "--json",
+        "--events",  # --json and every frame, presence too
         env=client_env(server.port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -87,6 +101,54 @@ async def test_since_and_count_follow_live_messages(server: ChatServer) -> None:
         "live 1",
         "live 2",
     ]
+
+
+async def joined(ws: Any, user: str) -> None:
+    """Wait until the raw client ``ws`` is told that ``user`` joined its room."""
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        kind, users = frame.get("type"), (frame.get("user"), *frame.get("joins", ()))
+        if kind in ("presence", "presence_batch") and user in users:
+            return
+
+
+async def test_type_picks_the_frames_printed(server: ChatServer) -> None:
+    """``--json`` alone prints messages only (a presence line made ``jq -r .message`` print
+    ``null``); ``--type presence`` prints only the presence changes."""
+    async with client(server.port, "ops", "watcher", history=0) as ws:
+        proc = await asyncio.create_subprocess_exec(
+            *CHATCTL,
+            "join",
+            "ops",
+            "--type",
+            "presence",
+            env=client_env(server.port),
+            stdout=subprocess.PIPE,
+        )
+        await joined(ws, "alice")
+        plain = await asyncio.create_subprocess_exec(
+            *CHATCTL,
+            "join",
+            "ops",
+            "--json",
+            "--count",
+            "1",
+            env=client_env(server.port, "dave"),
+            stdout=subprocess.PIPE,
+        )
+        await joined(ws, "dave")
+    assert proc.stdout is not None and plain.stdout is not None
+    await post(server.port, "ops", "carol", "hello")  # carol joins, says hello, leaves
+    frames = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 10)) for _ in range(3)]
+    proc.terminate()
+    await proc.wait()
+    assert all(f["type"] == "presence" for f in frames), frames
+    assert ("dave", "join") in [(f["user"], f["event"]) for f in frames]
+    out, _ = await asyncio.wait_for(plain.communicate(), 10)
+    assert [json.loads(line)["type"] for line in out.decode().splitlines()] == ["message"]
+    res = await arun_cli("join", "ops", "--type", "typing", env=client_env(server.port))
+    assert res.returncode == 2
+    assert res.stderr == "chatctl: --type 'typing': expected one of message, presence\n"
 
 
 async def test_expired_token_is_final(server: ChatServer) -> None:

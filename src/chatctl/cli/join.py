@@ -30,7 +30,9 @@ Examples:
 
   chatctl join general ops dev              # one window per room (Alt-1..3)
 
-  chatctl join ops --json | jq -r .message  # one JSON line per event
+  chatctl join ops --json | jq -r .message  # one JSON line per message
+
+  chatctl join ops --events | jq -c 'select(.type == "presence")'
 
   chatctl join ops --history 50 --once      # recent history, then exit
 
@@ -51,9 +53,12 @@ starts at your read marker (the last message you saw, kept in
 line. Without ROOM: the rooms listed in config.toml (join.rooms). See
 'man chatctl-join'.
 
-When stdout is not a terminal (or with --json): one line per event,
-'HH:MM:SS user: text', or with --json the protocol's frames (messages
-with the room's epoch added: save "ID@EPOCH" for --since). Notices
+When stdout is not a terminal (or with --json): one line per message,
+'HH:MM:SS user: text', or with --json the protocol's message frames
+(with the room's epoch added: save "ID@EPOCH" for --since); --events
+adds the other frames (presence), --type TYPE picks the types printed.
+Escape sequences in messages are removed whole (--ansi keeps their
+colours, bold and underline). Notices
 (reconnects, missed history) go to stderr. When the room's history was
 reset since ID@EPOCH, a notice says so and the new epoch's messages
 are printed from id 1.
@@ -88,8 +93,27 @@ def join(
         ),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="One JSON object per event (implies script mode).")
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per message, the protocol's frame (script mode)."
+        ),
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events", help="With --json, every frame: presence changes too (implies --json)."
+        ),
+    ] = False,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            help="Print only frames of this type, message or presence (repeatable; "
+            "implies --json).",
+            metavar="TYPE",
+            show_default=False,
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +147,14 @@ def join(
             show_default=False,
         ),
     ] = None,
+    ansi: Annotated[
+        bool,
+        typer.Option(
+            "--ansi",
+            help="Show the colours, bold and underline messages carry (ANSI SGR); every "
+            "other escape sequence is still removed.",
+        ),
+    ] = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -136,6 +168,8 @@ def join(
     from chatctl.errors import UsageError
 
     since_id, epoch = parse_since(since)
+    printed = json_types(events, types)
+    json_output = json_output or printed is not None
     settings = client_settings(server, token, token_file, token_command, user, cafile)
     names = rooms or configured_rooms(settings.config)
     if not names:
@@ -156,6 +190,7 @@ def join(
             epoch=epoch,
             history=history,
             connect_timeout=connect_bound(timeout),
+            ansi=ansi,
         )
         return
     if len(checked) > 1:
@@ -173,6 +208,8 @@ def join(
             count=count,
             once=once,
             timeout=timeout,
+            ansi=ansi,
+            **({} if printed is None else {"types": printed}),
         ),
     )
 
@@ -186,6 +223,21 @@ def configured_rooms(config: Mapping[str, Any]) -> list[str]:
     if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
         raise ConfigError(f"config.toml: [join] rooms must be a list of room names: {rooms!r}")
     return list(rooms)
+
+
+def json_types(events: bool, types: list[str] | None) -> frozenset[str] | None:
+    """The frame types ``--events`` / ``--type`` ask for; None: neither was given."""
+    from chatctl.client.join import JSON_TYPES
+    from chatctl.errors import UsageError
+
+    if events:
+        return frozenset(JSON_TYPES)
+    if not types:
+        return None
+    for name in types:
+        if name not in JSON_TYPES:
+            raise UsageError(f"--type {name!r}: expected one of {', '.join(JSON_TYPES)}")
+    return frozenset(types)
 
 
 def parse_since(value: str | None) -> tuple[int | None, str | None]:

@@ -31,9 +31,17 @@ Examples:
 
   make 2>&1 | chatctl send build --json | jq .id
 
+  python3 job.py 2>&1 | chatctl send build --whole   # one message
+
+  find . -name '*.log' -print0 | chatctl send ops -0
+
 Each line of stdin is UTF-8 (a byte-order mark at the start is dropped);
 a line that is not, or is over 64 KiB, is reported with its number and
 not sent (--encoding-errors replace sends it with U+FFFD instead).
+--whole sends all of stdin as one message, -0 each NUL-terminated
+record, --paragraphs each block of lines up to a blank line; the
+newlines at the end of a block are dropped, and a block is reported by
+its number ("message 2 not sent: ...") when it is too long.
 
 Exit status: 0 every message acked; 2 usage error; 3 token rejected
 (HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
@@ -59,7 +67,8 @@ def send(
         list[str] | None,
         typer.Argument(
             help="The message (words are joined with spaces). Without it, or with -, each "
-            "line of stdin is one message, sent as it arrives.",
+            "line of stdin is one message, sent as it arrives (or see --whole, -0, "
+            "--paragraphs).",
             show_default=False,
         ),
     ] = None,
@@ -79,6 +88,20 @@ def send(
     window: Annotated[
         int, typer.Option(help="Messages in flight before waiting for acks.", min=1, max=100000)
     ] = 1000,
+    whole: Annotated[
+        bool, typer.Option("--whole", help="Send all of stdin as one message (at its end).")
+    ] = False,
+    null: Annotated[
+        bool,
+        typer.Option("--null", "-0", help="stdin is NUL-separated: each record is one message."),
+    ] = False,
+    paragraphs: Annotated[
+        bool,
+        typer.Option(
+            "--paragraphs",
+            help="stdin is blank-line-separated: each block of lines is one message.",
+        ),
+    ] = False,
     encoding_errors: Annotated[
         str,  # not a Literal: typer would import pydantic to check it (tests/client/test_send.py)
         typer.Option(
@@ -109,7 +132,14 @@ def send(
     room = check_room(room)
     if encoding_errors not in ("strict", "replace"):
         raise UsageError(f"--encoding-errors {encoding_errors!r}: strict or replace")
+    chosen = [
+        flag for flag, on in [("--whole", whole), ("-0", null), ("--paragraphs", paragraphs)] if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"{chosen[0]} and {chosen[1]} cannot be used together")
     texts: list[str] | None = None
+    if text and text != ["-"] and chosen:
+        raise UsageError(f"{chosen[0]} reads stdin: give no TEXT (or -)")
     if text and text != ["-"]:
         try:  # the bytes of the arguments that were not UTF-8 came as lone surrogates
             raw = " ".join(text).encode("utf-8", "surrogateescape")
@@ -148,5 +178,6 @@ def send(
             json=json_output,
             window=window,
             encoding_errors="replace" if encoding_errors == "replace" else "strict",
+            split="whole" if whole else "null" if null else "paragraph" if paragraphs else "line",
         ),
     )

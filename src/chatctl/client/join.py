@@ -1,11 +1,13 @@
 """``chatctl join ROOM`` for scripts: one line per event on stdout, notices on stderr.
 
 Plain lines are ``HH:MM:SS user: text`` (``HH:MM:SS * user text`` for actions; newlines in a
-message shown as ``\\n``); ``--json`` prints the protocol's own ``message`` and ``presence``
-frames, one JSON object per line, each message with the room's ``epoch`` added, so a script
-can save ``ID@EPOCH`` and resume with ``--since ID@EPOCH``. The client reconnects with
-backoff and resumes from the last id it printed until it is stopped, so nothing is printed
-twice; when the server no longer has the missed messages it says so on stderr.
+message shown as ``\\n``); ``--json`` prints the protocol's own ``message`` frames, one JSON
+object per line, each with the room's ``epoch`` added, so a script can save ``ID@EPOCH`` and
+resume with ``--since ID@EPOCH``. Other frames (``presence``) only when asked for
+(``--events``, or ``--type TYPE``, a filter): ``jq -r .message`` sees messages only. The
+client reconnects with backoff and resumes from the last id it printed until it is stopped,
+so nothing is printed twice; when the server no longer has the missed messages it says so
+on stderr.
 
 A resume across an epoch change (the room's history was lost: a ``--memory`` server
 restarted, the room forgotten after ``--history-ttl``) follows the protocol's rule for
@@ -62,6 +64,14 @@ class JoinOptions:
     once: bool = False
     #: seconds for the first connection and, when given, for the whole wait (0: no bound)
     timeout: float | None = None
+    #: the frame types printed with ``--json`` (:data:`JSON_TYPES`); messages by default
+    types: frozenset[str] = frozenset({"message"})
+    #: plain lines keep the colours, bold and underline messages carry (``--ansi``)
+    ansi: bool = False
+
+
+#: The frame types ``chatctl join --json`` can print (``--type``; ``--events``: all of them).
+JSON_TYPES = ("message", "presence")
 
 
 #: Seconds the first connection may take when no --timeout is given (as chatctl send).
@@ -82,9 +92,9 @@ def clock(ts: Any) -> str:
         return "--:--:--"
 
 
-def plain_line(message: Message) -> str:
-    """The plain-text line for a message."""
-    user, text = one_line(message.user), one_line(message.text)
+def plain_line(message: Message, *, ansi: bool = False) -> str:
+    """The plain-text line for a message (with ``ansi``, its SGR colours kept)."""
+    user, text = one_line(message.user), one_line(message.text, sgr=ansi)
     if message.kind == "action":
         return f"{clock(message.ts)} * {user} {text}"
     return f"{clock(message.ts)} {user}: {text}"
@@ -137,9 +147,10 @@ class ScriptJoin:
     def emit(self, frame: Message | Presence) -> bool:
         """Print one event; return True when ``--count`` is reached."""
         if self.opts.json:
-            write_line(self.out, self.json_line(frame))
+            if frame.TYPE in self.opts.types:
+                write_line(self.out, self.json_line(frame))
         elif isinstance(frame, Message):
-            write_line(self.out, plain_line(frame))
+            write_line(self.out, plain_line(frame, ansi=self.opts.ansi))
         else:
             return False
         if isinstance(frame, Message):

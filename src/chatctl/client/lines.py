@@ -1,10 +1,14 @@
-"""Read stdin line by line for ``chatctl send`` without blocking the event loop.
+"""Read stdin line by line (or block by block) for ``chatctl send`` without blocking the
+event loop.
 
 A daemon thread reads the file descriptor (a pipe, a tty, a regular file or a socket: all
-work, unlike ``loop.connect_read_pipe``), splits complete lines and hands them to the loop in
-batches. A line that cannot be sent comes as a :class:`BadLine` saying why, in its place:
-longer than 64 KiB (never split), or not valid UTF-8 (unless ``errors="replace"``: then
-each invalid byte becomes U+FFFD). A byte-order mark at the start of the input is dropped.
+work, unlike ``loop.connect_read_pipe``), splits complete messages and hands them to the loop
+in batches. What one message is, is :data:`Split`: a line (the default), a NUL-terminated
+record (``-0``), a paragraph (lines up to a blank line, ``--paragraphs``) or the whole input
+(``--whole``); the newlines at the end of a block are not part of it. A message that cannot
+be sent comes as a :class:`BadLine` saying why, in its place: longer than 64 KiB (never
+split), or not valid UTF-8 (unless ``errors="replace"``: then each invalid byte becomes
+U+FFFD). A byte-order mark at the start of the input is dropped.
 The buffer is bounded: when ``max_buffered`` bytes wait unsent the thread stops
 reading, so ``yes | chatctl send`` runs in constant memory. Each complete line is handed
 over as soon as it is read, so ``tail -f log | chatctl send ops`` sends lines as they come.
@@ -28,7 +32,10 @@ BOM = b"\xef\xbb\xbf"
 
 #: what to do with bytes that are not UTF-8: refuse the line, or replace them with U+FFFD
 EncodingErrors = Literal["strict", "replace"]
+#: what one message of stdin is: a line, a NUL-terminated record, a paragraph, all of it
+Split = Literal["line", "null", "paragraph", "whole"]
 OVERLONG = f"longer than {MAX_LINE_BYTES} bytes (lines are never split)"
+OVERLONG_BLOCK = f"longer than {MAX_LINE_BYTES} bytes (messages are never split)"
 
 
 @dataclass(frozen=True)
@@ -38,11 +45,12 @@ class BadLine:
     reason: str
 
 
-def decode(raw: bytes, errors: EncodingErrors) -> str | BadLine:
-    """One line's bytes (without newline) as text, or why it cannot be sent."""
+def decode(raw: bytes, errors: EncodingErrors, *, block: bool = False) -> str | BadLine:
+    """One line's bytes (without newline) as text, or why it cannot be sent; a ``block``
+    (not a line) loses the newlines at its end instead."""
     if len(raw) > MAX_LINE_BYTES:
-        return BadLine(OVERLONG)
-    raw = raw.removesuffix(b"\r")
+        return BadLine(OVERLONG_BLOCK if block else OVERLONG)
+    raw = raw.rstrip(b"\r\n") if block else raw.removesuffix(b"\r")
     try:
         return raw.decode("utf-8", errors)
     except UnicodeDecodeError as exc:
@@ -56,9 +64,18 @@ class LineReader:
     """``await reader.batch()`` -> the next decoded lines (without newline), ``[]`` at EOF."""
 
     def __init__(
-        self, fd: int, *, max_buffered: int = 1 << 20, errors: EncodingErrors = "strict"
+        self,
+        fd: int,
+        *,
+        max_buffered: int = 1 << 20,
+        errors: EncodingErrors = "strict",
+        split: Split = "line",
     ) -> None:
         self.fd = fd
+        self.split: Split = split
+        #: the paragraph being read (``split="paragraph"``), and whether a line of it was over
+        self._block: list[bytes] = []
+        self._block_bad = False
         self.max_buffered = max_buffered
         self.errors: EncodingErrors = errors
         self._first = True  # the next line pushed is the input's first (may start with a BOM)
@@ -86,6 +103,8 @@ class LineReader:
     def _run(self) -> None:
         partial = b""
         skipping = False  # inside a line over MAX_LINE_BYTES: dropped up to its newline
+        sep = b"\0" if self.split == "null" else b"\n"
+        whole = self.split == "whole"
         try:
             while True:
                 with self._cond:
@@ -94,13 +113,17 @@ class LineReader:
                 chunk = os.read(self.fd, READ_SIZE)
                 if not chunk:
                     break
+                if whole:  # one message at the end: only its size is checked meanwhile
+                    partial = b"" if skipping else partial + chunk
+                    skipping = skipping or len(partial) > MAX_LINE_BYTES
+                    continue
                 if skipping:
-                    end = chunk.find(b"\n")
+                    end = chunk.find(sep)
                     if end < 0:
                         continue
                     self._push([None])
                     skipping, chunk = False, chunk[end + 1 :]
-                *complete, partial = (partial + chunk).split(b"\n")
+                *complete, partial = (partial + chunk).split(sep)
                 if complete:
                     self._push(complete)
                 if len(partial) > MAX_LINE_BYTES:
@@ -109,6 +132,8 @@ class LineReader:
                 self._push([None])
             elif partial:
                 self._push([partial])
+            if self._block or self._block_bad:  # the last paragraph
+                self._push([b""])
         except BaseException as exc:
             self._error = exc
         finally:
@@ -121,12 +146,37 @@ class LineReader:
             self._first = False
             if raw[0] is not None:
                 raw = [raw[0].removeprefix(BOM), *raw[1:]]
-        lines = [BadLine(OVERLONG) if b is None else decode(b, self.errors) for b in raw]
+        block = self.split != "line"
+        if self.split == "paragraph":
+            raw = self._paragraphs(raw)
+            if not raw:
+                return
+        lines = [
+            BadLine(OVERLONG_BLOCK if block else OVERLONG)
+            if b is None
+            else decode(b, self.errors, block=block)
+            for b in raw
+        ]
         with self._cond:
             self._lines.extend(lines)
             self._bytes += sum(len(b) for b in raw if b is not None)
             self.lines_read += len(lines)
         self._notify()
+
+    def _paragraphs(self, raw: Sequence[bytes | None]) -> list[bytes | None]:
+        """Lines -> the paragraphs they end (a blank line ends one; None: one over the
+        limit). The paragraph still open stays in ``_block``."""
+        out: list[bytes | None] = []
+        for line in raw:
+            if line is None:
+                self._block_bad = True
+            elif line.strip():
+                self._block.append(line.removesuffix(b"\r"))
+            elif self._block or self._block_bad:
+                text = b"\n".join(self._block)
+                out.append(None if self._block_bad or len(text) > MAX_LINE_BYTES else text)
+                self._block, self._block_bad = [], False
+        return out
 
     async def batch(self, limit: int = 1000) -> list[str | BadLine]:
         """Up to ``limit`` lines, waiting for at least one; ``[]`` means end of input.

@@ -6,8 +6,10 @@ connection drops, the client reconnects and re-sends the unacked ones with the s
 the server's de-duplication makes sure none is stored twice. Lines are stored in stdin order
 through every failure (a refusal, a reconnect): the stream re-sends in the outbox's order.
 
-A line that cannot be sent (over 64 KiB, not UTF-8: :class:`~chatctl.client.lines.BadLine`)
-is reported with its line number and counted as not sent (status 6). With ``--json``, when
+stdin is one message per line, or per NUL-terminated record, blank-line-separated paragraph
+or all of it (``split``: ``-0``, ``--paragraphs``, ``--whole``). A line that cannot be sent
+(over 64 KiB, not UTF-8: :class:`~chatctl.client.lines.BadLine`) is reported with its line
+number (a block: its message number) and counted as not sent (status 6). With ``--json``, when
 stdout fails (its reader went away: status 141; a full disk: status 7), nothing more is read:
 the run ends once what was sent is acked, and says how far it got.
 
@@ -32,7 +34,7 @@ from chatctl.client.events import (
     TokenProblem,
     TokenRenewed,
 )
-from chatctl.client.lines import BadLine, EncodingErrors, LineReader
+from chatctl.client.lines import BadLine, EncodingErrors, LineReader, Split
 from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.output import watch_closed, write_line
 from chatctl.client.sanitize import one_line
@@ -63,6 +65,8 @@ class SendOptions:
     window: int = 1000
     #: stdin bytes that are not UTF-8: refuse the line, or send it with U+FFFD
     encoding_errors: EncodingErrors = "strict"
+    #: what one message of stdin is: a line, a NUL-terminated record, a paragraph, all of it
+    split: Split = "line"
 
 
 class Sender:
@@ -107,7 +111,7 @@ class Sender:
     async def run(self) -> None:
         opts = self.opts
         if opts.texts is None:
-            self.reader = LineReader(self.stdin_fd, errors=opts.encoding_errors)
+            self.reader = LineReader(self.stdin_fd, errors=opts.encoding_errors, split=opts.split)
             self.reader.start()
         closed = watch_closed(self.stdout) if opts.json else None
         if closed is not None:  # the reader of the acks may leave while none come
@@ -212,7 +216,7 @@ class Sender:
         if self.texts:
             unread = f"; {len(self.texts)} more not sent"
         elif not self.eof and self.reader is not None:
-            unread = f"; stdin read up to line {self.line_no} only"
+            unread = f"; stdin read up to {self._unit()} {self.line_no} only"
         why = f" (last problem: {self.last_problem})" if self.last_problem else ""
         return (
             f"timed out: {len(self.outbox)} of {plural(read, 'message')} not acked within "
@@ -244,7 +248,7 @@ class Sender:
     def _output_summary(self, exc: OutputError) -> str:
         """How far the run got, for the one line a failed stdout ends it with."""
         what = "stdout was closed by its reader" if isinstance(exc, OutputClosed) else str(exc)
-        where = f" after line {self.line_no} of stdin" if self.reader is not None else ""
+        where = f" after {self._unit()} {self.line_no} of stdin" if self.reader is not None else ""
         text = f"{what}; stopped{where}, {plural(self.outbox.acked, 'message')} acked"
         if self.outbox.rejected:
             text += f", {len(self.outbox.rejected)} not sent"
@@ -264,7 +268,11 @@ class Sender:
             )
 
     def _where(self, p: Pending) -> str:
-        return f"line {p.origin}: " if self.reader is not None else ""
+        return f"{self._unit()} {p.origin}: " if self.reader is not None else ""
+
+    def _unit(self) -> str:
+        """What a number counts in a report: lines of stdin, or its blocks."""
+        return "line" if self.opts.split == "line" else "message"
 
     # ------------------------------------------------------------------ input side
 
@@ -317,7 +325,7 @@ class Sender:
         if reason is not None:
             self.outbox.rejected.append((p, reason))
         if len(self.outbox.rejected) <= MAX_REPORTED:
-            where = f"line {p.origin}" if self.reader is not None else "message"
+            where = f"{self._unit()} {p.origin}" if self.reader is not None else "message"
             self.note(f"{where} not sent: {self.outbox.rejected[-1][1]}")
 
 

@@ -3,7 +3,8 @@ the upgrade. A refused request gets a plain-text HTTP answer and never becomes a
 
 =======  =====================================================================
 400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` / ``receive``
-         parameter; ``presence=0`` without ``receive=0``; more than one ``Authorization``
+         / ``format`` parameter; ``presence=0`` without ``receive=0``; more than one
+         ``Authorization``
 401      missing, malformed, expired or badly signed token
 403      valid token that does not allow the room
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
@@ -51,6 +52,9 @@ class Admission:
     #: False with ``?receive=0``: a write-only client (``chatctl send``) that gets its own
     #: acks and errors but none of the room's traffic
     receive: bool = True
+    #: True with ``?format=text``: plain text both ways, for websocat and wscat users (each
+    #: frame sent is a message, each frame received a line: server/plaintext.py)
+    text: bool = False
 
 
 class Refusal(Exception):
@@ -124,12 +128,24 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         receive = _flag(query, "receive")
         if not presence and receive:
             raise ValueError(INVISIBLE_READER)
+        form = _last(query, "format") or "json"
+        if form not in ("json", "text"):
+            raise ValueError("format must be json or text")
     except ValueError as exc:
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
     slim = Claims(claims.user, claims.rooms, claims.exp, NO_RAW)
-    return Admission(slim, room, since, epoch, history, presence=presence, receive=receive)
+    return Admission(
+        slim,
+        room,
+        since,
+        epoch,
+        history,
+        presence=presence,
+        receive=receive,
+        text=form == "text",
+    )
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:

@@ -42,7 +42,7 @@ from websockets.asyncio.server import ServerConnection
 
 from chatctl.broker.base import Broker, Reset
 from chatctl.protocol import CloseCode, Message, Presence, PresenceBatch, PresenceEvent
-from chatctl.server import wire
+from chatctl.server import plaintext, wire
 from chatctl.server.metrics import Counters
 
 log = logging.getLogger("chatctl.server")
@@ -96,9 +96,11 @@ class RoomMembers:
     #: the room's readers that are not WebSocket connections (Server-Sent Events streams):
     #: each is called with every event the members get, and with a :class:`Reset`
     listeners: list[Listener] = field(default_factory=list)
+    #: ready connections in the plain-text mode (``?format=text``): messages only, as lines
+    plain: set[ServerConnection] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.ready) + len(self.waiting) + len(self.listeners)
+        return len(self.ready) + len(self.waiting) + len(self.plain) + len(self.listeners)
 
 
 class Hub:
@@ -116,6 +118,9 @@ class Hub:
         #: called with the seconds each fan-out call took (the fan-out latency histogram)
         self.observe_fanout = observe_fanout
         self.rooms: dict[str, RoomMembers] = {}
+        #: the connections in the plain-text mode: what is written to them is translated
+        #: (server/plaintext.py); the session adds and removes its connection
+        self.plain: set[ServerConnection] = set()
         self._lock = asyncio.Lock()
 
     @property
@@ -165,6 +170,9 @@ class Hub:
                     self.write(conn, event.frame.encode())
             elif (news := _frame_for(user, event)) is not None:
                 self.write(conn, news.encode())
+        if conn in self.plain:  # told messages only: no presence, no user list to keep fresh
+            members.plain.add(conn)
+            return
         members.ready.add(conn)
         if after_id > members.last_id:  # the live feed lags behind the welcome
             members.ahead[conn] = after_id
@@ -184,6 +192,7 @@ class Hub:
             if members is None:
                 return
             members.ready.discard(conn)
+            members.plain.discard(conn)
             members.waiting.pop(conn, None)
             members.fresh.pop(conn, None)
             members.ahead.pop(conn, None)
@@ -287,7 +296,7 @@ class Hub:
         """The room's ids restart: every member must resume through a new welcome."""
         members.last_id = 0
         members.ahead.clear()
-        conns = [*members.ready, *members.waiting]
+        conns = [*members.ready, *members.plain, *members.waiting]
         log.warning(
             "room %s lost its history (new epoch %s): closing its %d connections with 1012 "
             "so that they resume",
@@ -317,15 +326,26 @@ class Hub:
         if members.listeners:
             for listener in list(members.listeners):
                 listener(event)
+        if members.plain and isinstance(event, Message):
+            self._broadcast(members.plain, plaintext.message_line(event))
         if not targets:
             return
-        slow = wire.broadcast(targets, event.frame.encode(), max_pending=self.max_pending)
-        self.counters.deliveries += len(targets) - len(slow)
+        self._broadcast(targets, event.frame.encode())
+
+    def _broadcast(self, conns: set[ServerConnection], data: bytes) -> None:
+        slow = wire.broadcast(conns, data, max_pending=self.max_pending)
+        self.counters.deliveries += len(conns) - len(slow)
         for conn in slow:
             self.disconnect_slow(conn)
 
     def write(self, conn: ServerConnection, data: bytes) -> bool:
-        """Write one encoded text frame to ``conn`` now; False if it is closed or too slow."""
+        """Write one encoded text frame to ``conn`` now (to a plain-text connection: the
+        lines it stands for); False if it is closed or too slow."""
+        if self.plain and conn in self.plain:
+            return all([self._write(conn, line) for line in plaintext.translate(data)])
+        return self._write(conn, data)
+
+    def _write(self, conn: ServerConnection, data: bytes) -> bool:
         if not wire.is_open(conn):
             return False
         if wire.blocked(conn, self.max_pending):

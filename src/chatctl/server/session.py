@@ -24,6 +24,7 @@ from chatctl.broker.base import History
 from chatctl.errors import BrokerError, TokenError
 from chatctl.protocol import (
     MAX_WELCOME_USERS,
+    ClientFrame,
     CloseCode,
     ErrorCode,
     ErrorFrame,
@@ -41,7 +42,7 @@ from chatctl.protocol import (
     Who,
     parse_client_frame,
 )
-from chatctl.server import wire
+from chatctl.server import plaintext, wire
 from chatctl.server.context import SessionContext
 from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
@@ -102,6 +103,8 @@ class Session:
         user = member.user
         started = time.monotonic()
         log.info("connect user=%s room=%s peer=%s conn=%s", user, member.room, peer(conn), conn_id)
+        if self.adm.text:
+            ctx.hub.plain.add(conn)
         try:
             if closing is not None:  # accepted just as the shutdown began
                 await conn.close(closing, "server shutting down")
@@ -143,6 +146,7 @@ class Session:
             await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
             await member.end()
+            ctx.hub.plain.discard(conn)
             log.info(
                 "disconnect user=%s room=%s peer=%s conn=%s code=%s after %.1fs",
                 user,
@@ -205,8 +209,12 @@ class Session:
         ctx, conn, limiter = self.ctx, self.conn, self.limiter
         hub = ctx.hub
         wait = limiter.take()
+        frame: ClientFrame
         try:
-            frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
+            if self.adm.text:
+                frame = plaintext.parse(data, max_chars=ctx.settings.max_message_chars)
+            else:
+                frame = parse_client_frame(data, max_chars=ctx.settings.max_message_chars)
         except ProtocolError as exc:
             if wait:
                 return self._rate_limited(exc.client_id, wait)

@@ -60,12 +60,14 @@ class ChatUI:
         epoch: str | None = None,
         history: int | None = None,
         connect_timeout: float | None = None,
+        ansi: bool = False,
     ) -> None:
         """One window per room, the first shown. ``since``/``epoch`` (one room) or
         ``history`` replace the saved read marks. ``connect_timeout``: seconds the first
         connection of the rooms opened at start may take before the session ends with
         :class:`~chatctl.errors.ConnectError` (None: retry for ever); once connected, the
-        client reconnects for as long as it runs."""
+        client reconnects for as long as it runs. ``ansi`` (or ``ansi`` in config.toml's
+        ``[join]``): show the colours messages carry."""
         config = JoinConfig.from_config(settings.config)
         self.settings = settings
         self.config = config
@@ -85,6 +87,7 @@ class ChatUI:
             colors=config.colors,
             timestamp=config.timestamp,
             width=None if self.dumb else self._columns,
+            ansi=ansi or config.ansi,
         )
         self.output = LineOutput(
             dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
@@ -427,6 +430,7 @@ def run_interactive(
     epoch: str | None = None,
     history: int | None = None,
     connect_timeout: float | None = None,
+    ansi: bool = False,
 ) -> None:
     async def main() -> None:
         ui = ChatUI(
@@ -436,6 +440,7 @@ def run_interactive(
             epoch=epoch if since is not None else None,
             history=history,
             connect_timeout=connect_timeout,
+            ansi=ansi,
         )
         await ui.run()
 

@@ -10,6 +10,7 @@ history kept in ``$XDG_STATE_HOME/chatctl/history`` (as pgcli's ``config.py``).
     color = true           # false: no colour (emphasis kept), as NO_COLOR
     timestamp = "%H:%M"    # strftime format of the time column
     colors = { bob = "blue", mention = "bold white on red" }   # names and styles
+    ansi = false           # true: show the colours messages carry (as --ansi)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class JoinConfig:
     timestamp: str = "%H:%M:%S"
     colors: dict[str, str] = field(default_factory=dict)
     rooms: tuple[str, ...] = ()
+    ansi: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> JoinConfig:
@@ -59,6 +61,7 @@ class JoinConfig:
             timestamp=_setting(table, "timestamp", str, "%H:%M:%S"),
             colors={str(k): str(v) for k, v in colors.items()},
             rooms=tuple(rooms),
+            ansi=_setting(table, "ansi", bool, False),
         )
 
 

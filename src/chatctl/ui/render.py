@@ -119,9 +119,13 @@ class Renderer:
         colors: Mapping[str, str] | None = None,
         timestamp: str = "%H:%M:%S",
         width: Callable[[], int] | None = None,
+        ansi: bool = False,
     ) -> None:
+        """``ansi``: show the colours, bold and underline a message carries as SGR escape
+        sequences (:func:`~chatctl.client.sanitize.multi_line`'s ``sgr``), in colour mode."""
         self.me = me
         self.color = color
+        self.ansi = ansi and color
         self.colors = dict(colors or {})
         base = STYLES if color else {**STYLES, **MONO_STYLES}
         self.styles = {**base, **{k: v for k, v in self.colors.items() if k in STYLES}}
@@ -171,11 +175,11 @@ class Renderer:
             head.append("* ", style=name_style)
             head.append(user, style=name_style)
             head.append(" ")
-            text = Text(body, style=self.styles["action"])
+            text = self._body(message.text, body, self.styles["action"])
         else:
             head.append(user, style=name_style)
             head.append(": ")
-            text = Text(body)
+            text = self._body(message.text, body)
         return self._render(self._hang(head, text, self.styles["mention"] if mention else "")), (
             mention
         )
@@ -191,6 +195,13 @@ class Renderer:
     def marker(self, text: str) -> str:
         """A separator line (the read marker), centred-ish under the time column."""
         return self._render(Text(f"{text}", style=self.styles["time"]))
+
+    def _body(self, raw: str, body: str, style: str = "") -> Text:
+        """The text of a message: ``body`` (sanitised), or with ``ansi`` the colours ``raw``
+        carries, read by rich from the SGR sequences the sanitiser kept."""
+        if self.ansi and ("\x1b" in raw or "\x9b" in raw):
+            return Text.from_ansi(multi_line(raw, sgr=True), style=style, end="")
+        return Text(body, style=style)
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> str:
         style = self.styles["error" if error else "system"]

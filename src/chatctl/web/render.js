@@ -14,12 +14,17 @@ export function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// C0/C1 controls (but newline and tab) become visible symbols: ESC shows as U+241B.
+// Escape sequences are removed whole, as chatctl's terminal clients do
+// (src/chatctl/client/sanitize.py): CSI (ESC [ ... final byte: a coloured log line's
+// ESC[31m), OSC/DCS/SOS/PM/APC strings up to BEL or ST, other ESC sequences. Other C0/C1
+// controls (but newline and tab) become visible symbols (BEL shows as U+2407).
 // Bidi controls stay (right-to-left writers need them) but each message is isolated
 // (<bdi>, unicode-bidi: isolate), so one cannot reorder the rest of the line.
+const SEQUENCE =
+  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -/]*[0-~]?/g;
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 function visible(text) {
-  return text.replace(CONTROL, (c) => {
+  return text.replace(SEQUENCE, "").replace(CONTROL, (c) => {
     const code = c.charCodeAt(0);
     if (code < 0x20) return String.fromCharCode(0x2400 + code);
     if (code === 0x7f) return "\u2421";
