@@ -13,7 +13,7 @@ import pytest
 from chatctl.broker.memory import MemoryBroker
 from chatctl.broker.redis.broker import RedisBroker
 from chatctl.broker.sqlite import SQLiteBroker
-from chatctl.broker.sqlite import broker as sqlite
+from chatctl.broker.sqlite import cache as sqlite_cache
 from chatctl.server import ChatServer, ServerSettings
 from support.harden_helpers import http_get
 from support.helpers import RedisServer, verifier
@@ -92,7 +92,7 @@ async def _count(broker: SQLiteBroker, table: str) -> int:
 async def test_sqlite_broker_deletes_idle_rooms_and_old_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite, "STALE_GRACE", 0.0)
+    monkeypatch.setattr(sqlite_cache, "STALE_GRACE", 0.0)
     clock = Clock()
     broker = SQLiteBroker(tmp_path, history_ttl=60, clock=clock)
     await broker.start()
@@ -128,7 +128,7 @@ async def test_sqlite_file_stops_growing_under_room_churn(
 ) -> None:
     """Rooms come and go past the TTL: freed pages are reused or given back, so the file
     stays about the size one generation of rooms needs."""
-    monkeypatch.setattr(sqlite, "STALE_GRACE", 0.0)
+    monkeypatch.setattr(sqlite_cache, "STALE_GRACE", 0.0)
     clock = Clock()
     broker = SQLiteBroker(tmp_path, history_ttl=10, clock=clock)
     await broker.start()

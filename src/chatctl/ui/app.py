@@ -26,28 +26,24 @@ import asyncio
 import contextlib
 import signal
 
-from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
-from chatctl.client.events import Connected
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, ConnectError, UsageError
-from chatctl.protocol import HistoryPage, Message, MessageKind, Who
-from chatctl.recent import recent_rooms
+from chatctl.protocol import MessageKind, Who
 from chatctl.ui import commands
-from chatctl.ui.completer import ChatCompleter
-from chatctl.ui.config import JoinConfig, input_history
-from chatctl.ui.keys import create_key_bindings
+from chatctl.ui.config import JoinConfig
 from chatctl.ui.output import LineOutput
+from chatctl.ui.prompt import confirm_paste, create_session
 from chatctl.ui.readmarks import Mark, load_marks, save_marks
 from chatctl.ui.render import Renderer, color_mode
+from chatctl.ui.roomwindow import follow, open_window
 from chatctl.ui.screen import Screen
-from chatctl.ui.style import create_style
-from chatctl.ui.toolbar import Status, create_toolbar
+from chatctl.ui.toolbar import Status
 from chatctl.ui.view import RoomView
-from chatctl.ui.window import NEW_MESSAGES, Window
+from chatctl.ui.window import Window
 from chatctl.ui.windows import WindowList
 
 
@@ -101,27 +97,14 @@ class ChatUI:
         self.screen = Screen(
             output=self.output, windows=self.windows, renderer=self.renderer, dumb=self.dumb
         )
-        self.completer = ChatCompleter(
-            commands.completion_table(),
-            lambda: self.view.user_names(),
-            {
-                "/bell": lambda: ["on", "off"],
-                "/help": lambda: [c.name for c in commands.COMMANDS],
-                "/join": lambda: [r for r in recent_rooms() if r != self.room],
-            },
-        )
-        self.session: PromptSession[str] = PromptSession(
-            message=self._prompt,
-            completer=self.completer,
-            complete_while_typing=False,
-            key_bindings=create_key_bindings(
-                on_paste=self._on_paste, on_window=self._window_key, on_page_up=self._page_up
-            ),
-            history=input_history(),
-            enable_suspend=True,
-            erase_when_done=True,
-            bottom_toolbar=None if self.dumb else create_toolbar(self._status),
-            style=create_style(),
+        self.session = create_session(
+            prompt=self._prompt,
+            room=lambda: self.room,
+            user_names=lambda: self.view.user_names(),
+            on_paste=self._on_paste,
+            on_window=self._window_key,
+            on_page_up=self._page_up,
+            status=None if self.dumb else self._status,
         )
         self.session.default_buffer.on_text_changed += self._typing
         self._pasted_newline = False
@@ -167,37 +150,17 @@ class ChatUI:
     # ------------------------------------------------------------------ windows
 
     def _open(self, room: str, timeout: float | None = None) -> Window:
-        mark = self.marks.get(room)
-
-        def view(window: Window) -> RoomView:
-            v = RoomView(
-                room,
-                me=self.renderer.me,
-                renderer=self.renderer,
-                output=window,
-                refresh=self._refresh,
-                bell=self._bell,
-                dumb=self.dumb,
-            )
-            v.from_mark = mark is not None
-            return v
-
-        def stream() -> RoomStream:
-            return RoomStream(
-                self.settings,
-                room,
-                since=None if mark is None else mark.id,
-                epoch=None if mark is None else mark.epoch,
-                history=self.history,
-                connect_timeout=timeout,
-            )
-
-        window = Window(
+        window = open_window(
             room,
-            screen=self.output,
-            make_view=view,
-            make_stream=stream,
-            marker=lambda: self.renderer.marker(NEW_MESSAGES),
+            settings=self.settings,
+            mark=self.marks.get(room),
+            history=self.history,
+            timeout=timeout,
+            renderer=self.renderer,
+            output=self.output,
+            refresh=self._refresh,
+            bell=self._bell,
+            dumb=self.dumb,
         )
         self.windows.add(window)
         if self._running:
@@ -208,20 +171,8 @@ class ChatUI:
         window.task = asyncio.get_running_loop().create_task(self._run_window(window))
 
     async def _run_window(self, window: Window) -> None:
-        stream = window.stream
         try:
-            async with stream:
-                async for event in stream:
-                    if isinstance(event, Connected):
-                        window.opened = True
-                    if isinstance(event, HistoryPage):
-                        for line in window.older.answer(window, event, self.renderer):
-                            if window.visible:
-                                self.output.write(line)
-                        continue
-                    window.view.event(stream, event)
-                    if isinstance(event, Message) and not window.visible:
-                        self._refresh()  # the activity bar
+            await follow(window, output=self.output, renderer=self.renderer, refresh=self._refresh)
         except asyncio.CancelledError:
             raise
         except (AuthError, UsageError, ConnectError) as exc:
@@ -356,20 +307,10 @@ class ChatUI:
     def _page_up(self) -> None:
         asyncio.get_running_loop().create_task(self.load_older())
 
-    async def confirm_paste(self, text: str) -> bool:
-        lines = text.count("\n") + 1
-        try:
-            answer = await PromptSession[str](erase_when_done=True).prompt_async(
-                f"send this {lines}-line text as one message? [y/N] "
-            )
-        except (EOFError, KeyboardInterrupt):
-            return False
-        return answer.strip().lower() in ("y", "yes")
-
     async def handle_line(self, line: str) -> bool:
         line = line.rstrip("\r\n")  # a paste's trailing newline: not a second line
         pasted = self._pasted_newline and "\n" in line.strip() and not line.startswith("/")
-        if pasted and not await self.confirm_paste(line):
+        if pasted and not await confirm_paste(line):
             self.info("not sent (edit it with Up)")
             return True
         return await commands.dispatch(self, line)

@@ -1,6 +1,6 @@
 """The SQLite broker itself: rooms held in memory as a cache of the database, publishes
-handed to the writer in call order, presence, and retention (the package docstring has the
-whole picture)."""
+handed to the writer in call order, presence, and retention (its memory side and the rooms'
+cache: :mod:`~chatctl.broker.sqlite.cache`; the package docstring has the whole picture)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -20,8 +19,8 @@ from chatctl.broker.base import (
     PublishDone,
     PublishResult,
 )
-from chatctl.broker.memory import sweep_interval
-from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
+from chatctl.broker.rooms import RELEASE_AFTER, release_memory
+from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
 from chatctl.broker.sqlite.ops import Call, Evict, Load, Op, Publish, Reply, Sweep
@@ -33,23 +32,7 @@ from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, Mes
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
-#: Seconds a room nobody uses stays in memory (it is on disk: this is only a cache).
-CACHE_IDLE = 30.0
-#: Seconds a room just used is kept in memory even when retention has expired it (a request
-#: that read it may still be using it).
-STALE_GRACE = 1.0
-
 T = TypeVar("T")
-
-
-@dataclass(eq=False)
-class _Room(RoomState):
-    rid: int = 0
-    #: publishes waiting for their commit, by (user, client id): a repeat waits for it too
-    inflight: dict[tuple[str, str], Publish] = field(default_factory=dict)
-    #: publishes queued and not yet answered (a busy room stays in memory)
-    busy: int = 0
-    used: float = 0.0
 
 
 class SQLiteBroker:
@@ -86,8 +69,8 @@ class SQLiteBroker:
         self.history_ttl = history_ttl
         self.synchronous = synchronous
         self._clock = clock
-        self._rooms: dict[str, _Room] = {}
-        self._loading: dict[str, asyncio.Future[_Room]] = {}
+        self._rooms: dict[str, CachedRoom] = {}
+        self._loading: dict[str, asyncio.Future[CachedRoom]] = {}
         #: publishes to a room being read from the database, queued once it is, in order
         self._unloaded: dict[str, list[_Queued]] = {}
         self._dispatch: Dispatcher | None = None
@@ -129,7 +112,9 @@ class SQLiteBroker:
         )
         writer.start()
         self._reader = Reader(self.path)
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="chatctl-retention")
+        self._sweeper = asyncio.create_task(
+            sweep_forever(self.sweep, self.history_ttl), name="chatctl-retention"
+        )
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -203,7 +188,7 @@ class SQLiteBroker:
         r.hand_over(msg)
         call(op.done, PublishResult(msg), None)
 
-    async def _use(self, room: str) -> _Room:
+    async def _use(self, room: str) -> CachedRoom:
         """The room, read from the database (or created there) on first use."""
         r = self._rooms.get(room)
         if r is None:
@@ -214,7 +199,7 @@ class SQLiteBroker:
         r.used = time.monotonic()
         return r
 
-    def _load(self, room: str) -> asyncio.Future[_Room]:
+    def _load(self, room: str) -> asyncio.Future[CachedRoom]:
         now = self._clock()
         ttl = self.history_ttl
         op = Load(
@@ -226,14 +211,14 @@ class SQLiteBroker:
             now=now,
         )
         self._submit(op)
-        loading: asyncio.Future[_Room] = self._future()
+        loading: asyncio.Future[CachedRoom] = self._future()
         self._loading[room] = loading
         task = asyncio.ensure_future(self._install(op, loading))
         self._loads.add(task)
         task.add_done_callback(self._loads.discard)
         return loading
 
-    async def _install(self, op: Load, loading: asyncio.Future[_Room]) -> None:
+    async def _install(self, op: Load, loading: asyncio.Future[CachedRoom]) -> None:
         """Once ``op`` has read the room: hold it in memory, then queue the publishes made
         meanwhile, in order (or fail them all)."""
         name = op.name
@@ -254,7 +239,7 @@ class SQLiteBroker:
             loading.set_exception(exc)
             loading.exception()  # retrieved: the awaiting callers may be gone
             return
-        r = _Room(name, self.history_size, epoch=epoch, last_id=last, touched=touched)
+        r = CachedRoom(name, self.history_size, epoch=epoch, last_id=last, touched=touched)
         r.rid, r.used, r.log, r.seen = rid, time.monotonic(), log, seen
         self._rooms[name] = r
         del self._loading[name]
@@ -264,32 +249,13 @@ class SQLiteBroker:
 
     # ------------------------------------------------------------------ retention
 
-    async def _sweep_loop(self) -> None:
-        ttl = self.history_ttl
-        interval = min(sweep_interval(ttl) if ttl else 60.0, CACHE_IDLE / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                while await self.sweep():
-                    pass
-            except BrokerError:
-                pass  # logged by the writer; the next round tries again
-
     async def sweep(self) -> bool:
         """Apply retention now; True if the database has more to delete."""
         now = self._clock()
         horizon = now - self.history_ttl if self.history_ttl else None
-        mono = time.monotonic()
-        for name, r in list(self._rooms.items()):
-            if horizon is not None:
-                r.forget_messages_before(horizon)
-            r.forget_seen_before(now - self.dedup_window)
-            # forgotten by retention, or unused for a while: it is on disk, memory is a cache
-            stale = horizon is not None and r.touched < horizon and r.used < mono - STALE_GRACE
-            if r.idle and not r.busy and not r.inflight and (r.used < mono - CACHE_IDLE or stale):
-                del self._rooms[name]
-                self._submit(Evict(self._future(), rid=r.rid))
-                self._evicted += 1
+        expire(
+            self._rooms, horizon=horizon, dedup_horizon=now - self.dedup_window, evict=self._evict
+        )
         if self._evicted >= RELEASE_AFTER:
             self._evicted = 0
             release_memory()
@@ -297,6 +263,11 @@ class SQLiteBroker:
         self._submit(Sweep(future, horizon=horizon, dedup_horizon=now - self.dedup_window))
         more: bool = await future
         return more
+
+    def _evict(self, r: CachedRoom) -> None:
+        """``r`` is no longer held in memory: nor is its id in the writer's cache."""
+        self._submit(Evict(self._future(), rid=r.rid))
+        self._evicted += 1
 
     # ------------------------------------------------------------------ messages
 
@@ -349,7 +320,7 @@ class SQLiteBroker:
 
     def _enqueue(
         self,
-        r: _Room,
+        r: CachedRoom,
         user: str,
         text: str,
         kind: MessageKind,
