@@ -58,7 +58,10 @@ def test_join_link_follows_the_client_settings(monkeypatch: pytest.MonkeyPatch) 
 
 def test_token_create_link_mistakes_are_usage_errors() -> None:
     res = run_cli("token", "create", "--user", "a", "--server", "ws://h:1", env=chatctl_env())
-    assert (res.returncode, res.stderr) == (2, "chatctl: --server is used only with --link\n")
+    assert (res.returncode, res.stderr) == (
+        2,
+        "chatctl: --server is used only with --link or --webhook\n",
+    )
     res = run_cli("token", "create", "--user", "a", "--link", "-s", "ftp://h", env=chatctl_env())
     assert res.returncode == 2 and "malformed server URL" in res.stderr
     assert res.stdout == ""
