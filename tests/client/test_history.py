@@ -46,7 +46,7 @@ async def test_newest_messages_oldest_first_as_sanitised_lines(server: ChatServe
     await server.broker.publish("ops", "bob", "waves", kind="action")
     status, out, err = await history(server, "ops", "--limit", "3")
     assert (status, err) == (0, "")
-    assert texts(out) == ["bob: two", "bob: three\\nlines[2J", "* bob waves"]
+    assert texts(out) == ["bob: two", "bob: three\\nlines", "* bob waves"]
     status, out, _ = await history(server, "#ops")  # default limit 100, '#' dropped
     assert status == 0 and texts(out)[0] == "bob: one" and len(texts(out)) == 4
 

@@ -79,6 +79,8 @@ def test_three_rooms_activity_bar_switching_and_title(srv: ServeProcess, terms: 
 
     term.send(ALT + "3")  # Alt-3
     shows(term, "w3")
+    # the status line can be drawn before the window's lines are (seen once at load)
+    term.wait_until(lambda: "look at w3" in term.text(), "w3's lines")
     assert row_of(term, MARKER) + 1 == row_of(term, "bob: alice: look at w3"), term.text()
     assert "joined w1" not in term.text()  # the screen is w3's own
     term.wait_until(lambda: term.screen.title == "w3 - chatctl", "the mention read")
