@@ -19,6 +19,18 @@ UNAVAILABLE = (
 )
 
 
+#: Errors that mean "Redis refused or could not be asked": the command did not run. Anything
+#: else (a connection lost or timed out after sending, not replicated in time) may have run.
+NOT_SENT = (rx.ReadOnlyError, rx.ClusterDownError, rx.TryAgainError, rx.ResponseError)
+
+
+def maybe_sent(exc: BaseException) -> bool:
+    """Whether a command that failed with ``exc`` may have run on Redis all the same."""
+    if isinstance(exc, NotReplicated):
+        return True
+    return isinstance(exc, UNAVAILABLE) and not isinstance(exc, NOT_SENT)
+
+
 class NotReplicated(rx.RedisError):
     """Stored, but fewer than ``wait_replicas`` replicas confirmed it in time: not acked."""
 
