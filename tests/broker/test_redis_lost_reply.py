@@ -69,11 +69,17 @@ async def test_a_publish_whose_reply_is_lost_as_redis_restarts_is_acked(
     """Redis is stopped (SIGTERM) right after the script ran, and comes back from its AOF."""
     broker = RedisBroker(cutter.url, prefix="t", timeout=1, resolve_for=8)
     await broker.start()
-    tasks: set[asyncio.Future[RedisServer]] = set()
+    tasks: set[asyncio.Future[None]] = set()
+
+    async def start_again() -> None:
+        await asyncio.sleep(0.3)  # the broker's first re-runs find the connection refused
+        await asyncio.to_thread(redis.start)
+        await cutter.listen_again()
 
     def restart() -> None:
         redis.stop()  # before the proxy closes the broker's connections: no reply can come
-        tasks.add(asyncio.ensure_future(asyncio.to_thread(redis.start)))
+        cutter.stop_listening()
+        tasks.add(asyncio.ensure_future(start_again()))
 
     cutter.on_cut = restart
     try:
@@ -130,5 +136,25 @@ async def test_a_publish_without_client_id_whose_reply_is_lost_is_not_run_again(
         with pytest.raises(BrokerOutcomeUnknown):
             await broker.publish("room", "alice", "second")
         assert [t for _, t in stored(redis, "room")] == ["first", "second"]
+    finally:
+        await broker.close()
+
+
+async def test_a_publish_to_a_stopped_redis_is_refused_as_not_stored_at_once(
+    redis: RedisServer,
+) -> None:
+    """Connection refused: nothing was sent, so nothing to resolve and no "maybe"."""
+    broker = RedisBroker(redis.url, prefix="t", timeout=1, resolve_for=5)
+    await broker.start()
+    try:
+        await broker.publish("room", "alice", "first", client_id="c1")
+        await asyncio.to_thread(redis.stop)
+        loop = asyncio.get_running_loop()
+        for _ in range(3):  # the first may fail on a pooled connection Redis closed
+            started = loop.time()
+            with pytest.raises(BrokerUnavailable) as refused:
+                await broker.publish("room", "alice", "second", client_id="c2")
+        assert not isinstance(refused.value, BrokerOutcomeUnknown)
+        assert loop.time() - started < 1
     finally:
         await broker.close()

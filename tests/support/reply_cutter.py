@@ -33,6 +33,14 @@ class ReplyCutter:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    def stop_listening(self) -> None:
+        """Refuse new connections (as a stopped Redis does) until :meth:`listen_again`."""
+        if self._server is not None:
+            self._server.close()
+
+    async def listen_again(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
     def arm(self) -> None:
         """Lose the next reply (of any connection) and close every connection."""
         self.cut_done.clear()

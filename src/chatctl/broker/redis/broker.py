@@ -351,7 +351,7 @@ class RedisBroker(RedisPresence):
             try:
                 reply = await self._store(keys=keys, args=args)
             except rx.RedisError as exc:
-                if not maybe_sent(exc):  # Redis answered, but with an error
+                if not isinstance(exc, (*UNAVAILABLE, NotReplicated)):  # not a passing fault
                     raise self._failed(exc, unknown=True) from None
                 last = exc
                 continue
