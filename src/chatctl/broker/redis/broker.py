@@ -286,11 +286,8 @@ class RedisBroker(RedisPresence):
             self._went_down(str(exc) or type(exc).__name__)
             self._drop_idle_connections()
             return refuse(f"Redis unavailable: {exc}")
-        if unknown:
-            log.warning("Redis error: %s", exc)
-            return refuse(f"Redis error: {exc}")
         log.warning("Redis error: %s", exc)
-        return BrokerError(f"Redis error: {exc}")
+        return refuse(f"Redis error: {exc}") if unknown else BrokerError(f"Redis error: {exc}")
 
     def _succeeded(self) -> None:
         if self._down_since is not None and self._live.healthy():
@@ -355,7 +352,7 @@ class RedisBroker(RedisPresence):
                     raise self._failed(exc, unknown=True) from None
                 last = exc
                 continue
-            log.info("a publish whose reply was lost was resolved: %s", _outcome(reply))
+            log.info("lost publish reply resolved: %s", "was stored" if reply[0] else "stored now")
             return reply
         raise self._failed(last, unknown=True) from None
 
@@ -401,7 +398,3 @@ class RedisBroker(RedisPresence):
 
     async def unsubscribe(self, room: str) -> None:
         await self._live.unsubscribe(room)
-
-
-def _outcome(reply: Any) -> str:
-    return "stored now" if reply[0] == 0 else "it had been stored"
