@@ -17,6 +17,7 @@
     │   └── OutputClosed          its reader went away, as ``| head`` (status 141)
     └── BrokerError               the broker cannot accept or serve a request right now
         └── BrokerUnavailable     the backing store (Redis) is down; retry later
+            └── BrokerOutcomeUnknown  it failed after the write may have run: maybe stored
 
 ``ProtocolError`` lives in :mod:`chatctl.protocol` (no I/O module imports this one's
 dependencies) and subclasses ``ChatctlError`` too.
@@ -88,3 +89,8 @@ class BrokerError(ChatctlError):
 
 class BrokerUnavailable(BrokerError):
     """The broker's backing store is unreachable; nothing was stored."""
+
+
+class BrokerOutcomeUnknown(BrokerUnavailable):
+    """The backing store failed after a write was sent and did not answer again in time: the
+    message may be stored. Retry with the same client id (a repeat is acked as a duplicate)."""

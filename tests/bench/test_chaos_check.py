@@ -188,6 +188,16 @@ def test_a_message_refused_as_not_stored_then_stored_is_caught() -> None:
     assert _rules(ev) == set()
 
 
+def test_a_refusal_marked_stored_unknown_may_be_stored() -> None:
+    ev = _clean()
+    at = ev.index(_d("a", 1, 2, "s0#2"))
+    unknown = Refusal("s0", R, "c-s0#2", "broker_unavailable", text="s0#2", stored="unknown")
+    ev.insert(at, unknown)
+    assert _rules(ev) == set()
+    ev.insert(at + 1, Refusal("s0", R, "c-s0#2", "broker_unavailable", text="s0#2"))
+    assert _rules(ev) == {"refused-stored"}  # the unmarked one after it still promises
+
+
 def test_a_message_nobody_sent_is_caught() -> None:
     ev = _clean()
     end = next(i for i, e in enumerate(ev) if isinstance(e, End))

@@ -58,6 +58,7 @@ SERVER_EXAMPLES: list[ServerFrame] = [
     Message(8, "ops", "bob", "plain", 13.0),
     Ack("c-1", 7, "ops", 12.5, duplicate=True),
     ErrorFrame(ErrorCode.RATE_LIMITED, "slow down", "c-2", retry_after=0.5, blocked_by="c-1"),
+    ErrorFrame(ErrorCode.BROKER_UNAVAILABLE, "maybe", "c-3", retry_after=1.0, stored="unknown"),
     ErrorFrame(ErrorCode.INTERNAL, "oops"),
     Presence("ops", "bob", "join", 1.0),
     PresenceBatch("ops", ("a", "c"), ("b",), 2.0),

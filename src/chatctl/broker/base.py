@@ -108,7 +108,9 @@ class Broker(Protocol):
         kind: MessageKind = "text",
         client_id: str | None = None,
     ) -> PublishResult:
-        """Store and fan out a message; raise ``BrokerUnavailable`` if it was not stored."""
+        """Store and fan out a message; raise ``BrokerUnavailable`` if it was not stored, or
+        its subclass ``BrokerOutcomeUnknown`` if the store failed after the write may have
+        run and the broker could not learn the outcome in time (maybe stored)."""
         ...
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:

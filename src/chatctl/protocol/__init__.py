@@ -64,6 +64,7 @@ from chatctl.protocol.rules import (
     valid_user,
 )
 from chatctl.protocol.server import (
+    STORED_UNKNOWN,
     Ack,
     ErrorFrame,
     HistoryPage,
@@ -104,6 +105,7 @@ __all__ = [
     "ROOM_RE",
     "ROOM_RULE",
     "SERVER_FRAMES",
+    "STORED_UNKNOWN",
     "USER_FORBIDDEN_CATEGORIES",
     "USER_RULE",
     "Ack",

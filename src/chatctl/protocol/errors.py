@@ -37,7 +37,7 @@ class ErrorCode(StrEnum):
     MISSING_FIELD = "missing_field"
     INVALID_FIELD = "invalid_field"  # a field of the wrong type or form
     MESSAGE_TOO_LONG = "message_too_long"
-    BROKER_UNAVAILABLE = "broker_unavailable"  # not stored, not acked: retry later
+    BROKER_UNAVAILABLE = "broker_unavailable"  # not stored (or "stored": "unknown"): retry
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
     INVALID_TOKEN = "invalid_token"  # a refresh token that does not verify, or another user's

@@ -137,6 +137,10 @@ class Ack:
         )
 
 
+#: ``ErrorFrame.stored`` when a ``broker_unavailable`` refusal's message may have been stored
+STORED_UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class ErrorFrame:
     """A frame was refused (``code``, ``reason``); the connection stays open."""
@@ -151,6 +155,10 @@ class ErrorFrame:
     #: the one with this client id, was refused and has not been sent again (see
     #: docs/protocol.md, "Order"): re-send from that one on, in order
     blocked_by: str | None = None
+    #: ``"unknown"`` on a ``broker_unavailable`` refusal when the message may have been
+    #: stored all the same (the store failed after the write was sent): re-send it with the
+    #: same client id, which is acked (``duplicate`` if it was stored); absent: not stored
+    stored: str | None = None
 
     @classmethod
     def of(cls, error: ProtocolError) -> ErrorFrame:
@@ -165,6 +173,8 @@ class ErrorFrame:
             d["retry_after"] = self.retry_after
         if self.blocked_by is not None:
             d["blocked_by"] = self.blocked_by
+        if self.stored is not None:
+            d["stored"] = self.stored
         return d
 
     def frame(self) -> str:
@@ -188,6 +198,7 @@ class ErrorFrame:
             client_id=None if client_id is None else str(client_id),
             retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
             blocked_by=blocked_by,
+            stored=None if d.get("stored") is None else str(d["stored"]),
         )
 
 

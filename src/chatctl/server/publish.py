@@ -1,5 +1,6 @@
 """A session's messages into the broker: each is stored, then answered with an ack or an
-error frame (``broker_unavailable`` closes the connection's order gate).
+error frame (``broker_unavailable`` closes the connection's order gate; with
+``"stored": "unknown"`` when the broker could not tell whether it stored the message).
 
 With a :class:`~chatctl.broker.base.PipelinedBroker` (SQLite) a connection's publishes
 overlap: :func:`publish_nowait` queues each with a callback and the receive loop goes on
@@ -11,13 +12,14 @@ awaits each in turn. Both take the connection's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
 from chatctl.broker.base import PublishResult
-from chatctl.errors import BrokerError
-from chatctl.protocol import Ack, ErrorCode, ErrorFrame, SendMessage
+from chatctl.errors import BrokerError, BrokerOutcomeUnknown
+from chatctl.protocol import STORED_UNKNOWN, Ack, ErrorCode, ErrorFrame, SendMessage
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -129,7 +131,11 @@ def _refused(session: Session, frame: SendMessage, seq: int, exc: BrokerError) -
     error = session.gate.refuse(seq, client_id, code, BROKER_RETRY_AFTER, answered=True)
     if error is None:
         reason = f"message not stored, retry later: {exc}"
+        if isinstance(exc, BrokerOutcomeUnknown):
+            reason = f"message maybe stored, send it again with the same client_id: {exc}"
         error = ErrorFrame(code, reason, client_id=client_id, retry_after=BROKER_RETRY_AFTER)
+    if isinstance(exc, BrokerOutcomeUnknown):
+        error = dataclasses.replace(error, stored=STORED_UNKNOWN)
     ctx.hub.write(session.conn, error.frame().encode())
 
 

@@ -19,7 +19,8 @@ The rules (docs/reliability.md lists them with what each promise rests on):
 - ``ack-mismatch``: an ack's id holds the acked message.
 - ``acked-lost``: every acked message is in the room's history at the end (on a durable
   broker; on memory, those acked in the last epoch).
-- ``refused-stored``: a message refused as not stored is not stored unless sent again;
+- ``refused-stored``: a message refused as not stored is not stored unless sent again (a
+  refusal marked ``"stored": "unknown"`` promises nothing);
   ``phantom``: nothing is stored that nobody sent.
 """
 
@@ -39,6 +40,7 @@ from chatctl.bench.chaos.history import (
     Send,
     Welcome,
 )
+from chatctl.protocol import STORED_UNKNOWN
 
 #: refusal codes that mean "not stored, send it again"
 NOT_STORED = frozenset({"broker_unavailable", "rate_limited"})
@@ -329,7 +331,10 @@ class _Checker:
                 last_send[e.text] = i
                 refused_after_send.pop(e.text, None)
             elif isinstance(e, Refusal) and e.code in NOT_STORED and e.text is not None:
-                refused_after_send[e.text] = i
+                if e.stored == STORED_UNKNOWN:  # "maybe stored": storing it breaks no promise
+                    refused_after_send.pop(e.text, None)
+                else:
+                    refused_after_send[e.text] = i
             elif isinstance(e, Delivery) and not e.history and e.text not in reported:
                 r = refused_after_send.get(e.text)
                 first = self.stored.get((e.room, e.epoch, e.id))

@@ -226,6 +226,7 @@ class RawSender(Client):
                         code,
                         frame.get("blocked_by"),
                         self.unacked.get(cid) if cid else None,
+                        frame.get("stored"),
                     )
                 )
                 if code in NOT_STORED:

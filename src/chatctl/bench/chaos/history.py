@@ -42,7 +42,8 @@ class Ack:
 
 @dataclass(frozen=True)
 class Refusal:
-    """An ``error`` frame for a message: ``code``, and ``blocked_by`` when it was held back."""
+    """An ``error`` frame for a message: ``code``, ``blocked_by`` when it was held back, and
+    ``stored`` as the frame said (``"unknown"``: maybe stored)."""
 
     sender: str
     room: str
@@ -50,6 +51,7 @@ class Refusal:
     code: str
     blocked_by: str | None = None
     text: str | None = None
+    stored: str | None = None
     kind: str = "refusal"
 
 

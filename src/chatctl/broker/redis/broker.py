@@ -13,13 +13,17 @@ an idle room's keys expire by themselves; when it comes back it starts a new epo
 Connections: a bounded command pool (``max_connections``) plus ONE pub/sub connection
 (:class:`~chatctl.broker.redis.live.LiveFeed`), whatever the number of clients and rooms.
 
-Outages: commands fail fast (no client-side retries: a retried publish could store twice) and
-raise :class:`~chatctl.errors.BrokerUnavailable`; the outage is logged once when it starts
-and once when it ends. The live feed reconnects with capped backoff, re-subscribes and catches
-every room up from its stream. Presence is a set of per-connection entries that expire unless
-their node refreshes them every ``presence_ttl / 4`` seconds, so the users of a node that dies
-disappear within about ``presence_ttl`` seconds; any node reaps expired entries and announces
-the leaves.
+Outages: commands fail fast (no blind client-side retries: a retried publish could store
+twice) and raise :class:`~chatctl.errors.BrokerUnavailable`; the outage is logged once when
+it starts and once when it ends. A publish whose command may have run before it failed (the
+connection was lost or timed out after sending it) is resolved instead: its script runs again
+with the same client id, which stores it or finds it stored, until Redis answers or
+``resolve_for`` seconds pass; then it fails with :class:`~chatctl.errors.BrokerOutcomeUnknown`
+(maybe stored), never as "not stored". The live feed reconnects with capped backoff,
+re-subscribes and catches every room up from its stream. Presence is a set of per-connection
+entries that expire unless their node refreshes them every ``presence_ttl / 4`` seconds, so
+the users of a node that dies disappear within about ``presence_ttl`` seconds; any node reaps
+expired entries and announces the leaves.
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
-from chatctl.broker.redis.errors import UNAVAILABLE, NotReplicated, _caused_by, redact
+from chatctl.broker.redis.errors import (
+    UNAVAILABLE,
+    NotReplicated,
+    _caused_by,
+    maybe_sent,
+    redact,
+)
 from chatctl.broker.redis.keys import (
     HISTORY,
     JOIN,
@@ -54,7 +64,7 @@ from chatctl.broker.redis.keys import (
 from chatctl.broker.redis.link import stop_task
 from chatctl.broker.redis.live import LiveFeed
 from chatctl.broker.redis.presence import RedisPresence
-from chatctl.errors import BrokerError, BrokerUnavailable
+from chatctl.errors import BrokerError, BrokerOutcomeUnknown, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.redis")
@@ -77,6 +87,7 @@ class RedisBroker(RedisPresence):
         health_interval: float = 1.0,
         backoff_cap: float = 2.0,
         wait_replicas: int = 0,
+        resolve_for: float | None = None,
     ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
@@ -94,6 +105,8 @@ class RedisBroker(RedisPresence):
         #: replicas that must have a message before it is acked (WAIT); 0 = do not wait
         self.wait_replicas = wait_replicas
         self._timeout = timeout
+        #: seconds a publish whose reply was lost tries to learn its outcome (default: timeout)
+        self.resolve_for = timeout if resolve_for is None else resolve_for
         self.history_ttl = history_ttl
         #: the history TTL as the scripts take it: milliseconds, 0 for never
         self._ttl_ms = round(history_ttl * 1000)
@@ -262,17 +275,19 @@ class RedisBroker(RedisPresence):
                 lambda f: f.cancelled() or f.exception()  # retrieved: nothing to report
             )
 
-    def _failed(self, exc: Exception) -> BrokerError:
-        """The error to raise for ``exc``; notes the outage (logged once)."""
+    def _failed(self, exc: Exception, *, unknown: bool = False) -> BrokerError:
+        """The error to raise for ``exc``; notes the outage (logged once). ``unknown``: the
+        command may have run (:class:`~chatctl.errors.BrokerOutcomeUnknown`)."""
+        refuse = BrokerOutcomeUnknown if unknown else BrokerUnavailable
         if isinstance(exc, NotReplicated):  # Redis works; the client retries the same id
             log.debug("%s", exc)
-            return BrokerUnavailable(f"not acked: {exc}")
+            return refuse(f"not acked: {exc}")
         if isinstance(exc, UNAVAILABLE):
             self._went_down(str(exc) or type(exc).__name__)
             self._drop_idle_connections()
-            return BrokerUnavailable(f"Redis unavailable: {exc}")
+            return refuse(f"Redis unavailable: {exc}")
         log.warning("Redis error: %s", exc)
-        return BrokerError(f"Redis error: {exc}")
+        return refuse(f"Redis error: {exc}") if unknown else BrokerError(f"Redis error: {exc}")
 
     def _succeeded(self) -> None:
         if self._down_since is not None and self._live.healthy():
@@ -290,27 +305,56 @@ class RedisBroker(RedisPresence):
         client_id: str | None = None,
     ) -> PublishResult:
         keys = room_keys(self.prefix, room)
+        script_keys = [keys.meta, keys.log, keys.dedup_key(user, client_id)]
+        args = [
+            secrets.token_hex(4),
+            user,
+            text,
+            kind,
+            client_id or "",
+            self.history_size,
+            self._dedup_ms,
+            keys.channel,
+            self._ttl_ms,
+        ]
         try:
-            reply = await self._store(
-                keys=[keys.meta, keys.log, keys.dedup_key(user, client_id)],
-                args=[
-                    secrets.token_hex(4),
-                    user,
-                    text,
-                    kind,
-                    client_id or "",
-                    self.history_size,
-                    self._dedup_ms,
-                    keys.channel,
-                    self._ttl_ms,
-                ],
-            )
+            reply = await self._store(keys=script_keys, args=args)
         except rx.RedisError as exc:
-            raise self._failed(exc) from None
+            if not maybe_sent(exc):
+                raise self._failed(exc) from None
+            if not client_id:  # a re-run could store it twice: say we do not know
+                raise self._failed(exc, unknown=True) from None
+            reply = await self._resolve(script_keys, args, exc)
         self._succeeded()
         if reply[0] == 0:
             return PublishResult(message_from_json(room, reply[1]))
         return PublishResult(self._original(room, user, text, kind, client_id, reply), True)
+
+    async def _resolve(self, keys: list[str], args: list[Any], first: rx.RedisError) -> Any:
+        """The outcome of a publish whose script may have run though its reply was lost (the
+        connection failed or timed out after sending it, a master died mid-command): run the
+        script again with the same client id, reconnecting, until Redis answers or
+        ``resolve_for`` seconds have passed. Its answer is the publish's: stored now, or a
+        repeat (the first attempt stored it). If Redis does not answer in time, raise
+        :class:`~chatctl.errors.BrokerOutcomeUnknown`: maybe stored."""
+        self._failed(first)  # notes the outage and drops the dead idle connections
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.resolve_for
+        delay = 0.05
+        last: rx.RedisError = first
+        while loop.time() < deadline:
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 2, 0.5)
+            try:
+                reply = await self._store(keys=keys, args=args)
+            except rx.RedisError as exc:
+                if not isinstance(exc, (*UNAVAILABLE, NotReplicated)):  # not a passing fault
+                    raise self._failed(exc, unknown=True) from None
+                last = exc
+                continue
+            log.info("lost publish reply resolved: %s", "was stored" if reply[0] else "stored now")
+            return reply
+        raise self._failed(last, unknown=True) from None
 
     @staticmethod
     def _original(

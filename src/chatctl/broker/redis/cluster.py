@@ -5,8 +5,10 @@ catch-up, epochs, presence), on a Redis Cluster (>= 7):
 
 - Every key of a room carries the hash tag ``{room}``, so a room lives in ONE slot and each
   script runs on the room's master. Commands go through redis-py's asyncio ``RedisCluster``,
-  which follows MOVED/ASK and retries TRYAGAIN; nothing is retried after a connection error
-  (a retried publish could store twice), so those refuse the message instead.
+  which follows MOVED/ASK and retries TRYAGAIN; nothing is retried blindly after a
+  connection error (a retried publish could store twice): a publish that may have run (a
+  master killed mid-command) is resolved as on one Redis, by running the script again with
+  the same client id (:meth:`RedisBroker._resolve`).
 - Live delivery uses sharded pub/sub: the scripts ``SPUBLISH`` to the room's channel (same
   slot), and :class:`ShardedFeed` keeps at most ONE ``SSUBSCRIBE`` connection per master.
   When a slot moves (Redis unsubscribes the channel with ``-sunsubscribe``), a subscription

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as rx
@@ -17,6 +18,27 @@ UNAVAILABLE = (
     rx.TryAgainError,
     OSError,
 )
+
+
+#: Errors that mean "Redis refused or could not be asked": the command did not run. Anything
+#: else (a connection lost or timed out after sending, not replicated in time) may have run.
+NOT_SENT = (rx.ReadOnlyError, rx.ClusterDownError, rx.TryAgainError, rx.ResponseError)
+
+
+#: redis-py's messages for a connection that could not be made or had: nothing was sent
+_NO_CONNECTION = ("Timeout connecting to server", "No connection available.")
+
+
+def maybe_sent(exc: BaseException) -> bool:
+    """Whether a command that failed with ``exc`` may have run on Redis all the same: not if
+    Redis refused it, or no connection could be made (Redis stopped: connection refused)."""
+    if isinstance(exc, NotReplicated):
+        return True
+    if not isinstance(exc, UNAVAILABLE) or isinstance(exc, NOT_SENT):
+        return False
+    if str(exc) in _NO_CONNECTION:
+        return False
+    return not _caused_by(exc, (ConnectionRefusedError, socket.gaierror))
 
 
 class NotReplicated(rx.RedisError):
