@@ -188,3 +188,10 @@ class Term:
         if self.child.isalive():
             self.child.terminate(force=True)
         self.reader.join(5)
+
+
+def open_term(terms: list[Term], *args: object, **kwargs: object) -> Term:
+    """A :class:`Term` added to ``terms`` (the ui tests' fixture), which closes it."""
+    term = Term(*args, **kwargs)  # type: ignore[arg-type]
+    terms.append(term)
+    return term

@@ -7,36 +7,15 @@ wrapping, and no mention marker with ``TERM=dumb``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from support.cli_rooms import room_texts, say
 from support.client_helpers import serving
 from support.helpers import ServeProcess
-from support.vt_screen import CTRL_C, PASTE_END, PASTE_START, Term
+from support.vt_screen import CTRL_C, PASTE_END, PASTE_START, Term, open_term
 
 pytest.importorskip("pyte")
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ServeProcess]:
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def terms() -> Iterator[list[Term]]:
-    opened: list[Term] = []
-    yield opened
-    for term in opened:
-        term.close()
-
-
-def open_term(terms: list[Term], *args: object, **kwargs: object) -> Term:
-    term = Term(*args, **kwargs)  # type: ignore[arg-type]
-    terms.append(term)
-    return term
 
 
 def test_a_join_line_comes_before_the_persons_first_message(

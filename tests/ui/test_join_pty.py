@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pexpect
 import pytest
@@ -21,12 +20,6 @@ from support.vt_screen import Term
 
 UP = "\x1b[A"
 CTRL_C, CTRL_D = "\x03", "\x04"
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ServeProcess]:
-    with serving() as server:
-        yield server
 
 
 def spawn(

@@ -5,7 +5,6 @@ from a real pty against a real ``chatctl serve`` (issue 15: one line per message
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,30 +12,9 @@ from chatctl import recent
 from support.cli_rooms import room_texts, say
 from support.client_helpers import serving
 from support.helpers import ServeProcess, free_port
-from support.vt_screen import ALT_ENTER, CTRL_C, CTRL_D, PASTE_END, PASTE_START, Term
+from support.vt_screen import ALT_ENTER, CTRL_C, CTRL_D, PASTE_END, PASTE_START, Term, open_term
 
 pytest.importorskip("pyte")
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ServeProcess]:
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def terms() -> Iterator[list[Term]]:
-    """Terminals a test opens; any still running at the end are killed."""
-    opened: list[Term] = []
-    yield opened
-    for term in opened:
-        term.close()
-
-
-def open_term(terms: list[Term], *args: object, **kwargs: object) -> Term:
-    term = Term(*args, **kwargs)  # type: ignore[arg-type]
-    terms.append(term)
-    return term
 
 
 def test_a_sent_line_is_shown_once(srv: ServeProcess, terms: list[Term]) -> None:

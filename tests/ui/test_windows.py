@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chatctl.config import state_dir
 from support.cli_rooms import room_texts, say
-from support.client_helpers import client_env, run_cli, serving
+from support.client_helpers import client_env, run_cli
 from support.helpers import ServeProcess, make_token
-from support.vt_screen import Term
+from support.vt_screen import Term, open_term
 
 pytest.importorskip("pyte")
 
@@ -27,32 +26,15 @@ PAGE_UP = "\x1b[5~"
 MARKER = "── new messages ──"
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ServeProcess]:
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def terms() -> Iterator[list[Term]]:
-    opened: list[Term] = []
-    yield opened
-    for term in opened:
-        term.close()
-
-
-def open_term(terms: list[Term], *args: object, **kwargs: object) -> Term:
-    term = Term(*args, **kwargs)  # type: ignore[arg-type]
-    terms.append(term)
-    return term
-
-
-def shows(term: Term, room: str) -> None:
-    """Wait until window ``room`` is the one shown (prompt and status line)."""
+def shows(term: Term, room: str, line: str | None = None) -> None:
+    """Wait until window ``room`` is the one shown (prompt and status line) and, with
+    ``line``, its lines are drawn too: the status line can be drawn first (seen at load)."""
     term.wait_until(
         lambda: term.prompt_row() == f"[{room}]" and f":{room} " in term.bottom(),
         f"window {room}",
     )
+    if line is not None:
+        term.wait_until(lambda: line in term.text(), f"{line!r} in window {room}")
 
 
 def row_of(term: Term, text: str) -> int:
@@ -78,21 +60,18 @@ def test_three_rooms_activity_bar_switching_and_title(srv: ServeProcess, terms: 
     raw_status = bottom
 
     term.send(ALT + "3")  # Alt-3
-    shows(term, "w3")
-    # the status line can be drawn before the window's lines are (seen once at load)
-    term.wait_until(lambda: "look at w3" in term.text(), "w3's lines")
+    shows(term, "w3", "bob: alice: look at w3")
     assert row_of(term, MARKER) + 1 == row_of(term, "bob: alice: look at w3"), term.text()
     assert "joined w1" not in term.text()  # the screen is w3's own
     term.wait_until(lambda: term.screen.title == "w3 - chatctl", "the mention read")
     assert "act: 2:w2 2" in term.bottom() and "@" not in term.bottom(), term.bottom()
 
     term.send(ALT_LEFT)
-    shows(term, "w2")
+    shows(term, "w2", "bob: two b")
     assert row_of(term, MARKER) < row_of(term, "bob: two a") < row_of(term, "bob: two b")
     assert "act:" not in term.bottom()
     term.send(CTRL_N)
-    shows(term, "w3")
-    assert "bob: alice: look at w3" in term.text()  # its lines were kept
+    shows(term, "w3", "bob: alice: look at w3")  # its lines were kept
     term.send(ALT_RIGHT)  # round the end
     shows(term, "w1")
     term.send(CTRL_P)
