@@ -14,15 +14,22 @@ variables < command-line flags. Files follow the XDG base directory spec:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chatctl.errors import ConfigError
+
+try:  # POSIX; elsewhere the state files are written without a lock
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8000"
 DEFAULT_HOST = "127.0.0.1"
@@ -140,3 +147,18 @@ def parse_duration(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError("a duration must be a positive number")
     return value * unit
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created 0600): the read-modify-write of a
+    state file by several chatctl processes at once (recent rooms, read marks)."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -24,20 +24,14 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from chatctl.config import state_dir
+from chatctl.config import locked, state_dir
 
 #: How many rooms the file keeps.
 MAX_ROOMS = 50
 #: The protocol's room rule (``chatctl.protocol.ROOM_RE``, repeated to keep imports light).
 _ROOM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: atomic replace only, no lock
-    fcntl = None  # type: ignore[assignment]
 
 
 def rooms_file() -> Path:
@@ -58,19 +52,6 @@ def _read(path: Path) -> list[str]:
     return list(seen)
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(directory / "rooms.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def remember_room(room: str) -> None:
     """Put ``room`` first in the recent-rooms file (moving it up if it is already there).
 
@@ -82,7 +63,7 @@ def remember_room(room: str) -> None:
     path = rooms_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with _locked(path.parent):
+        with locked(path.parent / "rooms.lock"):
             rooms = [room] + [r for r in _read(path) if r != room]
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rooms.", text=True)
             try:

@@ -15,17 +15,12 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatctl.config import state_dir
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: atomic replace only, no lock
-    fcntl = None  # type: ignore[assignment]
+from chatctl.config import locked, state_dir
 
 #: How many rooms the file keeps (the most recently saved ones).
 MAX_MARKS = 200
@@ -64,19 +59,6 @@ def load_marks() -> dict[str, Mark]:
         return {}
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(directory / "read.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def save_marks(changed: Mapping[str, Mark]) -> None:
     """Merge ``changed`` into the file (a room's newer mark replaces its older one)."""
     if not changed:
@@ -84,7 +66,7 @@ def save_marks(changed: Mapping[str, Mark]) -> None:
     path = marks_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with _locked(path.parent):
+        with locked(path.parent / "read.lock"):
             marks = load_marks()
             for room in changed:
                 marks.pop(room, None)
