@@ -82,6 +82,25 @@ def test_an_epoch_change_after_a_memory_restart_passes() -> None:
     assert check(_history(ev, durable=False)) == []
 
 
+def test_a_resume_after_an_epoch_change_with_nothing_new_passes() -> None:
+    # seed 971717 on memory: a's welcome after the restart is not recovered (the new epoch
+    # is empty), a is cut before any message, and resumes since 0 in the new epoch
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), *_send(1), _d("a", 1, 1, "s0#1")]
+    ev += [Fault("node_kill", "n0", loses_history=True), Disconnect("a", 1, "1006")]
+    ev += [Welcome("a", 2, R, "e2", 0, 1, "e1", False), Disconnect("a", 2, "cut")]
+    ev += [Welcome("a", 3, R, "e2", 0, 0, "e2", True), *_send(2), _d("a", 3, 1, "s0#2", "e2")]
+    ev += [End()]
+    assert check(_history(ev, durable=False)) == []
+
+
+def test_a_resume_past_what_a_new_epoch_had_is_caught() -> None:
+    ev: list[Event] = [Welcome("a", 1, R, "e1", 0), *_send(1), _d("a", 1, 1, "s0#1")]
+    ev += [Fault("node_kill", "n0", loses_history=True), Disconnect("a", 1, "1006")]
+    ev += [Welcome("a", 2, R, "e2", 0, 1, "e1", False), Disconnect("a", 2, "cut")]
+    ev += [Welcome("a", 3, R, "e2", 0, 5, "e2", True), End()]
+    assert "gap" in _rules(ev, durable=False)
+
+
 def test_a_skipped_id_is_a_gap() -> None:
     ev = [e for e in _clean() if not (isinstance(e, Delivery) and e.receiver == "a" and e.id == 2)]
     violations = check(_history(ev))

@@ -128,11 +128,16 @@ class _Checker:
                 elif e.recovered and e.epoch == e.asked_epoch:
                     prev = chain.get(e.receiver)
                     start = e.asked_since + 1
-                    if prev is not None and prev[0] == e.epoch and prev[1] != start:
+                    reached = prev[1] if prev is not None else start
+                    if prev is not None and reached == -1:
+                        # nothing since an unrecovered welcome: the client stands at its last_id
+                        began = ev[prev[2]]
+                        reached = began.last_id + 1 if isinstance(began, Welcome) else start
+                    if prev is not None and prev[0] == e.epoch and reached != start:
                         self.flag(
                             "gap",
                             f"{e.receiver} resumed since {e.asked_since} but had "
-                            f"processed up to {prev[1] - 1} (runner bug)",
+                            f"processed up to {reached - 1} (runner bug)",
                             prev[3],
                             i,
                         )
