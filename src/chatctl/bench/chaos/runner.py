@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -75,11 +76,18 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
 
 
 async def _catch_up(world: World, history: History, timeout: float = 10) -> None:
-    """Wait until every connected receiver has the newest id of its room's epoch."""
+    """Wait until every connected receiver has the newest id of its room's epoch: the newest
+    delivered so far or the one a fresh welcome reports, whichever is higher (a message
+    stored just before the end may not have reached any receiver yet)."""
     loop = asyncio.get_running_loop()
     until = loop.time() + timeout
+    stored: dict[tuple[str, str], int] = {}
+    for room in ROOMS:
+        welcome = await _welcome(world, room, f"probe-{room}", 0)
+        if welcome is not None:
+            stored[(room, welcome["epoch"])] = welcome["last_id"]
     while loop.time() < until:
-        newest: dict[tuple[str, str], int] = {}
+        newest = dict(stored)
         for e in history.events:
             if isinstance(e, Delivery):
                 key = (e.room, e.epoch)
@@ -96,34 +104,42 @@ async def _catch_up(world: World, history: History, timeout: float = 10) -> None
         await asyncio.sleep(0.1)
 
 
-async def _final_read(world: World, history: History, room: str) -> None:
-    """The room's whole history, read by a fresh connection once everything is healed."""
-    name = f"final-{room}"
-    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history=100000"
+async def _welcome(world: World, room: str, name: str, keep: int) -> dict[str, Any] | None:
+    """A fresh connection's welcome to ``room`` on the first node, with up to ``keep``
+    messages of history (None if the node does not answer in ten seconds of tries)."""
+    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history={keep}"
     headers = {"Authorization": f"Bearer {world.token(name)}"}
     for _ in range(20):
         try:
             async with connect(url, additional_headers=headers, max_size=2**27) as ws:
-                w = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                welcome: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                return welcome
         except Exception:
             await asyncio.sleep(0.5)
-            continue
-        history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
-        for f in w["history"]:
-            history.add(
-                Delivery(
-                    name,
-                    1,
-                    room,
-                    f["id"],
-                    w["epoch"],
-                    f["message"],
-                    f["user"],
-                    f.get("client_id"),
-                    history=True,
-                )
-            )
+    return None
+
+
+async def _final_read(world: World, history: History, room: str) -> None:
+    """The room's whole history, read by a fresh connection once everything is healed."""
+    name = f"final-{room}"
+    w = await _welcome(world, room, name, 100000)
+    if w is None:
         return
+    history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
+    for f in w["history"]:
+        history.add(
+            Delivery(
+                name,
+                1,
+                room,
+                f["id"],
+                w["epoch"],
+                f["message"],
+                f["user"],
+                f.get("client_id"),
+                history=True,
+            )
+        )
 
 
 def run_chaos(
