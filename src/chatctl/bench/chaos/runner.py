@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from chatctl.bench.chaos.check import Violation, check, messages_checked
 from chatctl.bench.chaos.history import Delivery, End, Fault, History, Welcome
-from chatctl.bench.chaos.schedule import DURABLE, Schedule, plan
+from chatctl.bench.chaos.schedule import Schedule, plan
 from chatctl.bench.chaos.world import ROOMS, World, run_faults
 
 #: seconds senders get after the faults end to have every message acked
@@ -30,13 +30,15 @@ class ScheduleResult:
     faults: Counter[str] = field(default_factory=Counter)
     messages: int = 0
     acked: int = 0
+    #: acks by kind of sender, and tokens renewed by ``refresh`` frames
+    clients: Counter[str] = field(default_factory=Counter)
     violations: list[Violation] = field(default_factory=list)
     report: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
 
 async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
-    history = History(schedule.broker, DURABLE[schedule.broker], schedule.seed)
+    history = History(schedule.broker, schedule.durable, schedule.seed)
     world = World(schedule, workdir, history)
     result = ScheduleResult(schedule)
     loop = asyncio.get_running_loop()
@@ -69,7 +71,13 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
         result.faults["rate_limit"] += 1
     result.violations = check(history)
     result.messages = messages_checked(history)
+    if not schedule.persistent:
+        result.faults["redis_without_persistence"] += 1
     result.acked = sum(s.acked for s in world.raw) + sum(c.acked for c in world.cli)
+    result.clients["websocket"] = sum(s.acked for s in world.raw)
+    for c in world.cli:
+        result.clients["chatctl send --http" if c.http else "chatctl send"] += c.acked
+    result.clients["token refreshes"] = sum(r.refreshed for r in world.receivers)
     for v in result.violations[:20]:
         result.report += v.report(history)
     return result
@@ -179,6 +187,14 @@ def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: flo
     print(
         f"  messages checked: {sum(r.messages for r in results)}, acked: "
         f"{sum(r.acked for r in results)}"
+    )
+    clients: Counter[str] = Counter()
+    for r in results:
+        clients.update(r.clients)
+    print(
+        f"  acked from: websocket {clients['websocket']}, chatctl send {clients['chatctl send']}"
+        f", chatctl send --http {clients['chatctl send --http']}; token refreshes: "
+        f"{clients['token refreshes']}"
     )
     print(f"  violations: {violations}")
     if violations:

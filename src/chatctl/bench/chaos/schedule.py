@@ -45,10 +45,19 @@ class Schedule:
     seconds: float
     rate_limit: bool
     faults: tuple[PlannedFault, ...]
+    #: Redis keeps its data across a restart (AOF, fsync always); without it a restart loses
+    #: history and the broker is not durable for the schedule (docs/reliability.md)
+    persistent: bool = True
+
+    @property
+    def durable(self) -> bool:
+        """Every acked message must survive every fault of this schedule."""
+        return DURABLE[self.broker] and self.persistent
 
     def describe(self) -> list[str]:
         head = f"schedule seed={self.seed} broker={self.broker} seconds={self.seconds:g}"
         head += " rate-limit=on" if self.rate_limit else ""
+        head += "" if self.persistent else " redis-persistence=off"
         return [head, *("  " + f.describe() for f in self.faults)]
 
 
@@ -69,7 +78,9 @@ def plan(seed: int, broker: str, seconds: float) -> Schedule:
         ),
         key=lambda f: f.at,
     )
-    return Schedule(seed, broker, seconds, rng.random() < 0.35, tuple(faults))
+    rate_limit = rng.random() < 0.35
+    persistent = broker != "redis" or rng.random() < 0.7
+    return Schedule(seed, broker, seconds, rate_limit, tuple(faults), persistent)
 
 
 __all__ = ["BROKER_FAULTS", "COMMON_FAULTS", "DURABLE", "NODES", "PlannedFault", "Schedule", "plan"]
