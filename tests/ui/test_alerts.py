@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from chatctl.config import state_dir
-from chatctl.ui.notify import alerts, names
+from chatctl.errors import ConfigError
+from chatctl.ui.config import JoinConfig
+from chatctl.ui.notify import alerts, names, notify_argv
 from support.cli_rooms import say
 from support.client_helpers import client_env, run_cli
 from support.helpers import ServeProcess, wait_until
@@ -169,3 +171,24 @@ def test_what_alerts() -> None:
     # a direct message (a window named @bob, as DMs are named) alerts without a mention
     assert alerts("@bob", "bob", "alice", mention=False)
     assert not alerts("@bob", "alice", "alice", mention=False)
+
+
+def test_config_keys_and_flags() -> None:
+    config = JoinConfig.from_config(
+        {"join": {"highlight": ["ci", "deploy"], "notify_command": "notify-send -a chatctl"}}
+    )
+    assert config.highlight == ("ci", "deploy")
+    assert config.given().highlight == ("ci", "deploy")
+    flagged = config.given(highlight=["outage"], notify_command="say 'it is' here")
+    assert flagged.highlight == ("outage",) and flagged.notify_command == "say 'it is' here"
+    assert notify_argv(flagged.notify_command) == ["say", "it is", "here"]
+    for bad, why in (
+        ({"highlight": "ci"}, "highlight must be a list"),
+        ({"highlight": [1]}, "highlight must be a list of words"),
+        ({"notify_command": ["notify-send"]}, "notify_command must be a str"),
+        ({"notify_command": "  "}, "notify_command: empty command"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            JoinConfig.from_config({"join": bad})
+    with pytest.raises(ConfigError, match="--highlight: 'a b' is not a highlight word"):
+        config.given(highlight=["a b"])
