@@ -89,6 +89,8 @@ def test_mentions_and_highlights_in_any_window_bell_title_and_command(
     term.wait_until(lambda: term.screen.title == "(3) nt1 - chatctl", "three alerts")
     term.wait_until(lambda: bells(term) == 3, "three bells")
     assert len(calls(out, 3)) == 3
+    term.send("/highlight -deploy\r")
+    term.wait_for("cannot remove deploy: deploy comes from --highlight or config.toml")
     term.quit()
 
 

@@ -162,7 +162,7 @@ def join(
         typer.Option(
             "--highlight",
             help="On a terminal: a word that alerts as your name does (repeatable; replaces "
-            "[join] highlight of config.toml; /highlight adds more).",
+            "join.highlight of config.toml; /highlight adds more).",
             metavar="WORD",
             show_default=False,
         ),
@@ -172,7 +172,7 @@ def join(
         typer.Option(
             help="On a terminal: run this command on each mention, highlight or direct "
             "message, with the room, the user and the text as three more arguments (split "
-            "like a shell line, run without a shell; [join] notify_command in config.toml).",
+            "like a shell line, run without a shell; join.notify_command in config.toml).",
             metavar="CMD",
             show_default=False,
         ),

@@ -115,9 +115,9 @@ class Highlights:
     def remove(self, word: str) -> bool:
         """Forget a word ``/highlight`` added; False when it was not one. ValueError: it
         comes from ``--highlight`` or config.toml (remove it there)."""
+        if any(w.lower() == word.lower() for w in self.given):
+            raise ValueError(f"{word} comes from --highlight or config.toml (remove it there)")
         if not any(w.lower() == word.lower() for w in self.saved):
-            if any(w.lower() == word.lower() for w in self.given):
-                raise ValueError(f"{word} comes from --highlight or config.toml (remove it there)")
             return False
         self._save(remove=word)
         return True
