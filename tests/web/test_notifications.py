@@ -103,9 +103,20 @@ def test_mentions_and_highlights_notify_while_hidden(srv: ServeProcess, open_pag
     assert len(page.evaluate("window.__notes")) == 3
     assert page.title() == "(4) #nw2 \u2014 chatctl"  # 3 in nw1, 1 (a highlight) in nw2
 
+    # a direct message (DMs are rooms named @USER): no mention needed; not your own
+    page.evaluate(
+        """() => import("/static/notify.js").then((m) => {
+            window.__mention = window.__last;
+            m.notifyMessage({ name: "@dan" }, { user: "carol", message: "mine", kind: "text" });
+            m.notifyMessage({ name: "@dan" }, { user: "dan", message: "psst", kind: "text" });
+        })"""
+    )
+    assert notes(page, 4)[3:] == [("dan (direct message)", "psst")]
+    page.evaluate("window.__notes.pop()")
+
     # a click on the notification brings the tab and its room forward
     page.evaluate("__setHidden(false)")
-    page.evaluate("window.__last.dispatchEvent(new Event('click'))")
+    page.evaluate("window.__mention.dispatchEvent(new Event('click'))")
     page.locator("#title", has_text="#nw1").wait_for()
     wait_shown(page, "dan", "CAROL, look at this")
 
