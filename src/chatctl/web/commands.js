@@ -47,7 +47,7 @@ export function command(line, act) {
       for (const h of HELP) act.notice(room, h);
       return true;
     case "say":
-      return arg ? post(arg, "text") : true;
+      return arg ? act.post(arg, "text") : true;
     default:
       act.note("no command /" + name + " (/help lists them; //text sends text starting with /)");
       return false;
