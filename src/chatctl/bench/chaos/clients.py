@@ -10,6 +10,7 @@ import contextlib
 import json
 import random
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from chatctl.bench.chaos.check import NOT_STORED
 from chatctl.bench.chaos.history import Ack, Delivery, Disconnect, History, Refusal, Send, Welcome
 
 _CONNECT = {"open_timeout": 3, "ping_interval": 1, "ping_timeout": 2, "close_timeout": 1}
-_CONNECT |= {"max_size": 2**26}
+_CONNECT |= {"max_size": 2**26, "max_queue": 4}
+#: the clients' socket receive buffer, in bytes
+RCVBUF = 8192
 
 
 class Client:
@@ -53,7 +56,11 @@ class Client:
     async def _open(self, query: str) -> ClientConnection:
         url = f"{self.rng.choice(self.urls)}/ws/{self.room}?{query}"
         headers = {"Authorization": f"Bearer {self.token()}"}
-        return await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
+        ws = await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:  # a small window: a reader that stops soon backs the node up
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        return ws
 
 
 class Receiver(Client):
@@ -67,6 +74,9 @@ class Receiver(Client):
         #: a connection that misses its renewals is closed with 4001 and resumes)
         self.refresh = refresh
         self.refreshed = 0
+        #: cleared while a slow_reader fault holds this receiver's reading
+        self.reading = asyncio.Event()
+        self.reading.set()
         self.epoch: str | None = None
         self.last_id = 0
 
@@ -122,6 +132,13 @@ class Receiver(Client):
         renewing = asyncio.ensure_future(self._renew(ws)) if self.refresh else None
         try:
             while True:
+                if not self.reading.is_set():  # a slow reader: the server's output piles up
+                    await asyncio.wait(
+                        {asyncio.ensure_future(self.reading.wait()), stopping},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if stopping.done():
+                        return
                 recv = asyncio.ensure_future(ws.recv())
                 recv.add_done_callback(_retrieve)
                 await asyncio.wait({recv, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -137,6 +154,17 @@ class Receiver(Client):
             stopping.cancel()
             if renewing is not None:
                 renewing.cancel()
+
+    async def stall(self, seconds: float) -> bool:
+        """Read nothing for ``seconds`` (False if not connected: nothing to stall)."""
+        if self.ws is None:
+            return False
+        self.reading.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.reading.set()
+        return True
 
     async def _renew(self, ws: ClientConnection) -> None:
         """A fresh token in a ``refresh`` frame every ``refresh`` seconds (the answer, a

@@ -16,10 +16,12 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from chatctl.bench.chaos.check import Violation, check, messages_checked
-from chatctl.bench.chaos.history import Delivery, End, Fault, History, Welcome
+from chatctl.bench.chaos.history import Delivery, Disconnect, End, Fault, History, Welcome
 from chatctl.bench.chaos.schedule import Schedule, plan
 from chatctl.bench.chaos.world import ROOMS, World, run_faults
 
+#: close codes of receivers' connections worth counting in the summary
+CLOSES = {"4008": "slow consumer", "4001": "token expired"}
 #: seconds senders get after the faults end to have every message acked
 SETTLE = 30.0
 
@@ -78,6 +80,9 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
     for c in world.cli:
         result.clients["chatctl send --http" if c.http else "chatctl send"] += c.acked
     result.clients["token refreshes"] = sum(r.refreshed for r in world.receivers)
+    for e in history.events:
+        if isinstance(e, Disconnect) and e.why in CLOSES:
+            result.clients[CLOSES[e.why]] += 1
     for v in result.violations[:20]:
         result.report += v.report(history)
     return result
@@ -191,10 +196,11 @@ def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: flo
     clients: Counter[str] = Counter()
     for r in results:
         clients.update(r.clients)
+    closed = ", ".join(f"{why} {clients[why]}" for why in CLOSES.values())
     print(
         f"  acked from: websocket {clients['websocket']}, chatctl send {clients['chatctl send']}"
         f", chatctl send --http {clients['chatctl send --http']}; token refreshes: "
-        f"{clients['token refreshes']}"
+        f"{clients['token refreshes']}; receivers closed as {closed}"
     )
     print(f"  violations: {violations}")
     if violations:

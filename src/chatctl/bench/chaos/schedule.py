@@ -22,6 +22,9 @@ BROKER_FAULTS = {
     "redis": ("redis_restart", "redis_kill"),
     "rediscluster": ("master_kill", "master_kill", "master_failover"),
 }
+#: seconds a slow reader stops reading: long enough for the room's traffic to fill its
+#: small socket buffer and websockets' queue, so that the node's output to it backs up
+SLOW_READER_HOLD = 6.0
 #: the broker keeps every acked message across every fault above (see docs/reliability.md)
 DURABLE = {"memory": False, "sqlite": True, "redis": True, "rediscluster": True}
 NODES = {"memory": 1, "sqlite": 1, "redis": 2, "rediscluster": 2}
@@ -80,6 +83,12 @@ def plan(seed: int, broker: str, seconds: float) -> Schedule:
     )
     rate_limit = rng.random() < 0.35
     persistent = broker != "redis" or rng.random() < 0.7
+    # drawn after the rest, so that a seed's earlier faults stay what they were
+    if rng.random() < 0.5:
+        slow = PlannedFault(
+            round(rng.uniform(0.8, end), 2), "slow_reader", rng.randrange(64), SLOW_READER_HOLD
+        )
+        faults = sorted((*faults, slow), key=lambda f: f.at)
     return Schedule(seed, broker, seconds, rate_limit, tuple(faults), persistent)
 
 
