@@ -226,10 +226,13 @@ def token_inspect(
 TOKEN_REVOKE_EPILOG = """\
 Examples:
 
-  chatctl token revoke "$LEAKED_TOKEN"         # until that token's exp
-  chatctl token revoke Qm9vX2Jhcl9iYXpfcXV4     # by its id (jti)
-  chatctl token revoke --user alice             # every token of alice made until now
+  chatctl token revoke "$LEAKED_TOKEN"
+  chatctl token revoke Qm9vX2Jhcl9iYXpf
+  chatctl token revoke --user alice
   chatctl token revoke --user alice --before 2026-12-06T09:30Z
+
+The first revokes that token until its exp, the second the token with that id
+(jti), the others every token of alice issued until now or until the time.
 
 Run it on the server's host with serve's own settings: it writes where chatctl
 serve reads (SQLite: the revocations table of its database; Redis: shared
