@@ -55,7 +55,11 @@ class Revoker:
         self.listed: frozenset[str] = read_revoked_file(file)
         #: the broker's store, if it has one
         self.store: Revocations | None = broker if isinstance(broker, Revocations) else None
+        #: the broker store's entries, as last read
         self.entries = RevocationList()
+        #: what this server was told itself (POST /api/revoke): the only ones without a
+        #: store, and with one they hold until a read of the store has them too
+        self.local = RevocationList()
         self._version = ""
         self._poller: asyncio.Task[None] | None = None
         self._failing = False
@@ -65,7 +69,10 @@ class Revoker:
         """Why the token of ``claims`` is refused, or None when it is not revoked."""
         if self.listed and claims.jti in self.listed:
             return REVOKED
-        return self.entries.reason(claims) if len(self.entries) else None
+        reason = self.entries.reason(claims) if len(self.entries) else None
+        if reason is None and len(self.local):
+            reason = self.local.reason(claims)
+        return reason
 
     def reload_file(self) -> None:
         """Read ``--revoked-tokens`` again (SIGHUP); raises ConfigError, keeping the list."""
@@ -94,7 +101,8 @@ class Revoker:
         Raises BrokerError when the store did not take it."""
         if self.store is not None:
             await self.store.revoke(entry)
-        self.entries.add(entry)
+        self.local.prune(time.time())
+        self.local.add(entry)
         log.info("revoked %s", entry.describe())
         self._close_covered()
 
