@@ -100,3 +100,24 @@ async def test_a_refresh_keeps_a_connections_write(server: ChatServer) -> None:
         promoted = await answer(ws, {"type": "refresh", "token": make_token("eve")})
         assert promoted["type"] == "refreshed"
         assert (await answer(ws, {"message": "now I may", "client_id": "c2"}))["type"] == "ack"
+
+
+async def test_chatctl_send_to_a_read_only_room_says_so_and_exits_6(server: ChatServer) -> None:
+    import asyncio
+    import sys
+
+    from support.helpers import chatctl_env
+
+    token = make_token("eve", rooms=["*"], read_rooms=["news"])
+    for via in ((), ("--http",)):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "chatctl", "send", *via, "--server", f"ws://127.0.0.1:{server.port}"),
+            *("news", "me too"),
+            env=chatctl_env(CHATCTL_TOKEN=token),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        assert proc.returncode == 6, (via, err)
+        assert "token for eve only reads room news" in err.decode()
