@@ -232,3 +232,30 @@ def test_cli_without_a_database_says_where_it_looked(tmp_path: Path) -> None:
         f"chatctl: no chatctl database at {tmp_path / 'nothing' / 'chatctl.db'}: "
         "give the --data-dir or --broker chatctl serve uses"
     )
+
+
+async def test_token_revoke_through_a_servers_http_api(server: ChatServer) -> None:
+    """``--server URL``: from any host, and for a server on the memory broker."""
+    leaked = make_token("alice")
+    url = f"ws://127.0.0.1:{server.port}"
+
+    def run(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "chatctl", "token", "revoke", "--server", url, *args],
+            capture_output=True,
+            text=True,
+            env=chatctl_env(CHATCTL_TOKEN=token),
+            timeout=30,
+        )
+
+    async with client(server.port, "general", "alice", token=leaked) as ws:
+        await recv_type(ws, "welcome")
+        not_admin = await asyncio.to_thread(run, make_token("mallory"), leaked)
+        assert not_admin.returncode == 3
+        assert not_admin.stderr == ("chatctl: HTTP 403: revoking needs a token with admin: true\n")
+        done = await asyncio.to_thread(run, make_token("root", admin=True), leaked)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("revoked token ") and url in done.stdout
+        await closed(ws, 1.0)
+        assert ws.close_code == 4002
+    assert await refused(server.port, leaked) == (401, "token revoked")

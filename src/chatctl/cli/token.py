@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from chatctl.cli.options import command_app
+from chatctl.cli.options import TokenFileOpt, command_app
+from chatctl.errors import UsageError
 from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
 
@@ -142,7 +143,6 @@ def token_create(
 ) -> None:
     """Print a new signed token for USER (or a link that opens a room with it)."""
     from chatctl.client.settings import join_link
-    from chatctl.errors import UsageError
     from chatctl.tokens.mint import create_token
 
     if server is not None and not (link or webhook):
@@ -239,9 +239,14 @@ serve reads (SQLite: the revocations table of its database; Redis: shared
 keys every node reads). Connections using a revoked token are closed within
 a second (4002) on every node, and the token is refused from then on (401),
 also after restarts. Each entry is forgotten when the tokens it covers expire.
-With --broker memory: there is nothing to write to: use POST /api/revoke with
-an admin token (docs/http.md). A token without iat counts as made before any
-time; one made in the same second as --before counts as made before it.
+
+With --server URL it goes through that server's HTTP API instead (POST
+/api/revoke, docs/http.md) with an admin token ('token create --admin') from
+CHATCTL_TOKEN, --token-file or config.toml: from any host, and for a server
+on --broker memory:, which has nothing to write to.
+
+A token without iat counts as made before any time; one made in the same
+second as --before counts as made before it.
 
 Environment:
 
@@ -249,10 +254,12 @@ Environment:
   CHATCTL_REDIS_URL     as --redis-url
   CHATCTL_DATA_DIR      as --data-dir
   XDG_DATA_HOME         default data: $XDG_DATA_HOME/chatctl/chatctl.db
+  CHATCTL_TOKEN         with --server: the admin token (or CHATCTL_TOKEN_FILE)
 
 Exit status: 0 revoked, 2 usage error (not a token or a token id, a bad
---before time, a bad user name, the memory broker, no database), 4 the
-store (Redis) could not be reached.
+--before time, a bad user name, the memory broker, no database), 3 with
+--server: the token is refused or not an admin token, 4 the store (Redis)
+or the server could not be reached.
 """
 
 
@@ -307,6 +314,18 @@ def token_revoke(
     redis_prefix: Annotated[
         str, typer.Option(help="serve's --redis-prefix (Redis).", metavar="PREFIX")
     ] = "chatctl",
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            "-s",
+            metavar="URL",
+            help="Revoke through this server's HTTP API instead (POST /api/revoke), with an "
+            "admin token from CHATCTL_TOKEN, --token-file or config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: TokenFileOpt = None,
 ) -> None:
     """Revoke a token, or every token of a user issued before a time."""
     from chatctl.server.revoking import revocation, revoke_in_store, store_url
@@ -314,6 +333,19 @@ def token_revoke(
     if target == "-":
         target = sys.stdin.readline().strip()
     entry = revocation(target, user=user, before=before)
-    url = store_url(broker=broker, redis_url=redis_url, data=data_dir)
-    where = revoke_in_store(entry, url, prefix=redis_prefix)
-    print(f"revoked {entry.describe()} (in {where})")
+    if server is None:
+        if token_file is not None:
+            raise UsageError("--token-file goes with --server")
+        url = store_url(broker=broker, redis_url=redis_url, data=data_dir)
+        where = revoke_in_store(entry, url, prefix=redis_prefix)
+        print(f"revoked {entry.describe()} (in {where})")
+        return
+    from chatctl.cli.options import client_settings
+    from chatctl.client.revoke import revoke_over_http
+
+    body: dict[str, object] = {"user": entry.key, "before": entry.before}
+    if entry.kind == "jti":
+        body = {"token": target} if target and "." in target else {"jti": entry.key}
+    settings = client_settings(server, None, token_file, None, None, None)
+    answer = revoke_over_http(settings, body)
+    print(f"revoked {answer.get('revoked', entry.describe())} (through {settings.server})")

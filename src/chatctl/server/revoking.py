@@ -21,7 +21,7 @@ from chatctl.tokens.revocation import Revocation, jti_problem, parse_before, tok
 
 MEMORY_BROKER = (
     "the memory broker keeps no revocations outside the server: revoke through its HTTP API "
-    "(POST /api/revoke with an admin token, docs/http.md)"
+    "with an admin token (--server URL, or POST /api/revoke: docs/http.md)"
 )
 
 
