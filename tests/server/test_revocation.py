@@ -259,3 +259,21 @@ async def test_token_revoke_through_a_servers_http_api(server: ChatServer) -> No
         await closed(ws, 1.0)
         assert ws.close_code == 4002
     assert await refused(server.port, leaked) == (401, "token revoked")
+
+
+async def test_an_event_stream_of_a_revoked_token_ends(server: ChatServer) -> None:
+    from support.curl import curl_path
+
+    leaked = make_token("alice")
+    proc = await asyncio.create_subprocess_exec(
+        curl_path(),
+        *("-s", "-N", "--max-time", "20", "-H", f"Authorization: Bearer {leaked}"),
+        f"http://127.0.0.1:{server.port}/rooms/general/events",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert (await asyncio.wait_for(proc.stdout.readline(), 10)).startswith(b"retry:")
+    assert (await revoke_over_http(server.port, {"token": leaked})).status == 200
+    async with asyncio.timeout(1.0):  # the stream ends: curl reads to its end and exits
+        await proc.stdout.read()
+        await proc.wait()

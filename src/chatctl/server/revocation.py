@@ -7,16 +7,18 @@ read at start and polled every :data:`POLL_INTERVAL` seconds, so that a revocati
 another node or by ``chatctl token revoke`` reaches this one within a second, and survives
 restarts; and, with a broker without a store (memory), what this server was told itself
 (``POST /api/revoke``). Each time a revocation arrives, the open connections whose token it
-covers are closed with 4002 (:meth:`~chatctl.server.expiry.TokenExpiry.revoke`).
+covers are closed with 4002 (:meth:`~chatctl.server.expiry.TokenExpiry.revoke`), and the
+HTTP API's event streams of that token end (:meth:`Revoker.watch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from chatctl.broker.base import Broker, Revocations
@@ -61,6 +63,9 @@ class Revoker:
         #: store, and with one they hold until a read of the store has them too
         self.local = RevocationList()
         self._version = ""
+        #: the open event streams of the HTTP API: their token, and what closes them
+        self._streams: dict[int, tuple[Claims, Callable[[], None]]] = {}
+        self._stream_ids = itertools.count()
         self._poller: asyncio.Task[None] | None = None
         self._failing = False
         expiries.revoked = self.reason
@@ -73,6 +78,16 @@ class Revoker:
         if reason is None and len(self.local):
             reason = self.local.reason(claims)
         return reason
+
+    def watch(self, claims: Claims, close: Callable[[], None]) -> int:
+        """Call ``close`` when the token of ``claims`` is revoked (an HTTP event stream);
+        returns what :meth:`unwatch` takes."""
+        key = next(self._stream_ids)
+        self._streams[key] = (claims, close)
+        return key
+
+    def unwatch(self, key: int) -> None:
+        self._streams.pop(key, None)
 
     def reload_file(self) -> None:
         """Read ``--revoked-tokens`` again (SIGHUP); raises ConfigError, keeping the list."""
@@ -144,3 +159,9 @@ class Revoker:
             reason = self.reason(expiry.claims)
             if reason is not None:
                 expiry.revoke(reason)
+        for key, (claims, close) in list(self._streams.items()):
+            reason = self.reason(claims)
+            if reason is not None:
+                del self._streams[key]
+                log.info("closing an event stream of user=%s: %s", claims.user, reason)
+                close()
