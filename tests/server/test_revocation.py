@@ -137,13 +137,16 @@ async def test_only_an_admin_token_revokes(server: ChatServer) -> None:
 # --------------------------------------------------------------------------- SQLite, the CLI
 
 
-def revoke_cli(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def revoke_cli(
+    *args: str, data_dir: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = chatctl_env(**({"CHATCTL_DATA_DIR": str(data_dir)} if data_dir else {}))
     return subprocess.run(
         [sys.executable, "-m", "chatctl", "token", "revoke", *args],
         capture_output=True,
         text=True,
         env=env,
+        input=stdin,
         timeout=30,
     )
 
@@ -189,7 +192,8 @@ async def test_token_revoke_by_id_and_by_user(sqlite_srv: ChatServer, tmp_path: 
     ):
         await recv_type(a, "welcome")
         await recv_type(b, "welcome")
-        assert (await asyncio.to_thread(revoke_cli, jti, data_dir=tmp_path)).returncode == 0
+        by_stdin = await asyncio.to_thread(revoke_cli, "-", data_dir=tmp_path, stdin=jti + "\n")
+        assert by_stdin.returncode == 0 and f"revoked token {jti}" in by_stdin.stdout
         await closed(a, 1.5)
         done = await asyncio.to_thread(revoke_cli, "--user", "bob", data_dir=tmp_path)
         assert done.returncode == 0 and "every token of bob issued before" in done.stdout
