@@ -5,7 +5,7 @@ the upgrade. A refused request gets a plain-text HTTP answer and never becomes a
 400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` / ``receive``
          / ``format`` parameter; ``presence=0`` without ``receive=0``; more than one
          ``Authorization``
-401      missing, malformed, expired or badly signed token
+401      missing, malformed, expired, badly signed or revoked token
 403      valid token that does not allow the room
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
          before this, see server/http.py)
@@ -17,6 +17,7 @@ connection or room limits and 503 for a full node (server/limits.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,8 +26,7 @@ from websockets.datastructures import Headers
 
 from chatctl.errors import PermissionDenied, TokenError
 from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since, valid_room
-from chatctl.tokens.claims import NO_RAW, Claims
-from chatctl.tokens.verify import Verifier
+from chatctl.tokens.claims import Claims
 
 WS_PREFIX = "/ws/"
 
@@ -93,8 +93,11 @@ def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
     return tokens[-1] if tokens else None
 
 
-def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) -> Admission:
-    """Check one upgrade request; return what it asked for or raise :class:`Refusal`."""
+def admit(
+    path: str, headers: Headers, verify: Callable[[str], Claims], *, max_history: int
+) -> Admission:
+    """Check one upgrade request; return what it asked for or raise :class:`Refusal`.
+    ``verify`` turns the token into claims or raises TokenError (a bad or revoked token)."""
     parts = urlsplit(path)
     if not parts.path.startswith(WS_PREFIX):
         raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}", kind="not_found")
@@ -111,7 +114,7 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
             kind="missing_token",
         )
     try:
-        claims = verifier.verify(token)
+        claims = verify(token)
         if claims.raw.get("hook") is not None:
             raise PermissionDenied("a webhook token only posts to its /hooks/ URL")
         claims.check_room(room)
@@ -135,9 +138,8 @@ def admit(path: str, headers: Headers, verifier: Verifier, *, max_history: int) 
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
-    slim = Claims(claims.user, claims.rooms, claims.exp, NO_RAW)
     return Admission(
-        slim,
+        claims.slim(),
         room,
         since,
         epoch,

@@ -222,6 +222,13 @@ class Session:
             hub.write(conn, ErrorFrame.of(exc).frame().encode())
             return True
         if isinstance(frame, SendMessage):
+            claims = self.expiry.claims
+            if claims.read_rooms and not claims.writes(self.adm.room):  # read_only: for good
+                ctx.metrics.counters.error(ErrorCode.READ_ONLY)
+                reason = f"token for {claims.user} only reads room {self.adm.room}"
+                error = ErrorFrame(ErrorCode.READ_ONLY, reason, client_id=frame.client_id)
+                hub.write(conn, error.frame().encode())
+                return True
             gate = self.gate
             blocked = gate.blocked(frame.client_id)
             if blocked is not None:
