@@ -107,6 +107,14 @@ async def test_duplicate_client_id_returns_original_and_is_not_delivered(broker:
     assert [m.id for m in sink.messages] == [1, 2]
 
 
+async def test_a_publish_says_the_epoch_its_id_belongs_to(broker: Broker) -> None:
+    first = await broker.publish("room", "alice", "hello", client_id="e-1")
+    again = await broker.publish("room", "alice", "hello", client_id="e-1")
+    plain = await broker.publish("room", "alice", "no client id")
+    epoch = (await broker.history("room", since=None, limit=10)).epoch
+    assert first.epoch == again.epoch == plain.epoch == epoch is not None
+
+
 async def test_history_without_since_returns_newest(broker: Broker) -> None:
     for i in range(3):
         await broker.publish("room", "alice", f"m{i}")

@@ -67,6 +67,10 @@ Deliver = Callable[[Message | Presence | Reset], None]
 class PublishResult:
     message: Message
     duplicate: bool = False
+    #: the epoch the message's id belongs to: a room whose history was lost since the
+    #: sender's welcome (a Redis without persistence restarted, an idle room forgotten)
+    #: numbers from 1 again under a new epoch, and the ack says so (None: not known)
+    epoch: str | None = None
 
 
 #: Called by a :class:`PipelinedBroker`, on the event loop, once per queued publish: with the

@@ -117,11 +117,11 @@ class MemoryBroker:
             r.forget_seen_before(now - self.dedup_window)
             original = r.original(user, client_id, text, kind)
             if original is not None:
-                return PublishResult(original, duplicate=True)
+                return PublishResult(original, duplicate=True, epoch=r.epoch)
         msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id)
         r.remember(msg, now)
         r.hand_over(msg)
-        return PublishResult(msg)
+        return PublishResult(msg, epoch=r.epoch)
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
         self._room(room).subscriber = deliver

@@ -145,6 +145,6 @@ def _stored(session: Session, frame: SendMessage, result: PublishResult, started
     metrics.counters.messages_in += 1
     if frame.client_id is not None:
         msg = result.message
-        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, result.duplicate, result.epoch)
         if session.ctx.hub.write(session.conn, ack.frame().encode()):
             metrics.counters.acks += 1

@@ -327,9 +327,11 @@ class RedisBroker(RedisPresence, RedisRevocations):
                 raise self._failed(exc, unknown=True) from None
             reply = await self._resolve(script_keys, args, exc)
         self._succeeded()
+        epoch = str(reply[2]) if len(reply) > 2 and reply[2] else None
         if reply[0] == 0:
-            return PublishResult(message_from_json(room, reply[1]))
-        return PublishResult(self._original(room, user, text, kind, client_id, reply), True)
+            return PublishResult(message_from_json(room, reply[1]), epoch=epoch)
+        original = self._original(room, user, text, kind, client_id, reply)
+        return PublishResult(original, True, epoch)
 
     async def _resolve(self, keys: list[str], args: list[Any], first: rx.RedisError) -> Any:
         """The outcome of a publish whose script may have run though its reply was lost (the
@@ -363,8 +365,8 @@ class RedisBroker(RedisPresence, RedisRevocations):
     ) -> Message:
         """The message a repeated client id first published, from the PUBLISH script's reply."""
         id, ts = str(reply[1]).split()
-        if len(reply) > 2:
-            original = message_from_entry(room, reply[2])
+        if len(reply) > 3:
+            original = message_from_entry(room, reply[3])
             if (original.user, original.client_id) == (user, client_id):
                 return original
         # Trimmed from the log (or its id reused after the room lost its history): the id and

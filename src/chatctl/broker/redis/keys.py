@@ -60,20 +60,23 @@ end
 
 #: Store, trim, remember the client id, refresh the room's expiry and publish, all or nothing.
 #: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
-#: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never). Returns {0, message JSON}
-#: for a new message; for a repeated client id {1, "id ts", the original entry if still kept}.
+#: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never). Returns {0, message JSON,
+#: epoch} for a new message; for a repeated client id {1, "id ts", epoch or false, the original
+#: entry if still kept}.
 PUBLISH = """
 local cid = ARGV[5]
 if cid ~= '' then
   local seen = redis.call('GET', KEYS[3])
   if seen then
+    local epoch = redis.call('HGET', KEYS[1], 'epoch')
     local at = '0-' .. string.match(seen, '^%d+')
     local entry = redis.call('XRANGE', KEYS[2], at, at)
-    if #entry > 0 then return {1, seen, entry[1]} end
-    return {1, seen}
+    if #entry > 0 then return {1, seen, epoch, entry[1]} end
+    return {1, seen, epoch}
   end
 end
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local id = string.format('%d', redis.call('HINCRBY', KEYS[1], 'last', 1))
 local t = redis.call('TIME')
 local ts = t[1] .. '.' .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
@@ -86,7 +89,7 @@ if ARGV[9] ~= '0' then
   redis.call('PEXPIRE', KEYS[2], ARGV[9])
 end
 redis.call('PUBLISH', ARGV[8], payload)
-return {0, payload}
+return {0, payload, epoch}
 """
 
 #: A consistent view of the room's kept history (the newest ``cap`` entries at most, none

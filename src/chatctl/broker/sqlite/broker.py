@@ -196,7 +196,7 @@ class SQLiteBroker:
         r.remember(msg, op.seen_at)
         op.result = msg
         r.hand_over(msg)
-        call(op.done, PublishResult(msg), None)
+        call(op.done, PublishResult(msg, epoch=r.epoch), None)
 
     async def _use(self, room: str) -> CachedRoom:
         """The room, read from the database (or created there) on first use."""
@@ -347,12 +347,12 @@ class SQLiteBroker:
             key = (user, client_id)
             first = r.inflight.get(key)
             if first is not None:  # the original is not committed yet: its outcome is ours
-                self._submit(Reply(done=done, follows=first))
+                self._submit(Reply(done=done, follows=first, epoch=r.epoch))
                 return
             r.forget_seen_before(now - self.dedup_window)
             original = r.original(user, client_id, text, kind)
             if original is not None:
-                self._submit(Reply(done=done, original=original))
+                self._submit(Reply(done=done, original=original, epoch=r.epoch))
                 return
         op = Publish(
             None, None, done, None, r.name, r.rid, user, text, kind, client_id,

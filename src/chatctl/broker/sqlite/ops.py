@@ -66,6 +66,7 @@ class Reply(Op):
     done: PublishDone | None = None
     original: Message | None = None
     follows: Publish | None = None
+    epoch: str | None = None
 
 
 @dataclass(eq=False, slots=True)

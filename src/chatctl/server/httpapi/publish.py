@@ -74,7 +74,7 @@ async def _publish(
     ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
     ctx.metrics.counters.messages_in += 1
     msg = result.message
-    ack = Ack(client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+    ack = Ack(client_id, msg.id, msg.room, msg.ts, result.duplicate, result.epoch)
     return Reply.json(200 if result.duplicate else 201, ack.to_dict())
 
 
