@@ -343,3 +343,14 @@ async def test_revocations_are_stored_and_read_back_when_changed(broker: Broker)
         Revocation.token("abc", now + 60),
         Revocation.user("alice", now),
     ]
+
+
+async def test_a_broker_that_lists_rooms_lists_those_with_members(broker: Broker) -> None:
+    from chatctl.broker.base import ListsRooms
+
+    if not isinstance(broker, ListsRooms):
+        pytest.skip("this broker lists no rooms (GET /rooms shows the node's own)")
+    await broker.join("b-room", "bob", "c2")
+    await broker.join("a-room", "alice", "c1")
+    await broker.join("a-room", "alice", "c3")
+    assert await broker.member_rooms() == ["a-room", "b-room"]

@@ -216,4 +216,13 @@ class Revocations(Protocol):
         """The store's version, and every entry not yet expired when that version differs
         from ``seen`` (None when nothing changed: a cheap read). Raises
         ``BrokerUnavailable``."""
+
+
+class ListsRooms(Protocol):
+    """A broker shared by several nodes that knows which rooms have members on any of them
+    (``GET /rooms`` lists those, not only the rooms of this node)."""
+
+    async def member_rooms(self) -> list[str]:
+        """Rooms with members on some node, sorted; a room may stay listed for a while
+        after its last member left (its user count says so)."""
         ...

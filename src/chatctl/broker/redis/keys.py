@@ -10,6 +10,8 @@ keeps a whole room on one slot and each script touches one slot only (docs/redis
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
     P:{R}               channel live messages and presence events (pub/sub)
+    P:rooms             ZSET    room -> expiry (ms): rooms with members on some node, for
+                                GET /rooms; each node refreshes its rooms with its heartbeat
 
 With a history TTL, every publish refreshes the expiry of meta and log (and the heartbeat
 does while the room has members), so an idle room's keys disappear by themselves: no scan.
@@ -189,6 +191,27 @@ if ARGV[3] ~= '0' and redis.call('HLEN', counts) > 0 then
 end
 """
 )
+
+#: The room directory (``P:rooms``). KEYS: the directory; ARGV: ttl (ms), then room names.
+ROOMS_TOUCH = """
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'GT', expires, ARGV[i]) end
+"""
+
+#: KEYS: the directory. Forgets the rooms no node refreshed in time, returns the others.
+ROOMS_LIST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+
+def rooms_key(prefix: str) -> str:
+    """The room directory's key (no hash tag: it lives on a slot of its own)."""
+    return f"{prefix}:rooms"
+
 
 #: ARGV: channel. Reaps expired connections, then returns the users.
 USERS = _PRESENCE_PRELUDE + "reap()\nreturn redis.call('HKEYS', counts)\n"
