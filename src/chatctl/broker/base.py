@@ -112,10 +112,13 @@ class Broker(Protocol):
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
     ) -> PublishResult:
         """Store and fan out a message; raise ``BrokerUnavailable`` if it was not stored, or
         its subclass ``BrokerOutcomeUnknown`` if the store failed after the write may have
-        run and the broker could not learn the outcome in time (maybe stored)."""
+        run and the broker could not learn the outcome in time (maybe stored). ``display``
+        (a name shown with ``user``, already cleaned) is kept with the message; the server
+        passes it only when there is one."""
         ...
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
@@ -159,6 +162,7 @@ class PipelinedBroker(Broker, Protocol):
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
         done: PublishDone,
     ) -> None:
         """Queue a publish; ``done(result, None)`` once it is stored, ``done(None, error)``
