@@ -12,7 +12,7 @@ from chatctl.server import ChatServer
 from chatctl.tokens.mint import mint
 from support.client_helpers import client_env, run_cli
 from support.curl import CurlResult, curl
-from support.helpers import SECRET, ServeProcess, chatctl_env, make_token
+from support.helpers import SECRET, ServeProcess, chatctl_env, client, make_token, recv_type
 
 #: Slack's documented incoming-webhook payload with a sender name
 SLACK = {"text": "disk full on db-1", "username": "Grafana"}
@@ -86,3 +86,16 @@ async def test_a_display_name_is_cleaned_and_never_hides_the_user(server: ChatSe
     messages = got.json()["messages"]
     assert [m.get("display") for m in messages] == list(names.values())
     assert {m["user"] for m in messages} == {"hooks"}
+
+
+async def test_only_an_allowed_webhook_sets_a_display_name(server: ChatServer) -> None:
+    """A WebSocket frame or an API post that carries ``display`` posts as its user alone."""
+    alice = make_token("alice")
+    async with client(server.port, "alerts", "alice") as ws:
+        await recv_type(ws, "welcome")
+        await ws.send(json.dumps({"message": "ws", "display": "bob", "client_id": "c1"}))
+        assert "display" not in await recv_type(ws, "message")
+        body = json.dumps({"message": "api", "display": "bob"})
+        await curl(server.port, "/rooms/alerts/messages", "-H", "Content-Type: application/json",
+                   "-d", body, token=alice)  # fmt: skip
+        assert "display" not in await recv_type(ws, "message")
