@@ -222,6 +222,7 @@ class Revocations(Protocol):
         ``BrokerUnavailable``."""
 
 
+@runtime_checkable
 class ListsRooms(Protocol):
     """A broker shared by several nodes that knows which rooms have members on any of them
     (``GET /rooms`` lists those, not only the rooms of this node)."""
