@@ -32,10 +32,14 @@ def mint(
     hook: str | None = None,
     read_rooms: list[str] | None = None,
     admin: bool = False,
+    display: bool = False,
 ) -> str:
     """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years), with
     a fresh ``jti`` (what ``chatctl token revoke`` names). ``read_rooms`` without ``rooms``
-    writes ``rooms: []``: the token then reads those rooms and nothing else."""
+    writes ``rooms: []``: the token then reads those rooms and nothing else. ``display``
+    lets a webhook token's Slack ``username`` show as a display name."""
+    if display and hook is None:
+        raise TokenError("only a webhook token may allow a display name")
     problem = user_problem(user)
     if problem is not None:
         raise TokenError(f"invalid user name {one_line(user)}: {problem}")
@@ -63,6 +67,8 @@ def mint(
         claims["rooms"] = [hook]
         claims.pop("read_rooms", None)
         claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
+        if display:  # its posts may name their sender, shown beside the user (docs/http.md)
+            claims["display"] = True
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
@@ -83,6 +89,7 @@ def create_token(
     hook: str | None = None,
     read_rooms: list[str] | None = None,
     admin: bool = False,
+    display: bool = False,
 ) -> str:
     try:
         seconds = parse_duration(ttl)
@@ -116,6 +123,7 @@ def create_token(
             hook=hook,
             read_rooms=read_rooms,
             admin=admin,
+            display=display,
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None

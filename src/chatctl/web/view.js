@@ -38,7 +38,7 @@ export function renderMessage(room, f) {
   const date = new Date(f.ts * 1000);
   room.log.querySelector(".empty")?.remove();
   dayLine(room, date);
-  const li = messageNode(f.user, f.message, f.kind, date);
+  const li = messageNode(f.user, f.message, f.kind, date, f.display);
   li.dataset.id = String(f.id);
   const mine = f.user === state.me;
   const mention = !mine && highlighted(f.message); // your name or a highlight word

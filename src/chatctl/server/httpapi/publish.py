@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from chatctl.errors import BrokerError
-from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage
+from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage, clean_display
 from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
@@ -36,23 +36,26 @@ async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     claims = authorize(ctx, exchange, room, query_token=False)
     if not claims.writes(room):
         raise ApiError(403, "read_only", f"token for {claims.user} only reads room {room}")
-    return await _publish(ctx, exchange, room, claims.user, slack=False)
+    return await _publish(ctx, exchange, room, claims.user, slack=None)
 
 
 async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
     """An incoming webhook: the URL's token is a webhook token (``chatctl token create
     --webhook``) for one room; the body is plain text, the protocol's JSON, or Slack's
-    incoming-webhook JSON (``{"text": …}``)."""
+    incoming-webhook JSON (``{"text": …}``), whose ``username`` is the message's display
+    name when the token has the ``display`` claim (``--allow-display-name``) and is ignored
+    otherwise."""
     claims = verify(ctx, token)
     room = claims.raw.get("hook")
     if not isinstance(room, str) or not claims.allows(room):
         raise ApiError(403, "forbidden", "not a webhook token (chatctl token create --webhook)")
-    return await _publish(ctx, exchange, room, claims.user, slack=True)
+    return await _publish(ctx, exchange, room, claims.user, slack=claims.raw.get("display") is True)
 
 
 async def _publish(
-    ctx: SessionContext, exchange: Exchange, room: str, user: str, *, slack: bool
+    ctx: SessionContext, exchange: Exchange, room: str, user: str, *, slack: bool | None
 ) -> Reply:
+    """``slack``: None for the API's own posts, else whether a Slack ``username`` shows."""
     wait = ctx.limits.take_request(user)
     if wait:
         ctx.metrics.counters.error("rate_limited")
@@ -61,12 +64,14 @@ async def _publish(
         )
     max_chars = ctx.settings.max_message_chars
     body = await exchange.body(max_chars * 4 + JSON_OVERHEAD)
-    frame = _message(exchange, body, max_chars=max_chars, slack=slack)
+    frame, display = _message(exchange, body, max_chars=max_chars, slack=slack)
     client_id = frame.client_id or "http-" + secrets.token_urlsafe(12)
+    # only when there is one: a broker plugin written before display names still works
+    extra = {} if display is None else {"display": display}
     started = time.perf_counter()
     try:
         result = await ctx.broker.publish(
-            room, user, frame.text, kind=frame.kind, client_id=client_id
+            room, user, frame.text, kind=frame.kind, client_id=client_id, **extra
         )
     except BrokerError as exc:
         ctx.metrics.counters.error("broker_unavailable")
@@ -78,22 +83,29 @@ async def _publish(
     return Reply.json(200 if result.duplicate else 201, ack.to_dict())
 
 
-def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) -> SendMessage:
+def _message(
+    exchange: Exchange, body: bytes, *, max_chars: int, slack: bool | None
+) -> tuple[SendMessage, str | None]:
+    """The message the body holds, and its display name (a Slack ``username`` that
+    ``slack`` allows, cleaned)."""
     request = exchange.request
+    display = None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_field", "the body is not UTF-8 text") from None
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     fields: dict[str, Any]
-    if content_type == "application/json" or (slack and text.lstrip().startswith("{")):
+    if content_type == "application/json" or (slack is not None and text.lstrip().startswith("{")):
         try:
             fields = json.loads(text)
         except ValueError:
             raise ApiError(400, "invalid_json", "the body is not JSON") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "invalid_frame", "the JSON body must be an object")
-        if slack and "message" not in fields:
+        if slack:
+            display = clean_display(fields.get("username"))
+        if slack is not None and "message" not in fields:
             fields = _from_slack(fields)
     elif content_type in ("", "text/plain", "application/x-www-form-urlencoded"):
         # curl -d sends form-urlencoded: its body is still the message as typed
@@ -110,7 +122,7 @@ def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) ->
             )
         fields["client_id"] = key
     try:
-        return SendMessage.from_dict(fields, max_chars=max_chars)
+        return SendMessage.from_dict(fields, max_chars=max_chars), display
     except ProtocolError as exc:
         status = 413 if exc.code == "message_too_long" else 400
         raise ApiError(status, exc.code, str(exc)) from None
