@@ -122,9 +122,13 @@ async def test_stalled_reader_is_cut_off_and_others_keep_their_latency() -> None
         f"\nlatency ms (p50, p99): {report}; cut off after {disconnected_after:.2f}s, "
         f"{received} bytes were in flight to it"
     )
+    # A server held up by the stalled reader delays everyone by seconds (or never delivers:
+    # listen() times out); a shared machine's load moves these figures several-fold (at load
+    # 22 the p50 went 23 -> 126 ms with nothing held up). The figures themselves are
+    # measured quietly in docs/security.md, not asserted here.
     base50, base99 = report["baseline"]
     for name in ("stalled", "after"):
         p50, p99 = report[name]
-        assert p50 <= max(3 * base50, base50 + 5), report
-        assert p99 <= max(3 * base99, base99 + 20), report
+        assert p50 <= max(10 * base50, base50 + 250), report
+        assert p99 <= max(10 * base99, base99 + 1000), report
     assert "slow consumer disconnected" in proc.read_log()
