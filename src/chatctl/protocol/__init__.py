@@ -15,6 +15,7 @@ text frame, with a ``type`` field.
   ``presence_batch``)
 - :mod:`~.server`: the frames answering one connection (``welcome``, ``ack``, ``error``,
   ``limits``, ``refreshed``, ``who``, ``pong``, ``history``)
+- :mod:`~.direct`: conversations (``@bob``), their internal rooms and the ``dm`` notice
 - :mod:`~.table`: the table from ``type`` to class, both ways, and the two parsers
 
 Adding a server frame type: its class (``TYPE``, ``to_dict``, ``frame``, ``from_dict``) and
@@ -35,6 +36,19 @@ from chatctl.protocol.broadcast import (
 )
 from chatctl.protocol.client import ClientFrame, HistoryRequest, Ping, Refresh, SendMessage, Who
 from chatctl.protocol.codec import dumps, loads
+from chatctl.protocol.direct import (
+    DM_PREFIX,
+    INBOX_PREFIX,
+    DmNotice,
+    conversation_name,
+    conversation_peer,
+    dm_peer,
+    dm_room,
+    dm_users,
+    inbox_room,
+    is_conversation,
+    valid_stored_room,
+)
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
 from chatctl.protocol.rules import (
     BLANK_CATEGORIES,
@@ -50,6 +64,7 @@ from chatctl.protocol.rules import (
     MAX_SINCE_DIGITS,
     MAX_WELCOME_USERS,
     PROTOCOL_VERSION,
+    RESERVED_PREFIX,
     ROOM_RE,
     ROOM_RULE,
     USER_FORBIDDEN_CATEGORIES,
@@ -93,7 +108,9 @@ __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_HISTORY_PAGE",
     "DEFAULT_WELCOME_HISTORY",
+    "DM_PREFIX",
     "EPOCH_RE",
+    "INBOX_PREFIX",
     "MAX_CLIENT_ID_CHARS",
     "MAX_FRAME_BYTES",
     "MAX_HISTORY_PAGE",
@@ -101,6 +118,7 @@ __all__ = [
     "MAX_SINCE_DIGITS",
     "MAX_WELCOME_USERS",
     "PROTOCOL_VERSION",
+    "RESERVED_PREFIX",
     "RETRYABLE_CODES",
     "ROOM_RE",
     "ROOM_RULE",
@@ -111,6 +129,7 @@ __all__ = [
     "Ack",
     "ClientFrame",
     "CloseCode",
+    "DmNotice",
     "ErrorCode",
     "ErrorFrame",
     "HistoryPage",
@@ -132,9 +151,16 @@ __all__ = [
     "UserList",
     "Welcome",
     "Who",
+    "conversation_name",
+    "conversation_peer",
     "describe_char",
+    "dm_peer",
+    "dm_room",
+    "dm_users",
     "dumps",
+    "inbox_room",
     "is_blank",
+    "is_conversation",
     "loads",
     "parse_client_frame",
     "parse_epoch",
@@ -146,5 +172,6 @@ __all__ = [
     "type_name",
     "user_problem",
     "valid_room",
+    "valid_stored_room",
     "valid_user",
 ]

@@ -23,6 +23,7 @@ from chatctl.protocol import (
 )
 from chatctl.server import wire
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import Inboxes
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
@@ -79,6 +80,9 @@ class ChatServer:
             self.server_name,
             verify_token=self.verify_token,
             expiries=ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters),
+            inboxes=Inboxes(broker, self.hub, history=settings.history_size)
+            if settings.dms
+            else None,
         )
         #: the HTTP API on the same port (server/httpapi/)
         self.http = HttpFront(self.context)
@@ -320,6 +324,7 @@ class ChatServer:
                 request.headers,
                 self.verifier,
                 max_history=self.settings.history_size,
+                dms=self.settings.dms,
             )
             over = self.limits.refusal(adm.claims.user, adm.room)
             if over is not None:

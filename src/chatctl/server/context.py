@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatctl.broker.base import Broker, PipelinedBroker
+from chatctl.server.direct import Inboxes
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.hub import Hub
 from chatctl.server.limits import Limits
@@ -36,6 +37,8 @@ class SessionContext:
     verify_token: Callable[[str], Claims]
     #: where every connection's token expiry waits (closed with 4001 unless refreshed)
     expiries: ExpiryQueue
+    #: the connections told of their users' direct messages (None with ``--no-dms``)
+    inboxes: Inboxes | None = None
 
     @functools.cached_property
     def pipelined(self) -> PipelinedBroker | None:

@@ -1,4 +1,5 @@
-"""What a verified token says: its user, the rooms it allows, when it expires.
+"""What a verified token says: its user, the rooms it allows, when it expires (and whether it
+allows direct messages: :func:`dms_allowed`).
 
 :class:`Claims` is what :meth:`~chatctl.tokens.verify.Verifier.verify` returns and what the
 server keeps for each connection (its ``raw`` is then :data:`NO_RAW`).
@@ -37,3 +38,8 @@ class Claims:
     def check_room(self, room: str) -> None:
         if not self.allows(room):
             raise PermissionDenied(f"token for {self.user} does not allow room {room}")
+
+
+def dms_allowed(raw: Mapping[str, Any]) -> bool:
+    """False when a token's payload forbids direct messages (``"dms": false``)."""
+    return raw.get("dms") is not False

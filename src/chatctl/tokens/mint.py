@@ -30,8 +30,10 @@ def mint(
     audience: str | None = None,
     now: float | None = None,
     hook: str | None = None,
+    dms: bool = True,
 ) -> str:
-    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years)."""
+    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years);
+    ``dms=False`` forbids direct messages (the ``dms`` claim)."""
     problem = user_problem(user)
     if problem is not None:
         raise TokenError(f"invalid user name {one_line(user)}: {problem}")
@@ -41,6 +43,8 @@ def mint(
     claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
     if rooms:
         claims["rooms"] = rooms
+    if not dms:
+        claims["dms"] = False
     if issuer:
         claims["iss"] = issuer
     if audience:

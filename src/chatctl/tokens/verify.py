@@ -2,7 +2,8 @@
 or a :class:`~chatctl.errors.TokenError`.
 
 Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` (a list of
-glob patterns such as ``ops`` or ``team-*``; absent means every room), ``iss`` and ``aud``.
+glob patterns such as ``ops`` or ``team-*``; absent means every room), ``dms`` (``false``
+forbids direct messages), ``iss`` and ``aud``.
 ``exp`` must be a finite time at most :data:`MAX_TOKEN_LIFETIME` ahead: ``NaN``, ``1e300`` or
 an ``exp`` in milliseconds is refused, not taken for a token that never expires.
 The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
@@ -125,6 +126,8 @@ class Verifier:
             not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
         ):
             raise TokenError("token rooms claim must be a list of patterns")
+        if not isinstance(claims.get("dms", True), bool):
+            raise TokenError("token dms claim must be true or false")
         return Claims(user, None if rooms is None else tuple(rooms), exp, claims)
 
     def _expiry(self, exp: object) -> float:

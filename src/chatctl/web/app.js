@@ -96,6 +96,7 @@ const FRAME_HANDLERS = Object.freeze({
   limits: ignore, // the page sends one message at a time: nothing to pace
   refreshed: onRefreshed,
   pong: ignore, // the page sends no ping
+  dm: ignore, // direct messages: see below
 });
 
 function onFrame(room, f) {

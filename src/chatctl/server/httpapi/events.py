@@ -27,7 +27,7 @@ from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize, room_of
+from chatctl.server.httpapi.routes import authorize_room
 from chatctl.server.hub import Event
 
 #: seconds between two keep-alive comments of an idle stream
@@ -71,8 +71,8 @@ async def _history(
 
 
 async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | None:
-    room = room_of(name)
-    user = authorize(ctx, exchange, room).user
+    room, claims = authorize_room(ctx, exchange, name)
+    user = claims.user
     since, epoch = resume_point(exchange)
     try:
         count = parse_history(exchange.request.param("history"), cap=ctx.settings.history_size)
@@ -109,7 +109,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         welcome = {
             "type": "welcome",
             "user": user,
-            "room": room,
+            "room": name,
             "epoch": found.epoch,
             "last_id": found.last_id,
             "since": since,

@@ -18,22 +18,22 @@ import time
 from typing import Any
 
 from chatctl.errors import BrokerError
-from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage
+from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage, valid_room
 from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import delivered
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize, room_of, verify
+from chatctl.server.httpapi.routes import authorize_room, verify
 
 #: bytes of body allowed beyond the message's limit in characters (UTF-8, JSON escapes)
 JSON_OVERHEAD = 4096
 
 
 async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
-    room = room_of(name)
-    claims = authorize(ctx, exchange, room, query_token=False)
-    return await _publish(ctx, exchange, room, claims.user, slack=False)
+    room, claims = authorize_room(ctx, exchange, name, query_token=False)
+    return await _publish(ctx, exchange, room, claims.user, slack=False, label=name)
 
 
 async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
@@ -42,14 +42,21 @@ async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
     incoming-webhook JSON (``{"text": …}``)."""
     claims = verify(ctx, token)
     room = claims.raw.get("hook")
-    if not isinstance(room, str) or not claims.allows(room):
+    if not isinstance(room, str) or not valid_room(room) or not claims.allows(room):
         raise ApiError(403, "forbidden", "not a webhook token (chatctl token create --webhook)")
     return await _publish(ctx, exchange, room, claims.user, slack=True)
 
 
 async def _publish(
-    ctx: SessionContext, exchange: Exchange, room: str, user: str, *, slack: bool
+    ctx: SessionContext,
+    exchange: Exchange,
+    room: str,
+    user: str,
+    *,
+    slack: bool,
+    label: str | None = None,
 ) -> Reply:
+    """Publish the request's message to ``room`` (``label``: as the client named it)."""
     wait = ctx.limits.take_request(user)
     if wait:
         ctx.metrics.counters.error("rate_limited")
@@ -71,7 +78,9 @@ async def _publish(
     ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
     ctx.metrics.counters.messages_in += 1
     msg = result.message
-    ack = Ack(client_id, msg.id, msg.room, msg.ts, duplicate=result.duplicate)
+    if label is not None and label != room and not result.duplicate:  # a conversation
+        await delivered(ctx.broker, msg, history=ctx.settings.history_size)
+    ack = Ack(client_id, msg.id, label or room, msg.ts, duplicate=result.duplicate)
     return Reply.json(200 if result.duplicate else 201, ack.to_dict())
 
 

@@ -1,0 +1,148 @@
+"""Direct messages on the server: who may open a conversation, and how its recipient hears
+of it (docs/protocol.md, "Direct messages").
+
+A conversation is a room like any other, kept under an internal name that no client name
+reaches (protocol/direct.py): acks, de-duplication, order, resume and history are the room
+machinery's. What is its own:
+
+- :func:`check_dms`: the one rule for reading and writing it: exactly its two users (the
+  name is derived from the authenticated user), whatever their tokens' room globs say,
+  unless the server runs with ``--no-dms`` or the token says ``"dms": false``.
+- Each user's *inbox*, another internal room (``+inbox+bob``), holds one entry per message
+  bob has not seen live (``dm ID UNREAD``, its ``user`` the sender) and one per read
+  (``read ID``, written when bob opens the conversation). Being a room, it is kept,
+  trimmed and fanned out across nodes by whichever broker runs, and survives restarts
+  where the broker's rooms do. :class:`Inboxes` turns its entries into ``dm`` notices to
+  every connection of bob's on this node, and tells a new connection of the conversations
+  with unread messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable
+
+from websockets.asyncio.server import ServerConnection
+
+from chatctl.broker.base import Broker, Reset
+from chatctl.errors import BrokerError, PermissionDenied
+from chatctl.protocol import DmNotice, Message, conversation_name, dm_peer, inbox_room
+from chatctl.server.hub import Event, Hub
+from chatctl.tokens.claims import Claims, dms_allowed
+
+log = logging.getLogger("chatctl.server")
+
+DMS_OFF = "direct messages are turned off on this server"
+
+
+def check_dms(claims: Claims, *, enabled: bool) -> None:
+    """Raise :class:`PermissionDenied` unless ``claims`` may use direct messages here
+    (``claims`` with their raw payload: the handshake's, a refresh's, an HTTP request's)."""
+    if not enabled:
+        raise PermissionDenied(DMS_OFF)
+    if not dms_allowed(claims.raw):
+        raise PermissionDenied(f"token for {claims.user} does not allow direct messages")
+
+
+def unread_counts(entries: Iterable[Message]) -> dict[str, int]:
+    """From an inbox's entries, oldest first: sender -> messages not read, for each sender
+    with at least one."""
+    read: dict[str, int] = {}
+    unread: dict[str, list[int]] = {}
+    for entry in entries:
+        kind, msg_id, _ = _parse(entry)
+        if kind == "read":
+            read[entry.user] = max(read.get(entry.user, 0), msg_id)
+            unread.pop(entry.user, None)
+        elif kind == "dm":
+            unread.setdefault(entry.user, []).append(msg_id)
+    counts = {u: sum(1 for i in ids if i > read.get(u, 0)) for u, ids in unread.items()}
+    return {u: n for u, n in counts.items() if n}
+
+
+def _parse(entry: Message) -> tuple[str, int, int]:
+    """An inbox entry's kind, message id and unread count (``("", 0, 0)`` if unknown)."""
+    parts = entry.text.split(" ")
+    try:
+        if parts[0] == "dm" and len(parts) == 3:
+            return "dm", int(parts[1]), int(parts[2])
+        if parts[0] == "read" and len(parts) == 2:
+            return "read", int(parts[1]), 0
+    except ValueError:
+        pass
+    return "", 0, 0
+
+
+class Inboxes:
+    """This node's connections that hear of their user's direct messages, by user: one
+    listener of the user's inbox room on the hub while the user has such a connection."""
+
+    def __init__(self, broker: Broker, hub: Hub, *, history: int) -> None:
+        self.broker, self.hub, self.history = broker, hub, history
+        self._conns: dict[str, set[ServerConnection]] = {}
+        self._listeners: dict[str, functools.partial[None]] = {}
+
+    async def enter(
+        self, user: str, conn: ServerConnection, *, reading: str | None, last_id: int
+    ) -> None:
+        """``conn`` of ``user`` hears of direct messages from now on, and is told of the
+        conversations with unread messages. ``reading``: the peer of the conversation the
+        connection opened (its messages up to ``last_id`` are now read)."""
+        conns = self._conns.get(user)
+        if conns is None:
+            conns = self._conns[user] = set()
+            listener = self._listeners[user] = functools.partial(self._event, user)
+            await self.hub.listen(inbox_room(user), listener)
+        conns.add(conn)
+        inbox = inbox_room(user)
+        try:
+            kept = await self.broker.history(inbox, since=None, limit=self.history)
+            counts = unread_counts(kept.messages)
+            if reading is not None and counts.pop(reading, 0):
+                await self.broker.publish(inbox, reading, f"read {last_id}")
+        except BrokerError as exc:
+            log.warning("inbox of %s unavailable: %s", user, exc)
+            return
+        for peer, count in sorted(counts.items()):
+            notice = DmNotice(peer, conversation_name(peer), count)
+            self.hub.write(conn, notice.frame().encode())
+
+    async def leave(self, user: str, conn: ServerConnection) -> None:
+        conns = self._conns.get(user)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self._conns[user]
+            listener = self._listeners.pop(user)
+            await self.hub.unlisten(inbox_room(user), listener)
+
+    def _event(self, user: str, event: Event | Reset) -> None:
+        if not isinstance(event, Message):
+            return
+        kind, _, count = _parse(event)
+        if not kind:
+            return
+        notice = DmNotice(event.user, conversation_name(event.user), count).frame().encode()
+        for conn in list(self._conns.get(user, ())):
+            self.hub.write(conn, notice)
+
+
+async def delivered(broker: Broker, message: Message, *, history: int) -> None:
+    """A new message of a conversation is stored: unless its recipient is reading the
+    conversation now (a connection in it, on any node), their inbox gets an entry, which
+    tells each of their connections. A broker failure loses the notice, not the message."""
+    sender = message.user
+    peer = dm_peer(message.room, sender)
+    if peer is None or peer == sender:
+        return
+    inbox = inbox_room(peer)
+    try:
+        if peer in await broker.users(message.room):
+            return
+        kept = await broker.history(inbox, since=None, limit=history)
+        unread = unread_counts(kept.messages).get(sender, 0) + 1
+        await broker.publish(inbox, sender, f"dm {message.id} {unread}")
+    except BrokerError as exc:
+        log.warning("inbox of %s not told of message %d: %s", peer, message.id, exc)
