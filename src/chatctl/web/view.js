@@ -1,5 +1,6 @@
 // chatctl web client: what the page shows of the rooms: their lines, the side panel's rooms
 // (with unread and mention badges) and users, the tab's title and the connection status.
+import { label, messageButton } from "./direct.js";
 import { $, state } from "./state.js";
 import { colorClass, dayNode, el, eventNode, mentions, messageNode } from "./render.js";
 
@@ -63,7 +64,9 @@ export function renderUsers() {
   if (!room) return;
   for (const u of room.users) {
     const li = el("li", colorClass(u), u);
+    li.dataset.user = u;
     if (u === state.me) li.classList.add("me");
+    else if (!room.name.startsWith("@")) li.append(messageButton(u));
     list.append(li);
   }
   const count = room.users.length + (room.unlisted || 0);
@@ -79,7 +82,7 @@ export function renderRooms() {
     li.dataset.state = room.status.kind;
     const b = el("button");
     b.type = "button";
-    b.append(el("span", "name", "#" + room.name));
+    b.append(el("span", "name", label(room.name)));
     b.addEventListener("click", () => state.open(room.name));
     if (room.unread) {
       const badge = el("span", "badge unread", String(room.unread));
@@ -100,7 +103,7 @@ export function renderRooms() {
 export function updateTitle() {
   let total = 0;
   for (const room of state.rooms.values()) total += room.mentions;
-  const base = state.room ? "#" + state.room.name + " \u2014 chatctl" : "chatctl";
+  const base = state.room ? label(state.room.name) + " \u2014 chatctl" : "chatctl";
   document.title = (total ? "(" + total + ") " : "") + base;
 }
 
