@@ -39,6 +39,7 @@ from chatctl.protocol.codec import dumps, loads
 from chatctl.protocol.direct import (
     DM_PREFIX,
     INBOX_PREFIX,
+    NOTICES_ROOM,
     DmNotice,
     conversation_name,
     conversation_peer,
@@ -117,6 +118,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_SINCE_DIGITS",
     "MAX_WELCOME_USERS",
+    "NOTICES_ROOM",
     "PROTOCOL_VERSION",
     "RESERVED_PREFIX",
     "RETRYABLE_CODES",

@@ -1,6 +1,7 @@
 """Direct conversations between two users: how a client names one (``@bob``), the room the
 server keeps it in (``+dm+alice+bob``), each user's inbox room (``+inbox+bob``) and the
-``dm`` notice frame. Plain functions, no I/O.
+``dm`` notice frame, and the room that carries the notices between nodes (``+dms``).
+Plain functions, no I/O.
 
 The server's own rooms start with :data:`~chatctl.protocol.rules.RESERVED_PREFIX`, which no
 room name a client supplies may start with (:func:`~chatctl.protocol.rules.valid_room`): a
@@ -24,6 +25,8 @@ CONVERSATION_MARK = "@"
 #: the internal rooms of conversations and inboxes
 DM_PREFIX = RESERVED_PREFIX + "dm+"
 INBOX_PREFIX = RESERVED_PREFIX + "inbox+"
+#: the one room every node listens to for the notices of all users (server/direct.py)
+NOTICES_ROOM = RESERVED_PREFIX + "dms"
 
 
 def is_conversation(name: str) -> bool:
@@ -84,7 +87,7 @@ def inbox_room(user: str) -> str:
 
 def valid_stored_room(room: str) -> bool:
     """A name a broker may store: a client's room name, or one of the server's own."""
-    if valid_room(room):
+    if valid_room(room) or room == NOTICES_ROOM:
         return True
     if room.startswith(INBOX_PREFIX):
         user = unquote(room[len(INBOX_PREFIX) :])

@@ -150,7 +150,7 @@ class Session:
             await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
             if ctx.inboxes is not None:
-                await ctx.inboxes.leave(user, conn)
+                ctx.inboxes.leave(user, conn)
             await member.end()
             ctx.hub.plain.discard(conn)
             log.info(
