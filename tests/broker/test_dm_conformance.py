@@ -48,6 +48,26 @@ async def port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
         yield server.port
 
 
+@pytest.fixture(params=[entry.name for entry in BROKERS if entry.shared])
+async def two_nodes(request: pytest.FixtureRequest) -> AsyncIterator[tuple[int, int]]:
+    """Two servers (nodes) sharing one broker, for each broker that nodes share."""
+    entry = entry_named(request.param)
+    services = BrokerServices(request, lambda: request.getfixturevalue("redis_for_dms"))
+    target = entry.test(services)
+    servers = [
+        ChatServer(
+            ServerSettings(port=0, history_size=100),
+            verifier(),
+            create_broker(
+                target.url, history_size=100, dedup_window=60.0, **option_keywords(target.options)
+            ),
+        )
+        for _ in range(2)
+    ]
+    async with servers[0], servers[1]:
+        yield servers[0].port, servers[1].port
+
+
 def dm(port: int, user: str, peer: str, **params: Any) -> Any:
     token = make_token(user, rooms=ONLY_GENERAL)
     return client(port, f"@{peer}", user, token=token, **params)
@@ -142,3 +162,23 @@ async def test_a_third_user_sees_nothing_of_it(port: int) -> None:
         async with dm(port, "carol", peer) as carol:
             welcome = await recv_type(carol, "welcome")
             assert welcome["history"] == []
+
+
+async def test_notices_and_messages_cross_nodes(two_nodes: tuple[int, int]) -> None:
+    a, b = two_nodes
+    bob_token = make_token("bob", rooms=ONLY_GENERAL)
+    async with client(b, "general", "bob", token=bob_token) as general:
+        await recv_type(general, "welcome")
+        async with dm(a, "alice", "bob") as alice:
+            await recv_type(alice, "welcome")
+            await say(alice, "across", "x1")
+            notice = await recv_type(general, "dm")  # told on node b of a publish on node a
+            assert (notice["user"], notice["unread"]) == ("alice", 1)
+            async with dm(a, "bob", "alice") as reading:
+                welcome = await recv_type(reading, "welcome")
+                assert [m["message"] for m in welcome["history"]] == ["across"]
+                assert (await recv_type(general, "dm"))["unread"] == 0
+                async with dm(b, "alice", "bob") as alice_b:
+                    await recv_type(alice_b, "welcome")
+                    await say(alice_b, "from b", "x2")
+                assert (await recv_type(reading, "message"))["message"] == "from b"

@@ -48,7 +48,13 @@ async def test_a_bad_user_name_is_one_line_and_status_2(server: ChatServer) -> N
         assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("chatctl: ")
 
 
-async def test_dms_off_is_a_refusal(server: ChatServer) -> None:
-    token = make_token("alice", dms=False)
-    res = await arun_cli("send", "@bob", "x", env=client_env(server.port, "", CHATCTL_TOKEN=token))
-    assert res.returncode == 3 and "does not allow direct messages" in res.stderr
+async def test_a_token_created_with_no_dms_is_refused_them(server: ChatServer) -> None:
+    created = await arun_cli(
+        "token", "create", "--user", "alice", "--no-dms", env=client_env(server.port, "")
+    )
+    assert created.returncode == 0, created.stderr
+    env = client_env(server.port, "", CHATCTL_TOKEN=created.stdout.strip())
+    res = await arun_cli("send", "@bob", "x", env=env)
+    assert res.returncode == 3
+    assert res.stderr.strip().endswith("token for alice does not allow direct messages")
+    assert (await arun_cli("send", "general", "still fine", env=env)).returncode == 0

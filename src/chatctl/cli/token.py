@@ -109,6 +109,10 @@ def token_create(
             help="Print an incoming-webhook URL that only posts to its one --room.",
         ),
     ] = False,
+    no_dms: Annotated[
+        bool,
+        typer.Option("--no-dms", help="Forbid direct messages (/ws/@USER): the claim dms: false."),
+    ] = False,
     server: Annotated[
         str | None,
         typer.Option(
@@ -145,6 +149,7 @@ def token_create(
         issuer=issuer,
         audience=audience,
         hook=hook,
+        dms=not no_dms,
     )
     if webhook:
         from chatctl.client.settings import hook_url

@@ -66,6 +66,7 @@ def create_token(
     issuer: str | None,
     audience: str | None,
     hook: str | None = None,
+    dms: bool = True,
 ) -> str:
     try:
         seconds = parse_duration(ttl)
@@ -97,6 +98,7 @@ def create_token(
             issuer=issuer,
             audience=audience,
             hook=hook,
+            dms=dms,
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None
