@@ -87,12 +87,13 @@ def _parse(entry: Message) -> tuple[str, int, int]:
 
 class Inboxes:
     """This node's connections that hear of their user's direct messages, by user, and the
-    node's one listener of the notices room (from the first such connection on)."""
+    node's one listener of the notices room while there are any."""
 
     def __init__(self, broker: Broker, hub: Hub, *, history: int) -> None:
         self.broker, self.hub, self.history = broker, hub, history
         self._conns: dict[str, set[ServerConnection]] = {}
         self._listening: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def enter(
         self, user: str, conn: ServerConnection, *, reading: str | None, last_id: int
@@ -117,7 +118,7 @@ class Inboxes:
             self.hub.write(conn, notice.frame().encode())
 
     async def _listen(self) -> None:
-        """Follow the notices room, once per node (for the server's life)."""
+        """Follow the notices room, once per node while it has connections to tell."""
         if self._listening is None:
             self._listening = asyncio.ensure_future(self.hub.listen(NOTICES_ROOM, self._event))
         try:
@@ -132,6 +133,20 @@ class Inboxes:
             conns.discard(conn)
             if not conns:
                 del self._conns[user]
+        if not self._conns and self._listening is not None:
+            listening, self._listening = self._listening, None
+            task = asyncio.ensure_future(self._unlisten(listening))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unlisten(self, listening: asyncio.Future[None]) -> None:
+        """The node's last such connection ended. A listen started since is one more
+        listener of the hub (which counts each), so each listen has its unlisten."""
+        try:
+            await listening
+        except BrokerError:
+            return
+        await self.hub.unlisten(NOTICES_ROOM, self._event)
 
     def _event(self, event: Event | Reset) -> None:
         if not isinstance(event, Message):
