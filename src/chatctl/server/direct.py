@@ -94,14 +94,24 @@ class Inboxes:
         self._conns: dict[str, set[ServerConnection]] = {}
         self._listening: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: connections still being told of their unread conversations -> that task
+        self._telling: dict[ServerConnection, asyncio.Task[None]] = {}
 
-    async def enter(
+    def enter(
         self, user: str, conn: ServerConnection, *, reading: str | None, last_id: int
     ) -> None:
-        """``conn`` of ``user`` hears of direct messages from now on, and is told of the
-        conversations with unread messages. ``reading``: the peer of the conversation the
-        connection opened (its messages up to ``last_id`` are now read)."""
+        """``conn`` of ``user`` hears of direct messages from now on, and is told, by a task
+        of its own (its receive loop does not wait for the broker), of the conversations with
+        unread messages. ``reading``: the peer of the conversation the connection opened
+        (its messages up to ``last_id`` are now read)."""
         self._conns.setdefault(user, set()).add(conn)
+        task = asyncio.ensure_future(self._tell(user, conn, reading, last_id))
+        self._telling[conn] = task
+        task.add_done_callback(lambda _: self._telling.pop(conn, None))
+
+    async def _tell(
+        self, user: str, conn: ServerConnection, reading: str | None, last_id: int
+    ) -> None:
         inbox = inbox_room(user)
         try:
             await self._listen()
@@ -128,6 +138,9 @@ class Inboxes:
             raise
 
     def leave(self, user: str, conn: ServerConnection) -> None:
+        telling = self._telling.pop(conn, None)
+        if telling is not None:
+            telling.cancel()
         conns = self._conns.get(user)
         if conns is not None:
             conns.discard(conn)

@@ -114,7 +114,7 @@ class Session:
             last_id = await self._welcome()
             if ctx.inboxes is not None and self.adm.receive and not self.adm.text:
                 # told of direct messages, on any connection (server/direct.py)
-                await ctx.inboxes.enter(user, conn, reading=self.adm.peer, last_id=last_id)
+                ctx.inboxes.enter(user, conn, reading=self.adm.peer, last_id=last_id)
             expiry = self.expiry = TokenExpiry(member, ctx.expiries)
             expiry.start()
             frames = 0
