@@ -25,6 +25,10 @@ REGRESSIONS = [
     # were still reconnecting, and the feeds' catch-up delivered those ids again (20-28
     # violations in every run before the fix)
     pytest.param("redis", 1005, id="redis-1005-welcome-ahead-of-live-feed"),
+    # a node kill empties memory; a receiver welcomed into the new epoch with nothing in it
+    # is cut before the first message and resumes since 0: the checker took that for a
+    # runner bug (a checker fix: tests/bench/test_chaos_check.py has the history)
+    pytest.param("memory", 971717, id="memory-971717-resume-into-an-empty-new-epoch"),
 ]
 
 

@@ -91,6 +91,14 @@ def test_a_resume_after_an_epoch_change_with_nothing_new_passes() -> None:
     ev += [Welcome("a", 3, R, "e2", 0, 0, "e2", True), *_send(2), _d("a", 3, 1, "s0#2", "e2")]
     ev += [End()]
     assert check(_history(ev, durable=False)) == []
+    # or the new epoch had a message at the welcome, and the client resumes from before it
+    ev = [Welcome("a", 1, R, "e1", 0), *_send(1), _d("a", 1, 1, "s0#1")]
+    ev += [Fault("node_kill", "n0", loses_history=True), Disconnect("a", 1, "1006")]
+    ev += [Welcome("b", 1, R, "e2", 0), *_send(2), _d("b", 1, 1, "s0#2", "e2")]
+    ev += [Welcome("a", 2, R, "e2", 1, 1, "e1", False), Disconnect("a", 2, "cut")]
+    ev += [Welcome("a", 3, R, "e2", 1, 0, "e2", True)]
+    ev += [_d("a", 3, 1, "s0#2", "e2", history=True), End()]
+    assert check(_history(ev, durable=False)) == []
 
 
 def test_a_resume_past_what_a_new_epoch_had_is_caught() -> None:

@@ -306,3 +306,32 @@ def test_each_broker_takes_only_its_own_options() -> None:
     assert type(b).__name__ == "MemoryBroker"
     with pytest.raises(TypeError, match="histroy_size"):
         create_broker("memory://", histroy_size=3)
+
+
+async def test_revocations_are_stored_and_read_back_when_changed(broker: Broker) -> None:
+    """The ``Revocations`` capability (SQLite, Redis): an entry is read back by the next
+    read, a read without change is cheap (None), a user's later cut-off replaces an
+    earlier one and never the reverse, and an expired entry is not read."""
+    import time
+
+    from chatctl.broker.base import Revocations
+    from chatctl.tokens.revocation import Revocation
+
+    if not isinstance(broker, Revocations):
+        pytest.skip("this broker keeps no revocations (the server keeps them in memory)")
+    version, entries = await broker.revocations("")
+    assert entries == [] or entries is None
+    now = time.time()
+    await broker.revoke(Revocation.token("abc", now + 60))
+    version, entries = await broker.revocations(version)
+    assert entries == [Revocation.token("abc", now + 60)]
+    assert await broker.revocations(version) == (version, None)
+    await broker.revoke(Revocation.user("alice", now))
+    await broker.revoke(Revocation.user("alice", now - 100))  # earlier: changes nothing
+    await broker.revoke(Revocation.token("gone", now - 1))  # expired already
+    _, entries = await broker.revocations(version)
+    assert entries is not None
+    assert sorted(entries, key=lambda e: e.kind) == [
+        Revocation.token("abc", now + 60),
+        Revocation.user("alice", now),
+    ]

@@ -134,6 +134,26 @@ async def test_a_new_database_gets_the_current_schema_version(tmp_path: Path) ->
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_schema_1_database_gains_the_revocations_table(tmp_path: Path) -> None:
+    """A file of the chatctl before revocations keeps its rooms and gains the table."""
+    from chatctl.broker.sqlite.schema import APPLICATION_ID, MIGRATIONS
+
+    with sqlite3.connect(tmp_path / "chatctl.db") as db:
+        MIGRATIONS[1](db)
+        db.execute("PRAGMA user_version = 1")
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("INSERT INTO rooms (name, epoch, last_id, touched) VALUES ('r', 'e', 0, 0)")
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        assert (await broker.history("r", since=None, limit=5)).epoch == "e"
+        assert await broker.revocations("") == ("0", [])
+    finally:
+        await broker.close()
+    with sqlite3.connect(tmp_path / "chatctl.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
 def test_urls() -> None:
     broker = create_broker("sqlite:///var/tmp/x/?synchronous=full")
     assert isinstance(broker, SQLiteBroker)

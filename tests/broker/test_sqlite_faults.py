@@ -155,9 +155,14 @@ async def test_loading_a_big_room_does_not_stall_other_rooms(tmp_path: Path) -> 
                     i += 1
                     await asyncio.sleep(0.005)
 
+            took = 0.0
+
             async def load() -> dict[str, object]:
+                nonlocal took
+                t0 = time.perf_counter()
                 async with client(server.port, "big", "carol") as big:
                     welcome = await recv_type(big, "welcome", timeout=60)
+                    took = time.perf_counter() - t0
                     loaded.set()
                     return welcome
 
@@ -168,7 +173,12 @@ async def test_loading_a_big_room_does_not_stall_other_rooms(tmp_path: Path) -> 
             assert welcome["last_id"] == 20_000
     finally:
         server.stop()
-    assert max(latencies) < 0.2, f"an ack took {max(latencies) * 1000:.0f} ms"
+    # a loop stalled by the load holds an ack for about as long as the load takes (seconds);
+    # a loaded machine's scheduling noise stays well under half of it
+    bound = max(0.2, took / 2)
+    assert max(latencies) < bound, (
+        f"an ack took {max(latencies) * 1000:.0f} ms while the room took {took * 1000:.0f} ms"
+    )
     assert grown < 150_000, f"RSS grew by {grown} KiB"
 
 

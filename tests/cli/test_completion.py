@@ -59,7 +59,7 @@ def test_bash_completes_subcommands_and_options(chatctl_on_path: dict[str, str])
     env = chatctl_on_path
     commands = load_app_command().commands  # type: ignore[attr-defined]
     assert set(bash_complete(env, "chatctl", "")) == set(commands) >= {"serve", "token"}
-    assert bash_complete(env, "chatctl", "token", "") == ["create", "inspect"]
+    assert bash_complete(env, "chatctl", "token", "") == ["create", "inspect", "revoke"]
     assert set(bash_complete(env, "chatctl", "serve", "--redis")) == {
         "--redis-url",
         "--redis-prefix",

@@ -73,7 +73,7 @@ async def test_a_stalled_tls_reader_is_cut_off_too(cert: tuple[Path, Path]) -> N
     certfile, keyfile = cert
     proc = ServeProcess(
         *("--certfile", str(certfile), "--keyfile", str(keyfile), "--max-pending", "65536"),
-        *("--rate-limit", "0", "--user-rate-limit", "0"),
+        *("--rate-limit", "0", "--user-rate-limit", "0", "--memory"),
     ).start()
     try:
         raw = socket.socket()
@@ -99,11 +99,15 @@ async def test_a_stalled_tls_reader_is_cut_off_too(cert: tuple[Path, Path]) -> N
                         pass
 
             reader = asyncio.create_task(drain())
-            for i in range(8000):  # 8 MB: more than the kernel buffers and --max-pending
+            # up to 8 MB: more than the kernel buffers and --max-pending; stop once it is cut
+            for i in range(8000):
                 await ws.send(json.dumps({"message": f"{i} " + "x" * 1000}))
                 if i % 50 == 0:  # let our own reader keep up: only the stalled one is slow
+                    if "slow consumer" in proc.read_log():
+                        break
                     await asyncio.sleep(0.005)
-            reader.cancel()
+            await ws.close()  # while our reader still drains, so the close handshake is quick
+            await reader
         stalled.close()
     finally:
         assert proc.stop() == 0

@@ -141,3 +141,10 @@ def test_a_320_px_screen_shows_sign_out_and_send_whole(
         )
         assert fits, selector
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_say_sends_a_text_that_starts_with_a_slash(srv: ServeProcess, open_page: Opener) -> None:
+    page = open_page(link(srv.port, "uma", "slashes"))
+    wait_online(page, "uma")
+    say(page, "/say /help is a command")
+    wait_shown(page, "uma", "/help is a command")

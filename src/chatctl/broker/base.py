@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
+from chatctl.tokens.revocation import Revocation
 
 #: Default history TTL (``--history-ttl``): a week, so a team's history survives a weekend or
 #: a holiday, while a room nobody uses is forgotten (docs/deploy.md, "Retention"). With a TTL,
@@ -192,4 +193,23 @@ class CountsReconnects(Protocol):
     @property
     def reconnects(self) -> int:
         """Times it re-established its connection (or subscription) after losing it."""
+        ...
+
+
+@runtime_checkable
+class Revocations(Protocol):
+    """A broker that keeps revoked tokens where every node reads them and where ``chatctl
+    token revoke`` on the server's host writes them (SQLite: a table of its file; Redis:
+    shared keys). The server polls :meth:`revocations` (every 0.5 s) and closes the
+    connections of a token revoked meanwhile. Without it (the memory broker) a server keeps
+    the revocations it is told of (``POST /api/revoke``) in its own memory."""
+
+    async def revoke(self, entry: Revocation) -> None:
+        """Store ``entry`` until its ``exp`` (a user's later cut-off replaces an earlier
+        one); raise ``BrokerUnavailable`` when it is not stored."""
+
+    async def revocations(self, seen: str) -> tuple[str, list[Revocation] | None]:
+        """The store's version, and every entry not yet expired when that version differs
+        from ``seen`` (None when nothing changed: a cheap read). Raises
+        ``BrokerUnavailable``."""
         ...

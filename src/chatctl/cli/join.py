@@ -43,15 +43,17 @@ Examples:
   chatctl join deploys --history 0 --count 1 --timeout 600  # or exit 5
 
 On a terminal: /help /who /me /join /part /window /history /reconnect
-/clear /bell /say /quit; Tab completes; Up/Down recalls; Alt-Enter adds
-a newline; Ctrl-C clears the line; Ctrl-D quits. Several rooms: one
-window each, Alt-1..9, Alt-Left/Right or Ctrl-P/N switch; the status
-line shows the room, its users, the connection, unread mentions and
-the other windows' activity. PageUp loads older messages. Each room
+/clear /bell /highlight /say /quit; Tab completes; Up/Down recalls;
+Alt-Enter adds a newline; Ctrl-C clears the line; Ctrl-D quits. Several
+rooms: one window each, Alt-1..9, Alt-Left/Right or Ctrl-P/N switch; the
+status line shows the room, its users, the connection, unread mentions
+and the other windows' activity. PageUp loads older messages. Each room
 starts at your read marker (the last message you saw, kept in
 ~/.local/state/chatctl/read): what is new is under a 'new messages'
-line. Without ROOM: the rooms listed in config.toml (join.rooms). See
-'man chatctl-join'.
+line. Without ROOM: the rooms listed in config.toml (join.rooms). A
+message naming you or a highlight word, or a direct message, in any
+window: the bell, the count in the terminal's title, and
+--notify-command CMD run as CMD ROOM USER TEXT. See 'man chatctl-join'.
 
 When stdout is not a terminal (or with --json): one line per message,
 'HH:MM:SS user: text', or with --json the protocol's message frames
@@ -155,6 +157,26 @@ def join(
             "other escape sequence is still removed.",
         ),
     ] = False,
+    highlight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--highlight",
+            help="On a terminal: a word that alerts as your name does (repeatable; replaces "
+            "join.highlight of config.toml; /highlight adds more).",
+            metavar="WORD",
+            show_default=False,
+        ),
+    ] = None,
+    notify_command: Annotated[
+        str | None,
+        typer.Option(
+            help="On a terminal: run this command on each mention, highlight or direct "
+            "message, with the room, the user and the text as three more arguments (split "
+            "like a shell line, run without a shell; join.notify_command in config.toml).",
+            metavar="CMD",
+            show_default=False,
+        ),
+    ] = None,
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
@@ -168,6 +190,10 @@ def join(
     from chatctl.errors import UsageError
 
     since_id, epoch = parse_since(since)
+    if highlight or notify_command is not None:  # a mistake is said before connecting
+        from chatctl.ui.config import JoinConfig
+
+        JoinConfig().given(highlight=highlight, notify_command=notify_command)
     printed = json_types(events, types)
     json_output = json_output or printed is not None
     settings = client_settings(server, token, token_file, token_command, user, cafile)
@@ -191,6 +217,8 @@ def join(
             history=history,
             connect_timeout=connect_bound(timeout),
             ansi=ansi,
+            highlight=highlight,
+            notify_command=notify_command,
         )
         return
     if len(checked) > 1:

@@ -1,4 +1,5 @@
-"""``chatctl token create|inspect``: their flags; the work is done in :mod:`chatctl.tokens`."""
+"""``chatctl token create|inspect|revoke``: their flags; the work is done in
+:mod:`chatctl.tokens` (and, for revoke, :mod:`chatctl.server.revoking`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from chatctl.cli.options import command_app
+from chatctl.cli.options import TokenFileOpt, command_app
+from chatctl.errors import UsageError
 from chatctl.recent import complete_room
 from chatctl.status import ExitStatus
 
@@ -36,7 +38,7 @@ SecretFileOpt = Annotated[
 
 app = command_app(
     name="token",
-    help="Mint and inspect access tokens (JWT).",
+    help="Mint, inspect and revoke access tokens (JWT).",
     epilog=TOKEN_EPILOG,
     no_args_is_help=True,
 )
@@ -50,6 +52,12 @@ Examples:
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
   chatctl token create --user carol --room general --ttl 8h --link
   chatctl token create --user grafana --room alerts --webhook
+  chatctl token create --user eve --room '*' --read-room announcements
+  chatctl token create --user ops-lead --admin --ttl 1h
+
+Every token has an id (its 'jti' claim), which 'chatctl token revoke' names.
+--read-room rooms are read-only: joining works, a message is refused
+(read_only error). --admin allows POST /api/revoke (docs/http.md).
 
 --webhook prints an incoming-webhook URL, http(s)://HOST:PORT/hooks/TOKEN,
 that posts to its one --room (plain text, or Slack's {"text": ...} JSON) and
@@ -69,7 +77,7 @@ Environment:
   XDG_CONFIG_HOME       default secret: $XDG_CONFIG_HOME/chatctl/secret
 
 Exit status: 0 printed, 2 usage error (bad user, TTL or server URL, a
---room that matches no room name, no secret).
+--room or --read-room that matches no room name, no secret).
 """
 
 
@@ -86,6 +94,19 @@ def token_create(
             autocompletion=complete_room,
         ),
     ] = None,
+    read_room: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--read-room",
+            help="Allow reading, not writing, rooms matching this glob (repeatable; wins over "
+            "--room; without --room the token reads these rooms and nothing else).",
+            autocompletion=complete_room,
+        ),
+    ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option("--admin", help="Allow the server's administration API (POST /api/revoke)."),
+    ] = False,
     ttl: Annotated[
         str | None,
         typer.Option(
@@ -126,7 +147,6 @@ def token_create(
 ) -> None:
     """Print a new signed token for USER (or a link that opens a room with it)."""
     from chatctl.client.settings import join_link
-    from chatctl.errors import UsageError
     from chatctl.tokens.mint import create_token
 
     if server is not None and not (link or webhook):
@@ -137,6 +157,8 @@ def token_create(
 
         if link:
             raise UsageError("--webhook and --link do not go together")
+        if read_room or admin:
+            raise UsageError("a --webhook token only posts: no --read-room or --admin")
         if room is None or len(room) != 1 or not valid_room(room[0]):
             raise UsageError("--webhook needs exactly one --room, a room name (not a glob)")
         hook = room[0]
@@ -149,6 +171,8 @@ def token_create(
         issuer=issuer,
         audience=audience,
         hook=hook,
+        read_rooms=read_room or [],
+        admin=admin,
         dms=not no_dms,
     )
     if webhook:
@@ -202,3 +226,131 @@ def token_inspect(
     )
     if not ok:
         raise typer.Exit(ExitStatus.AUTH)
+
+
+TOKEN_REVOKE_EPILOG = """\
+Examples:
+
+  chatctl token revoke "$LEAKED_TOKEN"
+  chatctl token revoke Qm9vX2Jhcl9iYXpf
+  chatctl token revoke --user alice
+  chatctl token revoke --user alice --before 2026-12-06T09:30Z
+
+The first revokes that token until its exp, the second the token with that id
+(jti), the others every token of alice issued until now or until the time.
+
+Run it on the server's host with serve's own settings: it writes where chatctl
+serve reads (SQLite: the revocations table of its database; Redis: shared
+keys every node reads). Connections using a revoked token are closed within
+a second (4002) on every node, and the token is refused from then on (401),
+also after restarts. Each entry is forgotten when the tokens it covers expire.
+
+With --server URL it goes through that server's HTTP API instead (POST
+/api/revoke, docs/http.md) with an admin token ('token create --admin') from
+CHATCTL_TOKEN, --token-file or config.toml: from any host, and for a server
+on --broker memory:, which has nothing to write to.
+
+A token without iat counts as made before any time; one made in the same
+second as --before counts as made before it.
+
+Environment:
+
+  CHATCTL_BROKER        as --broker
+  CHATCTL_REDIS_URL     as --redis-url
+  CHATCTL_DATA_DIR      as --data-dir
+  XDG_DATA_HOME         default data: $XDG_DATA_HOME/chatctl/chatctl.db
+  CHATCTL_TOKEN         with --server: the admin token (or CHATCTL_TOKEN_FILE)
+
+Exit status: 0 revoked, 2 usage error (not a token or a token id, a bad
+--before time, a bad user name, the memory broker, no database), 3 with
+--server: the token is refused or not an admin token, 4 the store (Redis)
+or the server could not be reached.
+"""
+
+
+@app.command("revoke", epilog=TOKEN_REVOKE_EPILOG)
+def token_revoke(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="The token, its id (jti), or - to read either from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", help="Revoke every token of this user instead."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            help="With --user: tokens issued before this time: now, seconds since 1970 or "
+            "ISO 8601 (UTC unless given).",
+            show_default="now",
+            metavar="TIME",
+        ),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="The broker chatctl serve uses (as its --broker).",
+            envvar="CHATCTL_BROKER",
+            show_envvar=False,
+            metavar="URL",
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="As --broker URL (as serve's --redis-url).",
+            envvar="CHATCTL_REDIS_URL",
+            show_envvar=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="serve's --data-dir (default ~/.local/share/chatctl).",
+            envvar="CHATCTL_DATA_DIR",
+            show_envvar=False,
+            metavar="DIR",
+        ),
+    ] = None,
+    redis_prefix: Annotated[
+        str, typer.Option(help="serve's --redis-prefix (Redis).", metavar="PREFIX")
+    ] = "chatctl",
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            "-s",
+            metavar="URL",
+            help="Revoke through this server's HTTP API instead (POST /api/revoke), with an "
+            "admin token from CHATCTL_TOKEN, --token-file or config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    token_file: TokenFileOpt = None,
+) -> None:
+    """Revoke a token, or every token of a user issued before a time."""
+    from chatctl.server.revoking import revocation, revoke_in_store, store_url
+
+    if target == "-":
+        target = sys.stdin.readline().strip()
+    entry = revocation(target, user=user, before=before)
+    if server is None:
+        if token_file is not None:
+            raise UsageError("--token-file goes with --server")
+        url = store_url(broker=broker, redis_url=redis_url, data=data_dir)
+        where = revoke_in_store(entry, url, prefix=redis_prefix)
+        print(f"revoked {entry.describe()} (in {where})")
+        return
+    from chatctl.cli.options import client_settings
+    from chatctl.client.revoke import revoke_over_http
+
+    body: dict[str, object] = {"user": entry.key, "before": entry.before}
+    if entry.kind == "jti":
+        body = {"token": target} if target and "." in target else {"jti": entry.key}
+    settings = client_settings(server, None, token_file, None, None, None)
+    answer = revoke_over_http(settings, body)
+    print(f"revoked {answer.get('revoked', entry.describe())} (through {settings.server})")

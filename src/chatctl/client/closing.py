@@ -18,6 +18,7 @@ CLOSE_WORDS: dict[int, str] = {
     CloseCode.TRY_AGAIN_LATER: "the server is overloaded",
     CloseCode.SLOW_CONSUMER: "closed by the server: this client read too slowly",
     CloseCode.TOKEN_EXPIRED: "the token expired",
+    CloseCode.TOKEN_REVOKED: "the token was revoked",
 }
 
 

@@ -121,7 +121,7 @@ class HttpSender:
                     )
                 time.sleep(wait)
                 continue
-            if status in (401, 403):
+            if status in (401, 403) and _code(data) != "read_only":  # read_only: this message
                 raise AuthError(f"HTTP {status}: {reason}")
             if status == 404:
                 raise UsageError(f"{self.host} has no HTTP API (HTTP 404): {reason}")
@@ -137,6 +137,15 @@ class HttpSender:
 
     def close(self) -> None:
         self._drop()
+
+
+def _code(data: bytes) -> str | None:
+    """The error frame's ``code`` in an answer's body, if it has one."""
+    try:
+        code = json.loads(data)["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def _reason(data: bytes) -> str:

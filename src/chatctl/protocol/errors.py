@@ -25,6 +25,7 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # graceful drain, or the room's history was lost: resume
     TRY_AGAIN_LATER = 1013  # the broker is unavailable: reconnect with backoff
     TOKEN_EXPIRED = 4001  # the token's exp (plus leeway) passed without a refresh
+    TOKEN_REVOKED = 4002  # the token was revoked (chatctl token revoke, POST /api/revoke)
     SLOW_CONSUMER = 4008  # pending output over the per-connection bound
 
 
@@ -42,6 +43,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     INVALID_TOKEN = "invalid_token"  # a refresh token that does not verify, or another user's
     FORBIDDEN = "forbidden"  # a refresh token that does not allow the connection's room
+    READ_ONLY = "read_only"  # a message to a room the token may only read (read_rooms)
 
 
 #: Error codes after which a message is sent again (after ``retry_after``) with its client id;

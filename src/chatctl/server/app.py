@@ -33,6 +33,7 @@ from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
+from chatctl.server.revocation import Revoker
 from chatctl.server.session import Session
 from chatctl.server.settings import ServerSettings
 from chatctl.tokens.claims import Claims
@@ -58,8 +59,6 @@ class ChatServer:
         #: reads the token key again from where it came from (SIGHUP), if it can be
         self.load_verifier = load_verifier
         self.broker = broker
-        #: token ids refused by verify_token (--revoked-tokens; read again on SIGHUP)
-        self.revoked: frozenset[str] = self._read_revoked()
         self.metrics = Metrics(self)
         self.hub = Hub(
             broker,
@@ -71,6 +70,9 @@ class ChatServer:
         self.origins = OriginPolicy(settings.allowed_origins)
         self.node_id = secrets.token_hex(4)
         self.server_name = f"chatctl/{__version__}"
+        expiries = ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters)
+        #: revoked tokens: --revoked-tokens, the broker's store, POST /api/revoke
+        self.revocations = Revoker(broker, expiries, settings.revoked_tokens)
         self.context = SessionContext(
             settings,
             broker,
@@ -79,7 +81,8 @@ class ChatServer:
             self.metrics,
             self.server_name,
             verify_token=self.verify_token,
-            expiries=ExpiryQueue(leeway=verifier.leeway, counters=self.metrics.counters),
+            expiries=expiries,
+            revocations=self.revocations,
             inboxes=Inboxes(broker, self.hub, history=settings.history_size)
             if settings.dms
             else None,
@@ -97,37 +100,22 @@ class ChatServer:
         self._closing_code: int | None = None
 
     def verify_token(self, token: str) -> Claims:
-        """Verify ``token`` with the current key and the revocation list (raises
+        """Verify ``token`` with the current key, and refuse a revoked one (raises
         :class:`TokenError`)."""
         claims = self.verifier.verify(token)
-        if self.revoked and claims.raw.get("jti") in self.revoked:
-            raise TokenError("token revoked")
+        reason = self.revocations.reason(claims)
+        if reason is not None:
+            raise TokenError(reason)
         return claims
-
-    def _read_revoked(self) -> frozenset[str]:
-        """The ids of ``--revoked-tokens`` (``#`` starts a comment); raises ConfigError."""
-        path = self.settings.revoked_tokens
-        if path is None:
-            return frozenset()
-        try:
-            text = path.expanduser().read_text(encoding="utf-8")
-        except (OSError, UnicodeError) as exc:
-            raise ConfigError(f"--revoked-tokens {path}: {exc}") from None
-        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-        return frozenset(line for line in lines if line)
 
     def reload_key(self) -> bool:
         """Read the token secret or public key again (SIGHUP): new handshakes and refreshes
         are verified with it; open connections keep going until their token expires. On
         failure the old key stays and the error is logged. Never logs the key."""
         try:
-            revoked = self._read_revoked()
+            self.revocations.reload_file()
         except ConfigError as exc:
             log.error("SIGHUP: revoked tokens not reloaded, keeping the list: %s", exc)
-        else:
-            if revoked != self.revoked:
-                log.info("SIGHUP: %d revoked tokens", len(revoked))
-            self.revoked = revoked
         if self.load_verifier is None:
             log.warning("SIGHUP: this server's token key cannot be reloaded")
             return False
@@ -156,6 +144,7 @@ class ChatServer:
 
             tls = server_context(s.certfile, s.keyfile)
         await self.broker.start()
+        await self.revocations.start()
         connection = wire.connection_class(takes_over, self.http.take)
         self._ws = await serve(
             self._handler,
@@ -240,6 +229,7 @@ class ChatServer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # let the handlers run their cleanup
                     await ws.wait_closed()
+        await self.revocations.stop()
         await self.broker.close()
 
     async def __aenter__(self) -> ChatServer:
@@ -322,7 +312,7 @@ class ChatServer:
             adm = admit(
                 request.path,
                 request.headers,
-                self.verifier,
+                self.verify_token,
                 max_history=self.settings.history_size,
                 dms=self.settings.dms,
             )

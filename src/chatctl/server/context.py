@@ -20,6 +20,7 @@ from chatctl.server.metrics import Metrics
 from chatctl.tokens.claims import Claims
 
 if TYPE_CHECKING:
+    from chatctl.server.revocation import Revoker
     from chatctl.server.settings import ServerSettings
 
 
@@ -37,6 +38,8 @@ class SessionContext:
     verify_token: Callable[[str], Claims]
     #: where every connection's token expiry waits (closed with 4001 unless refreshed)
     expiries: ExpiryQueue
+    #: revoked tokens (POST /api/revoke adds to them)
+    revocations: Revoker
     #: the connections told of their users' direct messages (None with ``--no-dms``)
     inboxes: Inboxes | None = None
 

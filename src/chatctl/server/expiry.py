@@ -26,6 +26,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatctl.errors import PermissionDenied
@@ -55,13 +56,16 @@ class TokenExpiry:
 
     # one per connection, for its whole life: no __dict__, and nothing that can be derived
     # (the log label is made from the membership when a line is logged)
-    __slots__ = ("_key", "_last_refresh", "_pos", "exp", "member", "queue")
+    __slots__ = ("_key", "_last_refresh", "_pos", "claims", "exp", "member", "queue")
 
     def __init__(self, member: Membership, queue: ExpiryQueue) -> None:
         self.member = member
         self.queue = queue
+        #: the current token's claims (the handshake's, then each refresh's): what a
+        #: revocation is checked against
+        self.claims = member.adm.claims
         #: the current token's exp (None: it never expires)
-        self.exp = member.adm.claims.exp
+        self.exp = self.claims.exp
         #: the exp it is queued under, and its place in the queue's heap (-1: not queued)
         self._key = 0.0
         self._pos = -1
@@ -75,7 +79,12 @@ class TokenExpiry:
 
     def start(self) -> None:
         """Close the connection at the current ``exp`` plus the leeway (not at an earlier
-        one any more)."""
+        one any more); at once if its token was revoked since it was checked."""
+        revoked = self.queue.revoked
+        reason = None if revoked is None else revoked(self.claims)
+        if reason is not None:
+            self.revoke(reason)
+            return
         self.queue.schedule(self)
 
     def cancel(self) -> None:
@@ -106,8 +115,11 @@ class TokenExpiry:
         try:
             if room is not None:  # None: a conversation, checked by the caller
                 claims.check_room(room)
+                if self.claims.writes(room):  # a refresh never takes a permission away
+                    claims.check_write(room)
         except PermissionDenied as exc:
-            return ErrorFrame(ErrorCode.FORBIDDEN, str(exc))
+            return ErrorFrame(ErrorCode.FORBIDDEN, f"{exc}: reconnect with it")
+        self.claims = claims.slim()
         self.exp = claims.exp
         self.start()
         self.queue.counters.token_refreshes += 1
@@ -127,6 +139,13 @@ class TokenExpiry:
                 format_time(self.exp or 0),
             )
 
+    def revoke(self, reason: str) -> None:
+        """The token was revoked: close the connection with 4002."""
+        self.queue.discard(self)
+        if wire.close_now(self.member.conn, CloseCode.TOKEN_REVOKED, reason, grace=CLOSE_GRACE):
+            self.queue.counters.token_revocations += 1
+            log.info("closing %s with %d: %s", self.label, CloseCode.TOKEN_REVOKED, reason)
+
 
 class ExpiryQueue:
     """The token expiries of a server's connections, earliest first, behind one timer.
@@ -137,9 +156,17 @@ class ExpiryQueue:
     connection whose ``exp`` plus the leeway has passed and is armed again for the next.
     """
 
-    __slots__ = ("_heap", "_timer", "_timer_at", "counters", "leeway")
+    __slots__ = ("_heap", "_timer", "_timer_at", "counters", "leeway", "revoked")
 
-    def __init__(self, *, leeway: float, counters: Counters) -> None:
+    def __init__(
+        self,
+        *,
+        leeway: float,
+        counters: Counters,
+        revoked: Callable[[Claims], str | None] | None = None,
+    ) -> None:
+        #: why a token is revoked, or None (checked when a connection is queued)
+        self.revoked = revoked
         #: seconds past a token's exp before its connection is closed
         self.leeway = leeway
         self.counters = counters
@@ -150,6 +177,10 @@ class ExpiryQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def connections(self) -> list[TokenExpiry]:
+        """Every queued connection (each open connection past its welcome)."""
+        return list(self._heap)
 
     def schedule(self, expiry: TokenExpiry) -> None:
         """Queue ``expiry`` under its current ``exp`` (out of the queue if it has none)."""

@@ -5,7 +5,7 @@ the upgrade. A refused request gets a plain-text HTTP answer and never becomes a
 400      bad room name (or user name of ``/ws/@USER``) or bad ``since`` / ``history`` /
          ``epoch`` / ``presence`` / ``receive`` / ``format`` parameter; ``presence=0``
          without ``receive=0``; more than one ``Authorization``
-401      missing, malformed, expired or badly signed token
+401      missing, malformed, expired, badly signed or revoked token
 403      valid token that does not allow the room (``/ws/@USER``: direct messages turned
          off by the server or the token)
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
@@ -18,6 +18,7 @@ connection or room limits and 503 for a full node (server/limits.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -37,8 +38,7 @@ from chatctl.protocol import (
     valid_room,
 )
 from chatctl.server.direct import check_dms
-from chatctl.tokens.claims import NO_RAW, Claims
-from chatctl.tokens.verify import Verifier
+from chatctl.tokens.claims import Claims
 
 WS_PREFIX = "/ws/"
 
@@ -114,13 +114,18 @@ def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
 
 
 def admit(
-    path: str, headers: Headers, verifier: Verifier, *, max_history: int, dms: bool = True
+    path: str,
+    headers: Headers,
+    verify: Callable[[str], Claims],
+    *,
+    max_history: int,
+    dms: bool = True,
 ) -> Admission:
     """Check one upgrade request; return what it asked for or raise :class:`Refusal`.
+    ``verify`` turns the token into claims or raises TokenError (a bad or revoked token).
 
     ``/ws/@USER`` is the conversation of the token's user with ``USER`` (``dms``: the server
     allows direct messages), whatever the token's room globs say."""
-
     parts = urlsplit(path)
     if not parts.path.startswith(WS_PREFIX):
         raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}", kind="not_found")
@@ -143,7 +148,7 @@ def admit(
             kind="missing_token",
         )
     try:
-        claims = verifier.verify(token)
+        claims = verify(token)
         if claims.raw.get("hook") is not None:
             raise PermissionDenied("a webhook token only posts to its /hooks/ URL")
         if peer is None:
@@ -171,9 +176,8 @@ def admit(
         raise Refusal(
             HTTPStatus.BAD_REQUEST, str(exc), user=claims.user, kind="bad_param"
         ) from None
-    slim = Claims(claims.user, claims.rooms, claims.exp, NO_RAW)
     return Admission(
-        slim,
+        claims.slim(),
         room,
         since,
         epoch,

@@ -57,6 +57,7 @@ class Counters:
     #: connections closed with 4001 at their token's expiry, and tokens renewed by refresh
     token_expiries: int = 0
     token_refreshes: int = 0
+    token_revocations: int = 0
     #: error code -> error frames sent
     errors: Counter[str] = field(default_factory=Counter)
     #: (route, status) -> HTTP API requests answered
@@ -162,6 +163,11 @@ class _ServerCollector(Collector):
             "chatctl_token_expiry_closes",
             "Connections closed with 4001 because their token expired without a refresh.",
             counts.token_expiries,
+        )
+        yield CounterMetricFamily(
+            "chatctl_token_revocation_closes",
+            "Connections closed with 4002 because their token was revoked.",
+            counts.token_revocations,
         )
         yield CounterMetricFamily(
             "chatctl_token_refreshes",

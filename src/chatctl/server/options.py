@@ -92,8 +92,8 @@ class ServeOptions:
     )
     revoked_tokens: Path | None = _server(
         "revoked_tokens",
-        help="File of revoked token ids (the 'jti' of a --webhook URL's token), one a line; "
-        "read at start and on SIGHUP.",
+        help="File of revoked token ids ('jti', as token inspect shows them), one a line; read "
+        "at start and on SIGHUP (chatctl token revoke needs no file).",
         section="Tokens",
         metavar="FILE",
     )

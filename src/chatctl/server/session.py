@@ -229,6 +229,14 @@ class Session:
             hub.write(conn, ErrorFrame.of(exc).frame().encode())
             return True
         if isinstance(frame, SendMessage):
+            claims = self.expiry.claims
+            adm = self.adm  # a conversation is written by both its users, whatever the globs
+            if claims.read_rooms and adm.peer is None and not claims.writes(adm.room):
+                ctx.metrics.counters.error(ErrorCode.READ_ONLY)
+                reason = f"token for {claims.user} only reads room {self.adm.room}"
+                error = ErrorFrame(ErrorCode.READ_ONLY, reason, client_id=frame.client_id)
+                hub.write(conn, error.frame().encode())
+                return True
             gate = self.gate
             blocked = gate.blocked(frame.client_id)
             if blocked is not None:

@@ -39,7 +39,8 @@ class ServerSettings:
     #: serve wss:// with this PEM certificate chain (and key, unless ``keyfile`` is given)
     certfile: Path | None = None
     keyfile: Path | None = None
-    #: a file of revoked token ids (``jti``), one a line: refused by the HTTP API and refresh
+    #: a file of revoked token ids (``jti``), one a line: refused as every revoked token is
+    #: (server/revocation.py)
     revoked_tokens: Path | None = None
     #: browser origins allowed besides the server's own (see server/http.py); "*" allows all
     allowed_origins: tuple[str, ...] = ()

@@ -3,8 +3,12 @@ nothing here imports the client, the server or the terminal UI (they import it),
 ``__init__`` imports nothing, so ``chatctl send`` loads only what it uses (no pyjwt, no
 ``cryptography``: a client reads its token's claims without verifying them).
 
-- :mod:`~chatctl.tokens.claims`: :class:`Claims` (user, rooms, ``exp``; ``allows(room)``,
+- :mod:`~chatctl.tokens.claims`: :class:`Claims` (user, rooms read and written, rooms only
+  read, ``admin``, ``jti``, ``iat``, ``exp``; ``allows(room)``, ``writes(room)``,
   ``check_room``), ``MAX_TOKEN_LIFETIME``
+- :mod:`~chatctl.tokens.revocation`: :class:`Revocation` (a token id, or a user's tokens
+  issued before a time, kept until they expire), :class:`RevocationList` (what is revoked
+  now), and reading ``chatctl token revoke``'s arguments
 - :mod:`~chatctl.tokens.keys`: PEM public and private keys and the algorithms each pins
   (the HS256 secret's precedence is a setting: :func:`chatctl.config.resolve_secret`)
 - :mod:`~chatctl.tokens.verify`: :class:`Verifier`, a token -> claims or a ``TokenError``

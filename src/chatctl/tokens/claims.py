@@ -1,12 +1,19 @@
-"""What a verified token says: its user, the rooms it allows, when it expires (and whether it
-allows direct messages: :func:`dms_allowed`).
+"""What a verified token says: its user, the rooms it may read and write, the rooms it may only
+read, whether it may administer the server, its id and when it was issued and expires (and
+whether it allows direct messages: :func:`dms_allowed`).
 
 :class:`Claims` is what :meth:`~chatctl.tokens.verify.Verifier.verify` returns and what the
-server keeps for each connection (its ``raw`` is then :data:`NO_RAW`).
+server keeps for each connection (:meth:`Claims.slim`: its ``raw`` is then :data:`NO_RAW`).
+
+Rooms: ``rooms`` (absent: every room) may be read and written; ``read_rooms`` only read. A
+room that matches both is read-only: ``rooms: ["*"], read_rooms: ["announcements"]`` writes
+everywhere but in ``announcements``. ``chatctl token create --read-room`` without ``--room``
+writes ``rooms: []``, so that such a token reads its read-only rooms and nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,22 +29,50 @@ NO_RAW: Mapping[str, Any] = MappingProxyType({})
 MAX_TOKEN_LIFETIME = 10 * 365 * 86400
 
 
+def _matches(room: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(room, pattern) for pattern in patterns)
+
+
 @dataclass(frozen=True, slots=True)  # a server keeps one per connection: no __dict__
 class Claims:
     user: str
+    #: globs of the rooms it reads and writes (None: every room)
     rooms: tuple[str, ...] | None
     exp: float | None
     #: the whole decoded payload (empty in the claims a server keeps: see NO_RAW)
     raw: Mapping[str, Any]
+    #: globs of the rooms it may only read (``read_rooms``)
+    read_rooms: tuple[str, ...] = ()
+    #: the token's id (``jti``), what a revocation names
+    jti: str | None = None
+    #: when it was issued (``iat``), what a revocation of a user's tokens compares
+    iat: float | None = None
+    #: ``admin: true``: may use the server's administration routes (``POST /api/revoke``)
+    admin: bool = False
 
     def allows(self, room: str) -> bool:
-        if self.rooms is None:
+        """Whether the token may join (read) ``room``."""
+        if self.rooms is None or _matches(room, self.rooms):
             return True
-        return any(fnmatch.fnmatchcase(room, pattern) for pattern in self.rooms)
+        return bool(self.read_rooms) and _matches(room, self.read_rooms)
+
+    def writes(self, room: str) -> bool:
+        """Whether the token may send messages to ``room``."""
+        if self.read_rooms and _matches(room, self.read_rooms):
+            return False
+        return self.rooms is None or _matches(room, self.rooms)
 
     def check_room(self, room: str) -> None:
         if not self.allows(room):
             raise PermissionDenied(f"token for {self.user} does not allow room {room}")
+
+    def check_write(self, room: str) -> None:
+        if not self.writes(room):
+            raise PermissionDenied(f"token for {self.user} only reads room {room}")
+
+    def slim(self) -> Claims:
+        """These claims without the decoded payload: what a server keeps per connection."""
+        return self if self.raw is NO_RAW else dataclasses.replace(self, raw=NO_RAW)
 
 
 def dms_allowed(raw: Mapping[str, Any]) -> bool:

@@ -62,9 +62,35 @@ def inspect_token(
         value = claims.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             print(f"{name}: {format_time(value)}")
+    for line in permissions(claims):
+        print(line)
     print(f"key: {key_origin}")
     print(f"valid: {'yes' if verdict else 'no'} ({reason})")
     return verdict
+
+
+def permissions(claims: dict[str, Any]) -> list[str]:
+    """What the claims allow, in words: the rooms read and written, those only read, the
+    administration API, the token's id (what ``chatctl token revoke`` names)."""
+
+    def globs(name: str) -> str | None:
+        value = claims.get(name)
+        if not isinstance(value, list):
+            return None
+        return ", ".join(one_line(str(v)) for v in value) or "none"
+
+    written = globs("rooms")
+    lines = [f"read and write: {'every room' if written is None else written}"]
+    read = globs("read_rooms")
+    if read is not None:
+        lines.append(f"read only: {read}")
+    if claims.get("admin") is True:
+        lines.append("admin: yes (POST /api/revoke)")
+    jti = claims.get("jti")
+    lines.append(
+        f"id: {one_line(jti) if isinstance(jti, str) else 'none (cannot be revoked alone)'}"
+    )
+    return lines
 
 
 def read_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

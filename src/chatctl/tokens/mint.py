@@ -30,19 +30,32 @@ def mint(
     audience: str | None = None,
     now: float | None = None,
     hook: str | None = None,
+    read_rooms: list[str] | None = None,
+    admin: bool = False,
     dms: bool = True,
 ) -> str:
-    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years);
-    ``dms=False`` forbids direct messages (the ``dms`` claim)."""
+    """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years), with
+    a fresh ``jti`` (what ``chatctl token revoke`` names). ``read_rooms`` without ``rooms``
+    writes ``rooms: []``: the token then reads those rooms and nothing else. ``dms=False``
+    forbids direct messages (the ``dms`` claim)."""
     problem = user_problem(user)
     if problem is not None:
         raise TokenError(f"invalid user name {one_line(user)}: {problem}")
     if not ttl <= MAX_TOKEN_LIFETIME:  # NaN too; a negative ttl mints an expired token
         raise TokenError("a token lives at most ten years (3650d)")
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {"sub": user, "iat": issued, "exp": issued + int(ttl)}
-    if rooms:
-        claims["rooms"] = rooms
+    claims: dict[str, Any] = {
+        "sub": user,
+        "iat": issued,
+        "exp": issued + int(ttl),
+        "jti": new_jti(),
+    }
+    if rooms or read_rooms:
+        claims["rooms"] = rooms or []
+    if read_rooms:
+        claims["read_rooms"] = read_rooms
+    if admin:
+        claims["admin"] = True
     if not dms:
         claims["dms"] = False
     if issuer:
@@ -52,8 +65,14 @@ def mint(
     if hook is not None:  # a webhook token: posts to this one room at /hooks/TOKEN, nothing else
         claims["hook"] = hook
         claims["rooms"] = [hook]
+        claims.pop("read_rooms", None)
         claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
     return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def new_jti() -> str:
+    """A token id: 16 base64url characters (96 random bits)."""
+    return secrets.token_urlsafe(12)
 
 
 def create_token(
@@ -66,6 +85,8 @@ def create_token(
     issuer: str | None,
     audience: str | None,
     hook: str | None = None,
+    read_rooms: list[str] | None = None,
+    admin: bool = False,
     dms: bool = True,
 ) -> str:
     try:
@@ -74,7 +95,7 @@ def create_token(
         raise UsageError(f"--ttl {ttl!r}: {exc}") from None
     if seconds > MAX_TOKEN_LIFETIME:
         raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
-    for pattern in rooms:
+    for pattern in [*rooms, *(read_rooms or [])]:
         problem = room_pattern_problem(pattern)
         if problem is not None:
             raise UsageError(problem)
@@ -98,6 +119,8 @@ def create_token(
             issuer=issuer,
             audience=audience,
             hook=hook,
+            read_rooms=read_rooms,
+            admin=admin,
             dms=dms,
         )
     except TokenError as exc:

@@ -2,8 +2,10 @@
 or a :class:`~chatctl.errors.TokenError`.
 
 Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` (a list of
-glob patterns such as ``ops`` or ``team-*``; absent means every room), ``dms`` (``false``
-forbids direct messages), ``iss`` and ``aud``.
+glob patterns such as ``ops`` or ``team-*``; absent means every room), ``read_rooms`` (globs of
+rooms it may only read), ``admin`` (``true``: the administration routes), ``jti`` (its id, which
+a revocation names), ``dms`` (``false`` forbids direct messages), ``iss`` and ``aud``
+(docs/security.md lists every claim).
 ``exp`` must be a finite time at most :data:`MAX_TOKEN_LIFETIME` ahead: ``NaN``, ``1e300`` or
 an ``exp`` in milliseconds is refused, not taken for a token that never expires.
 The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
@@ -126,9 +128,43 @@ class Verifier:
             not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)
         ):
             raise TokenError("token rooms claim must be a list of patterns")
+        read_rooms = claims.get("read_rooms", [])
+        if not isinstance(read_rooms, list) or not all(isinstance(r, str) for r in read_rooms):
+            raise TokenError("token read_rooms claim must be a list of patterns")
+        jti = claims.get("jti")
+        if jti is not None and not isinstance(jti, str):
+            raise TokenError("token jti claim must be a string")
+        iat = self._issued(claims.get("iat"))
+        admin = claims.get("admin", False)
+        if not isinstance(admin, bool):
+            raise TokenError("token admin claim must be true or false")
         if not isinstance(claims.get("dms", True), bool):
             raise TokenError("token dms claim must be true or false")
-        return Claims(user, None if rooms is None else tuple(rooms), exp, claims)
+        return Claims(
+            user,
+            None if rooms is None else tuple(rooms),
+            exp,
+            claims,
+            read_rooms=tuple(read_rooms),
+            jti=jti,
+            iat=iat,
+            admin=admin,
+        )
+
+    @staticmethod
+    def _issued(iat: object) -> float | None:
+        """``iat`` as a float (None when absent), or TokenError unless a finite number."""
+        if iat is None:
+            return None
+        if isinstance(iat, bool) or not isinstance(iat, int | float):
+            raise TokenError("token iat claim is not a number")
+        try:
+            when = float(iat)
+        except OverflowError:
+            when = math.inf
+        if not math.isfinite(when):
+            raise TokenError("token iat claim is not a finite number")
+        return when
 
     def _expiry(self, exp: object) -> float:
         """``exp`` as a float, or TokenError unless it is a finite time not yet past and at most

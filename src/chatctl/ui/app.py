@@ -32,10 +32,11 @@ from prompt_toolkit.utils import is_dumb_terminal
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import AuthError, ConnectError, UsageError
-from chatctl.protocol import MessageKind, Who
+from chatctl.protocol import Message, MessageKind, Who
 from chatctl.ui import commands
 from chatctl.ui.config import JoinConfig
 from chatctl.ui.direct import DmNotices, sent_line
+from chatctl.ui.notify import Highlights, Notifier, notify_argv
 from chatctl.ui.output import LineOutput
 from chatctl.ui.prompt import confirm_paste, create_session
 from chatctl.ui.readmarks import Mark, load_marks, save_marks
@@ -58,14 +59,19 @@ class ChatUI:
         history: int | None = None,
         connect_timeout: float | None = None,
         ansi: bool = False,
+        highlight: list[str] | None = None,
+        notify_command: str | None = None,
     ) -> None:
         """One window per room, the first shown. ``since``/``epoch`` (one room) or
         ``history`` replace the saved read marks. ``connect_timeout``: seconds the first
         connection of the rooms opened at start may take before the session ends with
         :class:`~chatctl.errors.ConnectError` (None: retry for ever); once connected, the
         client reconnects for as long as it runs. ``ansi`` (or ``ansi`` in config.toml's
-        ``[join]``): show the colours messages carry."""
-        config = JoinConfig.from_config(settings.config)
+        ``[join]``): show the colours messages carry. ``highlight`` words and a
+        ``notify_command`` (replacing config.toml's): see :mod:`chatctl.ui.notify`."""
+        config = JoinConfig.from_config(settings.config).given(
+            highlight=highlight, notify_command=notify_command
+        )
         self.settings = settings
         self.config = config
         self.history = history if history is not None else config.history
@@ -86,6 +92,9 @@ class ChatUI:
             width=None if self.dumb else self._columns,
             ansi=ansi or config.ansi,
         )
+        self.highlights = Highlights(config.highlight)
+        self.renderer.highlights = self.highlights.words
+        self.notifier = Notifier(notify_argv(config.notify_command), lambda: self._refresh())
         self.output = LineOutput(
             dumb=self.dumb, prompt_line=lambda: self._prompt() + self.session.default_buffer.text
         )
@@ -163,11 +172,17 @@ class ChatUI:
             refresh=self._refresh,
             bell=self._bell,
             dumb=self.dumb,
+            alert=self._alert,
         )
         self.windows.add(window)
         if self._running:
             self._start(window)
         return window
+
+    def _alert(self, room: str, message: Message) -> None:
+        """A live message for you (:mod:`chatctl.ui.notify`): the notify command."""
+        if message.user != self.renderer.me:
+            self.notifier.notify(room, message.user, message.text)
 
     def _start(self, window: Window) -> None:
         window.task = asyncio.get_running_loop().create_task(self._run_window(window))
@@ -226,6 +241,7 @@ class ChatUI:
         status.queued = len(window.stream.outbox)
         status.window = self.windows.number(window) if len(self.windows) > 1 else 0
         status.activity = self.windows.activity()
+        status.notify = self.notifier.failure
         return status
 
     def _columns(self) -> int:
@@ -367,6 +383,7 @@ class ChatUI:
                 for task in (*tasks, stop):
                     task.cancel()
                 await asyncio.gather(*tasks, stop, return_exceptions=True)
+                await self.notifier.close()
                 for sig in (signal.SIGTERM, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
                 self.screen.restore_title()
@@ -381,6 +398,8 @@ def run_interactive(
     history: int | None = None,
     connect_timeout: float | None = None,
     ansi: bool = False,
+    highlight: list[str] | None = None,
+    notify_command: str | None = None,
 ) -> None:
     async def main() -> None:
         ui = ChatUI(
@@ -391,6 +410,8 @@ def run_interactive(
             history=history,
             connect_timeout=connect_timeout,
             ansi=ansi,
+            highlight=highlight,
+            notify_command=notify_command,
         )
         await ui.run()
 

@@ -13,6 +13,7 @@ from typing import Protocol
 from chatctl.protocol import ROOM_RULE, MessageKind, is_conversation, valid_room
 from chatctl.ui.direct import target
 from chatctl.ui.keys import KEYS_HELP
+from chatctl.ui.notify import Highlights, highlight_command, unhighlight_command
 
 
 class CommandTarget(Protocol):
@@ -26,6 +27,8 @@ class CommandTarget(Protocol):
 
     #: ring the terminal bell when a message mentions the user
     bell: bool
+    #: the words that alert as the user's name does (``/highlight``)
+    highlights: Highlights
 
     def info(self, text: str) -> None: ...
 
@@ -210,6 +213,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("reconnect", "/reconnect", "connect again now (offline: do not wait)", _reconnect),
     Command("clear", "/clear", "clear the screen", _clear),
     Command("bell", "/bell [on|off]", "ring the terminal bell when you are mentioned", _bell),
+    Command(
+        "highlight",
+        "/highlight [WORD]",
+        "alert on WORD as on your name; -WORD removes it; alone: list",
+        highlight_command,
+    ),
+    Command("unhighlight", "/unhighlight WORD", "stop alerting on WORD", unhighlight_command),
     Command("say", "/say TEXT", "send TEXT as is, even if it starts with /", _say),
     Command("quit", "/quit", "leave (Ctrl-D on an empty line too)", _quit, ("exit", "q")),
 )

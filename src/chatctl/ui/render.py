@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from rich.console import Console
@@ -37,6 +36,7 @@ from rich.text import Text
 
 from chatctl.client.sanitize import multi_line
 from chatctl.protocol import Message
+from chatctl.ui.notify import names
 
 #: Colours handed out to user names by a stable hash of the name.
 PALETTE = (
@@ -95,11 +95,10 @@ def user_color(user: str, overrides: Mapping[str, str] | None = None) -> str:
     return PALETTE[zlib.crc32(user.encode()) % len(PALETTE)]
 
 
-def mentions(text: str, me: str) -> bool:
-    """True when ``text`` names ``me`` as a word (``alice``, ``@alice``, ``alice:``)."""
-    if not me:
-        return False
-    return re.search(rf"(?<![\w-]){re.escape(me)}(?![\w-])", text, re.IGNORECASE) is not None
+def mentions(text: str, me: str, words: Iterable[str] = ()) -> bool:
+    """True when ``text`` names ``me`` or one of the highlight ``words`` as a word, in any
+    case (``alice``, ``@alice``, ``alice:``)."""
+    return any(names(text, word) for word in (me, *words))
 
 
 class Renderer:
@@ -120,10 +119,14 @@ class Renderer:
         timestamp: str = "%H:%M:%S",
         width: Callable[[], int] | None = None,
         ansi: bool = False,
+        highlights: Sequence[str] = (),
     ) -> None:
         """``ansi``: show the colours, bold and underline a message carries as SGR escape
-        sequences (:func:`~chatctl.client.sanitize.multi_line`'s ``sgr``), in colour mode."""
+        sequences (:func:`~chatctl.client.sanitize.multi_line`'s ``sgr``), in colour mode;
+        ``highlights``: words that make a message a mention as your name does (read at each
+        message: the list may change)."""
         self.me = me
+        self.highlights = highlights
         self.color = color
         self.ansi = ansi and color
         self.colors = dict(colors or {})
@@ -162,11 +165,11 @@ class Renderer:
         return line
 
     def message(self, message: Message) -> tuple[str, bool]:
-        """The line for a message and whether it mentions ``me``."""
+        """The line for a message and whether it mentions ``me`` (or a highlight word)."""
         user = multi_line(message.user)
         body = multi_line(message.text)
         own = user == self.me
-        mention = not own and mentions(body, self.me)
+        mention = not own and mentions(body, self.me, self.highlights)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
         head = self._clock(message.ts)
         if mention and self.plain:

@@ -30,6 +30,7 @@ def open_window(
     refresh: Callable[[], None],
     bell: bool,
     dumb: bool,
+    alert: Callable[[str, Message], None] | None = None,
 ) -> Window:
     """A window for ``room``, not yet connected (:func:`follow` runs its stream)."""
 
@@ -42,6 +43,7 @@ def open_window(
             refresh=refresh,
             bell=bell,
             dumb=dumb,
+            alert=alert,
         )
         v.from_mark = mark is not None
         return v

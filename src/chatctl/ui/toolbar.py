@@ -6,6 +6,7 @@
      ops · offline (the server is restarting) · 1 queued
      ops · offline (token expired) · token expired: waiting for ~/.config/chatctl/token
      2:ops · 3 users · connected · act: 1:general 4, 3:dev 2 @1
+     ops · 3 users · connected · notify failed: notify-send: exit status 1
 
 With several windows (``chatctl join general ops dev``) the room has its window's number, and
 the activity bar lists the other windows with something unread: the number of messages, and
@@ -69,6 +70,8 @@ class Status:
     window: int = 0
     #: the other windows with something unread
     activity: list[Activity] = field(default_factory=list)
+    #: why the ``--notify-command`` failed (until a run succeeds)
+    notify: str = ""
 
     def connection(self, now: float | None = None) -> str:
         """The connection in words: ``connected``, ``reconnecting in 4 s (refused)``..."""
@@ -108,6 +111,8 @@ def toolbar_fragments(status: Status, now: float | None = None) -> StyleAndTextT
             style = "class:toolbar.mentions" if act.mentions else "class:toolbar.activity"
             out += [("class:toolbar", " " if first else ", "), (style, act.label())]
             first = False
+    if status.notify:
+        out += [sep, ("class:toolbar.offline", f"notify failed: {status.notify}")]
     out.append(("class:toolbar", " "))
     return out
 

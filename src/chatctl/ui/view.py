@@ -29,6 +29,7 @@ from chatctl.client.join import missed_notice
 from chatctl.client.stream import RoomStream
 from chatctl.protocol import ErrorFrame, Message, Presence, PresenceBatch, UserList
 from chatctl.tokens.renewal import TokenTrouble
+from chatctl.ui.notify import alerts
 from chatctl.ui.presence import QuietPresence
 from chatctl.ui.render import Renderer
 from chatctl.ui.toolbar import Link, Status
@@ -66,10 +67,12 @@ class RoomView:
         refresh: Callable[[], None],
         bell: bool,
         dumb: bool,
+        alert: Callable[[str, Message], None] | None = None,
     ) -> None:
         """``refresh()`` redraws the prompt and status line; ``bell``: ring the terminal bell
-        when a live message mentions the user; ``dumb``: no status line, so connection
-        changes are printed."""
+        when a live message alerts (:mod:`chatctl.ui.notify`: it mentions the user or a
+        highlight word, or it is a direct message); ``alert(room, message)`` is called for
+        each; ``dumb``: no status line, so connection changes are printed."""
         self.room = room
         self.me = me
         self.renderer = renderer
@@ -77,6 +80,7 @@ class RoomView:
         self.refresh = refresh
         self.bell = bell
         self.dumb = dumb
+        self.alert = alert
         self.present: set[str] = set()
         #: the token could not be renewed or was refused; the next renewal says it is over
         self.token_trouble = TokenTrouble()
@@ -247,11 +251,13 @@ class RoomView:
         line, mention = self.renderer.message(message)
         self.write(line)
         self.output.shown_message(message)
-        if mention and fresh:
+        if fresh and alerts(self.room, message.user, self.me, mention=mention):
             self.status.mentions += 1
             self.refresh()
-            if self.bell and live:
+            if live and self.bell:
                 self.output.bell()
+            if live and self.alert is not None:
+                self.alert(self.room, message)
 
     def _day_marker(self, ts: Any) -> None:
         """A ``-!- Tuesday 24 November 2026`` line before the first message of another day

@@ -51,6 +51,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/static/older.js": ("older.js", "text/javascript; charset=utf-8"),
     "/static/direct.js": ("direct.js", "text/javascript; charset=utf-8"),
     "/static/commands.js": ("commands.js", "text/javascript; charset=utf-8"),
+    "/static/notify.js": ("notify.js", "text/javascript; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
     "/static/icon.svg": ("icon.svg", "image/svg+xml"),
     "/favicon.ico": ("icon.svg", "image/svg+xml"),

@@ -4,6 +4,7 @@
 import { command } from "./commands.js";
 import { bindKeys, counter, length, trimTrailingLines } from "./compose.js";
 import { label, onDm, validName } from "./direct.js";
+import { notifyMessage, setupNotifications } from "./notify.js";
 import { loadOlder, loadOlderIfShort, onHistory } from "./older.js";
 import { Room } from "./room.js";
 import { el } from "./render.js";
@@ -86,7 +87,7 @@ function saveRooms() {
 // is missing). Frame types this page does not know are ignored.
 const FRAME_HANDLERS = Object.freeze({
   welcome: onWelcome,
-  message: onMessage,
+  message: onLiveMessage,
   ack: onAck,
   error: onError,
   presence: onPresence,
@@ -146,11 +147,17 @@ function onWelcome(room, f) {
   loadOlderIfShort(room);
 }
 
+/** A message frame (not a welcome's history): shown, and perhaps a desktop notification. */
+function onLiveMessage(room, f) {
+  if (onMessage(room, f)) notifyMessage(room, f);
+}
+
 function onMessage(room, f) {
-  if (typeof f.id !== "number" || f.id <= room.lastId) return; // already shown
+  if (typeof f.id !== "number" || f.id <= room.lastId) return false; // already shown
   room.lastId = f.id;
   const li = renderMessage(room, f);
   if (f.client_id && f.user === state.me) room.outbox.echoed(f.client_id, li);
+  return true;
 }
 
 function onAck(room, f) {
@@ -433,6 +440,7 @@ document.addEventListener("visibilitychange", () => {
 });
 
 state.open = openRoom;
+setupNotifications();
 for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
   if (validName(name)) addRoom(name);
 }

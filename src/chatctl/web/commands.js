@@ -1,4 +1,5 @@
 // chatctl web client: the /commands typed in the message box.
+import { highlightCommand } from "./notify.js";
 import { state } from "./state.js";
 
 export const HELP = [
@@ -9,6 +10,8 @@ export const HELP = [
   "/part \u2013 leave this room",
   "/who \u2013 list the users in the room",
   "/clear \u2013 clear the messages shown",
+  "/highlight [WORD] \u2013 be notified of WORD as of your name; -WORD removes it; alone: list",
+  "/unhighlight WORD \u2013 stop being notified of WORD",
   "//text \u2013 send text that starts with /",
   "Enter sends, Shift+Enter starts a new line, Tab completes a name, Up recalls your last message.",
 ];
@@ -49,11 +52,15 @@ export function command(line, act) {
       room.log.replaceChildren();
       room.lastDay = null;
       return true;
+    case "highlight":
+    case "unhighlight":
+      for (const h of highlightCommand(arg, name.toLowerCase() === "unhighlight")) act.notice(room, h);
+      return true;
     case "help":
       for (const h of HELP) act.notice(room, h);
       return true;
     case "say":
-      return arg ? post(arg, "text") : true;
+      return arg ? act.post(arg, "text") : true;
     default:
       act.note("no command /" + name + " (/help lists them; //text sends text starting with /)");
       return false;

@@ -2,7 +2,8 @@
 // (with unread and mention badges) and users, the tab's title and the connection status.
 import { label, messageButton } from "./direct.js";
 import { $, state } from "./state.js";
-import { colorClass, dayNode, el, eventNode, mentions, messageNode } from "./render.js";
+import { highlighted } from "./notify.js";
+import { colorClass, dayNode, el, eventNode, messageNode } from "./render.js";
 
 export function atBottom() {
   const c = $("chat");
@@ -41,7 +42,7 @@ export function renderMessage(room, f) {
   const li = messageNode(f.user, f.message, f.kind, date);
   li.dataset.id = String(f.id);
   const mine = f.user === state.me;
-  const mention = !mine && mentions(f.message, state.me);
+  const mention = !mine && highlighted(f.message); // your name or a highlight word
   if (mention) li.classList.add("mention");
   if (room.firstId === null) room.firstId = f.id;
   const unseen = !room.seen || room.seen.epoch !== room.epoch || f.id > room.seen.id;

@@ -130,9 +130,12 @@ class _Checker:
                     start = e.asked_since + 1
                     reached = prev[1] if prev is not None else start
                     if prev is not None and reached == -1:
-                        # nothing since an unrecovered welcome: the client stands at its last_id
+                        # nothing since an unrecovered welcome: the client may resume from
+                        # anywhere up to that welcome's last_id (from earlier, it is served
+                        # again what it never got)
                         began = ev[prev[2]]
-                        reached = began.last_id + 1 if isinstance(began, Welcome) else start
+                        top = began.last_id + 1 if isinstance(began, Welcome) else start
+                        reached = start if start <= top else top
                     if prev is not None and prev[0] == e.epoch and reached != start:
                         self.flag(
                             "gap",

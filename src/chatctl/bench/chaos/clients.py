@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import json
 import random
+import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,19 +22,22 @@ from chatctl.bench.chaos.check import NOT_STORED
 from chatctl.bench.chaos.history import Ack, Delivery, Disconnect, History, Refusal, Send, Welcome
 
 _CONNECT = {"open_timeout": 3, "ping_interval": 1, "ping_timeout": 2, "close_timeout": 1}
-_CONNECT |= {"max_size": 2**26}
+_CONNECT |= {"max_size": 2**26, "max_queue": 4}
+#: the clients' socket receive buffer, in bytes
+RCVBUF = 8192
 
 
 class Client:
     """What receivers and raw senders share: a name (its user), a room, server URLs to pick
-    from, a token, and the connection a fault may cut."""
+    from, where its tokens come from (one for each connection), and the connection a fault
+    may cut."""
 
     def __init__(
         self,
         name: str,
         room: str,
         urls: list[str],
-        token: str,
+        token: Callable[[], str],
         history: History,
         rng: random.Random,
     ) -> None:
@@ -50,17 +55,28 @@ class Client:
 
     async def _open(self, query: str) -> ClientConnection:
         url = f"{self.rng.choice(self.urls)}/ws/{self.room}?{query}"
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        ws = await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:  # a small window: a reader that stops soon backs the node up
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        return ws
 
 
 class Receiver(Client):
     """Joins (after ``delay``), records its welcome and every message; on any end of its
     connection it resumes with ``since``/``epoch`` until ``stop`` is set."""
 
-    def __init__(self, *args: Any, delay: float = 0.0) -> None:
+    def __init__(self, *args: Any, delay: float = 0.0, refresh: float | None = None) -> None:
         super().__init__(*args)
         self.delay = delay
+        #: send a ``refresh`` frame with a new token this often (its tokens are short-lived:
+        #: a connection that misses its renewals is closed with 4001 and resumes)
+        self.refresh = refresh
+        self.refreshed = 0
+        #: cleared while a slow_reader fault holds this receiver's reading
+        self.reading = asyncio.Event()
+        self.reading.set()
         self.epoch: str | None = None
         self.last_id = 0
 
@@ -113,8 +129,16 @@ class Receiver(Client):
         if not asked:
             self.last_id = max(self.last_id, welcome["last_id"])
         stopping = asyncio.ensure_future(stop.wait())
+        renewing = asyncio.ensure_future(self._renew(ws)) if self.refresh else None
         try:
             while True:
+                if not self.reading.is_set():  # a slow reader: the server's output piles up
+                    await asyncio.wait(
+                        {asyncio.ensure_future(self.reading.wait()), stopping},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if stopping.done():
+                        return
                 recv = asyncio.ensure_future(ws.recv())
                 recv.add_done_callback(_retrieve)
                 await asyncio.wait({recv, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -124,8 +148,32 @@ class Receiver(Client):
                 frame = json.loads(recv.result())
                 if frame.get("type") == "message":
                     self._message(frame, history=False)
+                elif frame.get("type") == "refreshed":
+                    self.refreshed += 1
         finally:
             stopping.cancel()
+            if renewing is not None:
+                renewing.cancel()
+
+    async def stall(self, seconds: float) -> bool:
+        """Read nothing for ``seconds`` (False if not connected: nothing to stall)."""
+        if self.ws is None:
+            return False
+        self.reading.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.reading.set()
+        return True
+
+    async def _renew(self, ws: ClientConnection) -> None:
+        """A fresh token in a ``refresh`` frame every ``refresh`` seconds (the answer, a
+        ``refreshed`` frame or an error, is read and dropped by :meth:`_read`)."""
+        assert self.refresh is not None
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(self.refresh)
+                await ws.send(json.dumps({"type": "refresh", "token": self.token()}))
 
     def _message(self, f: dict[str, Any], *, history: bool) -> None:
         assert self.epoch is not None
@@ -250,9 +298,15 @@ class CliSender:
         rng: random.Random,
         *,
         interval: float = 0.05,
+        http: bool = False,
+        token_ttl: int | None = None,
     ) -> None:
         self.name, self.room, self.url, self.env = name, room, url, env
         self.h, self.rng, self.interval = history, rng, interval
+        #: post through the HTTP API (``send --http``) instead of a WebSocket
+        self.http = http
+        #: tokens of this many seconds from ``--token-command``, renewed as they run out
+        self.token_ttl = token_ttl
         self.proc: asyncio.subprocess.Process | None = None
         self.seq = 0
         self.acked = 0
@@ -262,6 +316,11 @@ class CliSender:
         loop = asyncio.get_running_loop()
         cmd = [sys.executable, "-m", "chatctl", "send", self.room, "--json", "--user", self.name]
         cmd += ["--server", self.url, "--timeout", str(max(5, int(deadline - loop.time())))]
+        cmd += ["--http"] if self.http else []
+        if self.token_ttl is not None:
+            mint = [sys.executable, "-m", "chatctl", "token", "create", "--user", self.name]
+            mint += ["--ttl", f"{self.token_ttl}s"]
+            cmd += ["--token-command", shlex.join(mint)]
         self.proc = await asyncio.create_subprocess_exec(
             *cmd,
             env=self.env,

@@ -101,10 +101,12 @@ class Node:
 
 class RedisService:
     """A private ``redis-server`` with AOF (``appendfsync always``): acked means stored across a
-    restart, as docs/reliability.md assumes for a durable Redis."""
+    restart, as docs/reliability.md assumes for a durable Redis; or, not ``persistent``, one
+    that keeps nothing on disk and starts empty after a restart."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = True) -> None:
         self.port = free_port()
+        self.persistent = persistent
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -118,7 +120,11 @@ class RedisService:
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:  # nothing on disk: a restart starts empty
+            args += ["--appendonly", "no"]
+        args += ["--dir", str(self.dir)]
         args += ["--protected-mode", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(self.port, self.proc, timeout, "redis-server")

@@ -11,14 +11,17 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
 from chatctl.bench.chaos.check import Violation, check, messages_checked
-from chatctl.bench.chaos.history import Delivery, End, Fault, History, Welcome
-from chatctl.bench.chaos.schedule import DURABLE, Schedule, plan
+from chatctl.bench.chaos.history import Delivery, Disconnect, End, Fault, History, Welcome
+from chatctl.bench.chaos.schedule import Schedule, plan
 from chatctl.bench.chaos.world import ROOMS, World, run_faults
 
+#: close codes of receivers' connections worth counting in the summary
+CLOSES = {"4008": "slow consumer", "4001": "token expired"}
 #: seconds senders get after the faults end to have every message acked
 SETTLE = 30.0
 
@@ -29,13 +32,15 @@ class ScheduleResult:
     faults: Counter[str] = field(default_factory=Counter)
     messages: int = 0
     acked: int = 0
+    #: acks by kind of sender, and tokens renewed by ``refresh`` frames
+    clients: Counter[str] = field(default_factory=Counter)
     violations: list[Violation] = field(default_factory=list)
     report: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
 
 async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
-    history = History(schedule.broker, DURABLE[schedule.broker], schedule.seed)
+    history = History(schedule.broker, schedule.durable, schedule.seed)
     world = World(schedule, workdir, history)
     result = ScheduleResult(schedule)
     loop = asyncio.get_running_loop()
@@ -68,18 +73,34 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
         result.faults["rate_limit"] += 1
     result.violations = check(history)
     result.messages = messages_checked(history)
+    if not schedule.persistent:
+        result.faults["redis_without_persistence"] += 1
     result.acked = sum(s.acked for s in world.raw) + sum(c.acked for c in world.cli)
+    result.clients["websocket"] = sum(s.acked for s in world.raw)
+    for c in world.cli:
+        result.clients["chatctl send --http" if c.http else "chatctl send"] += c.acked
+    result.clients["token refreshes"] = sum(r.refreshed for r in world.receivers)
+    for e in history.events:
+        if isinstance(e, Disconnect) and e.why in CLOSES:
+            result.clients[CLOSES[e.why]] += 1
     for v in result.violations[:20]:
         result.report += v.report(history)
     return result
 
 
 async def _catch_up(world: World, history: History, timeout: float = 10) -> None:
-    """Wait until every connected receiver has the newest id of its room's epoch."""
+    """Wait until every connected receiver has the newest id of its room's epoch: the newest
+    delivered so far or the one a fresh welcome reports, whichever is higher (a message
+    stored just before the end may not have reached any receiver yet)."""
     loop = asyncio.get_running_loop()
     until = loop.time() + timeout
+    stored: dict[tuple[str, str], int] = {}
+    for room in ROOMS:
+        welcome = await _welcome(world, room, f"probe-{room}", 0)
+        if welcome is not None:
+            stored[(room, welcome["epoch"])] = welcome["last_id"]
     while loop.time() < until:
-        newest: dict[tuple[str, str], int] = {}
+        newest = dict(stored)
         for e in history.events:
             if isinstance(e, Delivery):
                 key = (e.room, e.epoch)
@@ -96,34 +117,42 @@ async def _catch_up(world: World, history: History, timeout: float = 10) -> None
         await asyncio.sleep(0.1)
 
 
-async def _final_read(world: World, history: History, room: str) -> None:
-    """The room's whole history, read by a fresh connection once everything is healed."""
-    name = f"final-{room}"
-    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history=100000"
+async def _welcome(world: World, room: str, name: str, keep: int) -> dict[str, Any] | None:
+    """A fresh connection's welcome to ``room`` on the first node, with up to ``keep``
+    messages of history (None if the node does not answer in ten seconds of tries)."""
+    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history={keep}"
     headers = {"Authorization": f"Bearer {world.token(name)}"}
     for _ in range(20):
         try:
             async with connect(url, additional_headers=headers, max_size=2**27) as ws:
-                w = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                welcome: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                return welcome
         except Exception:
             await asyncio.sleep(0.5)
-            continue
-        history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
-        for f in w["history"]:
-            history.add(
-                Delivery(
-                    name,
-                    1,
-                    room,
-                    f["id"],
-                    w["epoch"],
-                    f["message"],
-                    f["user"],
-                    f.get("client_id"),
-                    history=True,
-                )
-            )
+    return None
+
+
+async def _final_read(world: World, history: History, room: str) -> None:
+    """The room's whole history, read by a fresh connection once everything is healed."""
+    name = f"final-{room}"
+    w = await _welcome(world, room, name, 100000)
+    if w is None:
         return
+    history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
+    for f in w["history"]:
+        history.add(
+            Delivery(
+                name,
+                1,
+                room,
+                f["id"],
+                w["epoch"],
+                f["message"],
+                f["user"],
+                f.get("client_id"),
+                history=True,
+            )
+        )
 
 
 def run_chaos(
@@ -163,6 +192,15 @@ def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: flo
     print(
         f"  messages checked: {sum(r.messages for r in results)}, acked: "
         f"{sum(r.acked for r in results)}"
+    )
+    clients: Counter[str] = Counter()
+    for r in results:
+        clients.update(r.clients)
+    closed = ", ".join(f"{why} {clients[why]}" for why in CLOSES.values())
+    print(
+        f"  acked from: websocket {clients['websocket']}, chatctl send {clients['chatctl send']}"
+        f", chatctl send --http {clients['chatctl send --http']}; token refreshes: "
+        f"{clients['token refreshes']}; receivers closed as {closed}"
     )
     print(f"  violations: {violations}")
     if violations:

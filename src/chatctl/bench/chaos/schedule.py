@@ -22,6 +22,9 @@ BROKER_FAULTS = {
     "redis": ("redis_restart", "redis_kill"),
     "rediscluster": ("master_kill", "master_kill", "master_failover"),
 }
+#: seconds a slow reader stops reading: long enough for the room's traffic to fill its
+#: small socket buffer and websockets' queue, so that the node's output to it backs up
+SLOW_READER_HOLD = 6.0
 #: the broker keeps every acked message across every fault above (see docs/reliability.md)
 DURABLE = {"memory": False, "sqlite": True, "redis": True, "rediscluster": True}
 NODES = {"memory": 1, "sqlite": 1, "redis": 2, "rediscluster": 2}
@@ -45,10 +48,19 @@ class Schedule:
     seconds: float
     rate_limit: bool
     faults: tuple[PlannedFault, ...]
+    #: Redis keeps its data across a restart (AOF, fsync always); without it a restart loses
+    #: history and the broker is not durable for the schedule (docs/reliability.md)
+    persistent: bool = True
+
+    @property
+    def durable(self) -> bool:
+        """Every acked message must survive every fault of this schedule."""
+        return DURABLE[self.broker] and self.persistent
 
     def describe(self) -> list[str]:
         head = f"schedule seed={self.seed} broker={self.broker} seconds={self.seconds:g}"
         head += " rate-limit=on" if self.rate_limit else ""
+        head += "" if self.persistent else " redis-persistence=off"
         return [head, *("  " + f.describe() for f in self.faults)]
 
 
@@ -69,7 +81,15 @@ def plan(seed: int, broker: str, seconds: float) -> Schedule:
         ),
         key=lambda f: f.at,
     )
-    return Schedule(seed, broker, seconds, rng.random() < 0.35, tuple(faults))
+    rate_limit = rng.random() < 0.35
+    persistent = broker != "redis" or rng.random() < 0.7
+    # drawn after the rest, so that a seed's earlier faults stay what they were
+    if rng.random() < 0.5:
+        slow = PlannedFault(
+            round(rng.uniform(0.8, end), 2), "slow_reader", rng.randrange(64), SLOW_READER_HOLD
+        )
+        faults = sorted((*faults, slow), key=lambda f: f.at)
+    return Schedule(seed, broker, seconds, rate_limit, tuple(faults), persistent)
 
 
 __all__ = ["BROKER_FAULTS", "COMMON_FAULTS", "DURABLE", "NODES", "PlannedFault", "Schedule", "plan"]

@@ -9,6 +9,7 @@ import random
 import resource
 import secrets
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from chatctl.bench.chaos.clients import CliSender, RawSender, Receiver
@@ -20,7 +21,12 @@ from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
 from chatctl.tokens.mint import mint
 
 ROOMS = ("a", "b")
+#: seconds the short-lived tokens of some clients live (they renew them; the server closes a
+#: connection at exp plus 5 s of leeway with 4001 when no renewal came)
+TOKEN_TTL = 6
 #: keep every message in the history and in one welcome: a recovered: false is then a bug
+#: (and --max-pending large: a welcome whose history is cut to fit it is recovered: false,
+#: so a slow_reader backs the node up without being closed as a slow consumer)
 SERVE_FLAGS = ["--history", "100000", "--max-pending", str(2**27), "--drain-timeout", "2"]
 SERVE_FLAGS += ["--ping-interval", "2", "--log-level", "warning"]
 
@@ -44,7 +50,7 @@ class World:
     async def start(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         if self.s.broker == "redis":
-            self.redis = RedisService(self.dir / "redis")
+            self.redis = RedisService(self.dir / "redis", persistent=self.s.persistent)
             await asyncio.to_thread(self.redis.start)
             url = self.redis.url
         elif self.s.broker == "rediscluster":
@@ -79,18 +85,32 @@ class World:
         return mint(self.secret.encode(), user, ttl=3600)
 
     def _make_clients(self) -> None:
+        """Per room: two receivers from the start (the second on tokens of TOKEN_TTL seconds
+        that it renews with ``refresh`` frames) and one joining late; three raw senders; a
+        ``chatctl send`` on a WebSocket, renewing its short tokens with ``--token-command``,
+        and one posting through the HTTP API (``send --http``)."""
         urls, late = self.urls(), self.s.seconds * 0.4
         for r, room in enumerate(ROOMS):
             for i, delay in enumerate((0.0, 0.0, late)):
                 name = f"r{r}{i}"
-                args = (name, room, urls, self.token(name), self.h, self.rng)
-                self.receivers.append(Receiver(*args, delay=delay))
+                short = i == 1
+                args = (name, room, urls, self._tokens(name, short), self.h, self.rng)
+                refresh = TOKEN_TTL / 2 if short else None
+                self.receivers.append(Receiver(*args, delay=delay, refresh=refresh))
         for i, room in enumerate(("a", "b", "a")):
             name = f"s{i}"
-            args = (name, room, urls, self.token(name), self.h, self.rng)
+            args = (name, room, urls, self._tokens(name), self.h, self.rng)
             self.raw.append(RawSender(*args, window=1 + self.rng.randrange(6)))
         url = self.rng.choice(urls)
-        self.cli.append(CliSender("c0", "a", url, self.env, self.h, self.rng))
+        cli = CliSender("c0", "a", url, self.env, self.h, self.rng, token_ttl=TOKEN_TTL)
+        self.cli.append(cli)
+        url = self.rng.choice(urls).replace("ws://", "http://")
+        self.cli.append(CliSender("h0", "b", url, self.env, self.h, self.rng, http=True))
+
+    def _tokens(self, user: str, short: bool = False) -> Callable[[], str]:
+        """Where ``user``'s client gets a token for each connection (and each refresh)."""
+        ttl = TOKEN_TTL if short else 3600
+        return lambda: mint(self.secret.encode(), user, ttl=ttl)
 
     async def heal(self) -> None:
         """Undo every fault: proxies open, nodes running and continued, disks free, Redis up."""
@@ -156,13 +176,19 @@ class World:
                 node.set_file_limit(resource.RLIM_INFINITY)
             return f"{node.name} disk full {f.hold:.2f}s"
         if f.name in ("redis_restart", "redis_kill") and self.redis is not None:
-            self.h.add(Fault(f.name, "redis"))
+            self.h.add(Fault(f.name, "redis", loses_history=not self.s.persistent))
             self.redis.stop(signal.SIGKILL if f.name == "redis_kill" else signal.SIGTERM)
             await asyncio.sleep(f.hold)
             await asyncio.to_thread(self.redis.start)
             return "redis restarted"
         if f.name in ("master_kill", "master_failover") and self.cluster is not None:
             return await self._cluster_fault(f, self.cluster)
+        if f.name == "slow_reader":
+            reader = self.receivers[f.target % len(self.receivers)]
+            self.h.add(Fault(f.name, reader.name))
+            if await reader.stall(f.hold):
+                return f"{reader.name} read nothing for {f.hold:.2f}s"
+            return f"{reader.name} was not connected"
         if f.name == "client_cut":
             clients = [*self.receivers, *self.raw]
             victim = clients[f.target % len(clients)]
@@ -201,6 +227,7 @@ class World:
         return f"replica {replica} took over from {master}"
 
     def _durable(self) -> bool:
+        """A node's restart keeps history (the broker lives outside it, or on its disk)."""
         return self.s.broker != "memory"
 
 

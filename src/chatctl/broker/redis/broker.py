@@ -64,13 +64,14 @@ from chatctl.broker.redis.keys import (
 from chatctl.broker.redis.link import stop_task
 from chatctl.broker.redis.live import LiveFeed
 from chatctl.broker.redis.presence import RedisPresence
+from chatctl.broker.redis.revoked import RedisRevocations
 from chatctl.errors import BrokerError, BrokerOutcomeUnknown, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 
 log = logging.getLogger("chatctl.broker.redis")
 
 
-class RedisBroker(RedisPresence):
+class RedisBroker(RedisPresence, RedisRevocations):
     """A :class:`~chatctl.broker.base.Broker` backed by Redis (>= 7), shared by every node."""
 
     def __init__(

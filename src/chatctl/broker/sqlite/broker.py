@@ -20,6 +20,7 @@ from chatctl.broker.base import (
     PublishResult,
 )
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
+from chatctl.broker.sqlite import revoked
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
@@ -29,6 +30,7 @@ from chatctl.broker.sqlite.schema import lock, open_database
 from chatctl.broker.sqlite.writer import Writer
 from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
+from chatctl.tokens.revocation import Revocation
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
@@ -148,6 +150,14 @@ class SQLiteBroker:
         if w.fault is not None:
             return w.fault
         return None if w.alive() else "the database writer thread died"
+
+    async def revoke(self, entry: Revocation) -> None:
+        """Store a revocation in the file (``Revocations``)."""
+        await self.run(lambda db: revoked.store(db, entry))
+
+    async def revocations(self, seen: str) -> tuple[str, list[Revocation] | None]:
+        """The table's version, and its entries when it changed since ``seen``."""
+        return await self.run(lambda db: revoked.read(db, seen))
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(sqlite3.Connection)`` in the writer thread, in its own transaction

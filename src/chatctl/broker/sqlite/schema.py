@@ -7,6 +7,7 @@ file forward in one transaction at start; ``PRAGMA application_id`` marks the fi
     rooms     rid, name, epoch, last_id (the id counter), touched (newest message or creation)
     messages  (rid, id) -> user, text, ts, kind, client_id      kept history, trimmed
     dedup     (rid, user, client_id) -> id, ts, seen            client ids within the window
+    revocations  id, field -> entry, exp        revoked tokens (schema 2: broker/sqlite/revoked.py)
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from chatctl.broker.sqlite.revoked import create_table as create_revocations
 from chatctl.errors import ConfigError
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: "chat": tells a chatctl database from any other SQLite file
 APPLICATION_ID = 0x63686174
 #: Seconds ``PRAGMA quick_check`` may take at start (about 1 GB on a fast disk); a bigger
@@ -56,7 +58,10 @@ def _schema_v1(db: sqlite3.Connection) -> None:
 
 
 #: version N -> the function that brings a version N-1 database to N (1: create it)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_v1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _schema_v1,
+    2: create_revocations,
+}
 
 
 # --------------------------------------------------------------------------- opening

@@ -95,6 +95,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
     conn_id = "sse-" + secrets.token_hex(4)
     ctx.limits.acquire(user, room)
     joined = listening = False
+    watch = ctx.revocations.watch(claims.slim(), exchange.conn.close)  # closed if revoked
     try:
         try:
             await ctx.hub.listen(room, listener)
@@ -128,6 +129,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         queue[:] = [e for e in queue if not (isinstance(e, Presence) and (e.event, e.user) == own)]
         await _live(ctx, exchange, queue, wake, found.epoch, found.last_id)
     finally:
+        ctx.revocations.unwatch(watch)
         if listening:
             await ctx.hub.unlisten(room, listener)
         if joined:

@@ -2,9 +2,10 @@
 answered once it is stored (201 with the ack), as a WebSocket ``message`` frame would be.
 
 The checks come in the WebSocket's order, and the body is read only after the first ones:
-token and room (401/403), the user's rate limit shared with its WebSocket connections
-(429 ``rate_limited`` with ``Retry-After``), the size (413 ``message_too_long``), the
-message's rules (400), then the broker (503 ``broker_unavailable``: nothing stored).
+token and room (401/403; 403 ``read_only`` for a room the token may only read), the
+user's rate limit shared with its WebSocket connections (429 ``rate_limited`` with
+``Retry-After``), the size (413 ``message_too_long``), the message's rules (400), then the
+broker (503 ``broker_unavailable``: nothing stored).
 An ``Idempotency-Key`` header (or ``client_id`` in a JSON body) is the message's client id:
 sent again within the broker's de-duplication window, the original ack comes back with
 ``duplicate: true`` and nothing is delivered twice.
@@ -33,6 +34,8 @@ JSON_OVERHEAD = 4096
 
 async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     room, claims = authorize_room(ctx, exchange, name, query_token=False)
+    if room == name and not claims.writes(room):  # (a conversation: both its users write)
+        raise ApiError(403, "read_only", f"token for {claims.user} only reads room {room}")
     return await _publish(ctx, exchange, room, claims.user, slack=False, label=name)
 
 

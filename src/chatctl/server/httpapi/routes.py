@@ -18,7 +18,7 @@ from chatctl.server.httpapi.exchange import Exchange
 from chatctl.tokens.claims import Claims
 
 #: request lines the API takes from websockets: these paths whatever the method...
-API_PREFIXES = (b"/rooms", b"/hooks/")
+API_PREFIXES = (b"/rooms", b"/hooks/", b"/api/")
 #: ...and every method but these (websockets answers GET and HEAD: the upgrade and the page)
 WEBSOCKETS_METHODS = (b"GET", b"HEAD")
 
@@ -33,7 +33,7 @@ def takes_over(request_line: bytes) -> bool:
     if method not in WEBSOCKETS_METHODS:
         return True
     return target.startswith(API_PREFIXES) and (
-        len(target) == 6 or target[6:7] in (b"/", b"?") or target.startswith(b"/hooks/")
+        len(target) == 6 or target[6:7] in (b"/", b"?") or not target.startswith(b"/rooms")
     )
 
 
@@ -47,7 +47,7 @@ _WEBSOCKET_PATHS = frozenset({"/healthz", "/metrics", *web.ROUTES})
 
 async def dispatch(ctx: SessionContext, exchange: Exchange) -> Reply | None:
     """Answer one request by its method and path (404, 405 with ``Allow``)."""
-    from chatctl.server.httpapi import events, publish, reads
+    from chatctl.server.httpapi import admin, events, publish, reads
 
     request = exchange.request
     method, path = request.method, request.path
@@ -65,6 +65,9 @@ async def dispatch(ctx: SessionContext, exchange: Exchange) -> Reply | None:
             table = {"GET": events.stream}
         else:
             table = {"GET": reads.users}
+    elif path == "/api/revoke":
+        exchange.route = "revoke"
+        table = {"POST": admin.revoke}
     elif (m := _HOOK.match(path)) is not None:
         arg = unquote(m.group(1))
         exchange.route = "hook"
