@@ -153,3 +153,18 @@ async def test_bad_frames_in_a_conversation_get_an_error_and_it_lives(server: Ch
         assert (await recv_json(ws))["type"] == "error"
         await ws.send('{"message": "ok", "client_id": "k"}')
         assert (await recv_type(ws, "ack"))["id"] == 1
+
+
+async def test_read_only_globs_do_not_make_a_conversation_read_only(server: ChatServer) -> None:
+    """A token that only reads every room (``read_rooms: ["*"]``) still writes to bob."""
+    token = make_token("alice", rooms=[], read_rooms=["*"])
+    async with client(server.port, "@bob", "alice", token=token) as ws:
+        await recv_type(ws, "welcome")
+        await ws.send('{"message": "hi bob", "client_id": "r1"}')
+        assert (await recv_type(ws, "ack"))["room"] == "@bob"
+    post = await curl(server.port, "/rooms/@bob/messages", "-d", "again", token=token)
+    assert post.status == 201 and post.json()["room"] == "@bob"
+    async with client(server.port, "general", "alice", token=token) as ws:  # rooms: read only
+        await recv_type(ws, "welcome")
+        await ws.send('{"message": "no", "client_id": "r2"}')
+        assert (await recv_type(ws, "error"))["code"] == "read_only"
