@@ -37,7 +37,7 @@ def test_message_bob_from_the_user_list(srv: ServeProcess, open_page: Opener) ->
     wait_online(alice, "alice")
     bob = open_page(link(srv.port, "bob", "lobby", rooms=["lobby"]))
     wait_online(bob, "bob")
-    alice.locator("#users li[data-user='bob']").wait_for()
+    alice.get_by_role("button", name="message bob").wait_for()
     assert alice.locator("#users li.me button").count() == 0  # not yourself
 
     alice.get_by_role("button", name="message bob").click()
@@ -60,8 +60,12 @@ def test_message_bob_from_the_user_list(srv: ServeProcess, open_page: Opener) ->
     names = bob.locator("#rooms li .name").all_text_contents()
     assert names == ["#lobby", "@alice"]
 
-    # /msg from the web page too, and a third user reads nothing of it
-    say(alice, "/msg bob and one more")
+    # /query from the web page too, and a third user reads nothing of it
+    say(alice, "/join lobby")
+    alice.locator("#title", has_text="#lobby").wait_for()
+    say(alice, "/query bob")
+    alice.locator("#title", has_text="@bob").wait_for()
+    say(alice, "and one more")
     wait_shown(bob, "alice", "and one more")
     assert history(srv.port, "alice", "bob") == [
         ("alice", "psst, bob"),

@@ -207,9 +207,9 @@ function updateCounter() {
   return counter($("counter"), $("input").value, state.maxChars);
 }
 
-/** Queue ``text`` (to ``room``, the one shown unless said); false (with the reason next to the
- * box) when it cannot be sent. */
-function post(text, kind, room = state.room) {
+/** Queue ``text``; false (with the reason next to the box) when it cannot be sent. */
+function post(text, kind) {
+  const room = state.room;
   const chars = length(text);
   if (chars > state.maxChars) {
     note("That message is " + chars.toLocaleString("en") + " characters; the limit is " + state.maxChars.toLocaleString("en") + ".");
@@ -252,11 +252,7 @@ function addRoom(name) {
 /** Show ``name`` (opening it first if it is not open); false when the name is invalid. */
 function openRoom(name) {
   if (!validName(name)) {
-    note(
-      name.startsWith("@")
-        ? "invalid user name: 1-64 characters, no spaces or control characters"
-        : "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
-    );
+    note(name[0] === "@" ? "invalid user name" : "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
     return false;
   }
   closeMenu();

@@ -5,8 +5,7 @@ import { state } from "./state.js";
 export const HELP = [
   "/me ACTION \u2013 send an action: * you ACTION",
   "/join ROOM \u2013 open another room (it stays open in the list)",
-  "/msg USER TEXT \u2013 send USER a direct message (opens the conversation)",
-  "/query USER \u2013 open your direct messages with USER",
+  "/query USER \u2013 open a direct conversation (/join @USER too)",
   "/part \u2013 leave this room",
   "/who \u2013 list the users in the room",
   "/clear \u2013 clear the messages shown",
@@ -32,15 +31,6 @@ export function command(line, act) {
       return act.open(arg.trim());
     case "query":
       return act.open("@" + arg.trim().replace(/^@/, ""));
-    case "msg": {
-      const [, user = "", text = ""] = arg.match(/^@?(\S*)\s*([\s\S]*)$/);
-      if (!user || !text.trim()) {
-        act.note("usage: /msg USER TEXT");
-        return false;
-      }
-      if (!act.open("@" + user)) return false;
-      return act.post(text, "text", state.rooms.get("@" + user));
-    }
     case "part":
     case "leave":
       return act.part(room);

@@ -65,7 +65,6 @@ export function renderUsers() {
   if (!room) return;
   for (const u of room.users) {
     const li = el("li", colorClass(u), u);
-    li.dataset.user = u;
     if (u === state.me) li.classList.add("me");
     else if (!room.name.startsWith("@")) li.append(messageButton(u));
     list.append(li);
