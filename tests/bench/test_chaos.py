@@ -29,6 +29,9 @@ REGRESSIONS = [
     # is cut before the first message and resumes since 0: the checker took that for a
     # runner bug (a checker fix: tests/bench/test_chaos_check.py has the history)
     pytest.param("memory", 971717, id="memory-971717-resume-into-an-empty-new-epoch"),
+    # Redis without persistence killed under raw senders (receive=0, not closed by the
+    # reset): their acks' ids were of the new epoch, taken for the welcome's (38 violations)
+    pytest.param("redis", 30019, id="redis-30019-acks-in-a-new-epoch"),
 ]
 
 

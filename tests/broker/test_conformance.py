@@ -107,6 +107,14 @@ async def test_duplicate_client_id_returns_original_and_is_not_delivered(broker:
     assert [m.id for m in sink.messages] == [1, 2]
 
 
+async def test_a_publish_says_the_epoch_its_id_belongs_to(broker: Broker) -> None:
+    first = await broker.publish("room", "alice", "hello", client_id="e-1")
+    again = await broker.publish("room", "alice", "hello", client_id="e-1")
+    plain = await broker.publish("room", "alice", "no client id")
+    epoch = (await broker.history("room", since=None, limit=10)).epoch
+    assert first.epoch == again.epoch == plain.epoch == epoch is not None
+
+
 async def test_history_without_since_returns_newest(broker: Broker) -> None:
     for i in range(3):
         await broker.publish("room", "alice", f"m{i}")
@@ -335,3 +343,29 @@ async def test_revocations_are_stored_and_read_back_when_changed(broker: Broker)
         Revocation.token("abc", now + 60),
         Revocation.user("alice", now),
     ]
+
+
+async def test_a_broker_that_lists_rooms_lists_those_with_members(broker: Broker) -> None:
+    from chatctl.broker.base import ListsRooms
+
+    if not isinstance(broker, ListsRooms):
+        pytest.skip("this broker lists no rooms (GET /rooms shows the node's own)")
+    await broker.join("b-room", "bob", "c2")
+    await broker.join("a-room", "alice", "c1")
+    await broker.join("a-room", "alice", "c3")
+    assert await broker.member_rooms() == ["a-room", "b-room"]
+
+
+async def test_a_display_name_is_kept_with_its_message(broker: Broker) -> None:
+    sink = Sink()
+    await broker.subscribe("room", sink)
+    first = await broker.publish("room", "hooks", "disk full", client_id="c1", display="Grafana")
+    await broker.publish("room", "alice", "on it")
+    repeat = await broker.publish("room", "hooks", "disk full", client_id="c1", display="Grafana")
+    assert first.message.display == "Grafana" and first.message.sender == "Grafana (via hooks)"
+    assert repeat.duplicate and repeat.message.display == "Grafana"
+    await sink.wait_for(lambda s: len(s.messages) == 2)
+    assert [m.display for m in sink.messages] == ["Grafana", None]
+    kept = (await broker.history("room", since=None, limit=10)).messages
+    assert [(m.user, m.display) for m in kept] == [("hooks", "Grafana"), ("alice", None)]
+    assert '"display":"Grafana"' in kept[0].frame and "display" not in kept[1].frame

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,24 +135,31 @@ async def test_a_new_database_gets_the_current_schema_version(tmp_path: Path) ->
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_a_schema_1_database_gains_the_revocations_table(tmp_path: Path) -> None:
-    """A file of the chatctl before revocations keeps its rooms and gains the table."""
+async def test_a_schema_1_database_is_upgraded_and_keeps_its_messages(tmp_path: Path) -> None:
+    """A file of the chatctl before revocations and display names keeps its rooms and
+    messages (read back without a display name) and gains the table and the column."""
     from chatctl.broker.sqlite.schema import APPLICATION_ID, MIGRATIONS
 
     with sqlite3.connect(tmp_path / "chatctl.db") as db:
         MIGRATIONS[1](db)
-        db.execute("PRAGMA user_version = 1")
+        now = time.time()
+        db.execute("INSERT INTO rooms VALUES (1, 'room', 'e1', 1, ?)", (now,))
+        db.execute("INSERT INTO messages VALUES (1, 1, 'alice', 'old', ?, 'text', NULL)", (now,))
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute("INSERT INTO rooms (name, epoch, last_id, touched) VALUES ('r', 'e', 0, 0)")
+        db.execute("PRAGMA user_version = 1")
     broker = SQLiteBroker(tmp_path)
     await broker.start()
     try:
-        assert (await broker.history("r", since=None, limit=5)).epoch == "e"
         assert await broker.revocations("") == ("0", [])
+        await broker.publish("room", "hooks", "new", display="Grafana")
+        found = await broker.history("room", since=None, limit=10)
+        assert found.epoch == "e1"
+        got = [(m.id, m.text, m.display) for m in found.messages]
+        assert got == [(1, "old", None), (2, "new", "Grafana")]
     finally:
         await broker.close()
     with sqlite3.connect(tmp_path / "chatctl.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_urls() -> None:

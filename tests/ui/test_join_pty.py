@@ -297,3 +297,24 @@ def test_screen_keeps_the_input_line_at_the_bottom(srv: ServeProcess) -> None:
     assert name.data == "b" and name.fg != "default"
     assert screen.buffer[38][0].fg != name.fg  # the time column has its own style
     quit_cleanly(child, "\r/quit\r")
+
+
+def test_a_webhook_s_display_name_shows_with_its_user(srv: ServeProcess) -> None:
+    from chatctl.tokens.mint import mint
+    from support.curl import curl_path
+    from support.helpers import SECRET
+
+    def post(text: str) -> None:
+        hook = mint(SECRET, "ci", ttl=3600, hook="rdisplay", display=True)
+        body = json.dumps({"text": text, "username": "Grafana"})
+        url = f"http://127.0.0.1:{srv.port}/hooks/{hook}"
+        done = subprocess.run([curl_path(), "-sf", "-H", "Content-Type: application/json",
+                               "-d", body, url], capture_output=True, timeout=20)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    post("from history")
+    child = spawn(srv.port, "rdisplay")
+    assert "Grafana (via ci): from history" in child.before
+    post("live one")
+    child.expect(re.escape("Grafana (via ci): live one"))
+    quit_cleanly(child)

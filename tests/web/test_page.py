@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -377,3 +378,30 @@ def test_a_join_storm_reaches_the_page_in_batches(srv: ServeProcess, open_page: 
         expected = sorted(["alice", "o", *users])
         wait_until(lambda: alice.locator("#users li").all_text_contents() == expected)
         assert alice.locator("#count").text_content() == f"({len(expected)})"
+
+
+def test_a_webhook_s_display_name_shows_with_its_user(srv: ServeProcess, open_page: Opener) -> None:
+    from chatctl.tokens.mint import mint
+    from support.curl import curl_path
+    from support.helpers import SECRET
+
+    def post(display: bool, text: str) -> None:
+        hook = mint(SECRET, "ci", ttl=3600, hook="hooked", display=display)
+        body = json.dumps({"text": text, "username": "Grafana"})
+        url = f"http://127.0.0.1:{srv.port}/hooks/{hook}"
+        done = subprocess.run([curl_path(), "-sf", "-H", "Content-Type: application/json",
+                               "-d", body, url], capture_output=True, timeout=20)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def names(page: Page) -> list[str]:
+        return page.locator(".room .log .msg .user").all_text_contents()
+
+    page = open_page(link(srv.port, "kate", "hooked"))
+    wait_online(page, "kate")
+    post(True, "disk full")
+    post(False, "no name")
+    wait_shown(page, "ci", "no name")
+    assert names(page) == ["Grafana (via ci)", "ci"]
+    page.reload()  # from the welcome's history now
+    wait_shown(page, "ci", "no name")
+    assert names(page) == ["Grafana (via ci)", "ci"]

@@ -67,6 +67,10 @@ Deliver = Callable[[Message | Presence | Reset], None]
 class PublishResult:
     message: Message
     duplicate: bool = False
+    #: the epoch the message's id belongs to: a room whose history was lost since the
+    #: sender's welcome (a Redis without persistence restarted, an idle room forgotten)
+    #: numbers from 1 again under a new epoch, and the ack says so (None: not known)
+    epoch: str | None = None
 
 
 #: Called by a :class:`PipelinedBroker`, on the event loop, once per queued publish: with the
@@ -108,10 +112,13 @@ class Broker(Protocol):
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
     ) -> PublishResult:
         """Store and fan out a message; raise ``BrokerUnavailable`` if it was not stored, or
         its subclass ``BrokerOutcomeUnknown`` if the store failed after the write may have
-        run and the broker could not learn the outcome in time (maybe stored)."""
+        run and the broker could not learn the outcome in time (maybe stored). ``display``
+        (a name shown with ``user``, already cleaned) is kept with the message; the server
+        passes it only when there is one."""
         ...
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
@@ -155,6 +162,7 @@ class PipelinedBroker(Broker, Protocol):
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
         done: PublishDone,
     ) -> None:
         """Queue a publish; ``done(result, None)`` once it is stored, ``done(None, error)``
@@ -212,4 +220,14 @@ class Revocations(Protocol):
         """The store's version, and every entry not yet expired when that version differs
         from ``seen`` (None when nothing changed: a cheap read). Raises
         ``BrokerUnavailable``."""
+
+
+@runtime_checkable
+class ListsRooms(Protocol):
+    """A broker shared by several nodes that knows which rooms have members on any of them
+    (``GET /rooms`` lists those, not only the rooms of this node)."""
+
+    async def member_rooms(self) -> list[str]:
+        """Rooms with members on some node, sorted; a room may stay listed for a while
+        after its last member left (its user count says so)."""
         ...

@@ -110,18 +110,19 @@ class MemoryBroker:
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
     ) -> PublishResult:
         r = self._room(room)
         now = self._clock()
         if client_id is not None:
             r.forget_seen_before(now - self.dedup_window)
-            original = r.original(user, client_id, text, kind)
+            original = r.original(user, client_id, text, kind, display)
             if original is not None:
-                return PublishResult(original, duplicate=True)
-        msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id)
+                return PublishResult(original, duplicate=True, epoch=r.epoch)
+        msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id, display)
         r.remember(msg, now)
         r.hand_over(msg)
-        return PublishResult(msg)
+        return PublishResult(msg, epoch=r.epoch)
 
     async def subscribe(self, room: str, deliver: Deliver) -> None:
         self._room(room).subscriber = deliver

@@ -93,7 +93,9 @@ class RoomState:
             if len(self.seen) > MAX_DEDUP_ENTRIES:  # bounded even under a flood in the window
                 self.seen.popitem(last=False)
 
-    def original(self, user: str, client_id: str, text: str, kind: str) -> Message | None:
+    def original(
+        self, user: str, client_id: str, text: str, kind: str, display: str | None = None
+    ) -> Message | None:
         """The message ``(user, client_id)`` published within the window, if any."""
         seen = self.seen.get((user, client_id))
         if seen is None:
@@ -104,7 +106,7 @@ class RoomState:
             if kept.id == msg_id:
                 return kept
         # Trimmed from the history: the id and time are the original's, the rest is the repeat's.
-        return Message(msg_id, self.name, user, text, ts, kind, client_id)  # type: ignore[arg-type]
+        return Message(msg_id, self.name, user, text, ts, kind, client_id, display)  # type: ignore[arg-type]
 
     def forget_seen_before(self, horizon: float) -> None:
         seen = self.seen

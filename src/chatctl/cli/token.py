@@ -52,6 +52,7 @@ Examples:
   export CHATCTL_TOKEN=$(chatctl token create --user alice)
   chatctl token create --user carol --room general --ttl 8h --link
   chatctl token create --user grafana --room alerts --webhook
+  chatctl token create -u hooks -r alerts --webhook --allow-display-name
   chatctl token create --user eve --room '*' --read-room announcements
   chatctl token create --user ops-lead --admin --ttl 1h
 
@@ -63,7 +64,8 @@ Every token has an id (its 'jti' claim), which 'chatctl token revoke' names.
 that posts to its one --room (plain text, or Slack's {"text": ...} JSON) and
 can do nothing else: no reading, no WebSocket (docs/integrations.md). Its
 token lives 365d unless --ttl says otherwise; anyone with the URL can post,
-so keep it as a secret.
+so keep it as a secret. With --allow-display-name a post's Slack "username"
+is shown as "NAME (via USER)"; without it the username is ignored.
 
 --link prints a link to the server's web page that opens the first --room
 that is not a glob, with the token in the link's #fragment (browsers never
@@ -130,6 +132,13 @@ def token_create(
             help="Print an incoming-webhook URL that only posts to its one --room.",
         ),
     ] = False,
+    allow_display_name: Annotated[
+        bool,
+        typer.Option(
+            "--allow-display-name",
+            help="With --webhook: show a post's Slack 'username' as 'NAME (via USER)'.",
+        ),
+    ] = False,
     no_dms: Annotated[
         bool,
         typer.Option("--no-dms", help="Forbid direct messages (/ws/@USER): the claim dms: false."),
@@ -151,6 +160,8 @@ def token_create(
 
     if server is not None and not (link or webhook):
         raise UsageError("--server is used only with --link or --webhook")
+    if allow_display_name and not webhook:
+        raise UsageError("--allow-display-name is used only with --webhook")
     hook = None
     if webhook:
         from chatctl.protocol import valid_room
@@ -173,6 +184,7 @@ def token_create(
         hook=hook,
         read_rooms=read_room or [],
         admin=admin,
+        display=allow_display_name,
         dms=not no_dms,
     )
     if webhook:

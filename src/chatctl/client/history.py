@@ -77,7 +77,7 @@ def stamp(ts: float) -> str:
 
 def text_line(message: Message) -> str:
     """The plain line for a message, safe for a terminal."""
-    user, text = one_line(message.user), one_line(message.text)
+    user, text = one_line(message.sender), one_line(message.text)
     if message.kind == "action":
         return f"{stamp(message.ts)} * {user} {text}"
     return f"{stamp(message.ts)} {user}: {text}"

@@ -94,7 +94,7 @@ def clock(ts: Any) -> str:
 
 def plain_line(message: Message, *, ansi: bool = False) -> str:
     """The plain-text line for a message (with ``ansi``, its SGR colours kept)."""
-    user, text = one_line(message.user), one_line(message.text, sgr=ansi)
+    user, text = one_line(message.sender), one_line(message.text, sgr=ansi)
     if message.kind == "action":
         return f"{clock(message.ts)} * {user} {text}"
     return f"{clock(message.ts)} {user}: {text}"

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from chatctl.protocol.codec import ENCODER, dumps, list_field
+from chatctl.protocol.rules import clean_display
 
 MessageKind = Literal["text", "action"]
 
@@ -30,6 +31,9 @@ class Message:
     ts: float
     kind: MessageKind = "text"
     client_id: str | None = None
+    #: a name shown with ``user`` (never instead of it): a webhook's Slack ``username``, when
+    #: its token allows one; cleaned by :func:`~chatctl.protocol.rules.clean_display`
+    display: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -43,7 +47,15 @@ class Message:
         }
         if self.client_id is not None:
             d["client_id"] = self.client_id
+        if self.display is not None:
+            d["display"] = self.display
         return d
+
+    @property
+    def sender(self) -> str:
+        """Who every client shows: ``user``, or ``DISPLAY (via USER)`` (a display name never
+        hides the user, and holds no bracket to fake one)."""
+        return self.user if self.display is None else f"{self.display} (via {self.user})"
 
     @cached_property
     def frame(self) -> str:
@@ -63,6 +75,7 @@ class Message:
                 ts=float(d["ts"]),
                 kind="action" if kind == "action" else "text",
                 client_id=None if client_id is None else str(client_id),
+                display=clean_display(d.get("display")),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a message record: {exc}") from exc

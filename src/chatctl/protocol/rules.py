@@ -42,6 +42,15 @@ USER_RULE = "1-64 characters, none of them whitespace, control, invisible or bid
 USER_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 #: Categories that draw nothing: a message made only of them is blank.
 BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+#: Longest display name (a webhook's Slack ``username``) after cleaning.
+MAX_DISPLAY_CHARS = 32
+DISPLAY_RULE = (
+    f"1-{MAX_DISPLAY_CHARS} characters; single spaces inside; no control, invisible or bidi "
+    "formatting characters, no brackets ( ) [ ] < >"
+)
+#: Characters a display name may not hold besides the user name's: brackets would let it fake
+#: the ``(via USER)`` every client shows after it.
+DISPLAY_FORBIDDEN_CHARS = frozenset("()[]<>")
 EPOCH_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: Most digits a ``since`` may have (ids stay far below 10**19).
 MAX_SINCE_DIGITS = 19
@@ -64,6 +73,25 @@ def user_problem(user: str) -> str | None:
         if char.isspace() or unicodedata.category(char) in USER_FORBIDDEN_CATEGORIES:
             return f"{describe_char(char)} is not allowed in a user name"
     return None
+
+
+def clean_display(value: object) -> str | None:
+    """A display name made safe to show beside a message's user, or None when nothing of it
+    is left: whitespace runs become one space, forbidden characters (:data:`DISPLAY_RULE`)
+    are dropped, and it is cut to :data:`MAX_DISPLAY_CHARS`. Cleaning a clean name returns it."""
+    if not isinstance(value, str):
+        return None
+    kept = "".join(
+        " " if c.isspace() else c
+        for c in value[: 8 * MAX_DISPLAY_CHARS]
+        if c.isspace()
+        or (
+            c not in DISPLAY_FORBIDDEN_CHARS
+            and unicodedata.category(c) not in USER_FORBIDDEN_CATEGORIES
+        )
+    )
+    cleaned = " ".join(kept.split())[:MAX_DISPLAY_CHARS].rstrip()
+    return cleaned or None
 
 
 def describe_char(char: str) -> str:

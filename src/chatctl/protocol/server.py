@@ -113,9 +113,11 @@ class Ack:
     room: str
     ts: float
     duplicate: bool = False
+    #: the epoch ``id`` belongs to (absent when the broker does not say)
+    epoch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "type": self.TYPE,
             "client_id": self.client_id,
             "id": self.id,
@@ -123,6 +125,9 @@ class Ack:
             "ts": self.ts,
             "duplicate": self.duplicate,
         }
+        if self.epoch is not None:
+            d["epoch"] = self.epoch
+        return d
 
     def frame(self) -> str:
         return dumps(self.to_dict())
@@ -135,6 +140,7 @@ class Ack:
             room=str(d.get("room", "")),
             ts=float(d.get("ts", 0.0)),
             duplicate=d.get("duplicate") is True,
+            epoch=str(d["epoch"]) if d.get("epoch") is not None else None,
         )
 
 

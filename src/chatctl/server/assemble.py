@@ -88,6 +88,7 @@ def run_serve(opts: ServeOptions) -> None:
     url = broker_url(opts)
     entry = entry_for(url)
     setup_logging(opts.log_level, opts.log_format)
+    raise_fd_limit()
     if opts.keyfile is not None and opts.certfile is None:
         raise UsageError("--keyfile needs --certfile")
     if opts.workers == 1:
@@ -115,6 +116,23 @@ def run_serve(opts: ServeOptions) -> None:
     status = Supervisor(opts.workers or cpu_count(), worker, address=(opts.host, opts.port)).run()
     if status:
         sys.exit(status)  # each failing worker said why on stderr already
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard one: every connection (a WebSocket user's
+    or a half-open HTTP request's) holds a descriptor, and a soft limit of 1024 (a common
+    default) would refuse connections long before the server is busy (docs/deploy.md)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # e.g. a hard limit above the kernel's nr_open
+        log.debug("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    else:
+        log.debug("raised the open-file limit from %d to %d", soft, hard)
 
 
 def build_server(opts: ServeOptions, verifier: Verifier, *, reuse_port: bool = False) -> ChatServer:

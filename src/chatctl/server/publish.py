@@ -150,6 +150,6 @@ def _stored(session: Session, frame: SendMessage, result: PublishResult, started
     if frame.client_id is not None:
         msg = result.message
         room = session.adm.label
-        ack = Ack(frame.client_id, msg.id, room, msg.ts, duplicate=result.duplicate)
+        ack = Ack(frame.client_id, msg.id, room, msg.ts, result.duplicate, result.epoch)
         if session.ctx.hub.write(session.conn, ack.frame().encode()):
             metrics.counters.acks += 1

@@ -32,12 +32,16 @@ def mint(
     hook: str | None = None,
     read_rooms: list[str] | None = None,
     admin: bool = False,
+    display: bool = False,
     dms: bool = True,
 ) -> str:
     """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years), with
     a fresh ``jti`` (what ``chatctl token revoke`` names). ``read_rooms`` without ``rooms``
-    writes ``rooms: []``: the token then reads those rooms and nothing else. ``dms=False``
-    forbids direct messages (the ``dms`` claim)."""
+    writes ``rooms: []``: the token then reads those rooms and nothing else. ``display``
+    lets a webhook token's Slack ``username`` show as a display name. ``dms=False`` forbids
+    direct messages (the ``dms`` claim)."""
+    if display and hook is None:
+        raise TokenError("only a webhook token may allow a display name")
     problem = user_problem(user)
     if problem is not None:
         raise TokenError(f"invalid user name {one_line(user)}: {problem}")
@@ -67,6 +71,8 @@ def mint(
         claims["rooms"] = [hook]
         claims.pop("read_rooms", None)
         claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
+        if display:  # its posts may name their sender, shown beside the user (docs/http.md)
+            claims["display"] = True
     return jwt.encode(claims, key, algorithm=algorithm)
 
 
@@ -87,6 +93,7 @@ def create_token(
     hook: str | None = None,
     read_rooms: list[str] | None = None,
     admin: bool = False,
+    display: bool = False,
     dms: bool = True,
 ) -> str:
     try:
@@ -121,6 +128,7 @@ def create_token(
             hook=hook,
             read_rooms=read_rooms,
             admin=admin,
+            display=display,
             dms=dms,
         )
     except TokenError as exc:

@@ -171,6 +171,7 @@ class Renderer:
         own = user == self.me
         mention = not own and mentions(body, self.me, self.highlights)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
+        user = multi_line(message.sender)  # coloured as its user: a display name is no other
         head = self._clock(message.ts)
         if mention and self.plain:
             head.append(MENTION_MARK)

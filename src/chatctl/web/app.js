@@ -252,7 +252,7 @@ function addRoom(name) {
 /** Show ``name`` (opening it first if it is not open); false when the name is invalid. */
 function openRoom(name) {
   if (!validName(name)) {
-    note(name[0] === "@" ? "invalid user name" : "invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+    note("invalid " + (name[0] === "@" ? "user name" : "room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"));
     return false;
   }
   closeMenu();

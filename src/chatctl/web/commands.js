@@ -5,7 +5,7 @@ import { state } from "./state.js";
 export const HELP = [
   "/me ACTION \u2013 send an action: * you ACTION",
   "/join ROOM \u2013 open another room (it stays open in the list)",
-  "/query USER \u2013 open a direct conversation (/join @USER too)",
+  "/query USER \u2013 a direct conversation",
   "/part \u2013 leave this room",
   "/who \u2013 list the users in the room",
   "/clear \u2013 clear the messages shown",

@@ -27,7 +27,7 @@ export function onHistory(room, f) {
     const date = new Date(m.ts * 1000);
     if (date.toDateString() !== day) nodes.push(dayNode(date));
     day = date.toDateString();
-    const li = messageNode(m.user, m.message, m.kind, date);
+    const li = messageNode(m.user, m.message, m.kind, date, m.display);
     li.dataset.id = String(m.id);
     if (m.user !== state.me && mentions(m.message, state.me)) li.classList.add("mention");
     nodes.push(li);

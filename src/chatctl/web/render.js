@@ -47,16 +47,22 @@ export function mentions(text, me) {
   return new RegExp("(?<![\\p{L}\\p{N}_-])" + escapeRe(me) + "(?![\\p{L}\\p{N}_-])", "iu").test(text);
 }
 
-export function messageNode(user, text, kind, date) {
+// A webhook's display name shows with its user, never instead: "Grafana (via hooks)".
+export function senderName(user, display) {
+  return typeof display === "string" && display ? display.slice(0, 32) + " (via " + user + ")" : user;
+}
+
+export function messageNode(user, text, kind, date, display) {
   const li = el("li", "msg" + (kind === "action" ? " action" : ""));
   li.dataset.user = user;
+  const name = senderName(user, display);
   const time = el("time");
   if (date) {
     time.dateTime = date.toISOString();
     time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     time.title = date.toLocaleString();
   }
-  const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + user : user);
+  const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + name : name);
   const body = el("bdi", "text");
   body.append(...linked(visible(text)));
   body.dir = "auto";

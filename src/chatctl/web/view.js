@@ -39,7 +39,7 @@ export function renderMessage(room, f) {
   const date = new Date(f.ts * 1000);
   room.log.querySelector(".empty")?.remove();
   dayLine(room, date);
-  const li = messageNode(f.user, f.message, f.kind, date);
+  const li = messageNode(f.user, f.message, f.kind, date, f.display);
   li.dataset.id = String(f.id);
   const mine = f.user === state.me;
   const mention = !mine && highlighted(f.message); // your name or a highlight word
@@ -66,7 +66,7 @@ export function renderUsers() {
   for (const u of room.users) {
     const li = el("li", colorClass(u), u);
     if (u === state.me) li.classList.add("me");
-    else if (!room.name.startsWith("@")) li.append(messageButton(u));
+    else if (room.name[0] !== "@") li.append(messageButton(u));
     list.append(li);
   }
   const count = room.users.length + (room.unlisted || 0);

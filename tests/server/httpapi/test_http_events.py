@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chatctl.server import ChatServer
 from support.curl import curl, curl_stream
-from support.helpers import make_token
+from support.helpers import make_token, timed_token
 
 EVENTS = "/rooms/general/events"
 MESSAGES = "/rooms/general/messages"
@@ -61,3 +61,14 @@ async def test_presence_reaches_the_stream(server: ChatServer) -> None:
 async def test_events_refuse_a_token_for_other_rooms(server: ChatServer) -> None:
     answer = await curl(server.port, EVENTS, token=make_token("bob", rooms=["ops"]))
     assert answer.status == 403 and answer.json()["code"] == "forbidden"
+
+
+async def test_a_stream_ends_when_its_token_expires(leeway_server: ChatServer) -> None:
+    token = timed_token("bob", 1.0)
+    async with curl_stream(leeway_server.port, EVENTS + "?token=" + token) as stream:
+        await stream.until("welcome")
+        expired = await stream.until("expired", timeout=10)  # exp + the 0.5 s leeway
+        assert expired["type"] == "expired" and "new one" in expired["reason"]
+        assert await stream.proc.wait() == 0  # the server ended the stream
+    again = await curl(leeway_server.port, EVENTS, token=token)
+    assert again.status == 401

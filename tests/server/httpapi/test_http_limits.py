@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
+import resource
 
 import pytest
 
 from chatctl.server import ChatServer
 from chatctl.server.httpapi import exchange
 from support.curl import curl
-from support.helpers import client, make_token, recv_type
+from support.helpers import client, make_token, recv_messages, recv_type
 
 SLOW_HEAD = b"POST /rooms/general/messages HTTP/1.1\r\nHost: x\r\n"
 
@@ -49,28 +49,51 @@ async def test_a_slow_head_and_a_slow_body_are_cut(
     writer.close()
 
 
+#: half-open HTTP connections of the slowloris test (issue 25 asks 500)
+LORIS = 500
+
+
+def _room_for_fds(needed: int) -> None:
+    """Raise this process's soft ``RLIMIT_NOFILE`` towards its hard limit: the in-process
+    server and the test's clients hold two descriptors per connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        top = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed} descriptors")
+
+
 async def test_a_slowloris_leaves_websocket_users_alone(
     server: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _room_for_fds(2 * LORIS + 200)
     monkeypatch.setattr(exchange, "HEAD_TIMEOUT", 3.0)
     slow = []
-    for _ in range(200):
+    for _ in range(LORIS):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(SLOW_HEAD)
         slow.append((reader, writer))
     try:
-        async with client(server.port, "general", "alice") as ws:
+        # users connect (not refused), publish and see each other's messages as usual;
+        # no wall-clock bound: what they see is the test
+        async with (
+            client(server.port, "general", "alice") as ws,
+            client(server.port, "general", "carol") as other,
+        ):
             await recv_type(ws, "welcome")
-            started = time.perf_counter()
+            await recv_type(other, "welcome")
             for i in range(20):
                 await ws.send(json.dumps({"message": f"m{i}", "client_id": f"c{i}"}))
-                await recv_type(ws, "ack")
-            assert time.perf_counter() - started < 2.0
+                assert (await recv_type(ws, "ack"))["client_id"] == f"c{i}"
+            seen = await recv_messages(other, 20)
+            assert [m["message"] for m in seen] == [f"m{i}" for i in range(20)]
             ok = await curl(server.port, "/rooms/general/messages", token=make_token("bob"))
             assert ok.status == 200 and len(ok.json()["messages"]) == 20
-        # the slow ones are cut when their head's time is up
+        # the slow ones were held open meanwhile, and are cut when their head's time is up
         answers = await asyncio.gather(*(_read_all(r) for r, _ in slow))
-        assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers)
+        assert sum(a.startswith(b"HTTP/1.1 408 ") for a in answers) == LORIS
     finally:
         for _, writer in slow:
             writer.close()

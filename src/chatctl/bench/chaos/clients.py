@@ -261,8 +261,10 @@ class RawSender(Client):
                     self.acked += 1
                 else:  # a duplicate ack of one already counted
                     text = f"{self.name}#{cid.rsplit('-', 1)[1]}"
+                # the ack's own epoch: the room may have lost its history since the welcome
+                acked_in = frame.get("epoch") or epoch
                 self.h.add(
-                    Ack(self.name, self.room, text, cid, frame["id"], frame["duplicate"], epoch)
+                    Ack(self.name, self.room, text, cid, frame["id"], frame["duplicate"], acked_in)
                 )
             elif kind == "error":
                 code = frame.get("code", "")
@@ -361,6 +363,7 @@ class CliSender:
                         a["client_id"],
                         a["id"],
                         a.get("duplicate", False),
+                        a.get("epoch"),
                     )
                 )
                 self.acked += 1

@@ -33,6 +33,7 @@ import logging
 import secrets
 import ssl
 import time
+from dataclasses import replace
 from typing import Any
 
 from redis import exceptions as rx
@@ -304,6 +305,7 @@ class RedisBroker(RedisPresence, RedisRevocations):
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
     ) -> PublishResult:
         keys = room_keys(self.prefix, room)
         script_keys = [keys.meta, keys.log, keys.dedup_key(user, client_id)]
@@ -317,6 +319,7 @@ class RedisBroker(RedisPresence, RedisRevocations):
             self._dedup_ms,
             keys.channel,
             self._ttl_ms,
+            display or "",
         ]
         try:
             reply = await self._store(keys=script_keys, args=args)
@@ -327,9 +330,11 @@ class RedisBroker(RedisPresence, RedisRevocations):
                 raise self._failed(exc, unknown=True) from None
             reply = await self._resolve(script_keys, args, exc)
         self._succeeded()
+        epoch = str(reply[2]) if len(reply) > 2 and reply[2] else None
         if reply[0] == 0:
-            return PublishResult(message_from_json(room, reply[1]))
-        return PublishResult(self._original(room, user, text, kind, client_id, reply), True)
+            return PublishResult(message_from_json(room, reply[1]), epoch=epoch)
+        repeat = Message(0, room, user, text, 0.0, kind, client_id, display)
+        return PublishResult(self._original(repeat, reply), True, epoch)
 
     async def _resolve(self, keys: list[str], args: list[Any], first: rx.RedisError) -> Any:
         """The outcome of a publish whose script may have run though its reply was lost (the
@@ -358,18 +363,16 @@ class RedisBroker(RedisPresence, RedisRevocations):
         raise self._failed(last, unknown=True) from None
 
     @staticmethod
-    def _original(
-        room: str, user: str, text: str, kind: MessageKind, client_id: str | None, reply: Any
-    ) -> Message:
+    def _original(repeat: Message, reply: Any) -> Message:
         """The message a repeated client id first published, from the PUBLISH script's reply."""
         id, ts = str(reply[1]).split()
-        if len(reply) > 2:
-            original = message_from_entry(room, reply[2])
-            if (original.user, original.client_id) == (user, client_id):
+        if len(reply) > 3:
+            original = message_from_entry(repeat.room, reply[3])
+            if (original.user, original.client_id) == (repeat.user, repeat.client_id):
                 return original
         # Trimmed from the log (or its id reused after the room lost its history): the id and
         # time are the original's, the rest is what this repeat carries.
-        return Message(int(id), room, user, text, float(ts), kind, client_id)
+        return replace(repeat, id=int(id), ts=float(ts))
 
     async def history(
         self, room: str, *, since: int | None, limit: int, before: int | None = None

@@ -10,6 +10,8 @@ keeps a whole room on one slot and each script touches one slot only (docs/redis
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
     P:{R}               channel live messages and presence events (pub/sub)
+    P:rooms             ZSET    room -> expiry (ms): rooms with members on some node, for
+                                GET /rooms; each node refreshes its rooms with its heartbeat
 
 With a history TTL, every publish refreshes the expiry of meta and log (and the heartbeat
 does while the room has members), so an idle room's keys disappear by themselves: no scan.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from chatctl.protocol import Message, Presence, valid_stored_room
+from chatctl.protocol import Message, Presence, clean_display, valid_stored_room
 
 #: Lua helpers shared by the presence scripts. KEYS: conns, conn-user, users; ARGV[1]: channel.
 _PRESENCE_PRELUDE = """
@@ -61,33 +63,43 @@ end
 
 #: Store, trim, remember the client id, refresh the room's expiry and publish, all or nothing.
 #: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
-#: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never). Returns {0, message JSON}
-#: for a new message; for a repeated client id {1, "id ts", the original entry if still kept}.
+#: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never), display name ('' = none;
+#: stored as field ``d`` only when given). Returns {0, message JSON, epoch} for a new
+#: message; for a repeated client id {1, "id ts", epoch or false, the original entry if still
+#: kept}.
 PUBLISH = """
 local cid = ARGV[5]
 if cid ~= '' then
   local seen = redis.call('GET', KEYS[3])
   if seen then
+    local epoch = redis.call('HGET', KEYS[1], 'epoch')
     local at = '0-' .. string.match(seen, '^%d+')
     local entry = redis.call('XRANGE', KEYS[2], at, at)
-    if #entry > 0 then return {1, seen, entry[1]} end
-    return {1, seen}
+    if #entry > 0 then return {1, seen, epoch, entry[1]} end
+    return {1, seen, epoch}
   end
 end
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local id = string.format('%d', redis.call('HINCRBY', KEYS[1], 'last', 1))
 local t = redis.call('TIME')
 local ts = t[1] .. '.' .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id,
-  'u', ARGV[2], 't', ARGV[3], 'k', ARGV[4], 'c', cid, 'ts', ts)
-local payload = cjson.encode({id = id, ts = ts, u = ARGV[2], t = ARGV[3], k = ARGV[4], c = cid})
+local fields = {'u', ARGV[2], 't', ARGV[3], 'k', ARGV[4], 'c', cid, 'ts', ts}
+local msg = {id = id, ts = ts, u = ARGV[2], t = ARGV[3], k = ARGV[4], c = cid}
+if ARGV[10] and ARGV[10] ~= '' then
+  table.insert(fields, 'd')
+  table.insert(fields, ARGV[10])
+  msg.d = ARGV[10]
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id, unpack(fields))
+local payload = cjson.encode(msg)
 if cid ~= '' then redis.call('SET', KEYS[3], id .. ' ' .. ts, 'PX', ARGV[7]) end
 if ARGV[9] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[9])
   redis.call('PEXPIRE', KEYS[2], ARGV[9])
 end
 redis.call('PUBLISH', ARGV[8], payload)
-return {0, payload}
+return {0, payload, epoch}
 """
 
 #: A consistent view of the room's kept history (the newest ``cap`` entries at most, none
@@ -188,6 +200,27 @@ end
 """
 )
 
+#: The room directory (``P:rooms``). KEYS: the directory; ARGV: ttl (ms), then room names.
+ROOMS_TOUCH = """
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'GT', expires, ARGV[i]) end
+"""
+
+#: KEYS: the directory. Forgets the rooms no node refreshed in time, returns the others.
+ROOMS_LIST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+
+def rooms_key(prefix: str) -> str:
+    """The room directory's key (no hash tag: it lives on a slot of its own)."""
+    return f"{prefix}:rooms"
+
+
 #: ARGV: channel. Reaps expired connections, then returns the users.
 USERS = _PRESENCE_PRELUDE + "reap()\nreturn redis.call('HKEYS', counts)\n"
 
@@ -270,6 +303,7 @@ def _message(room: str, id: int, d: dict[str, Any]) -> Message:
         ts=float(d["ts"]),
         kind="action" if d.get("k") == "action" else "text",
         client_id=None if client_id is None else str(client_id),
+        display=clean_display(d.get("d")),
     )
 
 

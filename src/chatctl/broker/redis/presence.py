@@ -17,7 +17,7 @@ from redis import exceptions as rx
 from redis.commands.core import AsyncScript
 
 from chatctl.broker.redis.errors import UNAVAILABLE
-from chatctl.broker.redis.keys import room_keys
+from chatctl.broker.redis.keys import ROOMS_LIST, ROOMS_TOUCH, room_keys, rooms_key
 from chatctl.broker.redis.live import LiveFeed
 from chatctl.errors import BrokerError
 
@@ -42,8 +42,12 @@ class RedisPresence:
     _leave: AsyncScript
     _refresh: AsyncScript
     _users: AsyncScript
+    #: the room directory's scripts (touch, list), registered on first use
+    _directory: tuple[AsyncScript, AsyncScript] | None = None
 
     if TYPE_CHECKING:  # given by RedisBroker
+
+        def _script(self, source: str) -> AsyncScript: ...
 
         def _went_down(self, reason: str) -> None: ...
 
@@ -56,11 +60,15 @@ class RedisPresence:
     async def join(self, room: str, user: str, conn_id: str) -> None:
         """Record the connection; while Redis is down the heartbeat records it once back."""
         keys = room_keys(self.prefix, room)
+        first = room not in self._local
         self._local.setdefault(room, {})[conn_id] = user
         self._pending_leaves.discard((room, conn_id))
         ttl = round(self.presence_ttl * 1000)
         try:
             await self._join(keys=keys.presence, args=[keys.channel, ttl, conn_id, user])
+            if first:  # the heartbeat keeps it listed from now on
+                touch, _ = self._directory_scripts()
+                await touch(keys=[rooms_key(self.prefix)], args=[ttl, room])
         except UNAVAILABLE as exc:
             self._went_down(str(exc))
 
@@ -85,6 +93,22 @@ class RedisPresence:
         except rx.RedisError as exc:
             raise self._failed(exc) from None
         return sorted(users)
+
+    async def member_rooms(self) -> list[str]:
+        """The rooms with members on any node (the directory of the nodes' heartbeats): a
+        room stays listed up to ``presence_ttl`` after its node died or its last member left,
+        so a caller checks its users."""
+        _, listing = self._directory_scripts()
+        try:
+            rooms: list[str] = await listing(keys=[rooms_key(self.prefix)])
+        except rx.RedisError as exc:
+            raise self._failed(exc) from None
+        return sorted(rooms)
+
+    def _directory_scripts(self) -> tuple[AsyncScript, AsyncScript]:
+        if self._directory is None:
+            self._directory = (self._script(ROOMS_TOUCH), self._script(ROOMS_LIST))
+        return self._directory
 
     async def _heartbeat_loop(self) -> None:
         interval = self.presence_ttl / 4
@@ -123,5 +147,8 @@ class RedisPresence:
                         [keys.channel, ttl, self._ttl_ms, *chunk],
                     )
                 )
+        if self._local:
+            touch, _ = self._directory_scripts()
+            calls.append((touch, [rooms_key(self.prefix)], [ttl, *self._local]))
         await self._run_all(calls)
         self._pending_leaves.difference_update(leaves)

@@ -187,7 +187,9 @@ class SQLiteBroker:
 
     def _delivered(self, op: Publish) -> None:
         r = self._rooms[op.room]
-        msg = Message(op.result, op.room, op.user, op.text, op.ts, op.kind, op.client_id)  # type: ignore[arg-type]
+        msg = Message(
+            op.result, op.room, op.user, op.text, op.ts, op.kind, op.client_id, op.display
+        )
         r.busy -= 1
         if not r.busy:
             r.used = time.monotonic()
@@ -196,7 +198,7 @@ class SQLiteBroker:
         r.remember(msg, op.seen_at)
         op.result = msg
         r.hand_over(msg)
-        call(op.done, PublishResult(msg), None)
+        call(op.done, PublishResult(msg, epoch=r.epoch), None)
 
     async def _use(self, room: str) -> CachedRoom:
         """The room, read from the database (or created there) on first use."""
@@ -289,6 +291,7 @@ class SQLiteBroker:
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
     ) -> PublishResult:
         future: asyncio.Future[PublishResult] = self._future()
 
@@ -300,7 +303,9 @@ class SQLiteBroker:
             else:
                 future.set_result(result)  # type: ignore[arg-type]
 
-        self.publish_nowait(room, user, text, kind=kind, client_id=client_id, done=done)
+        self.publish_nowait(
+            room, user, text, kind=kind, client_id=client_id, display=display, done=done
+        )
         return await future
 
     def publish_nowait(
@@ -311,6 +316,7 @@ class SQLiteBroker:
         *,
         kind: MessageKind = "text",
         client_id: str | None = None,
+        display: str | None = None,
         done: PublishDone,
     ) -> None:
         """Queue a publish: ``done`` hears of it after the COMMIT that stored it (or of the
@@ -324,9 +330,9 @@ class SQLiteBroker:
                 queued = self._unloaded[room] = []
                 if room not in self._loading:
                     self._load(room)
-            queued.append((user, text, kind, client_id, done))
+            queued.append((user, text, kind, client_id, display, done))
             return
-        self._enqueue(r, user, text, kind, client_id, done)
+        self._enqueue(r, user, text, kind, client_id, display, done)
 
     def _enqueue(
         self,
@@ -335,6 +341,7 @@ class SQLiteBroker:
         text: str,
         kind: MessageKind,
         client_id: str | None,
+        display: str | None,
         done: PublishDone,
     ) -> None:
         if self._dispatch is None or self._dispatch.writer is None:
@@ -347,16 +354,16 @@ class SQLiteBroker:
             key = (user, client_id)
             first = r.inflight.get(key)
             if first is not None:  # the original is not committed yet: its outcome is ours
-                self._submit(Reply(done=done, follows=first))
+                self._submit(Reply(done=done, follows=first, epoch=r.epoch))
                 return
             r.forget_seen_before(now - self.dedup_window)
-            original = r.original(user, client_id, text, kind)
+            original = r.original(user, client_id, text, kind, display)
             if original is not None:
-                self._submit(Reply(done=done, original=original))
+                self._submit(Reply(done=done, original=original, epoch=r.epoch))
                 return
         op = Publish(
             None, None, done, None, r.name, r.rid, user, text, kind, client_id,
-            round(now, 3), now, self.history_size,
+            round(now, 3), now, self.history_size, display,
         )  # fmt: skip  # positional: one per message, and the keywords cost ~10% of it
         self._submit(op)
         if client_id is not None:
@@ -391,5 +398,5 @@ class SQLiteBroker:
         return [] if r is None else sorted(r.members)
 
 
-#: a publish made before its room was read: (user, text, kind, client_id, done)
-_Queued = tuple[str, str, MessageKind, str | None, PublishDone]
+#: a publish made before its room was read: (user, text, kind, client_id, display, done)
+_Queued = tuple[str, str, MessageKind, str | None, str | None, PublishDone]

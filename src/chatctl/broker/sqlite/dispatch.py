@@ -152,12 +152,12 @@ class Dispatcher:
 def _replied(op: Reply) -> None:
     """Answer a repeated client id: the original, or the outcome of the one it followed."""
     if op.original is not None:
-        call(op.done, PublishResult(op.original, duplicate=True), None)
+        call(op.done, PublishResult(op.original, duplicate=True, epoch=op.epoch), None)
         return
     first = op.follows
     assert first is not None
     if isinstance(first.result, Message):
-        call(op.done, PublishResult(first.result, duplicate=True), None)
+        call(op.done, PublishResult(first.result, duplicate=True, epoch=op.epoch), None)
     else:
         call(op.done, None, first.error or BrokerUnavailable("the message was not stored"))
 

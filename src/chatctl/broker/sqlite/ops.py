@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatctl.broker.base import PublishDone
-from chatctl.protocol import Message
+from chatctl.protocol import Message, MessageKind
 
 
 @dataclass(eq=False, slots=True)
@@ -50,11 +50,12 @@ class Publish(Op):
     rid: int = 0
     user: str = ""
     text: str = ""
-    kind: str = "text"
+    kind: MessageKind = "text"
     client_id: str | None = None
     ts: float = 0.0
     seen_at: float = 0.0
     history_size: int = 0
+    display: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -66,6 +67,7 @@ class Reply(Op):
     done: PublishDone | None = None
     original: Message | None = None
     follows: Publish | None = None
+    epoch: str | None = None
 
 
 @dataclass(eq=False, slots=True)

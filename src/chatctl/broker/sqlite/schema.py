@@ -5,7 +5,8 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; :data:`MIGRATIONS` bri
 file forward in one transaction at start; ``PRAGMA application_id`` marks the file as ours)::
 
     rooms     rid, name, epoch, last_id (the id counter), touched (newest message or creation)
-    messages  (rid, id) -> user, text, ts, kind, client_id      kept history, trimmed
+    messages  (rid, id) -> user, text, ts, kind, client_id,     kept history, trimmed
+                           display (v3: a webhook's display name, NULL = none)
     dedup     (rid, user, client_id) -> id, ts, seen            client ids within the window
     revocations  id, field -> entry, exp        revoked tokens (schema 2: broker/sqlite/revoked.py)
 """
@@ -27,7 +28,7 @@ from chatctl.errors import ConfigError
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: "chat": tells a chatctl database from any other SQLite file
 APPLICATION_ID = 0x63686174
 #: Seconds ``PRAGMA quick_check`` may take at start (about 1 GB on a fast disk); a bigger
@@ -57,10 +58,16 @@ def _schema_v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE probe (k INTEGER PRIMARY KEY, v BLOB)")
 
 
+def _display_v3(db: sqlite3.Connection) -> None:
+    """A message's display name (a webhook's Slack ``username``); NULL for the older ones."""
+    db.execute("ALTER TABLE messages ADD COLUMN display TEXT")
+
+
 #: version N -> the function that brings a version N-1 database to N (1: create it)
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _schema_v1,
     2: create_revocations,
+    3: _display_v3,
 }
 
 

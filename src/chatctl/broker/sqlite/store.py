@@ -16,9 +16,9 @@ from chatctl.protocol import Message
 
 #: Rows one sweep deletes per table at most, so a sweep never holds up commits for long.
 SWEEP_CHUNK = 5000
-#: Rows one INSERT statement writes at most (x 7 columns stays under SQLite's oldest
+#: Rows one INSERT statement writes at most (x 8 columns stays under SQLite's oldest
 #: default limit of 999 variables).
-ROWS_PER_INSERT = 128
+ROWS_PER_INSERT = 112
 
 
 def chunks(ops: list[Publish]) -> list[list[Publish]]:
@@ -69,12 +69,12 @@ def read_room(
     room holds them in memory: bounded whatever the database holds."""
     name = op.name
     cursor = db.execute(
-        "SELECT id, user, text, ts, kind, client_id FROM messages"
+        "SELECT id, user, text, ts, kind, client_id, display FROM messages"
         " WHERE rid = ? AND id > ? AND ts >= ? ORDER BY id",
         (rid, last - op.history_size, op.horizon),
     )
     log = deque(
-        (Message(i, name, u, t, ts, k, c) for i, u, t, ts, k, c in cursor),
+        (Message(i, name, u, t, ts, k, c, d) for i, u, t, ts, k, c, d in cursor),
         maxlen=op.history_size,
     )
     rows = db.execute(
@@ -103,9 +103,9 @@ def publish(db: sqlite3.Connection, rid: int, ops: list[Publish]) -> None:
         values = [
             v
             for op in part
-            for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id)
+            for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id, op.display)
         ]
-        db.execute(_insert("INSERT INTO messages VALUES", 7, len(part)), values)
+        db.execute(_insert("INSERT INTO messages VALUES", 8, len(part)), values)
         seen = [op for op in part if op.client_id is not None]
         if seen:
             values = [

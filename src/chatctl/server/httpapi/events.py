@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from typing import Any
 
 from chatctl.broker.base import History, Reset
@@ -96,6 +97,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
     ctx.limits.acquire(user, room)
     joined = listening = False
     watch = ctx.revocations.watch(claims.slim(), exchange.conn.close)  # closed if revoked
+    expiry = _end_at_expiry(ctx, exchange, claims.exp)
     try:
         try:
             await ctx.hub.listen(room, listener)
@@ -130,6 +132,8 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         await _live(ctx, exchange, queue, wake, found.epoch, found.last_id)
     finally:
         ctx.revocations.unwatch(watch)
+        if expiry is not None:
+            expiry.cancel()
         if listening:
             await ctx.hub.unlisten(room, listener)
         if joined:
@@ -138,6 +142,25 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
                 await ctx.broker.leave(room, user, conn_id)
         ctx.limits.release(user, room)
     return None
+
+
+def _end_at_expiry(
+    ctx: SessionContext, exchange: Exchange, exp: float | None
+) -> asyncio.TimerHandle | None:
+    """End the stream when the token expires (plus the leeway a WebSocket gets before its
+    4001), with an ``expired`` event first: an ``EventSource`` reconnecting with the same
+    token is then refused with 401 and gives up, as a WebSocket client must get a new
+    token."""
+    if exp is None:
+        return None
+
+    def end() -> None:
+        frame = {"type": "expired", "reason": "token expired: get a new one and reconnect"}
+        exchange.write(sse("expired", json.dumps(frame, separators=(",", ":"))))
+        exchange.end()
+
+    delay = max(0.0, exp + ctx.expiries.leeway - time.time())
+    return asyncio.get_running_loop().call_later(delay, end)
 
 
 async def _live(
@@ -167,7 +190,7 @@ async def _live(
             if isinstance(event, Reset):
                 reset = {"type": "reset", "room": event.room, "epoch": event.epoch}
                 exchange.write(bytes(out) + sse("reset", json.dumps(reset)))
-                exchange.conn.close()
+                exchange.end()
                 return
             if isinstance(event, Message):
                 if event.id <= last_id:

@@ -78,6 +78,10 @@ class Exchange:
         """Write part of a streamed answer; False once the client is gone or too slow."""
         return self.conn.send_data(data)
 
+    def end(self) -> None:
+        """End a streamed answer properly (its last chunk) and close the connection."""
+        self.conn.finish()
+
     @property
     def closed(self) -> asyncio.Future[None]:
         """Done when the TCP connection is gone."""
@@ -299,6 +303,12 @@ class HttpConnection(asyncio.Protocol):
             return False
         self._write(h11.Data(data=data))
         return True
+
+    def finish(self) -> None:
+        """End the answer being streamed, if any, then close the connection."""
+        if self.h11.our_state is h11.SEND_BODY and not self.lost.done():
+            self._write(h11.EndOfMessage())
+        self.close()
 
     def _error_then_close(self, exc: ApiError) -> None:
         self.count("bad_request", exc.status)

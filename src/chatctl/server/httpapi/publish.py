@@ -19,7 +19,14 @@ import time
 from typing import Any
 
 from chatctl.errors import BrokerError
-from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage, valid_room
+from chatctl.protocol import (
+    Ack,
+    MessageKind,
+    ProtocolError,
+    SendMessage,
+    clean_display,
+    valid_room,
+)
 from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
 from chatctl.server.context import SessionContext
 from chatctl.server.direct import delivered
@@ -36,18 +43,20 @@ async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     room, claims = authorize_room(ctx, exchange, name, query_token=False)
     if room == name and not claims.writes(room):  # (a conversation: both its users write)
         raise ApiError(403, "read_only", f"token for {claims.user} only reads room {room}")
-    return await _publish(ctx, exchange, room, claims.user, slack=False, label=name)
+    return await _publish(ctx, exchange, room, claims.user, slack=None, label=name)
 
 
 async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
     """An incoming webhook: the URL's token is a webhook token (``chatctl token create
     --webhook``) for one room; the body is plain text, the protocol's JSON, or Slack's
-    incoming-webhook JSON (``{"text": …}``)."""
+    incoming-webhook JSON (``{"text": …}``), whose ``username`` is the message's display
+    name when the token has the ``display`` claim (``--allow-display-name``) and is ignored
+    otherwise."""
     claims = verify(ctx, token)
     room = claims.raw.get("hook")
     if not isinstance(room, str) or not valid_room(room) or not claims.allows(room):
         raise ApiError(403, "forbidden", "not a webhook token (chatctl token create --webhook)")
-    return await _publish(ctx, exchange, room, claims.user, slack=True)
+    return await _publish(ctx, exchange, room, claims.user, slack=claims.raw.get("display") is True)
 
 
 async def _publish(
@@ -56,10 +65,11 @@ async def _publish(
     room: str,
     user: str,
     *,
-    slack: bool,
+    slack: bool | None,
     label: str | None = None,
 ) -> Reply:
-    """Publish the request's message to ``room`` (``label``: as the client named it)."""
+    """``slack``: None for the API's own posts, else whether a Slack ``username`` shows;
+    ``label``: the room as the client named it (``@USER`` for a conversation)."""
     wait = ctx.limits.take_request(user)
     if wait:
         ctx.metrics.counters.error("rate_limited")
@@ -68,12 +78,14 @@ async def _publish(
         )
     max_chars = ctx.settings.max_message_chars
     body = await exchange.body(max_chars * 4 + JSON_OVERHEAD)
-    frame = _message(exchange, body, max_chars=max_chars, slack=slack)
+    frame, display = _message(exchange, body, max_chars=max_chars, slack=slack)
     client_id = frame.client_id or "http-" + secrets.token_urlsafe(12)
+    # only when there is one: a broker plugin written before display names still works
+    extra = {} if display is None else {"display": display}
     started = time.perf_counter()
     try:
         result = await ctx.broker.publish(
-            room, user, frame.text, kind=frame.kind, client_id=client_id
+            room, user, frame.text, kind=frame.kind, client_id=client_id, **extra
         )
     except BrokerError as exc:
         ctx.metrics.counters.error("broker_unavailable")
@@ -83,26 +95,33 @@ async def _publish(
     msg = result.message
     if label is not None and label != room and not result.duplicate:  # a conversation
         await delivered(ctx.broker, msg, history=ctx.settings.history_size)
-    ack = Ack(client_id, msg.id, label or room, msg.ts, duplicate=result.duplicate)
+    ack = Ack(client_id, msg.id, label or room, msg.ts, result.duplicate, result.epoch)
     return Reply.json(200 if result.duplicate else 201, ack.to_dict())
 
 
-def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) -> SendMessage:
+def _message(
+    exchange: Exchange, body: bytes, *, max_chars: int, slack: bool | None
+) -> tuple[SendMessage, str | None]:
+    """The message the body holds, and its display name (a Slack ``username`` that
+    ``slack`` allows, cleaned)."""
     request = exchange.request
+    display = None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_field", "the body is not UTF-8 text") from None
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     fields: dict[str, Any]
-    if content_type == "application/json" or (slack and text.lstrip().startswith("{")):
+    if content_type == "application/json" or (slack is not None and text.lstrip().startswith("{")):
         try:
             fields = json.loads(text)
         except ValueError:
             raise ApiError(400, "invalid_json", "the body is not JSON") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "invalid_frame", "the JSON body must be an object")
-        if slack and "message" not in fields:
+        if slack:
+            display = clean_display(fields.get("username"))
+        if slack is not None and "message" not in fields:
             fields = _from_slack(fields)
     elif content_type in ("", "text/plain", "application/x-www-form-urlencoded"):
         # curl -d sends form-urlencoded: its body is still the message as typed
@@ -119,7 +138,7 @@ def _message(exchange: Exchange, body: bytes, *, max_chars: int, slack: bool) ->
             )
         fields["client_id"] = key
     try:
-        return SendMessage.from_dict(fields, max_chars=max_chars)
+        return SendMessage.from_dict(fields, max_chars=max_chars), display
     except ProtocolError as exc:
         status = 413 if exc.code == "message_too_long" else 400
         raise ApiError(status, exc.code, str(exc)) from None

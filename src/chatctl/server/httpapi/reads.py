@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chatctl.broker.base import History
+from chatctl.broker.base import History, ListsRooms
 from chatctl.errors import BrokerError
 from chatctl.protocol import parse_since, valid_room
 from chatctl.server.context import SessionContext
@@ -78,16 +78,22 @@ async def users(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
 
 
 async def rooms(ctx: SessionContext, exchange: Exchange, _: str) -> Reply:
-    """``GET /rooms``: the rooms with members on this node that the token may see, each with
-    its epoch, last id and user count (a broker does not list every room it keeps)."""
+    """``GET /rooms``: the rooms with members that the token may see, each with its epoch,
+    last id and user count: on every node when the broker can list them (:class:`ListsRooms`,
+    Redis), else on this node (a broker does not list every room it keeps)."""
     claims = authorize(ctx, exchange, None)
     found = []
     try:
-        for room in sorted(ctx.hub.rooms):
+        names = set(ctx.hub.rooms)
+        if isinstance(ctx.broker, ListsRooms):
+            names.update(await ctx.broker.member_rooms())
+        for room in sorted(names):
             if not valid_room(room) or not claims.allows(room):  # never the server's own
                 continue
-            last = await ctx.broker.history(room, since=None, limit=1)
             count = len(await ctx.broker.users(room))
+            if not count and room not in ctx.hub.rooms:
+                continue  # its last member left, or its node died, a moment ago
+            last = await ctx.broker.history(room, since=None, limit=1)
             found.append(
                 {"room": room, "epoch": last.epoch, "last_id": last.last_id, "users": count}
             )
