@@ -18,6 +18,7 @@ from chatctl.broker import BROKERS, create_broker
 from chatctl.broker.registry import option_keywords
 from chatctl.server import ChatServer, ServerSettings
 from support.broker_services import BrokerServices, entry_named
+from support.curl import curl
 from support.helpers import RedisServer, client, make_token, recv_json, recv_type, verifier
 
 #: tokens that allow one room only: a conversation does not depend on the room globs
@@ -178,3 +179,18 @@ async def test_notices_and_messages_cross_nodes(two_nodes: tuple[int, int]) -> N
                     await recv_type(alice_b, "welcome")
                     await say(alice_b, "from b", "x2")
                 assert (await recv_type(reading, "message"))["message"] == "from b"
+
+
+async def test_no_node_lists_a_conversation(two_nodes: tuple[int, int]) -> None:
+    """GET /rooms lists rooms with members on any node (a shared broker's directory): never
+    a conversation, an inbox or the notices room, to a token that allows every room."""
+    a, b = two_nodes
+    async with dm(a, "alice", "bob") as alice, dm(a, "bob", "alice") as bob:
+        await recv_type(alice, "welcome")
+        await recv_type(bob, "welcome")
+        await say(alice, "hi", "l1")
+        async with client(a, "general", "carol") as general:
+            await recv_type(general, "welcome")
+            for port in (a, b):
+                listed = (await curl(port, "/rooms", token=make_token("carol"))).json()["rooms"]
+                assert [r["room"] for r in listed] == ["general"], listed
