@@ -131,8 +131,8 @@ class Revoker:
         try:
             version, entries = await self.store.revocations(self._version)
         except BrokerError as exc:
-            if not self._failing:
-                log.warning("revoked tokens not read (the last ones read still apply): %s", exc)
+            if not self._failing:  # the broker itself logs its outage once, as a warning
+                log.info("revoked tokens not read (the last ones read still apply): %s", exc)
             self._failing = True
             return
         except Exception:
