@@ -3,10 +3,11 @@ each side names the conversation by the other user (docs/protocol.md, "Direct me
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from chatctl.server import ChatServer
-from support.client_helpers import arun_cli, client_env
+from support.client_helpers import CHATCTL, arun_cli, client_env
 from support.helpers import make_token
 
 
@@ -58,3 +59,28 @@ async def test_a_token_created_with_no_dms_is_refused_them(server: ChatServer) -
     assert res.returncode == 3
     assert res.stderr.strip().endswith("token for alice does not allow direct messages")
     assert (await arun_cli("send", "general", "still fine", env=env)).returncode == 0
+
+
+async def test_a_piped_join_notes_unread_conversations_on_stderr(server: ChatServer) -> None:
+    """``chatctl join ROOM`` piped: stdout keeps only the room's lines; the conversations
+    with unread messages are noted on stderr, as its other notes are."""
+    assert (await arun_cli("send", "@pat", "psst", env=env(server, "quinn"))).returncode == 0
+    proc = await asyncio.create_subprocess_exec(
+        *CHATCTL,
+        "join",
+        "general",
+        env=env(server, "pat"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert line.decode() == (
+            "chatctl: 1 unread direct message(s) from quinn: chatctl join @quinn\n"
+        )
+    finally:
+        proc.terminate()
+        out, _ = await proc.communicate()
+    assert out == b""
