@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
@@ -44,6 +45,8 @@ from chatctl.tokens.claims import Claims, dms_allowed
 log = logging.getLogger("chatctl.server")
 
 DMS_OFF = "direct messages are turned off on this server"
+#: tasks of a node that read inboxes for new connections at once
+TELLERS = 4
 
 
 def check_dms(claims: Claims, *, enabled: bool) -> None:
@@ -94,20 +97,35 @@ class Inboxes:
         self._conns: dict[str, set[ServerConnection]] = {}
         self._listening: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        #: connections still being told of their unread conversations -> that task
-        self._telling: dict[ServerConnection, asyncio.Task[None]] = {}
+        #: connections to tell of their unread conversations, first come first told by at
+        #: most TELLERS tasks (not a task per connection: a connect storm's would all wait
+        #: on the broker at once, ~2 KiB each)
+        self._queue: deque[tuple[str, ServerConnection, str | None, int]] = deque()
+        self._tellers = 0
 
     def enter(
         self, user: str, conn: ServerConnection, *, reading: str | None, last_id: int
     ) -> None:
-        """``conn`` of ``user`` hears of direct messages from now on, and is told, by a task
-        of its own (its receive loop does not wait for the broker), of the conversations with
-        unread messages. ``reading``: the peer of the conversation the connection opened
-        (its messages up to ``last_id`` are now read)."""
+        """``conn`` of ``user`` hears of direct messages from now on, and is told soon (its
+        receive loop does not wait for the broker) of the conversations with unread
+        messages. ``reading``: the peer of the conversation the connection opened (its
+        messages up to ``last_id`` are now read)."""
         self._conns.setdefault(user, set()).add(conn)
-        task = asyncio.ensure_future(self._tell(user, conn, reading, last_id))
-        self._telling[conn] = task
-        task.add_done_callback(lambda _: self._telling.pop(conn, None))
+        self._queue.append((user, conn, reading, last_id))
+        if self._tellers < TELLERS:
+            self._tellers += 1
+            task = asyncio.ensure_future(self._tell_queued())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _tell_queued(self) -> None:
+        try:
+            while self._queue:
+                user, conn, reading, last_id = self._queue.popleft()
+                if conn in self._conns.get(user, ()):  # else it ended meanwhile
+                    await self._tell(user, conn, reading, last_id)
+        finally:
+            self._tellers -= 1
 
     async def _tell(
         self, user: str, conn: ServerConnection, reading: str | None, last_id: int
@@ -138,9 +156,6 @@ class Inboxes:
             raise
 
     def leave(self, user: str, conn: ServerConnection) -> None:
-        telling = self._telling.pop(conn, None)
-        if telling is not None:
-            telling.cancel()
         conns = self._conns.get(user)
         if conns is not None:
             conns.discard(conn)
