@@ -17,6 +17,7 @@ from chatctl.protocol import (
     SERVER_FRAMES,
     Ack,
     ClientFrame,
+    DmNotice,
     ErrorCode,
     ErrorFrame,
     HistoryPage,
@@ -69,6 +70,7 @@ SERVER_EXAMPLES: list[ServerFrame] = [
     RateLimit(500.0, 25000.0),
     HistoryPage("ops", "e1", [Message(6, "ops", "amy", "older", 11.0), MSG], True, "h-1"),
     HistoryPage("ops", "e1", [], False),
+    DmNotice("alice", "@alice", 3),
 ]
 CLIENT_EXAMPLES: list[ClientFrame] = [
     SendMessage("hi"),

@@ -77,7 +77,8 @@ async def test_the_end_of_a_connection_undoes_its_membership() -> None:
         async with client(srv.port, "lobby", "alice") as a, client(srv.port, "lobby", "bob") as b:
             await recv_type(a, "welcome")
             await recv_type(b, "welcome")
-            assert srv.limits.total == 3 and srv.hub.connections == 3
+            # the hub's readers: the 3 connections and the node's listener of the dm notices
+            assert srv.limits.total == 3 and srv.hub.connections == 3 + 1
             joined: set[str] = set()  # (a visit within one presence tick would go unheard)
             while len(joined) < 2:
                 joined.update(u for u, event in await recv_presence(carol) if event == "join")
@@ -86,5 +87,5 @@ async def test_the_end_of_a_connection_undoes_its_membership() -> None:
         while len(left) < 2:
             left.update(u for u, event in await recv_presence(carol) if event == "leave")
         assert left == {"alice", "bob"}
-        assert srv.limits.total == 1 and srv.hub.connections == 1 and not srv._members
+        assert srv.limits.total == 1 and srv.hub.connections == 1 + 1 and not srv._members
         assert await broker.users("lobby") == ["carol"]

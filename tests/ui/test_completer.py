@@ -32,7 +32,7 @@ def complete(text: str, users: list[str] | None = None) -> list[str]:
 def test_commands_complete_with_a_space() -> None:
     assert complete("/wh") == ["/who "]
     assert complete("/w") == ["/who ", "/window "]  # /window came with several rooms
-    assert complete("/q") == ["/quit "]
+    assert complete("/q") == ["/query ", "/quit "]
     assert "/help " in complete("/")
     assert complete("/bell o") == ["on", "off"]
     assert complete("/bell of") == ["off"]

@@ -139,6 +139,10 @@ def token_create(
             help="With --webhook: show a post's Slack 'username' as 'NAME (via USER)'.",
         ),
     ] = False,
+    no_dms: Annotated[
+        bool,
+        typer.Option("--no-dms", help="Forbid direct messages (/ws/@USER): the claim dms: false."),
+    ] = False,
     server: Annotated[
         str | None,
         typer.Option(
@@ -181,6 +185,7 @@ def token_create(
         read_rooms=read_room or [],
         admin=admin,
         display=allow_display_name,
+        dms=not no_dms,
     )
     if webhook:
         from chatctl.client.settings import hook_url

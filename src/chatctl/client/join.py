@@ -48,7 +48,7 @@ from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, OutputClosed, WaitTimeout
-from chatctl.protocol import Message, Presence, PresenceBatch
+from chatctl.protocol import DmNotice, Message, Presence, PresenceBatch
 from chatctl.tokens.renewal import TokenTrouble
 
 
@@ -237,6 +237,11 @@ class ScriptJoin:
                     self.note(f"{event.reason}; reconnecting")
                 elif isinstance(event, TokenEvent):
                     self.note_token(event)
+                elif isinstance(event, DmNotice) and event.unread:  # on stderr, as notes are
+                    self.note(
+                        f"{event.unread} unread direct message(s) from {event.user}: "
+                        f"chatctl join {event.room}"
+                    )
 
     def note_token(self, event: TokenEvent) -> None:
         """Tell of token trouble, and of its end (a routine renewal says nothing)."""

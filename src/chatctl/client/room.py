@@ -7,7 +7,9 @@ together with the backoff, the outbox and the pacer into the one event stream ``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -15,8 +17,19 @@ from websockets.exceptions import ConnectionClosed
 from chatctl.client.closing import close_reason
 from chatctl.client.connect import OPEN_TIMEOUT, Retryable, open_connection
 from chatctl.client.settings import ClientSettings
-from chatctl.protocol import Message, ProtocolError, Welcome, parse_server_frame
+from chatctl.protocol import (
+    HistoryPage,
+    Message,
+    Presence,
+    PresenceBatch,
+    ProtocolError,
+    Welcome,
+    is_conversation,
+    parse_server_frame,
+)
 from chatctl.recent import remember_room
+
+_F = TypeVar("_F")
 
 
 @dataclass
@@ -121,7 +134,7 @@ class RoomClient:
         """Account for a welcome: return the unseen history and update the resume position."""
         reconnect = self.connections > 1
         prev_last, prev_epoch = self.last_id, self.epoch
-        history = welcome.history
+        history = [as_named(m, self.room) for m in welcome.history]
         epoch_changed = prev_epoch is not None and welcome.epoch != prev_epoch
         missed = welcome.recovered is False
         if prev_last is not None and not epoch_changed:
@@ -139,3 +152,17 @@ class RoomClient:
         """Record a delivered message id, the next resume point."""
         if self.last_id is None or message.id > self.last_id:
             self.last_id = message.id
+
+
+def as_named(frame: _F, room: str) -> _F:
+    """``frame`` with the room as the client named it: a direct conversation's messages and
+    presence carry its internal name (``+dm+alice+bob``), and alice's client names it
+    ``@bob`` (docs/protocol.md, "Direct messages"). Other frames are returned as they are."""
+    if not is_conversation(room):
+        return frame
+    if isinstance(frame, Message | Presence | PresenceBatch) and frame.room != room:
+        return cast(_F, dataclasses.replace(frame, room=room))
+    if isinstance(frame, HistoryPage):
+        named = [dataclasses.replace(m, room=room) for m in frame.messages]
+        return cast(_F, dataclasses.replace(frame, messages=named))
+    return frame

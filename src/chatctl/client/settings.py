@@ -30,7 +30,14 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from chatctl.config import DEFAULT_SERVER, config_file, load_config_file
 from chatctl.errors import AuthError, ConfigError, UsageError
-from chatctl.protocol import ROOM_RULE, USER_RULE, valid_room, valid_user
+from chatctl.protocol import (
+    ROOM_RULE,
+    USER_RULE,
+    conversation_peer,
+    is_conversation,
+    valid_room,
+    valid_user,
+)
 from chatctl.tokens.source import (
     TokenSource,
     TokenUnavailable,
@@ -135,7 +142,14 @@ def _server_url(
 
 def check_room(room: str) -> str:
     """``room`` as the server names it: one leading ``#`` is dropped (``chatctl join
-    '#general'``, as ``/join #general``); an invalid name is a usage error."""
+    '#general'``, as ``/join #general``); ``@USER`` is the direct conversation with USER;
+    an invalid name is a usage error."""
+    if is_conversation(room):
+        try:
+            conversation_peer(room)
+        except ValueError as exc:
+            raise UsageError(f"{room!r}: {exc}") from None
+        return room
     name = room.removeprefix("#")
     if not valid_room(name):
         raise UsageError(f"invalid room name {room!r}: {ROOM_RULE}")

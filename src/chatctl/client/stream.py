@@ -65,7 +65,7 @@ from chatctl.client.events import (
 )
 from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.resend import Resender
-from chatctl.client.room import RoomClient
+from chatctl.client.room import RoomClient, as_named
 from chatctl.client.settings import ClientSettings
 from chatctl.errors import AuthError, ConnectError
 from chatctl.protocol import (
@@ -386,6 +386,7 @@ class RoomStream:
             return InvalidFrame(exc.reason)
         if skip and type_name(frame) in skip:
             return None
+        frame = as_named(frame, self.client.room)
         if isinstance(frame, Message):
             self.client.seen(frame)
             return frame

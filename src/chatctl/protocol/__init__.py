@@ -15,6 +15,7 @@ text frame, with a ``type`` field.
   ``presence_batch``)
 - :mod:`~.server`: the frames answering one connection (``welcome``, ``ack``, ``error``,
   ``limits``, ``refreshed``, ``who``, ``pong``, ``history``)
+- :mod:`~.direct`: conversations (``@bob``), their internal rooms and the ``dm`` notice
 - :mod:`~.table`: the table from ``type`` to class, both ways, and the two parsers
 
 Adding a server frame type: its class (``TYPE``, ``to_dict``, ``frame``, ``from_dict``) and
@@ -35,6 +36,20 @@ from chatctl.protocol.broadcast import (
 )
 from chatctl.protocol.client import ClientFrame, HistoryRequest, Ping, Refresh, SendMessage, Who
 from chatctl.protocol.codec import dumps, loads
+from chatctl.protocol.direct import (
+    DM_PREFIX,
+    INBOX_PREFIX,
+    NOTICES_ROOM,
+    DmNotice,
+    conversation_name,
+    conversation_peer,
+    dm_peer,
+    dm_room,
+    dm_users,
+    inbox_room,
+    is_conversation,
+    valid_stored_room,
+)
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
 from chatctl.protocol.rules import (
     BLANK_CATEGORIES,
@@ -52,6 +67,7 @@ from chatctl.protocol.rules import (
     MAX_SINCE_DIGITS,
     MAX_WELCOME_USERS,
     PROTOCOL_VERSION,
+    RESERVED_PREFIX,
     ROOM_RE,
     ROOM_RULE,
     USER_FORBIDDEN_CATEGORIES,
@@ -97,7 +113,9 @@ __all__ = [
     "DEFAULT_HISTORY_PAGE",
     "DEFAULT_WELCOME_HISTORY",
     "DISPLAY_RULE",
+    "DM_PREFIX",
     "EPOCH_RE",
+    "INBOX_PREFIX",
     "MAX_CLIENT_ID_CHARS",
     "MAX_DISPLAY_CHARS",
     "MAX_FRAME_BYTES",
@@ -105,7 +123,9 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_SINCE_DIGITS",
     "MAX_WELCOME_USERS",
+    "NOTICES_ROOM",
     "PROTOCOL_VERSION",
+    "RESERVED_PREFIX",
     "RETRYABLE_CODES",
     "ROOM_RE",
     "ROOM_RULE",
@@ -116,6 +136,7 @@ __all__ = [
     "Ack",
     "ClientFrame",
     "CloseCode",
+    "DmNotice",
     "ErrorCode",
     "ErrorFrame",
     "HistoryPage",
@@ -138,9 +159,16 @@ __all__ = [
     "Welcome",
     "Who",
     "clean_display",
+    "conversation_name",
+    "conversation_peer",
     "describe_char",
+    "dm_peer",
+    "dm_room",
+    "dm_users",
     "dumps",
+    "inbox_room",
     "is_blank",
+    "is_conversation",
     "loads",
     "parse_client_frame",
     "parse_epoch",
@@ -152,5 +180,6 @@ __all__ = [
     "type_name",
     "user_problem",
     "valid_room",
+    "valid_stored_room",
     "valid_user",
 ]

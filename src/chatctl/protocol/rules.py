@@ -28,6 +28,11 @@ MAX_WELCOME_USERS = 100
 #: Seconds during which a repeated (user, client_id) in a room returns the original ack.
 DEFAULT_DEDUP_WINDOW = 600.0
 
+#: The first character of the server's own rooms (a conversation's ``+dm+alice+bob``, a
+#: user's inbox ``+inbox+bob``: protocol/direct.py): no client-supplied room name starts
+#: with it, so none reaches them.
+RESERVED_PREFIX = "+"
+
 ROOM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ROOM_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 USER_RULE = "1-64 characters, none of them whitespace, control, invisible or bidi formatting"
@@ -52,7 +57,8 @@ MAX_SINCE_DIGITS = 19
 
 
 def valid_room(room: str) -> bool:
-    return ROOM_RE.fullmatch(room) is not None
+    """A room name a client may use (never one of the server's own: RESERVED_PREFIX)."""
+    return not room.startswith(RESERVED_PREFIX) and ROOM_RE.fullmatch(room) is not None
 
 
 def valid_user(user: str) -> bool:

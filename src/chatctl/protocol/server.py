@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from chatctl.protocol.broadcast import Message, Presence, PresenceBatch
 from chatctl.protocol.codec import dumps, list_field, number_field
+from chatctl.protocol.direct import DmNotice
 from chatctl.protocol.errors import ErrorCode, ProtocolError
 from chatctl.protocol.rules import PROTOCOL_VERSION
 
@@ -357,4 +358,5 @@ ServerFrame = (
     | Pong
     | RateLimit
     | HistoryPage
+    | DmNotice
 )

@@ -23,6 +23,7 @@ from chatctl.protocol import (
 )
 from chatctl.server import wire
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import Inboxes
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.handshake import Refusal, admit
 from chatctl.server.http import OriginPolicy, malformed, plain_response, route_http
@@ -82,6 +83,9 @@ class ChatServer:
             verify_token=self.verify_token,
             expiries=expiries,
             revocations=self.revocations,
+            inboxes=Inboxes(broker, self.hub, history=settings.history_size)
+            if settings.dms
+            else None,
         )
         #: the HTTP API on the same port (server/httpapi/)
         self.http = HttpFront(self.context)
@@ -310,6 +314,7 @@ class ChatServer:
                 request.headers,
                 self.verify_token,
                 max_history=self.settings.history_size,
+                dms=self.settings.dms,
             )
             over = self.limits.refusal(adm.claims.user, adm.room)
             if over is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatctl.broker.base import Broker, PipelinedBroker
+from chatctl.server.direct import Inboxes
 from chatctl.server.expiry import ExpiryQueue
 from chatctl.server.hub import Hub
 from chatctl.server.limits import Limits
@@ -39,6 +40,8 @@ class SessionContext:
     expiries: ExpiryQueue
     #: revoked tokens (POST /api/revoke adds to them)
     revocations: Revoker
+    #: the connections told of their users' direct messages (None with ``--no-dms``)
+    inboxes: Inboxes | None = None
 
     @functools.cached_property
     def pipelined(self) -> PipelinedBroker | None:

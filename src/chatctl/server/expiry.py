@@ -101,7 +101,7 @@ class TokenExpiry:
         self._last_refresh = now
         return None
 
-    def refresh(self, claims: Claims, room: str) -> Refreshed | ErrorFrame:
+    def refresh(self, claims: Claims, room: str | None) -> Refreshed | ErrorFrame:
         """Take a verified token's claims: the connection now ends at their ``exp``.
 
         Another user's token is ``invalid_token``, one that does not allow ``room`` is
@@ -113,9 +113,10 @@ class TokenExpiry:
                 f"token is for {claims.user}, this connection for {user}",
             )
         try:
-            claims.check_room(room)
-            if self.claims.writes(room):  # a refresh never takes a permission away
-                claims.check_write(room)
+            if room is not None:  # None: a conversation, checked by the caller
+                claims.check_room(room)
+                if self.claims.writes(room):  # a refresh never takes a permission away
+                    claims.check_write(room)
         except PermissionDenied as exc:
             return ErrorFrame(ErrorCode.FORBIDDEN, f"{exc}: reconnect with it")
         self.claims = claims.slim()

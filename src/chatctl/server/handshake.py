@@ -2,11 +2,12 @@
 the upgrade. A refused request gets a plain-text HTTP answer and never becomes a WebSocket.
 
 =======  =====================================================================
-400      bad room name or bad ``since`` / ``history`` / ``epoch`` / ``presence`` / ``receive``
-         / ``format`` parameter; ``presence=0`` without ``receive=0``; more than one
-         ``Authorization``
+400      bad room name (or user name of ``/ws/@USER``) or bad ``since`` / ``history`` /
+         ``epoch`` / ``presence`` / ``receive`` / ``format`` parameter; ``presence=0``
+         without ``receive=0``; more than one ``Authorization``
 401      missing, malformed, expired, badly signed or revoked token
-403      valid token that does not allow the room
+403      valid token that does not allow the room (``/ws/@USER``: direct messages turned
+         off by the server or the token)
 404      a path other than ``/ws/{room}`` (``/healthz`` and ``/metrics`` are answered
          before this, see server/http.py)
 =======  =====================================================================
@@ -25,7 +26,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from websockets.datastructures import Headers
 
 from chatctl.errors import PermissionDenied, TokenError
-from chatctl.protocol import ROOM_RULE, parse_epoch, parse_history, parse_since, valid_room
+from chatctl.protocol import (
+    ROOM_RULE,
+    conversation_name,
+    conversation_peer,
+    dm_room,
+    is_conversation,
+    parse_epoch,
+    parse_history,
+    parse_since,
+    valid_room,
+)
+from chatctl.server.direct import check_dms
 from chatctl.tokens.claims import Claims
 
 WS_PREFIX = "/ws/"
@@ -41,6 +53,7 @@ class Admission:
     claims without its whole decoded payload)."""
 
     claims: Claims
+    #: the room the connection is in: for ``/ws/@USER``, the conversation's internal name
     room: str
     since: int | None
     epoch: str | None
@@ -55,6 +68,13 @@ class Admission:
     #: True with ``?format=text``: plain text both ways, for websocat and wscat users (each
     #: frame sent is a message, each frame received a line: server/plaintext.py)
     text: bool = False
+    #: the other user of a direct conversation (``/ws/@USER``); None in a room
+    peer: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The room as the client names it: ``@USER`` for a conversation."""
+        return self.room if self.peer is None else conversation_name(self.peer)
 
 
 class Refusal(Exception):
@@ -94,15 +114,29 @@ def bearer_token(headers: Headers, query: dict[str, list[str]]) -> str | None:
 
 
 def admit(
-    path: str, headers: Headers, verify: Callable[[str], Claims], *, max_history: int
+    path: str,
+    headers: Headers,
+    verify: Callable[[str], Claims],
+    *,
+    max_history: int,
+    dms: bool = True,
 ) -> Admission:
     """Check one upgrade request; return what it asked for or raise :class:`Refusal`.
-    ``verify`` turns the token into claims or raises TokenError (a bad or revoked token)."""
+    ``verify`` turns the token into claims or raises TokenError (a bad or revoked token).
+
+    ``/ws/@USER`` is the conversation of the token's user with ``USER`` (``dms``: the server
+    allows direct messages), whatever the token's room globs say."""
     parts = urlsplit(path)
     if not parts.path.startswith(WS_PREFIX):
         raise Refusal(HTTPStatus.NOT_FOUND, "not found: rooms live at /ws/{room}", kind="not_found")
     room = unquote(parts.path[len(WS_PREFIX) :])
-    if not valid_room(room):
+    peer: str | None = None
+    if is_conversation(room):
+        try:
+            peer = conversation_peer(room)
+        except ValueError as exc:
+            raise Refusal(HTTPStatus.BAD_REQUEST, str(exc), kind="bad_room") from None
+    elif not valid_room(room):
         raise Refusal(HTTPStatus.BAD_REQUEST, f"invalid room name: {ROOM_RULE}", kind="bad_room")
     query = parse_qs(parts.query, keep_blank_values=True)
 
@@ -117,7 +151,11 @@ def admit(
         claims = verify(token)
         if claims.raw.get("hook") is not None:
             raise PermissionDenied("a webhook token only posts to its /hooks/ URL")
-        claims.check_room(room)
+        if peer is None:
+            claims.check_room(room)
+        else:
+            check_dms(claims, enabled=dms)
+            room = dm_room(claims.user, peer)
     except PermissionDenied as exc:
         raise Refusal(HTTPStatus.FORBIDDEN, str(exc), kind="room_forbidden") from None
     except TokenError as exc:
@@ -147,6 +185,7 @@ def admit(
         presence=presence,
         receive=receive,
         text=form == "text",
+        peer=peer,
     )
 
 

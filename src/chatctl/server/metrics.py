@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from chatctl.broker.base import CountsReconnects, CountsRooms
+from chatctl.protocol import NOTICES_ROOM
 
 if TYPE_CHECKING:
     from chatctl.server.app import ChatServer
@@ -113,7 +114,8 @@ class _ServerCollector(Collector):
         yield GaugeMetricFamily(
             "chatctl_connections", "Open client connections on this node.", srv.limits.total
         )
-        yield GaugeMetricFamily("chatctl_rooms", "Rooms with members on this node.", len(hub.rooms))
+        rooms = len(hub.rooms) - (NOTICES_ROOM in hub.rooms)  # not the dm notices' (+dms)
+        yield GaugeMetricFamily("chatctl_rooms", "Rooms with members on this node.", rooms)
         yield GaugeMetricFamily(
             "chatctl_broker_up", "1 when the broker can publish and deliver.", srv.broker_healthy()
         )

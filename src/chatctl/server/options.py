@@ -235,6 +235,11 @@ class ServeOptions:
         section="Limits",
         min=0,
     )
+    dms: bool = _server(
+        "dms",
+        help="Direct messages: conversations of two users at /ws/@USER (--no-dms: 403).",
+        section="Limits",
+    )
     # ---------------------------------------------------------------- Connections
     ping_interval: float = _server(
         "ping_interval",

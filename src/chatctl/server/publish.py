@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from chatctl.broker.base import PublishResult
 from chatctl.errors import BrokerError, BrokerOutcomeUnknown
 from chatctl.protocol import STORED_UNKNOWN, Ack, ErrorCode, ErrorFrame, SendMessage
+from chatctl.server.direct import delivered
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -91,6 +92,9 @@ async def publish(session: Session, frame: SendMessage) -> None:
         _refused(session, frame, seq, exc)
         return
     _stored(session, frame, result, started)
+    if adm.peer is not None and not result.duplicate:
+        ctx = session.ctx
+        await delivered(ctx.broker, result.message, history=ctx.settings.history_size)
 
 
 def publish_nowait(session: Session, frame: SendMessage, pipeline: Pipeline) -> None:
@@ -145,6 +149,7 @@ def _stored(session: Session, frame: SendMessage, result: PublishResult, started
     metrics.counters.messages_in += 1
     if frame.client_id is not None:
         msg = result.message
-        ack = Ack(frame.client_id, msg.id, msg.room, msg.ts, result.duplicate, result.epoch)
+        room = session.adm.label
+        ack = Ack(frame.client_id, msg.id, room, msg.ts, result.duplicate, result.epoch)
         if session.ctx.hub.write(session.conn, ack.frame().encode()):
             metrics.counters.acks += 1

@@ -21,7 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.broker.base import History
-from chatctl.errors import BrokerError, TokenError
+from chatctl.errors import BrokerError, PermissionDenied, TokenError
 from chatctl.protocol import (
     MAX_WELCOME_USERS,
     ClientFrame,
@@ -44,6 +44,7 @@ from chatctl.protocol import (
 )
 from chatctl.server import plaintext, wire
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import check_dms
 from chatctl.server.expiry import TokenExpiry
 from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, peer
@@ -110,7 +111,10 @@ class Session:
                 await conn.close(closing, "server shutting down")
                 return
             await member.join(conn_id)
-            await self._welcome()
+            last_id = await self._welcome()
+            if ctx.inboxes is not None and self.adm.receive and not self.adm.text:
+                # told of direct messages, on any connection (server/direct.py)
+                ctx.inboxes.enter(user, conn, reading=self.adm.peer, last_id=last_id)
             expiry = self.expiry = TokenExpiry(member, ctx.expiries)
             expiry.start()
             frames = 0
@@ -145,6 +149,8 @@ class Session:
             )
             await conn.close(CloseCode.TRY_AGAIN_LATER, "broker unavailable, retry later")
         finally:
+            if ctx.inboxes is not None:
+                ctx.inboxes.leave(user, conn)
             await member.end()
             ctx.hub.plain.discard(conn)
             log.info(
@@ -161,13 +167,13 @@ class Session:
         """Make what the loop needs once the client sends: an idle connection holds no
         buckets, gate or pipeline."""
         ctx = self.ctx
-        if ctx.pipelined is not None:
-            self.pipeline = Pipeline()
+        if ctx.pipelined is not None and self.adm.peer is None:
+            self.pipeline = Pipeline()  # a conversation's publish also tells its inbox
         self.limiter = ctx.limits.frame_limiter(self.member.user)
         self.gate = OrderGate()
 
-    async def _welcome(self) -> None:
-        """Write the welcome and let live events flow.
+    async def _welcome(self) -> int:
+        """Write the welcome and let live events flow; return the last id it told.
 
         A coroutine of its own so that the history and the user list it carried are garbage
         once it is written, not locals of the receive loop for the life of the connection."""
@@ -177,7 +183,7 @@ class Session:
         users = await ctx.broker.users(member.room)
         welcome = Welcome(
             user=member.user,
-            room=member.room,
+            room=adm.label,
             epoch=history.epoch,
             last_id=history.last_id,
             history=history.messages,
@@ -190,6 +196,7 @@ class Session:
         )
         ctx.hub.write(member.conn, welcome.frame().encode())
         member.ready(history.last_id)
+        return history.last_id
 
     async def receive(self, data: str | bytes) -> bool:
         """Answer one client frame; False when the client is to be closed for abuse.
@@ -223,7 +230,8 @@ class Session:
             return True
         if isinstance(frame, SendMessage):
             claims = self.expiry.claims
-            if claims.read_rooms and not claims.writes(self.adm.room):  # read_only: for good
+            adm = self.adm  # a conversation is written by both its users, whatever the globs
+            if claims.read_rooms and adm.peer is None and not claims.writes(adm.room):
                 ctx.metrics.counters.error(ErrorCode.READ_ONLY)
                 reason = f"token for {claims.user} only reads room {self.adm.room}"
                 error = ErrorFrame(ErrorCode.READ_ONLY, reason, client_id=frame.client_id)
@@ -258,7 +266,7 @@ class Session:
         elif isinstance(frame, Who):
             adm = self.adm
             users = await ctx.broker.users(adm.room)
-            hub.write(conn, UserList(adm.room, users).frame().encode())
+            hub.write(conn, UserList(adm.label, users).frame().encode())
             hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
         elif isinstance(frame, Ping):
             hub.write(conn, Pong(frame.data).frame().encode())
@@ -290,7 +298,7 @@ class Session:
         messages = kept.messages[-frame.limit :]
         page = _fit(History(messages, kept.last_id, kept.epoch), ctx.settings.max_pending_bytes)
         more = len(page.messages) < len(kept.messages)
-        answer = HistoryPage(room, kept.epoch, page.messages, more, frame.client_id)
+        answer = HistoryPage(self.adm.label, kept.epoch, page.messages, more, frame.client_id)
         ctx.hub.write(self.conn, answer.frame().encode())
 
     def _refresh(self, frame: Refresh) -> None:
@@ -307,12 +315,17 @@ class Session:
             )
             ctx.hub.write(self.conn, error.frame().encode())
             return
+        adm = self.adm
         try:
             claims = ctx.verify_token(frame.token)
+            if adm.peer is not None:
+                check_dms(claims, enabled=ctx.settings.dms)
         except TokenError as exc:
             answer: Refreshed | ErrorFrame = ErrorFrame(ErrorCode.INVALID_TOKEN, str(exc))
+        except PermissionDenied as exc:
+            answer = ErrorFrame(ErrorCode.FORBIDDEN, str(exc))
         else:
-            answer = expiry.refresh(claims, self.adm.room)
+            answer = expiry.refresh(claims, None if adm.peer is not None else adm.room)
         if isinstance(answer, ErrorFrame):
             ctx.metrics.counters.error(answer.code)
             log.info("refused a refresh from %s: %s", expiry.label, answer.reason)

@@ -46,5 +46,7 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     rates: RateSettings = field(default_factory=RateSettings)
     limits: ConnectionSettings = field(default_factory=ConnectionSettings)
+    #: direct messages (``/ws/@USER``: protocol/direct.py, server/direct.py); off: 403
+    dms: bool = True
     #: bind with SO_REUSEPORT, so that ``serve --workers`` processes share the port
     reuse_port: bool = False

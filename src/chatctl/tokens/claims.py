@@ -1,5 +1,6 @@
 """What a verified token says: its user, the rooms it may read and write, the rooms it may only
-read, whether it may administer the server, its id and when it was issued and expires.
+read, whether it may administer the server, its id and when it was issued and expires (and
+whether it allows direct messages: :func:`dms_allowed`).
 
 :class:`Claims` is what :meth:`~chatctl.tokens.verify.Verifier.verify` returns and what the
 server keeps for each connection (:meth:`Claims.slim`: its ``raw`` is then :data:`NO_RAW`).
@@ -72,3 +73,8 @@ class Claims:
     def slim(self) -> Claims:
         """These claims without the decoded payload: what a server keeps per connection."""
         return self if self.raw is NO_RAW else dataclasses.replace(self, raw=NO_RAW)
+
+
+def dms_allowed(raw: Mapping[str, Any]) -> bool:
+    """False when a token's payload forbids direct messages (``"dms": false``)."""
+    return raw.get("dms") is not False

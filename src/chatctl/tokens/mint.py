@@ -33,11 +33,13 @@ def mint(
     read_rooms: list[str] | None = None,
     admin: bool = False,
     display: bool = False,
+    dms: bool = True,
 ) -> str:
     """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years), with
     a fresh ``jti`` (what ``chatctl token revoke`` names). ``read_rooms`` without ``rooms``
     writes ``rooms: []``: the token then reads those rooms and nothing else. ``display``
-    lets a webhook token's Slack ``username`` show as a display name."""
+    lets a webhook token's Slack ``username`` show as a display name. ``dms=False`` forbids
+    direct messages (the ``dms`` claim)."""
     if display and hook is None:
         raise TokenError("only a webhook token may allow a display name")
     problem = user_problem(user)
@@ -58,6 +60,8 @@ def mint(
         claims["read_rooms"] = read_rooms
     if admin:
         claims["admin"] = True
+    if not dms:
+        claims["dms"] = False
     if issuer:
         claims["iss"] = issuer
     if audience:
@@ -90,6 +94,7 @@ def create_token(
     read_rooms: list[str] | None = None,
     admin: bool = False,
     display: bool = False,
+    dms: bool = True,
 ) -> str:
     try:
         seconds = parse_duration(ttl)
@@ -124,6 +129,7 @@ def create_token(
             read_rooms=read_rooms,
             admin=admin,
             display=display,
+            dms=dms,
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None

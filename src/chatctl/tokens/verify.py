@@ -4,7 +4,8 @@ or a :class:`~chatctl.errors.TokenError`.
 Tokens carry ``sub`` (the user name), ``exp``, ``iat`` and optionally ``rooms`` (a list of
 glob patterns such as ``ops`` or ``team-*``; absent means every room), ``read_rooms`` (globs of
 rooms it may only read), ``admin`` (``true``: the administration routes), ``jti`` (its id, which
-a revocation names), ``iss`` and ``aud`` (docs/security.md lists every claim).
+a revocation names), ``dms`` (``false`` forbids direct messages), ``iss`` and ``aud``
+(docs/security.md lists every claim).
 ``exp`` must be a finite time at most :data:`MAX_TOKEN_LIFETIME` ahead: ``NaN``, ``1e300`` or
 an ``exp`` in milliseconds is refused, not taken for a token that never expires.
 The accepted algorithms are pinned by the key: an HS256 secret accepts only HS256, an RSA
@@ -137,6 +138,8 @@ class Verifier:
         admin = claims.get("admin", False)
         if not isinstance(admin, bool):
             raise TokenError("token admin claim must be true or false")
+        if not isinstance(claims.get("dms", True), bool):
+            raise TokenError("token dms claim must be true or false")
         return Claims(
             user,
             None if rooms is None else tuple(rooms),

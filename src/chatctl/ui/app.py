@@ -35,6 +35,7 @@ from chatctl.errors import AuthError, ConnectError, UsageError
 from chatctl.protocol import Message, MessageKind, Who
 from chatctl.ui import commands
 from chatctl.ui.config import JoinConfig
+from chatctl.ui.direct import DmNotices, sent_line
 from chatctl.ui.notify import Highlights, Notifier, notify_argv
 from chatctl.ui.output import LineOutput
 from chatctl.ui.prompt import confirm_paste, create_session
@@ -100,6 +101,7 @@ class ChatUI:
         self._bell = config.bell
         self._running = False
         self.windows = WindowList()
+        self.dms = DmNotices(show=self.info, is_open=lambda r: self.windows.find(r) is not None)
         for room in rooms:
             self._open(room, connect_timeout)
         self.windows.select(self.windows.all[0])
@@ -187,7 +189,7 @@ class ChatUI:
 
     async def _run_window(self, window: Window) -> None:
         try:
-            await follow(window, output=self.output, renderer=self.renderer, refresh=self._refresh)
+            await follow(window, self.output, self.renderer, self._refresh, self.dms.take)
         except asyncio.CancelledError:
             raise
         except (AuthError, UsageError, ConnectError) as exc:
@@ -280,6 +282,13 @@ class ChatUI:
             window.write(self.renderer.pending(self.renderer.me, text))
         await window.stream.send(text, kind)
         self._refresh()
+
+    async def send_to(self, room: str, text: str) -> None:
+        """``/msg USER TEXT``: sent from the conversation's window, opened if need be."""
+        window = self.windows.find(room) or self._open(room)
+        await window.stream.send(text)
+        if window is not self.current:
+            self.info(sent_line(room, text, self.windows.number(window)))
 
     async def request_who(self) -> None:
         if not await self.stream.request(Who()):

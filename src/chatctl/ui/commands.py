@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatctl.protocol import ROOM_RULE, MessageKind, valid_room
+from chatctl.protocol import ROOM_RULE, MessageKind, is_conversation, valid_room
+from chatctl.ui.direct import target
 from chatctl.ui.keys import KEYS_HELP
 from chatctl.ui.notify import Highlights, highlight_command, unhighlight_command
 
@@ -41,6 +42,10 @@ class CommandTarget(Protocol):
 
     async def switch_room(self, room: str) -> None:
         """Show ``room``'s window, opening it first if there is none."""
+
+    async def send_to(self, room: str, text: str) -> None:
+        """Send ``text`` to ``room`` (a conversation, ``@USER``) from its window, opened
+        in the background if there is none."""
 
     async def part(self) -> bool:
         """Leave the room shown and close its window; False when it was the last one."""
@@ -126,10 +131,40 @@ async def _join(ui: CommandTarget, arg: str) -> bool:
     room = arg.strip().lstrip("#")
     if not room:
         ui.info(f"you are in {ui.room}; /join ROOM opens ROOM in a window of its own")
+    elif is_conversation(room):
+        return await _query(ui, room)
     elif not valid_room(room):
         ui.error(f"invalid room name {room!r}: {ROOM_RULE}")
     else:
         await ui.switch_room(room)
+    return True
+
+
+async def _query(ui: CommandTarget, arg: str) -> bool:
+    user = arg.strip()
+    if not user or " " in user:
+        ui.error("usage: /query USER  (a window for your direct messages with USER)")
+        return True
+    try:
+        name = target(user)
+    except ValueError as exc:
+        ui.error(str(exc))
+        return True
+    await ui.switch_room(name)
+    return True
+
+
+async def _msg(ui: CommandTarget, arg: str) -> bool:
+    user, _, text = arg.strip().partition(" ")
+    if not user or not text.strip():
+        ui.error("usage: /msg USER TEXT  (a direct message; /query USER opens its window)")
+        return True
+    try:
+        name = target(user)
+    except ValueError as exc:
+        ui.error(str(exc))
+        return True
+    await ui.send_to(name, text.strip())
     return True
 
 
@@ -170,6 +205,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("who", "/who", "list the users in the room", _who, ("names",)),
     Command("me", "/me ACTION", "send an action: * you ACTION", _me),
     Command("join", "/join ROOM", "open ROOM in a window and show it (Tab: recent rooms)", _join),
+    Command("msg", "/msg USER TEXT", "send USER a direct message", _msg),
+    Command("query", "/query USER", "open the window of your direct messages with USER", _query),
     Command("part", "/part", "leave this room and close its window (the last: quit)", _part),
     Command("window", "/window [N]", "show window N, or list the windows", _window),
     Command("history", "/history [N]", "load N older messages from the server", _history),

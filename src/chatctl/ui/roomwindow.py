@@ -10,7 +10,7 @@ from collections.abc import Callable
 from chatctl.client.events import Connected
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.protocol import HistoryPage, Message
+from chatctl.protocol import DmNotice, HistoryPage, Message
 from chatctl.ui.output import LineOutput
 from chatctl.ui.readmarks import Mark
 from chatctl.ui.render import Renderer
@@ -68,15 +68,23 @@ def open_window(
 
 
 async def follow(
-    window: Window, *, output: LineOutput, renderer: Renderer, refresh: Callable[[], None]
+    window: Window,
+    output: LineOutput,
+    renderer: Renderer,
+    refresh: Callable[[], None],
+    on_dm: Callable[[DmNotice], None],
 ) -> None:
     """Run ``window``'s stream, its events to its view and older pages to the screen while
-    it is shown, until the stream ends; its errors are the caller's."""
+    it is shown, until the stream ends; its errors are the caller's. The server's ``dm``
+    notices go to ``on_dm`` (every window's connection hears them)."""
     stream = window.stream
     async with stream:
         async for event in stream:
             if isinstance(event, Connected):
                 window.opened = True
+            if isinstance(event, DmNotice):
+                on_dm(event)
+                continue
             if isinstance(event, HistoryPage):
                 for line in window.older.answer(window, event, renderer):
                     if window.visible:

@@ -49,6 +49,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/static/state.js": ("state.js", "text/javascript; charset=utf-8"),
     "/static/view.js": ("view.js", "text/javascript; charset=utf-8"),
     "/static/older.js": ("older.js", "text/javascript; charset=utf-8"),
+    "/static/direct.js": ("direct.js", "text/javascript; charset=utf-8"),
     "/static/commands.js": ("commands.js", "text/javascript; charset=utf-8"),
     "/static/notify.js": ("notify.js", "text/javascript; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),

@@ -3,6 +3,7 @@
 // from the network goes through textContent (never parsed as HTML): markup is shown, never run.
 import { command } from "./commands.js";
 import { bindKeys, counter, length, trimTrailingLines } from "./compose.js";
+import { label, onDm, validName } from "./direct.js";
 import { notifyMessage, setupNotifications } from "./notify.js";
 import { loadOlder, loadOlderIfShort, onHistory } from "./older.js";
 import { Room } from "./room.js";
@@ -25,7 +26,6 @@ import {
 } from "./view.js";
 
 const store = window.sessionStorage;
-const ROOM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_FRAME_BYTES = 60000; // under the server's default --max-frame (65,536)
 const KEY = {
   token: "chatctl.token",
@@ -55,7 +55,7 @@ function refused(room, status, text) {
   if (!room.joined && state.room !== room) {
     // a failed /join: stay where we were, and forget the room (also across reloads)
     closeRoom(room);
-    notice(state.room, "cannot join #" + room.name + ": " + text, "error");
+    notice(state.room, "cannot join " + label(room.name) + ": " + text, "error");
     return;
   }
   room.setStatus("failed", "disconnected");
@@ -97,6 +97,7 @@ const FRAME_HANDLERS = Object.freeze({
   limits: ignore, // the page sends one message at a time: nothing to pace
   refreshed: onRefreshed,
   pong: ignore, // the page sends no ping
+  dm: onDm, // direct.js
 });
 
 function onFrame(room, f) {
@@ -125,7 +126,7 @@ function onWelcome(room, f) {
   room.lastId = Math.max(room.lastId, f.last_id || 0);
   if (room.firstId === null) {
     room.firstId = room.lastId + 1;
-    if (room.lastId === 0) room.log.append(el("li", "empty", "No messages in #" + room.name + " yet: say hello!"));
+    if (room.lastId === 0) room.log.append(el("li", "empty", "No messages in " + label(room.name) + " yet: say hello!"));
   }
   room.more = room.firstId > 1;
   room.users = f.users || [];
@@ -250,8 +251,8 @@ function addRoom(name) {
 
 /** Show ``name`` (opening it first if it is not open); false when the name is invalid. */
 function openRoom(name) {
-  if (!ROOM_RE.test(name)) {
-    note("invalid room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit");
+  if (!validName(name)) {
+    note("invalid " + (name[0] === "@" ? "user name" : "room name: 1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"));
     return false;
   }
   closeMenu();
@@ -285,10 +286,10 @@ function showRoom(room, markerId) {
   state.room = room;
   store.setItem(KEY.room, room.name);
   c.replaceChildren(room.box);
-  $("title").textContent = "#" + room.name;
+  $("title").textContent = label(room.name);
   $("composer").hidden = false;
   $("leave").hidden = false;
-  $("input").placeholder = "Message #" + room.name;
+  $("input").placeholder = "Message " + label(room.name);
   placeView(room, seenId);
   if (!document.hidden) room.markSeen();
   showStatus();
@@ -437,6 +438,6 @@ document.addEventListener("visibilitychange", () => {
 state.open = openRoom;
 setupNotifications();
 for (const name of JSON.parse(store.getItem(KEY.rooms) || "[]")) {
-  if (ROOM_RE.test(name)) addRoom(name);
+  if (validName(name)) addRoom(name);
 }
 start();

@@ -5,6 +5,7 @@ import { state } from "./state.js";
 export const HELP = [
   "/me ACTION \u2013 send an action: * you ACTION",
   "/join ROOM \u2013 open another room (it stays open in the list)",
+  "/query USER \u2013 a direct conversation",
   "/part \u2013 leave this room",
   "/who \u2013 list the users in the room",
   "/clear \u2013 clear the messages shown",
@@ -28,6 +29,8 @@ export function command(line, act) {
       return act.post(arg.trim(), "action");
     case "join":
       return act.open(arg.trim());
+    case "query":
+      return act.open("@" + arg.trim().replace(/^@/, ""));
     case "part":
     case "leave":
       return act.part(room);

@@ -1,5 +1,6 @@
 // chatctl web client: what the page shows of the rooms: their lines, the side panel's rooms
 // (with unread and mention badges) and users, the tab's title and the connection status.
+import { label, messageButton } from "./direct.js";
 import { $, state } from "./state.js";
 import { highlighted } from "./notify.js";
 import { colorClass, dayNode, el, eventNode, messageNode } from "./render.js";
@@ -65,6 +66,7 @@ export function renderUsers() {
   for (const u of room.users) {
     const li = el("li", colorClass(u), u);
     if (u === state.me) li.classList.add("me");
+    else if (room.name[0] !== "@") li.append(messageButton(u));
     list.append(li);
   }
   const count = room.users.length + (room.unlisted || 0);
@@ -80,7 +82,7 @@ export function renderRooms() {
     li.dataset.state = room.status.kind;
     const b = el("button");
     b.type = "button";
-    b.append(el("span", "name", "#" + room.name));
+    b.append(el("span", "name", label(room.name)));
     b.addEventListener("click", () => state.open(room.name));
     if (room.unread) {
       const badge = el("span", "badge unread", String(room.unread));
@@ -101,7 +103,7 @@ export function renderRooms() {
 export function updateTitle() {
   let total = 0;
   for (const room of state.rooms.values()) total += room.mentions;
-  const base = state.room ? "#" + state.room.name + " \u2014 chatctl" : "chatctl";
+  const base = state.room ? label(state.room.name) + " \u2014 chatctl" : "chatctl";
   document.title = (total ? "(" + total + ") " : "") + base;
 }
 

@@ -16,7 +16,8 @@ keeps a whole room on one slot and each script touches one slot only (docs/redis
 With a history TTL, every publish refreshes the expiry of meta and log (and the heartbeat
 does while the room has members), so an idle room's keys disappear by themselves: no scan.
 
-Room names are validated (``[A-Za-z0-9][A-Za-z0-9._-]*``), so they never contain a brace or
+Room names are validated (``[A-Za-z0-9][A-Za-z0-9._-]*``, or the server's own rooms of
+protocol/direct.py, whose user names are percent-encoded), so they never contain a brace or
 a colon; the prefix may not contain braces (it would steal the hash tag).
 """
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from chatctl.protocol import Message, Presence, clean_display, valid_room
+from chatctl.protocol import Message, Presence, clean_display, valid_stored_room
 
 #: Lua helpers shared by the presence scripts. KEYS: conns, conn-user, users; ARGV[1]: channel.
 _PRESENCE_PRELUDE = """
@@ -253,7 +254,7 @@ def check_prefix(prefix: str) -> str:
 @lru_cache(maxsize=4096)
 def room_keys(prefix: str, room: str) -> RoomKeys:
     """The keys of ``room``; raise ``ValueError`` for a name the server would refuse."""
-    if not valid_room(room):
+    if not valid_stored_room(room):
         raise ValueError(f"invalid room name {room!r}")
     base = f"{prefix}:{{{room}}}"
     return RoomKeys(

@@ -28,7 +28,7 @@ from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize, room_of
+from chatctl.server.httpapi.routes import authorize_room
 from chatctl.server.hub import Event
 
 #: seconds between two keep-alive comments of an idle stream
@@ -72,8 +72,7 @@ async def _history(
 
 
 async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | None:
-    room = room_of(name)
-    claims = authorize(ctx, exchange, room)
+    room, claims = authorize_room(ctx, exchange, name)
     user = claims.user
     since, epoch = resume_point(exchange)
     try:
@@ -113,7 +112,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         welcome = {
             "type": "welcome",
             "user": user,
-            "room": room,
+            "room": name,
             "epoch": found.epoch,
             "last_id": found.last_id,
             "since": since,

@@ -19,24 +19,31 @@ import time
 from typing import Any
 
 from chatctl.errors import BrokerError
-from chatctl.protocol import Ack, MessageKind, ProtocolError, SendMessage, clean_display
+from chatctl.protocol import (
+    Ack,
+    MessageKind,
+    ProtocolError,
+    SendMessage,
+    clean_display,
+    valid_room,
+)
 from chatctl.protocol.rules import MAX_CLIENT_ID_CHARS
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import delivered
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize, room_of, verify
+from chatctl.server.httpapi.routes import authorize_room, verify
 
 #: bytes of body allowed beyond the message's limit in characters (UTF-8, JSON escapes)
 JSON_OVERHEAD = 4096
 
 
 async def post(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
-    room = room_of(name)
-    claims = authorize(ctx, exchange, room, query_token=False)
-    if not claims.writes(room):
+    room, claims = authorize_room(ctx, exchange, name, query_token=False)
+    if room == name and not claims.writes(room):  # (a conversation: both its users write)
         raise ApiError(403, "read_only", f"token for {claims.user} only reads room {room}")
-    return await _publish(ctx, exchange, room, claims.user, slack=None)
+    return await _publish(ctx, exchange, room, claims.user, slack=None, label=name)
 
 
 async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
@@ -47,15 +54,22 @@ async def hook(ctx: SessionContext, exchange: Exchange, token: str) -> Reply:
     otherwise."""
     claims = verify(ctx, token)
     room = claims.raw.get("hook")
-    if not isinstance(room, str) or not claims.allows(room):
+    if not isinstance(room, str) or not valid_room(room) or not claims.allows(room):
         raise ApiError(403, "forbidden", "not a webhook token (chatctl token create --webhook)")
     return await _publish(ctx, exchange, room, claims.user, slack=claims.raw.get("display") is True)
 
 
 async def _publish(
-    ctx: SessionContext, exchange: Exchange, room: str, user: str, *, slack: bool | None
+    ctx: SessionContext,
+    exchange: Exchange,
+    room: str,
+    user: str,
+    *,
+    slack: bool | None,
+    label: str | None = None,
 ) -> Reply:
-    """``slack``: None for the API's own posts, else whether a Slack ``username`` shows."""
+    """``slack``: None for the API's own posts, else whether a Slack ``username`` shows;
+    ``label``: the room as the client named it (``@USER`` for a conversation)."""
     wait = ctx.limits.take_request(user)
     if wait:
         ctx.metrics.counters.error("rate_limited")
@@ -79,7 +93,9 @@ async def _publish(
     ctx.metrics.publish_seconds.observe(time.perf_counter() - started)
     ctx.metrics.counters.messages_in += 1
     msg = result.message
-    ack = Ack(client_id, msg.id, msg.room, msg.ts, result.duplicate, result.epoch)
+    if label is not None and label != room and not result.duplicate:  # a conversation
+        await delivered(ctx.broker, msg, history=ctx.settings.history_size)
+    ack = Ack(client_id, msg.id, label or room, msg.ts, result.duplicate, result.epoch)
     return Reply.json(200 if result.duplicate else 201, ack.to_dict())
 
 

@@ -6,11 +6,11 @@ import json
 
 from chatctl.broker.base import History, ListsRooms
 from chatctl.errors import BrokerError
-from chatctl.protocol import parse_since
+from chatctl.protocol import parse_since, valid_room
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
-from chatctl.server.httpapi.routes import authorize, room_of
+from chatctl.server.httpapi.routes import authorize, authorize_room
 
 #: ``limit`` of a history request: the default and the most
 DEFAULT_LIMIT = 50
@@ -40,8 +40,7 @@ async def history(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     """``GET /rooms/{room}/messages?since=&before=&limit=``: the kept messages, oldest first,
     as ``{"room", "epoch", "last_id", "complete", "messages"}`` or, asked with ``Accept:
     application/x-ndjson``, one message frame per line."""
-    room = room_of(name)
-    authorize(ctx, exchange, room)
+    room, _ = authorize_room(ctx, exchange, name)
     try:
         since = parse_since(exchange.request.param("since"))
     except ValueError as exc:
@@ -55,7 +54,7 @@ async def history(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     if NDJSON in (exchange.request.header("accept") or ""):
         body = "".join(m.frame + "\n" for m in found.messages).encode()
         return Reply(200, body, content_type=NDJSON)
-    return Reply(200, history_body(room, found), content_type="application/json")
+    return Reply(200, history_body(name, found), content_type="application/json")
 
 
 def history_body(room: str, found: History) -> bytes:
@@ -70,13 +69,12 @@ def history_body(room: str, found: History) -> bytes:
 
 async def users(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     """``GET /rooms/{room}/users``: ``{"room", "users"}``, the users with a connection."""
-    room = room_of(name)
-    authorize(ctx, exchange, room)
+    room, _ = authorize_room(ctx, exchange, name)
     try:
         listed = await ctx.broker.users(room)
     except BrokerError as exc:
         raise broker_unavailable(exc) from None
-    return Reply.json(200, {"room": room, "users": listed})
+    return Reply.json(200, {"room": name, "users": listed})
 
 
 async def rooms(ctx: SessionContext, exchange: Exchange, _: str) -> Reply:
@@ -90,7 +88,7 @@ async def rooms(ctx: SessionContext, exchange: Exchange, _: str) -> Reply:
         if isinstance(ctx.broker, ListsRooms):
             names.update(await ctx.broker.member_rooms())
         for room in sorted(names):
-            if not claims.allows(room):
+            if not valid_room(room) or not claims.allows(room):  # never the server's own
                 continue
             count = len(await ctx.broker.users(room))
             if not count and room not in ctx.hub.rooms:

@@ -10,8 +10,9 @@ from urllib.parse import unquote
 
 from chatctl import web
 from chatctl.errors import PermissionDenied, TokenError
-from chatctl.protocol import ROOM_RULE, valid_room
+from chatctl.protocol import ROOM_RULE, conversation_peer, dm_room, is_conversation, valid_room
 from chatctl.server.context import SessionContext
+from chatctl.server.direct import check_dms
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.tokens.claims import Claims
@@ -92,6 +93,28 @@ def room_of(name: str) -> str:
     if not valid_room(name):
         raise ApiError(400, "invalid_field", f"invalid room name: {ROOM_RULE}")
     return name
+
+
+def authorize_room(
+    ctx: SessionContext, exchange: Exchange, name: str, *, query_token: bool = True
+) -> tuple[str, Claims]:
+    """The room a path's ``name`` stands for, and the request's claims: a room the token
+    allows, or for ``@USER`` the conversation of the token's user with ``USER`` (whatever
+    the token's room globs say; 403 when direct messages are off or the token forbids them).
+    No other name reaches a conversation: a room name never starts with ``+``."""
+    if not is_conversation(name):
+        room = room_of(name)
+        return room, authorize(ctx, exchange, room, query_token=query_token)
+    try:
+        peer = conversation_peer(name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from None
+    claims = authorize(ctx, exchange, None, query_token=query_token)
+    try:
+        check_dms(claims, enabled=ctx.settings.dms)
+    except PermissionDenied as exc:
+        raise ApiError(403, "forbidden", str(exc)) from None
+    return dm_room(claims.user, peer), claims
 
 
 def authorize(
