@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from chatctl.broker import BROKERS, Broker, create_broker
+from chatctl.broker.base import CountsRooms, PeeksRooms
 from chatctl.broker.registry import option_keywords
 from chatctl.errors import UsageError
 from support.broker_services import BrokerServices, entry_named
@@ -113,6 +114,19 @@ async def test_a_publish_says_the_epoch_its_id_belongs_to(broker: Broker) -> Non
     plain = await broker.publish("room", "alice", "no client id")
     epoch = (await broker.history("room", since=None, limit=10)).epoch
     assert first.epoch == again.epoch == plain.epoch == epoch is not None
+
+
+async def test_a_peek_at_a_room_neither_reads_nor_creates_it(broker: Broker) -> None:
+    assert isinstance(broker, PeeksRooms)
+    assert await broker.last_id("never-used") == 0
+    assert (await broker.history("never-used", since=None, limit=5)).epoch  # made by a read
+    await broker.publish("room", "alice", "one")
+    await broker.publish("room", "alice", "two")
+    assert await broker.last_id("room") == 2
+    if isinstance(broker, CountsRooms):  # the peek held nothing in memory
+        before = broker.rooms
+        assert await broker.last_id("peeked-only") == 0
+        assert broker.rooms == before
 
 
 async def test_history_without_since_returns_newest(broker: Broker) -> None:

@@ -223,6 +223,16 @@ class Revocations(Protocol):
 
 
 @runtime_checkable
+class PeeksRooms(Protocol):
+    """A broker that tells a room's newest id without reading the room into memory or
+    creating it (a server asks this of every user's inbox at connect: most are empty)."""
+
+    async def last_id(self, room: str) -> int:
+        """The newest id of ``room`` (0 if it has none or does not exist)."""
+        ...
+
+
+@runtime_checkable
 class ListsRooms(Protocol):
     """A broker shared by several nodes that knows which rooms have members on any of them
     (``GET /rooms`` lists those, not only the rooms of this node)."""

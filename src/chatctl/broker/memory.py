@@ -62,6 +62,10 @@ class MemoryBroker:
             r = self._rooms[room] = RoomState(room, self.history_size, touched=self._clock())
         return r
 
+    async def last_id(self, room: str) -> int:
+        r = self._rooms.get(room)
+        return 0 if r is None else r.last_id
+
     @property
     def rooms(self) -> int:
         """Rooms held in memory (for tests and /metrics)."""

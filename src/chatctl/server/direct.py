@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
 
-from chatctl.broker.base import Broker, Reset
+from chatctl.broker.base import Broker, PeeksRooms, Reset
 from chatctl.errors import BrokerError, PermissionDenied
 from chatctl.protocol import (
     NOTICES_ROOM,
@@ -133,6 +133,8 @@ class Inboxes:
         inbox = inbox_room(user)
         try:
             await self._listen()
+            if isinstance(self.broker, PeeksRooms) and not await self.broker.last_id(inbox):
+                return  # never written to: nothing unread, and no room made for it
             kept = await self.broker.history(inbox, since=None, limit=self.history)
             counts = unread_counts(kept.messages)
             if reading is not None and counts.pop(reading, 0):

@@ -42,6 +42,7 @@ class RedisPresence:
     _leave: AsyncScript
     _refresh: AsyncScript
     _users: AsyncScript
+    _redis: Any  # the command client (a Redis or a RedisCluster)
     #: the room directory's scripts (touch, list), registered on first use
     _directory: tuple[AsyncScript, AsyncScript] | None = None
 
@@ -93,6 +94,14 @@ class RedisPresence:
         except rx.RedisError as exc:
             raise self._failed(exc) from None
         return sorted(users)
+
+    async def last_id(self, room: str) -> int:
+        """The room's id counter, read without creating the room's keys."""
+        try:
+            last = await self._redis.hget(room_keys(self.prefix, room).meta, "last")
+        except rx.RedisError as exc:
+            raise self._failed(exc) from None
+        return 0 if last is None else int(last)
 
     async def member_rooms(self) -> list[str]:
         """The rooms with members on any node (the directory of the nodes' heartbeats): a

@@ -397,6 +397,14 @@ class SQLiteBroker:
         r = self._rooms.get(room)
         return [] if r is None else sorted(r.members)
 
+    async def last_id(self, room: str) -> int:
+        r = self._rooms.get(room)
+        if r is not None:
+            return r.last_id
+        query = "SELECT last_id FROM rooms WHERE name = ?"
+        row = await self.run(lambda db: db.execute(query, (room,)).fetchone())
+        return 0 if row is None else int(row[0])
+
 
 #: a publish made before its room was read: (user, text, kind, client_id, display, done)
 _Queued = tuple[str, str, MessageKind, str | None, str | None, PublishDone]
