@@ -47,7 +47,9 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped
 
-    def start(self, timeout: float = 20) -> None:
+    def start(self, timeout: float = 60) -> None:
+        """Start the node; it must listen within ``timeout`` seconds (a loaded 2-core
+        machine, load 22, once took over 20 s beside a forming Redis Cluster)."""
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(self.port), *self.args]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
