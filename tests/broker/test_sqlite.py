@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 from chatctl.broker import create_broker
 from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
+from chatctl.broker.sqlite.dispatch import THREAD_SWITCH_INTERVAL
 from chatctl.broker.sqlite.schema import SCHEMA_VERSION
 from chatctl.broker.sqlite.writer import CHECKPOINT_COMMITS
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
@@ -367,3 +369,20 @@ async def test_the_wal_is_checkpointed_by_another_thread_not_in_a_loop_commit(
         assert auto == (0,)
     finally:
         await broker.close()
+
+
+async def test_the_switch_interval_is_short_only_while_the_writer_thread_has_work(
+    tmp_path: Path,
+) -> None:
+    """Every statement the thread runs waits for the GIL from the busy loop: while it has work
+    the interpreter switches every 0.5 ms, then goes back to what it was."""
+    before = sys.getswitchinterval()
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        during = await broker.run(lambda db: sys.getswitchinterval())  # runs in the thread
+        assert during == pytest.approx(min(before, THREAD_SWITCH_INTERVAL))
+        assert sys.getswitchinterval() == before
+    finally:
+        await broker.close()
+        sys.setswitchinterval(before)

@@ -5,8 +5,8 @@ the loop spent on something else (a long callback, a blocking call, a slow commi
 loop's thread, a garbage-collector pause, the GIL held by another thread) when it was due.
 A stall longer than the period is always seen; a shorter one only when it covers the
 timer's due time, so the histogram samples stalls rather than counting every one. No task,
-no future: one ``call_at`` and one histogram observation per period (~20 µs of CPU a
-second; measured in docs/performance.md).
+no future: one ``call_at`` and one histogram observation (2.8 µs) per period; an idle
+server pays ~2 ms of CPU a second for the 20 wake-ups (docs/performance.md).
 """
 
 from __future__ import annotations
