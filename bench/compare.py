@@ -232,6 +232,7 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
             "client_cpu": s["client_cpu"],
             "server_cpu": server.get("cpu"),
             "server_cpu_us_per_delivery": server.get("cpu_us_per_delivery"),
+            "loop_lag": server.get("loop_lag"),
         }
     return {
         "kib_per_connection": mem,

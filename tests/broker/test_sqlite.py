@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 from chatctl.broker import create_broker
 from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
+from chatctl.broker.sqlite.dispatch import THREAD_SWITCH_INTERVAL
 from chatctl.broker.sqlite.schema import SCHEMA_VERSION
 from chatctl.broker.sqlite.writer import CHECKPOINT_COMMITS
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
@@ -338,20 +340,23 @@ async def test_publish_nowait_answers_in_call_order_repeats_included(tmp_path: P
         await broker.close()
 
 
-async def test_the_wal_is_checkpointed_by_the_writer_thread_not_in_a_loop_commit(
+async def test_the_wal_is_checkpointed_by_another_thread_not_in_a_loop_commit(
     tmp_path: Path,
 ) -> None:
     """One message at a time is committed on the loop's thread; SQLite's auto-checkpoint is
-    off (it would run inside such a commit) and the writer thread checkpoints instead."""
+    off (it would run inside such a commit) and the reader's thread checkpoints instead, on a
+    connection of its own (the writer's stays free for the loop's commits meanwhile)."""
     broker = SQLiteBroker(tmp_path)
     await broker.start()
     try:
-        auto = await broker.run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone())
-        assert auto == (0,)
-        for i in range(CHECKPOINT_COMMITS + 10):
+        # The room's creation is the first commit: the last of these asks for a checkpoint.
+        for i in range(CHECKPOINT_COMMITS - 1):
             await broker.publish("room", "alice", f"m{i}")
+        assert broker._reader is not None
+        await broker._reader.settled()  # that checkpoint is done: the next commit restarts
+        await broker.publish("room", "alice", "last")  # the WAL from its beginning
         # Had nobody checkpointed, the WAL would hold every commit's pages (4-5 each, over
-        # a thousand); the thread's checkpoint let it start again from the beginning.
+        # a thousand); the checkpoint let it start again from the beginning.
         other = sqlite3.connect(broker.path)  # a checkpoint needs no open transaction
         try:
             _, frames, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -359,6 +364,25 @@ async def test_the_wal_is_checkpointed_by_the_writer_thread_not_in_a_loop_commit
             other.close()
         assert 0 < frames < 200
         history = await broker.history("room", since=None, limit=1)
-        assert [m.text for m in history.messages] == [f"m{CHECKPOINT_COMMITS + 9}"]
+        assert [m.text for m in history.messages] == ["last"]
+        auto = await broker.run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone())
+        assert auto == (0,)
     finally:
         await broker.close()
+
+
+async def test_the_switch_interval_is_short_only_while_the_writer_thread_has_work(
+    tmp_path: Path,
+) -> None:
+    """Every statement the thread runs waits for the GIL from the busy loop: while it has work
+    the interpreter switches every 0.5 ms, then goes back to what it was."""
+    before = sys.getswitchinterval()
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    try:
+        during = await broker.run(lambda db: sys.getswitchinterval())  # runs in the thread
+        assert during == pytest.approx(min(before, THREAD_SWITCH_INTERVAL))
+        assert sys.getswitchinterval() == before
+    finally:
+        await broker.close()
+        sys.setswitchinterval(before)

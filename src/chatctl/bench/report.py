@@ -39,14 +39,22 @@ def step_line(s: dict[str, Any]) -> str:
         f"duplicates {s['duplicates']}, out of order {s['out_of_order']}, "
         f"disconnects {s['disconnects']}; client CPU "
         + "/".join(f"{c:.0%}" for c in s["client_cpu"])
-        + (
-            f"; server CPU {s['server']['cpu']:.0%}, "
-            f"{s['server']['cpu_us_per_delivery']} µs per delivery"
-            if s.get("server")
-            else ""
-        )
+        + _server_part(s.get("server") or {})
         + ("" if s["ok"] else "  [over the bound]")
     )
+
+
+def _server_part(server: dict[str, Any]) -> str:
+    out = ""
+    if "cpu" in server:
+        out += f"; server CPU {server['cpu']:.0%}, {server['cpu_us_per_delivery']} µs per delivery"
+    lag = server.get("loop_lag")
+    if lag:
+        out += (
+            f"; loop lag p99 <= {_ms(lag['p99_le_ms'])} ms, max <= {_ms(lag['max_le_ms'])} ms, "
+            f"{lag['over_50ms']} of {lag['samples']} samples over 50 ms"
+        )
+    return out
 
 
 def text_lines(result: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from chatctl.bench.looplag import server_loop_lag
 from chatctl.bench.options import BenchError, BenchOptions, plan
 from chatctl.bench.processes import ChildWorker, LocalWorker, loop_name
 from chatctl.bench.procfs import read_rss_kib, server_cpu_seconds
@@ -155,6 +156,9 @@ async def _run_step(
     server_cpu = asyncio.create_task(
         server_cpu_seconds(opts.server_pid, start_at, start_at + opts.duration)
     )
+    loop_lag = asyncio.create_task(
+        server_loop_lag(opts.servers[0], start_at, start_at + opts.duration)
+    )
     sends = await asyncio.gather(
         *(
             h.call(
@@ -192,12 +196,15 @@ async def _run_step(
     window = max(opts.duration, last_delivery - start_at)
     p99 = lat["p99"]
     cpu = await server_cpu
+    lag = await loop_lag
     server: dict[str, Any] | None = None
     if cpu is not None:
         server = {
             "cpu": round(cpu / opts.duration, 3),  # share of one core while sending
             "cpu_us_per_delivery": round(cpu * 1e6 / acc.delivered, 2) if acc.delivered else None,
         }
+    if lag is not None:
+        server = {**(server or {}), "loop_lag": lag}
     return {
         "step": step,
         "rate": rate,

@@ -145,6 +145,7 @@ class ChatServer:
             tls = server_context(s.certfile, s.keyfile)
         await self.broker.start()
         await self.revocations.start()
+        self.metrics.loop_lag.start()
         connection = wire.connection_class(takes_over, self.http.take)
         self._ws = await serve(
             self._handler,
@@ -210,6 +211,7 @@ class ChatServer:
             return
         ws, self._ws = self._ws, None
         self._closing_code = code
+        self.metrics.loop_lag.stop()
         ws.close(close_connections=False)
         self.http.close()
         reason = (

@@ -5,8 +5,9 @@ add to it (``deliveries`` grows by the number of deliveries once per fan-out cal
 per delivery); a collector turns it into Prometheus families when ``/metrics`` is scraped, so
 the hot paths pay one integer add. A refused handshake is counted once, by reason and status,
 so no refusal can be missing from ``/metrics``.
-Only the two latency histograms are observed as events happen, once per publish and once
-per fan-out call.
+Only the latency histograms are observed as events happen, once per publish, once per
+fan-out call, and the event loop's lag once per :data:`~chatctl.server.looplag.PERIOD`
+(:mod:`chatctl.server.looplag`, started and stopped with the server).
 
 A broker's own gauges come from the capabilities it declares (chatctl/broker/base.py):
 :class:`~chatctl.broker.base.CountsReconnects` gives ``chatctl_broker_reconnects_total``,
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from chatctl.broker.base import CountsReconnects, CountsRooms
 from chatctl.protocol import NOTICES_ROOM
+from chatctl.server import looplag
 
 if TYPE_CHECKING:
     from chatctl.server.app import ChatServer
@@ -98,6 +100,15 @@ class Metrics:
             buckets=FANOUT_BUCKETS,
             registry=self.registry,
         )
+        self.loop_lag_seconds = Histogram(
+            "chatctl_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 50 ms: the time every connection"
+            " waited for something else (a long callback, a blocking call, the GIL).",
+            buckets=looplag.BUCKETS,
+            registry=self.registry,
+        )
+        #: samples the loop's lag into loop_lag_seconds (ChatServer.start starts it)
+        self.loop_lag = looplag.LoopLag(self.loop_lag_seconds.observe)
         self.registry.register(_ServerCollector(server))
 
     def render(self) -> bytes:

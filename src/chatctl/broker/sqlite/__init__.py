@@ -6,7 +6,8 @@ connection does the writes, in order: a writer thread (:mod:`chatctl.broker.sqli
 runs them, retention and bursts; a batch of at most
 :data:`~chatctl.broker.sqlite.dispatch.INLINE_MAX` publishes that finds the thread idle is
 committed on the event loop itself (a commit without fsync takes ~70 µs, less than the thread
-hops and GIL hand-overs it saves); WAL checkpoints run in the thread:
+hops and GIL hand-overs it saves); WAL checkpoints run in the reader's thread, on a connection
+of their own, so that the writer stays free for the loop's commits:
 
 - ``publish`` queues the message and returns once the transaction holding it has COMMITted;
   publishes that arrive while a commit runs go into the next one (group commit). Ids are

@@ -112,8 +112,9 @@ class SQLiteBroker:
             delivered=self._delivered,
             refused=self._refused,
         )
-        writer.start()
         self._reader = Reader(self.path)
+        writer.checkpoint = self._reader.checkpoint
+        writer.start()
         self._sweeper = asyncio.create_task(
             sweep_forever(self.sweep, self.history_ttl), name="chatctl-retention"
         )

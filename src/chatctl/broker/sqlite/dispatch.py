@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 from chatctl.broker.base import PublishDone, PublishResult
-from chatctl.broker.sqlite.ops import Checkpoint, Failure, Item, Op, Publish, Reply, Resume
+from chatctl.broker.sqlite.ops import Failure, Item, Op, Publish, Reply, Resume
 from chatctl.broker.sqlite.writer import Writer
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import Message
@@ -25,10 +26,16 @@ log = logging.getLogger("chatctl.broker.sqlite")
 
 #: Publishes a batch may hold to be committed on the loop's thread when the writer thread is
 #: idle (see :mod:`chatctl.broker.sqlite.writer`); bigger batches, a burst, go to the thread.
-#: 32 rows are ~0.3 ms of the loop; the thread's hand-overs can cost a switch interval (5 ms)
-#: each under load. On 2 cores the thread brought no throughput (send of 100k lines: 25.3-26.5k
-#: lines/s at 4, 24.1-25.9k at 64, the thread idle at 64).
-INLINE_MAX = 32
+#: 256 rows are ~1.5 ms of the loop; in the thread each statement's GIL hand-over can cost a
+#: switch interval under load, and a batch sent there sends the next ones there too, until
+#: the thread has caught up: a loop that fell behind for a moment (a busy machine) got stalls
+#: of 100 ms and more from batches of 35-62. On 2 cores the thread brought no throughput (send
+#: of 100k lines: 25.3-26.5k lines/s at 4, 24.1-25.9k at 64, the thread idle at 64).
+INLINE_MAX = 256
+#: The interpreter's switch interval (seconds) while the writer thread has work: every
+#: statement it runs gives the GIL up and waits for it back, by default up to 5 ms when the
+#: loop is busy; 0.5 ms makes a transaction there cost a few ms, not tens.
+THREAD_SWITCH_INTERVAL = 0.0005
 
 
 class Dispatcher:
@@ -54,6 +61,8 @@ class Dispatcher:
         self._pending: dict[Op, None] = {}
         #: ops handed to the writer thread and not yet reported back by it
         self._with_thread = 0
+        #: the switch interval to restore once the thread has no more work
+        self._switch_interval = sys.getswitchinterval()
         writer.done = self.finished
 
     def submit(self, op: Op) -> None:
@@ -90,17 +99,20 @@ class Dispatcher:
             # holds the write lock: then the thread waits for it, not the loop)
             and w.run_here(items)
         ):
-            if w.checkpoint_wanted:  # for the thread: not on the loop
-                w.checkpoint_wanted = False
-                self.submit(Checkpoint())
             return
-        self._with_thread += sum(isinstance(i, Op) for i in items)
+        ops = sum(isinstance(i, Op) for i in items)
+        if ops and not self._with_thread:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, THREAD_SWITCH_INTERVAL))
+        self._with_thread += ops
         w.submit(items)
 
     def finished(self, batch: list[Op], failure: Failure | None) -> None:
         """On the loop, after each transaction: deliver, answer, resolve."""
         if self._with_thread:  # not for a batch run here (the thread had nothing)
             self._with_thread -= len(batch)
+            if not self._with_thread:
+                sys.setswitchinterval(self._switch_interval)
         if failure is not None:
             self._failed(batch, failure)
             return

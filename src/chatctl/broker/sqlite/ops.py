@@ -80,11 +80,6 @@ class Sweep(Op):
 
 
 @dataclass(eq=False, slots=True)
-class Checkpoint(Op):
-    """Wakes the writer thread for a WAL checkpoint that commits run on the loop made due."""
-
-
-@dataclass(eq=False, slots=True)
 class Call(Op):
     """Run ``fn(connection)`` in the writer's transaction (maintenance, tests)."""
 

@@ -42,11 +42,12 @@ log = logging.getLogger("chatctl.broker.sqlite")
 
 #: Seconds between write probes while writes fail (full disk, I/O error).
 PROBE_INTERVAL = 1.0
-#: The writer checkpoints the WAL into the database (PASSIVE: it never waits) after this many
-#: commits or rows, whichever comes first: about SQLite's own auto-checkpoint at 1,000 pages
-#: (a one-message commit writes 4-5 pages), which is off because it runs inside the COMMIT
-#: that crosses it and so, for a commit on the loop's thread, would stall every connection
-#: for the milliseconds it takes (the 50-room bench's p99 went from 4 to 7-8 ms with it).
+#: The WAL is checkpointed into the database (PASSIVE: it never waits), by the reader's thread
+#: on a connection of its own (:meth:`~chatctl.broker.sqlite.reader.Reader.checkpoint`), after
+#: this many commits or rows, whichever comes first: about SQLite's own auto-checkpoint at
+#: 1,000 pages (a one-message commit writes 4-5 pages), which is off because it runs inside
+#: the COMMIT that crosses it and so, for a commit on the loop's thread, would stall every
+#: connection for the milliseconds it takes (the 50-room bench's p99 went from 4 to 7-8 ms).
 CHECKPOINT_COMMITS = 256
 CHECKPOINT_ROWS = 20_000
 #: Seconds the thread waits for another process's write lock on the database (an operator's
@@ -94,11 +95,10 @@ class Writer:
         self._refusing: int | None = None
         #: a batch is running on the loop's thread (run_here): report it directly
         self._here = False
-        #: commits and ops since the last checkpoint; a checkpoint due after a commit on the
-        #: loop's thread (the broker then sends the thread a Checkpoint)
+        #: commits and ops since the last checkpoint, and who runs one (the broker sets it)
         self._commits = 0
         self._rows = 0
-        self.checkpoint_wanted = False
+        self.checkpoint: Callable[[], None] = lambda: None
         self._thread = threading.Thread(target=self._run, name="chatctl-sqlite", daemon=True)
 
     def start(self) -> None:
@@ -260,20 +260,14 @@ class Writer:
                 delay = min(delay * 2, 0.05)
 
     def _committed(self, ops: int) -> None:
-        """After a COMMIT: checkpoint when due, in the thread only."""
+        """After a COMMIT: ask for a checkpoint when one is due (on another connection, in
+        another thread: neither the loop nor this thread waits for it)."""
         self._commits += 1
         self._rows += ops
         if self._commits < CHECKPOINT_COMMITS and self._rows < CHECKPOINT_ROWS:
             return
-        if self._here:
-            self.checkpoint_wanted = True
-            return
         self._commits = self._rows = 0
-        self.checkpoint_wanted = False
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # the next one tries again
-            log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+        self.checkpoint()
 
     def _apply(self, op: Op) -> None:
         db = self._db
