@@ -31,10 +31,25 @@ TIMING = (
 )
 
 
+#: Slow directories (real browsers, terminals, brokers), handed out right after the timing
+#: group: longest first, so that the run does not end with one worker on a long tail.
+SLOW_FIRST = ("tests/web/", "tests/ui/", "tests/broker/", "tests/bench/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(TIMING):
             item.add_marker(pytest.mark.xdist_group("timing"))
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(TIMING):
+            return 0
+        for i, prefix in enumerate(SLOW_FIRST, 1):
+            if item.nodeid.startswith(prefix):
+                return i
+        return len(SLOW_FIRST) + 1
+
+    items.sort(key=rank)  # stable: each file's own order is kept
 
 
 @pytest.fixture(autouse=True)

@@ -90,7 +90,9 @@ async def test_another_process_holding_the_write_lock_never_blocks_the_loop(
                 await s.__aexit__(None, None, None)
         assert await asyncio.wait_for(holder.wait(), 10) == 0
 
-        assert len(pings) > 100 and max(pings) < 0.1, f"worst ping {max(pings) * 1000:.0f} ms"
+        # a loop that waits for the lock stops for seconds (5 s before the fix); a loaded
+        # machine's scheduling alone once made one ping 155 ms
+        assert len(pings) > 100 and max(pings) < 1.0, f"worst ping {max(pings) * 1000:.0f} ms"
         assert set(outcomes.values()) <= {"ack", "broker_unavailable"}, outcomes
         assert outcomes["m0"] == "broker_unavailable"  # waited past the bound
         assert outcomes["m7"] == "ack"  # sent a second before the release

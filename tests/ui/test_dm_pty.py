@@ -38,7 +38,7 @@ def test_unread_at_start_live_notice_msg_and_query(srv: ServeProcess, terms: lis
     term.send("/msg amy on my way\r")
     term.wait_for("to @amy: on my way  (window 2: Alt-2 or /query amy)")
     term.wait_until(lambda: ("ben", "on my way") in conversation(srv.port, "amy", "ben"), "sent")
-    assert term.prompt_row() == "[lobby]"  # /msg stays where you are
+    term.wait_prompt("[lobby]")  # /msg stays where you are (read once the redraw is done)
 
     term.send("/query amy\r")
     term.wait_until(lambda: term.prompt_row() == "[@amy]", "the @amy window")
@@ -56,5 +56,5 @@ def test_mistakes_get_one_line_and_nothing_is_sent(srv: ServeProcess, terms: lis
     term.wait_for("usage: /query USER")
     term.send("/join @\r")
     term.wait_for("invalid user name for a direct message")
-    assert term.prompt_row() == "[lobby]"
+    term.wait_prompt("[lobby]")
     assert conversation(srv.port, "eve", "dee") == []
