@@ -260,7 +260,11 @@ async def test_server_survives_abuse_and_keeps_honest_clients_whole() -> None:
         assert not run.get("errors"), run.get("errors")
         assert set(run["delivered"]) >= run["acked"]
         assert len(run["delivered"]) == len(set(run["delivered"]))
-    assert p(after["latencies"], 50) < max(3 * p(quiet["latencies"], 50), 2)
-    assert p(after["latencies"], 99) < max(5 * p(quiet["latencies"], 99), 50)
+    # after the attack the server serves as before: a server left stalled or thrashing
+    # answers in seconds; other tests beside this one on 2 cores move a p99 several-fold
+    # (198 ms against a quiet 8.5 ms once in CI, with nothing wrong); quiet figures are in
+    # docs/security.md
+    assert p(after["latencies"], 50) < max(5 * p(quiet["latencies"], 50), 20)
+    assert p(after["latencies"], 99) < max(10 * p(quiet["latencies"], 99), 500)
     assert rss[1] - rss[0] < 30 * 1024, figures  # the allocator keeps some of the peak
     assert rss[2] - rss[1] < 8 * 1024, figures  # but a second round does not grow it: no leak
