@@ -173,7 +173,7 @@ def test_status_line_shows_room_users_state_and_mentions(terms: list[Term]) -> N
     with serving() as first:
         term = open_term(terms, first.port, "s9")
         term.wait_until(lambda: "s9" in term.bottom() and "connected" in term.bottom())
-        assert re.search(r"\b1 user\b", term.bottom()), term.bottom()
+        term.wait_until(lambda: bool(re.search(r"\b1 user\b", term.bottom())), "1 user")
         bob = open_term(terms, first.port, "s9", user="bob")
         term.wait_until(lambda: "2 users" in term.bottom(), "2 users")
         bob.send("hey alice\r")

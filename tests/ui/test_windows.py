@@ -64,12 +64,14 @@ def test_three_rooms_activity_bar_switching_and_title(srv: ServeProcess, terms: 
     assert row_of(term, MARKER) + 1 == row_of(term, "bob: alice: look at w3"), term.text()
     assert "joined w1" not in term.text()  # the screen is w3's own
     term.wait_until(lambda: term.screen.title == "w3 - chatctl", "the mention read")
-    assert "act: 2:w2 2" in term.bottom() and "@" not in term.bottom(), term.bottom()
+    term.wait_until(  # read once the status line is redrawn ('' while it is)
+        lambda: "act: 2:w2 2" in term.bottom() and "@" not in term.bottom(), "w2's activity"
+    )
 
     term.send(ALT_LEFT)
     shows(term, "w2", "bob: two b")
     assert row_of(term, MARKER) < row_of(term, "bob: two a") < row_of(term, "bob: two b")
-    assert "act:" not in term.bottom()
+    term.wait_until(lambda: term.bottom() != "" and "act:" not in term.bottom(), "no activity")
     term.send(CTRL_N)
     shows(term, "w3", "bob: alice: look at w3")  # its lines were kept
     term.send(ALT_RIGHT)  # round the end
