@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,19 +20,8 @@ from chatctl.broker.registry import option_keywords
 from chatctl.errors import UsageError
 from support.broker_services import BrokerServices, entry_named
 from support.brokers import Sink
-from support.helpers import RedisServer
 
 HISTORY = 5
-
-
-@pytest.fixture(scope="module")
-def redis_for_conformance() -> Iterator[RedisServer]:
-    pytest.importorskip("chatctl.broker.redis", reason="the Redis broker is not built yet")
-    redis = RedisServer().start()
-    try:
-        yield redis
-    finally:
-        redis.cleanup()
 
 
 @pytest.fixture(params=[entry.name for entry in BROKERS])
@@ -40,7 +29,7 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     """Each registered broker, started as its registry entry's test hook says (brokers sharing
     one store get a fresh key prefix per test from the hook)."""
     entry = entry_named(request.param)
-    services = BrokerServices(request, lambda: request.getfixturevalue("redis_for_conformance"))
+    services = BrokerServices(request, lambda: request.getfixturevalue("module_redis"))
     target = entry.test(services)
     options = {"history_size": HISTORY, "dedup_window": 60.0}
     b = create_broker(target.url, **options, **option_keywords(target.options))

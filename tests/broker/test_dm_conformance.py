@@ -19,27 +19,17 @@ from chatctl.broker.registry import option_keywords
 from chatctl.server import ChatServer, ServerSettings
 from support.broker_services import BrokerServices, entry_named
 from support.curl import curl
-from support.helpers import RedisServer, client, make_token, recv_json, recv_type, verifier
+from support.helpers import client, make_token, recv_json, recv_type, verifier
 
 #: tokens that allow one room only: a conversation does not depend on the room globs
 ONLY_GENERAL = ["general"]
-
-
-@pytest.fixture(scope="module")
-def redis_for_dms() -> Any:
-    pytest.importorskip("chatctl.broker.redis", reason="the Redis broker is not built")
-    redis = RedisServer().start()
-    try:
-        yield redis
-    finally:
-        redis.cleanup()
 
 
 @pytest.fixture(params=[entry.name for entry in BROKERS])
 async def port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
     """A server on each registered broker (as its registry entry's test hook starts it)."""
     entry = entry_named(request.param)
-    services = BrokerServices(request, lambda: request.getfixturevalue("redis_for_dms"))
+    services = BrokerServices(request, lambda: request.getfixturevalue("module_redis"))
     target = entry.test(services)
     broker = create_broker(
         target.url, history_size=100, dedup_window=60.0, **option_keywords(target.options)
@@ -53,7 +43,7 @@ async def port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
 async def two_nodes(request: pytest.FixtureRequest) -> AsyncIterator[tuple[int, int]]:
     """Two servers (nodes) sharing one broker, for each broker that nodes share."""
     entry = entry_named(request.param)
-    services = BrokerServices(request, lambda: request.getfixturevalue("redis_for_dms"))
+    services = BrokerServices(request, lambda: request.getfixturevalue("module_redis"))
     target = entry.test(services)
     servers = [
         ChatServer(
