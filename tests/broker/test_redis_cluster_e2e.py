@@ -114,8 +114,12 @@ async def test_reshard_then_failover_under_a_steady_stream(cluster: LocalCluster
         assert [m["message"] for m in received] == [f"line {i}" for i in range(lines.sent)]
         assert [a["id"] for a in acks] == ids
         # the receiver's node followed the room: to the reshard's target, then to the
-        # replica that took over from it
-        assert receiver_node.read_log().count("now subscribed on the Redis Cluster node") >= 2
+        # replica that took over from it, either by moving the room to that node's link or,
+        # when the failover was seen as the cluster going away, by re-subscribing every room
+        log = receiver_node.read_log()
+        moves = log.count("now subscribed on the Redis Cluster node")
+        assert moves >= 1, log
+        assert moves >= 2 or "rooms re-subscribed and caught up" in log, log
     finally:
         sender_node.stop()
         receiver_node.stop()

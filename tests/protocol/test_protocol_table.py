@@ -17,12 +17,15 @@ from chatctl.protocol import (
     SERVER_FRAMES,
     Ack,
     ClientFrame,
+    Delete,
     DmNotice,
     ErrorCode,
     ErrorFrame,
     HistoryPage,
     HistoryRequest,
     Message,
+    Moderate,
+    Moderation,
     Ping,
     Pong,
     Presence,
@@ -71,6 +74,17 @@ SERVER_EXAMPLES: list[ServerFrame] = [
     HistoryPage("ops", "e1", [Message(6, "ops", "amy", "older", 11.0), MSG], True, "h-1"),
     HistoryPage("ops", "e1", [], False),
     DmNotice("alice", "@alice", 3),
+    Message(
+        9,
+        "ops",
+        "amy",
+        "amy muted bob for 10m: spam",
+        14.0,
+        "moderation",
+        moderation=Moderation("mute", "bob", "spam", until=614.0),
+    ),
+    Message(10, "ops", "amy", "", 15.0, moderation=Moderation("delete", "bob", target_id=8)),
+    Message(8, "ops", "bob", "plain", 13.0).tombstone(),
 ]
 CLIENT_EXAMPLES: list[ClientFrame] = [
     SendMessage("hi"),
@@ -81,6 +95,10 @@ CLIENT_EXAMPLES: list[ClientFrame] = [
     Refresh("a.b.c"),
     HistoryRequest(before=41, limit=200, client_id="h-1"),
     HistoryRequest(),
+    Moderate("mute", "bob", 600.0, "spam", "m-1"),
+    Moderate("kick", "bob"),
+    Delete(8, "oops", "d-1"),
+    Delete(9),
 ]
 
 

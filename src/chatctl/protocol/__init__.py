@@ -15,6 +15,8 @@ text frame, with a ``type`` field.
   ``presence_batch``)
 - :mod:`~.server`: the frames answering one connection (``welcome``, ``ack``, ``error``,
   ``limits``, ``refreshed``, ``who``, ``pong``, ``history``)
+- :mod:`~.moderation`: ``moderate`` and ``delete`` (client frames) and the
+  :class:`Moderation` record of a room's ``moderation`` message
 - :mod:`~.direct`: conversations (``@bob``), their internal rooms and the ``dm`` notice
 - :mod:`~.table`: the table from ``type`` to class, both ways, and the two parsers
 
@@ -51,6 +53,17 @@ from chatctl.protocol.direct import (
     valid_stored_room,
 )
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
+from chatctl.protocol.moderation import (
+    DURATION_RULE,
+    MAX_REASON_CHARS,
+    Delete,
+    Moderate,
+    ModerateAction,
+    Moderation,
+    Sanction,
+    format_duration,
+    parse_duration,
+)
 from chatctl.protocol.rules import (
     BLANK_CATEGORIES,
     DEFAULT_DEDUP_WINDOW,
@@ -114,6 +127,7 @@ __all__ = [
     "DEFAULT_WELCOME_HISTORY",
     "DISPLAY_RULE",
     "DM_PREFIX",
+    "DURATION_RULE",
     "EPOCH_RE",
     "INBOX_PREFIX",
     "MAX_CLIENT_ID_CHARS",
@@ -121,6 +135,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HISTORY_PAGE",
     "MAX_MESSAGE_CHARS",
+    "MAX_REASON_CHARS",
     "MAX_SINCE_DIGITS",
     "MAX_WELCOME_USERS",
     "NOTICES_ROOM",
@@ -136,6 +151,7 @@ __all__ = [
     "Ack",
     "ClientFrame",
     "CloseCode",
+    "Delete",
     "DmNotice",
     "ErrorCode",
     "ErrorFrame",
@@ -143,6 +159,9 @@ __all__ = [
     "HistoryRequest",
     "Message",
     "MessageKind",
+    "Moderate",
+    "ModerateAction",
+    "Moderation",
     "Ping",
     "Pong",
     "Presence",
@@ -152,6 +171,7 @@ __all__ = [
     "RateLimit",
     "Refresh",
     "Refreshed",
+    "Sanction",
     "SendMessage",
     "ServerFrame",
     "Unknown",
@@ -166,11 +186,13 @@ __all__ = [
     "dm_room",
     "dm_users",
     "dumps",
+    "format_duration",
     "inbox_room",
     "is_blank",
     "is_conversation",
     "loads",
     "parse_client_frame",
+    "parse_duration",
     "parse_epoch",
     "parse_history",
     "parse_server_frame",

@@ -9,9 +9,13 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from chatctl.protocol.codec import ENCODER, dumps, list_field
+from chatctl.protocol.moderation import Moderation
 from chatctl.protocol.rules import clean_display
 
-MessageKind = Literal["text", "action"]
+#: ``text`` and ``action`` (``/me``) come from clients; ``moderation`` only from the server
+#: (an announcement: :class:`~chatctl.protocol.moderation.Moderation`)
+MessageKind = Literal["text", "action", "moderation"]
+_KINDS: dict[object, MessageKind] = {"action": "action", "moderation": "moderation"}
 
 
 @dataclass(frozen=True, slots=False)
@@ -34,6 +38,10 @@ class Message:
     #: a name shown with ``user`` (never instead of it): a webhook's Slack ``username``, when
     #: its token allows one; cleaned by :func:`~chatctl.protocol.rules.clean_display`
     display: str | None = None
+    #: what a ``moderation`` message reports (None for every other kind)
+    moderation: Moderation | None = None
+    #: a tombstone: the message was deleted (``text`` is empty; id, user and time remain)
+    deleted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -49,7 +57,26 @@ class Message:
             d["client_id"] = self.client_id
         if self.display is not None:
             d["display"] = self.display
+        if self.moderation is not None:
+            d["moderation"] = self.moderation.to_dict()
+        if self.deleted:
+            d["deleted"] = True
         return d
+
+    def tombstone(self) -> Message:
+        """This message as history serves it once deleted: no text, ``deleted``."""
+        return Message(
+            self.id,
+            self.room,
+            self.user,
+            "",
+            self.ts,
+            self.kind,
+            self.client_id,
+            self.display,
+            self.moderation,
+            deleted=True,
+        )
 
     @property
     def sender(self) -> str:
@@ -65,17 +92,20 @@ class Message:
     def from_dict(cls, d: dict[str, Any]) -> Message:
         """Build from a ``message`` frame or a stored record; raise ``ValueError`` if malformed."""
         try:
-            kind = d.get("kind", "text")
+            kind = _KINDS.get(d.get("kind", "text"), "text")
             client_id = d.get("client_id")
+            moderation = d.get("moderation")
             msg = cls(
                 id=int(d["id"]),
                 room=str(d["room"]),
                 user=str(d["user"]),
                 text=str(d["message"]),
                 ts=float(d["ts"]),
-                kind="action" if kind == "action" else "text",
+                kind=kind,
                 client_id=None if client_id is None else str(client_id),
                 display=clean_display(d.get("display")),
+                moderation=None if moderation is None else Moderation.from_dict(moderation),
+                deleted=d.get("deleted") is True,
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a message record: {exc}") from exc

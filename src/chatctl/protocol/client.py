@@ -1,4 +1,5 @@
-"""The frames a client sends: ``message``, ``who``, ``ping``, ``refresh`` and ``history``.
+"""The frames a client sends: ``message``, ``who``, ``ping``, ``refresh`` and ``history``
+(and ``moderate`` and ``delete``, in :mod:`~chatctl.protocol.moderation`).
 
 Any of them may carry a ``client_id`` (1-64 characters); ``from_dict`` checks it first.
 
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 from chatctl.protocol.broadcast import MessageKind
 from chatctl.protocol.codec import dumps
 from chatctl.protocol.errors import ErrorCode, ProtocolError
+from chatctl.protocol.moderation import Delete, Moderate
 from chatctl.protocol.rules import (
     DEFAULT_HISTORY_PAGE,
     MAX_CLIENT_ID_CHARS,
@@ -208,4 +210,4 @@ def _is_int(value: object) -> bool:
 
 #: Every frame a client may send: the frame table (:data:`~chatctl.protocol.CLIENT_FRAMES`)
 #: is built from this list.
-ClientFrame = SendMessage | Who | Ping | Refresh | HistoryRequest
+ClientFrame = SendMessage | Who | Ping | Refresh | HistoryRequest | Moderate | Delete

@@ -26,6 +26,8 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013  # the broker is unavailable: reconnect with backoff
     TOKEN_EXPIRED = 4001  # the token's exp (plus leeway) passed without a refresh
     TOKEN_REVOKED = 4002  # the token was revoked (chatctl token revoke, POST /api/revoke)
+    KICKED = 4003  # a moderator kicked the user from the room (the reason says why)
+    BANNED = 4004  # a moderator banned the user from the room (the reason says why)
     SLOW_CONSUMER = 4008  # pending output over the per-connection bound
 
 
@@ -42,8 +44,11 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
     INVALID_TOKEN = "invalid_token"  # a refresh token that does not verify, or another user's
-    FORBIDDEN = "forbidden"  # a refresh token that does not allow the connection's room
+    FORBIDDEN = "forbidden"  # a refresh token that does not allow the connection's room, a
+    # moderate frame without the mod claim, a delete of someone else's message
     READ_ONLY = "read_only"  # a message to a room the token may only read (read_rooms)
+    MUTED = "muted"  # a message from a user a moderator muted in the room (until it ends)
+    NOT_FOUND = "not_found"  # a delete of a message the room does not keep (or deleted)
 
 
 #: Error codes after which a message is sent again (after ``retry_after``) with its client id;
