@@ -5,56 +5,14 @@ frame; nothing is synchronised by sleeping."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
-from typing import Any
-
-import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.server import ChatServer, ServerSettings
 from support.curl import curl
 from support.helpers import client, make_token, recv_type, verifier
-
-MOD = make_token("alice", mod_rooms=["*"])
-
-
-async def answer(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
-    """Send ``frame``; the first answer that is not room traffic."""
-    await ws.send(json.dumps(frame))
-    while True:
-        got = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if got["type"] not in ("message", "presence", "presence_batch", "limits"):
-            return dict(got)
-
-
-async def announcement(ws: ClientConnection) -> dict[str, Any]:
-    """The next moderation message ``ws`` gets."""
-    while True:
-        got = await recv_type(ws, "message")
-        if got["kind"] == "moderation":
-            return got
-
-
-async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """The close code and reason ``ws`` is closed with (frames before it are skipped)."""
-    with pytest.raises(ConnectionClosed) as info:
-        while True:
-            await asyncio.wait_for(ws.recv(), 10)
-    rcvd = info.value.rcvd
-    assert rcvd is not None
-    return rcvd.code, rcvd.reason
-
-
-async def refused(port: int, room: str, user: str) -> tuple[int, str]:
-    with pytest.raises(InvalidStatus) as info:
-        async with client(port, room, user):
-            pass
-    response = info.value.response
-    return response.status_code, response.body.decode()
+from support.moderation import MOD, announcement, answer, closed, refused
 
 
 async def test_kick_closes_every_connection_of_the_user_and_no_other(server: ChatServer) -> None:
@@ -319,3 +277,28 @@ async def test_state_survives_a_restart_on_sqlite(tmp_path: Path) -> None:
             assert [m["moderation"]["action"] for m in history[1:]] == ["mute", "ban", "delete"]
             error = await answer(bob, {"message": "again", "client_id": "b2"})
             assert error["code"] == "muted"
+
+
+async def test_the_http_api_ends_and_refuses_a_banned_users_stream(server: ChatServer) -> None:
+    from support.curl import curl_stream
+
+    events = "/rooms/general/events?token=" + make_token("bob")
+    async with client(server.port, "general", "alice", token=MOD) as alice:
+        await recv_type(alice, "welcome")
+        async with curl_stream(server.port, events) as stream:
+            await stream.until("welcome")
+            ban = {"type": "moderate", "action": "ban", "user": "bob", "client_id": "b"}
+            assert (await answer(alice, ban))["type"] == "ack"
+            told = await stream.until("message")
+            assert told["moderation"]["action"] == "ban"
+            assert await stream.proc.wait() == 0  # the server ended the stream
+        again = await curl(server.port, events.split("?")[0], token=make_token("bob"))
+        assert again.status == 403 and again.json() == {
+            "type": "error",
+            "code": "forbidden",
+            "reason": "banned from general by alice",
+        }
+        posted = await curl(
+            server.port, "/rooms/general/messages", "-d", "x", token=make_token("bob")
+        )
+        assert posted.status == 403 and posted.json()["code"] == "forbidden"
