@@ -5,6 +5,7 @@ frame; nothing is synchronised by sleeping."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -142,7 +143,7 @@ async def test_a_ban_with_a_duration_says_until_when(server: ChatServer) -> None
         assert (await answer(alice, {**ban, "client_id": "x"}))["type"] == "ack"
         code, reason = await closed(bob)
         assert code == 4004 and reason is not None
-        assert reason.startswith("banned by alice until ") and reason.endswith(" (2h left)")
+        assert re.fullmatch(r"banned by alice until \d\d:\d\d UTC \((2h|1h59m\d+s) left\)", reason)
         status, body = await refused(port, "general", "bob")
         assert status == 403 and body.startswith("banned from general by alice until ")
 
@@ -302,3 +303,25 @@ async def test_the_http_api_ends_and_refuses_a_banned_users_stream(server: ChatS
             server.port, "/rooms/general/messages", "-d", "x", token=make_token("bob")
         )
         assert posted.status == 403 and posted.json()["code"] == "forbidden"
+
+
+def test_reasons_fit_a_close_frame_and_say_until_when() -> None:
+    from chatctl.broker.base import SanctionEntry
+    from chatctl.server.moderation import MAX_CLOSE_REASON, close_reason, refusal
+
+    long = close_reason("kicked by alice: " + "é" * 200)
+    assert len(long.encode()) <= MAX_CLOSE_REASON and long.endswith("...")
+    assert close_reason("kicked by alice") == "kicked by alice"
+    now = 1_764_000_000.0  # 2025-11-24 16:00:00 UTC
+    mute = SanctionEntry("bob", "mute", now + 600, "spam", "alice")
+    assert (
+        refusal("general", mute, now)
+        == "muted in general by alice until 16:10 UTC (10m left): spam"
+    )
+    ban = SanctionEntry("bob", "ban", now + 2 * 86400, None, "alice")
+    assert (
+        refusal("general", ban, now)
+        == "banned from general by alice until 2025-11-26 16:00 UTC (2d left)"
+    )
+    forever = SanctionEntry("bob", "ban", None, "no", "alice")
+    assert refusal("general", forever, now) == "banned from general by alice: no"
