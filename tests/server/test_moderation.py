@@ -325,3 +325,14 @@ def test_reasons_fit_a_close_frame_and_say_until_when() -> None:
     )
     forever = SanctionEntry("bob", "ban", None, "no", "alice")
     assert refusal("general", forever, now) == "banned from general by alice: no"
+
+
+async def test_moderation_is_counted_in_metrics(server: ChatServer) -> None:
+    async with client(server.port, "general", "alice", token=MOD) as alice:
+        await recv_type(alice, "welcome")
+        for n, action in enumerate(("kick", "kick", "ban")):
+            frame = {"type": "moderate", "action": action, "user": "bob", "client_id": f"{n}"}
+            assert (await answer(alice, frame))["type"] == "ack"
+    text = (await curl(server.port, "/metrics")).body.decode()
+    assert 'chatctl_moderation_actions_total{action="kick"} 2.0' in text
+    assert 'chatctl_moderation_actions_total{action="ban"} 1.0' in text

@@ -101,23 +101,24 @@ class Sanctions:
         #: the broker's moderation store (None: a broker without one moderates nothing)
         self.store: Moderates | None = broker if isinstance(broker, Moderates) else None
         self.rooms: dict[str, RoomSanctions] = {}
-        #: room -> user -> the user's connections to it on this node
-        self.occupants: dict[str, dict[str, set[ServerConnection]]] = {}
+        #: room -> user -> the user's connections to it on this node (a list: most users
+        #: have one, and a one-item list is a third of a set's size)
+        self.occupants: dict[str, dict[str, list[ServerConnection]]] = {}
         #: action -> moderations carried out through this node
         self.actions: dict[str, int] = {}
 
     # ------------------------------------------------------------------ connections
 
     def enter(self, room: str, user: str, conn: ServerConnection) -> None:
-        self.occupants.setdefault(room, {}).setdefault(user, set()).add(conn)
+        self.occupants.setdefault(room, {}).setdefault(user, []).append(conn)
 
     def leave(self, room: str, user: str, conn: ServerConnection) -> None:
         users = self.occupants.get(room)
         if users is None:
             return
         conns = users.get(user)
-        if conns is not None:
-            conns.discard(conn)
+        if conns is not None and conn in conns:
+            conns.remove(conn)
             if not conns:
                 del users[user]
                 if not users:
