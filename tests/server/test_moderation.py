@@ -336,3 +336,24 @@ async def test_moderation_is_counted_in_metrics(server: ChatServer) -> None:
     text = (await curl(server.port, "/metrics")).body.decode()
     assert 'chatctl_moderation_actions_total{action="kick"} 2.0' in text
     assert 'chatctl_moderation_actions_total{action="ban"} 1.0' in text
+
+
+async def test_write_only_connections_are_moderated_in_a_room_nobody_reads(
+    server: ChatServer,
+) -> None:
+    """No connection reads the room on the node (``?receive=0``): its sanctions are read from
+    the broker, and a kick still closes the target's connection."""
+    port, quiet = server.port, {"receive": "0", "presence": "0"}
+    async with (
+        client(port, "quiet", "alice", token=MOD, **quiet) as alice,
+        client(port, "quiet", "bob", **quiet) as bob,
+    ):
+        await recv_type(alice, "welcome")
+        await recv_type(bob, "welcome")
+        assert "quiet" not in server.hub.rooms
+        mute = {"type": "moderate", "action": "mute", "user": "bob", "duration": "1h"}
+        assert (await answer(alice, {**mute, "client_id": "m"}))["type"] == "ack"
+        assert (await answer(bob, {"message": "x", "client_id": "b"}))["code"] == "muted"
+        kick = {"type": "moderate", "action": "kick", "user": "bob", "client_id": "k"}
+        assert (await answer(alice, kick))["type"] == "ack"
+        assert (await closed(bob))[0] == 4003
