@@ -161,7 +161,13 @@ async def test_a_schema_1_database_is_upgraded_and_keeps_its_messages(tmp_path: 
     finally:
         await broker.close()
     with sqlite3.connect(tmp_path / "chatctl.db") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        # schema 4: the moderation columns (an old message is no tombstone) and sanctions
+        assert db.execute("SELECT deleted, moderation FROM messages").fetchall() == [
+            (0, None),
+            (0, None),
+        ]
+        assert db.execute("SELECT count(*) FROM sanctions").fetchone() == (0,)
 
 
 def test_urls() -> None:

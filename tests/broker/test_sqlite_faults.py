@@ -121,7 +121,7 @@ def _big_room(path: Path, room: str, *, messages: int, client_ids: int) -> None:
             (room, messages, now),
         ).fetchone()
         db.executemany(
-            "INSERT INTO messages VALUES (?, ?, 'alice', ?, ?, 'text', ?, NULL)",
+            "INSERT INTO messages VALUES (?, ?, 'alice', ?, ?, 'text', ?, NULL, NULL, 0)",
             ((rid, i, f"line {i:07d}", now, f"c{i}") for i in range(1, messages + 1)),
         )
         db.executemany(

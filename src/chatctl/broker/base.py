@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from chatctl.protocol import Message, MessageKind, Presence
+from chatctl.protocol.moderation import Moderation, Sanction
 from chatctl.tokens.revocation import Revocation
 
 #: Default history TTL (``--history-ttl``): a week, so a team's history survives a weekend or
@@ -240,4 +241,88 @@ class ListsRooms(Protocol):
     async def member_rooms(self) -> list[str]:
         """Rooms with members on some node, sorted; a room may stay listed for a while
         after its last member left (its user count says so)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SanctionEntry:
+    """A ``mute`` or ``ban`` of ``user`` in a room, by moderator ``by``, until the Unix time
+    ``until`` (None: a ban until ``unban``)."""
+
+    user: str
+    kind: Sanction
+    until: float | None
+    reason: str | None
+    by: str
+
+    def active(self, now: float) -> bool:
+        return self.until is None or self.until > now
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "user": self.user,
+            "kind": self.kind,
+            "until": self.until,
+            "reason": self.reason,
+            "by": self.by,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> SanctionEntry:
+        """From :meth:`to_dict`'s object; ``ValueError`` if malformed."""
+        kind, until, reason = d.get("kind"), d.get("until"), d.get("reason")
+        if kind not in ("mute", "ban"):
+            raise ValueError(f"not a sanction kind: {kind!r}")
+        if until is not None and not isinstance(until, int | float):
+            raise ValueError("a sanction's until must be a number")
+        return cls(
+            str(d["user"]),
+            kind,
+            None if until is None else float(until),
+            None if reason is None else str(reason),
+            str(d["by"]),
+        )
+
+
+@runtime_checkable
+class Moderates(Protocol):
+    """A broker that keeps a room's sanctions (mutes, bans) where every node reads them and
+    a restart keeps them (memory: the process's life), and deletes messages: their history
+    then serves :meth:`~chatctl.protocol.Message.tombstone` (docs/protocol.md,
+    "Moderation"). Every method raises ``BrokerUnavailable`` when the store fails.
+
+    Its ``publish`` also takes ``moderation``: a moderation announcement's record (with
+    ``kind="moderation"``), kept with the message and returned by ``history`` (a keyword of
+    this capability, not of :class:`Broker`: a broker without moderation needs no change)."""
+
+    async def publish(
+        self,
+        room: str,
+        user: str,
+        text: str,
+        *,
+        kind: MessageKind = "text",
+        client_id: str | None = None,
+        display: str | None = None,
+        moderation: Moderation | None = None,
+    ) -> PublishResult: ...
+
+    async def set_sanction(self, room: str, entry: SanctionEntry) -> None:
+        """Store ``entry`` (replacing the user's sanction of that kind in the room)."""
+
+    async def lift_sanction(self, room: str, user: str, kind: Sanction) -> bool:
+        """Remove the user's sanction of ``kind``; False when there was none in force."""
+        ...
+
+    async def sanctions(self, room: str) -> list[SanctionEntry]:
+        """The room's sanctions in force (an expired one is never returned)."""
+        ...
+
+    async def message(self, room: str, id: int) -> Message | None:
+        """Message ``id`` of the room if it is kept and not deleted, else None."""
+        ...
+
+    async def delete_message(self, room: str, id: int) -> bool:
+        """Make message ``id`` a tombstone (history serves it with no text, ``deleted``);
+        False when it is not kept or already deleted."""
         ...

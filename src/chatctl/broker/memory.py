@@ -17,7 +17,13 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from chatctl.broker.base import DEFAULT_HISTORY_TTL, Deliver, History, PublishResult
+from chatctl.broker.base import (
+    DEFAULT_HISTORY_TTL,
+    Deliver,
+    History,
+    PublishResult,
+    SanctionEntry,
+)
 from chatctl.broker.rooms import RELEASE_AFTER, RoomState, release_memory
 from chatctl.protocol import (
     DEFAULT_DEDUP_WINDOW,
@@ -25,6 +31,7 @@ from chatctl.protocol import (
     Message,
     MessageKind,
 )
+from chatctl.protocol.moderation import Moderation, Sanction
 
 
 def sweep_interval(ttl: float) -> float:
@@ -52,6 +59,8 @@ class MemoryBroker:
         self.history_ttl = history_ttl
         self._clock = clock
         self._rooms: dict[str, RoomState] = {}
+        #: room -> (kind, user) -> sanction: apart from the rooms, which retention forgets
+        self._sanctions: dict[str, dict[tuple[str, str], SanctionEntry]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         #: rooms forgotten since memory was last handed back to the system
         self._forgotten = 0
@@ -115,6 +124,7 @@ class MemoryBroker:
         kind: MessageKind = "text",
         client_id: str | None = None,
         display: str | None = None,
+        moderation: Moderation | None = None,
     ) -> PublishResult:
         r = self._room(room)
         now = self._clock()
@@ -123,7 +133,9 @@ class MemoryBroker:
             original = r.original(user, client_id, text, kind, display)
             if original is not None:
                 return PublishResult(original, duplicate=True, epoch=r.epoch)
-        msg = Message(r.last_id + 1, room, user, text, round(now, 3), kind, client_id, display)
+        msg = Message(
+            r.last_id + 1, room, user, text, round(now, 3), kind, client_id, display, moderation
+        )
         r.remember(msg, now)
         r.hand_over(msg)
         return PublishResult(msg, epoch=r.epoch)
@@ -155,3 +167,33 @@ class MemoryBroker:
 
     def healthy(self) -> bool:
         return True
+
+    # ------------------------------------------------------------------ moderation
+
+    async def set_sanction(self, room: str, entry: SanctionEntry) -> None:
+        self._sanctions.setdefault(room, {})[(entry.kind, entry.user)] = entry
+
+    async def lift_sanction(self, room: str, user: str, kind: Sanction) -> bool:
+        entries = self._sanctions.get(room, {})
+        entry = entries.pop((kind, user), None)
+        if not entries:
+            self._sanctions.pop(room, None)
+        return entry is not None and entry.active(self._clock())
+
+    async def sanctions(self, room: str) -> list[SanctionEntry]:
+        entries = self._sanctions.get(room)
+        if not entries:
+            return []
+        now = self._clock()
+        for key in [k for k, e in entries.items() if not e.active(now)]:
+            del entries[key]
+        return list(entries.values())
+
+    async def message(self, room: str, id: int) -> Message | None:
+        r = self._rooms.get(room)
+        kept = None if r is None else r.kept(id)
+        return None if kept is None or kept.deleted else kept
+
+    async def delete_message(self, room: str, id: int) -> bool:
+        r = self._rooms.get(room)
+        return r is not None and r.delete(id)

@@ -108,6 +108,23 @@ class RoomState:
         # Trimmed from the history: the id and time are the original's, the rest is the repeat's.
         return Message(msg_id, self.name, user, text, ts, kind, client_id, display)  # type: ignore[arg-type]
 
+    def kept(self, msg_id: int) -> Message | None:
+        """Message ``msg_id`` if the history keeps it (a tombstone included)."""
+        log = self.log
+        if not log or not log[0].id <= msg_id <= log[-1].id:
+            return None
+        kept = log[msg_id - log[0].id]
+        return kept if kept.id == msg_id else None
+
+    def delete(self, msg_id: int) -> bool:
+        """Replace kept message ``msg_id`` by its tombstone; False if not kept or already
+        deleted."""
+        kept = self.kept(msg_id)
+        if kept is None or kept.deleted:
+            return False
+        self.log[msg_id - self.log[0].id] = kept.tombstone()
+        return True
+
     def forget_seen_before(self, horizon: float) -> None:
         seen = self.seen
         while seen:

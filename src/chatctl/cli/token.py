@@ -55,10 +55,13 @@ Examples:
   chatctl token create -u hooks -r alerts --webhook --allow-display-name
   chatctl token create --user eve --room '*' --read-room announcements
   chatctl token create --user ops-lead --admin --ttl 1h
+  chatctl token create --user mia --room '*' --mod 'team-*'
 
 Every token has an id (its 'jti' claim), which 'chatctl token revoke' names.
 --read-room rooms are read-only: joining works, a message is refused
-(read_only error). --admin allows POST /api/revoke (docs/http.md).
+(read_only error). --admin allows POST /api/revoke (docs/http.md). --mod
+makes the user a moderator of the matching rooms: /kick, /mute, /ban, /unban,
+/unmute and /delete of anyone's message there (docs/protocol.md, "Moderation").
 
 --webhook prints an incoming-webhook URL, http(s)://HOST:PORT/hooks/TOKEN,
 that posts to its one --room (plain text, or Slack's {"text": ...} JSON) and
@@ -109,6 +112,15 @@ def token_create(
         bool,
         typer.Option("--admin", help="Allow the server's administration API (POST /api/revoke)."),
     ] = False,
+    mod: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mod",
+            help="Make the user a moderator (kick, mute, ban, delete) in rooms matching this "
+            "glob (repeatable; '*': every room). The claim mod.",
+            autocompletion=complete_room,
+        ),
+    ] = None,
     ttl: Annotated[
         str | None,
         typer.Option(
@@ -168,8 +180,8 @@ def token_create(
 
         if link:
             raise UsageError("--webhook and --link do not go together")
-        if read_room or admin:
-            raise UsageError("a --webhook token only posts: no --read-room or --admin")
+        if read_room or admin or mod:
+            raise UsageError("a --webhook token only posts: no --read-room, --admin or --mod")
         if room is None or len(room) != 1 or not valid_room(room[0]):
             raise UsageError("--webhook needs exactly one --room, a room name (not a glob)")
         hook = room[0]
@@ -186,6 +198,7 @@ def token_create(
         admin=admin,
         display=allow_display_name,
         dms=not no_dms,
+        mod_rooms=mod or [],
     )
     if webhook:
         from chatctl.client.settings import hook_url

@@ -8,6 +8,7 @@ import itertools
 import logging
 import secrets
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
@@ -33,6 +34,7 @@ from chatctl.server.hub import Hub, peer
 from chatctl.server.limits import Limits
 from chatctl.server.membership import Membership
 from chatctl.server.metrics import Metrics
+from chatctl.server.moderation import refusal
 from chatctl.server.revocation import Revoker
 from chatctl.server.session import Session
 from chatctl.server.settings import ServerSettings
@@ -354,10 +356,15 @@ class ChatServer:
         wire.on_lost(conn, member.lost)
         # Subscribe before the 101 goes out: whatever is published from now on reaches it.
         try:
-            await member.attach()
+            banned = await self._banned(member)  # before: no subscription for a banned user
+            if banned is None:
+                await member.attach()
+                banned = await self._banned(member)  # a ban published meanwhile
+                if banned is not None:
+                    await member.end()
         except BrokerError as exc:
             del self._members[conn]
-            member.release()
+            await member.end()
             self.metrics.counters.reject("broker_unavailable", HTTPStatus.SERVICE_UNAVAILABLE)
             log.warning(
                 "rejected 503 peer=%s user=%s room=%s: broker unavailable: %s",
@@ -367,7 +374,27 @@ class ChatServer:
                 exc,
             )
             return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "broker unavailable, retry later\n")
+        if banned is not None:
+            del self._members[conn]
+            member.release()
+            self.metrics.counters.reject("banned", HTTPStatus.FORBIDDEN)
+            log.info("rejected 403 Forbidden peer=%s user=%s: %s", peer(conn), member.user, banned)
+            return conn.respond(HTTPStatus.FORBIDDEN, banned + "\n")
         return None
+
+    async def _banned(self, member: Membership) -> str | None:
+        """Why ``member``'s user may not enter its room (a moderator banned them), or None.
+        Raises ``BrokerError``."""
+        if member.adm.peer is not None:
+            return None  # a conversation has no moderation
+        sanctions = self.hub.sanctions
+        room = member.room
+        copy = sanctions.cached(room) or await sanctions.of(room)
+        if not copy.bans:
+            return None
+        now = time.time()
+        entry = copy.banned(member.user, now)
+        return None if entry is None else refusal(room, entry, now)
 
     def _forget_member(self, member: Membership) -> None:
         """The connection is gone: if its handler never ran (it died right after the 101),

@@ -44,6 +44,7 @@ from chatctl.broker.base import Broker, Reset
 from chatctl.protocol import CloseCode, Message, Presence, PresenceBatch, PresenceEvent
 from chatctl.server import plaintext, wire
 from chatctl.server.metrics import Counters
+from chatctl.server.moderation import Sanctions
 
 log = logging.getLogger("chatctl.server")
 
@@ -121,6 +122,8 @@ class Hub:
         #: the connections in the plain-text mode: what is written to them is translated
         #: (server/plaintext.py); the session adds and removes its connection
         self.plain: set[ServerConnection] = set()
+        #: the rooms' mutes and bans, kept current by their moderation messages
+        self.sanctions = Sanctions(broker)
         self._lock = asyncio.Lock()
 
     @property
@@ -132,10 +135,22 @@ class Hub:
         async with self._lock:
             members = self.rooms.get(room)
             if members is None:
-                members = RoomMembers(room)
-                await self.broker.subscribe(room, lambda event: self._fanout(members, event))
-                self.rooms[room] = members
+                members = await self._subscribe(room)
             members.waiting[conn] = []
+
+    async def _subscribe(self, room: str) -> RoomMembers:
+        """Subscribe to ``room`` and read its sanctions (under the lock). Raises
+        ``BrokerError``, subscribed to nothing."""
+        members = RoomMembers(room)
+        await self.broker.subscribe(room, lambda event: self._fanout(members, event))
+        try:
+            await self.sanctions.watch(room)
+        except BaseException:
+            self.sanctions.unwatch(room)
+            await self.broker.unsubscribe(room)
+            raise
+        self.rooms[room] = members
+        return members
 
     async def listen(self, room: str, listener: Listener) -> None:
         """Call ``listener`` with every event of ``room`` from now on, as members get them
@@ -143,9 +158,7 @@ class Hub:
         async with self._lock:
             members = self.rooms.get(room)
             if members is None:
-                members = RoomMembers(room)
-                await self.broker.subscribe(room, lambda event: self._fanout(members, event))
-                self.rooms[room] = members
+                members = await self._subscribe(room)
             members.listeners.append(listener)
 
     async def unlisten(self, room: str, listener: Listener) -> None:
@@ -158,6 +171,7 @@ class Hub:
                 del self.rooms[room]
                 if members.presence_timer is not None:
                     members.presence_timer.cancel()
+                self.sanctions.unwatch(room)
                 await self.broker.unsubscribe(room)
 
     def ready(self, room: str, conn: ServerConnection, after_id: int, user: str) -> None:
@@ -200,6 +214,7 @@ class Hub:
                 del self.rooms[room]
                 if members.presence_timer is not None:
                     members.presence_timer.cancel()
+                self.sanctions.unwatch(room)
                 await self.broker.unsubscribe(room)
 
     def _fanout(self, members: RoomMembers, event: object) -> None:
@@ -328,9 +343,10 @@ class Hub:
                 listener(event)
         if members.plain and isinstance(event, Message):
             self._broadcast(members.plain, plaintext.message_line(event))
-        if not targets:
-            return
-        self._broadcast(targets, event.frame.encode())
+        if targets:
+            self._broadcast(targets, event.frame.encode())
+        if isinstance(event, Message) and event.kind == "moderation":
+            self.sanctions.apply(event)  # after it: a kicked member is told why first
 
     def _broadcast(self, conns: set[ServerConnection], data: bytes) -> None:
         slow = wire.broadcast(conns, data, max_pending=self.max_pending)

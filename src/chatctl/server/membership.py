@@ -67,6 +67,7 @@ class Membership:
         self._hub, self._broker, self._limits = hub, broker, limits
         self._forget = forget
         limits.acquire(self.user, self.room)
+        hub.sanctions.enter(self.room, self.user, conn)  # a kick or a ban closes it
         self._slot = True
         self._attached = False
         self._joined = False
@@ -105,6 +106,7 @@ class Membership:
         """The connection no longer counts against the limits, nor hears of them."""
         if self._slot:
             self._slot = False
+            self._hub.sanctions.leave(self.room, self.user, self.conn)
             self._limits.unlisten(self.user, self)
             self._limits.release(self.user, self.room)
 

@@ -51,6 +51,10 @@ def parse(data: str | bytes, *, max_chars: int) -> SendMessage:
 
 def message_line(message: Message) -> bytes:
     """The line a plain-text client is sent for ``message``."""
+    if message.kind == "moderation":  # its text names who did it
+        return f"* {message.text}".encode()
+    if message.deleted:
+        return f"{message.user}: (deleted)".encode()
     if message.kind == "action":
         return f"* {message.user} {message.text}".encode()
     return f"{message.user}: {message.text}".encode()

@@ -26,10 +26,12 @@ from chatctl.protocol import (
     MAX_WELCOME_USERS,
     ClientFrame,
     CloseCode,
+    Delete,
     ErrorCode,
     ErrorFrame,
     HistoryPage,
     HistoryRequest,
+    Moderate,
     Ping,
     Pong,
     ProtocolError,
@@ -50,6 +52,8 @@ from chatctl.server.handshake import Admission
 from chatctl.server.hub import CLOSE_GRACE, peer
 from chatctl.server.limits import FrameLimiter, Verdict
 from chatctl.server.membership import Membership
+from chatctl.server.moderating import delete, moderate
+from chatctl.server.moderation import RoomSanctions, refusal
 from chatctl.server.order import OrderGate
 from chatctl.server.publish import Pipeline, publish, publish_nowait
 
@@ -237,6 +241,19 @@ class Session:
                 error = ErrorFrame(ErrorCode.READ_ONLY, reason, client_id=frame.client_id)
                 hub.write(conn, error.frame().encode())
                 return True
+            sanctions = hub.sanctions.cached(adm.room)
+            if sanctions is None:  # a room not live here (a write-only connection's)
+                try:
+                    sanctions = await hub.sanctions.of(adm.room)
+                except BrokerError as exc:
+                    log.warning("sanctions of room %s unavailable: %s", adm.room, exc)
+                    sanctions = None
+            if (
+                sanctions is not None
+                and (sanctions.mutes or sanctions.bans)
+                and self._sanctioned(sanctions, frame.client_id)
+            ):
+                return True
             gate = self.gate
             blocked = gate.blocked(frame.client_id)
             if blocked is not None:
@@ -270,8 +287,25 @@ class Session:
             hub.listed(adm.room, conn, adm.claims.user)  # its list is new: see Hub.listed
         elif isinstance(frame, Ping):
             hub.write(conn, Pong(frame.data).frame().encode())
+        elif isinstance(frame, Moderate):
+            await moderate(self, frame, self.member.user)
+        elif isinstance(frame, Delete):
+            await delete(self, frame, self.member.user)
         elif isinstance(frame, Refresh):
             self._refresh(frame)
+        return True
+
+    def _sanctioned(self, sanctions: RoomSanctions, client_id: str | None) -> bool:
+        """Refuse a message of a user muted (or banned) in the room, for good (not a
+        retryable refusal: the order gate stays open); True when refused."""
+        now, user = time.time(), self.member.user
+        entry = sanctions.muted(user, now) or sanctions.banned(user, now)
+        if entry is None:
+            return False
+        code = ErrorCode.MUTED if entry.kind == "mute" else ErrorCode.FORBIDDEN
+        self.ctx.metrics.counters.error(code)
+        error = ErrorFrame(code, refusal(self.adm.room, entry, now), client_id=client_id)
+        self.ctx.hub.write(self.conn, error.frame().encode())
         return True
 
     async def _history(self, frame: HistoryRequest) -> None:

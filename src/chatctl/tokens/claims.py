@@ -1,6 +1,6 @@
 """What a verified token says: its user, the rooms it may read and write, the rooms it may only
-read, whether it may administer the server, its id and when it was issued and expires (and
-whether it allows direct messages: :func:`dms_allowed`).
+read, the rooms it moderates (``mod``), whether it may administer the server, its id and when
+it was issued and expires (and whether it allows direct messages: :func:`dms_allowed`).
 
 :class:`Claims` is what :meth:`~chatctl.tokens.verify.Verifier.verify` returns and what the
 server keeps for each connection (:meth:`Claims.slim`: its ``raw`` is then :data:`NO_RAW`).
@@ -49,6 +49,9 @@ class Claims:
     iat: float | None = None
     #: ``admin: true``: may use the server's administration routes (``POST /api/revoke``)
     admin: bool = False
+    #: globs of the rooms where the user is a moderator (the ``mod`` claim; ``*``: every
+    #: room): kick, mute, ban and delete others' messages there (docs/protocol.md)
+    mod_rooms: tuple[str, ...] = ()
 
     def allows(self, room: str) -> bool:
         """Whether the token may join (read) ``room``."""
@@ -61,6 +64,11 @@ class Claims:
         if self.read_rooms and _matches(room, self.read_rooms):
             return False
         return self.rooms is None or _matches(room, self.rooms)
+
+    def moderates(self, room: str) -> bool:
+        """Whether the token is a moderator's in ``room``; never in a direct conversation
+        (``+dm+…``, ``+inbox+…``: internal names no glob is meant to reach)."""
+        return bool(self.mod_rooms) and not room.startswith("+") and _matches(room, self.mod_rooms)
 
     def check_room(self, room: str) -> None:
         if not self.allows(room):

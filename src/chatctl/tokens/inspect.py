@@ -71,7 +71,8 @@ def inspect_token(
 
 def permissions(claims: dict[str, Any]) -> list[str]:
     """What the claims allow, in words: the rooms read and written, those only read, the
-    administration API, the token's id (what ``chatctl token revoke`` names)."""
+    rooms it moderates, the administration API, the token's id (what ``chatctl token
+    revoke`` names)."""
 
     def globs(name: str) -> str | None:
         value = claims.get(name)
@@ -84,6 +85,9 @@ def permissions(claims: dict[str, Any]) -> list[str]:
     read = globs("read_rooms")
     if read is not None:
         lines.append(f"read only: {read}")
+    moderated = globs("mod")
+    if moderated is not None:
+        lines.append(f"moderates: {'every room' if moderated == '*' else moderated}")
     if claims.get("admin") is True:
         lines.append("admin: yes (POST /api/revoke)")
     jti = claims.get("jti")

@@ -34,12 +34,14 @@ def mint(
     admin: bool = False,
     display: bool = False,
     dms: bool = True,
+    mod_rooms: list[str] | None = None,
 ) -> str:
     """Create a signed token for ``user`` valid for ``ttl`` seconds (at most ten years), with
     a fresh ``jti`` (what ``chatctl token revoke`` names). ``read_rooms`` without ``rooms``
     writes ``rooms: []``: the token then reads those rooms and nothing else. ``display``
     lets a webhook token's Slack ``username`` show as a display name. ``dms=False`` forbids
-    direct messages (the ``dms`` claim)."""
+    direct messages (the ``dms`` claim). ``mod_rooms``: globs of the rooms where the user
+    is a moderator (the ``mod`` claim)."""
     if display and hook is None:
         raise TokenError("only a webhook token may allow a display name")
     problem = user_problem(user)
@@ -60,6 +62,8 @@ def mint(
         claims["read_rooms"] = read_rooms
     if admin:
         claims["admin"] = True
+    if mod_rooms:
+        claims["mod"] = mod_rooms
     if not dms:
         claims["dms"] = False
     if issuer:
@@ -70,6 +74,7 @@ def mint(
         claims["hook"] = hook
         claims["rooms"] = [hook]
         claims.pop("read_rooms", None)
+        claims.pop("mod", None)
         claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
         if display:  # its posts may name their sender, shown beside the user (docs/http.md)
             claims["display"] = True
@@ -95,6 +100,7 @@ def create_token(
     admin: bool = False,
     display: bool = False,
     dms: bool = True,
+    mod_rooms: list[str] | None = None,
 ) -> str:
     try:
         seconds = parse_duration(ttl)
@@ -102,7 +108,7 @@ def create_token(
         raise UsageError(f"--ttl {ttl!r}: {exc}") from None
     if seconds > MAX_TOKEN_LIFETIME:
         raise UsageError(f"--ttl {ttl!r}: a token lives at most ten years (3650d)")
-    for pattern in [*rooms, *(read_rooms or [])]:
+    for pattern in [*rooms, *(read_rooms or []), *(mod_rooms or [])]:
         problem = room_pattern_problem(pattern)
         if problem is not None:
             raise UsageError(problem)
@@ -130,6 +136,7 @@ def create_token(
             admin=admin,
             display=display,
             dms=dms,
+            mod_rooms=mod_rooms,
         )
     except TokenError as exc:
         raise UsageError(str(exc)) from None

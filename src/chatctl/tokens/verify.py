@@ -131,6 +131,9 @@ class Verifier:
         read_rooms = claims.get("read_rooms", [])
         if not isinstance(read_rooms, list) or not all(isinstance(r, str) for r in read_rooms):
             raise TokenError("token read_rooms claim must be a list of patterns")
+        mod = claims.get("mod", [])
+        if not isinstance(mod, list) or not all(isinstance(r, str) for r in mod):
+            raise TokenError("token mod claim must be a list of room patterns")
         jti = claims.get("jti")
         if jti is not None and not isinstance(jti, str):
             raise TokenError("token jti claim must be a string")
@@ -149,6 +152,7 @@ class Verifier:
             jti=jti,
             iat=iat,
             admin=admin,
+            mod_rooms=tuple(mod),
         )
 
     @staticmethod

@@ -18,9 +18,10 @@ from chatctl.broker.base import (
     History,
     PublishDone,
     PublishResult,
+    SanctionEntry,
 )
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
-from chatctl.broker.sqlite import revoked
+from chatctl.broker.sqlite import revoked, store
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
@@ -30,6 +31,7 @@ from chatctl.broker.sqlite.schema import lock, open_database
 from chatctl.broker.sqlite.writer import Writer
 from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
+from chatctl.protocol.moderation import Moderation, Sanction
 from chatctl.tokens.revocation import Revocation
 
 log = logging.getLogger("chatctl.broker.sqlite")
@@ -189,7 +191,15 @@ class SQLiteBroker:
     def _delivered(self, op: Publish) -> None:
         r = self._rooms[op.room]
         msg = Message(
-            op.result, op.room, op.user, op.text, op.ts, op.kind, op.client_id, op.display
+            op.result,
+            op.room,
+            op.user,
+            op.text,
+            op.ts,
+            op.kind,
+            op.client_id,
+            op.display,
+            op.moderation,
         )
         r.busy -= 1
         if not r.busy:
@@ -293,6 +303,7 @@ class SQLiteBroker:
         kind: MessageKind = "text",
         client_id: str | None = None,
         display: str | None = None,
+        moderation: Moderation | None = None,
     ) -> PublishResult:
         future: asyncio.Future[PublishResult] = self._future()
 
@@ -305,7 +316,14 @@ class SQLiteBroker:
                 future.set_result(result)  # type: ignore[arg-type]
 
         self.publish_nowait(
-            room, user, text, kind=kind, client_id=client_id, display=display, done=done
+            room,
+            user,
+            text,
+            kind=kind,
+            client_id=client_id,
+            display=display,
+            moderation=moderation,
+            done=done,
         )
         return await future
 
@@ -318,6 +336,7 @@ class SQLiteBroker:
         kind: MessageKind = "text",
         client_id: str | None = None,
         display: str | None = None,
+        moderation: Moderation | None = None,
         done: PublishDone,
     ) -> None:
         """Queue a publish: ``done`` hears of it after the COMMIT that stored it (or of the
@@ -331,9 +350,9 @@ class SQLiteBroker:
                 queued = self._unloaded[room] = []
                 if room not in self._loading:
                     self._load(room)
-            queued.append((user, text, kind, client_id, display, done))
+            queued.append((user, text, kind, client_id, display, moderation, done))
             return
-        self._enqueue(r, user, text, kind, client_id, display, done)
+        self._enqueue(r, user, text, kind, client_id, display, moderation, done)
 
     def _enqueue(
         self,
@@ -343,6 +362,7 @@ class SQLiteBroker:
         kind: MessageKind,
         client_id: str | None,
         display: str | None,
+        moderation: Moderation | None,
         done: PublishDone,
     ) -> None:
         if self._dispatch is None or self._dispatch.writer is None:
@@ -364,7 +384,7 @@ class SQLiteBroker:
                 return
         op = Publish(
             None, None, done, None, r.name, r.rid, user, text, kind, client_id,
-            round(now, 3), now, self.history_size, display,
+            round(now, 3), now, self.history_size, display, moderation,
         )  # fmt: skip  # positional: one per message, and the keywords cost ~10% of it
         self._submit(op)
         if client_id is not None:
@@ -398,6 +418,29 @@ class SQLiteBroker:
         r = self._rooms.get(room)
         return [] if r is None else sorted(r.members)
 
+    # ------------------------------------------------------------------ moderation
+
+    async def set_sanction(self, room: str, entry: SanctionEntry) -> None:
+        await self.run(lambda db: store.set_sanction(db, room, entry))
+
+    async def lift_sanction(self, room: str, user: str, kind: Sanction) -> bool:
+        return await self.run(lambda db: store.lift_sanction(db, room, user, kind))
+
+    async def sanctions(self, room: str) -> list[SanctionEntry]:
+        return await self.run(lambda db: store.sanctions(db, room))
+
+    async def message(self, room: str, id: int) -> Message | None:
+        kept = (await self._use(room)).kept(id)
+        return None if kept is None or kept.deleted else kept
+
+    async def delete_message(self, room: str, id: int) -> bool:
+        r = await self._use(room)
+        kept = r.kept(id)
+        if kept is None or kept.deleted:
+            return False
+        await self.run(lambda db: store.delete_message(db, room, id))
+        return r.delete(id)
+
     async def last_id(self, room: str) -> int:
         r = self._rooms.get(room)
         if r is not None:
@@ -407,5 +450,6 @@ class SQLiteBroker:
         return 0 if row is None else int(row[0])
 
 
-#: a publish made before its room was read: (user, text, kind, client_id, display, done)
-_Queued = tuple[str, str, MessageKind, str | None, str | None, PublishDone]
+#: a publish made before its room was read: (user, text, kind, client_id, display,
+#: moderation, done)
+_Queued = tuple[str, str, MessageKind, str | None, str | None, Moderation | None, PublishDone]

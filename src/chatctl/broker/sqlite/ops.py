@@ -10,6 +10,7 @@ from typing import Any
 
 from chatctl.broker.base import PublishDone
 from chatctl.protocol import Message, MessageKind
+from chatctl.protocol.moderation import Moderation
 
 
 @dataclass(eq=False, slots=True)
@@ -56,6 +57,7 @@ class Publish(Op):
     seen_at: float = 0.0
     history_size: int = 0
     display: str | None = None
+    moderation: Moderation | None = None
 
 
 @dataclass(eq=False, slots=True)

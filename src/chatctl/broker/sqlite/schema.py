@@ -7,7 +7,11 @@ file forward in one transaction at start; ``PRAGMA application_id`` marks the fi
     rooms     rid, name, epoch, last_id (the id counter), touched (newest message or creation)
     messages  (rid, id) -> user, text, ts, kind, client_id,     kept history, trimmed
                            display (v3: a webhook's display name, NULL = none)
+                           moderation (v4: an announcement's record, JSON), deleted (v4: 1
+                           for a tombstone, whose text is then empty)
     dedup     (rid, user, client_id) -> id, ts, seen            client ids within the window
+    sanctions (room, kind, user) -> entry (JSON), until         mutes and bans (v4; by room
+                           name: retention forgetting a room forgets none of them)
     revocations  id, field -> entry, exp        revoked tokens (schema 2: broker/sqlite/revoked.py)
 """
 
@@ -28,7 +32,7 @@ from chatctl.errors import ConfigError
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: "chat": tells a chatctl database from any other SQLite file
 APPLICATION_ID = 0x63686174
 #: Seconds ``PRAGMA quick_check`` may take at start (about 1 GB on a fast disk); a bigger
@@ -63,11 +67,22 @@ def _display_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN display TEXT")
 
 
+def _moderation_v4(db: sqlite3.Connection) -> None:
+    """Moderation: an announcement's record and a message's tombstone flag; the sanctions."""
+    db.execute("ALTER TABLE messages ADD COLUMN moderation TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE sanctions (room TEXT NOT NULL, kind TEXT NOT NULL, user TEXT NOT NULL,"
+        " entry TEXT NOT NULL, until REAL, PRIMARY KEY (room, kind, user)) WITHOUT ROWID"
+    )
+
+
 #: version N -> the function that brings a version N-1 database to N (1: create it)
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _schema_v1,
     2: create_revocations,
     3: _display_v3,
+    4: _moderation_v4,
 }
 
 

@@ -7,18 +7,22 @@ Plain functions of a connection inside the caller's transaction; the writer
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
+import time
 from collections import OrderedDict, deque
 
+from chatctl.broker.base import SanctionEntry
 from chatctl.broker.rooms import MAX_DEDUP_ENTRIES, new_epoch
 from chatctl.broker.sqlite.ops import Load, Publish, Sweep
 from chatctl.protocol import Message
+from chatctl.protocol.moderation import Moderation
 
 #: Rows one sweep deletes per table at most, so a sweep never holds up commits for long.
 SWEEP_CHUNK = 5000
-#: Rows one INSERT statement writes at most (x 8 columns stays under SQLite's oldest
+#: Rows one INSERT statement writes at most (x 10 columns stays under SQLite's oldest
 #: default limit of 999 variables).
-ROWS_PER_INSERT = 112
+ROWS_PER_INSERT = 96
 
 
 def chunks(ops: list[Publish]) -> list[list[Publish]]:
@@ -69,12 +73,15 @@ def read_room(
     room holds them in memory: bounded whatever the database holds."""
     name = op.name
     cursor = db.execute(
-        "SELECT id, user, text, ts, kind, client_id, display FROM messages"
-        " WHERE rid = ? AND id > ? AND ts >= ? ORDER BY id",
+        "SELECT id, user, text, ts, kind, client_id, display, moderation, deleted"
+        " FROM messages WHERE rid = ? AND id > ? AND ts >= ? ORDER BY id",
         (rid, last - op.history_size, op.horizon),
     )
     log = deque(
-        (Message(i, name, u, t, ts, k, c, d) for i, u, t, ts, k, c, d in cursor),
+        (
+            Message(i, name, u, t, ts, k, c, d, _moderation(m), bool(x))
+            for i, u, t, ts, k, c, d, m, x in cursor
+        ),
         maxlen=op.history_size,
     )
     rows = db.execute(
@@ -103,9 +110,12 @@ def publish(db: sqlite3.Connection, rid: int, ops: list[Publish]) -> None:
         values = [
             v
             for op in part
-            for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id, op.display)
-        ]
-        db.execute(_insert("INSERT INTO messages VALUES", 8, len(part)), values)
+            for v in (
+                rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id, op.display,
+                None if op.moderation is None else json.dumps(op.moderation.to_dict()), 0,
+            )
+        ]  # fmt: skip
+        db.execute(_insert("INSERT INTO messages VALUES", 10, len(part)), values)
         seen = [op for op in part if op.client_id is not None]
         if seen:
             values = [
@@ -150,3 +160,44 @@ def sweep(db: sqlite3.Connection, op: Sweep, loaded: set[int]) -> bool:
     if free > 1024 and free * 4 > db.execute("PRAGMA page_count").fetchone()[0]:
         db.execute("PRAGMA incremental_vacuum(4096)").fetchall()  # give pages back
     return more
+
+
+def _moderation(text: str | None) -> Moderation | None:
+    return None if text is None else Moderation.from_dict(json.loads(text))
+
+
+# ---------------------------------------------------------------------------- moderation
+
+
+def set_sanction(db: sqlite3.Connection, room: str, entry: SanctionEntry) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO sanctions VALUES (?, ?, ?, ?, ?)",
+        (room, entry.kind, entry.user, json.dumps(entry.to_dict()), entry.until),
+    )
+
+
+def lift_sanction(db: sqlite3.Connection, room: str, user: str, kind: str) -> bool:
+    """Delete the sanction; True if it was in force."""
+    row = db.execute(
+        "DELETE FROM sanctions WHERE room = ? AND kind = ? AND user = ? RETURNING until",
+        (room, kind, user),
+    ).fetchone()
+    return row is not None and (row[0] is None or row[0] > time.time())
+
+
+def sanctions(db: sqlite3.Connection, room: str) -> list[SanctionEntry]:
+    """The room's sanctions in force (the expired ones are deleted meanwhile)."""
+    now = time.time()
+    db.execute("DELETE FROM sanctions WHERE room = ? AND until <= ?", (room, now))
+    rows = db.execute("SELECT entry FROM sanctions WHERE room = ?", (room,)).fetchall()
+    return [SanctionEntry.from_dict(json.loads(text)) for (text,) in rows]
+
+
+def delete_message(db: sqlite3.Connection, room: str, id: int) -> bool:
+    """Make message ``id`` of ``room`` a tombstone; False if not kept or already one."""
+    row = db.execute(
+        "UPDATE messages SET text = '', deleted = 1 WHERE rid = (SELECT rid FROM rooms"
+        " WHERE name = ?) AND id = ? AND deleted = 0 RETURNING id",
+        (room, id),
+    ).fetchone()
+    return row is not None

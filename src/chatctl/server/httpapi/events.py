@@ -28,7 +28,7 @@ from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize_room
+from chatctl.server.httpapi.routes import authorize_room, check_sanctions
 from chatctl.server.hub import Event
 
 #: seconds between two keep-alive comments of an idle stream
@@ -73,6 +73,7 @@ async def _history(
 
 async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | None:
     room, claims = authorize_room(ctx, exchange, name)
+    await check_sanctions(ctx, room, claims.user, writing=False)
     user = claims.user
     since, epoch = resume_point(exchange)
     try:

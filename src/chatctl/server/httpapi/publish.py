@@ -33,7 +33,7 @@ from chatctl.server.direct import delivered
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
-from chatctl.server.httpapi.routes import authorize_room, verify
+from chatctl.server.httpapi.routes import authorize_room, check_sanctions, verify
 
 #: bytes of body allowed beyond the message's limit in characters (UTF-8, JSON escapes)
 JSON_OVERHEAD = 4096
@@ -70,6 +70,7 @@ async def _publish(
 ) -> Reply:
     """``slack``: None for the API's own posts, else whether a Slack ``username`` shows;
     ``label``: the room as the client named it (``@USER`` for a conversation)."""
+    await check_sanctions(ctx, room, user, writing=True)
     wait = ctx.limits.take_request(user)
     if wait:
         ctx.metrics.counters.error("rate_limited")

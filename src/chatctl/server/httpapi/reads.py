@@ -10,7 +10,7 @@ from chatctl.protocol import parse_since, valid_room
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
-from chatctl.server.httpapi.routes import authorize, authorize_room
+from chatctl.server.httpapi.routes import authorize, authorize_room, check_sanctions
 
 #: ``limit`` of a history request: the default and the most
 DEFAULT_LIMIT = 50
@@ -40,7 +40,8 @@ async def history(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     """``GET /rooms/{room}/messages?since=&before=&limit=``: the kept messages, oldest first,
     as ``{"room", "epoch", "last_id", "complete", "messages"}`` or, asked with ``Accept:
     application/x-ndjson``, one message frame per line."""
-    room, _ = authorize_room(ctx, exchange, name)
+    room, claims = authorize_room(ctx, exchange, name)
+    await check_sanctions(ctx, room, claims.user, writing=False)
     try:
         since = parse_since(exchange.request.param("since"))
     except ValueError as exc:

@@ -5,6 +5,7 @@ before any body is read."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
@@ -152,3 +153,21 @@ def verify(ctx: SessionContext, token: str) -> Claims:
         return ctx.verify_token(token)
     except TokenError as exc:
         raise ApiError(401, "invalid_token", str(exc)) from None
+
+
+async def check_sanctions(ctx: SessionContext, room: str, user: str, *, writing: bool) -> None:
+    """403 ``forbidden`` for a user banned from ``room``, 403 ``muted`` for a muted one
+    (``writing``), each with the moderator's reason (docs/protocol.md, "Moderation")."""
+    from chatctl.errors import BrokerError
+    from chatctl.server.moderation import refusal
+
+    try:
+        entry = await ctx.hub.sanctions.refuses(room, user, writing=writing)
+    except BrokerError as exc:
+        raise ApiError(
+            503, "broker_unavailable", f"broker unavailable, retry later: {exc}", retry_after=1.0
+        ) from None
+    if entry is not None:
+        code = "muted" if entry.kind == "mute" else "forbidden"
+        ctx.metrics.counters.error(code)
+        raise ApiError(403, code, refusal(room, entry, time.time()))
