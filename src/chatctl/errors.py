@@ -12,6 +12,8 @@
     ├── DeliveryTimeout           not all messages acked in time (status 5)
     ├── WaitTimeout               join's --timeout ran out before --count/--once (status 5)
     ├── MessageRejected           the server answered a message with an error (status 6)
+    ├── Removed                   a moderator kicked (4003) or banned (4004) the user from
+    │                             the room: raised by the client core (status 8)
     ├── OutputError               stdout cannot take the output (raised by client.output)
     │   ├── OutputFailed          writing failed: disk full, I/O error (status 7)
     │   └── OutputClosed          its reader went away, as ``| head`` (status 141)
@@ -68,6 +70,25 @@ class WaitTimeout(ChatctlError):
 
 class MessageRejected(ChatctlError):
     status = ExitStatus.REJECTED
+
+
+class Removed(ChatctlError):
+    """A moderator closed the connection to ``room``: kicked (close code 4003: joining
+    again is allowed) or banned (4004: refused until the ban ends). The client does not
+    reconnect; ``str()`` is the line said to the user (``kicked from ops by alice: spam``)."""
+
+    status = ExitStatus.REMOVED
+
+    def __init__(self, text: str, *, room: str, code: int, reason: str = "") -> None:
+        super().__init__(text)
+        self.room = room
+        self.code = code
+        #: the server's close reason (who and why), as sent
+        self.reason = reason
+
+    @property
+    def banned(self) -> bool:
+        return self.code == 4004
 
 
 class OutputError(ChatctlError):

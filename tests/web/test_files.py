@@ -28,7 +28,9 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
     # every script the page imports is served
     assert {f"/static/{p.name}" for p in WEB.glob("*.js")} <= set(web.ROUTES)
     total = sum(p.stat().st_size for p in WEB.iterdir() if p.suffix != ".py")
-    assert total < 64_000, total  # small: read by a person, served without a build step
+    # small: read by a person, served without a build step (64,000 until moderation's
+    # commands, announcements, tombstones and kick/ban closes took it past)
+    assert total < 72_000, total
 
 
 @pytest.mark.parametrize(

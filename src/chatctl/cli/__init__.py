@@ -67,8 +67,9 @@ Environment:
   NO_COLOR              set: no colour
 
 Exit status: 0 ok, 1 bug, 2 usage error, 3 auth refused, 4 cannot connect,
-5 timeout, 6 message not sent, 7 cannot write stdout, 130 interrupted,
-141 stdout closed by its reader. See 'man chatctl'.
+5 timeout, 6 message not sent, 7 cannot write stdout, 8 kicked or banned
+from the room, 130 interrupted, 141 stdout closed by its reader. See
+'man chatctl'.
 """
 
 

@@ -50,8 +50,9 @@ Exit status: 0 done (also when nothing matched); 2 usage error; 3 token
 rejected or room not allowed; 4 cannot connect within --timeout; 5
 connected but the history not read within --timeout; 6 the server
 refused the request (a server older than history requests); 7 cannot
-write stdout (disk full); 130 interrupted; 141 the reader of stdout
-went away (| head).
+write stdout (disk full); 8 a moderator kicked or banned you from the
+room meanwhile; 130 interrupted; 141 the reader of stdout went away (|
+head).
 
 {CLIENT_ENV}
 """

@@ -46,8 +46,10 @@ its number ("message 2 not sent: ...") when it is too long.
 Exit status: 0 every message acked; 2 usage error; 3 token rejected
 (HTTP 401) or room not allowed (403); 4 cannot connect within --timeout;
 5 connected but a message not acked within --timeout of being read; 6 a
-message not sent: the server rejected it (e.g. too long), or a line was
-over 64 KiB or not UTF-8; 7 with --json, stdout failed (disk full); 130
+message not sent: the server rejected it (e.g. too long, or you are
+muted in the room), or a line was over 64 KiB or not UTF-8; 7 with
+--json, stdout failed (disk full); 8 a moderator kicked or banned you
+from the room (stderr says who and why, and how many were not acked); 130
 interrupted; 141 with --json, the reader of stdout went away (| head):
 nothing more is read, and stderr says how far it got.
 

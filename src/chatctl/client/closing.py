@@ -1,10 +1,13 @@
-"""What the server's close codes mean, said to users (``the server is restarting (1012)``)."""
+"""What the server's close codes mean, said to users (``the server is restarting (1012)``),
+and the two after which a client must not reconnect on its own: kicked (4003) and banned
+(4004) by a moderator (:func:`removed`)."""
 
 from __future__ import annotations
 
 from websockets.exceptions import ConnectionClosed
 
 from chatctl.client.sanitize import one_line
+from chatctl.errors import Removed
 from chatctl.protocol import CloseCode
 
 #: what the server's close codes mean, said to users
@@ -19,7 +22,11 @@ CLOSE_WORDS: dict[int, str] = {
     CloseCode.SLOW_CONSUMER: "closed by the server: this client read too slowly",
     CloseCode.TOKEN_EXPIRED: "the token expired",
     CloseCode.TOKEN_REVOKED: "the token was revoked",
+    CloseCode.KICKED: "kicked by a moderator",
+    CloseCode.BANNED: "banned by a moderator",
 }
+#: the close codes after which a client does not reconnect: a moderator removed the user
+REMOVED_CODES = frozenset({CloseCode.KICKED, CloseCode.BANNED})
 
 
 #: ordinary closes, whose words say it all (the server's reason only repeats them)
@@ -47,3 +54,25 @@ def close_reason(exc: ConnectionClosed) -> str:
     if rcvd is None:
         return "connection lost"
     return describe_close(rcvd.code, rcvd.reason)
+
+
+def removed(code: int | None, room: str, reason: str = "") -> Removed | None:
+    """The :class:`~chatctl.errors.Removed` a close with ``code`` means (None: another
+    close), saying it as ``kicked from ops by alice: spam`` whether the server's reason
+    is ``kicked by alice: spam``, ``by alice: spam`` or only ``spam``."""
+    if code not in REMOVED_CODES:
+        return None
+    verb = "kicked" if code == CloseCode.KICKED else "banned"
+    said = one_line(reason).strip()
+    rest = said
+    if rest.lower().startswith(verb):
+        rest = rest[len(verb) :].lstrip(" :")
+        if rest.lower().startswith(f"from {room.lower()}"):
+            rest = rest[len(room) + 5 :].lstrip(" :")
+    if not rest:
+        text = f"{verb} from {room}"
+    elif rest.lower().startswith(("by ", "for ", "until ")):
+        text = f"{verb} from {room} {rest}"
+    else:
+        text = f"{verb} from {room}: {rest}"
+    return Removed(text, room=room, code=code, reason=said)

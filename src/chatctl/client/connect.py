@@ -85,6 +85,8 @@ async def open_connection(
         if status == 401:
             raise AuthError(f"authentication failed: {reason}") from None
         if status == 403:
+            if reason.startswith("banned from "):  # a moderator's ban: the reason says it all
+                raise PermissionDenied(reason) from None
             raise PermissionDenied(f"no permission for room {room}: {reason}") from None
         if status in (400, 404):
             raise UsageError(f"{url.split('?')[0]}: {reason} (HTTP {status})") from None

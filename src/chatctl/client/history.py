@@ -5,8 +5,10 @@ room's traffic and is not listed in it) pages back from the newest message with 
 requests (docs/protocol.md, "Older messages"), 200 messages a page, until it has the newest
 ``--limit`` messages that match, reaches ``--since``, or the server keeps nothing older.
 Then it prints them oldest first: ``YYYY-MM-DD HH:MM:SS user: text`` lines (``* user text``
-for actions; text sanitised as ``chatctl join`` does, one message a line), or with
-``--json`` the protocol's ``message`` frames with the room's ``epoch`` added.
+for actions, ``-!- text`` for a moderator's announcement, ``user: (message deleted)`` for a
+deleted message; text sanitised as ``chatctl join`` does, one message a line), or with
+``--json`` the protocol's ``message`` frames with the room's ``epoch`` added (a deleted one
+with ``"deleted": true``, an announcement with its ``moderation`` object).
 
 The bounds (:mod:`chatctl.client.bounds`): ``--since`` is after an id or from a time on,
 ``--until`` up to an id or a time, both included. An id given with the epoch it was seen in
@@ -16,8 +18,9 @@ history was lost since, so ``--since`` then takes every kept message of the new 
 
 Exit statuses as ``chatctl send``: 2 usage, 3 token or room refused, 4 cannot connect within
 ``--timeout`` (default 30 s), 5 connected but the read did not finish within ``--timeout``,
-6 the server refused the request (one older than history requests), 7 stdout failed, 141
-its reader went away. A dropped connection is resumed where the read was.
+6 the server refused the request (one older than history requests), 7 stdout failed, 8 a
+moderator kicked or banned the user from the room meanwhile, 141 its reader went away. A
+dropped connection is resumed where the read was.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from typing import TextIO
 from chatctl.client.bounds import Bound
 from chatctl.client.events import Connected, Disconnected, Reconnecting
 from chatctl.client.output import write_line
-from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
+from chatctl.client.shown import plain_body
 from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, MessageRejected, WaitTimeout
 from chatctl.protocol import (
@@ -76,11 +79,9 @@ def stamp(ts: float) -> str:
 
 
 def text_line(message: Message) -> str:
-    """The plain line for a message, safe for a terminal."""
-    user, text = one_line(message.sender), one_line(message.text)
-    if message.kind == "action":
-        return f"{stamp(message.ts)} * {user} {text}"
-    return f"{stamp(message.ts)} {user}: {text}"
+    """The plain line for a message, safe for a terminal: ``user: (message deleted)`` for
+    a deleted one, ``-!- alice kicked bob: spam`` for a moderator's announcement."""
+    return f"{stamp(message.ts)} {plain_body(message)}"
 
 
 def json_line(message: Message, epoch: str) -> str:

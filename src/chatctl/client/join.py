@@ -1,13 +1,14 @@
 """``chatctl join ROOM`` for scripts: one line per event on stdout, notices on stderr.
 
-Plain lines are ``HH:MM:SS user: text`` (``HH:MM:SS * user text`` for actions; newlines in a
-message shown as ``\\n``); ``--json`` prints the protocol's own ``message`` frames, one JSON
-object per line, each with the room's ``epoch`` added, so a script can save ``ID@EPOCH`` and
-resume with ``--since ID@EPOCH``. Other frames (``presence``) only when asked for
-(``--events``, or ``--type TYPE``, a filter): ``jq -r .message`` sees messages only. The
-client reconnects with backoff and resumes from the last id it printed until it is stopped,
-so nothing is printed twice; when the server no longer has the missed messages it says so
-on stderr.
+Plain lines are ``HH:MM:SS user: text`` (``HH:MM:SS * user text`` for actions, ``HH:MM:SS
+-!- text`` for a moderator's announcement, ``user: (message deleted)`` for a deleted
+message; newlines in a message shown as ``\\n``); ``--json`` prints the protocol's own
+``message`` frames, one JSON object per line, each with the room's ``epoch`` added, so a
+script can save ``ID@EPOCH`` and resume with ``--since ID@EPOCH``. Other frames
+(``presence``) only when asked for (``--events``, or ``--type TYPE``, a filter): ``jq -r
+.message`` sees messages only. The client reconnects with backoff and resumes from the last
+id it printed until it is stopped, so nothing is printed twice; when the server no longer
+has the missed messages it says so on stderr.
 
 A resume across an epoch change (the room's history was lost: a ``--memory`` server
 restarted, the room forgotten after ``--history-ttl``) follows the protocol's rule for
@@ -25,6 +26,9 @@ as long as the client runs. ``timeout`` (``--timeout``) also bounds the whole wa
 out before ``--count`` messages or the end of the history (``--once``),
 :class:`~chatctl.errors.WaitTimeout` (status 5); a follower without either just ends (0).
 Connection attempts are not narrated: one notice when a connection drops, one when it is back.
+A moderator's kick (close code 4003) or ban (4004) ends the run with one line on stderr
+(``kicked from ops by alice: spam``) and status 8, without reconnecting; a ban refusing the
+connection (HTTP 403 with its reason) ends it with status 3, as any refused room.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from chatctl.client.events import (
 )
 from chatctl.client.output import watch_closed, write_line
 from chatctl.client.room import Resume
-from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
+from chatctl.client.shown import plain_body
 from chatctl.client.stream import RoomStream
 from chatctl.errors import ConnectError, OutputClosed, WaitTimeout
 from chatctl.protocol import DmNotice, Message, Presence, PresenceBatch
@@ -93,11 +97,9 @@ def clock(ts: Any) -> str:
 
 
 def plain_line(message: Message, *, ansi: bool = False) -> str:
-    """The plain-text line for a message (with ``ansi``, its SGR colours kept)."""
-    user, text = one_line(message.sender), one_line(message.text, sgr=ansi)
-    if message.kind == "action":
-        return f"{clock(message.ts)} * {user} {text}"
-    return f"{clock(message.ts)} {user}: {text}"
+    """The plain-text line for a message (with ``ansi``, its SGR colours kept): see
+    :mod:`chatctl.client.shown`."""
+    return f"{clock(message.ts)} {plain_body(message, ansi=ansi)}"
 
 
 def missed_notice(resume: Resume, room: str) -> str:

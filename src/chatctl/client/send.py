@@ -46,6 +46,7 @@ from chatctl.errors import (
     MessageRejected,
     OutputClosed,
     OutputError,
+    Removed,
     UsageError,
 )
 from chatctl.protocol import ErrorFrame, MessageKind
@@ -182,6 +183,12 @@ class Sender:
             left = len(self.outbox) + len(self.texts)
             suffix = f" ({plural(left, 'message')} not acked)" if left else ""
             raise ConnectError(f"{exc}{suffix}") from None
+        except Removed as exc:  # kicked or banned: stop, saying how far it got
+            left = len(self.outbox) + len(self.texts)
+            suffix = f" ({plural(left, 'message')} not acked)" if left else ""
+            raise Removed(
+                f"{exc}{suffix}", room=exc.room, code=exc.code, reason=exc.reason
+            ) from None
         finally:
             if sender is not None:
                 sender.cancel()

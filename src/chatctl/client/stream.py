@@ -17,6 +17,8 @@ The stream owns the four things every client used to write itself:
   until ``connect_timeout`` (None: forever), then raise :class:`~chatctl.errors.ConnectError`.
   Final failures (401, 403, 400, an untrusted certificate) are raised at once. Every
   connection after the first resumes with ``?since=LAST&epoch=E`` (:class:`~.room.RoomClient`).
+  A connection a moderator closes (kicked, 4003; banned, 4004) ends the stream: the
+  iteration raises :class:`~chatctl.errors.Removed` and nothing reconnects.
 - **the resend policy** (:class:`~.resend.Resender`), which keeps the outbox's order
   through every failure: messages are sent in the outbox's order with their client ids,
   paced; every unacked one is re-sent first after a reconnect, and from a message refused
@@ -49,7 +51,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from chatctl.client.backoff import Backoff
-from chatctl.client.closing import close_reason, describe_close
+from chatctl.client.closing import close_reason, describe_close, removed
 from chatctl.client.connect import Retryable
 from chatctl.client.events import (
     Closed,
@@ -67,13 +69,15 @@ from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.resend import Resender
 from chatctl.client.room import RoomClient, as_named
 from chatctl.client.settings import ClientSettings
-from chatctl.errors import AuthError, ConnectError
+from chatctl.errors import AuthError, ConnectError, Removed
 from chatctl.protocol import (
     Ack,
+    Delete,
     ErrorFrame,
     HistoryRequest,
     Message,
     MessageKind,
+    Moderate,
     Ping,
     ProtocolError,
     RateLimit,
@@ -87,6 +91,9 @@ from chatctl.protocol import (
 from chatctl.tokens.renewal import TokenKeeper
 
 T = TypeVar("T")
+
+#: Unanswered request ids remembered (an answer that never comes must not grow the set).
+MAX_REQUESTS = 256
 
 
 # --------------------------------------------------------------------------- the stream
@@ -150,6 +157,8 @@ class RoomStream:
         self._notices: deque[Event] = deque()
         #: the task iterating the stream while it waits for a frame; _notify wakes it
         self._receiving: asyncio.Task[object] | None = None
+        #: client ids of the requests sent (:meth:`request`) not answered yet
+        self._requests: set[str] = set()
         self._woken = False
 
     @property
@@ -227,11 +236,18 @@ class RoomStream:
         await self.write((p,))
         return p
 
-    async def request(self, frame: Who | Ping | HistoryRequest) -> bool:
-        """Send a request frame; False when offline."""
+    async def request(self, frame: Who | Ping | HistoryRequest | Moderate | Delete) -> bool:
+        """Send a request frame; False when offline. An error answering a request with a
+        ``client_id`` is yielded as the :class:`~chatctl.protocol.ErrorFrame` it is (never
+        taken for a refused token renewal)."""
         ws = self._ws
         if ws is None:
             return False
+        client_id = getattr(frame, "client_id", None)
+        if client_id is not None:
+            self._requests.add(client_id)
+            if len(self._requests) > MAX_REQUESTS:
+                self._requests.pop()
         with contextlib.suppress(ConnectionClosed):
             await ws.send(frame.frame())
         return True
@@ -270,6 +286,7 @@ class RoomStream:
             self.welcome = welcome
             self._ws, self.state = ws, State.CONNECTED
             resending = self.sender.connected(ws, welcome)  # unacked ones first, in order
+            gone: Removed | None = None
             renewer = asyncio.ensure_future(self.tokens.renew(ws.send))
             try:
                 yield Connected(welcome, resume, resending)
@@ -294,11 +311,18 @@ class RoomStream:
                     reason = describe_close(ws.close_code, ws.close_reason or "")
                 except ConnectionClosed as exc:
                     reason = close_reason(exc)
+                    if exc.rcvd is not None:
+                        gone = removed(exc.rcvd.code, self.room, exc.rcvd.reason)
             finally:
                 renewer.cancel()
                 self._ws = None
                 self.sender.disconnected()
                 await ws.close()
+            if gone is not None:  # kicked or banned: never reconnect on our own
+                self._closing.set()
+                self.sender.close()
+                self.state = State.CLOSED
+                raise gone
             if self._closing.is_set():
                 break
             self.state = State.RECONNECTING
@@ -391,8 +415,12 @@ class RoomStream:
             self.client.seen(frame)
             return frame
         if isinstance(frame, Ack):
+            self._requests.discard(frame.client_id)
             return self.sender.on_ack(frame)
         if isinstance(frame, ErrorFrame):
+            if frame.client_id is not None and frame.client_id in self._requests:
+                self._requests.discard(frame.client_id)
+                return frame
             return self.sender.on_error(frame) or self.tokens.on_error(frame) or frame
         if isinstance(frame, RateLimit):
             self.sender.on_limits(frame)

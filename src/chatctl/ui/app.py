@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import secrets
 import signal
 
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -31,8 +33,8 @@ from prompt_toolkit.utils import is_dumb_terminal
 
 from chatctl.client.settings import ClientSettings
 from chatctl.client.stream import RoomStream
-from chatctl.errors import AuthError, ConnectError, UsageError
-from chatctl.protocol import Message, MessageKind, Who
+from chatctl.errors import AuthError, ConnectError, Removed, UsageError
+from chatctl.protocol import Delete, Message, MessageKind, Moderate, Who
 from chatctl.ui import commands
 from chatctl.ui.config import JoinConfig
 from chatctl.ui.direct import DmNotices, sent_line
@@ -174,6 +176,8 @@ class ChatUI:
             dumb=self.dumb,
             alert=self._alert,
         )
+        if not self.dumb:  # a deleted message's line is redrawn (TERM=dumb cannot)
+            window.redraw = lambda: self.screen.redraw()
         self.windows.add(window)
         if self._running:
             self._start(window)
@@ -192,6 +196,9 @@ class ChatUI:
             await follow(window, self.output, self.renderer, self._refresh, self.dms.take)
         except asyncio.CancelledError:
             raise
+        except Removed as exc:  # kicked or banned: the window stays, parted (as irssi)
+            window.parted = str(exc)
+            window.view.removed(str(exc))
         except (AuthError, UsageError, ConnectError) as exc:
             if window.opened or len(self.windows) == 1 or window not in self.windows.all:
                 self._end(exc)
@@ -276,8 +283,10 @@ class ChatUI:
         text = text.rstrip("\r\n")  # a pasted or copied line's newline is not part of it
         if not text.strip():
             return
-        self.view.status.mentions = 0  # you answered: the mentions are read
         window = self.current
+        if self._parted(window):
+            return
+        self.view.status.mentions = 0  # you answered: the mentions are read
         if not window.stream.connected:  # kept in the outbox: shown as pending until sent
             window.write(self.renderer.pending(self.renderer.me, text))
         await window.stream.send(text, kind)
@@ -290,6 +299,29 @@ class ChatUI:
         if window is not self.current:
             self.info(sent_line(room, text, self.windows.number(window)))
 
+    def _parted(self, window: Window) -> bool:
+        """Say so when ``window``'s room was left for good (kicked, banned)."""
+        if window.parted is None:
+            return False
+        self.error(f"not in {window.room} ({window.parted}): /join {window.room} joins again")
+        return True
+
+    async def moderate(self, frame: Moderate | Delete, what: str) -> None:
+        """Send a moderation request (``/kick``, ``/delete``…) from the window shown; the
+        server's announcement, or its error (``cannot kick bob: …``), comes back to it."""
+        window = self.current
+        if self._parted(window):
+            return
+        client_id = f"mod-{secrets.token_hex(6)}"
+        frame = dataclasses.replace(frame, client_id=client_id)
+        window.view.requests[client_id] = what
+        if not await window.stream.request(frame):
+            del window.view.requests[client_id]
+            self.error(f"not connected: cannot {what} now (/reconnect tries now)")
+
+    def own_last(self) -> int | None:
+        return self.current.own_last(self.renderer.me)
+
     async def request_who(self) -> None:
         if not await self.stream.request(Who()):
             self.error("not connected")
@@ -298,6 +330,11 @@ class ChatUI:
         """``/join ROOM``: show its window, opening one if there is none; a room that cannot
         be joined closes its window again and shows the error where you were."""
         window = self.windows.find(room)
+        if window is not None and window.parted is not None:  # kicked: join again
+            fresh = self._open(room)
+            self.windows.remove(window)
+            self._show(fresh)
+            return
         if window is self.current:
             self.info(f"already in {room}")
         self._show(window or self._open(room))

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatctl.protocol import ROOM_RULE, MessageKind, is_conversation, valid_room
+from chatctl.protocol import ROOM_RULE, Delete, MessageKind, Moderate, is_conversation, valid_room
 from chatctl.ui.direct import target
 from chatctl.ui.keys import KEYS_HELP
+from chatctl.ui.moderate import USAGE, delete_command, moderation_command
 from chatctl.ui.notify import Highlights, highlight_command, unhighlight_command
 
 
@@ -57,6 +58,12 @@ class CommandTarget(Protocol):
     async def reconnect(self) -> None: ...
 
     async def load_older(self, count: int | None = None) -> None: ...
+
+    async def moderate(self, frame: Moderate | Delete, what: str) -> None:
+        """Send a moderation request from the window shown (:mod:`chatctl.ui.moderate`)."""
+
+    def own_last(self) -> int | None:
+        """The id of your last message the window shown holds (not deleted), if any."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,32 @@ COMMANDS: tuple[Command, ...] = (
         highlight_command,
     ),
     Command("unhighlight", "/unhighlight WORD", "stop alerting on WORD", unhighlight_command),
+    Command(
+        "kick",
+        USAGE["kick"],
+        "moderator: close USER's connections to the room",
+        moderation_command("kick"),
+    ),
+    Command(
+        "mute",
+        USAGE["mute"],
+        "moderator: refuse USER's messages for DURATION (10m, 2h, 1d)",
+        moderation_command("mute"),
+    ),
+    Command("unmute", USAGE["unmute"], "moderator: end USER's mute", moderation_command("unmute")),
+    Command(
+        "ban",
+        USAGE["ban"],
+        "moderator: keep USER out of the room (for DURATION, or until /unban)",
+        moderation_command("ban"),
+    ),
+    Command("unban", USAGE["unban"], "moderator: end USER's ban", moderation_command("unban")),
+    Command(
+        "delete",
+        USAGE["delete"],
+        "delete message ID (yours; any as a moderator); alone: your last one",
+        delete_command,
+    ),
     Command("say", "/say TEXT", "send TEXT as is, even if it starts with /", _say),
     Command("quit", "/quit", "leave (Ctrl-D on an empty line too)", _quit, ("exit", "q")),
 )

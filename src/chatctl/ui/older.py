@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chatctl.protocol import DEFAULT_HISTORY_PAGE, HistoryPage, HistoryRequest
+from chatctl.protocol import DEFAULT_HISTORY_PAGE, HistoryPage, HistoryRequest, Message
 from chatctl.ui.render import Renderer
 
 
@@ -17,7 +17,7 @@ class Window(Protocol):
     #: the oldest message id the window holds
     oldest: int | None
 
-    def insert_older(self, lines: list[str]) -> None: ...
+    def insert_older(self, lines: list[str], messages: list[Message] | None = None) -> None: ...
 
 
 class Older:
@@ -46,7 +46,7 @@ class Older:
         if not messages:
             return [renderer.system(f"no older messages of {page.room} kept by the server")]
         lines = [renderer.message(m)[0] for m in messages]
-        window.insert_older(lines)
+        window.insert_older(lines, messages)
         window.oldest = messages[0].id
         first, last = messages[0].id, messages[-1].id
         more = "PageUp for more" if page.more else "the oldest kept by the server"

@@ -36,6 +36,7 @@ def create_session(
             "/bell": lambda: ["on", "off"],
             "/help": lambda: [c.name for c in commands.COMMANDS],
             "/join": lambda: [r for r in recent_rooms() if r != room()],
+            **dict.fromkeys(("/kick", "/mute", "/unmute", "/ban", "/unban"), user_names),
         },
     )
     return PromptSession(

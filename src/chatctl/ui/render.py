@@ -13,6 +13,8 @@ Line shapes (the markers keep them apart without colour too)::
     18:02:31 bob: a long message wraps between words to the width of the terminal,
                   each continuation under the start of the text
     18:02:40 >> bob: alice, look             a mention, with TERM=dumb (else in colour/reverse)
+    18:02:45 -!- alice muted bob for 10m: spam    a moderator's announcement (in its own colour)
+    18:02:50 bob: (message deleted)          a deleted message (dimmed)
 
 A message with a word longer than a row (a long URL) is not wrapped by the client: the
 terminal wraps it softly, so that copying it from the screen gives it whole.
@@ -35,6 +37,7 @@ from rich.console import Console
 from rich.text import Text
 
 from chatctl.client.sanitize import multi_line
+from chatctl.client.shown import DELETED, MODERATION_MARK
 from chatctl.protocol import Message
 from chatctl.ui.notify import names
 
@@ -62,9 +65,17 @@ STYLES = {
     "error": "bold red",
     "mention": "bold black on yellow",
     "action": "italic",
+    "moderation": "bold magenta",
+    "deleted": "grey50 italic",
 }
 #: without colour (``NO_COLOR``) only what must stand out keeps an emphasis
-MONO_STYLES = {**dict.fromkeys(STYLES, "none"), "mention": "bold reverse", "error": "bold"}
+MONO_STYLES = {
+    **dict.fromkeys(STYLES, "none"),
+    "mention": "bold reverse",
+    "error": "bold",
+    "moderation": "bold",
+    "deleted": "italic",
+}
 #: before a message that mentions you when nothing can stand out (``TERM=dumb``)
 MENTION_MARK = ">> "
 #: below this many columns for the text, lines are not wrapped by the client
@@ -167,7 +178,8 @@ class Renderer:
     def message(self, message: Message) -> tuple[str, bool]:
         """The line for a message and whether it mentions ``me`` (or a highlight word)."""
         user = multi_line(message.user)
-        body = multi_line(message.text)
+        raw = message.text
+        body = multi_line(raw)
         own = user == self.me
         mention = not own and mentions(body, self.me, self.highlights)
         name_style = self.styles["self"] if own else user_color(user, self.colors)
@@ -175,15 +187,24 @@ class Renderer:
         head = self._clock(message.ts)
         if mention and self.plain:
             head.append(MENTION_MARK)
+        if message.kind == "moderation":  # the server's line: who did what to whom
+            style = self.styles["moderation"]
+            head.append(f"{MODERATION_MARK} ", style=style)
+            line = self._hang(
+                head, Text(body, style=style), self.styles["mention"] if mention else ""
+            )
+            return self._render(line), mention
         if message.kind == "action":
             head.append("* ", style=name_style)
             head.append(user, style=name_style)
             head.append(" ")
-            text = self._body(message.text, body, self.styles["action"])
+            text = self._body(raw, body, self.styles["action"])
         else:
             head.append(user, style=name_style)
             head.append(": ")
-            text = self._body(message.text, body)
+            text = self._body(raw, body)
+        if message.deleted:
+            text = Text(DELETED, style=self.styles["deleted"])
         return self._render(self._hang(head, text, self.styles["mention"] if mention else "")), (
             mention
         )

@@ -4,6 +4,7 @@
      ops · 3 users · connected
      ops · 3 users · reconnecting in 4 s (connection refused) · 2 queued · 1 mention
      ops · offline (the server is restarting) · 1 queued
+     ops · parted (kicked from ops by alice: spam)
      ops · offline (token expired) · token expired: waiting for ~/.config/chatctl/token
      2:ops · 3 users · connected · act: 1:general 4, 3:dev 2 @1
      ops · 3 users · connected · notify failed: notify-send: exit status 1
@@ -35,6 +36,8 @@ class Link(enum.Enum):
     RECONNECTING = "reconnecting"
     #: the connection ended; the next attempt starts at once
     OFFLINE = "offline"
+    #: a moderator removed the user (kicked, banned): no reconnecting
+    PARTED = "parted"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from chatctl.client.events import (
 )
 from chatctl.client.join import missed_notice
 from chatctl.client.stream import RoomStream
-from chatctl.protocol import ErrorFrame, Message, Presence, PresenceBatch, UserList
+from chatctl.protocol import Ack, ErrorFrame, Message, Presence, PresenceBatch, UserList
 from chatctl.tokens.renewal import TokenTrouble
 from chatctl.ui.notify import alerts
 from chatctl.ui.presence import QuietPresence
@@ -54,6 +54,9 @@ class Sink(Protocol):
 
     def shown_message(self, message: Message) -> None:
         """A message's line was written."""
+
+    def delete_message(self, message_id: int, render: Callable[[Message], str]) -> bool:
+        """Show message ``message_id`` as deleted (its tombstone drawn by ``render``)."""
 
 
 class RoomView:
@@ -94,6 +97,8 @@ class RoomView:
         #: who was here when the connection dropped (their joins after it are quiet)
         self._back: set[str] = set()
         self._back_until = 0.0
+        #: moderation requests sent (client id -> ``kick bob``) not answered yet
+        self.requests: dict[str, str] = {}
 
     def switch(self, room: str) -> None:
         """Show another room: nobody is known to be in it yet, and its status starts afresh."""
@@ -146,7 +151,13 @@ class RoomView:
         elif isinstance(event, Rejected):
             self.error(f"not sent: {event.error.reason}")
         elif isinstance(event, ErrorFrame):
-            self.error(f"server: {event.reason}")
+            what = self.requests.pop(event.client_id or "", None)
+            if what is not None:  # a /kick, /delete… refused: forbidden, not_found…
+                self.error(f"cannot {what}: {event.reason}")
+            else:
+                self.error(f"server: {event.reason}")
+        elif isinstance(event, Ack):
+            self.requests.pop(event.client_id, None)  # the announcement says it
         elif isinstance(event, Connected):
             stream.connect_timeout = None  # connected once: reconnect for as long as it runs
             self._link(Link.CONNECTED)
@@ -170,6 +181,13 @@ class RoomView:
             self._token(event)
         if isinstance(event, Acked | Rejected):
             self.refresh()  # the queued count
+
+    def removed(self, text: str) -> None:
+        """A moderator closed the connection for good (``kicked from ops by alice: spam``):
+        the line, and the status line says the window is parted."""
+        self.present.clear()
+        self.error(f"{text} (/join {self.room} joins again)")
+        self._link(Link.PARTED, text)
 
     def _link(self, link: Link, reason: str | None = None) -> None:
         """Show a connection state on the status line; while waiting to reconnect, count the
@@ -251,6 +269,9 @@ class RoomView:
         line, mention = self.renderer.message(message)
         self.write(line)
         self.output.shown_message(message)
+        moderation = message.moderation
+        if moderation is not None and moderation.action == "delete" and moderation.target_id:
+            self.output.delete_message(moderation.target_id, lambda m: self.renderer.message(m)[0])
         if fresh and alerts(self.room, message.user, self.me, mention=mention):
             self.status.mentions += 1
             self.refresh()

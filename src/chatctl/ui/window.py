@@ -41,6 +41,13 @@ class Window:
         self.screen = screen
         self.render_marker = marker
         self.lines: list[str] = []
+        #: the message each line shows (None: a line of another kind), to show a deleted
+        #: message as deleted (:meth:`delete_message`)
+        self.line_messages: list[Message | None] = []
+        #: draws the window again when it is shown (None: the terminal cannot, TERM=dumb)
+        self.redraw: Callable[[], None] | None = None
+        #: a moderator removed the user (kicked, banned): the window stays, offline for good
+        self.parted: str | None = None
         self.visible = False
         #: where the "new messages" line is drawn (an index in :attr:`lines`), if anywhere
         self.marker: int | None = None
@@ -64,9 +71,11 @@ class Window:
 
     def write(self, line: str) -> None:
         self.lines.append(line)
+        self.line_messages.append(None)
         if len(self.lines) > MAX_LINES:
             drop = len(self.lines) - MAX_LINES
             del self.lines[:drop]
+            del self.line_messages[:drop]
             self.marker = _shift(self.marker, drop)
             self.unseen_from = _shift(self.unseen_from, drop)
         if self.visible:
@@ -88,7 +97,9 @@ class Window:
             self.unseen_from = len(self.lines)
 
     def shown_message(self, message: Message) -> None:
-        """A message was written: when the window is shown, it is seen."""
+        """A message was written (the last line): when the window is shown, it is seen."""
+        if self.line_messages:
+            self.line_messages[-1] = message
         if self.oldest is None or message.id < self.oldest:
             self.oldest = message.id
         if self.visible:
@@ -127,11 +138,37 @@ class Window:
             out.append(self.render_marker())
         return out
 
-    def insert_older(self, lines: list[str]) -> None:
-        """Older lines (history loaded from the server) go first in the buffer."""
+    def insert_older(self, lines: list[str], messages: list[Message] | None = None) -> None:
+        """Older lines (history loaded from the server) go first in the buffer; ``messages``:
+        the message of each line."""
         self.lines[:0] = lines
+        self.line_messages[:0] = messages if messages is not None else [None] * len(lines)
         self.marker = _shift(self.marker, -len(lines))
         self.unseen_from = _shift(self.unseen_from, -len(lines))
+
+    def own_last(self, me: str) -> int | None:
+        """The id of ``me``'s last message the window holds, not deleted (``/delete``)."""
+        for message in reversed(self.line_messages):
+            if message is not None and message.user == me and message.kind != "moderation":
+                return None if message.deleted else message.id
+        return None
+
+    def delete_message(self, message_id: int, render: Callable[[Message], str]) -> bool:
+        """Message ``message_id`` was deleted: its line becomes ``render(tombstone)``, and
+        the window is drawn again when it is shown (the terminal's scrollback above the
+        screen cannot be edited: the announcement line says it there). False when the
+        window does not hold it."""
+        for i in range(len(self.lines) - 1, -1, -1):
+            message = self.line_messages[i]
+            if message is not None and message.id == message_id:
+                if message.deleted or message.kind == "moderation":
+                    return False
+                dead = message.tombstone()
+                self.lines[i], self.line_messages[i] = render(dead), dead
+                if self.visible and self.redraw is not None:
+                    self.redraw()
+                return True
+        return False
 
 
 def _shift(index: int | None, drop: int) -> int | None:

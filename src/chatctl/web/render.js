@@ -52,8 +52,8 @@ export function senderName(user, display) {
   return typeof display === "string" && display ? display.slice(0, 32) + " (via " + user + ")" : user;
 }
 
-export function messageNode(user, text, kind, date, display) {
-  const li = el("li", "msg" + (kind === "action" ? " action" : ""));
+export function messageNode(user, text, kind, date, display, deleted) {
+  const li = el("li", "msg" + (kind === "action" || kind === "moderation" ? " " + kind : ""));
   li.dataset.user = user;
   const name = senderName(user, display);
   const time = el("time");
@@ -62,12 +62,19 @@ export function messageNode(user, text, kind, date, display) {
     time.textContent = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     time.title = date.toLocaleString();
   }
-  const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + name : name);
+  const who = el("bdi", "user " + colorClass(user), kind === "action" ? "* " + name : kind === "moderation" ? "-!-" : name);
   const body = el("bdi", "text");
   body.append(...linked(visible(text)));
   body.dir = "auto";
   li.append(time, who, body);
+  if (deleted) markDeleted(li);
   return li;
+}
+
+/** A deleted message (a tombstone): its text is gone. */
+export function markDeleted(li) {
+  li.classList.add("deleted");
+  li.querySelector(".text").textContent = "message deleted";
 }
 
 // http and https URLs become links; everything else (javascript:, data:…) stays text. The

@@ -120,6 +120,13 @@ export class Room {
       this.hooks.refused(this, 1008, "the server closed the connection: " + (ev.reason || "policy violation"));
       return;
     }
+    if (ev.code === 4003 || ev.code === 4004) {
+      // kicked or banned by a moderator: the reason says who and why; no reconnect
+      const verb = ev.code === 4003 ? "kicked" : "banned";
+      const why = ev.reason || "";
+      this.hooks.refused(this, ev.code, why.startsWith(verb) ? why : verb + (why ? ": " + why : ""));
+      return;
+    }
     if (ev.code === 1009) {
       // The last frame sent was over the server's --max-frame: re-sending it would loop.
       this.outbox.refuseLastSent("too large for this server");

@@ -3,7 +3,7 @@
 import { label, messageButton } from "./direct.js";
 import { $, state } from "./state.js";
 import { highlighted } from "./notify.js";
-import { colorClass, dayNode, el, eventNode, messageNode } from "./render.js";
+import { colorClass, dayNode, el, eventNode, markDeleted, messageNode } from "./render.js";
 
 export function atBottom() {
   const c = $("chat");
@@ -39,8 +39,13 @@ export function renderMessage(room, f) {
   const date = new Date(f.ts * 1000);
   room.log.querySelector(".empty")?.remove();
   dayLine(room, date);
-  const li = messageNode(f.user, f.message, f.kind, date, f.display);
+  const li = messageNode(f.user, f.message, f.kind, date, f.display, f.deleted === true);
   li.dataset.id = String(f.id);
+  const mod = f.moderation;
+  if (mod && mod.action === "delete") {
+    const gone = room.log.querySelector('li[data-id="' + Number(mod.target_id) + '"]');
+    if (gone && !gone.classList.contains("moderation")) markDeleted(gone);
+  }
   const mine = f.user === state.me;
   const mention = !mine && highlighted(f.message); // your name or a highlight word
   if (mention) li.classList.add("mention");
