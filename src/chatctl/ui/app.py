@@ -361,6 +361,8 @@ class ChatUI:
         return True
 
     async def reconnect(self) -> None:
+        if self._parted(self.current):
+            return
         if self.stream.reconnect_now():
             self.info(f"reconnecting to {self.room} now")
 
