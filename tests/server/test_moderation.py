@@ -5,56 +5,15 @@ frame; nothing is synchronised by sleeping."""
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import time
 from pathlib import Path
-from typing import Any
-
-import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.server import ChatServer, ServerSettings
 from support.curl import curl
 from support.helpers import client, make_token, recv_type, verifier
-
-MOD = make_token("alice", mod_rooms=["*"])
-
-
-async def answer(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
-    """Send ``frame``; the first answer that is not room traffic."""
-    await ws.send(json.dumps(frame))
-    while True:
-        got = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if got["type"] not in ("message", "presence", "presence_batch", "limits"):
-            return dict(got)
-
-
-async def announcement(ws: ClientConnection) -> dict[str, Any]:
-    """The next moderation message ``ws`` gets."""
-    while True:
-        got = await recv_type(ws, "message")
-        if got["kind"] == "moderation":
-            return got
-
-
-async def closed(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """The close code and reason ``ws`` is closed with (frames before it are skipped)."""
-    with pytest.raises(ConnectionClosed) as info:
-        while True:
-            await asyncio.wait_for(ws.recv(), 10)
-    rcvd = info.value.rcvd
-    assert rcvd is not None
-    return rcvd.code, rcvd.reason
-
-
-async def refused(port: int, room: str, user: str) -> tuple[int, str]:
-    with pytest.raises(InvalidStatus) as info:
-        async with client(port, room, user):
-            pass
-    response = info.value.response
-    return response.status_code, response.body.decode()
+from support.moderation import MOD, announcement, answer, closed, refused
 
 
 async def test_kick_closes_every_connection_of_the_user_and_no_other(server: ChatServer) -> None:
@@ -184,7 +143,7 @@ async def test_a_ban_with_a_duration_says_until_when(server: ChatServer) -> None
         assert (await answer(alice, {**ban, "client_id": "x"}))["type"] == "ack"
         code, reason = await closed(bob)
         assert code == 4004 and reason is not None
-        assert reason.startswith("banned by alice until ") and reason.endswith(" (2h left)")
+        assert re.fullmatch(r"banned by alice until \d\d:\d\d UTC \((2h|1h59m\d+s) left\)", reason)
         status, body = await refused(port, "general", "bob")
         assert status == 403 and body.startswith("banned from general by alice until ")
 
@@ -319,3 +278,82 @@ async def test_state_survives_a_restart_on_sqlite(tmp_path: Path) -> None:
             assert [m["moderation"]["action"] for m in history[1:]] == ["mute", "ban", "delete"]
             error = await answer(bob, {"message": "again", "client_id": "b2"})
             assert error["code"] == "muted"
+
+
+async def test_the_http_api_ends_and_refuses_a_banned_users_stream(server: ChatServer) -> None:
+    from support.curl import curl_stream
+
+    events = "/rooms/general/events?token=" + make_token("bob")
+    async with client(server.port, "general", "alice", token=MOD) as alice:
+        await recv_type(alice, "welcome")
+        async with curl_stream(server.port, events) as stream:
+            await stream.until("welcome")
+            ban = {"type": "moderate", "action": "ban", "user": "bob", "client_id": "b"}
+            assert (await answer(alice, ban))["type"] == "ack"
+            told = await stream.until("message")
+            assert told["moderation"]["action"] == "ban"
+            assert await stream.proc.wait() == 0  # the server ended the stream
+        again = await curl(server.port, events.split("?")[0], token=make_token("bob"))
+        assert again.status == 403 and again.json() == {
+            "type": "error",
+            "code": "forbidden",
+            "reason": "banned from general by alice",
+        }
+        posted = await curl(
+            server.port, "/rooms/general/messages", "-d", "x", token=make_token("bob")
+        )
+        assert posted.status == 403 and posted.json()["code"] == "forbidden"
+
+
+def test_reasons_fit_a_close_frame_and_say_until_when() -> None:
+    from chatctl.broker.base import SanctionEntry
+    from chatctl.server.moderation import MAX_CLOSE_REASON, close_reason, refusal
+
+    long = close_reason("kicked by alice: " + "é" * 200)
+    assert len(long.encode()) <= MAX_CLOSE_REASON and long.endswith("...")
+    assert close_reason("kicked by alice") == "kicked by alice"
+    now = 1_764_000_000.0  # 2025-11-24 16:00:00 UTC
+    mute = SanctionEntry("bob", "mute", now + 600, "spam", "alice")
+    assert (
+        refusal("general", mute, now)
+        == "muted in general by alice until 16:10 UTC (10m left): spam"
+    )
+    ban = SanctionEntry("bob", "ban", now + 2 * 86400, None, "alice")
+    assert (
+        refusal("general", ban, now)
+        == "banned from general by alice until 2025-11-26 16:00 UTC (2d left)"
+    )
+    forever = SanctionEntry("bob", "ban", None, "no", "alice")
+    assert refusal("general", forever, now) == "banned from general by alice: no"
+
+
+async def test_moderation_is_counted_in_metrics(server: ChatServer) -> None:
+    async with client(server.port, "general", "alice", token=MOD) as alice:
+        await recv_type(alice, "welcome")
+        for n, action in enumerate(("kick", "kick", "ban")):
+            frame = {"type": "moderate", "action": action, "user": "bob", "client_id": f"{n}"}
+            assert (await answer(alice, frame))["type"] == "ack"
+    text = (await curl(server.port, "/metrics")).body.decode()
+    assert 'chatctl_moderation_actions_total{action="kick"} 2.0' in text
+    assert 'chatctl_moderation_actions_total{action="ban"} 1.0' in text
+
+
+async def test_write_only_connections_are_moderated_in_a_room_nobody_reads(
+    server: ChatServer,
+) -> None:
+    """No connection reads the room on the node (``?receive=0``): its sanctions are read from
+    the broker, and a kick still closes the target's connection."""
+    port, quiet = server.port, {"receive": "0", "presence": "0"}
+    async with (
+        client(port, "quiet", "alice", token=MOD, **quiet) as alice,
+        client(port, "quiet", "bob", **quiet) as bob,
+    ):
+        await recv_type(alice, "welcome")
+        await recv_type(bob, "welcome")
+        assert "quiet" not in server.hub.rooms
+        mute = {"type": "moderate", "action": "mute", "user": "bob", "duration": "1h"}
+        assert (await answer(alice, {**mute, "client_id": "m"}))["type"] == "ack"
+        assert (await answer(bob, {"message": "x", "client_id": "b"}))["code"] == "muted"
+        kick = {"type": "moderate", "action": "kick", "user": "bob", "client_id": "k"}
+        assert (await answer(alice, kick))["type"] == "ack"
+        assert (await closed(bob))[0] == 4003

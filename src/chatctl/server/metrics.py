@@ -180,6 +180,14 @@ class _ServerCollector(Collector):
             "Connections closed with 4002 because their token was revoked.",
             counts.token_revocations,
         )
+        actions = CounterMetricFamily(
+            "chatctl_moderation_actions",
+            "Moderations carried out through this node (kick, mute, ban, delete…), by action.",
+            labels=["action"],
+        )
+        for action, n in sorted(hub.sanctions.actions.items()):
+            actions.add_metric([action], n)
+        yield actions
         yield CounterMetricFamily(
             "chatctl_token_refreshes",
             "Tokens renewed on open connections by a refresh frame.",

@@ -96,7 +96,8 @@ async def _moderate(session: Session, frame: Moderate, by: str) -> Done:
     action, target = frame.action, frame.user
     if target == by:
         raise Refused(ErrorCode.INVALID_FIELD, f"a moderator cannot {action} themselves")
-    until = None if frame.duration is None else time.time() + frame.duration
+    now = time.time()
+    until = None if frame.duration is None else now + frame.duration
     try:
         if action in ("mute", "ban"):
             entry = SanctionEntry(target, action, until, frame.reason, by)
@@ -109,7 +110,7 @@ async def _moderate(session: Session, frame: Moderate, by: str) -> Done:
     except BrokerError as exc:
         raise _unavailable(exc) from None
     record = Moderation(action, target, frame.reason, until)
-    return await _announce(session, record, by, frame.client_id)
+    return await _announce(session, record, by, frame.client_id, now)
 
 
 async def _delete(session: Session, frame: Delete, by: str) -> Done:
@@ -131,7 +132,7 @@ async def _delete(session: Session, frame: Delete, by: str) -> Done:
     except BrokerError as exc:
         raise _unavailable(exc) from None
     record = Moderation("delete", found.user, frame.reason, target_id=frame.id)
-    return await _announce(session, record, by, frame.client_id)
+    return await _announce(session, record, by, frame.client_id, time.time())
 
 
 def _moderates(session: Session, room: str) -> bool:
@@ -142,8 +143,10 @@ def _moderates(session: Session, room: str) -> bool:
     return claims.moderates(room)
 
 
-async def _announce(session: Session, record: Moderation, by: str, client_id: str | None) -> Done:
-    """Publish the announcement of what was carried out; log it."""
+async def _announce(
+    session: Session, record: Moderation, by: str, client_id: str | None, now: float
+) -> Done:
+    """Publish the announcement of what was carried out at ``now``; log it."""
     ctx, room = session.ctx, session.adm.room
     store = ctx.hub.sanctions.store
     assert store is not None  # checked by _store()
@@ -151,7 +154,7 @@ async def _announce(session: Session, record: Moderation, by: str, client_id: st
         result = await store.publish(
             room,
             by,
-            record.describe(by),
+            record.describe(by, now=now),  # "for 10m" as asked, however long the store took
             kind="moderation",
             client_id=client_id,
             moderation=record,

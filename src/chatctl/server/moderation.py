@@ -33,6 +33,8 @@ log = logging.getLogger("chatctl.server")
 #: Seconds a room's sanctions read from the broker are used for a room that is not live on
 #: this node (live rooms are kept current by their moderation messages).
 STALE_AFTER = 1.0
+#: Rooms not live on the node whose copies are kept before the stale ones are dropped.
+MAX_COLD_ROOMS = 1024
 #: Seconds a kicked or banned connection's close frame gets before it is aborted.
 CLOSE_GRACE = 2.0
 #: The longest close reason a WebSocket close frame carries, in UTF-8 bytes.
@@ -101,23 +103,24 @@ class Sanctions:
         #: the broker's moderation store (None: a broker without one moderates nothing)
         self.store: Moderates | None = broker if isinstance(broker, Moderates) else None
         self.rooms: dict[str, RoomSanctions] = {}
-        #: room -> user -> the user's connections to it on this node
-        self.occupants: dict[str, dict[str, set[ServerConnection]]] = {}
+        #: room -> user -> the user's connections to it on this node (a list: most users
+        #: have one, and a one-item list is a third of a set's size)
+        self.occupants: dict[str, dict[str, list[ServerConnection]]] = {}
         #: action -> moderations carried out through this node
         self.actions: dict[str, int] = {}
 
     # ------------------------------------------------------------------ connections
 
     def enter(self, room: str, user: str, conn: ServerConnection) -> None:
-        self.occupants.setdefault(room, {}).setdefault(user, set()).add(conn)
+        self.occupants.setdefault(room, {}).setdefault(user, []).append(conn)
 
     def leave(self, room: str, user: str, conn: ServerConnection) -> None:
         users = self.occupants.get(room)
         if users is None:
             return
         conns = users.get(user)
-        if conns is not None:
-            conns.discard(conn)
+        if conns is not None and conn in conns:
+            conns.remove(conn)
             if not conns:
                 del users[user]
                 if not users:
@@ -139,6 +142,8 @@ class Sanctions:
             return rs
         rs = self.rooms.get(room)
         if rs is None:
+            if len(self.rooms) >= MAX_COLD_ROOMS:
+                self._drop_stale()
             rs = RoomSanctions()
         if self.store is not None:
             rs.take(await self.store.sanctions(room))
@@ -146,6 +151,11 @@ class Sanctions:
             rs.read_at = time.monotonic()
         self.rooms[room] = rs
         return rs
+
+    def _drop_stale(self) -> None:
+        """Forget the copies of rooms not live here that are stale (read again if needed)."""
+        for name in [n for n, rs in self.rooms.items() if not rs.fresh()]:
+            del self.rooms[name]
 
     async def watch(self, room: str) -> None:
         """The hub subscribed to ``room``: read its sanctions, then keep them current from

@@ -29,6 +29,7 @@ expired entries and announces the leaves.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import ssl
@@ -64,15 +65,17 @@ from chatctl.broker.redis.keys import (
 )
 from chatctl.broker.redis.link import stop_task
 from chatctl.broker.redis.live import LiveFeed
+from chatctl.broker.redis.moderated import RedisModeration
 from chatctl.broker.redis.presence import RedisPresence
 from chatctl.broker.redis.revoked import RedisRevocations
 from chatctl.errors import BrokerError, BrokerOutcomeUnknown, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
+from chatctl.protocol.moderation import Moderation
 
 log = logging.getLogger("chatctl.broker.redis")
 
 
-class RedisBroker(RedisPresence, RedisRevocations):
+class RedisBroker(RedisPresence, RedisRevocations, RedisModeration):
     """A :class:`~chatctl.broker.base.Broker` backed by Redis (>= 7), shared by every node."""
 
     def __init__(
@@ -306,6 +309,7 @@ class RedisBroker(RedisPresence, RedisRevocations):
         kind: MessageKind = "text",
         client_id: str | None = None,
         display: str | None = None,
+        moderation: Moderation | None = None,
     ) -> PublishResult:
         keys = room_keys(self.prefix, room)
         script_keys = [keys.meta, keys.log, keys.dedup_key(user, client_id)]
@@ -320,6 +324,7 @@ class RedisBroker(RedisPresence, RedisRevocations):
             keys.channel,
             self._ttl_ms,
             display or "",
+            "" if moderation is None else json.dumps(moderation.to_dict()),
         ]
         try:
             reply = await self._store(keys=script_keys, args=args)
@@ -333,7 +338,7 @@ class RedisBroker(RedisPresence, RedisRevocations):
         epoch = str(reply[2]) if len(reply) > 2 and reply[2] else None
         if reply[0] == 0:
             return PublishResult(message_from_json(room, reply[1]), epoch=epoch)
-        repeat = Message(0, room, user, text, 0.0, kind, client_id, display)
+        repeat = Message(0, room, user, text, 0.0, kind, client_id, display, moderation)
         return PublishResult(self._original(repeat, reply), True, epoch)
 
     async def _resolve(self, keys: list[str], args: list[Any], first: rx.RedisError) -> Any:

@@ -3,12 +3,15 @@
 Every key of room ``R`` under prefix ``P`` carries the hash tag ``{R}``, so a Redis Cluster
 keeps a whole room on one slot and each script touches one slot only (docs/redis.md)::
 
-    P:{R}:meta          HASH    epoch, last (the id counter)             expires (history TTL)
+    P:{R}:meta          HASH    epoch, last (the id counter), and x:<id> for each deleted
+                                message (its tombstone)                  expires (history TTL)
     P:{R}:log           STREAM  one entry per message, entry id 0-<message id>  expires
     P:{R}:dedup:U C     STRING  "id ts" of user U's message with client id C, for the window
     P:{R}:conns         ZSET    connection id -> expiry (ms, Redis clock)
     P:{R}:conn-user     HASH    connection id -> user
     P:{R}:users         HASH    user -> number of live connections
+    P:{R}:sanctions     HASH    "mute:U" / "ban:U" -> the sanction's JSON (never expires
+                                as a whole: expired entries are dropped when read)
     P:{R}               channel live messages and presence events (pub/sub)
     P:rooms             ZSET    room -> expiry (ms): rooms with members on some node, for
                                 GET /rooms; each node refreshes its rooms with its heartbeat
@@ -28,7 +31,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from chatctl.protocol import Message, Presence, clean_display, valid_stored_room
+from chatctl.protocol import Message, MessageKind, Presence, clean_display, valid_stored_room
+from chatctl.protocol.moderation import Moderation
 
 #: Lua helpers shared by the presence scripts. KEYS: conns, conn-user, users; ARGV[1]: channel.
 _PRESENCE_PRELUDE = """
@@ -64,9 +68,9 @@ end
 #: Store, trim, remember the client id, refresh the room's expiry and publish, all or nothing.
 #: KEYS: meta, log, dedup key. ARGV: epoch if new, user, text, kind, client id ('' = none),
 #: maxlen, dedup window (ms), channel, history TTL (ms, 0 = never), display name ('' = none;
-#: stored as field ``d`` only when given). Returns {0, message JSON, epoch} for a new
-#: message; for a repeated client id {1, "id ts", epoch or false, the original entry if still
-#: kept}.
+#: stored as field ``d`` only when given), moderation record JSON ('' = none; field ``m``).
+#: Returns {0, message JSON, epoch} for a new message; for a repeated client id {1, "id ts",
+#: epoch or false, the original entry if still kept}.
 PUBLISH = """
 local cid = ARGV[5]
 if cid ~= '' then
@@ -90,6 +94,11 @@ if ARGV[10] and ARGV[10] ~= '' then
   table.insert(fields, 'd')
   table.insert(fields, ARGV[10])
   msg.d = ARGV[10]
+end
+if ARGV[11] and ARGV[11] ~= '' then
+  table.insert(fields, 'm')
+  table.insert(fields, ARGV[11])
+  msg.m = ARGV[11]
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. id, unpack(fields))
 local payload = cjson.encode(msg)
@@ -167,8 +176,51 @@ if start <= top and limit > 0 then
   for i = 1, math.floor(n / 2) do
     entries[i], entries[n + 1 - i] = entries[n + 1 - i], entries[i]
   end
+  if redis.call('HLEN', KEYS[1]) > 2 then  -- some messages were deleted: their tombstones
+    for _, e in ipairs(entries) do
+      if redis.call('HEXISTS', KEYS[1], 'x:' .. string.match(e[1], '%-(%d+)$')) == 1 then
+        local f = e[2]
+        for i = 1, #f, 2 do
+          if f[i] == 't' then f[i + 1] = '' end
+        end
+        table.insert(f, 'x')
+        table.insert(f, '1')
+      end
+    end
+  end
 end
 return {epoch, last, complete, entries}
+"""
+
+#: One message of the room: {entry, 1 if deleted else 0}, or {} if the log does not keep it.
+#: KEYS: meta, log. ARGV: id.
+MESSAGE = """
+local at = '0-' .. ARGV[1]
+local entry = redis.call('XRANGE', KEYS[2], at, at)
+if #entry == 0 then return {} end
+return {entry[1], redis.call('HEXISTS', KEYS[1], 'x:' .. ARGV[1])}
+"""
+
+#: Make a kept message a tombstone (``x:<id>`` in meta), and forget the tombstones of ids the
+#: log no longer keeps. KEYS: meta, log. ARGV: id. Returns 1, or 0 if not kept or already one.
+DELETE = """
+local at = '0-' .. ARGV[1]
+if #redis.call('XRANGE', KEYS[2], at, at) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'x:' .. ARGV[1], '1') == 0 then return 0 end
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first = tonumber(string.match(head[1][1], '%-(%d+)$'))
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local id = string.match(field, '^x:(%d+)$')
+  if id and tonumber(id) < first then redis.call('HDEL', KEYS[1], field) end
+end
+return 1
+"""
+
+#: Lift a sanction. KEYS: sanctions. ARGV: field. Returns the entry's JSON, or false.
+LIFT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return old
 """
 
 #: ARGV: channel, ttl (ms), connection id, user.
@@ -234,6 +286,7 @@ class RoomKeys:
     conns: str
     conn_user: str
     users: str
+    sanctions: str
     channel: str
 
     def dedup_key(self, user: str, client_id: str | None) -> str:
@@ -265,6 +318,7 @@ def room_keys(prefix: str, room: str) -> RoomKeys:
         conns=f"{base}:conns",
         conn_user=f"{base}:conn-user",
         users=f"{base}:users",
+        sanctions=f"{base}:sanctions",
         channel=base,
     )
 
@@ -293,17 +347,23 @@ def message_from_entry(room: str, entry: Any) -> Message:
     return _message(room, int(str(entry_id).rpartition("-")[2]), fields)
 
 
+_KINDS: dict[object, MessageKind] = {"action": "action", "moderation": "moderation"}
+
+
 def _message(room: str, id: int, d: dict[str, Any]) -> Message:
     client_id = d.get("c") or None
+    moderation = d.get("m")
     return Message(
         id=id,
         room=room,
         user=str(d["u"]),
         text=str(d["t"]),
         ts=float(d["ts"]),
-        kind="action" if d.get("k") == "action" else "text",
+        kind=_KINDS.get(d.get("k"), "text"),
         client_id=None if client_id is None else str(client_id),
         display=clean_display(d.get("d")),
+        moderation=None if not moderation else Moderation.from_dict(json.loads(moderation)),
+        deleted=d.get("x") == "1",
     )
 
 

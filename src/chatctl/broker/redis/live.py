@@ -306,6 +306,7 @@ class LiveFeed:
                 pipe.hget(keys.meta, "last")
                 if start is not None:
                     pipe.xrange(keys.log, f"0-{start + 1}", "+", count=CATCH_UP_BATCH)
+                    pipe.hkeys(keys.meta)  # x:<id>: the deleted ones, caught up as tombstones
                 replies = await pipe.execute()
             if self._rooms.get(r.name) is not r:
                 return
@@ -331,10 +332,13 @@ class LiveFeed:
             else:
                 r.epoch = epoch
                 entries = replies[2]
+            deleted = {f[2:] for f in replies[3] if f.startswith("x:")} if entries else set()
             for entry in entries:
                 msg = message_from_entry(r.name, entry)
                 if msg.id <= r.last:
                     continue
+                if deleted and str(msg.id) in deleted:
+                    msg = msg.tombstone()
                 if msg.id > r.last + 1:
                     log.warning(
                         "room %s: %d messages were trimmed before this node could catch up",

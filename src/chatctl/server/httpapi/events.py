@@ -130,7 +130,7 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         # the welcome listed the reader: its own join, come meanwhile, is not news to it
         own = ("join", user)
         queue[:] = [e for e in queue if not (isinstance(e, Presence) and (e.event, e.user) == own)]
-        await _live(ctx, exchange, queue, wake, found.epoch, found.last_id)
+        await _live(ctx, exchange, queue, wake, found.epoch, found.last_id, user)
     finally:
         ctx.revocations.unwatch(watch)
         if expiry is not None:
@@ -171,7 +171,11 @@ async def _live(
     wake: asyncio.Event,
     epoch: str,
     last_id: int,
+    user: str,
 ) -> None:
+    """Write the room's events as they come; end the stream when the room's history was
+    lost (a ``reset``) or when a moderator kicked or banned ``user`` (after that message:
+    reconnecting after a ban is refused with 403)."""
     lost = exchange.closed
     while not lost.done():
         waiter: asyncio.Future[Any] = asyncio.ensure_future(wake.wait())
@@ -198,6 +202,11 @@ async def _live(
                     continue
                 last_id = event.id
                 out += sse("message", event.frame, id=f"{epoch}:{event.id}")
+                record = event.moderation
+                if record and record.target == user and record.action in ("kick", "ban"):
+                    exchange.write(bytes(out))
+                    exchange.end()
+                    return
             else:
                 out += sse(event.TYPE, event.frame)
         ctx.metrics.counters.deliveries += len(events)
