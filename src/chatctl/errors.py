@@ -12,8 +12,8 @@
     ├── DeliveryTimeout           not all messages acked in time (status 5)
     ├── WaitTimeout               join's --timeout ran out before --count/--once (status 5)
     ├── MessageRejected           the server answered a message with an error (status 6)
-    ├── Removed                   a moderator kicked (4003) or banned (4004) the user from
-    │                             the room: raised by the client core (status 8)
+    ├── Removed                   a moderator kicked (4003) or banned (4004, or 403 for a
+    │                             ban) the user from the room: raised by the client core (8)
     ├── OutputError               stdout cannot take the output (raised by client.output)
     │   ├── OutputFailed          writing failed: disk full, I/O error (status 7)
     │   └── OutputClosed          its reader went away, as ``| head`` (status 141)

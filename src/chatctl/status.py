@@ -18,7 +18,8 @@ class ExitStatus(IntEnum):
     6    a message was not sent: the server refused it (e.g. too long), or a line of stdin
          could not be sent (over 64 KiB, not UTF-8)
     7    cannot write the output: stdout failed (disk full, I/O error)
-    8    removed from the room by a moderator: kicked (close code 4003) or banned (4004)
+    8    removed from the room by a moderator: kicked (close code 4003) or banned (4004, or a
+         connection refused for a ban: HTTP 403 with the ban's reason)
     130  interrupted (Ctrl-C) before the work was done
     141  stdout was closed by its reader (``| head``): stopped, as a filter killed by
          SIGPIPE (128 + 13) would; ``send`` says on stderr how far it got

@@ -115,3 +115,28 @@ def test_delete_turns_a_message_into_a_tombstone_for_everyone(
     dave = open_term(terms, srv.port, "mod-del", user="dave")
     dave.wait_for("bob: (message deleted)")
     assert "oops wrong window" not in dave.text()
+
+
+def test_ban_parts_the_window_and_join_is_refused_until_unban(
+    srv: ServeProcess, terms: list[Term]
+) -> None:
+    alice = moderator(terms, srv.port, "mod-ban")
+    bob = open_term(terms, srv.port, "mod-ban", user="bob")
+    alice.wait_for("bob joined mod-ban")
+
+    alice.send("/ban bob 1h flood\r")
+    alice.wait_for("-!- alice banned bob for 1h: flood")
+    bob.wait_for("-!- banned from mod-ban by alice until ")
+    assert "/join mod-ban tries" in bob.text()  # (the rest of the line wraps)
+    bob.wait_until(lambda: "parted (banned from mod-ban by alice" in bob.bottom(), "parted")
+
+    bob.send("/join mod-ban\r")  # refused before the upgrade, with the reason: no loop
+    bob.wait_until(lambda: bob.text().count("-!- banned from mod-ban by alice") == 2, "refused")
+    bob.wait_until(lambda: "parted (banned from mod-ban by alice" in bob.bottom(), "parted")
+    assert bob.child.isalive()
+
+    alice.send("/unban bob\r")
+    alice.wait_for("-!- alice unbanned bob")
+    bob.send("/join mod-ban\r")
+    bob.wait_until(lambda: "connected" in bob.bottom(), "joined again")
+    alice.wait_until(lambda: alice.text().count("bob joined mod-ban") == 2, "bob back")

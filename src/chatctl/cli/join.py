@@ -69,8 +69,8 @@ Exit status: 0 done (/quit, --once, --count, or --timeout ended a
 follower); 2 usage error; 3 token rejected or room not allowed; 4
 cannot connect within --timeout at first; 5 --timeout ran out before
 --count or --once; 7 cannot write stdout (disk full); 8 a moderator
-kicked or banned you from the room (stderr says who and why; a ban
-refusing the connection at once is a 403: 3); 130 interrupted; 141 the
+kicked or banned you from the room (stderr says who and why; also a
+ban refusing the connection); 130 interrupted; 141 the
 reader of stdout went away (| head). Once connected, lost connections
 are retried until stopped. The token source is read again at every
 reconnect and before the token expires; once connected, an expired

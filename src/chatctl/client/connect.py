@@ -2,7 +2,8 @@
 
 Errors are split in two:
 
-- final (raised at once): HTTP 401 -> :class:`AuthError`, 403 -> :class:`PermissionDenied`,
+- final (raised at once): HTTP 401 -> :class:`AuthError`, 403 -> :class:`PermissionDenied`
+  (or :class:`~chatctl.errors.Removed` when its reason says a moderator banned the user),
   400/404 or a malformed URL -> :class:`UsageError`, an untrusted TLS certificate ->
   :class:`ConnectError`. Retrying would give the same answer.
 - retryable (:class:`Retryable`): refused, reset or timed-out connections, HTTP 5xx, a
@@ -27,8 +28,8 @@ from websockets.exceptions import (
 from chatctl import __version__
 from chatctl.client.sanitize import one_line
 from chatctl.client.settings import ClientSettings
-from chatctl.errors import AuthError, ConnectError, PermissionDenied, UsageError
-from chatctl.protocol import MAX_FRAME_BYTES
+from chatctl.errors import AuthError, ConnectError, PermissionDenied, Removed, UsageError
+from chatctl.protocol import MAX_FRAME_BYTES, CloseCode
 
 #: Seconds to wait for the TCP+TLS+HTTP handshake, then for the welcome frame.
 OPEN_TIMEOUT = 10.0
@@ -85,8 +86,9 @@ async def open_connection(
         if status == 401:
             raise AuthError(f"authentication failed: {reason}") from None
         if status == 403:
-            if reason.startswith("banned from "):  # a moderator's ban: the reason says it all
-                raise PermissionDenied(reason) from None
+            if reason == f"banned from {room}" or reason.startswith(f"banned from {room} "):
+                # a moderator's ban (docs/protocol.md, "Moderation"): not a token's problem
+                raise Removed(reason, room=room, code=CloseCode.BANNED, reason=reason) from None
             raise PermissionDenied(f"no permission for room {room}: {reason}") from None
         if status in (400, 404):
             raise UsageError(f"{url.split('?')[0]}: {reason} (HTTP {status})") from None

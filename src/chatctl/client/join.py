@@ -26,9 +26,9 @@ as long as the client runs. ``timeout`` (``--timeout``) also bounds the whole wa
 out before ``--count`` messages or the end of the history (``--once``),
 :class:`~chatctl.errors.WaitTimeout` (status 5); a follower without either just ends (0).
 Connection attempts are not narrated: one notice when a connection drops, one when it is back.
-A moderator's kick (close code 4003) or ban (4004) ends the run with one line on stderr
-(``kicked from ops by alice: spam``) and status 8, without reconnecting; a ban refusing the
-connection (HTTP 403 with its reason) ends it with status 3, as any refused room.
+A moderator's kick (close code 4003) or ban (4004, or HTTP 403 at a connection with the
+ban's reason) ends the run with one line on stderr (``kicked from ops by alice: spam``) and
+status 8, without reconnecting.
 """
 
 from __future__ import annotations

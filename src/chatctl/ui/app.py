@@ -198,7 +198,7 @@ class ChatUI:
             raise
         except Removed as exc:  # kicked or banned: the window stays, parted (as irssi)
             window.parted = str(exc)
-            window.view.removed(str(exc))
+            window.view.removed(str(exc), banned=exc.banned)
         except (AuthError, UsageError, ConnectError) as exc:
             if window.opened or len(self.windows) == 1 or window not in self.windows.all:
                 self._end(exc)
@@ -331,13 +331,22 @@ class ChatUI:
         be joined closes its window again and shows the error where you were."""
         window = self.windows.find(room)
         if window is not None and window.parted is not None:  # kicked: join again
-            fresh = self._open(room)
-            self.windows.remove(window)
-            self._show(fresh)
+            self._rejoin(window)
             return
         if window is self.current:
             self.info(f"already in {room}")
         self._show(window or self._open(room))
+
+    def _rejoin(self, old: Window) -> None:
+        """``/join`` of a window a moderator parted: a new connection in its place, with its
+        lines, resuming after the last message it showed."""
+        client = old.stream.client
+        if client.last_id is not None:
+            self.marks[old.room] = Mark(client.last_id, client.epoch)
+        fresh = self._open(old.room)
+        fresh.lines, fresh.line_messages, fresh.oldest = old.lines, old.line_messages, old.oldest
+        self.windows.replace(old, fresh)
+        self._show(fresh)
 
     async def part(self) -> bool:
         window = self.current
@@ -352,6 +361,8 @@ class ChatUI:
         return True
 
     async def reconnect(self) -> None:
+        if self._parted(self.current):
+            return
         if self.stream.reconnect_now():
             self.info(f"reconnecting to {self.room} now")
 

@@ -182,11 +182,12 @@ class RoomView:
         if isinstance(event, Acked | Rejected):
             self.refresh()  # the queued count
 
-    def removed(self, text: str) -> None:
-        """A moderator closed the connection for good (``kicked from ops by alice: spam``):
-        the line, and the status line says the window is parted."""
+    def removed(self, text: str, *, banned: bool = False) -> None:
+        """A moderator closed the connection for good (``kicked from ops by alice: spam``),
+        or a ban refused it: the line, and the status line says the window is parted."""
         self.present.clear()
-        self.error(f"{text} (/join {self.room} joins again)")
+        again = "tries again" if banned else "joins again"
+        self.error(f"{text} (/join {self.room} {again})")
         self._link(Link.PARTED, text)
 
     def _link(self, link: Link, reason: str | None = None) -> None:

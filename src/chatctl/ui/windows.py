@@ -52,6 +52,16 @@ class WindowList:
         window.show()
         return True
 
+    def replace(self, old: Window, new: Window) -> None:
+        """``new`` (added last) takes ``old``'s place and number."""
+        self.all.remove(new)
+        self.all[self.all.index(old)] = new
+        if self.previous is old:
+            self.previous = None
+        if self.current is old:
+            old.hide()
+            self.current = None
+
     def remove(self, window: Window) -> Window | None:
         """Take ``window`` out; when it was shown, return the one to show instead (the one
         shown before it, else its left neighbour)."""
