@@ -357,3 +357,35 @@ async def test_write_only_connections_are_moderated_in_a_room_nobody_reads(
         kick = {"type": "moderate", "action": "kick", "user": "bob", "client_id": "k"}
         assert (await answer(alice, kick))["type"] == "ack"
         assert (await closed(bob))[0] == 4003
+
+
+async def test_in_a_conversation_each_deletes_their_own_messages_and_nothing_else(
+    server: ChatServer,
+) -> None:
+    """A conversation has no moderators (not even a global one), but its two users delete
+    their own messages there, as in a room."""
+    port = server.port
+    async with (
+        client(port, "@bob", "alice", token=MOD) as alice,
+        client(port, "@alice", "bob") as bob,
+    ):
+        await recv_type(alice, "welcome")
+        await recv_type(bob, "welcome")
+        mine = await answer(alice, {"message": "wrong window", "client_id": "a1"})
+        theirs = await answer(bob, {"message": "hi", "client_id": "b1"})
+        error = await answer(alice, {"type": "delete", "id": theirs["id"], "client_id": "d0"})
+        assert error["code"] == "forbidden"
+        assert error["reason"] == f"message #{theirs['id']} is bob's: only its author deletes it"
+        kick = {"type": "moderate", "action": "kick", "user": "bob", "client_id": "k"}
+        assert (await answer(alice, kick))["code"] == "forbidden"
+        ack = await answer(alice, {"type": "delete", "id": mine["id"], "client_id": "d1"})
+        assert ack["type"] == "ack"
+        told = await announcement(bob)
+        assert told["room"] == "@alice"  # each side names the conversation by the other
+        assert told["moderation"] == {"action": "delete", "target": "alice", "target_id": 1}
+    async with client(port, "@alice", "bob") as bob:
+        history = (await recv_type(bob, "welcome"))["history"]
+        assert [(m["id"], m["message"], m.get("deleted")) for m in history[:2]] == [
+            (1, "", True),
+            (2, "hi", None),
+        ]

@@ -50,6 +50,7 @@ from chatctl.protocol.direct import (
     dm_users,
     inbox_room,
     is_conversation,
+    relabel,
     valid_stored_room,
 )
 from chatctl.protocol.errors import RETRYABLE_CODES, CloseCode, ErrorCode, ProtocolError
@@ -198,6 +199,7 @@ __all__ = [
     "parse_server_frame",
     "parse_since",
     "peek_type",
+    "relabel",
     "server_frame_from_dict",
     "type_name",
     "user_problem",

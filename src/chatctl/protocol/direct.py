@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
-from chatctl.protocol.codec import dumps
+from chatctl.protocol.codec import ENCODER, dumps
 from chatctl.protocol.rules import RESERVED_PREFIX, user_problem, valid_room
 
 #: what a client puts before a user name to name the conversation with that user
@@ -121,3 +121,13 @@ class DmNotice:
             raise TypeError("unread is not a count")
         user = str(d["user"])
         return cls(user, str(d.get("room") or conversation_name(user)), unread)
+
+
+def relabel(frame: str, room: str, label: str) -> str:
+    """``frame`` (a frame's JSON text, or several) with every ``room`` field naming the
+    conversation's internal ``room`` naming it ``label`` (``@bob``) instead: a client is
+    never sent an internal name. Only a field can match: inside a JSON string a quote is
+    escaped."""
+    if room == label:
+        return frame
+    return frame.replace(f'"room":{ENCODER.encode(room)}', f'"room":{ENCODER.encode(label)}')

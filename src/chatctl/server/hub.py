@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from websockets.asyncio.server import ServerConnection
 
 from chatctl.broker.base import Broker, Reset
-from chatctl.protocol import CloseCode, Message, Presence, PresenceBatch, PresenceEvent
+from chatctl.protocol import (
+    DM_PREFIX,
+    CloseCode,
+    Message,
+    Presence,
+    PresenceBatch,
+    PresenceEvent,
+)
+from chatctl.protocol.codec import ENCODER
 from chatctl.server import plaintext, wire
 from chatctl.server.metrics import Counters
 from chatctl.server.moderation import Sanctions
@@ -99,6 +107,9 @@ class RoomMembers:
     listeners: list[Listener] = field(default_factory=list)
     #: ready connections in the plain-text mode (``?format=text``): messages only, as lines
     plain: set[ServerConnection] = field(default_factory=set)
+    #: a conversation's internal room: each frame is written to each connection with the
+    #: room named as that side names it (:meth:`Hub.relabel`), not shared
+    conversation: bool = False
 
     def __len__(self) -> int:
         return len(self.ready) + len(self.waiting) + len(self.plain) + len(self.listeners)
@@ -124,6 +135,9 @@ class Hub:
         self.plain: set[ServerConnection] = set()
         #: the rooms' mutes and bans, kept current by their moderation messages
         self.sanctions = Sanctions(broker)
+        #: connections to a conversation -> its room field as the broker names it
+        #: (``"room":"+dm+alice+bob"``) and as the connection's user does (``"room":"@bob"``)
+        self.labels: dict[ServerConnection, tuple[bytes, bytes]] = {}
         self._lock = asyncio.Lock()
 
     @property
@@ -141,7 +155,7 @@ class Hub:
     async def _subscribe(self, room: str) -> RoomMembers:
         """Subscribe to ``room`` and read its sanctions (under the lock). Raises
         ``BrokerError``, subscribed to nothing."""
-        members = RoomMembers(room)
+        members = RoomMembers(room, conversation=room.startswith(DM_PREFIX))
         await self.broker.subscribe(room, lambda event: self._fanout(members, event))
         try:
             await self.sanctions.watch(room)
@@ -344,7 +358,12 @@ class Hub:
         if members.plain and isinstance(event, Message):
             self._broadcast(members.plain, plaintext.message_line(event))
         if targets:
-            self._broadcast(targets, event.frame.encode())
+            if members.conversation:  # two users: a frame each, in its own words
+                for conn in list(targets):
+                    if self.write(conn, event.frame.encode()):
+                        self.counters.deliveries += 1
+            else:
+                self._broadcast(targets, event.frame.encode())
         if isinstance(event, Message) and event.kind == "moderation":
             self.sanctions.apply(event)  # after it: a kicked member is told why first
 
@@ -354,9 +373,20 @@ class Hub:
         for conn in slow:
             self.disconnect_slow(conn)
 
+    def relabel(self, conn: ServerConnection, room: str, label: str) -> None:
+        """Write ``conn``'s frames with the conversation ``room`` named ``label`` (``@bob``):
+        nothing a client is sent names a conversation's internal room."""
+        self.labels[conn] = (
+            b'"room":' + ENCODER.encode(room).encode(),
+            b'"room":' + ENCODER.encode(label).encode(),
+        )
+
     def write(self, conn: ServerConnection, data: bytes) -> bool:
         """Write one encoded text frame to ``conn`` now (to a plain-text connection: the
         lines it stands for); False if it is closed or too slow."""
+        if self.labels and (names := self.labels.get(conn)) is not None:
+            # a JSON string's quotes inside a text are escaped: only room fields match
+            data = data.replace(*names)
         if self.plain and conn in self.plain:
             return all([self._write(conn, line) for line in plaintext.translate(data)])
         return self._write(conn, data)

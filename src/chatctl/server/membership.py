@@ -68,6 +68,8 @@ class Membership:
         self._forget = forget
         limits.acquire(self.user, self.room)
         hub.sanctions.enter(self.room, self.user, conn)  # a kick or a ban closes it
+        if adm.label != self.room:  # a conversation: "@bob", never its internal room
+            hub.relabel(conn, self.room, adm.label)
         self._slot = True
         self._attached = False
         self._joined = False
@@ -107,6 +109,7 @@ class Membership:
         if self._slot:
             self._slot = False
             self._hub.sanctions.leave(self.room, self.user, self.conn)
+            self._hub.labels.pop(self.conn, None)
             self._limits.unlisten(self.user, self)
             self._limits.release(self.user, self.room)
 

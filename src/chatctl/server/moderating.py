@@ -69,9 +69,11 @@ async def _answer(session: Session, client_id: str | None, work: Coroutine[Any, 
         ctx.hub.write(session.conn, ack.frame().encode())
 
 
-def _store(session: Session) -> Moderates:
+def _store(session: Session, *, in_conversation: bool = False) -> Moderates:
+    """The broker's moderation store; a conversation has none of its moderation (but for
+    ``in_conversation``: a user deletes their own messages there too)."""
     adm = session.adm
-    if adm.peer is not None:
+    if adm.peer is not None and not in_conversation:
         raise Refused(ErrorCode.FORBIDDEN, "a direct conversation has no moderation")
     store = session.ctx.hub.sanctions.store
     if store is None:
@@ -114,18 +116,18 @@ async def _moderate(session: Session, frame: Moderate, by: str) -> Done:
 
 
 async def _delete(session: Session, frame: Delete, by: str) -> Done:
-    room = session.adm.room
-    store = _store(session)
-    missing = Refused(ErrorCode.NOT_FOUND, f"no message #{frame.id} in {room} (or deleted)")
+    room, label = session.adm.room, session.adm.label  # label: "@bob" for a conversation
+    store = _store(session, in_conversation=True)
+    missing = Refused(ErrorCode.NOT_FOUND, f"no message #{frame.id} in {label} (or deleted)")
     try:
         found = await store.message(room, frame.id)
         if found is None or found.kind == "moderation":
             raise missing
         if found.user != by and not _moderates(session, room):
+            who = "its author" if session.adm.peer is not None else f"a moderator of {room}"
             raise Refused(
                 ErrorCode.FORBIDDEN,
-                f"message #{frame.id} is {found.user}'s: only a moderator of {room} "
-                "deletes another user's message",
+                f"message #{frame.id} is {found.user}'s: only {who} deletes it",
             )
         if not await store.delete_message(room, frame.id):
             raise missing

@@ -23,7 +23,7 @@ from typing import Any
 
 from chatctl.broker.base import History, Reset
 from chatctl.errors import BrokerError
-from chatctl.protocol import Message, Presence, parse_epoch, parse_history, parse_since
+from chatctl.protocol import Message, Presence, parse_epoch, parse_history, parse_since, relabel
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
@@ -126,11 +126,12 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         eid = None if found.messages else f"{found.epoch}:{found.last_id}"
         exchange.write(head + sse("welcome", json.dumps(welcome, separators=(",", ":")), id=eid))
         for msg in found.messages:
-            exchange.write(sse("message", msg.frame, id=f"{found.epoch}:{msg.id}"))
+            frame = relabel(msg.frame, room, name)
+            exchange.write(sse("message", frame, id=f"{found.epoch}:{msg.id}"))
         # the welcome listed the reader: its own join, come meanwhile, is not news to it
         own = ("join", user)
         queue[:] = [e for e in queue if not (isinstance(e, Presence) and (e.event, e.user) == own)]
-        await _live(ctx, exchange, queue, wake, found.epoch, found.last_id, user)
+        await _live(ctx, exchange, queue, wake, found.epoch, found.last_id, user, (room, name))
     finally:
         ctx.revocations.unwatch(watch)
         if expiry is not None:
@@ -172,11 +173,22 @@ async def _live(
     epoch: str,
     last_id: int,
     user: str,
+    names: tuple[str, str],
 ) -> None:
     """Write the room's events as they come; end the stream when the room's history was
     lost (a ``reset``) or when a moderator kicked or banned ``user`` (after that message:
-    reconnecting after a ban is refused with 403)."""
+    reconnecting after a ban is refused with 403). ``names``: the room as the broker names
+    it and as the reader did (``@bob`` for a conversation: the name every frame carries)."""
     lost = exchange.closed
+
+    room, label = names
+
+    def write(out: bytes | bytearray) -> bool:
+        data = bytes(out)
+        if room != label:
+            data = relabel(data.decode(), room, label).encode()
+        return exchange.write(data)
+
     while not lost.done():
         waiter: asyncio.Future[Any] = asyncio.ensure_future(wake.wait())
         waits: set[asyncio.Future[Any]] = {waiter, lost}
@@ -194,7 +206,7 @@ async def _live(
         for event in events:
             if isinstance(event, Reset):
                 reset = {"type": "reset", "room": event.room, "epoch": event.epoch}
-                exchange.write(bytes(out) + sse("reset", json.dumps(reset)))
+                write(bytes(out) + sse("reset", json.dumps(reset)))
                 exchange.end()
                 return
             if isinstance(event, Message):
@@ -204,11 +216,11 @@ async def _live(
                 out += sse("message", event.frame, id=f"{epoch}:{event.id}")
                 record = event.moderation
                 if record and record.target == user and record.action in ("kick", "ban"):
-                    exchange.write(bytes(out))
+                    write(out)
                     exchange.end()
                     return
             else:
                 out += sse(event.TYPE, event.frame)
         ctx.metrics.counters.deliveries += len(events)
-        if out and not exchange.write(bytes(out)):
+        if out and not write(out):
             return

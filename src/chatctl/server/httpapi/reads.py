@@ -6,7 +6,7 @@ import json
 
 from chatctl.broker.base import History, ListsRooms
 from chatctl.errors import BrokerError
-from chatctl.protocol import parse_since, valid_room
+from chatctl.protocol import parse_since, relabel, valid_room
 from chatctl.server.context import SessionContext
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
@@ -53,18 +53,21 @@ async def history(ctx: SessionContext, exchange: Exchange, name: str) -> Reply:
     except BrokerError as exc:
         raise broker_unavailable(exc) from None
     if NDJSON in (exchange.request.header("accept") or ""):
-        body = "".join(m.frame + "\n" for m in found.messages).encode()
+        body = "".join(relabel(m.frame, room, name) + "\n" for m in found.messages).encode()
         return Reply(200, body, content_type=NDJSON)
-    return Reply(200, history_body(name, found), content_type="application/json")
+    return Reply(200, history_body(name, found, room), content_type="application/json")
 
 
-def history_body(room: str, found: History) -> bytes:
-    """The JSON object of a history answer; the messages are their frames as stored."""
+def history_body(room: str, found: History, stored: str | None = None) -> bytes:
+    """The JSON object of a history answer; the messages are their frames as stored (with
+    ``stored``, the room's internal name, named ``room`` in them: a conversation's)."""
     head = json.dumps(
         {"room": room, "epoch": found.epoch, "last_id": found.last_id, "complete": found.complete},
         separators=(",", ":"),
     )
     messages = ",".join(m.frame for m in found.messages)
+    if stored is not None:
+        messages = relabel(messages, stored, room)
     return f'{head[:-1]},"messages":[{messages}]}}\n'.encode()
 
 
