@@ -155,9 +155,10 @@ class RoomClient:
 
 
 def as_named(frame: _F, room: str) -> _F:
-    """``frame`` with the room as the client named it: a direct conversation's messages and
-    presence carry its internal name (``+dm+alice+bob``), and alice's client names it
-    ``@bob`` (docs/protocol.md, "Direct messages"). Other frames are returned as they are."""
+    """``frame`` with the room as the client named it: alice's client names a direct
+    conversation ``@bob`` (docs/protocol.md, "Direct messages"), as the server's frames do,
+    but a server before that change sent its internal name (``+dm+alice+bob``) in the
+    messages and presence of a conversation. Other frames are returned as they are."""
     if not is_conversation(room):
         return frame
     if isinstance(frame, Message | Presence | PresenceBatch) and frame.room != room:
