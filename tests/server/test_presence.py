@@ -13,7 +13,7 @@ from chatctl.broker.base import Deliver
 from chatctl.broker.memory import MemoryBroker
 from chatctl.protocol import Presence, PresenceBatch, parse_server_frame, type_name
 from chatctl.server import ChatServer, ServerSettings, session
-from chatctl.server.hub import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
+from chatctl.server.presence import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
 from support.helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
 
 

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from chatctl.broker.memory import MemoryBroker
-from chatctl.server import ChatServer, ServerSettings, hub
+from chatctl.server import ChatServer, ServerSettings, presence
 from support.helpers import client, presence_changes, recv_json, recv_type, verifier
 
 
@@ -80,7 +80,7 @@ async def list_at_sync(
 def long_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     # a tick long enough for a handshake whatever the machine's load: the changes below all
     # fall within it (the bug needs them to; the fix does not)
-    monkeypatch.setattr(hub, "PRESENCE_TICK", 1.5)
+    monkeypatch.setattr(presence, "PRESENCE_TICK", 1.5)
 
 
 @pytest.mark.usefixtures("long_tick")

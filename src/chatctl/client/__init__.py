@@ -12,6 +12,8 @@
     (final ones, or :class:`~chatctl.client.connect.Retryable`)
   - :mod:`~chatctl.client.room`: one room's attempts up to the welcome, and the resume
     position (``?since=LAST&epoch=E``) carried across them
+  - :mod:`~chatctl.client.attempts`: the stream's attempts until a welcome, backoff
+    between them, a refused token waited out
   - :mod:`~chatctl.client.backoff`: capped exponential backoff with jitter between attempts
   - :mod:`~chatctl.client.closing`: close codes said in words
   - :mod:`~chatctl.client.outbox`: messages not acknowledged yet, with their client ids

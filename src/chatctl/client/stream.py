@@ -41,35 +41,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from types import TracebackType
-from typing import TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
+from chatctl.client.attempts import ConnectAttempts
 from chatctl.client.backoff import Backoff
 from chatctl.client.closing import close_reason, describe_close, removed
-from chatctl.client.connect import Retryable
 from chatctl.client.events import (
     Closed,
     Connected,
-    Connecting,
     Disconnected,
     Event,
     InvalidFrame,
-    Reconnecting,
     State,
-    TokenExpired,
-    TokenRenewed,
 )
 from chatctl.client.outbox import Outbox, Pending
 from chatctl.client.resend import Resender
 from chatctl.client.room import RoomClient, as_named
 from chatctl.client.settings import ClientSettings
-from chatctl.errors import AuthError, ConnectError, Removed
+from chatctl.errors import Removed
 from chatctl.protocol import (
     Ack,
     Delete,
@@ -90,8 +84,6 @@ from chatctl.protocol import (
 )
 from chatctl.tokens.renewal import TokenKeeper
 
-T = TypeVar("T")
-
 #: Unanswered request ids remembered (an answer that never comes must not grow the set).
 MAX_REQUESTS = 256
 
@@ -99,7 +91,7 @@ MAX_REQUESTS = 256
 # --------------------------------------------------------------------------- the stream
 
 
-class RoomStream:
+class RoomStream(ConnectAttempts):
     """One room's connection, kept up, as an async iterator of :data:`Event`.
 
     Iterate it once, inside ``async with`` (which closes the connection however the loop
@@ -329,76 +321,6 @@ class RoomStream:
             yield Disconnected(reason)
         self.state = State.CLOSED
         yield Closed()
-
-    async def _connect(
-        self,
-    ) -> AsyncGenerator[Event | tuple[ClientConnection, Welcome]]:
-        """Attempts until one gets a welcome (yielded last, as a tuple) or the stream closes."""
-        timeout = self.connect_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt, refused = 0, False
-        while True:
-            attempt += 1
-            self.state = State.CONNECTING
-            token = await self.tokens.for_connect()
-            while self._notices:
-                yield self._notices.popleft()
-            yield Connecting(self.display_url, attempt)
-            try:
-                connection = await self._unless_closed(self.client.attempt(token.value))
-            except Retryable as exc:
-                reason = str(exc)
-            except AuthError as exc:  # 401 or 403
-                if not self.wait_for_token or self.client.connections == 0:
-                    raise
-                source = self.tokens.source
-                self.state = State.RECONNECTING
-                yield TokenExpired(str(exc), source.origin, source.renewable)
-                if not source.renewable:
-                    raise type(exc)(f"{exc} ({source.fixed})") from None
-                if await self._unless_closed(self.tokens.wait_for_new(token)) is None:
-                    return
-                attempt, refused = 0, True
-                deadline = None if timeout is None else time.monotonic() + timeout
-                continue
-            else:
-                if connection is not None:
-                    if refused:
-                        yield TokenRenewed(token.exp, self.tokens.source.origin)
-                    yield connection
-                return
-            delay = self.backoff.next()
-            if deadline is not None and time.monotonic() + delay > deadline:
-                raise ConnectError(f"cannot connect to {self.display_url}: {reason}")
-            self.state = State.RECONNECTING
-            self._wake.clear()
-            yield Reconnecting(reason, delay)
-            waits = {asyncio.ensure_future(e.wait()) for e in (self._closing, self._wake)}
-            try:
-                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-            if self._closing.is_set():
-                return
-
-    async def _unless_closed(self, aw: Awaitable[T]) -> T | None:
-        """``await aw``, or None as soon as the stream is closed (``aw`` is then cancelled)."""
-        if self._closing.is_set():
-            return None
-        task = asyncio.ensure_future(aw)
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait({task, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not task.done():
-                task.cancel()
-        if closing.done() and not task.done():
-            return None
-        with contextlib.suppress(asyncio.CancelledError):
-            return task.result()
-        return None
 
     def _on_frame(self, data: str | bytes) -> Event | None:
         skip = self.skip

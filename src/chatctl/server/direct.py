@@ -39,7 +39,8 @@ from chatctl.protocol import (
     dm_peer,
     inbox_room,
 )
-from chatctl.server.hub import Event, Hub
+from chatctl.server.hub import Hub
+from chatctl.server.members import Event
 from chatctl.tokens.claims import Claims, dms_allowed
 
 log = logging.getLogger("chatctl.server")

@@ -25,7 +25,7 @@ tick, but a connection whose user list is newer (a welcome or a ``who`` answer w
 within the last :data:`FRESH_SECONDS`, or a connection still waiting for its welcome) is
 told the last state of every user the tick touched: its list may have been taken between
 the two changes, and the net change would leave it stale. The tick grows with
-the room (:func:`presence_tick`), so presence costs a room at most about
+the room (:mod:`chatctl.server.presence`), so presence costs a room at most about
 ``1 / PRESENCE_TICK_PER_MEMBER`` deliveries per second whatever its size, and a join storm of
 N users O(N) frames in all instead of N per join.
 """
@@ -36,7 +36,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 
@@ -46,73 +45,19 @@ from chatctl.protocol import (
     CloseCode,
     Message,
     Presence,
-    PresenceBatch,
-    PresenceEvent,
 )
 from chatctl.protocol.codec import ENCODER
 from chatctl.server import plaintext, wire
+from chatctl.server.members import Event, Listener, RoomMembers
 from chatctl.server.metrics import Counters
 from chatctl.server.moderation import Sanctions
+from chatctl.server.presence import FRESH_SECONDS, frame_for, held_event, presence_tick
 
 log = logging.getLogger("chatctl.server")
 
 #: Seconds a slow consumer's or an abuser's close frame gets before its TCP connection is
 #: aborted (see :func:`chatctl.server.wire.close_now`).
 CLOSE_GRACE = 2.0
-
-#: Shortest presence tick: at most one presence frame per room per tick (a quiet room's first
-#: change goes out at once and opens a tick).
-PRESENCE_TICK = 0.1
-#: Seconds of presence tick per member of the room (0.5 ms: 1 s for 2,000 members)...
-PRESENCE_TICK_PER_MEMBER = 0.0005
-#: ...up to this many seconds.
-MAX_PRESENCE_TICK = 2.0
-#: Seconds after a welcome or a ``who`` answer during which a connection is told the last
-#: state of every user a tick touched, not only the tick's net changes: longer than the
-#: pub/sub delay between a broker's user list and the presence events it already reflects.
-FRESH_SECONDS = 1.0
-
-Event = Message | Presence | PresenceBatch
-#: a reader of a room other than a WebSocket connection (see :meth:`Hub.listen`)
-Listener = Callable[[Event | Reset], None]
-
-
-def presence_tick(members: int) -> float:
-    """Seconds between two presence frames of a room of ``members`` local connections."""
-    return min(MAX_PRESENCE_TICK, max(PRESENCE_TICK, members * PRESENCE_TICK_PER_MEMBER))
-
-
-@dataclass(eq=False)
-class RoomMembers:
-    name: str
-    ready: set[ServerConnection] = field(default_factory=set)
-    #: connections whose welcome is not written yet -> the events they must still get
-    waiting: dict[ServerConnection, list[Event]] = field(default_factory=dict)
-    #: the newest id delivered live to the room (the hub never delivers an id twice)
-    last_id: int = 0
-    #: connections whose welcome carried ids the live feed has not delivered yet -> the
-    #: welcome's last id; empty but for the moments a feed lags behind the store
-    ahead: dict[ServerConnection, int] = field(default_factory=dict)
-    #: presence changes of the current tick not sent yet: user -> its net change
-    presence: dict[str, PresenceEvent] = field(default_factory=dict)
-    #: every user those changes touched -> their last change (for the fresh connections)
-    touched: dict[str, PresenceEvent] = field(default_factory=dict)
-    presence_ts: float = 0.0
-    #: ends the current presence tick; None when no tick is running
-    presence_timer: asyncio.TimerHandle | None = None
-    #: connections whose user list (welcome or ``who``) is recent -> (user, loop time of it)
-    fresh: dict[ServerConnection, tuple[str, float]] = field(default_factory=dict)
-    #: the room's readers that are not WebSocket connections (Server-Sent Events streams):
-    #: each is called with every event the members get, and with a :class:`Reset`
-    listeners: list[Listener] = field(default_factory=list)
-    #: ready connections in the plain-text mode (``?format=text``): messages only, as lines
-    plain: set[ServerConnection] = field(default_factory=set)
-    #: a conversation's internal room: each frame is written to each connection with the
-    #: room named as that side names it (:meth:`Hub.relabel`), not shared
-    conversation: bool = False
-
-    def __len__(self) -> int:
-        return len(self.ready) + len(self.waiting) + len(self.plain) + len(self.listeners)
 
 
 class Hub:
@@ -196,7 +141,7 @@ class Hub:
             if isinstance(event, Message):
                 if event.id > after_id:
                     self.write(conn, event.frame.encode())
-            elif (news := _frame_for(user, event)) is not None:
+            elif (news := frame_for(user, event)) is not None:
                 self.write(conn, news.encode())
         if conn in self.plain:  # told messages only: no presence, no user list to keep fresh
             members.plain.add(conn)
@@ -289,12 +234,12 @@ class Hub:
         changes, members.presence = members.presence, {}
         touched, members.touched = members.touched, {}
         fresh = self._prune_fresh(members)
-        event = _held_event(members, changes)
+        event = held_event(members, changes)
         if touched == changes and not any(touched.get(u) == "join" for u, _ in fresh.values()):
             if event is not None:  # the common case: one frame for everyone
                 self._timed_deliver(members, event)
             return
-        full = _held_event(members, touched)
+        full = held_event(members, touched)
         assert full is not None  # touched is never empty here
         ready, waiting = members.ready, members.waiting
         members.ready = ready.difference(fresh)
@@ -307,7 +252,7 @@ class Hub:
         for pending in waiting.values():
             pending.append(full)
         for conn, (user, _) in fresh.items():
-            news = _frame_for(user, full)
+            news = frame_for(user, full)
             if news is not None and conn in ready:
                 self.write(conn, news.encode())
 
@@ -423,28 +368,6 @@ def _not_ahead_of(members: RoomMembers, id: int) -> set[ServerConnection]:
     already carried it; those that the feed has now caught up with are forgotten."""
     members.ahead = {conn: after for conn, after in members.ahead.items() if after >= id}
     return members.ready.difference(members.ahead)
-
-
-def _held_event(
-    members: RoomMembers, changes: dict[str, PresenceEvent]
-) -> Presence | PresenceBatch | None:
-    """One frame for a tick's ``changes``: ``presence`` for one, ``presence_batch`` for more."""
-    if not changes:
-        return None
-    if len(changes) == 1:
-        [(user, change)] = changes.items()
-        return Presence(members.name, user, change, members.presence_ts)
-    joins = tuple(u for u, change in changes.items() if change == "join")
-    leaves = tuple(u for u, change in changes.items() if change == "leave")
-    return PresenceBatch(members.name, joins, leaves, members.presence_ts)
-
-
-def _frame_for(user: str, event: Presence | PresenceBatch) -> str | None:
-    """The frame of ``event`` minus ``user``'s own join, which the user's welcome already
-    told; None when nothing is left."""
-    if isinstance(event, Presence):
-        return None if (event.user, event.event) == (user, "join") else event.frame
-    return event.frame_without_join(user)
 
 
 def peer(conn: ServerConnection) -> str:

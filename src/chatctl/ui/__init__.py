@@ -4,6 +4,7 @@
   ``patch_stdout``)
 - :mod:`~chatctl.ui.prompt`: the input line (completion, keys, status line) and the
   question before a multi-line paste is sent
+- :mod:`~chatctl.ui.windowing`: the session's windows: opening, showing, closing, listing
 - :mod:`~chatctl.ui.roomwindow`: opening a room's window and the task following its stream
 - :mod:`~chatctl.ui.view`: the room's events as lines, and the state the status line shows
 - :mod:`~chatctl.ui.commands`: the ``/commands``

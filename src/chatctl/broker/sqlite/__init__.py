@@ -33,7 +33,8 @@ Durability: ``synchronous=normal`` (the default) survives a crash of the process
 moment; a power loss may lose the last transactions (never corrupts). ``synchronous=full``
 syncs every commit to disk. See docs/deploy.md.
 
-Modules: ``broker.py`` the broker (rooms in memory, publishes, retention), ``cache.py``
+Modules: ``broker.py`` the broker (rooms in memory, publishes, retention), ``loading.py``
+a room read into memory on first use, ``moderated.py`` its moderation, ``cache.py``
 the rooms held in memory and what retention forgets of them, ``dispatch.py``
 the loop's end of the writer, ``writer.py`` the thread that owns the connection, ``reader.py``
 the thread that reads rooms, ``ops.py`` the work they are given, ``store.py`` the queries,

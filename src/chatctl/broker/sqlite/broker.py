@@ -18,20 +18,21 @@ from chatctl.broker.base import (
     History,
     PublishDone,
     PublishResult,
-    SanctionEntry,
 )
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
-from chatctl.broker.sqlite import revoked, store
+from chatctl.broker.sqlite import revoked
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
+from chatctl.broker.sqlite.loading import Queued, RoomLoader
 from chatctl.broker.sqlite.location import SYNCHRONOUS, database_path, parse_url
-from chatctl.broker.sqlite.ops import Call, Evict, Load, Op, Publish, Reply, Sweep
+from chatctl.broker.sqlite.moderated import SQLiteModeration
+from chatctl.broker.sqlite.ops import Call, Evict, Op, Publish, Reply, Sweep
 from chatctl.broker.sqlite.reader import Reader
 from chatctl.broker.sqlite.schema import lock, open_database
 from chatctl.broker.sqlite.writer import Writer
-from chatctl.errors import BrokerError, BrokerUnavailable, ConfigError, UsageError
+from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
-from chatctl.protocol.moderation import Moderation, Sanction
+from chatctl.protocol.moderation import Moderation
 from chatctl.tokens.revocation import Revocation
 
 log = logging.getLogger("chatctl.broker.sqlite")
@@ -39,7 +40,7 @@ log = logging.getLogger("chatctl.broker.sqlite")
 T = TypeVar("T")
 
 
-class SQLiteBroker:
+class SQLiteBroker(RoomLoader, SQLiteModeration):
     """A :class:`~chatctl.broker.base.Broker` that keeps rooms in a SQLite file."""
 
     #: overlapping publish calls are stored in call order (the server may pipeline them)
@@ -76,7 +77,7 @@ class SQLiteBroker:
         self._rooms: dict[str, CachedRoom] = {}
         self._loading: dict[str, asyncio.Future[CachedRoom]] = {}
         #: publishes to a room being read from the database, queued once it is, in order
-        self._unloaded: dict[str, list[_Queued]] = {}
+        self._unloaded: dict[str, list[Queued]] = {}
         self._dispatch: Dispatcher | None = None
         self._reader: Reader | None = None
         #: room loads under way (kept referenced until done)
@@ -210,65 +211,6 @@ class SQLiteBroker:
         op.result = msg
         r.hand_over(msg)
         call(op.done, PublishResult(msg, epoch=r.epoch), None)
-
-    async def _use(self, room: str) -> CachedRoom:
-        """The room, read from the database (or created there) on first use."""
-        r = self._rooms.get(room)
-        if r is None:
-            loading = self._loading.get(room)
-            if loading is None:
-                loading = self._load(room)
-            r = await asyncio.shield(loading)
-        r.used = time.monotonic()
-        return r
-
-    def _load(self, room: str) -> asyncio.Future[CachedRoom]:
-        now = self._clock()
-        ttl = self.history_ttl
-        op = Load(
-            self._future(),
-            name=room,
-            history_size=self.history_size,
-            horizon=now - ttl if ttl else float("-inf"),
-            dedup_horizon=now - self.dedup_window,
-            now=now,
-        )
-        self._submit(op)
-        loading: asyncio.Future[CachedRoom] = self._future()
-        self._loading[room] = loading
-        task = asyncio.ensure_future(self._install(op, loading))
-        self._loads.add(task)
-        task.add_done_callback(self._loads.discard)
-        return loading
-
-    async def _install(self, op: Load, loading: asyncio.Future[CachedRoom]) -> None:
-        """Once ``op`` has read the room: hold it in memory, then queue the publishes made
-        meanwhile, in order (or fail them all)."""
-        name = op.name
-        rid = None
-        try:
-            assert op.future is not None and self._reader is not None
-            rid, epoch, last, touched = await op.future
-            log, seen = await self._reader.read(op, rid, last)  # off the loop, and the writer
-        except Exception as exc:
-            if rid is not None:  # retention may delete it again
-                with contextlib.suppress(BrokerUnavailable):
-                    self._submit(Evict(self._future(), rid=rid))
-            if not isinstance(exc, BrokerError):
-                exc = BrokerUnavailable(f"cannot read room {name} from the database: {exc}")
-            del self._loading[name]
-            for *_, done in self._unloaded.pop(name, ()):
-                call(done, None, exc)
-            loading.set_exception(exc)
-            loading.exception()  # retrieved: the awaiting callers may be gone
-            return
-        r = CachedRoom(name, self.history_size, epoch=epoch, last_id=last, touched=touched)
-        r.rid, r.used, r.log, r.seen = rid, time.monotonic(), log, seen
-        self._rooms[name] = r
-        del self._loading[name]
-        for queued in self._unloaded.pop(name, ()):
-            self._enqueue(r, *queued)
-        loading.set_result(r)
 
     # ------------------------------------------------------------------ retention
 
@@ -418,29 +360,6 @@ class SQLiteBroker:
         r = self._rooms.get(room)
         return [] if r is None else sorted(r.members)
 
-    # ------------------------------------------------------------------ moderation
-
-    async def set_sanction(self, room: str, entry: SanctionEntry) -> None:
-        await self.run(lambda db: store.set_sanction(db, room, entry))
-
-    async def lift_sanction(self, room: str, user: str, kind: Sanction) -> bool:
-        return await self.run(lambda db: store.lift_sanction(db, room, user, kind))
-
-    async def sanctions(self, room: str) -> list[SanctionEntry]:
-        return await self.run(lambda db: store.sanctions(db, room))
-
-    async def message(self, room: str, id: int) -> Message | None:
-        kept = (await self._use(room)).kept(id)
-        return None if kept is None or kept.deleted else kept
-
-    async def delete_message(self, room: str, id: int) -> bool:
-        r = await self._use(room)
-        kept = r.kept(id)
-        if kept is None or kept.deleted:
-            return False
-        await self.run(lambda db: store.delete_message(db, room, id))
-        return r.delete(id)
-
     async def last_id(self, room: str) -> int:
         r = self._rooms.get(room)
         if r is not None:
@@ -448,8 +367,3 @@ class SQLiteBroker:
         query = "SELECT last_id FROM rooms WHERE name = ?"
         row = await self.run(lambda db: db.execute(query, (room,)).fetchone())
         return 0 if row is None else int(row[0])
-
-
-#: a publish made before its room was read: (user, text, kind, client_id, display,
-#: moderation, done)
-_Queued = tuple[str, str, MessageKind, str | None, str | None, Moderation | None, PublishDone]

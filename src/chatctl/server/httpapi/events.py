@@ -29,7 +29,7 @@ from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
 from chatctl.server.httpapi.reads import broker_unavailable
 from chatctl.server.httpapi.routes import authorize_room, check_sanctions
-from chatctl.server.hub import Event
+from chatctl.server.members import Event
 
 #: seconds between two keep-alive comments of an idle stream
 KEEPALIVE = 15.0
