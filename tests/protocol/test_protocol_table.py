@@ -58,6 +58,9 @@ WELCOME = Welcome(
 SERVER_EXAMPLES: list[ServerFrame] = [
     WELCOME,
     Welcome("bob", "ops", "e2", 0, [], ["bob"], server="chatctl/1", user_count=1),
+    Welcome(
+        "bob", "ops", "e1", 9, [MSG], ["bob"], since=2, recovered=False, user_count=1, more=True
+    ),
     MSG,
     Message(8, "ops", "bob", "plain", 13.0),
     Ack("c-1", 7, "ops", 12.5, duplicate=True),
@@ -133,6 +136,21 @@ def test_client_frames_round_trip(frame: ClientFrame) -> None:
     assert CLIENT_FRAMES[frame.TYPE].from_dict(frame.to_dict()) == frame
     assert parse_client_frame(data) == frame
     assert "a.b.c" not in repr(Refresh("a.b.c"))  # a token never reaches a log via repr
+
+
+def test_a_welcome_says_more_only_when_true_and_only_to_a_resume() -> None:
+    paged = Welcome(
+        "bob", "ops", "e1", 9, [MSG], ["bob"], since=2, recovered=False, user_count=1, more=True
+    )
+    assert paged.to_dict()["more"] is True and paged.to_dict()["recovered"] is False
+    assert "more" not in WELCOME.to_dict()  # false: omitted
+    # a server older than `more` reads as one that says nothing can be paged
+    assert Welcome.from_dict({k: v for k, v in paged.to_dict().items() if k != "more"}) == (
+        Welcome("bob", "ops", "e1", 9, [MSG], ["bob"], since=2, recovered=False, user_count=1)
+    )
+    # `more` means nothing without `since`
+    fresh = {**SERVER_EXAMPLES[1].to_dict(), "more": True}
+    assert Welcome.from_dict(fresh).more is False
 
 
 def test_presence_batch_frame_is_its_dict_also_without_a_join() -> None:

@@ -28,6 +28,12 @@ class Welcome:
     everything after it arrives live. ``recovered`` is set only when the client asked to resume
     (``since``): True when ``history`` holds every message after ``since``; False when some
     were no longer kept (or the room's ``epoch`` changed), so the client knows it missed some.
+
+    ``more`` (with ``recovered: false``): ``history`` was cut only to fit the connection's
+    bound on pending output, and every message after ``since`` is still kept: the client
+    pages back with ``history`` requests (``before`` = the first id it holds: the first of
+    ``history``, or ``last_id + 1`` when ``history`` is empty) until it holds ``since + 1``,
+    and has then recovered every message. Omitted on the wire when false.
     """
 
     TYPE: ClassVar[str] = "welcome"
@@ -48,6 +54,8 @@ class Welcome:
     limits: dict[str, float] | None = None
     #: how many users the room has; None (a server older than ``user_count``) = ``len(users)``
     user_count: int | None = None
+    #: the messages between ``since`` and the first of ``history`` are still kept: page them
+    more: bool = False
 
     @property
     def total_users(self) -> int:
@@ -72,6 +80,8 @@ class Welcome:
         if self.since is not None:
             d["since"] = self.since
             d["recovered"] = self.recovered
+            if self.more:
+                d["more"] = True
         return d
 
     def frame(self) -> str:
@@ -95,6 +105,7 @@ class Welcome:
             server=str(d.get("server", "")),
             limits=limits if isinstance(limits, dict) else None,
             user_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+            more=since is not None and d.get("more") is True,
         )
 
 

@@ -183,7 +183,12 @@ class Session:
         once it is written, not locals of the receive loop for the life of the connection."""
         ctx, member = self.ctx, self.member
         adm = member.adm
-        history = _fit(await _welcome_history(ctx, adm), ctx.settings.max_pending_bytes)
+        kept = await _welcome_history(ctx, adm)
+        history = _fit(kept, ctx.settings.max_pending_bytes)
+        # cut only to fit the pending-output bound, everything after `since` still kept: the
+        # client pages the rest with history requests (docs/protocol.md, "Older messages")
+        more = adm.since is not None and kept.complete and not history.complete
+        del kept
         users = await ctx.broker.users(member.room)
         welcome = Welcome(
             user=member.user,
@@ -197,6 +202,7 @@ class Session:
             server=ctx.server_name,
             limits=_limits_dict(ctx.limits.advertised(member.user)),
             user_count=len(users),
+            more=more,
         )
         ctx.hub.write(member.conn, welcome.frame().encode())
         member.ready(history.last_id)
@@ -406,7 +412,8 @@ def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
 
 def _fit(history: History, budget: int) -> History:
     """Keep the newest messages whose frames fit in ``budget`` bytes; if older ones are left
-    out, the history is not complete (a resuming client is told ``recovered: false``).
+    out, the history is not complete (a resuming client is told ``recovered: false``, and
+    ``more: true`` when the broker still keeps the ones left out).
 
     Without this, ``?history=1000`` on a room of long messages makes every handshake cost
     megabytes of output that a client which never reads leaves pending in the server.
