@@ -60,6 +60,7 @@ from chatctl.client.events import (
     State,
 )
 from chatctl.client.outbox import Outbox, Pending
+from chatctl.client.paging import needs_paging, page_back
 from chatctl.client.resend import Resender
 from chatctl.client.room import RoomClient, as_named
 from chatctl.client.settings import ClientSettings
@@ -273,6 +274,15 @@ class RoomStream(ConnectAttempts):
             if connection is None:
                 break  # closed while connecting
             ws, welcome = connection
+            early: list[str | bytes] = []  # frames read while paging the resume back
+            if needs_paging(welcome, self.client.epoch):
+                try:
+                    welcome, early = await page_back(ws, welcome)
+                except ConnectionClosed as exc:
+                    await ws.close()
+                    self.state = State.RECONNECTING
+                    yield Disconnected(close_reason(exc))
+                    continue
             resume = self.client.resume(welcome)
             self.backoff.reset()
             self.welcome = welcome
@@ -282,6 +292,9 @@ class RoomStream(ConnectAttempts):
             renewer = asyncio.ensure_future(self.tokens.renew(ws.send))
             try:
                 yield Connected(welcome, resume, resending)
+                for data in early:
+                    if (event := self._on_frame(data)) is not None:
+                        yield event
                 try:
                     task = asyncio.current_task()
                     while True:
