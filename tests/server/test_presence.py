@@ -12,7 +12,7 @@ import pytest
 from chatctl.broker.base import Deliver
 from chatctl.broker.memory import MemoryBroker
 from chatctl.protocol import Presence, PresenceBatch, parse_server_frame, type_name
-from chatctl.server import ChatServer, ServerSettings, session
+from chatctl.server import ChatServer, ServerSettings, replay
 from chatctl.server.presence import MAX_PRESENCE_TICK, PRESENCE_TICK, presence_tick
 from support.helpers import client, presence_changes, recv_json, recv_presence, recv_type, verifier
 
@@ -111,7 +111,7 @@ async def test_a_join_storm_reaches_everyone_in_few_frames() -> None:
 async def test_the_welcome_lists_the_first_users_and_counts_them_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(session, "MAX_WELCOME_USERS", 2)
+    monkeypatch.setattr(replay, "MAX_WELCOME_USERS", 2)
     srv = ChatServer(ServerSettings(port=0), verifier(), MemoryBroker())
     async with srv, AsyncExitStack() as stack:
         for user in ("carol", "alice", "bob"):

@@ -6,7 +6,8 @@ The loop keeps the connection's messages in the order it sent them (an
 token check, expiry queue); its room, and changes of its rate-limit share, through a
 :class:`~chatctl.server.membership.Membership`; its token's expiry through a
 :class:`~chatctl.server.expiry.TokenExpiry` (closed with 4001 unless refreshed). Its state
-is one :class:`Session` object, made when its handler starts.
+is one :class:`Session` object, made when its handler starts. What it is sent of the room's
+history (the welcome, ``history`` pages) is :mod:`~chatctl.server.replay`'s.
 """
 
 from __future__ import annotations
@@ -15,32 +16,26 @@ import asyncio
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from chatctl.broker.base import History
 from chatctl.errors import BrokerError, PermissionDenied, TokenError
 from chatctl.protocol import (
-    MAX_WELCOME_USERS,
     ClientFrame,
     CloseCode,
     Delete,
     ErrorCode,
     ErrorFrame,
-    HistoryPage,
     HistoryRequest,
     Moderate,
     Ping,
     Pong,
     ProtocolError,
-    RateLimit,
     Refresh,
     Refreshed,
     SendMessage,
     UserList,
-    Welcome,
     Who,
     parse_client_frame,
 )
@@ -56,9 +51,7 @@ from chatctl.server.moderating import delete, moderate
 from chatctl.server.moderation import RoomSanctions, refusal
 from chatctl.server.order import OrderGate
 from chatctl.server.publish import Pipeline, publish, publish_nowait
-
-if TYPE_CHECKING:
-    pass
+from chatctl.server.replay import answer_history, write_welcome
 
 log = logging.getLogger("chatctl.server")
 
@@ -181,32 +174,7 @@ class Session:
 
         A coroutine of its own so that the history and the user list it carried are garbage
         once it is written, not locals of the receive loop for the life of the connection."""
-        ctx, member = self.ctx, self.member
-        adm = member.adm
-        kept = await _welcome_history(ctx, adm)
-        history = _fit(kept, ctx.settings.max_pending_bytes)
-        # cut only to fit the pending-output bound, everything after `since` still kept: the
-        # client pages the rest with history requests (docs/protocol.md, "Older messages")
-        more = adm.since is not None and kept.complete and not history.complete
-        del kept
-        users = await ctx.broker.users(member.room)
-        welcome = Welcome(
-            user=member.user,
-            room=adm.label,
-            epoch=history.epoch,
-            last_id=history.last_id,
-            history=history.messages,
-            users=users[:MAX_WELCOME_USERS],
-            since=adm.since,
-            recovered=None if adm.since is None else history.complete,
-            server=ctx.server_name,
-            limits=_limits_dict(ctx.limits.advertised(member.user)),
-            user_count=len(users),
-            more=more,
-        )
-        ctx.hub.write(member.conn, welcome.frame().encode())
-        member.ready(history.last_id)
-        return history.last_id
+        return await write_welcome(self.ctx, self.member)
 
     async def receive(self, data: str | bytes) -> bool:
         """Answer one client frame; False when the client is to be closed for abuse.
@@ -315,31 +283,7 @@ class Session:
         return True
 
     async def _history(self, frame: HistoryRequest) -> None:
-        """Answer a ``history`` request with the newest ``limit`` kept messages below
-        ``before``: one more is asked of the broker to learn whether older ones are kept
-        (``more``). A page whose frames would not fit in the connection's pending-output
-        bound is cut from the oldest end (``more`` then says so)."""
-        ctx, room = self.ctx, self.adm.room
-        try:
-            kept = await ctx.broker.history(
-                room, since=None, limit=frame.limit + 1, before=frame.before
-            )
-        except BrokerError as exc:
-            log.warning("history of room %s unavailable: %s", room, exc)
-            ctx.metrics.counters.error(ErrorCode.BROKER_UNAVAILABLE)
-            error = ErrorFrame(
-                ErrorCode.BROKER_UNAVAILABLE,
-                "history unavailable: retry after retry_after seconds",
-                client_id=frame.client_id,
-                retry_after=1.0,
-            )
-            ctx.hub.write(self.conn, error.frame().encode())
-            return
-        messages = kept.messages[-frame.limit :]
-        page = _fit(History(messages, kept.last_id, kept.epoch), ctx.settings.max_pending_bytes)
-        more = len(page.messages) < len(kept.messages)
-        answer = HistoryPage(self.adm.label, kept.epoch, page.messages, more, frame.client_id)
-        ctx.hub.write(self.conn, answer.frame().encode())
+        await answer_history(self.ctx, self.conn, self.adm, frame)
 
     def _refresh(self, frame: Refresh) -> None:
         """Verify a fresh token as the handshake would; the connection then lives until its
@@ -404,42 +348,3 @@ class Session:
             peer(conn),
             self.limiter.refused,
         )
-
-
-def _limits_dict(share: RateLimit | None) -> dict[str, float] | None:
-    return None if share is None else share.figures()
-
-
-def _fit(history: History, budget: int) -> History:
-    """Keep the newest messages whose frames fit in ``budget`` bytes; if older ones are left
-    out, the history is not complete (a resuming client is told ``recovered: false``, and
-    ``more: true`` when the broker still keeps the ones left out).
-
-    Without this, ``?history=1000`` on a room of long messages makes every handshake cost
-    megabytes of output that a client which never reads leaves pending in the server.
-    """
-    total, keep = 0, 0
-    for msg in reversed(history.messages):
-        total += len(msg.frame.encode()) + 1
-        if total > budget:
-            break
-        keep += 1
-    if keep == len(history.messages):
-        return history
-    kept = history.messages[len(history.messages) - keep :]
-    return History(kept, history.last_id, history.epoch, complete=False)
-
-
-async def _welcome_history(ctx: SessionContext, adm: Admission) -> History:
-    broker, settings = ctx.broker, ctx.settings
-    if adm.since is None:
-        limit = settings.welcome_history if adm.history is None else adm.history
-        return await broker.history(adm.room, since=None, limit=limit)
-    history = await broker.history(adm.room, since=adm.since, limit=settings.history_size)
-    if adm.epoch is not None and adm.epoch != history.epoch:
-        # The room's ids restarted since the client last saw it: its `since` means nothing
-        # here, and everything of the new epoch is news to it, from id 1 (not only the recent
-        # --welcome-history: a client cut off by the reset would miss the rest).
-        fresh = await broker.history(adm.room, since=0, limit=settings.history_size)
-        return History(fresh.messages, fresh.last_id, fresh.epoch, complete=False)
-    return history
