@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from chatctl.bench.chaos.clients import small_socket
+
 
 class Proxy:
     def __init__(self, target_port: int) -> None:
@@ -40,7 +42,8 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+            sock = await small_socket(self.target_port)
+            up_r, up_w = await asyncio.open_connection(sock=sock)
         except OSError:
             writer.transport.abort()
             return

@@ -21,13 +21,19 @@ from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
 from chatctl.tokens.mint import mint
 
 ROOMS = ("a", "b")
+#: a slow_consumer fault's burst: this many senders (three times as many under a rate limit)
+#: of messages this many characters longer, BURST_BYTES more than twice the --max-pending
+#: in all: on loopback the kernel gives the node's socket a send buffer of megabytes (its
+#: MSS is 64 KiB), which fills before the node's own pending output starts to grow
+BURST_SENDERS = 3
+BURST_PAD = 7000
+BURST_BYTES = 2**19
 #: seconds the short-lived tokens of some clients live (they renew them; the server closes a
 #: connection at exp plus 5 s of leeway with 4001 when no renewal came)
 TOKEN_TTL = 6
-#: keep every message in the history and in one welcome: a recovered: false is then a bug
-#: (and --max-pending large: a welcome whose history is cut to fit it is recovered: false,
-#: so a slow_reader backs the node up without being closed as a slow consumer)
-SERVE_FLAGS = ["--history", "100000", "--max-pending", str(2**27), "--drain-timeout", "2"]
+#: keep every message in the history: a recovered: false is then a bug, unless the welcome
+#: says ``more`` (cut to fit the schedule's --max-pending) and paging recovers the rest
+SERVE_FLAGS = ["--history", "100000", "--drain-timeout", "2"]
 SERVE_FLAGS += ["--ping-interval", "2", "--log-level", "warning"]
 
 
@@ -45,6 +51,11 @@ class World:
         self.raw: list[RawSender] = []
         self.cli: list[CliSender] = []
         self.locks: list[asyncio.Lock] = []
+        #: the slow_consumer faults' burst senders, running until they are acked
+        self.bursts: list[asyncio.Future[None]] = []
+        self.burst_count = 0
+        #: when senders must be done (set by the runner)
+        self.deadline = 0.0
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> None:
@@ -61,7 +72,7 @@ class World:
             url = f"sqlite://{self.dir / 'data'}/"
         else:
             url = "memory:"
-        flags = ["--broker", url, *SERVE_FLAGS]
+        flags = ["--broker", url, *SERVE_FLAGS, "--max-pending", str(self.s.max_pending)]
         if self.cluster is not None:  # an ack waits for a replica: a failover loses nothing
             flags += ["--redis-wait-replicas", "1"]
         if self.s.rate_limit:
@@ -189,6 +200,8 @@ class World:
             if await reader.stall(f.hold):
                 return f"{reader.name} read nothing for {f.hold:.2f}s"
             return f"{reader.name} was not connected"
+        if f.name == "slow_consumer":
+            return await self._slow_consumer(f)
         if f.name == "client_cut":
             clients = [*self.receivers, *self.raw]
             victim = clients[f.target % len(clients)]
@@ -225,6 +238,30 @@ class World:
         self.h.add(Fault(f.name, f"redis:{replica}"))
         await asyncio.to_thread(cluster.failover, replica)
         return f"replica {replica} took over from {master}"
+
+    async def _slow_consumer(self, f: PlannedFault) -> str:
+        """A receiver reads nothing for ``f.hold`` seconds while burst senders send its room
+        several times the node's --max-pending in large messages: the node cuts it (4008)
+        and it resumes, its welcome cut to fit the bound and the rest paged back."""
+        reader = self.receivers[f.target % len(self.receivers)]
+        self.h.add(Fault(f.name, reader.name))
+        if reader.ws is None:
+            return f"{reader.name} was not connected"
+        loop = asyncio.get_running_loop()
+        n = self.burst_count
+        self.burst_count += 1
+        senders = BURST_SENDERS * (3 if self.s.rate_limit else 1)
+        each = -(-(2 * self.s.max_pending + BURST_BYTES) // (BURST_PAD * senders))
+        for i in range(senders):
+            name = f"b{n}{i}"
+            args = (name, reader.room, self.urls(), self._tokens(name), self.h, self.rng)
+            sender = RawSender(*args, window=8, interval=0.002, pad=BURST_PAD, limit=each)
+            self.raw.append(sender)
+            run = sender.run(loop.time() + f.hold + 10, max(self.deadline, loop.time() + 30))
+            self.bursts.append(asyncio.ensure_future(run))
+        await reader.stall(f.hold)
+        burst = each * senders * BURST_PAD // 1024
+        return f"{reader.name} read nothing for {f.hold:.2f}s under a {burst} KiB burst"
 
     def _durable(self) -> bool:
         """A node's restart keeps history (the broker lives outside it, or on its disk)."""
