@@ -268,15 +268,21 @@ class Receiver(Client):
         frame: dict[str, Any] = json.loads(recv.result())
         return frame
 
-    async def stall(self, seconds: float) -> bool:
-        """Read nothing for ``seconds`` (False if not connected: nothing to stall)."""
-        if self.ws is None:
+    async def stall(self, seconds: float, *, keepalive: bool = True) -> bool:
+        """Read nothing for ``seconds`` (False if not connected: nothing to stall). Without
+        ``keepalive`` the connection does not give up on the pongs it cannot read meanwhile
+        (its pings' 2 s timeout would close it before the node cuts it as a slow consumer)."""
+        ws = self.ws
+        if ws is None:
             return False
+        if not keepalive:
+            ws.ping_timeout = None
         self.reading.clear()
         try:
             await asyncio.sleep(seconds)
         finally:
             self.reading.set()
+            ws.ping_timeout = _CONNECT["ping_timeout"]
         return True
 
     async def _renew(self, ws: ClientConnection) -> None:

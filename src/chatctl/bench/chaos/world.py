@@ -244,6 +244,18 @@ class World:
         several times the node's --max-pending in large messages: the node cuts it (4008)
         and it resumes, its welcome cut to fit the bound and the rest paged back."""
         reader = self.receivers[f.target % len(self.receivers)]
+        async with contextlib.AsyncExitStack() as held:
+            # no node restarts or stops during the stall: they would end its connection
+            # before the node had a chance to cut it (the faults wait their turn)
+            for lock in self.locks:
+                await held.enter_async_context(lock)
+            for _ in range(40):  # a node fault it waited for may have cut the reader
+                if reader.ws is not None:
+                    break
+                await asyncio.sleep(0.05)
+            return await self._stall_under_burst(reader, f)
+
+    async def _stall_under_burst(self, reader: Receiver, f: PlannedFault) -> str:
         self.h.add(Fault(f.name, reader.name))
         if reader.ws is None:
             return f"{reader.name} was not connected"
@@ -259,7 +271,7 @@ class World:
             self.raw.append(sender)
             run = sender.run(loop.time() + f.hold + 10, max(self.deadline, loop.time() + 30))
             self.bursts.append(asyncio.ensure_future(run))
-        await reader.stall(f.hold)
+        await reader.stall(f.hold, keepalive=False)
         burst = each * senders * BURST_PAD // 1024
         return f"{reader.name} read nothing for {f.hold:.2f}s under a {burst} KiB burst"
 
