@@ -264,16 +264,21 @@ class World:
         self.burst_count += 1
         senders = BURST_SENDERS * (3 if self.s.rate_limit else 1)
         each = -(-(2 * self.s.max_pending + BURST_BYTES) // (BURST_PAD * senders))
+        burst: list[RawSender] = []
         for i in range(senders):
             name = f"b{n}{i}"
             args = (name, reader.room, self.urls(), self._tokens(name), self.h, self.rng)
-            sender = RawSender(*args, window=8, interval=0.002, pad=BURST_PAD, limit=each)
-            self.raw.append(sender)
+            sender = RawSender(*args, window=16, interval=0.002, pad=BURST_PAD, limit=each)
+            burst.append(sender)
             run = sender.run(loop.time() + f.hold + 10, max(self.deadline, loop.time() + 30))
             self.bursts.append(asyncio.ensure_future(run))
+        self.raw += burst
         await reader.stall(f.hold, keepalive=False)
-        burst = each * senders * BURST_PAD // 1024
-        return f"{reader.name} read nothing for {f.hold:.2f}s under a {burst} KiB burst"
+        acked = sum(s.acked for s in burst)
+        return (
+            f"{reader.name} read nothing for {f.hold:.2f}s under a burst of {each * senders} "
+            f"messages of {BURST_PAD} characters ({acked} acked meanwhile)"
+        )
 
     def _durable(self) -> bool:
         """A node's restart keeps history (the broker lives outside it, or on its disk)."""
