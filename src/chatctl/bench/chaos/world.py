@@ -34,7 +34,12 @@ TOKEN_TTL = 6
 #: keep every message in the history: a recovered: false is then a bug, unless the welcome
 #: says ``more`` (cut to fit the schedule's --max-pending) and paging recovers the rest
 SERVE_FLAGS = ["--history", "100000", "--drain-timeout", "2"]
-SERVE_FLAGS += ["--ping-interval", "2", "--log-level", "warning"]
+SERVE_FLAGS += ["--log-level", "warning"]
+#: seconds between the nodes' pings (their pong timeout too); longer than a slow_consumer
+#: stall in the schedules that have one: a node would otherwise close a stalled receiver
+#: for a missed pong (1011) as often as it cuts it for its pending output (4008)
+PING_INTERVAL = 2
+SLOW_CONSUMER_PING_INTERVAL = 8
 
 
 class World:
@@ -72,7 +77,10 @@ class World:
             url = f"sqlite://{self.dir / 'data'}/"
         else:
             url = "memory:"
+        slow = any(f.name == "slow_consumer" for f in self.s.faults)
+        ping = SLOW_CONSUMER_PING_INTERVAL if slow else PING_INTERVAL
         flags = ["--broker", url, *SERVE_FLAGS, "--max-pending", str(self.s.max_pending)]
+        flags += ["--ping-interval", str(ping)]
         if self.cluster is not None:  # an ack waits for a replica: a failover loses nothing
             flags += ["--redis-wait-replicas", "1"]
         if self.s.rate_limit:
