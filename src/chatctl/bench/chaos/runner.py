@@ -16,7 +16,15 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from chatctl.bench.chaos.check import Violation, check, messages_checked
-from chatctl.bench.chaos.history import Delivery, Disconnect, End, Fault, History, Welcome
+from chatctl.bench.chaos.history import (
+    Delivery,
+    Disconnect,
+    End,
+    Fault,
+    History,
+    Paged,
+    Welcome,
+)
 from chatctl.bench.chaos.schedule import Schedule, plan
 from chatctl.bench.chaos.world import ROOMS, World, run_faults
 from chatctl.protocol import MAX_HISTORY_PAGE
@@ -92,6 +100,9 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
         if isinstance(e, Disconnect) and e.why in CLOSES:
             result.clients[CLOSES[e.why]] += 1
     result.clients[CLOSES["4008"]] = max(result.clients[CLOSES["4008"]], slow_cuts)
+    result.clients["paged resumes"] = sum(
+        1 for e in history.events if isinstance(e, Paged) and e.reached == e.since + 1
+    )
     for v in result.violations[:20]:
         result.report += v.report(history)
     return result
@@ -251,7 +262,8 @@ def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: flo
     print(
         f"  acked from: websocket {clients['websocket']}, chatctl send {clients['chatctl send']}"
         f", chatctl send --http {clients['chatctl send --http']}; token refreshes: "
-        f"{clients['token refreshes']}; receivers closed as {closed}"
+        f"{clients['token refreshes']}; receivers closed as {closed}; resumes paged back "
+        f"to since: {clients['paged resumes']}"
     )
     print(f"  violations: {violations}")
     if violations:
