@@ -12,6 +12,7 @@ from chatctl.bench.chaos.history import (
     Event,
     Fault,
     History,
+    Paged,
     Refusal,
     Send,
     Welcome,
@@ -230,3 +231,76 @@ def test_a_message_nobody_sent_is_caught() -> None:
     end = next(i for i, e in enumerate(ev) if isinstance(e, End))
     ev[end:end] = [_d("a", 1, 5, "ghost"), _d("b", 2, 5, "ghost")]
     assert _rules(ev) == {"phantom"}
+
+
+def _paged(paging: list[Event], deliveries: list[int]) -> list[Event]:
+    """``_clean`` with b missing 2 and 3 while cut, its resume since 1 welcomed with
+    ``recovered: false, more: true`` and the history 3 (2 left out to fit the bound), then
+    ``paging`` and b's deliveries of ``deliveries`` on that connection (2 and 3 as history)."""
+    ev = _clean()
+    ev = [e for e in ev if not (isinstance(e, Delivery) and e.receiver == "b" and e.id in (2, 3))]
+    cut = next(i for i, e in enumerate(ev) if isinstance(e, Disconnect))
+    ev[cut + 1] = Welcome("b", 2, R, "e1", 3, 1, "e1", False, more=True)
+    got = [_d("b", 2, i, f"s0#{i}", history=True) for i in deliveries if i < 4]
+    ev[cut + 2 : cut + 2] = [*paging, *got]
+    if 4 not in deliveries:
+        ev = [e for e in ev if not (isinstance(e, Delivery) and e.receiver == "b" and e.id == 4)]
+    return ev
+
+
+def test_a_resume_cut_to_fit_and_paged_back_to_since_passes() -> None:
+    ev = _paged([Paged("b", 2, 1, 2, "e1", True)], [2, 3, 4])
+    assert check(_history(ev)) == []
+    assert check(_history(ev, durable=False)) == []
+
+
+def test_a_paged_resume_whose_connection_ends_while_paging_passes() -> None:
+    # no Paged event, no delivery on that connection: the receiver resumes again from 1
+    ev = _paged([], [4])
+    ev = [e for e in ev if not (isinstance(e, Delivery) and e.receiver == "b" and e.conn == 2)]
+    at = next(i for i, e in enumerate(ev) if isinstance(e, Welcome) and e.conn == 2)
+    ev[at + 1 : at + 1] = [
+        Disconnect("b", 2, "1006"),
+        Welcome("b", 3, R, "e1", 3, 1, "e1", True),
+        _d("b", 3, 2, "s0#2", history=True),
+        _d("b", 3, 3, "s0#3", history=True),
+    ]
+    live = next(i for i, e in enumerate(ev) if isinstance(e, Delivery) and e.id == 4)
+    ev.insert(live + 1, _d("b", 3, 4, "s0#4"))
+    assert check(_history(ev)) == []
+
+
+def test_a_paging_that_stops_short_of_since_is_caught() -> None:
+    # more: false at id 3 although the welcome said everything after 1 is kept
+    ev = _paged([Paged("b", 2, 1, 3, "e1", False)], [])
+    assert _rules(ev) == {"recovered"}
+    assert _rules(ev, durable=False) == {"recovered"}
+
+
+def test_a_paged_resume_that_skips_or_repeats_an_id_is_caught() -> None:
+    ev = _paged([Paged("b", 2, 1, 2, "e1", True)], [3, 4])  # claims 2 but never got it
+    assert _rules(ev) == {"gap"}
+    again = _paged([Paged("b", 2, 1, 2, "e1", True)], [2, 3, 4])
+    at = next(
+        i
+        for i, e in enumerate(again)
+        if isinstance(e, Delivery) and e.receiver == "b" and e.id == 3
+    )
+    again.insert(at + 1, _d("b", 2, 3, "s0#3", history=True))  # the page and the welcome both
+    assert "gap" in _rules(again) and "id-order" in _rules(again)
+
+
+def test_a_paging_into_another_epoch_is_caught_on_a_durable_broker() -> None:
+    ev = _paged([Paged("b", 2, 1, 3, "e2", True)], [])
+    assert _rules(ev) == {"epoch-change"}
+    # on memory after a restart that lost the room, it is not a violation
+    at = next(i for i, e in enumerate(ev) if isinstance(e, Paged))
+    ev.insert(at, Fault("node_kill", "n0", loses_history=True))
+    assert _rules(ev, durable=False) == set()
+
+
+def test_more_across_an_epoch_change_is_caught() -> None:
+    ev = _paged([Paged("b", 2, 1, 2, "e1", True)], [2, 3, 4])
+    at = next(i for i, e in enumerate(ev) if isinstance(e, Welcome) and e.conn == 2)
+    ev[at] = Welcome("b", 2, R, "e1", 3, 1, "e0", False, more=True)
+    assert "recovered" in _rules(ev, durable=False)

@@ -15,7 +15,11 @@ The rules (docs/reliability.md lists them with what each promise rests on):
 - ``epoch-change``: a room's epoch changes only after a fault that may lose history, and
   never on a durable broker.
 - ``recovered``: a resume in the same epoch is ``recovered: true`` (the runner keeps every
-  message in the history); one across an epoch change is ``recovered: false``.
+  message in the history), or ``recovered: false`` with ``more: true`` (cut to fit the
+  node's ``--max-pending``) and then paged back with ``history`` requests to ``since + 1`` —
+  a paging that stops short in the welcome's epoch is a violation; such a paged resume
+  counts as recovered for ``gap``. One across an epoch change is ``recovered: false``
+  without ``more``.
 - ``ack-mismatch``: an ack's id holds the acked message.
 - ``acked-lost``: every acked message is in the room's history at the end (on a durable
   broker; on memory, those acked in the last epoch).
@@ -36,6 +40,7 @@ from chatctl.bench.chaos.history import (
     End,
     Fault,
     History,
+    Paged,
     Refusal,
     Send,
     Welcome,
@@ -70,6 +75,16 @@ class _Checker:
         self.stored: dict[tuple[str, str, int], int] = {}
         for i, d in self.deliveries:
             self.stored.setdefault((d.room, d.epoch, d.id), i)
+        #: (receiver, conn) -> index of its welcome
+        self.welcome_of = {(e.receiver, e.conn): i for i, e in self.welcomes}
+        #: connections welcomed with ``more`` that paged back to ``since + 1`` in the
+        #: welcome's epoch: recovered, as with ``recovered: true``
+        self.paged: set[tuple[str, int]] = set()
+        for e in ev:
+            if isinstance(e, Paged) and e.reached == e.since + 1:
+                w = self.welcome_of.get((e.receiver, e.conn))
+                if w is not None and ev[w].epoch == e.epoch:  # type: ignore[union-attr]
+                    self.paged.add((e.receiver, e.conn))
 
     def flag(self, rule: str, detail: str, *events: int) -> None:
         self.out.append(Violation(rule, detail, tuple(sorted(set(events)))))
@@ -125,7 +140,9 @@ class _Checker:
                 if e.asked_since is None:
                     fresh_history.add((e.receiver, e.conn))
                     chain[e.receiver] = (e.epoch, e.last_id + 1, i, i)
-                elif e.recovered and e.epoch == e.asked_epoch:
+                elif e.epoch == e.asked_epoch and (
+                    e.recovered or (e.receiver, e.conn) in self.paged
+                ):
                     prev = chain.get(e.receiver)
                     start = e.asked_since + 1
                     reached = prev[1] if prev is not None else start
@@ -249,6 +266,8 @@ class _Checker:
         for i, e in enumerate(ev):
             if isinstance(e, Fault) and e.loses_history:
                 last_loss = i
+            if isinstance(e, Paged):
+                self._paging(i, e, last_loss)
             if not isinstance(e, Welcome):
                 continue
             prev = current.get(e.room)
@@ -265,19 +284,47 @@ class _Checker:
                 current[e.room] = (e.epoch, i)
             if e.asked_since is not None:
                 same = e.asked_epoch == e.epoch
-                if same and not e.recovered:
+                if same and not e.recovered and not e.more:  # with more: see _paging
                     self.flag(
                         "recovered",
                         f"{e.receiver} resumed {e.room} since {e.asked_since} in the same "
                         "epoch and got recovered: false (the history keeps everything)",
                         i,
                     )
-                if not same and e.recovered:
+                if not same and (e.recovered or e.more):
                     self.flag(
                         "recovered",
-                        f"{e.receiver} resumed across an epoch change and got recovered: true",
+                        f"{e.receiver} resumed across an epoch change and got "
+                        + ("recovered: true" if e.recovered else "more: true"),
                         i,
                     )
+
+    def _paging(self, i: int, e: Paged, last_loss: int) -> None:
+        """A resume welcomed with ``more`` pages back to ``since + 1`` in its epoch."""
+        w = self.welcome_of.get((e.receiver, e.conn))
+        if w is None:
+            return
+        welcome = self.h.events[w]
+        assert isinstance(welcome, Welcome)
+        if e.epoch != welcome.epoch:
+            if self.h.durable or last_loss < w:
+                why = "a durable broker" if self.h.durable else "no fault that loses history"
+                self.flag(
+                    "epoch-change",
+                    f"{e.receiver}'s paging of {welcome.room} got epoch {e.epoch}, not its "
+                    f"welcome's {welcome.epoch}, with {why} between",
+                    w,
+                    i,
+                )
+        elif e.reached != e.since + 1:
+            self.flag(
+                "recovered",
+                f"{e.receiver} resumed {welcome.room} since {e.since} with more: true, but "
+                f"its paging stopped at id {e.reached} (more: {str(e.more).lower()}): "
+                "messages the welcome said are kept were not",
+                w,
+                i,
+            )
 
     # -- acks and refusals ----------------------------------------------------------------
     def _ack_text(self, a: Ack) -> str | None:

@@ -19,12 +19,24 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from chatctl.bench.chaos.check import NOT_STORED
-from chatctl.bench.chaos.history import Ack, Delivery, Disconnect, History, Refusal, Send, Welcome
+from chatctl.bench.chaos.history import (
+    Ack,
+    Delivery,
+    Disconnect,
+    History,
+    Paged,
+    Refusal,
+    Send,
+    Welcome,
+)
+from chatctl.protocol import MAX_HISTORY_PAGE
 
 _CONNECT = {"open_timeout": 3, "ping_interval": 1, "ping_timeout": 2, "close_timeout": 1}
 _CONNECT |= {"max_size": 2**26, "max_queue": 4}
 #: the clients' socket receive buffer, in bytes
 RCVBUF = 8192
+#: the clients' (and the proxies' toward the nodes) TCP maximum segment size, in bytes
+MSS = 1460
 
 
 class Client:
@@ -56,16 +68,42 @@ class Client:
     async def _open(self, query: str) -> ClientConnection:
         url = f"{self.rng.choice(self.urls)}/ws/{self.room}?{query}"
         headers = {"Authorization": f"Bearer {self.token()}"}
-        ws = await connect(url, additional_headers=headers, **_CONNECT)  # type: ignore[arg-type]
-        sock = ws.transport.get_extra_info("socket")
-        if sock is not None:  # a small window: a reader that stops soon backs the node up
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        return ws
+        sock = await small_socket(int(url.split(":")[2].split("/")[0]))
+        try:
+            return await connect(url, additional_headers=headers, sock=sock, **_CONNECT)  # type: ignore[arg-type]
+        except BaseException:
+            sock.close()
+            raise
+
+
+async def small_socket(port: int) -> socket.socket:
+    """A TCP socket connected to ``port`` on 127.0.0.1 as over a network, not loopback: a
+    small receive window (a reader that stops soon backs the node up) and an Ethernet-sized
+    MSS. Loopback's 64 KiB MSS makes the kernel give the node's end a send buffer of
+    megabytes, which a stalled reader would have to fill before the node's own pending
+    output, which --max-pending bounds, even starts to grow."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, MSS)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+#: seconds a receiver waits for the answer to one of its ``history`` requests
+PAGE_TIMEOUT = 10.0
 
 
 class Receiver(Client):
     """Joins (after ``delay``), records its welcome and every message; on any end of its
-    connection it resumes with ``since``/``epoch`` until ``stop`` is set."""
+    connection it resumes with ``since``/``epoch`` until ``stop`` is set. A resume welcomed
+    with ``more`` (its history cut to fit the node's ``--max-pending``) pages the rest back
+    with ``history`` requests before it records anything (docs/protocol.md, "Resuming without
+    gaps or duplicates")."""
 
     def __init__(self, *args: Any, delay: float = 0.0, refresh: float | None = None) -> None:
         super().__init__(*args)
@@ -109,7 +147,7 @@ class Receiver(Client):
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event, query: str) -> None:
         welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        asked = self.epoch is not None
+        asked, asked_epoch = self.epoch is not None, self.epoch
         self.h.add(
             Welcome(
                 self.name,
@@ -120,17 +158,29 @@ class Receiver(Client):
                 self.last_id if asked else None,
                 self.epoch if asked else None,
                 welcome.get("recovered"),
+                welcome.get("more") is True,
             )
         )
         if welcome["epoch"] != self.epoch:
             self.epoch, self.last_id = welcome["epoch"], 0
-        for frame in welcome.get("history", []):
-            self._message(frame, history=True)
-        if not asked:
-            self.last_id = max(self.last_id, welcome["last_id"])
         stopping = asyncio.ensure_future(stop.wait())
         renewing = asyncio.ensure_future(self._renew(ws)) if self.refresh else None
         try:
+            held = welcome.get("history", [])
+            live: list[dict[str, Any]] = []
+            if asked and welcome.get("more") is True and welcome["epoch"] == asked_epoch:
+                before = held[0]["id"] if held else welcome["last_id"] + 1
+                paged = await self._page(ws, stopping, self.last_id, before, welcome["epoch"])
+                if paged is None:
+                    return  # cut, stopped or short: nothing recorded, resume from where it was
+                held = [*paged[0], *held]
+                live = paged[1]
+            for frame in held:
+                self._message(frame, history=True)
+            for frame in live:
+                self._message(frame, history=False)
+            if not asked:
+                self.last_id = max(self.last_id, welcome["last_id"])
             while True:
                 if not self.reading.is_set():  # a slow reader: the server's output piles up
                     await asyncio.wait(
@@ -155,15 +205,84 @@ class Receiver(Client):
             if renewing is not None:
                 renewing.cancel()
 
-    async def stall(self, seconds: float) -> bool:
-        """Read nothing for ``seconds`` (False if not connected: nothing to stall)."""
-        if self.ws is None:
+    async def _page(
+        self,
+        ws: ClientConnection,
+        stopping: asyncio.Future[Any],
+        since: int,
+        before: int,
+        epoch: str,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """Page back with ``history`` requests from ``before`` to ``since + 1``: the pages'
+        messages (oldest first) and the live ones that arrived meanwhile; None when the
+        paging did not reach ``since + 1`` in ``epoch`` (a :class:`Paged` event says so) or
+        the connection ended or ``stop`` was set first (nothing recorded)."""
+        pages: list[dict[str, Any]] = []
+        live: list[dict[str, Any]] = []
+        more, got_epoch, n = True, epoch, 0
+        while before > since + 1:
+            n += 1
+            cid = f"{self.name}-page-{self.conns}-{n}"
+            request = {"type": "history", "before": before, "limit": MAX_HISTORY_PAGE}
+            await ws.send(json.dumps({**request, "client_id": cid}))
+            while True:
+                frame = await self._next(ws, stopping)
+                if frame is None:
+                    return None
+                kind = frame.get("type")
+                if kind == "message":
+                    live.append(frame)
+                elif kind in ("history", "error") and frame.get("client_id") == cid:
+                    break
+            if kind == "error":  # rate_limited, broker_unavailable: ask again
+                if frame.get("code") not in NOT_STORED:
+                    return None
+                await asyncio.sleep(min(float(frame.get("retry_after") or 0.2), 2.0))
+                continue
+            got_epoch, more = str(frame.get("epoch")), frame.get("more") is True
+            older = [m for m in frame.get("messages", []) if since < m["id"] < before]
+            if got_epoch != epoch or not older:
+                break
+            pages[:0] = older
+            before = older[0]["id"]
+            if not more:
+                break
+        self.h.add(Paged(self.name, self.conns, since, before, got_epoch, more))
+        if before != since + 1 or got_epoch != epoch:
+            return None
+        return pages, live
+
+    @staticmethod
+    async def _next(ws: ClientConnection, stopping: asyncio.Future[Any]) -> dict[str, Any] | None:
+        """The next frame, or None once ``stop`` is set (TimeoutError after PAGE_TIMEOUT)."""
+        recv = asyncio.ensure_future(ws.recv())
+        recv.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait(
+            {recv, stopping}, timeout=PAGE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if recv not in done:
+            recv.cancel()
+            if stopping.done():
+                return None
+            raise TimeoutError("no answer to a history request")
+        frame: dict[str, Any] = json.loads(recv.result())
+        return frame
+
+    async def stall(self, seconds: float, *, keepalive: bool = True) -> bool:
+        """Read nothing for ``seconds`` (False if not connected: nothing to stall). Without
+        ``keepalive`` the connection does not give up on the pongs it cannot read meanwhile
+        (its pings' 2 s timeout would close it before the node cuts it as a slow consumer)."""
+        ws = self.ws
+        if ws is None:
             return False
+        if not keepalive:
+            ws.ping_timeout = None
         self.reading.clear()
         try:
             await asyncio.sleep(seconds)
         finally:
             self.reading.set()
+            ws.ping_timeout = _CONNECT["ping_timeout"]
         return True
 
     async def _renew(self, ws: ClientConnection) -> None:
@@ -202,11 +321,20 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 class RawSender(Client):
     """Pipelines up to ``window`` messages; after a refusal it may retry, or a lost
     connection, it connects again and re-sends every unacked message in order, with its
-    client_id (docs/protocol.md, "Resuming")."""
+    client_id (docs/protocol.md, "Resuming"). A burst sender (a slow_consumer fault's) sends
+    ``limit`` messages of ``pad`` more characters each."""
 
-    def __init__(self, *args: Any, window: int = 4, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        window: int = 4,
+        interval: float = 0.05,
+        pad: int = 0,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(*args)
         self.window, self.interval = window, interval
+        self.pad, self.limit = pad, limit
         self.seq = 0
         self.unacked: dict[str, str] = {}  # client_id -> text, in send order
         self.acked = 0
@@ -214,6 +342,8 @@ class RawSender(Client):
     async def run(self, send_until: float, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         while loop.time() < deadline and (loop.time() < send_until or self.unacked):
+            if self.limit is not None and self.seq >= self.limit and not self.unacked:
+                return
             try:
                 self.ws = await self._open("presence=0&receive=0")
             except Exception:
@@ -228,8 +358,12 @@ class RawSender(Client):
                     await asyncio.wait_for(self.ws.close(), 1)
                 self.ws = None
 
+    def _text(self, seq: int) -> str:
+        """Message ``seq``'s text: unique, ``NAME#SEQ`` then the padding."""
+        return f"{self.name}#{seq}" + (" " + "." * self.pad if self.pad else "")
+
     def _send_frame(self, cid: str, text: str) -> str:
-        self.h.add(Send(self.name, self.room, text, int(text.rsplit("#", 1)[1]), client_id=cid))
+        self.h.add(Send(self.name, self.room, text, int(cid.rsplit("-", 1)[1]), client_id=cid))
         return json.dumps({"type": "message", "message": text, "client_id": cid})
 
     async def _session(self, ws: ClientConnection, send_until: float, deadline: float) -> None:
@@ -241,6 +375,7 @@ class RawSender(Client):
         next_send = loop.time()
         while loop.time() < deadline:
             sending = loop.time() < send_until and len(self.unacked) < self.window
+            sending = sending and (self.limit is None or self.seq < self.limit)
             if not sending and not self.unacked:
                 return
             wait = max(0.0, next_send - loop.time()) if sending else 0.5
@@ -249,7 +384,7 @@ class RawSender(Client):
             except TimeoutError:
                 if sending and loop.time() >= next_send:
                     self.seq += 1
-                    cid, text = f"{self.name}-{self.seq}", f"{self.name}#{self.seq}"
+                    cid, text = f"{self.name}-{self.seq}", self._text(self.seq)
                     self.unacked[cid] = text
                     await ws.send(self._send_frame(cid, text))
                     next_send = loop.time() + self.interval * (0.5 + self.rng.random())
@@ -260,7 +395,7 @@ class RawSender(Client):
                     text = self.unacked.pop(cid)
                     self.acked += 1
                 else:  # a duplicate ack of one already counted
-                    text = f"{self.name}#{cid.rsplit('-', 1)[1]}"
+                    text = self._text(int(cid.rsplit("-", 1)[1]))
                 # the ack's own epoch: the room may have lost its history since the welcome
                 acked_in = frame.get("epoch") or epoch
                 self.h.add(

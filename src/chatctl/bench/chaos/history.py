@@ -58,7 +58,8 @@ class Refusal:
 @dataclass(frozen=True)
 class Welcome:
     """Connection ``conn`` of ``receiver`` was welcomed. ``asked_since``/``asked_epoch``: what
-    it asked to resume from (``None``: a fresh join); ``recovered`` as the welcome said."""
+    it asked to resume from (``None``: a fresh join); ``recovered`` and ``more`` as the welcome
+    said (``more``: its history was cut to fit the pending-output bound, the rest is kept)."""
 
     receiver: str
     conn: int
@@ -68,7 +69,26 @@ class Welcome:
     asked_since: int | None = None
     asked_epoch: str | None = None
     recovered: bool | None = None
+    more: bool = False
     kind: str = "welcome"
+
+
+@dataclass(frozen=True)
+class Paged:
+    """Connection ``conn`` of ``receiver``, welcomed with ``more``, paged back with
+    ``history`` requests: ``reached`` is the oldest id it then held after ``since``
+    (``since + 1``: every message), ``epoch`` and ``more`` those of the last page. Recorded
+    once the paging ends, before the deliveries of the resume (the pages' messages, then the
+    welcome's history, then the live ones, in id order); a connection that ends while paging
+    records neither."""
+
+    receiver: str
+    conn: int
+    since: int
+    reached: int
+    epoch: str
+    more: bool
+    kind: str = "paged"
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,7 @@ class End:
     kind: str = "end"
 
 
-Event = Send | Ack | Refusal | Welcome | Delivery | Disconnect | Fault | End
+Event = Send | Ack | Refusal | Welcome | Paged | Delivery | Disconnect | Fault | End
 
 
 @dataclass
@@ -150,6 +170,7 @@ __all__ = [
     "Event",
     "Fault",
     "History",
+    "Paged",
     "Refusal",
     "Send",
     "Welcome",

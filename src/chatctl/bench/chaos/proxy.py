@@ -7,6 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from chatctl.bench.chaos.clients import small_socket
+
+#: bytes the proxy reads at once, and holds at most per direction in its buffers
+CHUNK = 16384
+
 
 class Proxy:
     def __init__(self, target_port: int) -> None:
@@ -20,7 +25,7 @@ class Proxy:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, limit=CHUNK)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def pause(self) -> None:
@@ -40,10 +45,13 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+            sock = await small_socket(self.target_port)
+            up_r, up_w = await asyncio.open_connection(sock=sock, limit=CHUNK)
         except OSError:
             writer.transport.abort()
             return
+        for w in (writer, up_w):  # hold little: a client that stops reading backs the node up
+            w.transport.set_write_buffer_limits(high=CHUNK)
         self._conns |= {writer, up_w}
         a = asyncio.create_task(self._pipe(reader, up_w))
         b = asyncio.create_task(self._pipe(up_r, writer))
@@ -58,7 +66,7 @@ class Proxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while chunk := await reader.read(65536):
+            while chunk := await reader.read(CHUNK):
                 await self._open.wait()
                 if self.delay:
                     await asyncio.sleep(self.delay)

@@ -16,12 +16,23 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from chatctl.bench.chaos.check import Violation, check, messages_checked
-from chatctl.bench.chaos.history import Delivery, Disconnect, End, Fault, History, Welcome
+from chatctl.bench.chaos.history import (
+    Delivery,
+    Disconnect,
+    End,
+    Fault,
+    History,
+    Paged,
+    Welcome,
+)
 from chatctl.bench.chaos.schedule import Schedule, plan
 from chatctl.bench.chaos.world import ROOMS, World, run_faults
+from chatctl.protocol import MAX_HISTORY_PAGE
 
 #: close codes of receivers' connections worth counting in the summary
 CLOSES = {"4008": "slow consumer", "4001": "token expired"}
+#: what a node logs when it cuts a slow consumer (server/hub.py)
+SLOW_CUT = "slow consumer disconnected"
 #: seconds senders get after the faults end to have every message acked
 SETTLE = 30.0
 
@@ -50,24 +61,29 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
         await world.start()
         start = loop.time()
         send_until, deadline = start + schedule.seconds, start + schedule.seconds + SETTLE
+        world.deadline = deadline
         tasks += [asyncio.ensure_future(r.run(stop)) for r in world.receivers]
         senders = [asyncio.ensure_future(s.run(send_until, deadline)) for s in world.raw]
         senders += [asyncio.ensure_future(c.run(send_until, deadline)) for c in world.cli]
         tasks += senders
         await asyncio.wait_for(run_faults(world, result.log), schedule.seconds + 30)
         await world.heal()
-        await asyncio.wait(senders, timeout=max(1.0, deadline - loop.time()))
+        await asyncio.wait([*senders, *world.bursts], timeout=max(1.0, deadline - loop.time()))
         await _catch_up(world, history)
         history.add(End())
         for room in ROOMS:
             await _final_read(world, history, room)
     finally:
         stop.set()
+        tasks += world.bursts
         for t in tasks:
             t.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         await world.close()
+        # a node cuts a slow consumer with 4008 but drops the TCP connection 2 s later if the
+        # client does not read up to the close frame: the client then sees 1006, the log 4008
+        slow_cuts = sum(_count(node.log, SLOW_CUT) for node in world.nodes)
     result.faults = Counter(e.name for e in history.events if isinstance(e, Fault))
     if schedule.rate_limit:
         result.faults["rate_limit"] += 1
@@ -83,9 +99,21 @@ async def run_schedule(schedule: Schedule, workdir: Path) -> ScheduleResult:
     for e in history.events:
         if isinstance(e, Disconnect) and e.why in CLOSES:
             result.clients[CLOSES[e.why]] += 1
+    result.clients[CLOSES["4008"]] = max(result.clients[CLOSES["4008"]], slow_cuts)
+    result.clients["paged resumes"] = sum(
+        1 for e in history.events if isinstance(e, Paged) and e.reached == e.since + 1
+    )
     for v in result.violations[:20]:
         result.report += v.report(history)
     return result
+
+
+def _count(log: Path, line: str) -> int:
+    """Lines of a node's log that hold ``line``."""
+    try:
+        return log.read_text(errors="replace").count(line)
+    except OSError:
+        return 0
 
 
 async def _catch_up(world: World, history: History, timeout: float = 10) -> None:
@@ -133,26 +161,60 @@ async def _welcome(world: World, room: str, name: str, keep: int) -> dict[str, A
 
 
 async def _final_read(world: World, history: History, room: str) -> None:
-    """The room's whole history, read by a fresh connection once everything is healed."""
+    """The room's whole history, read by a fresh connection once everything is healed: its
+    welcome, then ``history`` pages back to the oldest kept message (a welcome alone holds
+    only what fits in the nodes' --max-pending)."""
     name = f"final-{room}"
-    w = await _welcome(world, room, name, 100000)
-    if w is None:
-        return
-    history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
-    for f in w["history"]:
-        history.add(
-            Delivery(
-                name,
-                1,
-                room,
-                f["id"],
-                w["epoch"],
-                f["message"],
-                f["user"],
-                f.get("client_id"),
-                history=True,
+    url = f"ws://127.0.0.1:{world.nodes[0].port}/ws/{room}?history=0&receive=0&presence=0"
+    headers = {"Authorization": f"Bearer {world.token(name)}"}
+    for _ in range(20):
+        try:
+            async with connect(url, additional_headers=headers, max_size=2**27) as ws:
+                w = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                messages = await _all_pages(ws, w["epoch"])
+        except Exception:
+            await asyncio.sleep(0.5)
+            continue
+        if messages is None:  # the room's epoch changed while reading: read it again
+            continue
+        history.add(Welcome(name, 1, room, w["epoch"], w["last_id"]))
+        for f in messages:
+            history.add(
+                Delivery(
+                    name,
+                    1,
+                    room,
+                    f["id"],
+                    w["epoch"],
+                    f["message"],
+                    f["user"],
+                    f.get("client_id"),
+                    history=True,
+                )
             )
-        )
+        return
+
+
+async def _all_pages(ws: Any, epoch: str) -> list[dict[str, Any]] | None:
+    """Every kept message of the connection's room, oldest first, by ``history`` requests
+    (None if a page is of another epoch)."""
+    messages: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"type": "history", "limit": MAX_HISTORY_PAGE}
+    while True:
+        await ws.send(json.dumps(request))
+        while True:
+            page = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if page.get("type") == "history":
+                break
+            if page.get("type") == "error":
+                await asyncio.sleep(min(float(page.get("retry_after") or 0.2), 2.0))
+                await ws.send(json.dumps(request))
+        if page["epoch"] != epoch:
+            return None
+        messages[:0] = page["messages"]
+        if not page["more"] or not page["messages"]:
+            return messages
+        request["before"] = page["messages"][0]["id"]
 
 
 def run_chaos(
@@ -200,7 +262,8 @@ def _summary(results: list[ScheduleResult], seed: int, broker: str, seconds: flo
     print(
         f"  acked from: websocket {clients['websocket']}, chatctl send {clients['chatctl send']}"
         f", chatctl send --http {clients['chatctl send --http']}; token refreshes: "
-        f"{clients['token refreshes']}; receivers closed as {closed}"
+        f"{clients['token refreshes']}; receivers closed as {closed}; resumes paged back "
+        f"to since: {clients['paged resumes']}"
     )
     print(f"  violations: {violations}")
     if violations:

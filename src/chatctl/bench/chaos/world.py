@@ -21,14 +21,25 @@ from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
 from chatctl.tokens.mint import mint
 
 ROOMS = ("a", "b")
+#: a slow_consumer fault's burst: this many senders (three times as many under a rate limit)
+#: of messages this many characters longer, BURST_BYTES more than twice the --max-pending
+#: in all: on loopback the kernel gives the node's socket a send buffer of megabytes (its
+#: MSS is 64 KiB), which fills before the node's own pending output starts to grow
+BURST_SENDERS = 3
+BURST_PAD = 7000
+BURST_BYTES = 2**19
 #: seconds the short-lived tokens of some clients live (they renew them; the server closes a
 #: connection at exp plus 5 s of leeway with 4001 when no renewal came)
 TOKEN_TTL = 6
-#: keep every message in the history and in one welcome: a recovered: false is then a bug
-#: (and --max-pending large: a welcome whose history is cut to fit it is recovered: false,
-#: so a slow_reader backs the node up without being closed as a slow consumer)
-SERVE_FLAGS = ["--history", "100000", "--max-pending", str(2**27), "--drain-timeout", "2"]
-SERVE_FLAGS += ["--ping-interval", "2", "--log-level", "warning"]
+#: keep every message in the history: a recovered: false is then a bug, unless the welcome
+#: says ``more`` (cut to fit the schedule's --max-pending) and paging recovers the rest
+SERVE_FLAGS = ["--history", "100000", "--drain-timeout", "2"]
+SERVE_FLAGS += ["--log-level", "warning"]
+#: seconds between the nodes' pings (their pong timeout too); longer than a slow_consumer
+#: stall in the schedules that have one: a node would otherwise close a stalled receiver
+#: for a missed pong (1011) as often as it cuts it for its pending output (4008)
+PING_INTERVAL = 2
+SLOW_CONSUMER_PING_INTERVAL = 8
 
 
 class World:
@@ -45,6 +56,11 @@ class World:
         self.raw: list[RawSender] = []
         self.cli: list[CliSender] = []
         self.locks: list[asyncio.Lock] = []
+        #: the slow_consumer faults' burst senders, running until they are acked
+        self.bursts: list[asyncio.Future[None]] = []
+        self.burst_count = 0
+        #: when senders must be done (set by the runner)
+        self.deadline = 0.0
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> None:
@@ -61,7 +77,10 @@ class World:
             url = f"sqlite://{self.dir / 'data'}/"
         else:
             url = "memory:"
-        flags = ["--broker", url, *SERVE_FLAGS]
+        slow = any(f.name == "slow_consumer" for f in self.s.faults)
+        ping = SLOW_CONSUMER_PING_INTERVAL if slow else PING_INTERVAL
+        flags = ["--broker", url, *SERVE_FLAGS, "--max-pending", str(self.s.max_pending)]
+        flags += ["--ping-interval", str(ping)]
         if self.cluster is not None:  # an ack waits for a replica: a failover loses nothing
             flags += ["--redis-wait-replicas", "1"]
         if self.s.rate_limit:
@@ -189,6 +208,8 @@ class World:
             if await reader.stall(f.hold):
                 return f"{reader.name} read nothing for {f.hold:.2f}s"
             return f"{reader.name} was not connected"
+        if f.name == "slow_consumer":
+            return await self._slow_consumer(f)
         if f.name == "client_cut":
             clients = [*self.receivers, *self.raw]
             victim = clients[f.target % len(clients)]
@@ -225,6 +246,47 @@ class World:
         self.h.add(Fault(f.name, f"redis:{replica}"))
         await asyncio.to_thread(cluster.failover, replica)
         return f"replica {replica} took over from {master}"
+
+    async def _slow_consumer(self, f: PlannedFault) -> str:
+        """A receiver reads nothing for ``f.hold`` seconds while burst senders send its room
+        several times the node's --max-pending in large messages: the node cuts it (4008)
+        and it resumes, its welcome cut to fit the bound and the rest paged back."""
+        reader = self.receivers[f.target % len(self.receivers)]
+        async with contextlib.AsyncExitStack() as held:
+            # no node restarts or stops during the stall: they would end its connection
+            # before the node had a chance to cut it (the faults wait their turn)
+            for lock in self.locks:
+                await held.enter_async_context(lock)
+            for _ in range(40):  # a node fault it waited for may have cut the reader
+                if reader.ws is not None:
+                    break
+                await asyncio.sleep(0.05)
+            return await self._stall_under_burst(reader, f)
+
+    async def _stall_under_burst(self, reader: Receiver, f: PlannedFault) -> str:
+        self.h.add(Fault(f.name, reader.name))
+        if reader.ws is None:
+            return f"{reader.name} was not connected"
+        loop = asyncio.get_running_loop()
+        n = self.burst_count
+        self.burst_count += 1
+        senders = BURST_SENDERS * (3 if self.s.rate_limit else 1)
+        each = -(-(2 * self.s.max_pending + BURST_BYTES) // (BURST_PAD * senders))
+        burst: list[RawSender] = []
+        for i in range(senders):
+            name = f"b{n}{i}"
+            args = (name, reader.room, self.urls(), self._tokens(name), self.h, self.rng)
+            sender = RawSender(*args, window=16, interval=0.002, pad=BURST_PAD, limit=each)
+            burst.append(sender)
+            run = sender.run(loop.time() + f.hold + 10, max(self.deadline, loop.time() + 30))
+            self.bursts.append(asyncio.ensure_future(run))
+        self.raw += burst
+        await reader.stall(f.hold, keepalive=False)
+        acked = sum(s.acked for s in burst)
+        return (
+            f"{reader.name} read nothing for {f.hold:.2f}s under a burst of {each * senders} "
+            f"messages of {BURST_PAD} characters ({acked} acked meanwhile)"
+        )
 
     def _durable(self) -> bool:
         """A node's restart keeps history (the broker lives outside it, or on its disk)."""
