@@ -6,6 +6,7 @@ from __future__ import annotations
 from chatctl.bench.chaos.check import check
 from chatctl.bench.chaos.history import (
     Ack,
+    Connecting,
     Delivery,
     Disconnect,
     End,
@@ -166,6 +167,30 @@ def test_an_epoch_change_on_a_durable_broker_is_caught() -> None:
 def test_an_epoch_change_without_a_restart_is_caught_on_memory() -> None:
     ev: list[Event] = [Welcome("a", 1, R, "e1", 0), Disconnect("a", 1, "cut")]
     ev += [Welcome("a", 2, R, "e2", 0, 0, "e1", False), End()]
+    assert _rules(ev, durable=False) == {"epoch-change"}
+
+
+def test_a_welcome_written_before_a_restart_and_read_after_it_passes_on_memory() -> None:
+    """Soak seed 2047 (memory): b's connection opened, the node wrote its welcome (epoch e1),
+    then the runner recorded a restart and the node died; the welcome came through a paused
+    proxy after the fault, and the next one had the new node's e2. The change is explained
+    by the restart after that connection was opened; the stale welcome may even come after
+    a welcome of the new node."""
+    ev: list[Event] = [Connecting("b", 1), Fault("node_term", "n0", loses_history=True)]
+    ev += [Welcome("b", 1, R, "e1", 0), Disconnect("b", 1, "1006")]
+    ev += [Connecting("a", 1), Welcome("a", 1, R, "e2", 0), End()]
+    assert _rules(ev, durable=False) == set()
+    stale_last: list[Event] = [Connecting("b", 1), Fault("node_term", "n0", loses_history=True)]
+    stale_last += [Connecting("a", 1), Welcome("a", 1, R, "e2", 0)]
+    stale_last += [Welcome("b", 1, R, "e1", 0), Disconnect("b", 1, "1006"), End()]
+    assert _rules(stale_last, durable=False) == set()
+
+
+def test_an_epoch_change_with_the_restart_before_both_connections_is_caught() -> None:
+    """Both connections opened after the last restart: both welcomes tell the room after
+    it, so their epochs differ for no reason."""
+    ev: list[Event] = [Fault("node_term", "n0", loses_history=True), Connecting("b", 1)]
+    ev += [Welcome("b", 1, R, "e1", 0), Connecting("a", 1), Welcome("a", 1, R, "e2", 0), End()]
     assert _rules(ev, durable=False) == {"epoch-change"}
 
 

@@ -33,12 +33,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from chatctl.bench.chaos.epochs import EpochRules
 from chatctl.bench.chaos.history import (
     Ack,
+    Connecting,
     Delivery,
     Disconnect,
     End,
-    Fault,
     History,
     Paged,
     Refusal,
@@ -63,7 +64,7 @@ class Violation:
         return [head + self.detail, *("  " + line for line in history.dump(list(self.events)))]
 
 
-class _Checker:
+class _Checker(EpochRules):
     def __init__(self, history: History) -> None:
         self.h = history
         self.out: list[Violation] = []
@@ -77,6 +78,16 @@ class _Checker:
             self.stored.setdefault((d.room, d.epoch, d.id), i)
         #: (receiver, conn) -> index of its welcome
         self.welcome_of = {(e.receiver, e.conn): i for i, e in self.welcomes}
+        #: welcome index -> index of its connection's last attempt to connect: what it
+        #: tells may be as old as that (a welcome written just before a node died arrives
+        #: after the fault); the welcome's own index without one
+        self.opened: dict[int, int] = {}
+        attempts: dict[tuple[str, int], int] = {}
+        for i, e in enumerate(ev):
+            if isinstance(e, Connecting):
+                attempts[(e.receiver, e.conn)] = i
+            elif isinstance(e, Welcome):
+                self.opened[i] = attempts.get((e.receiver, e.conn), i)
         #: connections welcomed with ``more`` that paged back to ``since + 1`` in the
         #: welcome's epoch: recovered, as with ``recovered: true``
         self.paged: set[tuple[str, int]] = set()
@@ -257,74 +268,6 @@ class _Checker:
                 )
             if prev is None or seq > prev[1]:
                 last[key] = (id_, seq, i)
-
-    # -- epochs and recovered ------------------------------------------------------------
-    def epochs(self) -> None:
-        ev = self.h.events
-        current: dict[str, tuple[str, int]] = {}
-        last_loss = -1
-        for i, e in enumerate(ev):
-            if isinstance(e, Fault) and e.loses_history:
-                last_loss = i
-            if isinstance(e, Paged):
-                self._paging(i, e, last_loss)
-            if not isinstance(e, Welcome):
-                continue
-            prev = current.get(e.room)
-            changed = prev is not None and prev[0] != e.epoch
-            if prev is not None and changed and (self.h.durable or last_loss < prev[1]):
-                why = "a durable broker" if self.h.durable else "no fault that loses history"
-                self.flag(
-                    "epoch-change",
-                    f"{e.room}'s epoch went from {prev[0]} to {e.epoch} with {why} between",
-                    prev[1],
-                    i,
-                )
-            if prev is None or prev[0] != e.epoch:
-                current[e.room] = (e.epoch, i)
-            if e.asked_since is not None:
-                same = e.asked_epoch == e.epoch
-                if same and not e.recovered and not e.more:  # with more: see _paging
-                    self.flag(
-                        "recovered",
-                        f"{e.receiver} resumed {e.room} since {e.asked_since} in the same "
-                        "epoch and got recovered: false (the history keeps everything)",
-                        i,
-                    )
-                if not same and (e.recovered or e.more):
-                    self.flag(
-                        "recovered",
-                        f"{e.receiver} resumed across an epoch change and got "
-                        + ("recovered: true" if e.recovered else "more: true"),
-                        i,
-                    )
-
-    def _paging(self, i: int, e: Paged, last_loss: int) -> None:
-        """A resume welcomed with ``more`` pages back to ``since + 1`` in its epoch."""
-        w = self.welcome_of.get((e.receiver, e.conn))
-        if w is None:
-            return
-        welcome = self.h.events[w]
-        assert isinstance(welcome, Welcome)
-        if e.epoch != welcome.epoch:
-            if self.h.durable or last_loss < w:
-                why = "a durable broker" if self.h.durable else "no fault that loses history"
-                self.flag(
-                    "epoch-change",
-                    f"{e.receiver}'s paging of {welcome.room} got epoch {e.epoch}, not its "
-                    f"welcome's {welcome.epoch}, with {why} between",
-                    w,
-                    i,
-                )
-        elif e.reached != e.since + 1:
-            self.flag(
-                "recovered",
-                f"{e.receiver} resumed {welcome.room} since {e.since} with more: true, but "
-                f"its paging stopped at id {e.reached} (more: {str(e.more).lower()}): "
-                "messages the welcome said are kept were not",
-                w,
-                i,
-            )
 
     # -- acks and refusals ----------------------------------------------------------------
     def _ack_text(self, a: Ack) -> str | None:

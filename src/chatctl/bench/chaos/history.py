@@ -109,6 +109,17 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Connecting:
+    """``receiver`` starts opening connection ``conn`` (again after a failed attempt). Its
+    welcome, whenever it arrives, may tell the room as it was from here on: a welcome
+    written just before a node died can reach the client after the fault was recorded."""
+
+    receiver: str
+    conn: int
+    kind: str = "connecting"
+
+
+@dataclass(frozen=True)
 class Disconnect:
     """Connection ``conn`` of ``receiver`` ended (``why``: a close code or a fault)."""
 
@@ -138,7 +149,7 @@ class End:
     kind: str = "end"
 
 
-Event = Send | Ack | Refusal | Welcome | Paged | Delivery | Disconnect | Fault | End
+Event = Send | Ack | Refusal | Connecting | Welcome | Paged | Delivery | Disconnect | Fault | End
 
 
 @dataclass
@@ -164,6 +175,7 @@ class History:
 
 __all__ = [
     "Ack",
+    "Connecting",
     "Delivery",
     "Disconnect",
     "End",

@@ -12,12 +12,13 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from chatctl.bench.chaos.clients import CliSender, RawSender, Receiver
+from chatctl.bench.chaos.clients import Receiver
 from chatctl.bench.chaos.history import Fault, History
 from chatctl.bench.chaos.procs import Node, RedisService, chatctl_env
 from chatctl.bench.chaos.proxy import Proxy
 from chatctl.bench.chaos.rcluster import ClusterService
 from chatctl.bench.chaos.schedule import NODES, PlannedFault, Schedule
+from chatctl.bench.chaos.senders import CliSender, RawSender
 from chatctl.tokens.mint import mint
 
 ROOMS = ("a", "b")
