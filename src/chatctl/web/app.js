@@ -115,7 +115,10 @@ function onWelcome(room, f) {
   const resumed = "since" in f;
   if (room.epoch !== null && f.epoch !== room.epoch) room.lastId = 0; // ids started again
   if (resumed && !f.recovered) {
-    notice(room, "Some messages were missed while you were disconnected: the server no longer has them.", "missed");
+    // more: the server keeps them, but sent only the newest that fit (docs/protocol.md)
+    notice(room, f.more
+      ? "More messages came while you were disconnected than the server resends at once: the newest are shown (the others: chatctl history " + room.name + ")."
+      : "Some messages were missed while you were disconnected: the server no longer has them.", "missed");
   }
   room.epoch = f.epoch;
   if (!room.joined && (!room.seen || room.seen.epoch !== f.epoch)) {
