@@ -1,7 +1,7 @@
 """``chatctl bench chaos`` end to end: one short seeded schedule per broker against real
 ``chatctl serve`` processes (and a real redis-server), every history checked. The seed is
 random and printed: a failure replays with ``chatctl bench chaos --broker B --seed N
---duration 6 --schedule-seconds 6``; seeds that once failed are run again as regressions.
+--duration 5 --schedule-seconds 5``; seeds that once failed are run again as regressions.
 Under CI=true nothing here may skip."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from support.helpers import chatctl_env
 SECONDS = "8"
 #: a random schedule's length: shorter than a regression's, since every CI run draws new
 #: ones and each second costs every broker's run a second of two busy cores
-RANDOM_SECONDS = "6"
+RANDOM_SECONDS = "5"
 
 
 #: Seeds that once broke a rule, with what their 8 s schedule does (docs/reliability.md)

@@ -67,8 +67,8 @@ RESTARTABLE = [entry.name for entry in BROKERS if entry.restartable]
 
 def _one_per_publish_path() -> list[str]:
     """One broker for each way of publishing (its class's ``publish`` and ``publish_nowait``):
-    a one-node test of the server's rate limits depends on that, not on where the broker
-    keeps rooms (a Redis Cluster publishes as one Redis does)."""
+    a one-node test of the server's rate limits or of a stalled node depends on that, not on
+    where the broker keeps rooms (a Redis Cluster publishes as one Redis does)."""
     seen: dict[tuple[object, object], str] = {}
     for entry in BROKERS:
         cls: Any = entry.load()
@@ -270,10 +270,11 @@ def test_two_senders_of_one_user_share_the_user_rate_limit(backend: Backend) -> 
         assert_in_order(receiver.messages(), a_lines, b_lines)
 
 
+@pytest.mark.parametrize("backend", PUBLISH_PATHS, indirect=True)
 def test_a_stalled_node_resumes_and_keeps_the_order(backend: Backend) -> None:
     """The node stops answering for 1.5 s (SIGSTOP) while lines keep coming; when it wakes,
     the frames queued meanwhile arrive in a burst over its rate limit."""
-    sent = lines(1200)
+    sent = lines(900)
     with with_node(backend, "--rate-limit", "400", "--rate-burst", "50") as node:
         receiver = Receiver(node.port, len(sent))
         sender = Sender(node.port, sent, rate=600)
