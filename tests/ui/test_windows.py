@@ -122,6 +122,59 @@ def test_a_failed_join_leaves_you_where_you_were(srv: ServeProcess, terms: list[
     term.quit()
 
 
+def test_a_failed_join_with_a_mention_unread_is_drawn_once(
+    srv: ServeProcess, terms: list[Term]
+) -> None:
+    """The failed ``/join`` (above) with a mention just rung in the other window: back in
+    ``fm``, its lines and the error are on the screen once each."""
+    token = make_token("alice", rooms=["fm", "fm2"])
+    term = open_term(terms, srv.port, "fm", "fm2", user="", CHATCTL_TOKEN=token)
+    shows(term, "fm")
+    term.wait_until(lambda: "connected" in term.bottom(), "connected")
+    say(srv.port, "fm2", "alice: ping")
+    term.wait_until(lambda: "@1" in term.bottom(), "the mention")
+    term.send("/join secret\r")
+    term.wait_for("cannot join secret")
+    term.wait_until(lambda: term.prompt_row() == "[fm]", "back in fm")
+    term.send("/window\r")  # a command's output after the redraw: the screen has settled
+    term.wait_for("2: fm2")
+    text = term.text()
+    assert text.count("cannot join secret") == 1, text
+    assert text.count("joined fm as alice") == 1, text
+    term.quit()
+
+
+@pytest.mark.parametrize("mention_in", ["other", "landed", "none"])
+def test_part_notice_is_drawn_once(srv: ServeProcess, terms: list[Term], mention_in: str) -> None:
+    """``/part`` of a window opened by ``/join``: the "left" line is drawn once on the window
+    landed on, also when a mention just rang the bell (its write used to hold back the
+    line's, printed after the redraw's clear and then drawn again by the redraw)."""
+    general, dev, qa = (f"p{mention_in[0]}-{name}" for name in ("general", "dev", "qa"))
+    term = open_term(terms, srv.port, general, dev)
+    shows(term, general)
+    term.wait_until(lambda: "connected" in term.bottom(), "connected")
+    term.send(f"/join {qa}\r")
+    shows(term, qa, f"joined {qa} as alice")
+    if mention_in != "none":
+        say(srv.port, dev if mention_in == "other" else general, "alice: ping")
+        term.wait_until(lambda: "@1" in term.bottom(), "the mention")
+    term.send("/part\r")
+    shows(term, general, f"left {qa}")
+    mark = len(term.output())
+    term.send("/window\r")  # a command's output after the redraw: the screen has settled
+    term.wait_for(f"1: {general}")
+    text = term.text()
+    assert text.count(f"left {qa}") == 1, text
+    assert row_of(term, f"joined {general} as alice") < row_of(term, f"left {qa}"), text
+    assert f"left {qa}" not in term.output()[mark:]  # not printed again later
+    term.send(ALT + "2")
+    shows(term, dev)
+    term.send(ALT + "1")
+    shows(term, general, f"left {qa}")
+    assert term.text().count(f"left {qa}") == 1, term.text()
+    term.quit()
+
+
 def test_read_marker_after_a_client_restart(srv: ServeProcess, terms: list[Term]) -> None:
     say(srv.port, "rm1", *(f"old {i}" for i in range(5)))
     say(srv.port, "rm2", "other old")

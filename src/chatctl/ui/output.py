@@ -6,6 +6,12 @@ movement: prompt-toolkit's dumb prompt just echoes what is typed after the promp
 written then would land on the prompt line. There, while a prompt is running, the prompt's
 line is ended first, and the prompt with the text typed so far is written again after the
 line (once for a burst of lines).
+
+On a terminal, ``patch_stdout`` hands the lines to a thread that writes them a moment later
+(up to 0.2 s after its last write). Clearing the screen goes the same way
+(:meth:`LineOutput.clear_screen`), so lines written before a clear land before it, not on the
+cleared screen; and while the shown window is to be drawn again (:attr:`LineOutput.held`),
+its new lines are not written at all: the redraw draws them, once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ class LineOutput:
         self.prompt_line = prompt_line
         self.prompting = False
         self._prompt_shown = False
+        #: the shown window is to be drawn again on a clear screen (by
+        #: :class:`~chatctl.ui.screen.Screen`): its lines are not written meanwhile
+        self.held = False
 
     def prompt_started(self) -> None:
         self.prompting = True
@@ -35,6 +44,11 @@ class LineOutput:
             self._write_dumb(line)
             return
         sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def clear_screen(self) -> None:
+        """Clear the screen and put the cursor home, after the lines written before."""
+        sys.stdout.write("\x1b[2J\x1b[H")
         sys.stdout.flush()
 
     def bell(self) -> None:

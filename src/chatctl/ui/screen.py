@@ -5,7 +5,9 @@ terminal's title stack at the start and restored at the end, as vim and less do)
 Clearing asks the terminal where the cursor is, and the answer must be read by
 prompt-toolkit, not echoed by a tty in cooked mode between two prompts (``^[[1;1R``): from a
 key binding (the prompt is running) it is done at once, from a command when the next prompt
-runs (:meth:`Screen.pre_run`).
+runs (:meth:`Screen.pre_run`). The clear and the lines drawn after it go the lines' way
+(:class:`~chatctl.ui.output.LineOutput`), in order; the shown window's lines written while
+it waits to be drawn again are drawn by the redraw only (they are in its lines already).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Screen:
                     self.output.write(line)
             return
         self._redraw_pending = True
+        self.output.held = True  # a line written until then is drawn by the redraw only
         if self.output.prompting:
             self._clear_now()
 
@@ -65,9 +68,13 @@ class Screen:
         if self.app is None:
             return
         self._clear_pending = False
-        self.app.renderer.clear()
+        if self.dumb:
+            self.app.renderer.clear()
+        else:  # after the lines still on their way to the screen, not before them
+            self.output.clear_screen()
         if self._redraw_pending:
             self._redraw_pending = False
+            self.output.held = False
             rows = self.app.output.get_size().rows
             for line in self.windows.shown().screen_lines(rows):
                 self.output.write(line)

@@ -78,7 +78,12 @@ class Window:
             del self.line_messages[:drop]
             self.marker = _shift(self.marker, drop)
             self.unseen_from = _shift(self.unseen_from, drop)
-        if self.visible:
+        self._print(line)
+
+    def _print(self, line: str) -> None:
+        """Put a line of the window on the screen when it is shown, unless the window is
+        about to be drawn again (the redraw draws the line from :attr:`lines`)."""
+        if self.visible and not self.screen.held:
             self.screen.write(line)
 
     def bell(self) -> None:
@@ -90,7 +95,7 @@ class Window:
         if self.visible:
             if start and self.marker is None:
                 self.marker = len(self.lines)
-                self.screen.write(self.render_marker())
+                self._print(self.render_marker())
             return
         self.unread += 1
         if self.unseen_from is None:
