@@ -27,9 +27,13 @@ from chatctl.protocol import (
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+#: integers JSON carries exactly between chatctl processes (orjson's: 64 bits, signed or not)
+INTEGERS = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+
+
 def json_trees(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
     return st.recursive(
-        st.none() | st.booleans() | st.integers() | floats | st.text(max_size=20),
+        st.none() | st.booleans() | INTEGERS | floats | st.text(max_size=20),
         lambda children: (
             st.lists(children, max_size=4)
             | st.dictionaries(st.text(max_size=10), children, max_size=4)
@@ -130,6 +134,15 @@ send_messages = st.builds(
     client_id=st.none() | st.text(min_size=1, max_size=MAX_CLIENT_ID_CHARS),
     kind=st.sampled_from(["text", "action"]),
 )
+
+
+def test_an_integer_beyond_64_bits_is_read_as_a_float_as_json_parse_reads_it() -> None:
+    """What a browser's ``JSON.parse`` does: echoed as that float, never refused or exact."""
+    frame = parse_client_frame(
+        '{"type": "ping", "data": [18446744073709551616, -9223372036854775809]}'
+    )
+    assert frame == Ping([1.8446744073709552e19, -9.223372036854776e18])
+    assert json.loads(Pong(frame.data).frame())["data"] == [2.0**64, -(2.0**63)]
 
 
 @FUZZ

@@ -16,9 +16,10 @@ full: the field order decides how fast a frame is read, never how it is understo
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, get_args
+
+import orjson
 
 from chatctl.protocol.client import ClientFrame, client_id_of
 from chatctl.protocol.codec import encodable, loads
@@ -69,7 +70,7 @@ def parse_server_frame(data: str | bytes) -> ServerFrame | Unknown:
     not know: clients ignore those); raise :class:`ProtocolError` if it is not a JSON object
     with a string ``type`` or a field has the wrong type."""
     try:
-        obj = json.loads(data)
+        obj = orjson.loads(data)
     except ValueError as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"server sent invalid JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
