@@ -5,6 +5,7 @@ out its reconnect backoff. Found by ``chatctl bench chaos --broker redis`` (seed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -76,4 +77,41 @@ async def test_a_room_subscribed_while_redis_is_down_gets_all_after_its_history(
         assert [m.id for m in sink.messages] == [4, 5, 6]
     finally:
         await publisher.close()
+        await node.close()
+
+
+async def test_a_node_refuses_publishes_until_its_feed_listens_again(redis: RedisServer) -> None:
+    """After an outage Redis takes publishes before the node's feed has re-subscribed. A
+    client re-sending what was refused meanwhile published a burst through that node, more
+    than the stream keeps (``--history``), before the feed's catch-up read it: the node's own
+    receivers never saw the messages trimmed in between (ids jumped; found by the send-order
+    test's Redis restart). The node now refuses them, retry-able, until it listens again."""
+    node = RedisBroker(
+        redis.url, prefix="t", health_interval=0.2, timeout=1, backoff_cap=4.0, history_size=5
+    )
+    await node.start()
+    try:
+        sink = Sink()
+        await node.subscribe("room", sink)
+        await node.publish("room", "alice", "before")
+        await sink.wait_for(lambda s: len(s.messages) >= 1)
+        await asyncio.to_thread(redis.stop)
+        await eventually(lambda: node.reconnects >= FAILED_RECONNECTS, timeout=30)
+        await asyncio.to_thread(redis.start)
+        refused = 0
+        acked: list[int] = []
+        for i in range(300):  # the client's backlog, re-sent as fast as it is taken
+            while True:
+                try:
+                    acked.append((await node.publish("room", "alice", f"m{i}")).message.id)
+                    break
+                except BrokerUnavailable:
+                    refused += 1
+                    await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):  # a gap never fills: compare what came
+            await sink.wait_for(lambda s: len(s.messages) >= 1 + len(acked), timeout=5)
+        assert [m.id for m in sink.messages] == [1, *acked], "acked but never delivered here"
+        assert acked == list(range(2, 302))
+        assert refused, "the feed came back too early to test the lag"
+    finally:
         await node.close()

@@ -68,7 +68,7 @@ from chatctl.broker.redis.moderated import RedisModeration
 from chatctl.broker.redis.outage import RedisOutages
 from chatctl.broker.redis.presence import RedisPresence
 from chatctl.broker.redis.revoked import RedisRevocations
-from chatctl.errors import BrokerError
+from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, Message, MessageKind
 from chatctl.protocol.moderation import Moderation
 
@@ -261,6 +261,10 @@ class RedisBroker(RedisOutages, RedisPresence, RedisRevocations, RedisModeration
         display: str | None = None,
         moderation: Moderation | None = None,
     ) -> PublishResult:
+        if not self._live.listening(room):
+            raise BrokerUnavailable(
+                f"Redis unavailable: this node is re-subscribing to room {room} after an outage"
+            )
         keys = room_keys(self.prefix, room)
         script_keys = [keys.meta, keys.log, keys.dedup_key(user, client_id)]
         args = [

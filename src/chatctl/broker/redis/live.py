@@ -120,6 +120,16 @@ class LiveFeed:
     def rooms(self) -> set[str]:
         return set(self._rooms)
 
+    def listening(self, room: str) -> bool:
+        """Whether a message published to ``room`` now reaches this node: the room is not
+        subscribed here, or its subscription is confirmed on a connection that is up. Not
+        while a reconnect is under way: what is published then is read back from the stream,
+        and a burst published through this node meanwhile (a client re-sending what was
+        refused during the outage) could outrun the stream's cap (``--history``) before the
+        catch-up reads it, and its receivers here would never see those messages."""
+        r = self._rooms.get(room)
+        return r is None or (r.confirmed and r.link is not None and r.link.connected)
+
     def seen(self, room: str, last: int, epoch: str) -> None:
         """A history read found ``room`` at ``last``: if the room was subscribed while Redis
         was down (no start yet), its live feed starts there. The server reads a welcome's
