@@ -55,9 +55,9 @@ class Exchange:
         self.streaming = False
         #: the route's label for /metrics (set by the router)
         self.route = "other"
-        #: False to close the connection after the answer (a request for none of the API's
-        #: paths, answered as websockets answers what it does not serve)
-        self.keep_alive = True
+        #: True to close the connection without an answer: a request websockets answers,
+        #: which the client repeats on a new connection (set by the router)
+        self.unanswered = False
 
     async def body(self, limit: int) -> bytes:
         """The whole body; :class:`ApiError` 413 past ``limit`` bytes, 408 if it is slow."""
@@ -265,19 +265,15 @@ class HttpConnection(asyncio.Protocol):
         if exchange.streaming:
             self.count(exchange.route, 200)
             return False
+        if reply is None and exchange.unanswered:
+            return False
         assert reply is not None
         self.count(exchange.route, reply.status)
         if self.lost.done():
             return False
         self._skip_ready_body()
-        if not exchange.keep_alive:
-            reply.headers.append(("Connection", "close"))
         self.send_reply(request, reply)
-        if (
-            not exchange.keep_alive
-            or self.h11.our_state is h11.MUST_CLOSE
-            or self.h11.their_state is not h11.DONE
-        ):
+        if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
             return False
         self.h11.start_next_cycle()
         return True
