@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import re
 import ssl
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,16 @@ async def http_get(
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await writer.drain()
         async with asyncio.timeout(timeout):
-            raw = await reader.read()
+            # to the answer's end: its Content-Length (a kept-alive connection stays open),
+            # else EOF
+            raw = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", raw)
+            if method == "HEAD" or raw.startswith((b"HTTP/1.1 204", b"HTTP/1.1 304")):
+                pass
+            elif length is not None:
+                raw += await reader.readexactly(int(length.group(1)))
+            else:
+                raw += await reader.read()
     finally:
         writer.close()
         with contextlib.suppress(OSError):

@@ -3,9 +3,15 @@ with ``Last-Event-ID`` without a gap or a duplicate."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
 from chatctl.server import ChatServer
 from support.curl import curl, curl_stream
-from support.helpers import make_token, timed_token
+from support.helpers import client, make_token, recv_presence, recv_type, timed_token
 
 EVENTS = "/rooms/general/events"
 MESSAGES = "/rooms/general/messages"
@@ -72,3 +78,42 @@ async def test_a_stream_ends_when_its_token_expires(leeway_server: ChatServer) -
         assert await stream.proc.wait() == 0  # the server ended the stream
     again = await curl(leeway_server.port, EVENTS, token=token)
     assert again.status == 401
+
+
+async def _open_raw_stream(port: int, token: str) -> tuple[asyncio.StreamReader, Any]:
+    """A Server-Sent Events request on a raw socket, read up to its ``welcome`` event."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {EVENTS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    async with asyncio.timeout(10):
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        await reader.readuntil(b"event: welcome\n")
+    return reader, writer
+
+
+@pytest.mark.parametrize("how", ["close", "shutdown"])
+async def test_a_closed_reader_leaves_the_room_at_once(server: ChatServer, how: str) -> None:
+    """The client's close (or its half-close, EOF) ends the stream: the reader is no longer
+    listed, the room's members get its leave, its connection no longer counts; not once a
+    write to it fails (a keep-alive comment, 15 s in a quiet room)."""
+    async with client(server.port, "general", "carol") as carol:
+        await recv_type(carol, "welcome")
+        _, writer = await _open_raw_stream(server.port, make_token("bob"))
+        assert await recv_presence(carol) == [("bob", "join")]
+        started = time.monotonic()
+        if how == "close":
+            writer.close()
+        else:
+            writer.write_eof()
+        assert await recv_presence(carol, timeout=2) == [("bob", "leave")]
+        users = await curl(server.port, "/rooms/general/users", token=make_token("dave"))
+        assert users.json()["users"] == ["carol"]
+        assert time.monotonic() - started < 2
+        metrics = (await curl(server.port, "/metrics")).body.decode()
+        assert 'route="room_events",status="200"} 1' in metrics
+        assert server.limits.total == 1  # carol's: the stream no longer counts
+        if how == "shutdown":
+            writer.close()

@@ -3,7 +3,10 @@ acks, de-duplication, and the errors of the protocol as JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from chatctl.server import ChatServer
 from chatctl.server.limits import RateSettings
@@ -140,3 +143,42 @@ async def test_expect_100_continue_is_answered_before_the_body(server: ChatServe
         head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 201 Created")
     writer.close()
+
+
+@pytest.mark.parametrize("path", ["/rooms/general/nowhere", "/api/nowhere"])
+async def test_a_404_keeps_the_connection_alive(server: ChatServer, path: str) -> None:
+    """A request without a body for no route is answered 404 and the connection serves the
+    next request (it used to be closed, as after a refused body)."""
+    token = make_token("alice")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for target, status in ((path, "404"), ("/rooms", "200"), (path, "404")):
+            auth = f"Authorization: Bearer {token}"
+            writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
+            async with asyncio.timeout(10):
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+                assert head.startswith(f"http/1.1 {status}"), head
+                assert "connection: close" not in head
+                length = int(head.split("content-length:")[1].split("\r\n")[0])
+                await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(("first", "status"), [("/rooms", 200), ("/rooms/general/nowhere", 404)])
+async def test_a_websockets_page_after_an_api_request_on_one_connection(
+    server: ChatServer, first: str, status: int
+) -> None:
+    """GET /healthz sent on a connection kept alive after an API request is not the API's:
+    the connection is closed unanswered, curl repeats it on a new one and websockets answers
+    200 (it used to be a 405 "use GET, HEAD" to a GET)."""
+    answer = await curl(
+        server.port,
+        "/healthz",
+        *("-H", f"Authorization: Bearer {make_token('alice')}"),
+        f"http://127.0.0.1:{server.port}{first}",
+        *("--next", "-s", "-i", "-w", "connects=%{num_connects}"),
+    )
+    assert answer.status == status
+    second = answer.body.split(b"HTTP/1.1 ", 1)[1]
+    assert second.startswith(b"200") and second.endswith(b"connects=1")

@@ -12,7 +12,11 @@ Limits, so that a slow or half-open client cannot hold the server:
   (408 / 431), also between two requests of a kept-alive connection (:data:`IDLE_TIMEOUT`);
 - the body within :data:`BODY_TIMEOUT` seconds and the handler's size limit (408 / 413);
 - a stream whose reader does not keep up (more than ``max_pending`` bytes unwritten) is
-  closed.
+  closed;
+- a stream whose client closed its side (EOF) ends at once: a Server-Sent Events reader
+  sends nothing once its request is made, so its EOF means it is gone (it would otherwise
+  stay a room member until a write to it failed, up to a keep-alive period later). A plain
+  answer is still written after an EOF (a client may half-close after its request).
 """
 
 from __future__ import annotations
@@ -51,9 +55,9 @@ class Exchange:
         self.streaming = False
         #: the route's label for /metrics (set by the router)
         self.route = "other"
-        #: False to close the connection after the answer (a request for none of the API's
-        #: paths, answered as websockets answers what it does not serve)
-        self.keep_alive = True
+        #: True to close the connection without an answer: a request websockets answers,
+        #: which the client repeats on a new connection (set by the router)
+        self.unanswered = False
 
     async def body(self, limit: int) -> bytes:
         """The whole body; :class:`ApiError` 413 past ``limit`` bytes, 408 if it is slow."""
@@ -73,6 +77,7 @@ class Exchange:
         self.conn.send_head(
             self.request, 200, [("Content-Type", content_type), *headers], length=None
         )
+        self.conn.stream_started()
 
     def write(self, data: bytes) -> bool:
         """Write part of a streamed answer; False once the client is gone or too slow."""
@@ -118,6 +123,10 @@ class HttpConnection(asyncio.Protocol):
         self._readable = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._paused = False
+        #: the client closed its side (EOF): a stream is ended, a plain answer still written
+        self._eof = False
+        #: an answer is being streamed (Server-Sent Events)
+        self._streaming = False
 
     # ------------------------------------------------------------- asyncio protocol
 
@@ -134,8 +143,12 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
+        self._eof = True
         self.h11.receive_data(b"")
         self._readable.set()
+        if self._streaming:
+            self._abort()  # the reader is gone: end its stream now, not at a failed write
+            return False
         return True  # half-closed: the answer may still be written
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,6 +156,19 @@ class HttpConnection(asyncio.Protocol):
             self.lost.set_result(None)
         self._readable.set()
         self.forget(self)
+
+    def stream_started(self) -> None:
+        """An answer is streamed from now on: the client's EOF ends it (also one that came
+        while the handler prepared the stream)."""
+        self._streaming = True
+        if self._eof:
+            self._abort()
+
+    def _abort(self) -> None:
+        """Drop the connection at once, unwritten data too (connection_lost follows, so
+        the stream ends however full the write buffer is)."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def close(self) -> None:
         """Close the connection (a stream ends; an answer being written is cut)."""
@@ -239,19 +265,15 @@ class HttpConnection(asyncio.Protocol):
         if exchange.streaming:
             self.count(exchange.route, 200)
             return False
+        if reply is None and exchange.unanswered:
+            return False
         assert reply is not None
         self.count(exchange.route, reply.status)
         if self.lost.done():
             return False
         self._skip_ready_body()
-        if not exchange.keep_alive:
-            reply.headers.append(("Connection", "close"))
         self.send_reply(request, reply)
-        if (
-            not exchange.keep_alive
-            or self.h11.our_state is h11.MUST_CLOSE
-            or self.h11.their_state is not h11.DONE
-        ):
+        if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
             return False
         self.h11.start_next_cycle()
         return True

@@ -52,8 +52,15 @@ async def dispatch(ctx: SessionContext, exchange: Exchange) -> Reply | None:
 
     request = exchange.request
     method, path = request.method, request.path
+    if not takes_over(f"{method} {request.target} HTTP/1.1".encode("latin-1")):
+        # a GET or HEAD of websockets' (the page, /healthz, /metrics, an upgrade) sent on a
+        # connection kept alive after an API request: closed unanswered, so that the client
+        # repeats it on a new connection, which websockets answers (curl and browsers do)
+        exchange.unanswered = True
+        return None
     table: dict[str, Route]
     arg = ""
+    known = True
     if path == "/rooms":
         exchange.route = "rooms"
         table = {"GET": reads.rooms}
@@ -74,12 +81,13 @@ async def dispatch(ctx: SessionContext, exchange: Exchange) -> Reply | None:
         exchange.route = "hook"
         table = {"POST": publish.hook}
     else:
-        exchange.keep_alive = False
-    if not exchange.keep_alive and path.startswith("/ws/"):
+        known = False
+    # as any error: the connection is kept alive unless the request's body was not read
+    if not known and path.startswith("/ws/"):
         raise ApiError(405, "method_not_allowed", "use GET (a WebSocket upgrade)", allow="GET")
-    if not exchange.keep_alive and path in _WEBSOCKET_PATHS:
+    if not known and path in _WEBSOCKET_PATHS:
         raise ApiError(405, "method_not_allowed", "use GET, HEAD", allow="GET, HEAD")
-    if not exchange.keep_alive:
+    if not known:
         raise ApiError(404, "not_found", "not found (see docs/http.md)")
     if "GET" in table:
         table["HEAD"] = table["GET"]
