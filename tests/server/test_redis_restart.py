@@ -2,10 +2,11 @@
 connection gets an id twice, including one welcomed while the live feed still lags behind
 the store (issue 23: `chatctl bench chaos --broker redis --seed 1005`).
 
-After Redis comes back, publishes and welcomes work at once over the command pool, while the
-pub/sub connection may still be in its reconnect backoff: a welcome's history then runs
-ahead of what the room's live feed delivered, and the feed's catch-up must not hand the
-welcomed connection those messages a second time.
+After Redis comes back, welcomes work at once over the command pool, and so do other nodes'
+publishes, while this node's pub/sub connection may still be in its reconnect backoff (its
+own publishes are refused until it listens again): a welcome's history then runs ahead of
+what the room's live feed delivered, and the feed's catch-up must not hand the welcomed
+connection those messages a second time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from chatctl.broker.redis import RedisBroker
+from chatctl.errors import BrokerUnavailable
 from chatctl.server import ChatServer, ServerSettings
 from support.brokers import eventually
 from support.helpers import RedisServer, client, recv_json, recv_type, verifier
@@ -63,6 +65,17 @@ async def publish(ws: ClientConnection, text: str) -> int:
         await asyncio.sleep(0.05)
 
 
+async def publish_elsewhere(node: RedisBroker, text: str) -> int:
+    """Publish ``text`` through another node (a broker of its own on the same Redis) until
+    Redis takes it (the first tries after a restart may find dead pooled connections)."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                return (await node.publish("room", "sender", text, client_id=text)).message.id
+            except BrokerUnavailable:
+                await asyncio.sleep(0.05)
+
+
 async def ids_until(ws: ClientConnection, last: int, seen: list[int]) -> list[int]:
     """Append the ids of the message frames ``ws`` gets to ``seen`` until ``last`` arrives."""
     async with asyncio.timeout(15):
@@ -76,6 +89,9 @@ async def ids_until(ws: ClientConnection, last: int, seen: list[int]) -> list[in
 async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
     async with AsyncExitStack() as stack:
         server, broker = await stack.enter_async_context(redis_node(redis))
+        other = RedisBroker(redis.url, prefix="restart", timeout=1)
+        await other.start()
+        stack.push_async_callback(other.close)
         reader = await stack.enter_async_context(client(server.port, "room", "reader"))
         sender = await stack.enter_async_context(client(server.port, "room", "sender"))
         welcome = await recv_type(reader, "welcome")
@@ -86,8 +102,8 @@ async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
         await asyncio.to_thread(redis.stop)
         await eventually(lambda: broker.reconnects >= FAILED_RECONNECTS, timeout=30)
         await asyncio.to_thread(redis.start)
-        # Redis is back, the live feed still sleeps out its backoff: store while it lags
-        during = [await publish(sender, f"during-{i}") for i in range(5)]
+        # Redis is back, the live feed still sleeps out its backoff: another node stores
+        during = [await publish_elsewhere(other, f"during-{i}") for i in range(5)]
         assert not broker.healthy(), "the live feed came back too early to test the lag"
 
         async with (
