@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from chatctl.broker.redis import RedisBroker
+from chatctl.errors import BrokerUnavailable
 from chatctl.server import ChatServer, ServerSettings
 from support.brokers import eventually
 from support.helpers import RedisServer, client, recv_json, recv_type, verifier
@@ -112,3 +114,59 @@ async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
             assert old == before + during + after
         with contextlib.suppress(Exception):
             await sender.close()
+
+
+async def test_a_gap_closes_only_the_connections_that_missed_it(redis: RedisServer) -> None:
+    """Another node publishes more than the stream keeps (``--history`` 5) while this node's
+    feed lags: its catch-up finds the first of them trimmed. The reader connected before
+    the outage is closed with 1012 before any message after the hole; a client welcomed
+    while the feed lagged (its welcome carried everything up to the newest id) missed
+    nothing, stays connected and gets the next live message once."""
+    broker = RedisBroker(
+        redis.url,
+        prefix="gap",
+        health_interval=0.2,
+        timeout=1,
+        backoff_cap=BACKOFF_CAP,
+        history_size=5,
+    )
+    other = RedisBroker(redis.url, prefix="gap", timeout=1, history_size=5)
+    await other.start()
+    settings = ServerSettings(port=0, history_size=5)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(other.close)
+        server = await stack.enter_async_context(ChatServer(settings, verifier(), broker))
+        reader = await stack.enter_async_context(client(server.port, "room", "reader"))
+        await recv_type(reader, "welcome")
+        await other.publish("room", "alice", "before")
+        assert await ids_until(reader, 1, []) == [1]
+
+        await asyncio.to_thread(redis.stop)
+        await eventually(lambda: broker.reconnects >= FAILED_RECONNECTS, timeout=30)
+        await asyncio.to_thread(redis.start)
+        for i in range(300):  # another node: its publishes go on while this feed lags
+            while True:
+                try:
+                    await other.publish("room", "alice", f"m{i}")
+                    break
+                except BrokerUnavailable:
+                    await asyncio.sleep(0.05)
+        fresh = await stack.enter_async_context(client(server.port, "room", "fresh"))
+        fresh_welcome = await recv_type(fresh, "welcome")
+        assert fresh_welcome["last_id"] == 301
+        assert not broker.healthy(), "the live feed came back too early to test the lag"
+
+        live: list[int] = []
+        with contextlib.suppress(ConnectionClosed):
+            while not live:  # until the node closes it, or delivers a message
+                frame = await recv_json(reader, timeout=15)
+                if frame["type"] == "message":
+                    live.append(frame["id"])
+        assert live == [], "delivered live after the hole (ids jumped from 1)"
+        assert reader.close_code == 1012 and reader.close_reason is not None
+        assert "missed" in reader.close_reason
+        await eventually(broker.healthy, timeout=15)
+        await other.publish("room", "alice", "after")
+        welcomed = [m["id"] for m in fresh_welcome["history"]]
+        assert welcomed[-1] == 301
+        assert await ids_until(fresh, 302, list(welcomed)) == [*welcomed, 302]
