@@ -75,8 +75,21 @@ async def ids_until(ws: ClientConnection, last: int, seen: list[int]) -> list[in
     return seen
 
 
+async def stored(broker: RedisBroker, text: str) -> int:
+    """Publish ``text`` through ``broker`` (another node) until Redis takes it; its id."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                return (await broker.publish("room", "other", text)).message.id
+            except BrokerUnavailable:
+                await asyncio.sleep(0.05)
+
+
 async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
+    other = RedisBroker(redis.url, prefix="restart", timeout=1)
+    await other.start()
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(other.close)
         server, broker = await stack.enter_async_context(redis_node(redis))
         reader = await stack.enter_async_context(client(server.port, "room", "reader"))
         sender = await stack.enter_async_context(client(server.port, "room", "sender"))
@@ -88,8 +101,9 @@ async def test_no_id_twice_across_a_redis_restart(redis: RedisServer) -> None:
         await asyncio.to_thread(redis.stop)
         await eventually(lambda: broker.reconnects >= FAILED_RECONNECTS, timeout=30)
         await asyncio.to_thread(redis.start)
-        # Redis is back, the live feed still sleeps out its backoff: store while it lags
-        during = [await publish(sender, f"during-{i}") for i in range(5)]
+        # Redis is back, the live feed still sleeps out its backoff: another node stores
+        # while it lags (this node refuses its own publishes until its feed listens again)
+        during = [await stored(other, f"during-{i}") for i in range(5)]
         assert not broker.healthy(), "the live feed came back too early to test the lag"
 
         async with (
@@ -145,12 +159,7 @@ async def test_a_gap_closes_only_the_connections_that_missed_it(redis: RedisServ
         await eventually(lambda: broker.reconnects >= FAILED_RECONNECTS, timeout=30)
         await asyncio.to_thread(redis.start)
         for i in range(300):  # another node: its publishes go on while this feed lags
-            while True:
-                try:
-                    await other.publish("room", "alice", f"m{i}")
-                    break
-                except BrokerUnavailable:
-                    await asyncio.sleep(0.05)
+            await stored(other, f"m{i}")
         fresh = await stack.enter_async_context(client(server.port, "room", "fresh"))
         fresh_welcome = await recv_type(fresh, "welcome")
         assert fresh_welcome["last_id"] == 301
