@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chatctl.broker import Reset
+from chatctl.broker import Gap, Reset
 from chatctl.broker.redis.broker import RedisBroker
 from chatctl.errors import BrokerError, BrokerUnavailable
 from chatctl.protocol import Message, Presence
@@ -325,7 +325,7 @@ async def test_a_failing_subscriber_does_not_stop_the_feed(nodes: list[RedisBrok
     a, b = nodes
     sink = Sink()
 
-    def flaky(event: Message | Presence | Reset) -> None:
+    def flaky(event: Message | Presence | Reset | Gap) -> None:
         sink(event)
         if isinstance(event, Message) and event.id == 1:
             raise RuntimeError("subscriber bug")

@@ -12,8 +12,10 @@ from typing import TypeVar
 
 import pytest
 
+from chatctl.broker import Gap
 from chatctl.broker.redis.broker import RedisBroker
 from chatctl.errors import BrokerUnavailable
+from chatctl.protocol import Message
 from support.brokers import Sink, eventually
 from support.helpers import RedisServer
 
@@ -114,4 +116,39 @@ async def test_a_node_refuses_publishes_until_its_feed_listens_again(redis: Redi
         assert acked == list(range(2, 302))
         assert refused, "the feed came back too early to test the lag"
     finally:
+        await node.close()
+
+
+async def test_a_feed_that_lagged_past_the_trimmed_stream_says_so_before_the_next_message(
+    redis: RedisServer,
+) -> None:
+    """Another node publishes more than the stream keeps (``--history`` 5) while this node's
+    feed sleeps out its reconnect backoff: the catch-up finds the first of them trimmed. Its
+    subscriber used to get the later messages as if nothing was missing (ids jumped and no
+    client learnt it missed acked messages); it now gets a ``Gap`` first."""
+    node = RedisBroker(
+        redis.url, prefix="t", health_interval=0.2, timeout=1, backoff_cap=4.0, history_size=5
+    )
+    other = RedisBroker(redis.url, prefix="t", timeout=1, history_size=5)
+    await node.start()
+    await other.start()
+    try:
+        sink = Sink()
+        await node.subscribe("room", sink)
+        await other.publish("room", "alice", "before")
+        await sink.wait_for(lambda s: len(s.messages) >= 1)
+        await asyncio.to_thread(redis.stop)
+        await eventually(lambda: node.reconnects >= FAILED_RECONNECTS, timeout=30)
+        await asyncio.to_thread(redis.start)
+        for i in range(300):
+            await retried(functools.partial(other.publish, "room", "bob", f"m{i}"))
+        assert not node.healthy(), "the feed came back too early to test the lag"
+        await sink.wait_for(lambda s: bool(s.messages) and s.messages[-1].id == 301, timeout=10)
+        ids = [m.id for m in sink.messages]
+        assert ids == sorted(set(ids)) and ids[0] == 1 and ids[1] > 2, ids
+        after = next(i for i, e in enumerate(sink.events) if isinstance(e, Message) and e.id > 1)
+        assert sink.events[after - 1] == Gap("room", 1, ids[1]), sink.events[: after + 1]
+        assert [e for e in sink.events if isinstance(e, Gap)] == [Gap("room", 1, ids[1])]
+    finally:
+        await other.close()
         await node.close()

@@ -16,10 +16,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from support.curl import curl_stream
 from support.helpers import (
     RedisServer,
     ServeProcess,
     client,
+    make_token,
     recv_json,
     recv_messages,
     recv_presence,
@@ -304,4 +306,64 @@ async def test_clients_resume_when_redis_loses_the_room() -> None:
             assert [(m["id"], m["message"]) for m in again["history"]] == [(1, "new0")]
     finally:
         node.stop()
+        redis.cleanup()
+
+
+async def test_a_node_whose_feed_missed_trimmed_messages_makes_its_clients_resume() -> None:
+    """Node B's pub/sub connection is cut off (its Redis user is disabled and its clients
+    killed) while node A publishes 300 messages with ``--history 5``: when B's feed catches
+    up, the stream no longer holds the first of them. B used to deliver the rest as if
+    nothing was missing (ids jumped; a client waiting for every id waited forever); now its
+    WebSocket client is closed with 1012 before any message after the hole, its resume's
+    welcome says it was not recovered, and its Server-Sent Events reader gets a ``gap``."""
+    redis = RedisServer(persistent=True).start()
+    admin = redis.client()
+    admin.execute_command("ACL", "SETUSER", "nodeb", "on", ">pw", "~*", "&*", "+@all")
+    b_url = f"redis://nodeb:pw@127.0.0.1:{redis.port}/0"
+    common = ("--history", "5", "--redis-prefix", "gap")
+    a = ServeProcess("--redis-url", redis.url, *common).start()
+    b = ServeProcess("--redis-url", b_url, *common).start()
+    try:
+        async with (
+            client(a.port, "room", "sender") as sender,
+            client(b.port, "room", "reader") as reader,
+            curl_stream(b.port, "/rooms/room/events?token=" + make_token("sse")) as stream,
+        ):
+            welcome = await recv_type(reader, "welcome")
+            await recv_type(sender, "welcome")
+            await stream.until("welcome")
+            await send_and_wait(sender, "m0", "c0")
+            last = (await recv_messages(reader, 1))[0]["id"]
+            assert (await stream.until("message"))["id"] == last == 1
+            # B's every connection to Redis is gone and cannot come back
+            admin.execute_command("ACL", "SETUSER", "nodeb", "off")
+            admin.execute_command("CLIENT", "KILL", "USER", "nodeb")
+            for i in range(1, 301):  # pipelined: all sent, then all acks read
+                await sender.send(f'{{"type":"message","message":"m{i}","client_id":"c{i}"}}')
+            acks = 0
+            while acks < 300:
+                frame = await recv_json(sender)
+                assert frame["type"] != "error", frame
+                acks += frame["type"] == "ack"
+            assert admin.xlen("gap:{room}:log") < 300, "nothing trimmed: no hole to find"
+            admin.execute_command("ACL", "SETUSER", "nodeb", "on")
+            live: list[int] = []
+            with contextlib.suppress(ConnectionClosed):
+                while not live:  # until B closes it, or delivers a message
+                    frame = await recv_json(reader, timeout=20)
+                    if frame["type"] == "message":
+                        live.append(frame["id"])
+            assert live == [], "delivered live after the hole (ids jumped from 1)"
+            assert reader.close_code == 1012 and reader.close_reason is not None
+            assert "missed" in reader.close_reason
+            gap = await stream.until("gap", timeout=20)
+            assert gap["after_id"] == 1 and gap["next_id"] > 2, gap
+        async with client(b.port, "room", "reader", since=last, epoch=welcome["epoch"]) as again:
+            resumed = await recv_type(again, "welcome")
+            assert resumed["recovered"] is False and resumed["last_id"] == 301
+            ids = [m["id"] for m in resumed["history"]]
+            assert ids and ids[0] > 2 and ids[-1] == 301, ids
+    finally:
+        a.stop()
+        b.stop()
         redis.cleanup()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from chatctl.broker import Reset
+from chatctl.broker import Gap, Reset
 from chatctl.protocol import Message, Presence
 
 
@@ -13,10 +13,10 @@ class Sink:
     """Collects what a broker delivers and lets a test wait for it."""
 
     def __init__(self) -> None:
-        self.events: list[Message | Presence | Reset] = []
+        self.events: list[Message | Presence | Reset | Gap] = []
         self._changed = asyncio.Event()
 
-    def __call__(self, event: Message | Presence | Reset) -> None:
+    def __call__(self, event: Message | Presence | Reset | Gap) -> None:
         self.events.append(event)
         self._changed.set()
 

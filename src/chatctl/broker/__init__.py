@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from chatctl.broker.base import Broker, Deliver, History, PublishResult, Reset
+from chatctl.broker.base import Broker, Deliver, Gap, History, PublishResult, Reset
 from chatctl.broker.registry import BROKERS, create_broker, url_schemes
 
 __all__ = [
     "BROKERS",
     "Broker",
     "Deliver",
+    "Gap",
     "History",
     "PublishResult",
     "Reset",

@@ -13,7 +13,11 @@ Guarantees every implementation gives:
 - ``subscribe`` registers ONE callback per room per node; the broker calls it for every
   message of the room in id order, each exactly once per subscription (a Redis broker
   catches up from its log after an outage), and for presence changes; when the room's
-  history was lost and ids restart, it first delivers a :class:`Reset`. Live delivery
+  history was lost and ids restart, it first delivers a :class:`Reset`; when messages were
+  trimmed from its log before it could deliver them (a Redis node cut off while other nodes
+  published more than ``--history``), it delivers a :class:`Gap` before the first message
+  after the hole (the memory and SQLite brokers deliver in the process that stores, so they
+  never do). Live delivery
   may lag behind ``history`` (a Redis feed catches up after an outage while publishes and
   reads already work): the server's hub merges a welcome's history with the live messages
   by id, so that a connection whose welcome is ahead gets nothing twice.
@@ -60,8 +64,23 @@ class Reset:
     epoch: str | None
 
 
-#: Called by the broker, on the event loop, for each live message, presence change or reset.
-Deliver = Callable[[Message | Presence | Reset], None]
+@dataclass(frozen=True)
+class Gap:
+    """Messages ``after_id + 1`` to ``next_id - 1`` of the room were trimmed from the store
+    before this node's live feed could deliver them (a Redis node whose pub/sub connection
+    was down while other nodes published more than the stream keeps). Delivered before
+    message ``next_id``; the server closes the room's connections that had not got them
+    with 1012, so that every client resumes and learns from its welcome that it was not
+    recovered, instead of seeing ids jump."""
+
+    room: str
+    after_id: int
+    next_id: int
+
+
+#: Called by the broker, on the event loop, for each live message, presence change, reset or
+#: gap.
+Deliver = Callable[[Message | Presence | Reset | Gap], None]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
 
-from chatctl.broker.base import Broker, PeeksRooms, Reset
+from chatctl.broker.base import Broker, Gap, PeeksRooms, Reset
 from chatctl.errors import BrokerError, PermissionDenied
 from chatctl.protocol import (
     NOTICES_ROOM,
@@ -179,7 +179,7 @@ class Inboxes:
             return
         await self.hub.unlisten(NOTICES_ROOM, self._event)
 
-    def _event(self, event: Event | Reset) -> None:
+    def _event(self, event: Event | Reset | Gap) -> None:
         if not isinstance(event, Message):
             return
         kind, _, count = _parse(event)

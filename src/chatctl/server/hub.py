@@ -8,7 +8,11 @@ messages the welcome's history already carried. The welcome reads the store, whi
 ahead of the room's live feed (after a Redis outage the feed catches up from the stream
 later, seconds after publishes and welcomes work again): a connection whose welcome is ahead
 is remembered with the welcome's last id, and live messages up to that id skip it. Each
-connection thus gets every id once, from its welcome or live, in order.
+connection thus gets every id once, from its welcome or live, in order. When the feed lost
+messages for good (a :class:`~chatctl.broker.base.Gap`: a Redis node cut off while other
+nodes published more than the stream keeps), the connections that missed them are closed
+with 1012 before the next message, as after a :class:`~chatctl.broker.base.Reset`: each
+resumes, and its welcome says it was not recovered.
 
 Fan-out writes each frame, encoded once, to every member without awaiting anyone
 (:func:`chatctl.server.wire.broadcast`): a slow or stalled client never delays the others.
@@ -39,7 +43,7 @@ from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 
-from chatctl.broker.base import Broker, Reset
+from chatctl.broker.base import Broker, Gap, Reset
 from chatctl.protocol import (
     DM_PREFIX,
     CloseCode,
@@ -113,7 +117,8 @@ class Hub:
 
     async def listen(self, room: str, listener: Listener) -> None:
         """Call ``listener`` with every event of ``room`` from now on, as members get them
-        (a Server-Sent Events stream); a :class:`Reset` tells it the room's ids restarted."""
+        (a Server-Sent Events stream); a :class:`Reset` tells it the room's ids restarted, a
+        :class:`Gap` that the live feed lost messages (it compares with what it was sent)."""
         async with self._lock:
             members = self.rooms.get(room)
             if members is None:
@@ -190,6 +195,8 @@ class Hub:
                 self._timed_deliver(members, event)
             case Reset():
                 self._reset(members, event)
+            case Gap():
+                self._gap(members, event)
             case _:  # a broker newer than this server: its clients would not know it either
                 log.warning("room %s: ignoring an unknown broker event %r", members.name, event)
 
@@ -283,6 +290,31 @@ class Hub:
         # client twice (live now, then again in the new epoch's welcome).
         for conn in conns:
             reason = "room history was lost: reconnect"
+            wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
+        for listener in list(members.listeners):
+            listener(event)
+
+    def _gap(self, members: RoomMembers, event: Gap) -> None:
+        """The live feed lost messages ``after_id + 1 .. next_id - 1`` (trimmed from the store
+        before it could read them): every member that has not got them from its welcome must
+        resume through a new one, which says it was not recovered. Closed now, before the
+        message after the hole is delivered: nothing after the hole reaches them live."""
+        missed = event.next_id - 1
+        keep = {conn for conn, after in members.ahead.items() if after >= missed}
+        members.ahead = {conn: members.ahead[conn] for conn in keep}
+        conns = [c for c in members.ready if c not in keep]
+        # waiting: their welcome may start before the hole; plain: they have no id to compare
+        conns += [*members.plain, *members.waiting]
+        log.warning(
+            "room %s: messages %d to %d were lost before this node could deliver them: "
+            "closing its %d connections that missed them with 1012 so that they resume",
+            event.room,
+            event.after_id + 1,
+            missed,
+            len(conns),
+        )
+        for conn in conns:
+            reason = "messages were missed: reconnect"
             wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
         for listener in list(members.listeners):
             listener(event)

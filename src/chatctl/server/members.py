@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 
-from chatctl.broker.base import Reset
+from chatctl.broker.base import Gap, Reset
 from chatctl.protocol import Message, Presence, PresenceBatch, PresenceEvent
 
 Event = Message | Presence | PresenceBatch
 #: a reader of a room other than a WebSocket connection (see :meth:`chatctl.server.hub.Hub.listen`)
-Listener = Callable[[Event | Reset], None]
+Listener = Callable[[Event | Reset | Gap], None]
 
 
 @dataclass(eq=False)
@@ -39,7 +39,7 @@ class RoomMembers:
     #: connections whose user list (welcome or ``who``) is recent -> (user, loop time of it)
     fresh: dict[ServerConnection, tuple[str, float]] = field(default_factory=dict)
     #: the room's readers that are not WebSocket connections (Server-Sent Events streams):
-    #: each is called with every event the members get, and with a :class:`Reset`
+    #: each is called with every event the members get, and with a :class:`Reset` or :class:`Gap`
     listeners: list[Listener] = field(default_factory=list)
     #: ready connections in the plain-text mode (``?format=text``): messages only, as lines
     plain: set[ServerConnection] = field(default_factory=set)

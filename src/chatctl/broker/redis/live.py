@@ -9,7 +9,9 @@ remembers the last id it delivered; whenever its subscription is (re)confirmed, 
 arrives that skips an id, the room is *synced*: live messages are held back, the missing
 ones are read from the room's stream (``XRANGE`` after the last delivered id), delivered in
 order, and the held messages follow, skipping what the stream already gave. Each message
-reaches the callback exactly once, in id order.
+reaches the callback exactly once, in id order. Messages the stream trimmed (``MAXLEN ~``,
+``--history``) before the catch-up read them cannot be delivered: the callback then gets a
+:class:`~chatctl.broker.base.Gap` before the first message after the hole.
 
 redis-py's own pub/sub reconnection is not used: it re-subscribes silently and would hide
 both the outage and the gap.
@@ -29,7 +31,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from chatctl.broker.base import Deliver, Reset
+from chatctl.broker.base import Deliver, Gap, Reset
 from chatctl.broker.redis.keys import (
     event_from_payload,
     message_from_entry,
@@ -276,7 +278,7 @@ class LiveFeed:
         # event.id <= r.last: already delivered
 
     @staticmethod
-    def _hand_over(r: _Room, event: Message | Presence | Reset) -> None:
+    def _hand_over(r: _Room, event: Message | Presence | Reset | Gap) -> None:
         """Call the room's callback; its failure is logged and must not stop the feed."""
         try:
             r.deliver(event)
@@ -350,11 +352,14 @@ class LiveFeed:
                 if deleted and str(msg.id) in deleted:
                     msg = msg.tombstone()
                 if msg.id > r.last + 1:
+                    # a hole no read can fill: say so before the message after it, so that
+                    # the receivers here learn they missed acked messages (ids do not just jump)
                     log.warning(
                         "room %s: %d messages were trimmed before this node could catch up",
                         r.name,
                         msg.id - r.last - 1,
                     )
+                    self._hand_over(r, Gap(r.name, r.last, msg.id))
                 r.last = msg.id
                 self._hand_over(r, msg)
             if len(entries) == CATCH_UP_BATCH:

@@ -7,7 +7,10 @@ it carries as ``message`` events, then the room live: ``message``, ``presence`` 
 ``id: EPOCH:ID``, so a reconnecting ``EventSource`` sends ``Last-Event-ID`` and resumes
 after it without a gap or a duplicate; a ``Last-Event-ID`` of another epoch (the room's ids
 restarted) gets every message of the new epoch and ``recovered: false``, and a reset while
-streaming ends the stream with a ``reset`` event, so the client reconnects and resumes.
+streaming ends the stream with a ``reset`` event, so the client reconnects and resumes; a
+gap in the node's live feed (messages trimmed before it could deliver them) that the stream
+had not covered ends it with a ``gap`` event, and the resume's welcome says
+``recovered: false``.
 A comment line every :data:`KEEPALIVE` seconds keeps proxies from closing an idle stream.
 The reader is listed in the room's users while it reads, as a WebSocket member is.
 """
@@ -21,7 +24,7 @@ import secrets
 import time
 from typing import Any
 
-from chatctl.broker.base import History, Reset
+from chatctl.broker.base import Gap, History, Reset
 from chatctl.errors import BrokerError
 from chatctl.protocol import Message, Presence, parse_epoch, parse_history, parse_since, relabel
 from chatctl.server.context import SessionContext
@@ -87,10 +90,10 @@ async def stream(ctx: SessionContext, exchange: Exchange, name: str) -> Reply | 
         raise ApiError(int(status), code, reason, retry_after=5.0)
     if exchange.request.method == "HEAD":
         return Reply(200, b"", content_type=CONTENT_TYPE)
-    queue: list[Event | Reset] = []
+    queue: list[Event | Reset | Gap] = []
     wake = asyncio.Event()
 
-    def listener(event: Event | Reset) -> None:
+    def listener(event: Event | Reset | Gap) -> None:
         queue.append(event)
         wake.set()
 
@@ -168,7 +171,7 @@ def _end_at_expiry(
 async def _live(
     ctx: SessionContext,
     exchange: Exchange,
-    queue: list[Event | Reset],
+    queue: list[Event | Reset | Gap],
     wake: asyncio.Event,
     epoch: str,
     last_id: int,
@@ -176,7 +179,8 @@ async def _live(
     names: tuple[str, str],
 ) -> None:
     """Write the room's events as they come; end the stream when the room's history was
-    lost (a ``reset``) or when a moderator kicked or banned ``user`` (after that message:
+    lost (a ``reset``), when the live feed lost messages this stream has not sent (a
+    ``gap``), or when a moderator kicked or banned ``user`` (after that message:
     reconnecting after a ban is refused with 403). ``names``: the room as the broker names
     it and as the reader did (``@bob`` for a conversation: the name every frame carries)."""
     lost = exchange.closed
@@ -207,6 +211,13 @@ async def _live(
             if isinstance(event, Reset):
                 reset = {"type": "reset", "room": event.room, "epoch": event.epoch}
                 write(bytes(out) + sse("reset", json.dumps(reset)))
+                exchange.end()
+                return
+            if isinstance(event, Gap):
+                if last_id >= event.next_id - 1:  # its welcome carried what the feed lost
+                    continue
+                gap = {"type": "gap", "room": event.room, "after_id": event.after_id}
+                write(bytes(out) + sse("gap", json.dumps({**gap, "next_id": event.next_id})))
                 exchange.end()
                 return
             if isinstance(event, Message):
