@@ -20,7 +20,7 @@ from chatctl.broker.base import (
     PublishResult,
 )
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
-from chatctl.broker.sqlite import revoked
+from chatctl.broker.sqlite import revoked, store
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.loading import Queued, RoomLoader
@@ -225,7 +225,14 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             self._evicted = 0
             release_memory()
         future = self._future()
-        self._submit(Sweep(future, horizon=horizon, dedup_horizon=now - self.dedup_window))
+        self._submit(
+            Sweep(
+                future,
+                horizon=horizon,
+                dedup_horizon=now - self.dedup_window,
+                history_size=self.history_size,
+            )
+        )
         more: bool = await future
         return more
 
@@ -364,6 +371,10 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
         r = self._rooms.get(room)
         if r is not None:
             return r.last_id
-        query = "SELECT last_id FROM rooms WHERE name = ?"
-        row = await self.run(lambda db: db.execute(query, (room,)).fetchone())
-        return 0 if row is None else int(row[0])
+        query = "SELECT rid FROM rooms WHERE name = ?"
+
+        def read(db: Any) -> int:
+            row = db.execute(query, (room,)).fetchone()
+            return 0 if row is None else store.counter(db, row[0])
+
+        return await self.run(read)

@@ -79,6 +79,8 @@ class Sweep(Op):
 
     horizon: float | None = None
     dedup_horizon: float = 0.0
+    #: messages a room keeps (older ones are trimmed once out of the dedup window)
+    history_size: int = 1
 
 
 @dataclass(eq=False, slots=True)
