@@ -9,7 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from chatctl.broker.sqlite import SQLiteBroker
+import pytest
+
+from chatctl.broker.sqlite import SQLiteBroker, store
 from chatctl.broker.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 
@@ -83,6 +85,8 @@ async def test_a_schema_4_file_is_migrated_and_its_dedup_records_honoured(
         await broker.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        indexes = db.execute("SELECT name FROM sqlite_schema WHERE type = 'index'").fetchall()
+        assert ("messages_ts",) not in indexes  # retention walks the rooms by id
 
 
 async def test_a_failed_migration_leaves_the_schema_4_file_as_it_was(tmp_path: Path) -> None:
@@ -194,5 +198,49 @@ async def test_the_counter_is_the_newest_row_when_the_rooms_row_is_behind(tmp_pa
     try:
         assert await broker.last_id("room") == 1001
         assert (await broker.publish("room", "alice", "next")).message.id == 1002
+    finally:
+        await broker.close()
+
+
+async def test_retention_walks_every_room_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an index on ts the sweep walks the rooms (3 a sweep here) and deletes a room's
+    expired messages (4 a sweep here) up to its first fresh one: over the sweeps, every
+    expired message of every room, and none of the fresh ones."""
+    monkeypatch.setattr(store, "EXPIRE_ROUND", 3)
+    monkeypatch.setattr(store, "SWEEP_CHUNK", 4)
+    clock = Clock()
+    broker = SQLiteBroker(tmp_path, history_ttl=60, dedup_window=10, clock=clock)
+    await broker.start()
+    try:
+        for r in range(8):
+            await broker.join(f"room{r}", "bob", "conn1")  # kept in memory: not forgotten
+            for i in range(r):
+                await broker.publish(f"room{r}", "alice", f"old {i}")
+        clock.now += 61
+        for r in range(0, 8, 2):
+            await broker.publish(f"room{r}", "alice", "fresh")
+        rounds = 0
+        while await broker.sweep():
+            rounds += 1
+        assert rounds >= 3  # 8 rooms, 3 a sweep; 7 expired messages in room 7, 4 a sweep
+        rows = await broker.run(
+            lambda db: db.execute(
+                "SELECT name, id, text FROM messages JOIN rooms USING (rid) ORDER BY name"
+            ).fetchall()
+        )
+        assert rows == [(f"room{r}", r + 1, "fresh") for r in range(0, 8, 2)]
+        for r in range(8):
+            assert await broker.last_id(f"room{r}") == r + (r % 2 == 0)
+    finally:
+        await broker.close()
+    broker = SQLiteBroker(tmp_path, history_ttl=60, clock=clock)
+    await broker.start()
+    try:
+        for r in range(8):  # the rooms whose every message expired kept their counters
+            assert (await broker.publish(f"room{r}", "alice", "new")).message.id == r + 1 + (
+                r % 2 == 0
+            )
     finally:
         await broker.close()

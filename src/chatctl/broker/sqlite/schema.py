@@ -82,11 +82,13 @@ def _moderation_v4(db: sqlite3.Connection) -> None:
 
 
 def _dedup_in_messages_v5(db: sqlite3.Connection) -> None:
-    """De-duplication records are the message rows themselves (a publish writes one row, and
-    updates neither its room nor a dedup table), and a room's counter is derived from its
-    newest message: nothing to change in the tables but the dedup records of messages still
-    stored (the others are kept). The version itself is the point: a schema-4 chatctl would
-    take the rooms' stale ``last_id`` for their counters and give ids out again."""
+    """A publish writes one b-tree: its message row, which is its de-duplication record too;
+    it updates neither its room (the counter is derived from the newest message) nor a dedup
+    table, and retention walks each room's messages by id (no index on ts). So: the index
+    goes, and the dedup records of messages still stored (the others are kept). The version
+    matters as much: a schema-4 chatctl would take the rooms' stale ``last_id`` for their
+    counters and give ids out again."""
+    db.execute("DROP INDEX messages_ts")
     db.execute(
         "DELETE FROM dedup WHERE EXISTS (SELECT 1 FROM messages m WHERE m.rid = dedup.rid"
         " AND m.id = dedup.id AND m.user = dedup.user AND m.client_id = dedup.client_id)"

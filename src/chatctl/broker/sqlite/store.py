@@ -11,6 +11,7 @@ import json
 import sqlite3
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 
 from chatctl.broker.base import SanctionEntry
 from chatctl.broker.rooms import MAX_DEDUP_ENTRIES, new_epoch
@@ -25,6 +26,8 @@ SWEEP_CHUNK = 5000
 ROWS_PER_INSERT = 96
 #: Rooms a sweep trims besides those published to since (one after the other, all in turn).
 TRIM_ROUND = 64
+#: Rooms one sweep looks at for expired messages (the next sweep, at once, goes on).
+EXPIRE_ROUND = 1000
 
 
 def chunks(ops: list[Publish]) -> list[list[Publish]]:
@@ -183,48 +186,38 @@ def trim(
     return end < last - keep, full and end == top
 
 
-def sweep(db: sqlite3.Connection, op: Sweep, loaded: dict[int, int]) -> bool:
-    """Retention, at most :data:`SWEEP_CHUNK` rows a table; rooms in ``loaded`` (held in
-    memory) are never deleted. True when there is more to delete.
+@dataclass
+class Cursor:
+    """Where the sweeps go on: they walk the rooms by rid, a part each."""
 
-    Before messages are deleted, their rooms' counters are folded into their rows
-    (:func:`fold_counter`): a room's newest message may be among them. The client ids of
-    those still within the de-duplication window move to the dedup table."""
+    expire_after: int = 0
+    trim_after: int = 0
+
+
+def sweep(db: sqlite3.Connection, op: Sweep, loaded: dict[int, int], cursor: Cursor) -> bool:
+    """Retention, at most :data:`SWEEP_CHUNK` rows a table; rooms in ``loaded`` (held in
+    memory) are never deleted. True when there is more to delete (or rooms to look at)."""
     more = False
     if op.horizon is not None:
-        rows = db.execute(
-            "SELECT rid, id, user, client_id, ts FROM messages WHERE ts < ? LIMIT ?",
-            (op.horizon, SWEEP_CHUNK),
-        ).fetchall()
-        for rid in {row[0] for row in rows}:
-            fold_counter(db, rid)
-        db.executemany(
-            "INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                (rid, user, cid, i, ts, ts)
-                for rid, i, user, cid, ts in rows
-                if cid is not None and ts >= op.dedup_horizon
-            ),
-        )
-        db.executemany(
-            "DELETE FROM messages WHERE rid = ? AND id = ?", ((row[0], row[1]) for row in rows)
-        )
-        more = len(rows) == SWEEP_CHUNK
+        more, cursor.expire_after = _expire(db, op, cursor.expire_after)
         stale: list[tuple[int]] = []
         candidates = db.execute(
             "SELECT rid FROM rooms WHERE touched < ? LIMIT ?", (op.horizon, SWEEP_CHUNK)
         ).fetchall()
+        fresh = 0
         for (rid,) in candidates:
             newest = _newest(db, rid)
             if newest is not None and newest[1] >= op.horizon:  # posted to since: not stale
                 fold_counter(db, rid)
+                fresh += 1
             elif rid not in loaded:
                 stale.append((rid,))
         if stale:
             db.executemany("DELETE FROM messages WHERE rid = ?", stale)
             db.executemany("DELETE FROM dedup WHERE rid = ?", stale)
             db.executemany("DELETE FROM rooms WHERE rid = ?", stale)
-        more = more or len(candidates) == SWEEP_CHUNK
+        # more only when this one got somewhere (rooms held in memory stay candidates)
+        more = more or (len(candidates) == SWEEP_CHUNK and bool(stale or fresh))
     gone = db.execute(
         "DELETE FROM dedup WHERE (rid, user, client_id) IN"
         " (SELECT rid, user, client_id FROM dedup WHERE seen < ? LIMIT ?)",
@@ -235,6 +228,49 @@ def sweep(db: sqlite3.Connection, op: Sweep, loaded: dict[int, int]) -> bool:
     if free > 1024 and free * 4 > db.execute("PRAGMA page_count").fetchone()[0]:
         db.execute("PRAGMA incremental_vacuum(4096)").fetchall()  # give pages back
     return more
+
+
+def _expire(db: sqlite3.Connection, op: Sweep, after: int) -> tuple[bool, int]:
+    """Delete the messages older than ``op.horizon`` of :data:`EXPIRE_ROUND` rooms after rid
+    ``after``, at most :data:`SWEEP_CHUNK`, walking each room by its primary key (no index on
+    ts: a message writes one b-tree): within a room ts grows with the id, so its expired
+    messages are the ones before its first fresh one. Returns (more: rooms left to look at
+    or the chunk full, the rid to go on after).
+
+    Before messages are deleted, the room's counter is folded into its row
+    (:func:`fold_counter`): its newest message may be among them. The client ids of those
+    still within the de-duplication window move to the dedup table."""
+    assert op.horizon is not None
+    rids = [rid for (rid,) in db.execute(
+        "SELECT rid FROM rooms WHERE rid > ? ORDER BY rid LIMIT ?", (after, EXPIRE_ROUND)
+    )]  # fmt: skip
+    budget = SWEEP_CHUNK
+    for rid in rids:
+        row = db.execute(
+            "SELECT id, ts FROM messages WHERE rid = ? ORDER BY id LIMIT 1", (rid,)
+        ).fetchone()
+        if row is None or row[1] >= op.horizon:
+            after = rid
+            continue
+        oldest = row[0]
+        fresh = db.execute(
+            "SELECT id FROM messages WHERE rid = ? AND id < ? AND ts >= ? ORDER BY id LIMIT 1",
+            (rid, oldest + budget, op.horizon),
+        ).fetchone()
+        end = oldest + budget - 1 if fresh is None else fresh[0] - 1  # the last id to delete
+        fold_counter(db, rid)
+        db.execute(
+            "INSERT OR REPLACE INTO dedup SELECT rid, user, client_id, id, ts, ts FROM messages"
+            " WHERE rid = ? AND id <= ? AND client_id IS NOT NULL AND ts >= ?",
+            (rid, end, op.dedup_horizon),
+        )
+        budget -= db.execute("DELETE FROM messages WHERE rid = ? AND id <= ?", (rid, end)).rowcount
+        if budget <= 0:
+            return True, after  # this room again next time: it may have more
+        after = rid
+    if len(rids) < EXPIRE_ROUND:
+        return False, 0  # every room seen: the next sweep starts over
+    return True, after
 
 
 def trim_rooms(

@@ -88,8 +88,8 @@ class Writer:
         self._loaded: dict[int, int] = {}
         #: rooms published to whose history the sweep may have to trim
         self._dirty: set[int] = set()
-        #: the sweeps trim every room in turn: the rid the next one goes on after
-        self._trim_after = 0
+        #: the sweeps walk the rooms: where the next one goes on
+        self._cursor = store.Cursor()
         #: why writes fail now, None while they work (read from the loop)
         self.fault: str | None = None
         #: the file was found damaged: refused until a restart (after a restore)
@@ -286,10 +286,10 @@ class Writer:
         elif isinstance(op, Evict):
             self._loaded.pop(op.rid, None)
         elif isinstance(op, Sweep):
-            more = store.sweep(db, op, self._loaded)
+            more = store.sweep(db, op, self._loaded, self._cursor)
             dirty = set(self._dirty)  # kept as it was if the transaction fails
-            trimming, self._trim_after = store.trim_rooms(
-                db, op, self._loaded, dirty, self._trim_after
+            trimming, self._cursor.trim_after = store.trim_rooms(
+                db, op, self._loaded, dirty, self._cursor.trim_after
             )
             self._dirty = dirty
             op.result = more or trimming
