@@ -207,7 +207,7 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             r.used = time.monotonic()
         if op.client_id is not None:
             r.inflight.pop((op.user, op.client_id), None)
-        r.remember(msg, op.seen_at)
+        r.remember(msg, op.ts)
         op.result = msg
         r.hand_over(msg)
         call(op.done, PublishResult(msg, epoch=r.epoch), None)
@@ -314,7 +314,8 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
         moderation: Moderation | None,
         done: PublishDone,
     ) -> None:
-        if self._dispatch is None or self._dispatch.writer is None:
+        d = self._dispatch
+        if d is None or d.writer is None:
             asyncio.get_running_loop().call_soon(
                 done, None, BrokerUnavailable("the database is closed")
             )
@@ -324,18 +325,18 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             key = (user, client_id)
             first = r.inflight.get(key)
             if first is not None:  # the original is not committed yet: its outcome is ours
-                self._submit(Reply(done=done, follows=first, epoch=r.epoch))
+                d.submit(Reply(done=done, follows=first, epoch=r.epoch))
                 return
-            r.forget_seen_before(now - self.dedup_window)
+            r.expire_seen(now - self.dedup_window, now)
             original = r.original(user, client_id, text, kind, display)
             if original is not None:
-                self._submit(Reply(done=done, original=original, epoch=r.epoch))
+                d.submit(Reply(done=done, original=original, epoch=r.epoch))
                 return
         op = Publish(
             None, None, done, None, r.name, r.rid, user, text, kind, client_id,
-            round(now, 3), now, self.history_size, display, moderation,
+            round(now, 3), display, moderation,
         )  # fmt: skip  # positional: one per message, and the keywords cost ~10% of it
-        self._submit(op)
+        d.submit(op)
         if client_id is not None:
             r.inflight[key] = op
         r.busy += 1

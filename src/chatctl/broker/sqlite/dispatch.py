@@ -36,6 +36,8 @@ INLINE_MAX = 256
 #: statement it runs gives the GIL up and waits for it back, by default up to 5 ms when the
 #: loop is busy; 0.5 ms makes a transaction there cost a few ms, not tens.
 THREAD_SWITCH_INTERVAL = 0.0005
+#: the ops a batch committed on the loop may hold (a tuple: isinstance is faster with one)
+_ANSWERED = (Publish, Reply)
 
 
 class Dispatcher:
@@ -94,7 +96,7 @@ class Dispatcher:
             and len(items) <= INLINE_MAX
             and self._inline
             and w.fault is None
-            and all(isinstance(i, Publish | Reply) for i in items)
+            and all(isinstance(i, _ANSWERED) for i in items)
             # the thread is idle: no hops for a message or two (unless another process
             # holds the write lock: then the thread waits for it, not the loop)
             and w.run_here(items)

@@ -53,9 +53,9 @@ class Publish(Op):
     text: str = ""
     kind: MessageKind = "text"
     client_id: str | None = None
+    #: the message's time, and when its client id was first seen (the dedup window's clock,
+    #: as it is read back from the row after a restart)
     ts: float = 0.0
-    seen_at: float = 0.0
-    history_size: int = 0
     display: str | None = None
     moderation: Moderation | None = None
 
