@@ -19,6 +19,7 @@ from chatctl.broker.base import (
     PublishDone,
     PublishResult,
 )
+from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
 from chatctl.broker.sqlite import revoked, store
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
@@ -231,6 +232,8 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
                 horizon=horizon,
                 dedup_horizon=now - self.dedup_window,
                 history_size=self.history_size,
+                now=now,
+                every=sweep_interval(self.history_ttl) if self.history_ttl else 0.0,
             )
         )
         more: bool = await future

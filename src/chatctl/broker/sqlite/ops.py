@@ -81,6 +81,10 @@ class Sweep(Op):
     dedup_horizon: float = 0.0
     #: messages a room keeps (older ones are trimmed once out of the dedup window)
     history_size: int = 1
+    #: the broker's clock now, and how often retention walks every room (a new walk over the
+    #: rooms starts at most this often; one under way goes on at once)
+    now: float = 0.0
+    every: float = 0.0
 
 
 @dataclass(eq=False, slots=True)

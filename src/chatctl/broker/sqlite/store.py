@@ -192,6 +192,8 @@ class Cursor:
 
     expire_after: int = 0
     trim_after: int = 0
+    #: the clock when the walk of the rooms for expired messages last started over
+    expired_at: float = float("-inf")
 
 
 def sweep(db: sqlite3.Connection, op: Sweep, loaded: dict[int, int], cursor: Cursor) -> bool:
@@ -199,7 +201,10 @@ def sweep(db: sqlite3.Connection, op: Sweep, loaded: dict[int, int], cursor: Cur
     memory) are never deleted. True when there is more to delete (or rooms to look at)."""
     more = False
     if op.horizon is not None:
-        more, cursor.expire_after = _expire(db, op, cursor.expire_after)
+        if cursor.expire_after or op.now >= cursor.expired_at + op.every:
+            if not cursor.expire_after:
+                cursor.expired_at = op.now
+            more, cursor.expire_after = _expire(db, op, cursor.expire_after)
         stale: list[tuple[int]] = []
         candidates = db.execute(
             "SELECT rid FROM rooms WHERE touched < ? LIMIT ?", (op.horizon, SWEEP_CHUNK)
@@ -234,7 +239,9 @@ def _expire(db: sqlite3.Connection, op: Sweep, after: int) -> tuple[bool, int]:
     """Delete the messages older than ``op.horizon`` of :data:`EXPIRE_ROUND` rooms after rid
     ``after``, at most :data:`SWEEP_CHUNK`, walking each room by its primary key (no index on
     ts: a message writes one b-tree): within a room ts grows with the id, so its expired
-    messages are the ones before its first fresh one. Returns (more: rooms left to look at
+    messages are the ones before its first fresh one. A walk over every room starts at most
+    every ``op.every`` seconds (the memory broker's sweep interval: a tenth of the TTL, at
+    most a minute), not at every sweep (every 10 s at most, for the rooms' cache). Returns (more: rooms left to look at
     or the chunk full, the rid to go on after).
 
     Before messages are deleted, the room's counter is folded into its row
