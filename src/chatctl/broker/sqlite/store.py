@@ -241,8 +241,8 @@ def _expire(db: sqlite3.Connection, op: Sweep, after: int) -> tuple[bool, int]:
     ts: a message writes one b-tree): within a room ts grows with the id, so its expired
     messages are the ones before its first fresh one. A walk over every room starts at most
     every ``op.every`` seconds (the memory broker's sweep interval: a tenth of the TTL, at
-    most a minute), not at every sweep (every 10 s at most, for the rooms' cache). Returns (more: rooms left to look at
-    or the chunk full, the rid to go on after).
+    most a minute), not at every sweep (every 10 s at most, for the rooms' cache). Returns
+    (more: rooms left to look at or the chunk full, the rid to go on after).
 
     Before messages are deleted, the room's counter is folded into its row
     (:func:`fold_counter`): its newest message may be among them. The client ids of those
