@@ -166,7 +166,7 @@ def build_database(path: Path, rooms: int, per_room: int) -> None:
             (rid, f"room{rid}", new_epoch(), per_room, now),
         )
         db.executemany(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
             (
                 (rid, i, "user", f"message {i} of room {rid}", now, "text", None, None)
                 for i in range(1, per_room + 1)
