@@ -5,7 +5,9 @@ Every figure is measured side by side in one run: the SQLite default against ``-
 
     PYTHONPATH=src python bench/durability.py send startup idle --repeat 2
 
-send     ``chatctl send`` of 100,000 lines, limits off: wall time and acked lines/s
+send     ``chatctl send`` of 100,000 lines, limits off: wall time, acked lines/s and the
+         server's CPU time; ``--before OLD/src`` adds a SQLite server run from another tree
+         (e.g. a checkout of main) to each round, and a summary of medians and ratios
 startup  ``chatctl serve`` until "listening on", with 1,000 rooms x 1,000 messages in the
          database, an empty one and --memory; then the first welcome of a stored room
 idle     20,000 rooms posted to once (one connection each), left idle past --history-ttl
@@ -21,6 +23,7 @@ import json
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,18 +87,34 @@ class Server:
 # --------------------------------------------------------------------------- send
 
 
-def bench_send(repeat: int, tmp: Path) -> list[dict[str, Any]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_send(repeat: int, tmp: Path, before: Path | None = None) -> list[dict[str, Any]]:
     lines = tmp / "100k.txt"
     lines.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    targets = ["memory", "sqlite"] + (["sqlite-before"] if before is not None else [])
     out = []
     for rep in range(repeat):
-        for target in ("memory", "sqlite"):
+        for target in targets:
             flags = ["--rate-limit", "0", "--user-rate-limit", "0"]
-            srv = (
-                Server(*flags, "--memory")
-                if target == "memory"
-                else Server(*flags, data_dir=tmp / f"send-{rep}")
-            )
+            pythonpath = os.environ.get("PYTHONPATH")
+            if target == "sqlite-before":
+                os.environ["PYTHONPATH"] = str(before)
+            try:
+                srv = (
+                    Server(*flags, "--memory")
+                    if target == "memory"
+                    else Server(*flags, data_dir=tmp / f"send-{target}-{rep}")
+                )
+            finally:
+                if pythonpath is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = pythonpath
             e = env()
             e["CHATCTL_SERVER"] = f"ws://127.0.0.1:{srv.port}"
             e["CHATCTL_TOKEN"] = mint(SECRET.encode(), "bench", ttl=3600)
@@ -105,11 +124,32 @@ def bench_send(repeat: int, tmp: Path) -> list[dict[str, Any]]:
                     [sys.executable, "-m", "chatctl", "send", "general"], stdin=f, env=e
                 ).returncode
             wall = time.perf_counter() - started
+            cpu = cpu_seconds(srv.proc.pid)
             srv.stop()
-            r = {"target": target, "rep": rep, "seconds": round(wall, 2), "exit": rc}
+            r: dict[str, Any] = {"target": target, "rep": rep, "seconds": round(wall, 2)}
+            r["exit"] = rc
             r["lines_per_s"] = round(100_000 / wall)
+            r["server_cpu_s"] = round(cpu, 2)
             print("send", json.dumps(r), flush=True)
             out.append(r)
+    for target in targets[1:]:
+        ratios = [
+            s["lines_per_s"] / m["lines_per_s"]
+            for s, m in zip(
+                [r for r in out if r["target"] == target],
+                [r for r in out if r["target"] == "memory"],
+                strict=True,
+            )
+        ]
+        summary: dict[str, Any] = {
+            "target": target,
+            "ratio_to_memory": [round(x, 2) for x in ratios],
+        }
+        summary["median_ratio"] = round(statistics.median(ratios), 2)
+        for key in ("lines_per_s", "server_cpu_s"):
+            values = [r[key] for r in out if r["target"] == target]
+            summary[key] = [statistics.median(values), min(values), max(values)]
+        print("send summary", json.dumps(summary), flush=True)
     return out
 
 
@@ -126,7 +166,7 @@ def build_database(path: Path, rooms: int, per_room: int) -> None:
             (rid, f"room{rid}", new_epoch(), per_room, now),
         )
         db.executemany(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
             (
                 (rid, i, "user", f"message {i} of room {rid}", now, "text", None, None)
                 for i in range(1, per_room + 1)
@@ -284,12 +324,13 @@ def main() -> None:
     parser.add_argument("--ttl", type=float, default=100.0)
     parser.add_argument("--waves", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--before", type=Path, help="send: also a SQLite server from this src/")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="chatctl-durability-") as d:
         tmp = Path(d)
         if "send" in args.figures:
-            results["send"] = bench_send(args.repeat, tmp)
+            results["send"] = bench_send(args.repeat, tmp, args.before)
         if "startup" in args.figures:
             results["startup"] = bench_startup(args.repeat, tmp)
         if "idle" in args.figures:

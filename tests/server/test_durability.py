@@ -97,6 +97,37 @@ async def test_sigkill_mid_send_loses_nothing_acked_and_ids_continue(tmp_path: P
         again.stop()
 
 
+async def test_sigkill_with_a_short_history_keeps_every_acked_client_id(tmp_path: Path) -> None:
+    """--history 20: the lines acked before the kill are long out of the history, their rows
+    kept for the de-duplication window (schema 5: a row is the record). After the restart a
+    re-sent line is answered as the duplicate it is, with its original id, and ids go on
+    after every id given out before the kill."""
+    args = ("--history", "20")
+    server = ServeProcess(*args, data_dir=tmp_path).start()
+    try:
+        acks = await _send_until_killed(server, acks_before_kill=LINES // 2)
+    finally:
+        server.kill()
+    assert LINES // 2 <= len(acks) < LINES, "the kill came too late to test anything"
+
+    again = ServeProcess(*args, data_dir=tmp_path, port=server.port).start()
+    try:
+        welcome = await _welcome(again.port)
+        assert welcome["last_id"] >= max(a["id"] for a in acks)
+        assert [m["id"] for m in welcome["history"]][-1] == welcome["last_id"]
+        async with client(again.port, ROOM, "writer") as ws:
+            await recv_type(ws, "welcome")
+            for ack in (acks[0], acks[len(acks) // 2], acks[-1]):
+                await ws.send(json.dumps({"message": "again", "client_id": ack["client_id"]}))
+                answer = await recv_type(ws, "ack")
+                assert answer["duplicate"] is True and answer["id"] == ack["id"]
+            await ws.send(json.dumps({"message": "after the crash", "client_id": "after"}))
+            answer = await recv_type(ws, "ack")
+            assert answer["duplicate"] is False and answer["id"] == welcome["last_id"] + 1
+    finally:
+        again.stop()
+
+
 async def test_sigterm_restart_keeps_history_epoch_and_dedup(tmp_path: Path) -> None:
     server = ServeProcess(data_dir=tmp_path).start()
     try:

@@ -74,9 +74,14 @@ async def test_after_a_failed_batch_the_gate_waits_for_the_first_refused_message
 
 
 def _stored(db_path: Path, room: str) -> int:
-    """The room's last id, read from the database as another process would."""
+    """The room's last id, read from the database as another process would (schema 5: the
+    room's row or its newest message, whichever is higher)."""
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
-        row = db.execute("SELECT last_id FROM rooms WHERE name = ?", (room,)).fetchone()
+        row = db.execute(
+            "SELECT max(last_id, coalesce((SELECT max(id) FROM messages m"
+            " WHERE m.rid = rooms.rid), 0)) FROM rooms WHERE name = ?",
+            (room,),
+        ).fetchone()
     return 0 if row is None else int(row[0])
 
 

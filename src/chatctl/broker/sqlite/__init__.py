@@ -13,6 +13,11 @@ of their own, so that the writer stays free for the loop's commits:
   publishes that arrive while a commit runs go into the next one (group commit). Ids are
   given out by that transaction, so a failed one gives none out. Live delivery to this
   process's subscriber happens after the commit, in id order, like the memory broker's.
+- A publish writes one row (schema 5): the message, which is its de-duplication record too.
+  The room's id counter is the writer's (given out only once committed; read at load as
+  the room's row or its newest message, whichever is higher, and written to the row before
+  retention may delete that message); the sweep trims the history, keeping the rows still
+  within the de-duplication window.
 - A room is read from the database when it is first used (its counter by the writer, its
   history and newest dedup records, capped, by :mod:`chatctl.broker.sqlite.reader`, off
   the loop and off the writer) and then served from memory; a room nobody has used for

@@ -19,8 +19,9 @@ from chatctl.broker.base import (
     PublishDone,
     PublishResult,
 )
+from chatctl.broker.memory import sweep_interval
 from chatctl.broker.rooms import RELEASE_AFTER, release_memory
-from chatctl.broker.sqlite import revoked
+from chatctl.broker.sqlite import revoked, store
 from chatctl.broker.sqlite.cache import CachedRoom, expire, sweep_forever
 from chatctl.broker.sqlite.dispatch import Dispatcher, call
 from chatctl.broker.sqlite.loading import Queued, RoomLoader
@@ -207,7 +208,7 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             r.used = time.monotonic()
         if op.client_id is not None:
             r.inflight.pop((op.user, op.client_id), None)
-        r.remember(msg, op.seen_at)
+        r.remember(msg, op.ts)
         op.result = msg
         r.hand_over(msg)
         call(op.done, PublishResult(msg, epoch=r.epoch), None)
@@ -225,7 +226,16 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             self._evicted = 0
             release_memory()
         future = self._future()
-        self._submit(Sweep(future, horizon=horizon, dedup_horizon=now - self.dedup_window))
+        self._submit(
+            Sweep(
+                future,
+                horizon=horizon,
+                dedup_horizon=now - self.dedup_window,
+                history_size=self.history_size,
+                now=now,
+                every=sweep_interval(self.history_ttl) if self.history_ttl else 0.0,
+            )
+        )
         more: bool = await future
         return more
 
@@ -307,7 +317,8 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
         moderation: Moderation | None,
         done: PublishDone,
     ) -> None:
-        if self._dispatch is None or self._dispatch.writer is None:
+        d = self._dispatch
+        if d is None or d.writer is None:
             asyncio.get_running_loop().call_soon(
                 done, None, BrokerUnavailable("the database is closed")
             )
@@ -317,18 +328,18 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             key = (user, client_id)
             first = r.inflight.get(key)
             if first is not None:  # the original is not committed yet: its outcome is ours
-                self._submit(Reply(done=done, follows=first, epoch=r.epoch))
+                d.submit(Reply(done=done, follows=first, epoch=r.epoch))
                 return
-            r.forget_seen_before(now - self.dedup_window)
+            r.expire_seen(now - self.dedup_window, now)
             original = r.original(user, client_id, text, kind, display)
             if original is not None:
-                self._submit(Reply(done=done, original=original, epoch=r.epoch))
+                d.submit(Reply(done=done, original=original, epoch=r.epoch))
                 return
         op = Publish(
             None, None, done, None, r.name, r.rid, user, text, kind, client_id,
-            round(now, 3), now, self.history_size, display, moderation,
+            round(now, 3), display, moderation,
         )  # fmt: skip  # positional: one per message, and the keywords cost ~10% of it
-        self._submit(op)
+        d.submit(op)
         if client_id is not None:
             r.inflight[key] = op
         r.busy += 1
@@ -364,6 +375,10 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
         r = self._rooms.get(room)
         if r is not None:
             return r.last_id
-        query = "SELECT last_id FROM rooms WHERE name = ?"
-        row = await self.run(lambda db: db.execute(query, (room,)).fetchone())
-        return 0 if row is None else int(row[0])
+        query = "SELECT rid FROM rooms WHERE name = ?"
+
+        def read(db: Any) -> int:
+            row = db.execute(query, (room,)).fetchone()
+            return 0 if row is None else store.counter(db, row[0])
+
+        return await self.run(read)

@@ -36,6 +36,17 @@ INLINE_MAX = 256
 #: statement it runs gives the GIL up and waits for it back, by default up to 5 ms when the
 #: loop is busy; 0.5 ms makes a transaction there cost a few ms, not tens.
 THREAD_SWITCH_INTERVAL = 0.0005
+#: A connection's pipelined burst comes 32 frames to a turn of the loop
+#: (``session.FRAMES_PER_TURN``): a turn that queued this many publishes puts their commit
+#: off to the end of the next turn, and so on while more come, up to GATHER_MAX, so that
+#: one BEGIN/COMMIT serves more rows (a commit writes the same few WAL pages for 32 rows as
+#: for 128). A chat's message or two is committed at the end of its turn as before.
+#: Server CPU for ``send`` of 100k lines (five alternated rounds, loaded VM): 3.18-3.76 s,
+#: median 3.51, against 3.62-3.95 (3.84) flushing every turn; ``--memory`` 2.87-2.99.
+GATHER_MIN = 32
+GATHER_MAX = 128
+#: the ops a batch committed on the loop may hold (a tuple: isinstance is faster with one)
+_ANSWERED = (Publish, Reply)
 
 
 class Dispatcher:
@@ -57,6 +68,8 @@ class Dispatcher:
         self._delivered = delivered
         self._refused = refused
         self._outbox: list[Item] = []
+        #: how many the outbox held when its flush was last put off
+        self._gathered = 0
         #: ops submitted and not yet finished, in submission order
         self._pending: dict[Op, None] = {}
         #: ops handed to the writer thread and not yet reported back by it
@@ -74,8 +87,19 @@ class Dispatcher:
 
     def _queue(self, item: Item) -> None:
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._gathered = 0
+            asyncio.get_running_loop().call_soon(self._turn_ended)
         self._outbox.append(item)
+
+    def _turn_ended(self) -> None:
+        """Flush what this turn of the loop queued; a burst (:data:`GATHER_MIN` or more,
+        still growing, under :data:`GATHER_MAX`) waits for the next turn's first."""
+        n = len(self._outbox)
+        if GATHER_MIN <= n < GATHER_MAX and n > self._gathered:
+            self._gathered = n
+            asyncio.get_running_loop().call_soon(self._turn_ended)
+            return
+        self.flush()
 
     def flush(self) -> None:
         """Hand what is queued to the writer now."""
@@ -94,7 +118,7 @@ class Dispatcher:
             and len(items) <= INLINE_MAX
             and self._inline
             and w.fault is None
-            and all(isinstance(i, Publish | Reply) for i in items)
+            and all(isinstance(i, _ANSWERED) for i in items)
             # the thread is idle: no hops for a message or two (unless another process
             # holds the write lock: then the thread waits for it, not the loop)
             and w.run_here(items)

@@ -53,9 +53,9 @@ class Publish(Op):
     text: str = ""
     kind: MessageKind = "text"
     client_id: str | None = None
+    #: the message's time, and when its client id was first seen (the dedup window's clock,
+    #: as it is read back from the row after a restart)
     ts: float = 0.0
-    seen_at: float = 0.0
-    history_size: int = 0
     display: str | None = None
     moderation: Moderation | None = None
 
@@ -79,6 +79,12 @@ class Sweep(Op):
 
     horizon: float | None = None
     dedup_horizon: float = 0.0
+    #: messages a room keeps (older ones are trimmed once out of the dedup window)
+    history_size: int = 1
+    #: the broker's clock now, and how often retention walks every room (a new walk over the
+    #: rooms starts at most this often; one under way goes on at once)
+    now: float = 0.0
+    every: float = 0.0
 
 
 @dataclass(eq=False, slots=True)

@@ -4,12 +4,16 @@ and opening it.
 Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; :data:`MIGRATIONS` brings an older
 file forward in one transaction at start; ``PRAGMA application_id`` marks the file as ours)::
 
-    rooms     rid, name, epoch, last_id (the id counter), touched (newest message or creation)
-    messages  (rid, id) -> user, text, ts, kind, client_id,     kept history, trimmed
-                           display (v3: a webhook's display name, NULL = none)
+    rooms     rid, name, epoch, last_id, touched (newest message or creation); v5: the
+                           room's id counter and touched are these or its newest message's,
+                           whichever is higher (written before a delete that may take it)
+    messages  (rid, id) -> user, text, ts, kind, client_id,     kept history, trimmed by
+                           display (v3: a webhook's display name, NULL = none)    the sweep;
                            moderation (v4: an announcement's record, JSON), deleted (v4: 1
-                           for a tombstone, whose text is then empty)
-    dedup     (rid, user, client_id) -> id, ts, seen            client ids within the window
+                           for a tombstone, whose text is then empty); v5: kept within the
+                           de-duplication window, whose records they are
+    dedup     (rid, user, client_id) -> id, ts, seen            v5: the client ids within
+                           the window of messages retention deleted (v1-4: every one)
     sanctions (room, kind, user) -> entry (JSON), until         mutes and bans (v4; by room
                            name: retention forgetting a room forgets none of them)
     revocations  id, field -> entry, exp        revoked tokens (schema 2: broker/sqlite/revoked.py)
@@ -32,7 +36,7 @@ from chatctl.errors import ConfigError
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: "chat": tells a chatctl database from any other SQLite file
 APPLICATION_ID = 0x63686174
 #: Seconds ``PRAGMA quick_check`` may take at start (about 1 GB on a fast disk); a bigger
@@ -77,12 +81,27 @@ def _moderation_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _dedup_in_messages_v5(db: sqlite3.Connection) -> None:
+    """A publish writes one b-tree: its message row, which is its de-duplication record too;
+    it updates neither its room (the counter is derived from the newest message) nor a dedup
+    table, and retention walks each room's messages by id (no index on ts). So: the index
+    goes, and the dedup records of messages still stored (the others are kept). The version
+    matters as much: a schema-4 chatctl would take the rooms' stale ``last_id`` for their
+    counters and give ids out again."""
+    db.execute("DROP INDEX messages_ts")
+    db.execute(
+        "DELETE FROM dedup WHERE EXISTS (SELECT 1 FROM messages m WHERE m.rid = dedup.rid"
+        " AND m.id = dedup.id AND m.user = dedup.user AND m.client_id = dedup.client_id)"
+    )
+
+
 #: version N -> the function that brings a version N-1 database to N (1: create it)
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _schema_v1,
     2: create_revocations,
     3: _display_v3,
     4: _moderation_v4,
+    5: _dedup_in_messages_v5,
 }
 
 

@@ -83,8 +83,13 @@ class Writer:
         #: called with each transaction's outcome, on the loop (set by the dispatcher)
         self.done: Callable[[list[Op], Failure | None], None] = lambda batch, failure: None
         self._queue: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
-        #: rooms the loop holds in memory: retention never deletes them
-        self._loaded: set[int] = set()
+        #: rooms the loop holds in memory (retention never deletes them) -> their id counter,
+        #: committed: ids are given out here, not read from the database each transaction
+        self._loaded: dict[int, int] = {}
+        #: rooms published to whose history the sweep may have to trim
+        self._dirty: set[int] = set()
+        #: the sweeps walk the rooms: where the next one goes on
+        self._cursor = store.Cursor()
         #: why writes fail now, None while they work (read from the loop)
         self.fault: str | None = None
         #: the file was found damaged: refused until a restart (after a restore)
@@ -207,8 +212,10 @@ class Writer:
                     publishes.setdefault(op.rid, []).append(op)
                 else:
                     self._apply(op)
-            for rid, ops in publishes.items():
-                store.publish(db, rid, ops)
+            loaded = self._loaded
+            counters = {
+                rid: store.publish(db, rid, ops, loaded[rid]) for rid, ops in publishes.items()
+            }
             db.execute("COMMIT")
         except Exception as exc:
             if isinstance(exc, _Locked):
@@ -228,7 +235,10 @@ class Writer:
         else:
             for op in batch:
                 if isinstance(op, Load) and op.result is not None:
-                    self._loaded.add(op.result[0])
+                    self._loaded[op.result[0]] = op.result[2]
+                    self._dirty.add(op.result[0])
+            self._loaded.update(counters)  # given out only once committed
+            self._dirty.update(counters)
             if self.fault is not None:
                 self._probe()
             self._committed(len(batch))
@@ -274,9 +284,15 @@ class Writer:
         if isinstance(op, Load):
             op.result = store.load(db, op)
         elif isinstance(op, Evict):
-            self._loaded.discard(op.rid)
+            self._loaded.pop(op.rid, None)
         elif isinstance(op, Sweep):
-            op.result = store.sweep(db, op, self._loaded)
+            more = store.sweep(db, op, self._loaded, self._cursor)
+            dirty = set(self._dirty)  # kept as it was if the transaction fails
+            trimming, self._cursor.trim_after = store.trim_rooms(
+                db, op, self._loaded, dirty, self._cursor.trim_after
+            )
+            self._dirty = dirty
+            op.result = more or trimming
         elif isinstance(op, Call):
             op.result = op.fn(db)
 
