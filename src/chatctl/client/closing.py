@@ -10,6 +10,10 @@ from chatctl.client.sanitize import one_line
 from chatctl.errors import Removed
 from chatctl.protocol import CloseCode
 
+#: the reason of a 1012 sent by a server that restarts (``server/app.py``); any other reason
+#: of a 1012 says why the server made the client resume (a lost history, missed messages)
+RESTARTING = "server restarting"
+
 #: what the server's close codes mean, said to users
 CLOSE_WORDS: dict[int, str] = {
     CloseCode.NORMAL: "the server closed the connection",
@@ -44,6 +48,10 @@ def describe_close(code: int | None, reason: str = "") -> str:
     server's own reason is added to the others (``... (1008: rate limit exceeded)``)."""
     if code is None or code == 1006:
         return "connection lost"
+    said = one_line(reason)
+    if code == CloseCode.SERVICE_RESTART and said and said != RESTARTING:
+        # the room's history was lost or messages were missed: the reason says which
+        return f"the server asked this client to reconnect ({code}: {said})"
     words = CLOSE_WORDS.get(code, "closed by the server")
     reason = "" if code in _ORDINARY else one_line(reason)
     return f"{words} ({code}{': ' + reason if reason else ''})"
