@@ -21,13 +21,15 @@ the relay's knee instead of at one fixed rate: each round first finds the knee o
 server, then runs every target for 10 s at F times the knee's rate and reports p50/p99/max,
 the server's loop lag (samples over 10 and 50 ms, the p99 bucket), its CPU per delivery, and
 delivered/lost, with a table of medians (min-max) and ratios against ``--base``.
-``--knee-rate R`` (or ``SCENARIO=R``, repeatable) skips the search and uses rate R per sender.
+A search whose first step already fails the bound starts again from half its rate (twice at
+most). ``--knee-rate R`` (or ``SCENARIO=R``, repeatable) skips the search and uses rate R
+per sender.
 
     PYTHONPATH=src python bench/compare.py fanout rooms --at-knee 0.6 --repeat 3 \
         --targets chatctl,chatctl-memory,reference --out bench/results/knee60.json
 
 Unknown flags go to every ``chatctl bench`` (after the scenario's own, so they win), e.g.
-``--procs``-like bench options such as ``--duration 5``. ``--json`` prints the whole result
+``--duration 5``. ``--json`` prints the whole result
 (what ``--out`` writes) on stdout, and the progress on stderr.
 """
 
@@ -392,6 +394,51 @@ def knee_record(target: str, r: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+#: a search whose first step already failed the bound starts again from half its rate, so often
+KNEE_RETRIES = 2
+
+
+def search_knee(
+    scenario: str,
+    rep: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tmp: Path,
+    log: Any,
+    runs: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The knee of ``--knee-target`` in this round (each search's run appended to ``runs``);
+    a search whose first step failed starts again from half its rate; None if none found."""
+    saturate = KNEE_SCENARIOS[scenario][0]
+    bench_args = saturate
+    for attempt in range(KNEE_RETRIES + 1):
+        r = run_one(args.knee_target, f"{scenario}-knee", args, env, tmp, bench_args)
+        h = headline("fanout", r)
+        print(f"{scenario} #{rep + 1} knee of {args.knee_target}: {json.dumps(h)}", file=log)
+        runs.append(
+            {
+                "scenario": scenario,
+                "kind": "knee",
+                "rep": rep,
+                "attempt": attempt,
+                "target": args.knee_target,
+                "headline": h,
+                "result": r,
+            }
+        )
+        knee = knee_record(args.knee_target, r)
+        if knee is not None:
+            knee["start_rate"] = r["steps"][0]["rate"]
+            return knee
+        if not r["steps"]:
+            break
+        first = r["steps"][0]["rate"]
+        print(f"    no knee: the first step (rate {first:g}) failed the bound", file=log)
+        bench_args = [*saturate, "--rate", f"{round(first / 2, 2):g}"]
+    print(f"    no knee found: round {rep + 1} skipped", file=log)
+    return None
+
+
 def run_at_knee(
     args: argparse.Namespace, targets: list[str], env: dict[str, str], tmp: Path, log: Any
 ) -> list[dict[str, Any]]:
@@ -400,29 +447,12 @@ def run_at_knee(
     given = parse_knee_rates(args.knee_rate, args.scenarios)
     runs: list[dict[str, Any]] = []
     for scenario in args.scenarios:
-        saturate, fixed = KNEE_SCENARIOS[scenario]
+        fixed = KNEE_SCENARIOS[scenario][1]
         for rep in range(args.repeat):
             if scenario in given:
                 knee: dict[str, Any] | None = {"given": True, "rate": given[scenario]}
             else:
-                r = run_one(args.knee_target, f"{scenario}-knee", args, env, tmp, saturate)
-                knee = knee_record(args.knee_target, r)
-                h = headline("fanout", r)
-                print(
-                    f"{scenario} #{rep + 1} knee of {args.knee_target}: {json.dumps(h)}", file=log
-                )
-                runs.append(
-                    {
-                        "scenario": scenario,
-                        "kind": "knee",
-                        "rep": rep,
-                        "target": args.knee_target,
-                        "headline": h,
-                        "result": r,
-                    }
-                )
-                if knee is None:
-                    print(f"    no knee (the first step failed): round {rep + 1} skipped", file=log)
+                knee = search_knee(scenario, rep, args, env, tmp, log, runs)
             if knee is None:
                 continue
             rate = round(args.at_knee * knee["rate"], 2)

@@ -73,3 +73,20 @@ def test_a_given_knee_rate_skips_the_search() -> None:
 def test_at_knee_takes_only_the_scenarios_with_a_knee() -> None:
     proc = compare("idle", "--at-knee", "0.6")
     assert proc.returncode == 2 and "--at-knee runs the scenarios" in proc.stderr
+
+
+def test_a_search_whose_first_step_fails_starts_again_from_half_the_rate() -> None:
+    # no loopback delivery has a p99 under 0.1 ms: every search's only step fails the bound
+    proc = compare(
+        *("rooms", "--at-knee", "0.5", "--repeat", "1", "--json", "--targets", "reference"),
+        *("--rooms", "1", "--max-steps", "1", "--p99-bound", "0.1", *SMALL),
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    searches = [r for r in result["runs"] if r["kind"] == "knee"]
+    assert [r["attempt"] for r in searches] == [0, 1, 2]
+    assert [r["result"]["steps"][0]["rate"] for r in searches] == [5.0, 2.5, 1.25]
+    assert all(r["result"]["knee"] is None for r in searches)
+    assert not [r for r in result["runs"] if r["kind"] == "at-knee"]  # the round is skipped
+    assert result["summary"]["rooms"]["knees"] == []
+    assert "no knee found: round 1 skipped" in proc.stderr
