@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from chatctl.bench.options import BenchOptions
+from chatctl.bench.report import text_lines
 from chatctl.bench.runner import run_bench
 from chatctl.cli import main
 from support.helpers import SECRET, ServeProcess
@@ -307,6 +308,9 @@ async def test_at_knee_runs_one_more_step_at_the_fraction_of_the_knee() -> None:
     assert step["sent"] == 3  # 6/s for 0.5 s
     assert step["lost"] == 0 and step["expected"] == step["sent"] * 5
     assert step["late"] == 0  # nothing of the saturation's steps counted in it
+    assert any(
+        line.startswith("at 0.6 of the knee: step 2: rate 6/s") for line in text_lines(result)
+    )
 
 
 def test_at_knee_needs_saturate(capsys: pytest.CaptureFixture[str]) -> None:

@@ -96,10 +96,7 @@ def text_lines(result: dict[str, Any]) -> list[str]:
         )
     at = result.get("at_knee")
     if at:
-        lines.append(
-            f"at {at['fraction']:g} of the knee (rate {at['rate']:g}/s per sender): "
-            + step_line(at["step"])
-        )
+        lines.append(f"at {at['fraction']:g} of the knee: " + step_line(at["step"]))
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     return lines
 
