@@ -14,6 +14,23 @@ the ``src`` directory given with ``--before`` (e.g. main's checkout), to measure
 before and after in one run. ``--base`` names the target the ratios are taken against
 (default ``reference``; ``--base chatctl-memory`` compares the brokers, ``--base
 chatctl-before`` a change).
+
+``--at-knee F`` (scenarios ``fanout`` and ``rooms``) measures latency at a fixed fraction of
+the relay's knee instead of at one fixed rate: each round first finds the knee of
+``--knee-target`` (default ``reference``) with a saturation run of the scenario on a fresh
+server, then runs every target for 10 s at F times the knee's rate and reports p50/p99/max,
+the server's loop lag (samples over 10 and 50 ms, the p99 bucket), its CPU per delivery, and
+delivered/lost, with a table of medians (min-max) and ratios against ``--base``.
+A search whose first step already fails the bound starts again from half its rate (twice at
+most). ``--knee-rate R`` (or ``SCENARIO=R``, repeatable) skips the search and uses rate R
+per sender.
+
+    PYTHONPATH=src python bench/compare.py fanout rooms --at-knee 0.6 --repeat 3 \
+        --targets chatctl,chatctl-memory,reference --out bench/results/knee60.json
+
+Unknown flags go to every ``chatctl bench`` (after the scenario's own, so they win), e.g.
+``--duration 5``. ``--json`` prints the whole result
+(what ``--out`` writes) on stdout, and the progress on stderr.
 """
 
 from __future__ import annotations
@@ -133,6 +150,68 @@ SCENARIOS: dict[str, list[str]] = {
 }
 
 
+#: ``--at-knee``: per scenario, the saturation run that finds the knee, and the run every
+#: target gets at a fraction of it (``--rate`` is added).
+KNEE_SCENARIOS: dict[str, tuple[list[str], list[str]]] = {
+    "fanout": (
+        SCENARIOS["fanout"],
+        [
+            "--rooms",
+            "1",
+            "--clients",
+            "500",
+            "--senders",
+            "1",
+            "--size",
+            "64",
+            "--duration",
+            "10",
+            "--drain",
+            "2",
+        ],
+    ),
+    "rooms": (
+        [
+            "--rooms",
+            "50",
+            "--clients",
+            "20",
+            "--senders",
+            "2",
+            "--saturate",
+            "--rate",
+            "5",
+            "--step-factor",
+            "1.2",
+            "--max-steps",
+            "20",
+            "--duration",
+            "3",
+            "--drain",
+            "2",
+            "--p99-bound",
+            "100",
+        ],
+        ["--rooms", "50", "--clients", "20", "--senders", "2", "--duration", "10", "--drain", "2"],
+    ),
+}
+
+#: the columns of the ``--at-knee`` table: headline key, label
+AT_KNEE_COLUMNS = [
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("lag_over_10ms", "lag>10ms"),
+    ("lag_over_50ms", "lag>50ms"),
+    ("lag_p99_le_ms", "lag p99<="),
+    ("server_cpu_us_per_delivery", "µs/deliv"),
+    ("delivered_per_s", "delivered/s"),
+    ("lost", "lost"),
+]
+#: the columns whose ratio against --base is printed
+RATIO_COLUMNS = ["p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_delivery"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -169,9 +248,18 @@ def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subp
 
 
 def run_one(
-    target: str, scenario: str, args: argparse.Namespace, env: dict[str, str], tmp: Path
+    target: str,
+    scenario: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tmp: Path,
+    bench_args: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A fresh ``target`` server, ``chatctl bench --json`` with the scenario's flags (or
+    ``bench_args``) against it, the server stopped; the result with the command and the
+    load average at the start."""
     port = free_port()
+    load = os.getloadavg()
     proc = start_server(target, port, env, tmp / f"{target}-{scenario}.log")
     try:
         time.sleep(0.5)
@@ -187,7 +275,7 @@ def run_one(
             "--server-pid",
             str(proc.pid),
             "--json",
-            *SCENARIOS[scenario],
+            *(SCENARIOS[scenario] if bench_args is None else bench_args),
             *args.extra,
         ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -195,6 +283,7 @@ def run_one(
             raise RuntimeError(f"bench failed against {target}: {out.stderr}")
         result: dict[str, Any] = json.loads(out.stdout)
         result["command"] = " ".join(["chatctl", *cmd[3:]])
+        result["load_average"] = [round(x, 2) for x in load]
         return result
     finally:
         proc.terminate()
@@ -219,21 +308,7 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
             "client_cpu_at_knee": _knee_cpu(r),
         }
     if scenario.startswith(("rooms", "fanout-cpu")):
-        s = r["steps"][0]
-        lat = s["latency_ms"]
-        server = s.get("server") or {}
-        return {
-            "p50_ms": lat["p50"],
-            "p90_ms": lat["p90"],
-            "p99_ms": lat["p99"],
-            "max_ms": lat["max"],
-            "delivered_per_s": s["delivered_per_s"],
-            "lost": s["lost"],
-            "client_cpu": s["client_cpu"],
-            "server_cpu": server.get("cpu"),
-            "server_cpu_us_per_delivery": server.get("cpu_us_per_delivery"),
-            "loop_lag": server.get("loop_lag"),
-        }
+        return step_headline(r["steps"][0])
     return {
         "kib_per_connection": mem,
         "connected": c["connected"],
@@ -246,6 +321,31 @@ def headline(scenario: str, r: dict[str, Any]) -> dict[str, Any]:
         "all_welcomed_ms": (c.get("welcome_ms") or {}).get("max"),
         "settle_s": c.get("settle_s"),
         "frames": c.get("frames"),
+    }
+
+
+def step_headline(s: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one fixed-rate step: latency, delivery, the server's CPU and loop lag."""
+    lat = s["latency_ms"]
+    server = s.get("server") or {}
+    lag = server.get("loop_lag") or {}
+    return {
+        "p50_ms": lat["p50"],
+        "p90_ms": lat["p90"],
+        "p99_ms": lat["p99"],
+        "max_ms": lat["max"],
+        "offered_per_s": s["offered_per_s"],
+        "delivered_per_s": s["delivered_per_s"],
+        "delivered": s["delivered"],
+        "lost": s["lost"],
+        "client_cpu": s["client_cpu"],
+        "server_cpu": server.get("cpu"),
+        "server_cpu_us_per_delivery": server.get("cpu_us_per_delivery"),
+        "loop_lag": server.get("loop_lag"),
+        "lag_samples": lag.get("samples"),
+        "lag_over_10ms": lag.get("over_10ms"),
+        "lag_over_50ms": lag.get("over_50ms"),
+        "lag_p99_le_ms": lag.get("p99_le_ms"),
     }
 
 
@@ -269,8 +369,205 @@ KEY = {
 }
 
 
+def parse_knee_rates(values: list[str], scenarios: list[str]) -> dict[str, float]:
+    """``--knee-rate``: ``R`` (every scenario) or ``SCENARIO=R``."""
+    out: dict[str, float] = {}
+    for v in values:
+        name, sep, rate = v.rpartition("=")
+        for scenario in [name] if sep else scenarios:
+            out[scenario] = float(rate)
+    return out
+
+
+def knee_record(target: str, r: dict[str, Any]) -> dict[str, Any] | None:
+    """The knee a saturation run found, as recorded in every at-knee run of its round."""
+    knee = r.get("knee")
+    if knee is None:
+        return None
+    return {
+        "target": target,
+        "rate": knee["rate"],
+        "delivered_per_s": knee["delivered_per_s"],
+        "p99_ms": knee["p99_ms"],
+        "reached": knee["reached"],
+        "steps": len(r["steps"]),
+    }
+
+
+#: a search whose first step already failed the bound starts again from half its rate, so often
+KNEE_RETRIES = 2
+
+
+def search_knee(
+    scenario: str,
+    rep: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tmp: Path,
+    log: Any,
+    runs: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The knee of ``--knee-target`` in this round (each search's run appended to ``runs``);
+    a search whose first step failed starts again from half its rate; None if none found."""
+    saturate = KNEE_SCENARIOS[scenario][0]
+    bench_args = saturate
+    for attempt in range(KNEE_RETRIES + 1):
+        r = run_one(args.knee_target, f"{scenario}-knee", args, env, tmp, bench_args)
+        h = headline("fanout", r)
+        print(f"{scenario} #{rep + 1} knee of {args.knee_target}: {json.dumps(h)}", file=log)
+        runs.append(
+            {
+                "scenario": scenario,
+                "kind": "knee",
+                "rep": rep,
+                "attempt": attempt,
+                "target": args.knee_target,
+                "headline": h,
+                "result": r,
+            }
+        )
+        knee = knee_record(args.knee_target, r)
+        if knee is not None:
+            knee["start_rate"] = r["steps"][0]["rate"]
+            return knee
+        if not r["steps"]:
+            break
+        first = r["steps"][0]["rate"]
+        print(f"    no knee: the first step (rate {first:g}) failed the bound", file=log)
+        bench_args = [*saturate, "--rate", f"{round(first / 2, 2):g}"]
+    print(f"    no knee found: round {rep + 1} skipped", file=log)
+    return None
+
+
+def run_at_knee(
+    args: argparse.Namespace, targets: list[str], env: dict[str, str], tmp: Path, log: Any
+) -> list[dict[str, Any]]:
+    """Every round of every scenario: the knee (found, or ``--knee-rate``), then each target
+    at ``--at-knee`` of its rate."""
+    given = parse_knee_rates(args.knee_rate, args.scenarios)
+    runs: list[dict[str, Any]] = []
+    for scenario in args.scenarios:
+        fixed = KNEE_SCENARIOS[scenario][1]
+        for rep in range(args.repeat):
+            if scenario in given:
+                knee: dict[str, Any] | None = {"given": True, "rate": given[scenario]}
+            else:
+                knee = search_knee(scenario, rep, args, env, tmp, log, runs)
+            if knee is None:
+                continue
+            rate = round(args.at_knee * knee["rate"], 2)
+            for target in targets:
+                bench_args = [*fixed, "--rate", f"{rate:g}"]
+                r = run_one(target, f"{scenario}-at-knee", args, env, tmp, bench_args)
+                h = {"knee_rate": knee["rate"], "rate": rate, **step_headline(r["steps"][0])}
+                line = {k: h[k] for k in ("rate", *(c for c, _ in AT_KNEE_COLUMNS))}
+                print(
+                    f"{scenario}@{args.at_knee:g} #{rep + 1} {target:15s} {json.dumps(line)}",
+                    file=log,
+                )
+                for w in r.get("warnings", []):
+                    print(f"    warning: {w}", file=log)
+                runs.append(
+                    {
+                        "scenario": scenario,
+                        "kind": "at-knee",
+                        "rep": rep,
+                        "target": target,
+                        "fraction": args.at_knee,
+                        "knee": knee,
+                        "headline": h,
+                        "result": r,
+                    }
+                )
+    return runs
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def at_knee_summary(
+    args: argparse.Namespace, targets: list[str], runs: list[dict[str, Any]], log: Any
+) -> dict[str, Any]:
+    """Per scenario: the knees, and per target and column the median, min and max over the
+    rounds, with the medians' ratios against ``--base``; printed as a table."""
+    summary: dict[str, Any] = {}
+    for scenario in args.scenarios:
+        mine = [x for x in runs if x["scenario"] == scenario and x["kind"] == "at-knee"]
+        knees = [x["knee"] for x in mine if x["target"] == targets[0]]
+        table: dict[str, Any] = {}
+        for target in targets:
+            cols: dict[str, Any] = {}
+            for key, _ in AT_KNEE_COLUMNS:
+                vals = [
+                    x["headline"][key]
+                    for x in mine
+                    if x["target"] == target and x["headline"][key] is not None
+                ]
+                cols[key] = {
+                    "median": statistics.median(vals) if vals else None,
+                    "min": min(vals) if vals else None,
+                    "max": max(vals) if vals else None,
+                    "rounds": vals,
+                }
+            table[target] = cols
+        ratios: dict[str, Any] = {}
+        base = table.get(args.base)
+        for target in targets:
+            if base is None or target == args.base:
+                continue
+            ratios[target] = {}
+            for key in RATIO_COLUMNS:
+                a, b = table[target][key]["median"], base[key]["median"]
+                ratios[target][key] = round(a / b, 3) if a is not None and b else None
+        summary[scenario] = {
+            "fraction": args.at_knee,
+            "knee_target": args.knee_target,
+            "knees": knees,
+            "median": table,
+            "ratio_to_base": {"base": args.base, **ratios},
+        }
+        rates = ", ".join(f"{k['rate']:g}" for k in knees)
+        found = ", ".join(
+            f"{_fmt(k.get('delivered_per_s'))}/s" for k in knees if not k.get("given")
+        )
+        print(
+            f"\n{scenario} at {args.at_knee:g} of the knee of {args.knee_target}: knee rate per "
+            f"sender by round {rates}" + (f" ({found} delivered)" if found else " (given)"),
+            file=log,
+        )
+        print("median (min-max) over the rounds", file=log)
+        rows = [["target", *(label for _, label in AT_KNEE_COLUMNS)]]
+        for target in targets:
+            row = [target]
+            for key, _ in AT_KNEE_COLUMNS:
+                c = table[target][key]
+                cell = _fmt(c["median"])
+                if c["median"] is not None and len(c["rounds"]) > 1:
+                    cell += f" ({_fmt(c['min'])}-{_fmt(c['max'])})"
+                row.append(cell)
+            rows.append(row)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            first = r[0].ljust(widths[0])
+            print(
+                first + "".join(f"  {c:>{w}}" for c, w in zip(r[1:], widths[1:], strict=True)),
+                file=log,
+            )
+        for target, rs in ratios.items():
+            parts = ", ".join(f"{k} {_fmt(v)}" for k, v in rs.items())
+            print(f"{target}/{args.base}: {parts}", file=log)
+    return summary
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="bench flags of each scenario: "
+        + "; ".join(f"{k}: {' '.join(v)}" for k, v in SCENARIOS.items()),
+    )
     parser.add_argument(
         "scenarios", nargs="*", default=["fanout", "rooms", "idle"], choices=sorted(SCENARIOS)
     )
@@ -280,39 +577,86 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (progress on stderr)"
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         help="the src directory of the checkout the chatctl-before target runs (e.g. main's)",
     )
+    parser.add_argument(
+        "--at-knee",
+        type=float,
+        metavar="F",
+        help="run every target at F times the knee rate of --knee-target, found each round "
+        "(scenarios fanout, rooms)",
+    )
+    parser.add_argument(
+        "--knee-target", default="reference", help="whose knee --at-knee takes (a target)"
+    )
+    parser.add_argument(
+        "--knee-rate",
+        action="append",
+        default=[],
+        metavar="[SCENARIO=]R",
+        help="with --at-knee: the knee's rate per sender, not searched for",
+    )
     args, extra = parser.parse_known_args()  # unknown flags go to every chatctl bench
     args.extra = [a for a in extra if a != "--"]
     targets = args.targets.split(",")
+    if args.at_knee is not None:
+        if not 0 < args.at_knee <= 1:
+            parser.error("--at-knee takes a fraction in (0, 1]")
+        wrong = [s for s in args.scenarios if s not in KNEE_SCENARIOS]
+        if wrong:
+            parser.error(f"--at-knee runs the scenarios {sorted(KNEE_SCENARIOS)}, not {wrong}")
+    elif args.knee_rate:
+        parser.error("--knee-rate goes with --at-knee")
     if args.before is not None:
         global BEFORE
         BEFORE = args.before.resolve()
+    log = sys.stderr if args.json else sys.stdout
     env = dict(os.environ)
     env["CHATCTL_SECRET"] = secrets.token_urlsafe(32)
     env.pop("CHATCTL_TOKEN", None)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="chatctl-compare-") as tmp:
-        for scenario in args.scenarios:
-            for rep in range(args.repeat):
-                for target in targets:
-                    r = run_one(target, scenario, args, env, Path(tmp))
-                    h = headline(scenario, r)
-                    print(f"{scenario} #{rep + 1} {target:17s} {json.dumps(h)}", flush=True)
-                    for w in r.get("warnings", []):
-                        print(f"    warning: {w}", flush=True)
-                    runs.append(
-                        {
-                            "scenario": scenario,
-                            "rep": rep,
-                            "target": target,
-                            "headline": h,
-                            "result": r,
-                        }
-                    )
-    print()
+        if args.at_knee is not None:
+            runs = run_at_knee(args, targets, env, Path(tmp), log)
+        else:
+            for scenario in args.scenarios:
+                for rep in range(args.repeat):
+                    for target in targets:
+                        r = run_one(target, scenario, args, env, Path(tmp))
+                        h = headline(scenario, r)
+                        print(f"{scenario} #{rep + 1} {target:17s} {json.dumps(h)}", file=log)
+                        for w in r.get("warnings", []):
+                            print(f"    warning: {w}", file=log)
+                        runs.append(
+                            {
+                                "scenario": scenario,
+                                "rep": rep,
+                                "target": target,
+                                "headline": h,
+                                "result": r,
+                            }
+                        )
+    if args.at_knee is not None:
+        summary = at_knee_summary(args, targets, runs, log)
+    else:
+        summary = fixed_summary(args, targets, runs, log)
+    output = {"summary": summary, "runs": runs}
+    if args.out:
+        args.out.write_text(json.dumps(output, indent=1))
+    if args.json:
+        print(json.dumps(output))
+
+
+def fixed_summary(
+    args: argparse.Namespace, targets: list[str], runs: list[dict[str, Any]], log: Any
+) -> dict[str, Any]:
+    """Per scenario: the median and best of its key figure per target, and the ratios."""
+    print(file=log)
     summary = {}
     for scenario in args.scenarios:
         key, better = KEY[scenario]
@@ -338,10 +682,9 @@ def main() -> None:
         if best and bests.get("chatctl") is not None:
             line += f"; best chatctl {bests['chatctl']} / {ref} {best} = "
             line += f"{bests['chatctl'] / best:.3f}"
-        print(line)
+        print(line, file=log)
         summary[scenario] = {"key": key, "better": better, "median": meds, "best": bests}
-    if args.out:
-        args.out.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+    return summary
 
 
 if __name__ == "__main__":

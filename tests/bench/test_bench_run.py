@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from chatctl.bench.options import BenchOptions
+from chatctl.bench.report import text_lines
 from chatctl.bench.runner import run_bench
 from chatctl.cli import main
 from support.helpers import SECRET, ServeProcess
@@ -285,3 +286,63 @@ async def test_refused_senders_are_reported_not_hidden_in_the_loss() -> None:
     assert step["other_frames"]["error:rate_limited"] >= 30
     assert step["acks"] == 5 and step["lost"] == (step["sent"] - 5) * 2
     assert any("raise the server's --rate-limit" in w for w in result["warnings"])
+
+
+def relay_all(n: int, data: str) -> list[str]:
+    return [data]
+
+
+async def test_at_knee_runs_one_more_step_at_the_fraction_of_the_knee() -> None:
+    async with relay_server(relay_all) as port:
+        result = await run_bench(
+            options(port, rooms=1, rate=8.0, saturate=True, max_steps=2, at_knee=0.6)
+        )
+    steps = result["steps"]
+    assert [s["rate"] for s in steps] == [8.0, 10.0]
+    knee = result["knee"]
+    assert knee is not None and knee["rate"] == 10.0 and knee["reached"] is False
+    at = result["at_knee"]
+    assert at["fraction"] == 0.6 and at["knee_rate"] == 10.0 and at["rate"] == 6.0
+    step = at["step"]
+    assert step["rate"] == 6.0 and step["step"] == steps[-1]["step"] + 1
+    assert step["sent"] == 3  # 6/s for 0.5 s
+    assert step["lost"] == 0 and step["expected"] == step["sent"] * 5
+    assert step["late"] == 0  # nothing of the saturation's steps counted in it
+    assert any(
+        line.startswith("at 0.6 of the knee: step 2: rate 6/s") for line in text_lines(result)
+    )
+
+
+def test_at_knee_needs_saturate(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--server", "ws://127.0.0.1:9", "--at-knee", "0.6"])
+    assert exit_info.value.code == 2
+    assert "--at-knee needs --saturate" in capsys.readouterr().err
+
+
+def test_at_knee_against_a_real_server_reports_loop_lag_and_cpu(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ServeProcess().start()
+    try:
+        monkeypatch.setenv("CHATCTL_SECRET", SECRET.decode())
+        assert server.proc is not None
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    *("bench", "--server", f"ws://127.0.0.1:{server.port}"),
+                    *("--rooms", "1", "--clients", "4", "--rate", "20", "--duration", "1"),
+                    *("--drain", "1", "--saturate", "--max-steps", "2", "--at-knee", "0.5"),
+                    *("--server-pid", str(server.proc.pid), "--json"),
+                ]
+            )
+    finally:
+        server.stop()
+    result = json.loads(capsys.readouterr().out)
+    at = result["at_knee"]
+    assert at["rate"] == round(result["knee"]["rate"] * 0.5, 2)
+    step = at["step"]
+    assert step["sent"] == pytest.approx(at["rate"], abs=1) and step["lost"] == 0
+    assert step["server"]["cpu_us_per_delivery"] is not None
+    assert step["server"]["loop_lag"]["samples"] > 0  # the 50 ms sampler over 1 s
+    assert exit_info.value.code == (0 if step["ok"] else 1)

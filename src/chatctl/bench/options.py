@@ -42,6 +42,8 @@ class BenchOptions:
     max_steps: int = 12
     connect_timeout: float = 30.0
     warmup: float = 0.0  # seconds of unrecorded sending before the first step
+    #: with ``saturate``: after the knee, one more step at this fraction of the knee's rate
+    at_knee: float | None = None
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)

@@ -94,6 +94,9 @@ def text_lines(result: dict[str, Any]) -> list[str]:
             f"deliveries/s, p99 {_ms(knee['p99_ms'])} ms"
             + ("" if knee["reached"] else " (bound not reached)")
         )
+    at = result.get("at_knee")
+    if at:
+        lines.append(f"at {at['fraction']:g} of the knee: " + step_line(at["step"]))
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     return lines
 
@@ -108,7 +111,7 @@ def print_rich(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    head = text_lines({**result, "steps": [], "knee": None, "warnings": []})
+    head = text_lines({**result, "steps": [], "knee": None, "at_knee": None, "warnings": []})
     for line in head:
         console.print(line, highlight=False)
     table = Table(title="steps", show_lines=False)

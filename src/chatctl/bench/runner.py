@@ -117,6 +117,11 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
             progress("hold", duration=opts.duration)
             await asyncio.sleep(opts.duration)
         result["knee"] = find_knee(steps) if opts.saturate else None
+        if opts.at_knee is not None and result["knee"] is not None:
+            number = steps[-1]["step"] + 1
+            result["at_knee"] = await _at_knee(
+                opts, handles, specs, number, result["knee"], progress
+            )
         result["warnings"] = run_warnings(opts, result)
         await asyncio.gather(*(h.call("close") for h in handles))
     finally:
@@ -124,6 +129,26 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
             h.stop()
         executor.shutdown(wait=False, cancel_futures=True)
     return result
+
+
+async def _at_knee(
+    opts: BenchOptions,
+    handles: list[Any],
+    specs: list[ClientSpec],
+    number: int,
+    knee: dict[str, Any],
+    progress: Progress,
+) -> dict[str, Any]:
+    """One step at ``opts.at_knee`` of the knee's rate, on the same connections, once the
+    server has delivered what the saturation's last step left behind."""
+    assert opts.at_knee is not None
+    await asyncio.gather(*(h.call("quiet", period=0.5, timeout=30) for h in handles))
+    rate = round(knee["rate"] * opts.at_knee, 2)
+    progress("step", step=number, rate=rate, duration=opts.duration, drain=opts.drain)
+    step = await _run_step(opts, handles, specs, number, rate)
+    step["server_rss_kib"] = read_rss_kib(opts.server_pid)
+    progress("step_done", step=step)
+    return {"fraction": opts.at_knee, "knee_rate": knee["rate"], "rate": rate, "step": step}
 
 
 def _nothing_connected(failures: dict[str, int]) -> ChatctlError:

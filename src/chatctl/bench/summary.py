@@ -73,7 +73,8 @@ def find_knee(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def run_warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
     out = []
-    for step in result.get("steps", []):
+    at_knee = result.get("at_knee")
+    for step in [*result.get("steps", []), *([at_knee["step"]] if at_knee else [])]:
         busiest = max(step["client_cpu"], default=0.0)
         if busiest > CLIENT_CPU_WARN:
             out.append(
@@ -103,6 +104,8 @@ def run_warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
         out.append("saturation: every step met the bound; raise --rate or --max-steps")
     if opts.saturate and result.get("steps") and result.get("knee") is None:
         out.append("saturation: the first step already failed the bound; lower --rate")
+        if opts.at_knee is not None:
+            out.append("--at-knee: no knee, so no step at its fraction")
     cpus = os.cpu_count() or 1
     if result["client"]["procs"] >= cpus:
         out.append(

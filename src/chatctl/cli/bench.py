@@ -18,6 +18,8 @@ Examples:
 
   chatctl bench --clients 500 --procs 2 --saturate --rate 30
 
+  chatctl bench --clients 500 --procs 2 --saturate --rate 30 --at-knee 0.6
+
   chatctl bench --rooms 50 --clients 20 --senders 2 --rate 5 --json
 
   chatctl bench --rooms 0 --idle 2000 --server-pid 4242
@@ -27,12 +29,15 @@ Examples:
 Every message text starts #B<step>.<sender>.<seq>.<send time µs># and every
 delivery is recorded. Lost: never delivered by the end of --drain. Latency
 uses the wall clock, which every process on one host shares: loopback only.
-See docs/performance.md.
+--at-knee F runs one more step at F times the knee's rate on the same
+connections; bench/compare.py --at-knee F runs every server at F times the
+reference relay's knee instead. See docs/performance.md.
 
-Exit status: 0 the run (with --saturate: its first step) met the p99 bound,
-lost nothing and every connection opened; 1 otherwise; 2 usage error; 3 no
-connection opened, the server refused the token (HTTP 401/403); 4 no
-connection opened, the server could not be reached; 130 interrupted.
+Exit status: 0 the run (with --saturate: its first step; with --at-knee: the
+step at the fraction) met the p99 bound, lost nothing and every connection
+opened; 1 otherwise; 2 usage error; 3 no connection opened, the server refused
+the token (HTTP 401/403); 4 no connection opened, the server could not be
+reached; 130 interrupted.
 
 Environment:
 
@@ -119,6 +124,15 @@ def bench(
         float, typer.Option(help="Rate multiplier between saturation steps.", min=1.01)
     ] = 1.25,
     max_steps: Annotated[int, typer.Option(help="Most saturation steps.", min=1)] = 12,
+    at_knee: Annotated[
+        float | None,
+        typer.Option(
+            help="With --saturate: after the knee, run one more step at this fraction of "
+            "its rate (e.g. 0.6) and report its latency, loop lag and server CPU.",
+            min=0.01,
+            max=1.0,
+        ),
+    ] = None,
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds each connection may take to open.", min=0.1)
     ] = 30.0,
@@ -136,6 +150,8 @@ def bench(
     from chatctl.bench.options import BenchOptions
 
     token = _token(ctx, token, token_command)
+    if at_knee is not None and not saturate:
+        raise UsageError("--at-knee needs --saturate: it runs at a fraction of the knee found")
 
     opts = BenchOptions(
         servers=tuple(server or ["ws://127.0.0.1:8000"]),
@@ -158,9 +174,12 @@ def bench(
         max_steps=max_steps,
         connect_timeout=connect_timeout,
         warmup=warmup,
+        at_knee=at_knee,
     )
     result = run(opts, json_output=json_output)
     steps = result.get("steps") or []
+    if at_knee is not None:  # judged by the step at the fraction (none: no knee was found)
+        steps = [result["at_knee"]["step"]] if result.get("at_knee") else [{"ok": False}]
     if result["connect"]["failed"] or (steps and not steps[0]["ok"]):
         raise typer.Exit(ExitStatus.ERROR)
 
