@@ -29,6 +29,8 @@ OTHER_TOOLS = {
     "--gil": "py-spy",
     "--threads": "py-spy",
     "--base": "bench/compare.py",
+    "--knee-rate": "bench/compare.py",
+    "--knee-target": "bench/compare.py",
     "--out": "bench/compare.py",
     "--repeat": "bench/compare.py",
     "--targets": "bench/compare.py",
