@@ -456,7 +456,10 @@ def run_at_knee(
             if knee is None:
                 continue
             rate = round(args.at_knee * knee["rate"], 2)
-            for target in targets:
+            # each round starts from another target: the first one after a knee search runs
+            # on a machine still busy from it (p99 up to 4x at 50 x 20, 2026-12-06)
+            shift = rep % len(targets)
+            for target in targets[shift:] + targets[:shift]:
                 bench_args = [*fixed, "--rate", f"{rate:g}"]
                 r = run_one(target, f"{scenario}-at-knee", args, env, tmp, bench_args)
                 h = {"knee_rate": knee["rate"], "rate": rate, **step_headline(r["steps"][0])}
