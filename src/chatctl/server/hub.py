@@ -288,11 +288,7 @@ class Hub:
         # Closed now, not by a task: the new epoch's messages follow this reset at once, and
         # one written to a connection that still resumes from the old epoch would reach its
         # client twice (live now, then again in the new epoch's welcome).
-        for conn in conns:
-            reason = "room history was lost: reconnect"
-            wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
-        for listener in list(members.listeners):
-            listener(event)
+        _make_resume(members, conns, "room history was lost: reconnect", event)
 
     def _gap(self, members: RoomMembers, event: Gap) -> None:
         """The live feed lost messages ``after_id + 1 .. next_id - 1`` (trimmed from the store
@@ -313,11 +309,7 @@ class Hub:
             missed,
             len(conns),
         )
-        for conn in conns:
-            reason = "messages were missed: reconnect"
-            wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
-        for listener in list(members.listeners):
-            listener(event)
+        _make_resume(members, conns, "messages were missed: reconnect", event)
 
     def _deliver(self, members: RoomMembers, event: Event) -> None:
         targets = members.ready
@@ -409,3 +401,14 @@ def peer(conn: ServerConnection) -> str:
         host = addr[0]
         return f"[{host}]:{addr[1]}" if ":" in str(host) else f"{host}:{addr[1]}"
     return str(addr)
+
+
+def _make_resume(
+    members: RoomMembers, conns: list[ServerConnection], reason: str, event: Reset | Gap
+) -> None:
+    """Close ``conns`` with 1012 and ``reason`` at once, so that each resumes through a new
+    welcome, and tell the room's listeners (Server-Sent Events) of ``event``."""
+    for conn in conns:
+        wire.close_now(conn, CloseCode.SERVICE_RESTART, reason, grace=CLOSE_GRACE)
+    for listener in list(members.listeners):
+        listener(event)
