@@ -75,7 +75,7 @@ def mint(
         claims["rooms"] = [hook]
         claims.pop("read_rooms", None)
         claims.pop("mod", None)
-        claims["jti"] = secrets.token_urlsafe(18)  # two webhooks of a room never share a URL
+        claims["jti"] = _random_id(18)  # two webhooks of a room never share a URL
         if display:  # its posts may name their sender, shown beside the user (docs/http.md)
             claims["display"] = True
     return jwt.encode(claims, key, algorithm=algorithm)
@@ -83,7 +83,16 @@ def mint(
 
 def new_jti() -> str:
     """A token id: 16 base64url characters (96 random bits)."""
-    return secrets.token_urlsafe(12)
+    return _random_id(12)
+
+
+def _random_id(nbytes: int) -> str:
+    """``secrets.token_urlsafe(nbytes)``, drawn again while it starts with ``-``: an id is
+    typed as an argument (``chatctl token revoke ID``), where a leading dash reads as an
+    option (1 draw in 64)."""
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
 
 
 def create_token(
