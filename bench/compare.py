@@ -9,9 +9,10 @@ port, ``chatctl bench --json`` runs against it, and the server is stopped; targe
 Targets: ``chatctl`` (``chatctl serve`` with its defaults: the SQLite broker, in a fresh data
 directory each run), ``reference`` (bench/reference_server.py on asyncio), and with
 ``--targets`` also ``chatctl-memory`` (``--memory``), ``reference-uvloop``,
-``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``) and ``chatctl-before``: ``chatctl serve`` from
-the ``src`` directory given with ``--before`` (e.g. main's checkout), to measure a change
-before and after in one run. ``--base`` names the target the ratios are taken against
+``chatctl-asyncio`` (``CHATCTL_LOOP=asyncio``), ``chatctl-memory-asyncio`` (both), and
+``chatctl-before`` (``chatctl-before-memory``): ``chatctl serve`` from the ``src`` directory
+given with ``--before`` (e.g. main's checkout), to measure a change before and after in one
+run. ``--base`` names the target the ratios are taken against
 (default ``reference``; ``--base chatctl-memory`` compares the brokers, ``--base
 chatctl-before`` a change).
 
@@ -224,11 +225,11 @@ def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subp
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(port)]
         env = dict(env)
         env["CHATCTL_DATA_DIR"] = tempfile.mkdtemp(prefix="data-", dir=log.parent)
-        if target == "chatctl-asyncio":
+        if target.endswith("-asyncio"):
             env["CHATCTL_LOOP"] = "asyncio"
-        if target == "chatctl-memory":
+        if "-memory" in target:
             cmd.append("--memory")
-        if target == "chatctl-before":  # the server of another checkout: --before SRC
+        if target.startswith("chatctl-before"):  # the server of another checkout: --before SRC
             env["PYTHONPATH"] = str(BEFORE)
     else:
         cmd = [sys.executable, str(HERE / "reference_server.py"), "--port", str(port)]

@@ -114,19 +114,23 @@ class Session:
                 ctx.inboxes.enter(user, conn, reading=self.adm.peer, last_id=last_id)
             expiry = self.expiry = TokenExpiry(member, ctx.expiries)
             expiry.start()
-            frames = 0
+            first, burst = True, 0
             try:
                 # recv(), not `async for`: websockets' __aiter__ is an async generator around
                 # it (~350 bytes per connection); every close raises ConnectionClosed here.
                 while True:
-                    data = await conn.recv()
-                    if frames == 0:
-                        self._first_frame()
-                    frames += 1
-                    if frames % FRAMES_PER_TURN == 0:
+                    if not wire.frames_queued(conn):
+                        burst = 0  # recv() waits: the other connections run meanwhile
+                    elif burst >= FRAMES_PER_TURN:
                         # recv() does not yield while frames are queued, and one TCP read can
                         # queue thousands of small ones: let the other connections have a turn.
+                        burst = 0
                         await asyncio.sleep(0)
+                    data = await conn.recv()
+                    burst += 1
+                    if first:
+                        first = False
+                        self._first_frame()
                     if not await self.receive(data):
                         self._close_abusive()
                         return

@@ -67,6 +67,12 @@ def is_open(conn: ServerConnection) -> bool:
     return conn.protocol.state is _OPEN
 
 
+def frames_queued(conn: ServerConnection) -> int:
+    """Frames received from ``conn`` and not yet taken by ``recv()``: while there are any,
+    ``recv()`` returns at once, without letting the loop run anything else."""
+    return len(conn.recv_messages.frames)
+
+
 def pending(conn: ServerConnection) -> int:
     """Bytes written to ``conn`` that the kernel has not taken yet."""
     return conn.transport.get_write_buffer_size()
