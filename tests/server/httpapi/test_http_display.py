@@ -8,11 +8,13 @@ import asyncio
 import json
 from urllib.parse import urlsplit
 
+import pytest
+
 from chatctl.server import ChatServer
 from chatctl.tokens.mint import mint
 from support.client_helpers import client_env, run_cli
 from support.curl import CurlResult, curl
-from support.helpers import SECRET, ServeProcess, chatctl_env, client, make_token, recv_type
+from support.helpers import IN_CI, SECRET, ServeProcess, chatctl_env, client, make_token, recv_type
 
 #: Slack's documented incoming-webhook payload with a sender name
 SLACK = {"text": "disk full on db-1", "username": "Grafana"}
@@ -99,3 +101,29 @@ async def test_only_an_allowed_webhook_sets_a_display_name(server: ChatServer) -
         await curl(server.port, "/rooms/alerts/messages", "-H", "Content-Type: application/json",
                    "-d", body, token=alice)  # fmt: skip
         assert "display" not in await recv_type(ws, "message")
+
+
+async def test_the_http_api_answers_on_uvloop() -> None:
+    """With uvloop installed (the [fast] extra, and the test extra), ``chatctl serve`` runs on
+    it, and the HTTP API sharing the port answers there too: uvloop's transports are not
+    ``asyncio.Transport`` instances, and a check for one closed every HTTP request unanswered
+    (curl: "Empty reply from server") while WebSocket clients worked."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        message = "uvloop is not installed: pip install -e '.[test]' installs it"
+        if IN_CI:
+            pytest.fail(message + " -- CI must not pass by skipping", pytrace=False)
+        pytest.skip(message)
+    serve = await asyncio.to_thread(ServeProcess().start)
+    try:
+        assert "event loop: uvloop" in serve.read_log()
+        hook = await asyncio.to_thread(_hook_path, serve.port)
+        posted = await _post(serve.port, hook, {"text": "deploy finished"})
+        assert posted.status == 201, posted.body
+        health = await curl(serve.port, "/healthz")
+        assert health.status == 200
+        frames = [json.loads(x) for x in await asyncio.to_thread(_read, serve.port, "--json")]
+        assert [(f["user"], f["message"]) for f in frames] == [("hooks", "deploy finished")]
+    finally:
+        serve.stop()

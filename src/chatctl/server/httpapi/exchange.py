@@ -27,7 +27,7 @@ import email.utils
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -131,8 +131,8 @@ class HttpConnection(asyncio.Protocol):
     # ------------------------------------------------------------- asyncio protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport; not always an asyncio.Transport instance: uvloop's are not
+        self.transport = cast(asyncio.Transport, transport)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
