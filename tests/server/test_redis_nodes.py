@@ -257,7 +257,7 @@ async def test_redis_restart_mid_stream_loses_and_repeats_nothing(
         assert node.proc is not None and node.proc.poll() is None, "a node died"
         # the outage is logged once (and its end once), not once per refused message
         loud = [ln for ln in node.read_log().splitlines() if " INFO " not in ln]
-        assert len(loud) == 1 and "Redis unavailable" in loud[0], loud
+        assert len(loud) == 1 and "Redis unavailable" in loud[0], "\n".join(loud)
         assert node.read_log().count("Redis available again") == 1
 
 

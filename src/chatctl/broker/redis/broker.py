@@ -49,6 +49,7 @@ from chatctl.broker.redis.errors import (
     _caused_by,
     maybe_sent,
     redact,
+    stale_connection,
 )
 from chatctl.broker.redis.keys import (
     HISTORY,
@@ -281,7 +282,7 @@ class RedisBroker(RedisOutages, RedisPresence, RedisRevocations, RedisModeration
             "" if moderation is None else json.dumps(moderation.to_dict()),
         ]
         try:
-            reply = await self._store(keys=script_keys, args=args)
+            reply = await self._store_fresh(script_keys, args)
         except rx.RedisError as exc:
             if not maybe_sent(exc):
                 raise self._failed(exc) from None
@@ -294,6 +295,18 @@ class RedisBroker(RedisOutages, RedisPresence, RedisRevocations, RedisModeration
             return PublishResult(message_from_json(room, reply[1]), epoch=epoch)
         repeat = Message(0, room, user, text, 0.0, kind, client_id, display, moderation)
         return PublishResult(self._original(repeat, reply), True, epoch)
+
+    async def _store_fresh(self, keys: list[str], args: list[Any]) -> Any:
+        """Run the PUBLISH script; once more at once if the pooled connection it took was
+        found closed before anything was written on it (after a Redis restart, each idle
+        connection left in the pool fails its next command so): no refusal, no outage."""
+        try:
+            return await self._store(keys=keys, args=args)
+        except rx.RedisError as exc:
+            if not stale_connection(exc):
+                raise
+            self._failed(exc)  # drops the pool's idle connections
+            return await self._store(keys=keys, args=args)
 
     async def _resolve(self, keys: list[str], args: list[Any], first: rx.RedisError) -> Any:
         """The outcome of a publish whose script may have run though its reply was lost (the

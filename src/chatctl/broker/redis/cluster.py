@@ -271,7 +271,7 @@ class RedisClusterBroker(RedisBroker):
     async def _disconnect(self) -> None:
         await self._redis.aclose()
 
-    def _drop_idle_connections(self) -> None:
+    def _drop_idle_connections(self, *, again: bool = False) -> None:
         """redis-py already drops a failed node's idle connections."""
 
     async def _run_all(self, calls: list[tuple[AsyncScript, list[str], list[Any]]]) -> None:

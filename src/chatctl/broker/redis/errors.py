@@ -27,6 +27,15 @@ NOT_SENT = (rx.ReadOnlyError, rx.ClusterDownError, rx.TryAgainError, rx.Response
 
 #: redis-py's messages for a connection that could not be made or had: nothing was sent
 _NO_CONNECTION = ("Timeout connecting to server", "No connection available.")
+#: redis-py's message for a pooled connection found closed (by the server) as a command was
+#: about to be written on it: nothing was sent
+_STALE = "Connection closed by the server before write"
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` is a pooled connection that the server closed while it sat idle (a
+    Redis restart, its ``timeout``): the command was not sent, and Redis may well be up."""
+    return isinstance(exc, rx.ConnectionError) and str(exc) == _STALE
 
 
 def maybe_sent(exc: BaseException) -> bool:
@@ -36,7 +45,7 @@ def maybe_sent(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, UNAVAILABLE) or isinstance(exc, NOT_SENT):
         return False
-    if str(exc) in _NO_CONNECTION:
+    if str(exc) in _NO_CONNECTION or stale_connection(exc):
         return False
     return not _caused_by(exc, (ConnectionRefusedError, socket.gaierror))
 

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from chatctl.broker.redis.errors import UNAVAILABLE, NotReplicated, redact
+from chatctl.broker.redis.errors import UNAVAILABLE, NotReplicated, redact, stale_connection
 from chatctl.broker.redis.live import LiveFeed
 from chatctl.errors import BrokerError, BrokerOutcomeUnknown, BrokerUnavailable
 
@@ -47,12 +47,14 @@ class RedisOutages:
             )
             self._down_since = None
             self._beat_now.set()
-            self._drop_idle_connections()
+            self._drop_idle_connections(again=True)
 
-    def _drop_idle_connections(self) -> None:
+    def _drop_idle_connections(self, *, again: bool = False) -> None:
         """Close the pool's idle connections: after an outage they are dead (the server closed
-        them), and redis-py would only find out by failing the next command on each."""
-        if self._dropping is None or self._dropping.done():
+        them), and redis-py would only find out by failing the next command on each.
+        ``again``: even if an earlier drop is still under way (it may have passed over
+        connections that died since)."""
+        if again or self._dropping is None or self._dropping.done():
             self._dropping = asyncio.ensure_future(self._pool.disconnect(inuse_connections=False))
             self._dropping.add_done_callback(
                 lambda f: f.cancelled() or f.exception()  # retrieved: nothing to report
@@ -66,6 +68,13 @@ class RedisOutages:
             log.debug("%s", exc)
             return refuse(f"not acked: {exc}")
         if isinstance(exc, UNAVAILABLE):
+            if self._down_since is None and stale_connection(exc):
+                # One dead idle connection is not an outage (uvloop closes a transport as
+                # soon as the server's EOF arrives, so after a Redis restart the first
+                # command on each one left in the pool fails here); the next gets a new one.
+                log.debug("dropping the pool's idle connections: %s", exc)
+                self._drop_idle_connections(again=True)
+                return refuse(f"Redis connection lost: {exc}")
             self._went_down(str(exc) or type(exc).__name__)
             self._drop_idle_connections()
             return refuse(f"Redis unavailable: {exc}")
