@@ -69,9 +69,9 @@ class RedisOutages:
             return refuse(f"not acked: {exc}")
         if isinstance(exc, UNAVAILABLE):
             if self._down_since is None and stale_connection(exc):
-                # One dead idle connection is not an outage (uvloop closes a transport as
-                # soon as the server's EOF arrives, so after a Redis restart the first
-                # command on each one left in the pool fails here); the next gets a new one.
+                # One dead idle connection is not an outage: after a Redis restart, a
+                # connection left in the pool can fail its next command so (seen on uvloop);
+                # the next command gets a new one.
                 log.debug("dropping the pool's idle connections: %s", exc)
                 self._drop_idle_connections(again=True)
                 return refuse(f"Redis connection lost: {exc}")
