@@ -48,8 +48,8 @@ def chunks(ops: list[Publish]) -> list[list[Publish]]:
 
 
 @functools.cache
-def _insert(head: str, columns: int, rows: int) -> str:
-    row = "(" + ", ".join("?" * columns) + ")"
+def _insert(head: str, columns: int, rows: int, tail: str = "") -> str:
+    row = "(" + ", ".join("?" * columns) + tail + ")"
     return f"{head} {', '.join([row] * rows)}"
 
 
@@ -149,6 +149,17 @@ def publish(db: sqlite3.Connection, rid: int, ops: list[Publish], last: int) -> 
         last += 1
         op.result = last
     for part in chunks(ops):
+        if all(op.display is None and op.moderation is None for op in part):
+            # a plain message, the common case: its last three columns are constants in the
+            # statement (binding 7 values a row, not 10, is ~0.5 µs a row less: a third of
+            # the INSERT's cost)
+            values = [
+                v
+                for op in part
+                for v in (rid, op.result, op.user, op.text, op.ts, op.kind, op.client_id)
+            ]
+            db.execute(_insert("INSERT INTO messages VALUES", 7, len(part), _PLAIN), values)
+            continue
         values = [
             v
             for op in part
@@ -159,6 +170,10 @@ def publish(db: sqlite3.Connection, rid: int, ops: list[Publish], last: int) -> 
         ]  # fmt: skip
         db.execute(_insert("INSERT INTO messages VALUES", 10, len(part)), values)
     return last
+
+
+#: the constant columns of a plain message's row: no display name, no moderation, not deleted
+_PLAIN = ", NULL, NULL, 0"
 
 
 def trim(
