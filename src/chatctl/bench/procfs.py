@@ -42,3 +42,13 @@ def read_rss_kib(pid: int | None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpus_of(pid: int | None) -> set[int] | None:
+    """The CPUs ``pid`` may run on (0: this process); None where that cannot be read."""
+    if pid is None or not hasattr(os, "sched_getaffinity"):
+        return None
+    try:
+        return set(os.sched_getaffinity(pid))
+    except OSError:
+        return None

@@ -21,7 +21,7 @@ from typing import Any
 from chatctl.bench.looplag import server_loop_lag
 from chatctl.bench.options import BenchError, BenchOptions, plan
 from chatctl.bench.processes import ChildWorker, LocalWorker, loop_name
-from chatctl.bench.procfs import read_rss_kib, server_cpu_seconds
+from chatctl.bench.procfs import cpus_of, read_rss_kib, server_cpu_seconds
 from chatctl.bench.stats import PairCounts, account, summarize
 from chatctl.bench.summary import connect_summary, find_knee, memory_summary, run_warnings
 from chatctl.bench.worker import ClientSpec
@@ -36,6 +36,16 @@ Progress = Callable[..., None]
 
 def _no_progress(event: str, **data: Any) -> None:
     return None
+
+
+def cpu_placement(server_pid: int | None) -> dict[str, Any]:
+    """How many CPUs the load may use, and whether the server may use any of them (unknown
+    without ``--server-pid``: then assumed)."""
+    mine = cpus_of(0)
+    theirs = cpus_of(server_pid)
+    cpus = len(mine) if mine is not None else os.cpu_count() or 1
+    shared = mine is None or theirs is None or bool(mine & theirs)
+    return {"cpus": cpus, "shares_cpus_with_server": shared}
 
 
 async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> dict[str, Any]:
@@ -55,7 +65,7 @@ async def run_bench(opts: BenchOptions, progress: Progress = _no_progress) -> di
         "server": opts.servers[0] if len(opts.servers) == 1 else list(opts.servers),
         "run_id": run_id,
         "options": opts.public(),
-        "client": {"procs": procs, "loop": loop_name(), "cpus": os.cpu_count()},
+        "client": {"procs": procs, "loop": loop_name(), **cpu_placement(opts.server_pid)},
         "clock": "time.time() on one host: sender and receiver processes share the wall clock",
     }
     try:

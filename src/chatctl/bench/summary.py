@@ -106,8 +106,9 @@ def run_warnings(opts: BenchOptions, result: dict[str, Any]) -> list[str]:
         out.append("saturation: the first step already failed the bound; lower --rate")
         if opts.at_knee is not None:
             out.append("--at-knee: no knee, so no step at its fraction")
-    cpus = os.cpu_count() or 1
-    if result["client"]["procs"] >= cpus:
+    client = result["client"]
+    cpus = client.get("cpus") or os.cpu_count() or 1
+    if client.get("shares_cpus_with_server", True) and client["procs"] >= cpus:
         out.append(
             f"{result['client']['procs']} load processes on {cpus} CPUs: "
             "they compete with the server for the same cores"

@@ -27,6 +27,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chatctl.bench.rawclient import HandshakeFailed, RawReceiver, open_receiver
 from chatctl.bench.stats import MARKER_RE, PairCounts, SeqTracker, make_text
 from chatctl.protocol import (
     Ack,
@@ -45,6 +46,9 @@ from chatctl.protocol import (
 WELCOME_WAIT = 2.0
 #: The marker right after the ``message`` key, as compact JSON writes it (see _receive).
 FAST_MARKER_RE = re.compile(r'"message":"' + MARKER_RE.pattern)
+#: the same for a frame as bytes (a :class:`RawReceiver`'s): its type, its marker
+_TYPE_FIRST_B = re.compile(rb'\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
+_MARKER_B = re.compile(b'"message":"' + MARKER_RE.pattern.encode()).search
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,9 @@ class ClientSpec:
 @dataclass
 class _Client:
     spec: ClientSpec
-    ws: ClientConnection
+    #: a sender's connection (websockets' client); a receiver's is ``raw``
+    ws: ClientConnection | None = None
+    raw: RawReceiver | None = None
     welcomed: asyncio.Event = field(default_factory=asyncio.Event)
     #: perf_counter() when its first frame (the welcome) arrived
     welcomed_at: float = 0.0
@@ -151,6 +157,8 @@ class Worker:
     async def _open(self, spec: ClientSpec, token: str | None, timeout: float) -> float | str:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
+        if not spec.sender:
+            return await self._open_receiver(spec, headers or {}, started, timeout)
         try:
             ws = await connect(
                 spec.url,
@@ -175,51 +183,100 @@ class Worker:
         self.clients.append(client)
         return elapsed
 
+    async def _open_receiver(
+        self, spec: ClientSpec, headers: dict[str, str], started: float, timeout: float
+    ) -> float | str:
+        """A connection that only listens: :class:`~chatctl.bench.rawclient.RawReceiver`,
+        whose frames cost the load a fraction of what websockets' client costs."""
+        client = _Client(spec)
+        frame = self._frame
+
+        def on_text(data: bytes, arrived: float) -> None:
+            if not client.welcomed.is_set():
+                client.welcomed_at = time.perf_counter()
+                client.welcomed.set()  # a welcome, or whatever a server sends first
+            frame(client, data, arrived)
+
+        try:
+            client.raw = await open_receiver(spec.url, headers, on_text, timeout)
+        except HandshakeFailed as exc:
+            return f"HTTP {exc.status}" if exc.status else str(exc)
+        except TimeoutError:
+            return "timeout"
+        except OSError as exc:
+            return type(exc).__name__ if not exc.strerror else exc.strerror
+        except Exception as exc:
+            return type(exc).__name__
+        elapsed = time.perf_counter() - started
+        client.raw.on_close = lambda: self._closed(client)
+        self.clients.append(client)
+        return elapsed
+
+    def _closed(self, client: _Client) -> None:
+        client.open = False
+        if self.step >= 0:
+            self.counters["disconnects"] += 1
+
     # ------------------------------------------------------------------ receive
 
     async def _receive(self, client: _Client) -> None:
-        """Record every frame; message frames are matched to (step, sender, seq).
-
-        A frame the client core's :func:`~chatctl.protocol.peek_type` knows for a
-        ``message`` (``type`` first, as chatctl and the reference write it) has its marker
-        found without decoding the JSON: in a message frame ``"message":"`` can only be the
-        key itself, since quotes inside strings are escaped. Any other frame, or a message
-        written another way, is parsed into protocol's types (:meth:`_decode`)."""
-        counters = self.counters
-        latencies = self.latencies
-        search = FAST_MARKER_RE.search
-        peek = peek_type
-        now = time.time
-        trackers = client.trackers
+        """A sender's frames (its acks, and its room's messages): see :meth:`_frame`."""
         ws = client.ws
+        assert ws is not None
+        frame = self._frame
+        now = time.time
         try:
             data = await ws.recv()
             client.welcomed_at = time.perf_counter()
             client.welcomed.set()  # a welcome, or whatever a server sends first
             while True:
-                self.frames += 1
-                t = self.last_frame = now()
-                m = search(data) if isinstance(data, str) and peek(data) == "message" else None
-                if m is None:
-                    m = self._decode(client, data)
-                if m is not None:
-                    if int(m[1]) != self.step:
-                        counters["late"] += 1
-                    else:
-                        sender = int(m[2])
-                        tracker = trackers.get(sender)
-                        if tracker is None:
-                            tracker = trackers[sender] = SeqTracker()
-                        tracker.add(int(m[3]))
-                        latencies.append(t - int(m[4]) / 1e6)
-                        self.last_delivery = t
+                frame(client, data, now())
                 data = await ws.recv()
         except ConnectionClosed:
             pass
         finally:
-            client.open = False
-            if self.step >= 0:
-                counters["disconnects"] += 1
+            self._closed(client)
+
+    def _frame(self, client: _Client, data: str | bytes, arrived: float) -> None:
+        """Record one frame; message frames are matched to (step, sender, seq).
+
+        A frame that starts with its ``type`` (as chatctl and the reference write them) is
+        read without decoding the JSON: a ``message`` has its marker found by a search (in
+        a message frame ``"message":"`` can only be the key itself, since quotes inside
+        strings are escaped), an ``ack`` is counted (one a sent message: decoding each cost
+        the load client ~5% of a core at 50 rooms x 20, work the relay's load never does).
+        Any other frame, or a message written another way, is parsed into protocol's types
+        (:meth:`_decode`)."""
+        self.frames += 1
+        self.last_frame = arrived
+        if isinstance(data, bytes):
+            t = _TYPE_FIRST_B.match(data)
+            kind = t[1] if t is not None else None
+            if kind == b"ack":
+                self.counters["acks"] += 1
+                return
+            m: re.Match[Any] | None = _MARKER_B(data) if kind == b"message" else None
+        else:
+            kind_s = peek_type(data)
+            if kind_s == "ack":
+                self.counters["acks"] += 1
+                return
+            m = FAST_MARKER_RE.search(data) if kind_s == "message" else None
+        if m is None:
+            m = self._decode(client, data)
+            if m is None:
+                return
+        if int(m[1]) != self.step:
+            self.counters["late"] += 1
+            return
+        sender = int(m[2])
+        trackers = client.trackers
+        tracker = trackers.get(sender)
+        if tracker is None:
+            tracker = trackers[sender] = SeqTracker()
+        tracker.add(int(m[3]))
+        self.latencies.append(arrived - int(m[4]) / 1e6)
+        self.last_delivery = arrived
 
     def _decode(self, client: _Client, data: str | bytes) -> re.Match[str] | None:
         """The slow path: parse any frame; return the marker match of a bench message."""
@@ -306,6 +363,7 @@ class Worker:
         first = start_at + interval * (slot / max(1, slots))
         self.sent[sid] = 0
         ws = c.ws
+        assert ws is not None  # a sender's
         for seq in range(count):
             delay = first + seq * interval - time.time()
             if delay > 0:
@@ -370,7 +428,14 @@ class Worker:
 
     async def close(self) -> dict[str, Any]:
         self.step = -1
-        await asyncio.gather(*(c.ws.close() for c in self.clients), return_exceptions=True)
+        for c in self.clients:
+            if c.raw is not None:
+                c.raw.close()
+        await asyncio.gather(
+            *(c.ws.close() for c in self.clients if c.ws is not None),
+            *(c.raw.closed for c in self.clients if c.raw is not None),
+            return_exceptions=True,
+        )
         for c in self.clients:
             if c.task is not None:
                 c.task.cancel()
