@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,16 @@ def free_port() -> int:
         return port
 
 
-def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps the child (and its children) on ``cpus``; None: anywhere."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def start_server(
+    target: str, port: int, env: dict[str, str], log: Path, cpus: set[int] | None = None
+) -> subprocess.Popen[bytes]:
     if target.startswith("chatctl"):
         cmd = [sys.executable, "-m", "chatctl", "serve", "--port", str(port)]
         env = dict(env)
@@ -236,7 +246,9 @@ def start_server(target: str, port: int, env: dict[str, str], log: Path) -> subp
         if target == "reference-uvloop":
             cmd.append("--uvloop")
     with log.open("wb") as f:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=f, preexec_fn=pinned(cpus)
+        )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if "listening on" in log.read_text(errors="replace"):
@@ -261,7 +273,8 @@ def run_one(
     load average at the start."""
     port = free_port()
     load = os.getloadavg()
-    proc = start_server(target, port, env, tmp / f"{target}-{scenario}.log")
+    server_cpus, client_cpus = ({0}, {1}) if args.pin else (None, None)
+    proc = start_server(target, port, env, tmp / f"{target}-{scenario}.log", server_cpus)
     try:
         time.sleep(0.5)
         cmd = [
@@ -279,12 +292,24 @@ def run_one(
             *(SCENARIOS[scenario] if bench_args is None else bench_args),
             *args.extra,
         ]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            preexec_fn=pinned(client_cpus),
+        )
         if not out.stdout.strip():
             raise RuntimeError(f"bench failed against {target}: {out.stderr}")
         result: dict[str, Any] = json.loads(out.stdout)
         result["command"] = " ".join(["chatctl", *cmd[3:]])
         result["load_average"] = [round(x, 2) for x in load]
+        if args.pin:
+            result["pinned"] = {
+                "server_cpus": sorted(server_cpus or ()),
+                "client_cpus": sorted(client_cpus or ()),
+            }
         return result
     finally:
         proc.terminate()
@@ -580,6 +605,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on CPU 0, the load client (all its processes) on CPU 1: on a 2-core "
+        "machine they otherwise take turns on both, and the server's latency is the client's",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print the result as JSON (progress on stderr)"
     )
