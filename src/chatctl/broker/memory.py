@@ -129,14 +129,15 @@ class MemoryBroker:
         r = self._room(room)
         now = self._clock()
         if client_id is not None:
-            r.forget_seen_before(now - self.dedup_window)
-            original = r.original(user, client_id, text, kind, display)
+            horizon = now - self.dedup_window
+            r.seen.forget_before(horizon)
+            original = r.original(user, client_id, text, kind, display, horizon=horizon)
             if original is not None:
                 return PublishResult(original, duplicate=True, epoch=r.epoch)
         msg = Message(
             r.last_id + 1, room, user, text, round(now, 3), kind, client_id, display, moderation
         )
-        r.remember(msg, now)
+        r.remember(msg)
         r.hand_over(msg)
         return PublishResult(msg, epoch=r.epoch)
 

@@ -208,7 +208,7 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             r.used = time.monotonic()
         if op.client_id is not None:
             r.inflight.pop((op.user, op.client_id), None)
-        r.remember(msg, op.ts)
+        r.remember(msg)
         op.result = msg
         r.hand_over(msg)
         call(op.done, PublishResult(msg, epoch=r.epoch), None)
@@ -330,8 +330,9 @@ class SQLiteBroker(RoomLoader, SQLiteModeration):
             if first is not None:  # the original is not committed yet: its outcome is ours
                 d.submit(Reply(done=done, follows=first, epoch=r.epoch))
                 return
-            r.expire_seen(now - self.dedup_window, now)
-            original = r.original(user, client_id, text, kind, display)
+            horizon = now - self.dedup_window
+            r.seen.forget_before(horizon)
+            original = r.original(user, client_id, text, kind, display, horizon=horizon)
             if original is not None:
                 d.submit(Reply(done=done, original=original, epoch=r.epoch))
                 return

@@ -29,17 +29,6 @@ class CachedRoom(RoomState):
     #: publishes queued and not yet answered (a busy room stays in memory)
     busy: int = 0
     used: float = 0.0
-    #: no dedup record is older than this (the oldest one's time): until the window has
-    #: passed it, a publish need not look for expired ones
-    seen_floor: float = 0.0
-
-    def expire_seen(self, horizon: float, now: float) -> None:
-        """Forget the dedup records seen before ``horizon``; cheap when none can be."""
-        if horizon < self.seen_floor:
-            return
-        self.forget_seen_before(horizon)
-        seen = self.seen
-        self.seen_floor = next(iter(seen.values()))[2] if seen else now - 0.001  # ts: rounded
 
 
 def expire(

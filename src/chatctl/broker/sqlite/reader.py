@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from chatctl.broker.rooms import DedupRecords, Kept
 from chatctl.broker.sqlite import store
 from chatctl.broker.sqlite.ops import Load
-from chatctl.protocol import Message
 
 log = logging.getLogger("chatctl.broker.sqlite")
 
@@ -37,7 +37,7 @@ CHECKPOINT_PASSES = 3
 #: Seconds a read waits for a lock (only a WAL reset or recovery takes one a reader needs).
 READ_TIMEOUT = 5.0
 
-RoomData = tuple[deque[Message], OrderedDict[tuple[str, str], tuple[int, float, float]]]
+RoomData = tuple[deque[Kept], DedupRecords]
 
 
 class Reader:

@@ -10,13 +10,12 @@ import functools
 import json
 import sqlite3
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 from chatctl.broker.base import SanctionEntry
-from chatctl.broker.rooms import MAX_DEDUP_ENTRIES, new_epoch
+from chatctl.broker.rooms import MAX_DEDUP_ENTRIES, DedupRecords, Kept, new_epoch
 from chatctl.broker.sqlite.ops import Load, Publish, Sweep
-from chatctl.protocol import Message
 from chatctl.protocol.moderation import Moderation
 
 #: Rows one sweep deletes per table at most, so a sweep never holds up commits for long.
@@ -105,7 +104,7 @@ def fold_counter(db: sqlite3.Connection, rid: int) -> None:
 
 def read_room(
     db: sqlite3.Connection, op: Load, rid: int, last: int
-) -> tuple[deque[Message], OrderedDict[tuple[str, str], tuple[int, float, float]]]:
+) -> tuple[deque[Kept], DedupRecords]:
     """Room ``rid``'s kept history (at most ``op.history_size`` messages) and its newest
     :data:`~chatctl.broker.rooms.MAX_DEDUP_ENTRIES` dedup records within the window, as the
     room holds them in memory: bounded whatever the database holds."""
@@ -115,9 +114,9 @@ def read_room(
         " FROM messages WHERE rid = ? AND id > ? AND ts >= ? ORDER BY id",
         (rid, last - op.history_size, op.horizon),
     )
-    log = deque(
+    log: deque[Kept] = deque(
         (
-            Message(i, name, u, t, ts, k, c, d, _moderation(m), bool(x))
+            (i, name, u, t, ts, k, c, d, _moderation(m), bool(x))
             for i, u, t, ts, k, c, d, m, x in cursor
         ),
         maxlen=op.history_size,
@@ -136,7 +135,9 @@ def read_room(
         (rid, op.dedup_horizon, cap),
     ).fetchall()
     rows.sort()  # oldest first
-    seen = OrderedDict(((user, cid), (i, ts, at)) for at, i, user, cid, ts in rows[-cap:])
+    seen = DedupRecords()
+    for _, i, user, cid, ts in rows[-cap:]:
+        seen.add(user, cid, i, ts)
     return log, seen
 
 
