@@ -31,6 +31,7 @@ OTHER_TOOLS = {
     "--base": "bench/compare.py",
     "--knee-rate": "bench/compare.py",
     "--knee-target": "bench/compare.py",
+    "--pin": "bench/compare.py",
     "--out": "bench/compare.py",
     "--repeat": "bench/compare.py",
     "--targets": "bench/compare.py",

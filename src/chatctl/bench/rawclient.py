@@ -194,8 +194,8 @@ async def open_receiver(
 ) -> RawReceiver:
     """Connect to ``url`` (``ws://`` only) and complete the handshake within ``timeout``."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "ws":
-        raise ValueError(f"the bench's receivers speak ws://, not {parts.scheme}://")
+    if parts.scheme != "ws":  # the worker opens wss:// receivers with websockets' client
+        raise ValueError(f"a RawReceiver speaks ws://, not {parts.scheme}://")
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

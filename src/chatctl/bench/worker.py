@@ -157,7 +157,7 @@ class Worker:
     async def _open(self, spec: ClientSpec, token: str | None, timeout: float) -> float | str:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         started = time.perf_counter()
-        if not spec.sender:
+        if not spec.sender and spec.url.startswith("ws://"):  # wss://: websockets' client
             return await self._open_receiver(spec, headers or {}, started, timeout)
         try:
             ws = await connect(

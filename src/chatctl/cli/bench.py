@@ -29,6 +29,9 @@ Examples:
 Every message text starts #B<step>.<sender>.<seq>.<send time µs># and every
 delivery is recorded. Lost: never delivered by the end of --drain. Latency
 uses the wall clock, which every process on one host shares: loopback only.
+Receivers read ws:// frames with a minimal client of their own (a third less
+CPU per delivery than websockets'); on a small host, pin the server and the
+bench to different CPUs (taskset) so that latency is the server's.
 --at-knee F runs one more step at F times the knee's rate on the same
 connections; bench/compare.py --at-knee F runs every server at F times the
 reference relay's knee instead. See docs/performance.md.
