@@ -57,6 +57,33 @@ ALERTMANAGER_WEBHOOK = {
     ],
 }
 
+#: what tools written for Slack post: links, mentions and escapes in Slack's text format
+GRAFANA_LINK = {
+    "username": "Grafana",
+    "text": "Disk full on <https://grafana.example/d/abc?var-host=host-1&amp;from=now-1h|host-1>"
+    " &amp; rising",
+}
+CI_CHANNEL = {"text": "<!channel> deploy done <https://ci.example/run/42>"}
+ATTACHMENT_LINK = {
+    "attachments": [
+        {
+            "title": "[FIRING:1] HighLatency",
+            "fallback": "[FIRING:1] HighLatency | <http://alertmanager:9093/#/alerts|alerts>",
+        }
+    ],
+    "blocks": [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "<!subteam^S0614TZR7|@oncall>: <@U024BE7LH> in <#C0123|ops>,"
+                " <mailto:sre@example.com>",
+            },
+        }
+    ],
+}
+LONE_BRACKET = {"text": "p99 < 500ms for <3 minutes; a<b && b>c"}
+
 
 def hook_path(room: str = "alerts", user: str = "grafana") -> str:
     return "/hooks/" + mint(SECRET, user, ttl=3600, hook=room)
@@ -83,6 +110,76 @@ async def test_webhook_payloads_post_unchanged(
         assert answer.status == 201, answer.body
         msg = await recv_type(bob, "message")
         assert (msg["user"], msg["message"]) == ("grafana", expected)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            GRAFANA_LINK,
+            "Disk full on host-1 (https://grafana.example/d/abc?var-host=host-1&from=now-1h)"
+            " & rising",
+        ),
+        (CI_CHANNEL, "@channel deploy done https://ci.example/run/42"),
+        (
+            ATTACHMENT_LINK,
+            "[FIRING:1] HighLatency | alerts (http://alertmanager:9093/#/alerts)\n"
+            "@oncall: @U024BE7LH in #ops, sre@example.com",
+        ),
+        (LONE_BRACKET, LONE_BRACKET["text"]),
+    ],
+)
+async def test_slack_links_and_mentions_show_as_slack_shows_them(
+    server: ChatServer, payload: dict[str, object], expected: str
+) -> None:
+    """A reader of the room sees ``label (URL)``, ``@channel`` and ``&``, not Slack's
+    brackets and entities; what is not Slack's format comes as it was sent."""
+    async with client(server.port, "alerts", "bob") as bob:
+        await recv_type(bob, "welcome")
+        body = json.dumps(payload)
+        answer = await curl(
+            server.port, hook_path(), "-H", "Content-Type: application/json", "-d", body
+        )
+        assert answer.status == 201, answer.body
+        msg = await recv_type(bob, "message")
+        assert (msg["user"], msg["message"]) == ("grafana", expected)
+        history = await curl(server.port, "/rooms/alerts/messages", token=make_token("bob"))
+        assert [m["message"] for m in history.json()["messages"]] == [expected]
+
+
+async def test_only_slack_json_is_converted(server: ChatServer) -> None:
+    """A plain-text body and the protocol's ``{"message": …}`` are chatctl's own: taken as
+    sent, brackets and entities too."""
+    raw = "<https://ci.example/run/42|run 42> &amp; <!here>"
+    async with client(server.port, "alerts", "bob") as bob:
+        await recv_type(bob, "welcome")
+        plain = await curl(server.port, hook_path(), "-d", raw)
+        assert plain.status == 201, plain.body
+        body = json.dumps({"message": raw})
+        own = await curl(
+            server.port, hook_path(), "-H", "Content-Type: application/json", "-d", body
+        )
+        assert own.status == 201, own.body
+        assert [(await recv_type(bob, "message"))["message"] for _ in range(2)] == [raw, raw]
+
+
+async def test_the_message_rules_check_the_converted_text() -> None:
+    """The length limit counts what the room receives; a text that is blank is refused."""
+    srv = make_server(max_message_chars=20)
+    async with srv:
+        async with client(srv.port, "alerts", "bob") as bob:
+            await recv_type(bob, "welcome")
+            escaped = json.dumps({"text": "&lt;" + "&amp;" * 15 + "&gt;"})  # 83 characters
+            args = ("-H", "Content-Type: application/json", "-d")
+            answer = await curl(srv.port, hook_path(), *args, escaped)
+            assert answer.status == 201, answer.body
+            assert (await recv_type(bob, "message"))["message"] == "<" + "&" * 15 + ">"
+        # "run 42 (https://ci.example/run/42)": 34 characters, as many as sent
+        link = json.dumps({"text": "<https://ci.example/run/42|run 42>"})
+        long = await curl(srv.port, hook_path(), *args, link)
+        assert long.status == 413 and long.json()["code"] == "message_too_long"
+        blank = await curl(srv.port, hook_path(), *args, json.dumps({"text": " ", "blocks": []}))
+        assert blank.status == 400 and blank.json()["code"] == "invalid_field"
 
 
 async def test_plain_text_webhook(server: ChatServer) -> None:

@@ -32,6 +32,7 @@ from chatctl.server.context import SessionContext
 from chatctl.server.direct import delivered
 from chatctl.server.httpapi.answers import ApiError, Reply
 from chatctl.server.httpapi.exchange import Exchange
+from chatctl.server.httpapi.mrkdwn import plain_text
 from chatctl.server.httpapi.reads import broker_unavailable
 from chatctl.server.httpapi.routes import authorize_room, check_sanctions, verify
 
@@ -147,8 +148,10 @@ def _message(
 
 def _from_slack(payload: dict[str, Any]) -> dict[str, Any]:
     """Slack's incoming-webhook JSON: ``text`` (or, without it, the ``fallback`` or text
-    of its attachments and blocks) is the message. Alertmanager's own webhook JSON
-    (``alerts``) becomes one line per alert."""
+    of its attachments and blocks) is the message, its links, mentions and escapes shown
+    as Slack's clients show them (:func:`plain_text`), before the message's rules check
+    it. Alertmanager's own webhook JSON (``alerts``) becomes one line per alert, as it is:
+    its annotations are not Slack's format."""
     if isinstance(payload.get("alerts"), list) and "text" not in payload:
         return {"message": _from_alertmanager(payload["alerts"]), "kind": "text"}
     text = payload.get("text")
@@ -165,7 +168,7 @@ def _from_slack(payload: dict[str, Any]) -> dict[str, Any]:
                 parts.append(inner["text"])
         text = "\n".join(parts)
     kind: MessageKind = "text"
-    return {"message": text, "kind": kind}
+    return {"message": plain_text(text), "kind": kind}
 
 
 def _from_alertmanager(alerts: list[Any]) -> str:
