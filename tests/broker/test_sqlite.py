@@ -18,7 +18,7 @@ from chatctl.broker import create_broker
 from chatctl.broker.base import PublishDone, PublishResult
 from chatctl.broker.sqlite import SQLiteBroker
 from chatctl.broker.sqlite.dispatch import THREAD_SWITCH_INTERVAL
-from chatctl.broker.sqlite.schema import SCHEMA_VERSION
+from chatctl.broker.sqlite.schema import SCHEMA_VERSION, WAL_CATCH_UP_FRAMES
 from chatctl.broker.sqlite.writer import CHECKPOINT_COMMITS
 from chatctl.errors import BrokerUnavailable, ConfigError, UsageError
 from chatctl.server import ChatServer, ServerSettings
@@ -347,9 +347,10 @@ async def test_publish_nowait_answers_in_call_order_repeats_included(tmp_path: P
 async def test_the_wal_is_checkpointed_by_another_thread_not_in_a_loop_commit(
     tmp_path: Path,
 ) -> None:
-    """One message at a time is committed on the loop's thread; SQLite's auto-checkpoint is
-    off (it would run inside such a commit) and the reader's thread checkpoints instead, on a
-    connection of its own (the writer's stays free for the loop's commits meanwhile)."""
+    """One message at a time is committed on the loop's thread; the reader's thread
+    checkpoints, on a connection of its own (the writer's stays free for the loop's commits
+    meanwhile). SQLite's auto-checkpoint, inside such a commit, waits for a WAL this load
+    never makes (the catch-up of the next test)."""
     broker = SQLiteBroker(tmp_path)
     await broker.start()
     try:
@@ -370,9 +371,30 @@ async def test_the_wal_is_checkpointed_by_another_thread_not_in_a_loop_commit(
         history = await broker.history("room", since=None, limit=1)
         assert [m.text for m in history.messages] == ["last"]
         auto = await broker.run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone())
-        assert auto == (0,)
+        assert auto == (WAL_CATCH_UP_FRAMES,)
     finally:
         await broker.close()
+
+
+async def test_the_wal_stays_bounded_under_a_steady_load(tmp_path: Path) -> None:
+    """Commits back to back, one message each: the reader's thread never catches up with
+    them alone, and the WAL, reset only after a checkpoint that did, grew without end
+    (217 MB after these 30,000 commits). The writer's own catch-up keeps it bounded."""
+    broker = SQLiteBroker(tmp_path)
+    await broker.start()
+    wal = tmp_path / "chatctl.db-wal"
+    biggest = 0
+    try:
+        for i in range(30_000):
+            await broker.publish(f"room{i % 5}", "alice", "x" * 60, client_id=f"c{i}")
+            if i % 500 == 0 and wal.exists():
+                biggest = max(biggest, wal.stat().st_size)
+        history = await broker.history("room4", since=None, limit=1)
+        assert [m.client_id for m in history.messages] == ["c29999"]
+    finally:
+        await broker.close()
+    frame = 4096 + 24  # a page and its frame header
+    assert 0 < biggest <= (WAL_CATCH_UP_FRAMES + 1024) * frame, f"WAL reached {biggest} bytes"
 
 
 async def test_the_switch_interval_is_short_only_while_the_writer_thread_has_work(
