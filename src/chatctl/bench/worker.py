@@ -51,6 +51,19 @@ _TYPE_FIRST_B = re.compile(rb'\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
 _MARKER_B = re.compile(b'"message":"' + MARKER_RE.pattern.encode()).search
 
 
+def _failure(exc: Exception) -> str:
+    """Why a connection did not open, as the report counts it."""
+    if isinstance(exc, InvalidStatus):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, HandshakeFailed):
+        return f"HTTP {exc.status}" if exc.status else str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError):
+        return type(exc).__name__ if not exc.strerror else exc.strerror
+    return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class ClientSpec:
     """One connection the bench opens: global ``index``, its room, whether it sends."""
@@ -169,14 +182,8 @@ class Worker:
                 ping_interval=None,
                 close_timeout=2,
             )
-        except InvalidStatus as exc:
-            return f"HTTP {exc.response.status_code}"
-        except TimeoutError:
-            return "timeout"
-        except OSError as exc:
-            return type(exc).__name__ if not exc.strerror else exc.strerror
         except Exception as exc:
-            return type(exc).__name__
+            return _failure(exc)
         elapsed = time.perf_counter() - started
         client = _Client(spec, ws)
         client.task = asyncio.create_task(self._receive(client))
@@ -199,14 +206,8 @@ class Worker:
 
         try:
             client.raw = await open_receiver(spec.url, headers, on_text, timeout)
-        except HandshakeFailed as exc:
-            return f"HTTP {exc.status}" if exc.status else str(exc)
-        except TimeoutError:
-            return "timeout"
-        except OSError as exc:
-            return type(exc).__name__ if not exc.strerror else exc.strerror
         except Exception as exc:
-            return type(exc).__name__
+            return _failure(exc)
         elapsed = time.perf_counter() - started
         client.raw.on_close = lambda: self._closed(client)
         self.clients.append(client)
